@@ -1,0 +1,31 @@
+# chainsignals: `make demo` and `make test` are all a newcomer needs.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+WAREHOUSE ?= warehouse
+
+# Prefect: project-local home, no telemetry (there is no network), quiet logs for the CLI.
+export PREFECT_HOME := $(CURDIR)/.prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+
+.PHONY: setup demo test lint bench clean
+
+$(VENV)/.synced: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@if command -v uv >/dev/null 2>&1; then uv sync --frozen --all-extras; else python3 -m uv sync --frozen --all-extras; fi
+	@touch $@
+
+setup: $(VENV)/.synced ## create .venv from uv.lock (installs uv with pip if missing)
+
+demo: setup ## generate the demo market, run the pipeline, print today's signals and ideas
+	$(VENV)/bin/chainsignals demo --warehouse $(WAREHOUSE)
+
+test: setup ## the test suite
+	$(VENV)/bin/pytest -n 2 --dist loadfile
+
+lint: setup
+	$(VENV)/bin/ruff check flows transforms schemas tests
+
+clean:
+	rm -rf $(VENV) .prefect .pytest_cache
