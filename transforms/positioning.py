@@ -1,0 +1,357 @@
+"""Open-interest positioning per underlying and session, from silver option chains.
+
+Totals and put/call ratios, OI walls, max pain, OI change against the previous session, the term
+structure per expiration, and the top strikes per side.
+
+Only contracts expiring after the quote date count: a contract expiring on the quote date settles that
+evening, so its open interest says nothing about where positions sit for the sessions ahead.
+
+Every function accepts chains holding many sessions and many underlyings (a backfill computes all its
+dates in one pass); everything is grouped by (trade_date, underlying), so a session's rows depend only
+on that session's chain and, for the OI changes, on the sessions before it (no lookahead).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+SESSION = ["trade_date", "underlying"]
+EXPIRY = [*SESSION, "expiration"]
+
+POSITIONING_SCHEMA: dict[str, pl.DataType] = {
+    "trade_date": pl.Date(),
+    "underlying": pl.String(),
+    "spot": pl.Float64(),
+    "contracts": pl.Int64(),
+    "call_oi": pl.Int64(),
+    "put_oi": pl.Int64(),
+    "call_volume": pl.Int64(),
+    "put_volume": pl.Int64(),
+    "pcr_oi": pl.Float64(),
+    "pcr_volume": pl.Float64(),
+    "call_wall": pl.Float64(),
+    "call_wall_oi": pl.Int64(),
+    "put_wall": pl.Float64(),
+    "put_wall_oi": pl.Int64(),
+    "next_call_wall": pl.Float64(),
+    "next_call_wall_oi": pl.Int64(),
+    "next_put_wall": pl.Float64(),
+    "next_put_wall_oi": pl.Int64(),
+    "max_pain": pl.Float64(),
+    "max_pain_expiration": pl.Date(),
+    "call_oi_change": pl.Int64(),
+    "put_oi_change": pl.Int64(),
+}
+EXPIRY_LEVELS_SCHEMA: dict[str, pl.DataType] = {
+    "trade_date": pl.Date(),
+    "underlying": pl.String(),
+    "expiration": pl.Date(),
+    "dte": pl.Int64(),
+    "contracts": pl.Int64(),
+    "call_oi": pl.Int64(),
+    "put_oi": pl.Int64(),
+    "pcr_oi": pl.Float64(),
+    "call_volume": pl.Int64(),
+    "put_volume": pl.Int64(),
+    "max_pain": pl.Float64(),
+}
+STRIKE_LEVELS_SCHEMA: dict[str, pl.DataType] = {
+    "trade_date": pl.Date(),
+    "underlying": pl.String(),
+    "side": pl.String(),
+    "rank": pl.Int64(),
+    "strike": pl.Float64(),
+    "open_interest": pl.Int64(),
+    "volume": pl.Int64(),
+    "oi_change": pl.Int64(),
+}
+POSITIONING_COLUMNS = list(POSITIONING_SCHEMA)
+EXPIRY_LEVELS_COLUMNS = list(EXPIRY_LEVELS_SCHEMA)
+STRIKE_LEVELS_COLUMNS = list(STRIKE_LEVELS_SCHEMA)
+
+# OSI strikes carry three decimals, so strikes in thousandths are exact integers and the max-pain sums
+# become exact integer arithmetic: float noise can never decide a tie between two strikes.
+_STRIKE_MILLI = (pl.col("strike") * 1000).round().cast(pl.Int64)
+# Rounded so that spot - 245.1 and 255.1 - spot, equal on paper, also compare equal in floats.
+_SPOT_DISTANCE = (pl.col("strike") - pl.col("spot")).abs().round(6).fill_null(0.0)
+_IS_CALL = pl.col("option_type") == "C"
+_IS_PUT = pl.col("option_type") == "P"
+
+
+# --- building blocks ------------------------------------------------------------------------------
+
+
+def live_contracts(chains: pl.LazyFrame) -> pl.LazyFrame:
+    """Contracts still open after the session: expiration strictly after trade_date."""
+    return chains.filter(pl.col("expiration") > pl.col("trade_date"))
+
+
+def session_spot(chains: pl.LazyFrame, spot: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    """Spot per (trade_date, underlying): the median underlying_price of the chain (robust to a few
+    stale quotes), overridden by `spot` (trade_date, underlying, spot) where that frame has a value."""
+    from_chain = chains.group_by(SESSION).agg(
+        pl.col("underlying_price").median().cast(pl.Float64).alias("spot")
+    )
+    if spot is None:
+        return from_chain
+    given = spot.select(
+        pl.col("trade_date").cast(pl.Date),
+        pl.col("underlying"),
+        pl.col("spot").cast(pl.Float64).alias("given_spot"),
+    ).unique(SESSION, keep="last", maintain_order=True)
+    return from_chain.join(given, on=SESSION, how="left").select(
+        *SESSION, pl.coalesce("given_spot", "spot").alias("spot")
+    )
+
+
+def _side_totals() -> list[pl.Expr]:
+    """Call and put open interest and volume, for use inside a group_by."""
+    oi, volume = pl.col("open_interest").cast(pl.Int64), pl.col("volume").cast(pl.Int64)
+    return [
+        _side_sum(oi, _IS_CALL).alias("call_oi"),
+        _side_sum(oi, _IS_PUT).alias("put_oi"),
+        _side_sum(volume, _IS_CALL).alias("call_volume"),
+        _side_sum(volume, _IS_PUT).alias("put_volume"),
+    ]
+
+
+def _side_sum(value: pl.Expr, side: pl.Expr) -> pl.Expr:
+    # when/then/otherwise(0) aggregates about twice as fast as value.filter(side) over many small groups.
+    return pl.when(side).then(value).otherwise(0).sum()
+
+
+def _put_call_ratio(puts: str, calls: str) -> pl.Expr:
+    """puts / calls, NULL rather than inf or NaN when there are no calls."""
+    return pl.when(pl.col(calls) > 0).then(pl.col(puts) / pl.col(calls)).otherwise(None).cast(pl.Float64)
+
+
+def _conform(frame: pl.LazyFrame, schema: dict[str, pl.DataType], order: list[str]) -> pl.LazyFrame:
+    return frame.select(pl.col(name).cast(dtype) for name, dtype in schema.items()).sort(order)
+
+
+def strike_open_interest(chains: pl.LazyFrame) -> pl.LazyFrame:
+    """Per trade_date, underlying and strike: call_oi, put_oi, call_volume, put_volume summed over the
+    expirations after trade_date."""
+    return live_contracts(chains).group_by([*SESSION, "strike"]).agg(_side_totals())
+
+
+def _strongest_strike(strikes: pl.LazyFrame, oi: str, wall: str) -> pl.LazyFrame:
+    """Per session, the strike with the most `oi` (wall) and that OI (wall_oi). Ties go to the strike
+    nearer spot, then the lower one. Strikes without OI on that side are no wall at all, so a session
+    with none gets no row (NULL after the caller's left join). `strikes` needs strike, spot and `oi`."""
+    return (
+        strikes.filter(pl.col(oi) > 0)
+        .with_columns(spot_distance=_SPOT_DISTANCE)
+        .group_by(SESSION)
+        .agg(
+            pl.col("strike")
+            .sort_by([oi, "spot_distance", "strike"], descending=[True, False, False])
+            .first()
+            .alias(wall),
+            pl.col(oi).max().alias(f"{wall}_oi"),
+        )
+    )
+
+
+def _walls(strikes: pl.LazyFrame) -> pl.LazyFrame:
+    """call_wall and put_wall, then the next walls: the strongest call strike above the call wall (the
+    next resistance a breakout runs into) and the strongest put strike below the put wall."""
+    call_wall = _strongest_strike(strikes, "call_oi", "call_wall")
+    put_wall = _strongest_strike(strikes, "put_oi", "put_wall")
+    above_call_wall = strikes.join(call_wall, on=SESSION).filter(pl.col("strike") > pl.col("call_wall"))
+    below_put_wall = strikes.join(put_wall, on=SESSION).filter(pl.col("strike") < pl.col("put_wall"))
+    return (
+        call_wall.join(put_wall, on=SESSION, how="full", coalesce=True)
+        .join(_strongest_strike(above_call_wall, "call_oi", "next_call_wall"), on=SESSION, how="left")
+        .join(_strongest_strike(below_put_wall, "put_oi", "next_put_wall"), on=SESSION, how="left")
+    )
+
+
+def max_pain_by_expiration(live: pl.LazyFrame, spot: pl.LazyFrame) -> pl.LazyFrame:
+    """Per (trade_date, underlying, expiration): the listed strike S minimising the payout to holders,
+    sum_calls OI*max(0, S-K) + sum_puts OI*max(0, K-S); ties go nearer spot, then lower.
+
+    Strikes are sorted per expiration and the pain at every listed strike comes from running sums,
+        calls: S * (call OI at K <= S) - (call OI*K at K <= S)
+        puts:  (put OI*K at K > S) - S * (put OI at K > S)
+    which is O(n log n) where evaluating every S against every K would be quadratic per expiration.
+    `live` holds contracts after trade_date only; `spot` is (trade_date, underlying, spot)."""
+    oi = pl.col("open_interest").cast(pl.Int64)
+    by_strike = (
+        live.group_by([*EXPIRY, "strike"])
+        .agg(_side_sum(oi, _IS_CALL).alias("call_oi"), _side_sum(oi, _IS_PUT).alias("put_oi"))
+        .with_columns(strike_milli=_STRIKE_MILLI)
+    )
+
+    def up_to_strike(value: pl.Expr) -> pl.Expr:
+        return value.cum_sum().over(EXPIRY, order_by="strike_milli")
+
+    def whole_expiry(value: pl.Expr) -> pl.Expr:
+        return value.sum().over(EXPIRY)
+
+    strike, call_oi, put_oi = pl.col("strike_milli"), pl.col("call_oi"), pl.col("put_oi")
+    calls_in_money = strike * up_to_strike(call_oi) - up_to_strike(call_oi * strike)
+    puts_in_money = (whole_expiry(put_oi * strike) - up_to_strike(put_oi * strike)) - strike * (
+        whole_expiry(put_oi) - up_to_strike(put_oi)
+    )
+    return (
+        by_strike.with_columns(pain_milli=calls_in_money + puts_in_money)
+        # Only the least-pain strikes need spot for the tie rule; filtering first keeps the join small.
+        .filter(pl.col("pain_milli") == pl.col("pain_milli").min().over(EXPIRY))
+        .join(spot, on=SESSION, how="left")
+        .with_columns(spot_distance=_SPOT_DISTANCE)
+        .group_by(EXPIRY)
+        .agg(pl.col("strike").sort_by(["spot_distance", "strike"]).first().alias("max_pain"))
+    )
+
+
+def _with_oi_change(totals: pl.LazyFrame, previous: pl.LazyFrame | None) -> pl.LazyFrame:
+    """call_oi_change and put_oi_change against the latest earlier session of the same underlying,
+    found among `previous` (positioning rows from the lake) and the earlier sessions in `totals`."""
+    current = totals.select(*SESSION, "call_oi", "put_oi")
+    history = current
+    if previous is not None:
+        earlier = previous.select(
+            pl.col("trade_date").cast(pl.Date),
+            pl.col("underlying"),
+            pl.col("call_oi").cast(pl.Int64),
+            pl.col("put_oi").cast(pl.Int64),
+        ).unique(SESSION, keep="last", maintain_order=True)
+        # A session recomputed from chains replaces the stored row for the same date.
+        history = pl.concat([earlier.join(current, on=SESSION, how="anti"), current])
+    prior = history.select(
+        *SESSION,
+        pl.col("call_oi", "put_oi").shift(1).over("underlying", order_by="trade_date").name.prefix("prior_"),
+    )
+    return totals.join(prior, on=SESSION, how="left").with_columns(
+        call_oi_change=pl.col("call_oi") - pl.col("prior_call_oi"),
+        put_oi_change=pl.col("put_oi") - pl.col("prior_put_oi"),
+    )
+
+
+# --- gold tables --------------------------------------------------------------------------------------
+
+
+def positioning_daily(
+    chains: pl.LazyFrame,
+    spot: pl.LazyFrame | None = None,
+    previous: pl.LazyFrame | None = None,
+) -> pl.LazyFrame:
+    """One row per (trade_date, underlying) with contracts expiring after trade_date (POSITIONING_COLUMNS).
+
+    spot: optional (trade_date, underlying, spot), preferred over the chain's median underlying_price.
+    previous: optional positioning rows (trade_date, underlying, call_oi, put_oi) of earlier sessions,
+    for the OI changes; NULL changes where no earlier session exists."""
+    live = live_contracts(chains)
+    spots = session_spot(chains, spot)
+    totals = live.group_by(SESSION).agg(pl.len().alias("contracts"), *_side_totals())
+    strikes = strike_open_interest(chains).join(spots, on=SESSION, how="left")
+    nearest_expiry = live.filter(pl.col("expiration") == pl.col("expiration").min().over(SESSION))
+    max_pain = max_pain_by_expiration(nearest_expiry, spots).rename({"expiration": "max_pain_expiration"})
+    return _conform(
+        _with_oi_change(totals, previous)
+        .join(spots, on=SESSION, how="left")
+        .with_columns(
+            pcr_oi=_put_call_ratio("put_oi", "call_oi"),
+            pcr_volume=_put_call_ratio("put_volume", "call_volume"),
+        )
+        .join(_walls(strikes), on=SESSION, how="left")
+        .join(max_pain, on=SESSION, how="left"),
+        POSITIONING_SCHEMA,
+        SESSION,
+    )
+
+
+def expiry_levels(chains: pl.LazyFrame, spot: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    """One row per (trade_date, underlying, expiration) after trade_date: the term structure of OI,
+    volume and max pain (EXPIRY_LEVELS_COLUMNS)."""
+    live = live_contracts(chains)
+    per_expiry = (
+        live.group_by(EXPIRY)
+        .agg(pl.len().alias("contracts"), *_side_totals())
+        .with_columns(
+            dte=(pl.col("expiration") - pl.col("trade_date")).dt.total_days(),
+            pcr_oi=_put_call_ratio("put_oi", "call_oi"),
+        )
+    )
+    max_pain = max_pain_by_expiration(live, session_spot(chains, spot))
+    return _conform(
+        per_expiry.join(max_pain, on=EXPIRY, how="left"), EXPIRY_LEVELS_SCHEMA, [*SESSION, "expiration"]
+    )
+
+
+def _strike_side_oi(chains: pl.LazyFrame) -> pl.LazyFrame:
+    """Long form per (trade_date, underlying, side, strike): OI and volume over expirations after
+    trade_date. Only sides actually listed at a strike get a row."""
+    return (
+        live_contracts(chains)
+        .with_columns(side=pl.when(_IS_CALL).then(pl.lit("call")).when(_IS_PUT).then(pl.lit("put")))
+        .group_by([*SESSION, "side", "strike"])
+        .agg(
+            pl.col("open_interest").cast(pl.Int64).sum().alias("open_interest"),
+            pl.col("volume").cast(pl.Int64).sum().alias("volume"),
+        )
+    )
+
+
+def _prior_sessions(chains: pl.LazyFrame) -> pl.LazyFrame:
+    """Each (trade_date, underlying) session with prior_date, the underlying's latest earlier session."""
+    return (
+        chains.select(SESSION)
+        .unique()
+        .with_columns(prior_date=pl.col("trade_date").shift(1).over("underlying", order_by="trade_date"))
+    )
+
+
+def strike_levels(
+    chains: pl.LazyFrame,
+    previous_chains: pl.LazyFrame | None = None,
+    top_n: int = 5,
+    spot: pl.LazyFrame | None = None,
+) -> pl.LazyFrame:
+    """The top_n strikes by OI per (trade_date, underlying, side) (STRIKE_LEVELS_COLUMNS).
+
+    Rank 1 is the most OI; ties go to the strike nearer spot, then the lower one; strikes with no OI on
+    that side are not ranked. oi_change compares with the underlying's latest earlier session found in
+    previous_chains or chains: that session's OI at the same strike and side over its own contracts
+    after its own date, 0 where the strike had none; NULL when there is no earlier session."""
+    columns = ["trade_date", "underlying", "expiration", "strike", "option_type", "open_interest", "volume"]
+    current = chains.select(columns)
+    history = current
+    if previous_chains is not None:
+        earlier = previous_chains.select(columns).with_columns(
+            pl.col("trade_date", "expiration").cast(pl.Date)
+        )
+        # A session present in chains replaces the stored one of the same date.
+        history = pl.concat([earlier.join(current.select(SESSION).unique(), on=SESSION, how="anti"), current])
+
+    side_strikes = [*SESSION, "side"]
+    ranked = (
+        _strike_side_oi(current)
+        .filter(pl.col("open_interest") > 0)
+        .join(session_spot(chains, spot), on=SESSION, how="left")
+        .with_columns(spot_distance=_SPOT_DISTANCE)
+        .with_columns(
+            rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(
+                side_strikes, order_by=[-pl.col("open_interest"), "spot_distance", "strike"]
+            )
+        )
+        .filter(pl.col("rank") <= top_n)
+    )
+    prior_oi = _strike_side_oi(history).select(
+        "underlying",
+        pl.col("trade_date").alias("prior_date"),
+        "side",
+        "strike",
+        pl.col("open_interest").alias("prior_oi"),
+    )
+    with_change = (
+        ranked.join(_prior_sessions(history), on=SESSION, how="left")
+        .join(prior_oi, on=["underlying", "prior_date", "side", "strike"], how="left")
+        .with_columns(
+            oi_change=pl.when(pl.col("prior_date").is_not_null()).then(
+                pl.col("open_interest") - pl.col("prior_oi").fill_null(0)
+            )
+        )
+    )
+    return _conform(with_change, STRIKE_LEVELS_SCHEMA, [*side_strikes, "rank"])
