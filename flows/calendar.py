@@ -1,0 +1,26 @@
+"""Exchange sessions (XNYS by default) from exchange-calendars."""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import lru_cache
+
+import exchange_calendars as xcals
+import pandas as pd  # exchange-calendars speaks pandas; only dates cross this boundary
+
+
+@lru_cache(maxsize=4)
+def _calendar(name: str):
+    return xcals.get_calendar(name, start="2000-01-01")
+
+
+def is_session(day: date, calendar: str = "XNYS") -> bool:
+    return bool(_calendar(calendar).is_session(pd.Timestamp(day)))
+
+
+def sessions(start: date, end: date, calendar: str = "XNYS") -> list[date]:
+    return [ts.date() for ts in _calendar(calendar).sessions_in_range(pd.Timestamp(start), pd.Timestamp(end))]
+
+
+def previous_session(day: date, calendar: str = "XNYS") -> date:
+    return _calendar(calendar).date_to_session(pd.Timestamp(day), direction="previous").date()

@@ -1,0 +1,304 @@
+"""The `chainsignals` command line (Typer + Rich)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(
+    name="chainsignals",
+    help="Nightly options positioning: option chains and daily bars to a Parquet lake, a DuckDB "
+    "warehouse, a daily bias and trade ideas.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+# Piped or captured output (CI logs, cron mail) gets a wide console instead of 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True)
+
+Warehouse = Annotated[Path | None, typer.Option("--warehouse", "-w", help="Data root (lake/, signals.duckdb).",
+                                                show_default=False)]
+Landing = Annotated[Path | None, typer.Option("--landing", "-l", help="Landing folder (default <warehouse>/landing).",
+                                              show_default=False)]
+Config = Annotated[Path | None, typer.Option("--config", "-c", help="Config file (default chainsignals.toml).",
+                                             show_default=False)]
+
+
+def _day(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _quiet_prefect() -> None:
+    # The CLI shows its own progress; Prefect's per-task log lines are noise here unless asked for.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _run_with_progress(label: str, fn, *args, **kwargs):
+    from flows.progress import set_reporter
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                  transient=not err.is_terminal) as progress:
+        tasks: dict[str, int] = {}
+
+        def report(description: str, finished: bool) -> None:
+            if description not in tasks:
+                tasks[description] = progress.add_task(description, total=1)
+            if finished:
+                progress.update(tasks[description], completed=1)
+
+        set_reporter(report)
+        overall = progress.add_task(label, total=None)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            progress.update(overall, total=1, completed=1)
+            set_reporter(None)
+
+
+def _guarded(fn, *args, **kwargs):
+    """Run a pipeline call; any failure becomes one line on stderr and exit code 1."""
+    from flows.config import ConfigError
+
+    try:
+        return fn(*args, **kwargs)
+    except (typer.Exit, typer.BadParameter):
+        raise
+    except ConfigError as exc:
+        _fail(_one_line(exc), 2)
+    except Exception as exc:  # the one-line contract: the reason, not a traceback
+        if os.environ.get("CHAINSIGNALS_DEBUG"):
+            raise
+        _fail(_one_line(exc))
+
+
+def _settings(warehouse: Path | None, landing: Path | None, config: Path | None):
+    from flows.config import ConfigError, load_settings
+
+    try:
+        return load_settings(config, warehouse=warehouse, landing=landing)
+    except ConfigError as exc:
+        _fail(_one_line(exc), 2)
+
+
+@app.command()
+def run(
+    date_: Annotated[str | None, typer.Option("--date", "-d", help="Session to compute (default: the latest in landing).")] = None,
+    force: Annotated[bool, typer.Option(help="Re-ingest landing files even when unchanged.")] = False,
+    warehouse: Warehouse = None,
+    landing: Landing = None,
+    config: Config = None,
+) -> None:
+    """Ingest what is new in landing and compute one session."""
+    settings = _settings(warehouse, landing, config)
+    target = _day(date_)
+    _quiet_prefect()
+    from flows.nightly import nightly
+
+    summary = _guarded(_run_with_progress, f"nightly {target or 'latest'}", nightly,
+                       date=target, warehouse=str(settings.warehouse), landing=str(settings.landing),
+                       config=str(settings.config_file), force=force)
+    if summary.status == "skipped":
+        console.print(f"skipped: {summary.reason}")
+        return
+    _print_summary(summary)
+    _print_day(settings, summary.dates[-1])
+
+
+@app.command()
+def backfill(
+    start: Annotated[str, typer.Option("--start", help="First session (YYYY-MM-DD).")],
+    end: Annotated[str, typer.Option("--end", help="Last session (YYYY-MM-DD).")],
+    force: Annotated[bool, typer.Option(help="Re-ingest landing files even when unchanged.")] = False,
+    warehouse: Warehouse = None,
+    landing: Landing = None,
+    config: Config = None,
+) -> None:
+    """Compute every session in [start, end] in one pass per stage."""
+    settings = _settings(warehouse, landing, config)
+    first, last = _day(start), _day(end)
+    if last < first:
+        _fail(f"--end {last} is before --start {first}", 2)
+    _quiet_prefect()
+    from flows.nightly import backfill as backfill_flow
+
+    summary = _guarded(_run_with_progress, f"backfill {first}..{last}", backfill_flow, start=first, end=last,
+                       warehouse=str(settings.warehouse), landing=str(settings.landing),
+                       config=str(settings.config_file), force=force)
+    _print_summary(summary)
+
+
+@app.command()
+def demo(
+    sessions: Annotated[int, typer.Option(help="Sessions of bars to generate.")] = 320,
+    chain_sessions: Annotated[int, typer.Option(help="Sessions with option chains (the last ones).")] = 30,
+    scale: Annotated[bool, typer.Option("--scale", help="Write the full-market day (about 5,000 underlyings, "
+                                        "2 million contracts) instead, for benchmarks; no run.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed of the synthetic market.")] = 7,
+    warehouse: Warehouse = None,
+    landing: Landing = None,
+    config: Config = None,
+) -> None:
+    """Write the demo market into landing, backfill its chain sessions, print the last day."""
+    settings = _settings(warehouse, landing, config)
+    from flows.demo import generate_demo_market, generate_full_market_day
+
+    if scale:
+        summary = _guarded(_run_with_progress, "writing the full-market day", generate_full_market_day,
+                           settings.landing, sessions=min(sessions, 300), seed=seed)
+        console.print(f"full-market day written to {settings.landing}: {summary}")
+        return
+    market = _guarded(_run_with_progress, "writing the demo market", generate_demo_market, settings.landing,
+                      sessions=sessions, chain_sessions=chain_sessions, seed=seed)
+    days = market.sessions[-chain_sessions:]
+    _quiet_prefect()
+    from flows.nightly import backfill as backfill_flow
+
+    summary = _guarded(_run_with_progress, f"backfill {days[0]}..{days[-1]}", backfill_flow, start=days[0],
+                       end=days[-1], warehouse=str(settings.warehouse), landing=str(settings.landing),
+                       config=str(settings.config_file))
+    _print_summary(summary)
+    _print_day(settings, summary.dates[-1])
+
+
+@app.command()
+def status(warehouse: Warehouse = None, landing: Landing = None, config: Config = None) -> None:
+    """What the warehouse holds and how the last runs went."""
+    settings = _settings(warehouse, landing, config)
+    from flows import runlog
+    from flows.lake import Lake
+
+    console.print(f"warehouse  {settings.warehouse}\nlanding    {settings.landing}")
+    lake = Lake(settings.lake)
+    table = Table("layer", "dataset", "partitions", "first", "last", title="lake")
+    for layer in ("bronze", "silver", "quarantine", "gold"):
+        folder = settings.lake / layer
+        for dataset in sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
+            days = lake.dates(layer, dataset)
+            table.add_row(layer, dataset, str(len(days)), str(days[0]) if days else "-", str(days[-1]) if days else "-")
+    console.print(table)
+    if settings.database.exists():
+        from flows.warehouse import connect_read_only
+
+        con = connect_read_only(settings.database)
+        try:
+            rows = con.sql("SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+                           "ORDER BY table_name").fetchall()
+            counts = Table("table", "rows", "last trade_date", title=str(settings.database))
+            for (name,) in rows:
+                n, last = con.sql(f'SELECT count(*), max(trade_date) FROM "{name}"').fetchall()[0]
+                counts.add_row(name, f"{n:,}", str(last))
+            console.print(counts)
+        finally:
+            con.close()
+    else:
+        console.print("no warehouse yet: run `chainsignals demo` or `chainsignals run`")
+    runs = runlog.read(settings.warehouse, last=10)
+    if runs:
+        recent = Table("finished", "flow", "status", "dates", "detail", title="recent runs")
+        for r in runs:
+            dates = r.get("dates") or [r.get("date")]
+            detail = r.get("error") or ", ".join(f"{k} {v:,}" for k, v in (r.get("rows") or {}).items())
+            recent.add_row(str(r.get("finished_at", ""))[:19], r.get("flow", ""), r.get("status", ""),
+                           "..".join(str(d) for d in dates if d), detail[:90])
+        console.print(recent)
+    if runs and runs[-1].get("status") == "failed":
+        raise typer.Exit(1)
+
+
+@app.command()
+def validate(
+    file: Annotated[Path, typer.Argument(help="A landing file (CSV, CSV.GZ or Parquet).", exists=False)],
+    dataset: Annotated[str | None, typer.Option(help="bars | chains | trades (default: the parent folder's name "
+                                                "or the header).")] = None,
+    format_: Annotated[str | None, typer.Option("--format", help="Force a format instead of detecting it.")] = None,
+    warehouse: Warehouse = None,
+    landing: Landing = None,
+    config: Config = None,
+) -> None:
+    """Dry-run a landing file against its schema: nothing is written."""
+    settings = _settings(warehouse, landing, config)
+    from flows.validate import validate_file
+
+    report = _guarded(validate_file, settings, file, dataset, format_)
+    console.print(f"{file}: {report.dataset} ({report.format}), {report.rows:,} rows, "
+                  f"{report.valid:,} valid, {report.rejected:,} rejected, {report.duplicates:,} duplicates")
+    if report.reasons:
+        table = Table("reason", "rows", title="rejected rows")
+        for reason, count in report.reasons:
+            table.add_row(reason, f"{count:,}")
+        console.print(table)
+    if report.over_limit:
+        _fail(f"{file}: {report.rejected / max(report.rows, 1):.1%} of rows rejected, over the "
+              f"{settings.max_rejected_share:.0%} limit")
+
+
+def _print_summary(summary) -> None:
+    if not summary.dates:
+        return
+    span = f"{summary.dates[0]}" if len(summary.dates) == 1 else f"{summary.dates[0]}..{summary.dates[-1]}"
+    rows = ", ".join(f"{t} {n:,}" for t, n in summary.rows.items())
+    console.print(f"[green]{summary.flow} {span}[/] ({summary.run_id}): {summary.files_read} file(s) ingested, "
+                  f"{summary.files_skipped} unchanged; {rows}", highlight=False)
+
+
+def _print_day(settings, day: date) -> None:
+    from flows.warehouse import connect_read_only
+
+    con = connect_read_only(settings.database)
+    try:
+        signals = con.execute(
+            "SELECT symbol, close, change_pct, bias, bias_score, support, resistance, summary "
+            "FROM signals_daily WHERE trade_date = ? ORDER BY symbol", [day]).fetchall()
+        ideas = con.execute(
+            "SELECT symbol, rule, coalesce(option_symbol, 'stock'), entry_premium, trigger_direction, "
+            "trigger_level, target, stop, risk_reward FROM trade_ideas WHERE trade_date = ? "
+            "ORDER BY symbol, rule", [day]).fetchall()
+    finally:
+        con.close()
+    table = Table("symbol", "close", "chg %", "bias", "score", "support", "resistance",
+                  title=f"signals {day}")
+    for s, close, chg, bias, score, sup, res, _ in signals:
+        colour = {"bullish": "green", "bearish": "red"}.get(bias, "yellow")
+        table.add_row(s, f"{close:.2f}", f"{chg:+.2f}" if chg is not None else "-", f"[{colour}]{bias}[/]",
+                      f"{score:+d}", f"{sup:.2f}" if sup is not None else "-", f"{res:.2f}" if res is not None else "-")
+    console.print(table)
+    table = Table("symbol", "rule", "contract", "premium", "trigger", "target", "stop", "R:R",
+                  title=f"trade ideas {day}")
+    for s, rule, contract, premium, direction, trig, target, stop, rr in ideas:
+        table.add_row(s, rule, contract, f"{premium:.2f}" if premium is not None else "-",
+                      f"{direction} {trig:.2f}", f"{target:.2f}", f"{stop:.2f}", f"{rr:.1f}")
+    console.print(table)
+
+
+def main() -> None:  # pragma: no cover - console-script shim
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
+

@@ -1,0 +1,100 @@
+"""Configuration: `chainsignals.toml` loaded into typed settings; rules checked at start-up."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transforms.ideas import Rule, RuleError, compile_rules
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "chainsignals.toml"
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    warehouse: Path
+    landing: Path
+    benchmark: str = "SPY"
+    calendar: str = "XNYS"
+    risk_free_rate: float = 0.04
+    max_rejected_share: float = 0.05
+    batch_rows: int = 4_000_000
+    top_strikes: int = 5
+    block_notional: float = 1_000_000.0
+    block_size: int = 1_000
+    bullish_at: float = 20.0
+    bearish_at: float = -20.0
+    pcr_history_sessions: int = 60
+    weights: dict[str, float] = field(default_factory=dict)
+    stock_horizon_sessions: int = 10
+    rules: tuple[Rule, ...] = ()
+    config_file: Path | None = None
+
+    @property
+    def lake(self) -> Path:
+        return self.warehouse / "lake"
+
+    @property
+    def database(self) -> Path:
+        return self.warehouse / "signals.duckdb"
+
+    @property
+    def reports(self) -> Path:
+        return self.warehouse / "reports"
+
+
+def load_settings(
+    config: Path | str | None = None,
+    *,
+    warehouse: Path | str | None = None,
+    landing: Path | str | None = None,
+) -> Settings:
+    """Read the config (explicit path, else $CHAINSIGNALS_CONFIG, else the bundled default).
+
+    `warehouse` and `landing` override the file's paths (the CLI's --warehouse/--landing).
+    """
+    path = Path(config or os.environ.get("CHAINSIGNALS_CONFIG") or DEFAULT_CONFIG)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+    paths = raw.get("paths", {})
+    market = raw.get("market", {})
+    ingest = raw.get("ingest", {})
+    signals = raw.get("signals", {})
+    flow = raw.get("flow", {})
+    wh = Path(warehouse or os.environ.get("CHAINSIGNALS_WAREHOUSE") or paths.get("warehouse") or "warehouse")
+    land = landing or os.environ.get("CHAINSIGNALS_LANDING") or paths.get("landing") or (wh / "landing")
+    try:
+        rules = compile_rules(raw.get("rules", []))
+    except RuleError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return Settings(
+        warehouse=wh.resolve(),
+        landing=Path(land).resolve(),
+        benchmark=str(market.get("benchmark", "SPY")).upper(),
+        calendar=market.get("calendar", "XNYS"),
+        risk_free_rate=float(market.get("risk_free_rate", 0.04)),
+        max_rejected_share=float(ingest.get("max_rejected_share", 0.05)),
+        batch_rows=int(ingest.get("batch_rows", 4_000_000)),
+        top_strikes=int(raw.get("positioning", {}).get("top_strikes", 5)),
+        block_notional=float(flow.get("block_notional", 1_000_000)),
+        block_size=int(flow.get("block_size", 1_000)),
+        bullish_at=float(signals.get("bullish_at", 20)),
+        bearish_at=float(signals.get("bearish_at", -20)),
+        pcr_history_sessions=int(signals.get("pcr_history_sessions", 60)),
+        weights={k: float(v) for k, v in signals.get("weights", {}).items()},
+        stock_horizon_sessions=int(raw.get("outcomes", {}).get("stock_horizon_sessions", 10)),
+        rules=tuple(rules),
+        config_file=path,
+    )

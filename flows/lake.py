@@ -1,0 +1,180 @@
+"""The Parquet lake: hive partitions (one date each), atomic writes, run staging and the landing manifest.
+
+Every partition file is written under a temporary name and renamed into place, so a reader or a crash
+never sees half a file. A run stages everything it ingests (bronze, silver, quarantine) under
+`_staging/<run_id>/` and commits by renames only after every input passed validation: a failed run
+leaves the lake as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+LAYERS = ("bronze", "silver", "quarantine", "gold")
+PARTITION_PREFIX = "trade_date="
+
+
+def write_atomic(frame: pl.DataFrame, path: Path) -> None:
+    """Write Parquet under a temporary name in the same folder, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        frame.write_parquet(tmp, compression="zstd", statistics=True)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _partition_date(folder: Path) -> date | None:
+    if not folder.name.startswith(PARTITION_PREFIX):
+        return None
+    try:
+        return date.fromisoformat(folder.name[len(PARTITION_PREFIX):])
+    except ValueError:
+        return None
+
+
+@dataclass
+class Lake:
+    root: Path  # <warehouse>/lake
+
+    def dataset_dir(self, layer: str, dataset: str) -> Path:
+        return self.root / layer / dataset
+
+    def partition_dir(self, layer: str, dataset: str, day: date) -> Path:
+        return self.dataset_dir(layer, dataset) / f"{PARTITION_PREFIX}{day.isoformat()}"
+
+    def dates(self, layer: str, dataset: str) -> list[date]:
+        folder = self.dataset_dir(layer, dataset)
+        if not folder.is_dir():
+            return []
+        found = (_partition_date(p) for p in folder.iterdir() if p.is_dir() and any(p.glob("*.parquet")))
+        return sorted(d for d in found if d is not None)
+
+    def files(self, layer: str, dataset: str, *, dates: Iterable[date] | None = None,
+              start: date | None = None, end: date | None = None) -> list[Path]:
+        wanted = set(dates) if dates is not None else None
+        out = []
+        for day in self.dates(layer, dataset):
+            if (wanted is not None and day not in wanted) or (start and day < start) or (end and day > end):
+                continue
+            out.extend(sorted(self.partition_dir(layer, dataset, day).glob("*.parquet")))
+        return out
+
+    def scan(self, layer: str, dataset: str, schema: dict[str, pl.DataType], **select) -> pl.LazyFrame:
+        """The dataset's partitions as one LazyFrame with `trade_date` first; empty (typed) when none."""
+        files = self.files(layer, dataset, **select)
+        if not files:
+            return pl.LazyFrame(schema=schema)
+        lf = pl.scan_parquet(files, hive_partitioning=True, hive_schema={"trade_date": pl.Date},
+                             missing_columns="insert", extra_columns="ignore", schema=_without_date(schema))
+        return lf.select(list(schema))
+
+    def write_partitions(self, frame: pl.DataFrame, layer: str, dataset: str, *, part: str = "part-0",
+                         dates: Iterable[date] | None = None) -> list[Path]:
+        """Write one file per trade_date partition (replacing the partition's content).
+
+        `dates` lists partitions to write even when `frame` has no rows for them (an empty table is
+        written, so a re-run that now yields nothing still replaces the old rows).
+        """
+        written = []
+        by_date = {key[0]: df for key, df in frame.partition_by("trade_date", as_dict=True).items()}
+        for day in sorted(set(by_date) | set(dates or ())):
+            data = by_date.get(day, frame.clear()).drop("trade_date")
+            folder = self.partition_dir(layer, dataset, day)
+            target = folder / f"{part}.parquet"
+            write_atomic(data, target)
+            for other in folder.glob("*.parquet"):
+                if other != target:
+                    other.unlink(missing_ok=True)
+            written.append(target)
+        return written
+
+
+def _without_date(schema: dict[str, pl.DataType]) -> dict[str, pl.DataType]:
+    return {c: t for c, t in schema.items() if c != "trade_date"}
+
+
+@dataclass
+class Staging:
+    """Files a run prepares before it may change the lake; `commit()` renames them into place."""
+
+    lake: Lake
+    run_id: str
+    moves: list[tuple[Path, Path, bool]] = field(default_factory=list)  # staged, final, exclusive
+    removals: list[Path] = field(default_factory=list)
+
+    @property
+    def root(self) -> Path:
+        return self.lake.root / "_staging" / self.run_id
+
+    def stage(self, frame: pl.DataFrame, layer: str, dataset: str, day: date, part: str,
+              exclusive: bool) -> Path:
+        """Stage one partition file. `exclusive`: on commit it replaces everything in the partition."""
+        final = self.lake.partition_dir(layer, dataset, day) / f"{part}.parquet"
+        staged = self.root / final.relative_to(self.lake.root)
+        write_atomic(frame.drop("trade_date", strict=False), staged)
+        self.moves.append((staged, final, exclusive))
+        return staged
+
+    def staged_or_committed(self, layer: str, dataset: str, day: date) -> list[Path]:
+        """The files partition `day` will hold after commit (staged ones win over committed)."""
+        folder = self.lake.partition_dir(layer, dataset, day)
+        files = {p.name: p for p in folder.glob("*.parquet")} if folder.is_dir() else {}
+        for p in self.removals:
+            if p.parent == folder:
+                files.pop(p.name, None)
+        for staged, final, exclusive in self.moves:
+            if final.parent == folder:
+                if exclusive:
+                    files = {}
+                files[final.name] = staged
+        return sorted(files.values())
+
+    def remove(self, path: Path) -> None:
+        self.removals.append(path)
+
+    def commit(self) -> None:
+        for path in self.removals:
+            path.unlink(missing_ok=True)
+        for staged, final, exclusive in self.moves:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, final)
+            if exclusive:
+                for other in final.parent.glob("*.parquet"):
+                    if other != final:
+                        other.unlink(missing_ok=True)
+        self.discard()
+
+    def discard(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+MANIFEST_SCHEMA: dict[str, pl.DataType] = {
+    "path": pl.String(), "dataset": pl.String(), "format": pl.String(), "size": pl.Int64(),
+    "mtime_ns": pl.Int64(), "sha256": pl.String(), "part": pl.String(), "dates": pl.List(pl.Date()),
+    "rows": pl.Int64(), "ingested_at": pl.Datetime("us", "UTC"),
+}
+
+
+def manifest_path(lake: Lake) -> Path:
+    return lake.root / "_manifest" / "landing_files.parquet"
+
+
+def read_manifest(lake: Lake) -> pl.DataFrame:
+    path = manifest_path(lake)
+    if not path.exists():
+        return pl.DataFrame(schema=MANIFEST_SCHEMA)
+    return pl.read_parquet(path).select(list(MANIFEST_SCHEMA)).cast(MANIFEST_SCHEMA)
+
+
+def write_manifest(lake: Lake, manifest: pl.DataFrame) -> None:
+    write_atomic(manifest.select(list(MANIFEST_SCHEMA)).sort("dataset", "path"), manifest_path(lake))

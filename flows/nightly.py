@@ -1,0 +1,168 @@
+"""Prefect flows: `nightly` (one session) and `backfill` (a range in one pass per stage).
+
+Each stage is one task over all symbols at once. Tasks return small summaries, never frames: the
+data lives in the lake. Works with no Prefect server (ephemeral) or against one via PREFECT_API_URL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+
+import polars as pl
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from flows import runlog
+from flows.calendar import is_session
+from flows.config import Settings, load_settings
+from flows.lake import Lake
+from flows.pipeline import (
+    GOLD_TABLES,
+    StageStats,
+    build_gold,
+    gold_sessions,
+    ingest_and_validate,
+    latest_landing_session,
+)
+from flows.progress import stage
+from flows.sources import now_utc
+from flows.warehouse import publish, warehouse_lock
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    flow: str
+    status: str  # success | skipped
+    dates: list[date] = field(default_factory=list)
+    files_read: int = 0
+    files_skipped: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    reason: str = ""
+
+
+def _new_run_id() -> str:
+    return now_utc().strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+
+
+@task(name="ingest-and-validate", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+def ingest_task(settings: Settings, run_id: str, end: date | None, force: bool) -> tuple[dict, StageStats]:
+    """Landing -> bronze -> silver. Retried: landing files may still be arriving (partial copies)."""
+    with stage("ingest and validate landing files"):
+        result, stats = ingest_and_validate(settings, run_id, end=end, force=force)
+    get_run_logger().info("ingested %d file(s), %d unchanged; dates touched: %s", result.files_read,
+                          result.files_skipped, {k: len(v) for k, v in result.touched.items()})
+    return {"files_read": result.files_read, "files_skipped": result.files_skipped}, stats
+
+
+@task(name="build-gold", cache_policy=NO_CACHE)
+def gold_task(settings: Settings, dates: list[date]) -> tuple[dict[str, dict[date, int]], StageStats]:
+    stats = StageStats()
+    with stage(f"compute gold tables for {len(dates)} session(s)"):
+        counts = build_gold(settings, dates, stats)
+    return counts, stats
+
+
+@task(name="publish-warehouse", cache_policy=NO_CACHE)
+def publish_task(settings: Settings, dates: list[date], runs: pl.DataFrame) -> dict[str, int]:
+    with stage("publish to the DuckDB warehouse"):
+        return publish(settings.database, Lake(settings.lake), {t: dates for t in GOLD_TABLES}, runs)
+
+
+def _run_records(run_id: str, flow_name: str, stats: list[StageStats]) -> pl.DataFrame:
+    frames = [s.frame() for s in stats]
+    rows = pl.concat(frames) if frames else StageStats().frame()
+    return rows.with_columns(
+        pl.lit(run_id).alias("run_id"),
+        pl.lit(str(flow_run.id) if flow_run.id else None, dtype=pl.String).alias("flow_run_id"),
+        pl.lit(flow_name).alias("flow_name"),
+        pl.lit("success").alias("status"),
+    )
+
+
+def _execute(settings: Settings, flow_name: str, target: date | None, start: date | None,
+             force: bool) -> RunSummary:
+    logger = get_run_logger()
+    run_id = _new_run_id()
+    started = now_utc()
+    end = target
+    try:
+        with warehouse_lock(settings.warehouse):
+            if flow_name == "nightly" and target is not None and not is_session(target, settings.calendar):
+                reason = f"{target} is not a {settings.calendar} session"
+                logger.info("skipping: %s", reason)
+                return RunSummary(run_id, flow_name, "skipped", reason=reason)
+            files, ingest_stats = ingest_task(settings, run_id, end, force)
+            if flow_name == "nightly":
+                target = target or latest_landing_session(settings)
+                if target is None:
+                    raise RuntimeError(f"no bars or chains in landing ({settings.landing})")
+                dates = gold_sessions(settings, target, target)
+                if not dates:
+                    raise RuntimeError(f"no bars for {target} in landing ({settings.landing})")
+            else:
+                dates = gold_sessions(settings, start, end)
+                if not dates:
+                    raise RuntimeError(f"no sessions with bars between {start} and {end}")
+            counts, gold_stats = gold_task(settings, dates)
+            runs = _run_records(run_id, flow_name, [ingest_stats, gold_stats]).with_columns(
+                pl.lit(started).alias("started_at").cast(pl.Datetime("us", "UTC")))
+            loaded = publish_task(settings, dates, runs)
+    except Exception as exc:
+        runlog.append(settings.warehouse, {"run_id": run_id, "flow": flow_name, "status": "failed",
+                                           "date": target, "start": start, "started_at": started,
+                                           "finished_at": now_utc(), "error": _one_line(exc)})
+        raise
+    summary = RunSummary(run_id, flow_name, "success", dates, files["files_read"], files["files_skipped"],
+                         {t: sum(c.values()) for t, c in counts.items()})
+    runlog.append(settings.warehouse, {"run_id": run_id, "flow": flow_name, "status": "success",
+                                       "dates": [dates[0], dates[-1]], "started_at": started,
+                                       "finished_at": now_utc(), "rows": loaded})
+    logger.info("%s %s: %s", flow_name, run_id, summary.rows)
+    return summary
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _settings(warehouse: str | None, landing: str | None, config: str | None) -> Settings:
+    return load_settings(config, warehouse=warehouse, landing=landing)
+
+
+@flow(name="nightly", log_prints=True)
+def nightly(date: dt.date | None = None, symbols: list[str] | None = None, source: str = "files",
+            warehouse: str | None = None, landing: str | None = None, config: str | None = None,
+            force: bool = False) -> RunSummary:
+    """Ingest whatever is new in landing and compute one session (default: the latest in landing).
+
+    source: "files" reads landing as it is; "demo" first writes the demo market into landing.
+    symbols: not supported yet beyond the whole landing universe (kept for the deployment's signature).
+    """
+    settings = _settings(warehouse, landing, config)
+    if symbols:
+        raise ValueError("the symbols parameter is not supported yet: landing defines the universe")
+    if source == "demo":
+        from flows.demo import generate_demo_market
+
+        generate_demo_market(settings.landing)
+    elif source != "files":
+        raise ValueError(f"unknown source {source!r} (files | demo)")
+    return _execute(settings, "nightly", date, None, force)
+
+
+@flow(name="backfill", log_prints=True)
+def backfill(start: date, end: date, warehouse: str | None = None, landing: str | None = None,
+             config: str | None = None, force: bool = False) -> RunSummary:
+    """Every session in [start, end] in one pass per stage (not a loop of nightly runs)."""
+    if end < start:
+        raise ValueError(f"backfill end {end} is before start {start}")
+    return _execute(_settings(warehouse, landing, config), "backfill", end, start, force)
+
+
+__all__ = ["RunSummary", "backfill", "nightly"]

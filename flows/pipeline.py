@@ -1,0 +1,351 @@
+"""The pipeline's stages as plain functions over all symbols and dates at once.
+
+landing -> bronze -> silver (validated, quarantine) -> gold -> warehouse. The Prefect flows in
+flows/nightly.py wrap each stage in one task; tests may call the stages directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import polars as pl
+
+from flows.config import Settings
+from flows.lake import Lake, Staging, read_manifest, write_manifest
+from flows.sources import (
+    DATASETS,
+    SourceError,
+    bronze_schema,
+    conform,
+    file_digest,
+    landing_files,
+    now_utc,
+    read_text_frame,
+)
+from schemas.gold import ExpiryLevels, PositioningDaily, StrikeLevels, TechnicalsDaily, validate_gold
+from schemas.ideas import SignalsDaily, TradeIdeas
+from schemas.quarantine import REASON, split_duplicates, split_valid
+from schemas.silver import Bars, Chains
+from transforms.features import join_features
+from transforms.ideas import option_contracts, trade_ideas
+from transforms.positioning import (
+    expiry_levels,
+    positioning_daily,
+    strike_levels,
+    strike_open_interest,
+)
+from transforms.signals import pcr_zscore, signals_daily
+from transforms.silver import (
+    BARS_COLUMNS,
+    CHAIN_COLUMNS,
+    LINEAGE_COLUMNS,
+    dedupe_order,
+    silver_bars,
+    silver_chains,
+)
+from transforms.technicals import technicals_daily
+
+# Trades are read by a later stage (blocks and flow); bars and chains feed everything here.
+PIPELINE_DATASETS = ("bars", "chains")
+SILVER_KEYS = {"bars": ["trade_date", "symbol"],
+               "chains": ["trade_date", "underlying", "expiration", "strike", "option_type"]}
+SILVER_MODELS = {"bars": Bars, "chains": Chains}
+GOLD_TABLES = ("technicals_daily", "positioning_daily", "expiry_levels", "strike_levels", "signals_daily",
+               "trade_ideas")
+GOLD_MODELS = {"technicals_daily": TechnicalsDaily, "positioning_daily": PositioningDaily,
+               "expiry_levels": ExpiryLevels, "strike_levels": StrikeLevels, "signals_daily": SignalsDaily,
+               "trade_ideas": TradeIdeas}
+
+
+class RejectedShareError(Exception):
+    """Too many rows of a dataset and date failed validation; the message is one line."""
+
+
+@dataclass
+class StageStats:
+    """Row counts per dataset and date, the raw material of pipeline_runs."""
+
+    rows: list[dict] = field(default_factory=list)
+
+    def add(self, dataset: str, day: date, rows_in: int, rows_out: int, rows_rejected: int,
+            started_at: datetime) -> None:
+        self.rows.append({"dataset": dataset, "trade_date": day, "rows_in": rows_in, "rows_out": rows_out,
+                          "rows_rejected": rows_rejected, "started_at": started_at, "finished_at": now_utc()})
+
+    def frame(self) -> pl.DataFrame:
+        return pl.DataFrame(self.rows, schema={
+            "dataset": pl.String, "trade_date": pl.Date, "rows_in": pl.Int64, "rows_out": pl.Int64,
+            "rows_rejected": pl.Int64, "started_at": pl.Datetime("us", "UTC"),
+            "finished_at": pl.Datetime("us", "UTC")})
+
+
+def silver_schema(dataset: str) -> dict[str, pl.DataType]:
+    base = bronze_schema(dataset)
+    if dataset == "bars":
+        return {c: base[c] for c in BARS_COLUMNS} | {c: base[c] for c in LINEAGE_COLUMNS}
+    derived = {"mid": pl.Float64(), "dte": pl.Int64(), "spot_derived": pl.Boolean(), "iv_derived": pl.Boolean(),
+               "greeks_derived": pl.Boolean()}
+    return {c: base.get(c, derived.get(c)) for c in CHAIN_COLUMNS} | {c: base[c] for c in LINEAGE_COLUMNS}
+
+
+# ------------------------------------------------------------------------------------------ ingest
+@dataclass
+class IngestResult:
+    touched: dict[str, set[date]]
+    manifest: pl.DataFrame
+    files_read: int
+    files_skipped: int
+
+
+def _part_name(relative: str) -> str:
+    return "src-" + hashlib.sha1(relative.encode()).hexdigest()[:16]
+
+
+def ingest_landing(settings: Settings, staging: Staging, *, datasets: tuple[str, ...] = PIPELINE_DATASETS,
+                   force: bool = False, formats: dict[str, str] | None = None) -> IngestResult:
+    """Stage bronze parts for every new or changed landing file; unchanged files are skipped.
+
+    A file is unchanged when its size and mtime match the manifest, or failing that its sha256 does.
+    Each file owns one part per date partition, so re-ingesting a changed file replaces its rows.
+    """
+    manifest = read_manifest(staging.lake)
+    known = {row["path"]: row for row in manifest.iter_rows(named=True)}
+    touched: dict[str, set[date]] = defaultdict(set)
+    new_rows, read, skipped = [], 0, 0
+    ingested_at = now_utc()
+    for dataset in datasets:
+        for path in landing_files(settings.landing, dataset):
+            relative = path.relative_to(settings.landing).as_posix()
+            stat = path.stat()
+            previous = known.get(relative)
+            if previous and not force and previous["size"] == stat.st_size and previous["mtime_ns"] == stat.st_mtime_ns:
+                skipped += 1
+                continue
+            digest = file_digest(path)
+            if previous and not force and previous["sha256"] == digest:
+                new_rows.append({**previous, "mtime_ns": stat.st_mtime_ns})
+                skipped += 1
+                continue
+            bronze, fmt = conform(read_text_frame(path), dataset, path, relative, ingested_at,
+                                  (formats or {}).get(dataset))
+            part = _part_name(relative)
+            dates = sorted(d for d in bronze.get_column("trade_date").unique().to_list() if d is not None)
+            undated = bronze.filter(pl.col("trade_date").is_null())
+            if len(undated) == len(bronze) and len(bronze):
+                raise SourceError(f"{path}: no row has a readable date")
+            for day, rows in bronze.filter(pl.col("trade_date").is_not_null()).partition_by(
+                    "trade_date", as_dict=True).items():
+                staging.stage(rows, "bronze", dataset, day[0], part, exclusive=False)
+            if len(undated):
+                # Rows without a date cannot be partitioned: they go straight to quarantine.
+                _stage_undated(staging, dataset, undated, ingested_at.date(), part)
+            for stale in set(previous["dates"] if previous else []) - set(dates):
+                staging.remove(staging.lake.partition_dir("bronze", dataset, stale) / f"{part}.parquet")
+                touched[dataset].add(stale)
+            touched[dataset].update(dates)
+            new_rows.append({"path": relative, "dataset": dataset, "format": fmt, "size": stat.st_size,
+                             "mtime_ns": stat.st_mtime_ns, "sha256": digest, "part": part, "dates": dates,
+                             "rows": len(bronze), "ingested_at": ingested_at})
+            read += 1
+    updated = {r["path"]: r for r in [*known.values(), *new_rows]}
+    merged = pl.DataFrame(list(updated.values()), schema=manifest.schema) if updated else manifest
+    return IngestResult(dict(touched), merged, read, skipped)
+
+
+def _stage_undated(staging: Staging, dataset: str, undated: pl.DataFrame, day: date, part: str) -> None:
+    rows = undated.with_columns(pl.lit("unparsable:trade_date").alias(REASON))
+    staging.stage(rows.drop("trade_date"), "quarantine", f"{dataset}_undated", day, part, exclusive=False)
+
+
+def dirty_silver_dates(lake: Lake, dataset: str) -> set[date]:
+    """Committed bronze partitions newer than their silver partition (or without one)."""
+    dirty = set()
+    for day in lake.dates("bronze", dataset):
+        silver = lake.partition_dir("silver", dataset, day) / "part-0.parquet"
+        if not silver.exists():
+            dirty.add(day)
+            continue
+        built = silver.stat().st_mtime_ns
+        if any(p.stat().st_mtime_ns > built for p in lake.partition_dir("bronze", dataset, day).glob("*.parquet")):
+            dirty.add(day)
+    return dirty
+
+
+# ------------------------------------------------------------------------------------------ silver
+def _date_batches(day_rows: dict[date, int], budget: int) -> list[list[date]]:
+    batches, current, size = [], [], 0
+    for day in sorted(day_rows):
+        if current and size + day_rows[day] > budget:
+            batches.append(current)
+            current, size = [], 0
+        current.append(day)
+        size += day_rows[day]
+    return [*batches, current] if current else batches
+
+
+def _scan_files(files: list[Path], schema: dict[str, pl.DataType]) -> pl.LazyFrame:
+    if not files:
+        return pl.LazyFrame(schema=schema)
+    return pl.scan_parquet(files, hive_partitioning=True, hive_schema={"trade_date": pl.Date},
+                           missing_columns="insert", extra_columns="ignore",
+                           schema={c: t for c, t in schema.items() if c != "trade_date"}).select(list(schema))
+
+
+def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[date],
+                 stats: StageStats) -> dict[date, int]:
+    """Validate, de-duplicate and derive the given dates; stage silver and quarantine partitions.
+
+    Raises RejectedShareError (nothing is committed then) when a date's rejected share passes the limit.
+    Duplicates are resolved deterministically and quarantined too, but do not count towards the limit:
+    a re-delivered file is not bad data.
+    """
+    bronze = bronze_schema(dataset)
+    files = {day: staging.staged_or_committed("bronze", dataset, day) for day in dates}
+    sizes = {day: sum(pl.scan_parquet(f).select(pl.len()).collect().item() for f in fs) for day, fs in files.items()}
+    out: dict[date, int] = {}
+    for batch in _date_batches(sizes, settings.batch_rows):
+        started = now_utc()
+        raw = _scan_files([f for day in batch for f in files[day]], bronze)
+        if dataset == "bars":
+            derived = silver_bars(raw).collect()
+        else:
+            closes = _silver_closes(staging, batch)
+            derived = silver_chains(raw, closes).collect()
+        unparsable = derived.filter(pl.col("_parse_errors").is_not_null()).with_columns(
+            pl.concat_str(pl.lit("unparsable:"), pl.col("_parse_errors")).alias(REASON))
+        candidates = derived.filter(pl.col("_parse_errors").is_null())
+        valid, invalid = split_valid(candidates, SILVER_MODELS[dataset], dataset)
+        kept, duplicates = split_duplicates(valid, SILVER_KEYS[dataset], dedupe_order())
+        rejected = pl.concat([unparsable, invalid], how="diagonal_relaxed")
+        quarantine = pl.concat([rejected, duplicates], how="diagonal_relaxed")
+        schema = silver_schema(dataset)
+        for day in batch:
+            day_in = sizes[day]
+            day_bad = rejected.filter(pl.col("trade_date") == day).height
+            if day_in and day_bad / day_in > settings.max_rejected_share:
+                reasons = (rejected.filter(pl.col("trade_date") == day).group_by(REASON).len()
+                           .sort("len", descending=True).head(3).rows())
+                top = ", ".join(f"{r} ({n})" for r, n in reasons)
+                raise RejectedShareError(
+                    f"{dataset} {day}: {day_bad} of {day_in} rows rejected ({day_bad / day_in:.1%}) "
+                    f"> limit {settings.max_rejected_share:.1%}; top reasons: {top}")
+            day_rows = kept.filter(pl.col("trade_date") == day).select(list(schema)).sort(SILVER_KEYS[dataset])
+            day_quarantine = quarantine.filter(pl.col("trade_date") == day)
+            staging.stage(day_rows, "silver", dataset, day, "part-0", exclusive=True)
+            staging.stage(day_quarantine.select(*[c for c in bronze if c in day_quarantine.columns], REASON),
+                          "quarantine", dataset, day, "part-0", exclusive=True)
+            stats.add(f"silver.{dataset}", day, day_in, day_rows.height, day_quarantine.height, started)
+            out[day] = day_rows.height
+    return out
+
+
+def _silver_closes(staging: Staging, days: list[date]) -> pl.LazyFrame:
+    schema = silver_schema("bars")
+    files = [f for day in days for f in staging.staged_or_committed("silver", "bars", day)]
+    return _scan_files(files, schema).select("trade_date", "symbol", "close")
+
+
+def ingest_and_validate(settings: Settings, run_id: str, *, end: date | None = None, force: bool = False,
+                        formats: dict[str, str] | None = None) -> tuple[IngestResult, StageStats]:
+    """Landing -> bronze -> silver for every new or dirty date, committed only when all of it passed."""
+    lake = Lake(settings.lake)
+    staging = Staging(lake, run_id)
+    stats = StageStats()
+    try:
+        result = ingest_landing(settings, staging, force=force, formats=formats)
+        for dataset in PIPELINE_DATASETS:  # bars first: chains take spot from them
+            dates = result.touched.get(dataset, set()) | dirty_silver_dates(lake, dataset)
+            if end is not None:
+                dates = {d for d in dates if d <= end}
+            build_silver(settings, staging, dataset, dates, stats)
+        staging.commit()
+        write_manifest(lake, result.manifest)
+    except BaseException:
+        staging.discard()
+        raise
+    return result, stats
+
+
+def latest_landing_session(settings: Settings) -> date | None:
+    manifest = read_manifest(Lake(settings.lake))
+    dates = manifest.filter(pl.col("dataset").is_in(list(PIPELINE_DATASETS))).get_column("dates").explode()
+    dates = dates.drop_nulls()
+    return dates.max() if len(dates) else None
+
+
+# ------------------------------------------------------------------------------------------ gold
+def _previous_session(lake: Lake, dataset: str, before: date) -> date | None:
+    earlier = [d for d in lake.dates("silver", dataset) if d < before]
+    return earlier[-1] if earlier else None
+
+
+def build_gold(settings: Settings, dates: list[date], stats: StageStats) -> dict[str, dict[date, int]]:
+    """All gold tables for `dates`, from silver data dated on or before each date (no lookahead)."""
+    lake = Lake(settings.lake)
+    dates = sorted(set(dates))
+    counts: dict[str, dict[date, int]] = defaultdict(dict)
+    started = now_utc()
+    bars = lake.scan("silver", "bars", silver_schema("bars"), end=dates[-1])
+    technicals = technicals_daily(bars, settings.benchmark).filter(pl.col("trade_date").is_in(dates)).collect()
+    _write_gold(lake, "technicals_daily", technicals, dates, counts, stats, started)
+
+    chain_dates = set(lake.dates("silver", "chains"))
+    chain_rows = {d: 1 for d in dates}
+    for d in dates:
+        if d in chain_dates:
+            chain_rows[d] = pl.scan_parquet(lake.files("silver", "chains", dates=[d])).select(pl.len()).collect().item()
+    for batch in _date_batches(chain_rows, settings.batch_rows):
+        started = now_utc()
+        chains = lake.scan("silver", "chains", silver_schema("chains"), dates=batch)
+        previous_day = _previous_session(lake, "chains", batch[0])
+        previous_chains = (lake.scan("silver", "chains", silver_schema("chains"), dates=[previous_day])
+                           if previous_day else None)
+        spot = technicals.lazy().filter(pl.col("trade_date").is_in(batch)).select(
+            "trade_date", pl.col("symbol").alias("underlying"), pl.col("close").alias("spot"))
+        previous = positioning_daily(previous_chains).select("trade_date", "underlying", "call_oi", "put_oi") \
+            if previous_chains is not None else None
+        positioning = positioning_daily(chains, spot=spot, previous=previous).collect()
+        _write_gold(lake, "positioning_daily", positioning, batch, counts, stats, started)
+        _write_gold(lake, "expiry_levels", expiry_levels(chains, spot=spot).collect(), batch, counts, stats, started)
+        _write_gold(lake, "strike_levels", strike_levels(chains, previous_chains=previous_chains,
+                                                         top_n=settings.top_strikes, spot=spot).collect(),
+                    batch, counts, stats, started)
+
+        features = join_features(technicals.lazy().filter(pl.col("trade_date").is_in(batch)), positioning.lazy())
+        history = pl.concat([
+            lake.scan("gold", "positioning_daily", {"trade_date": pl.Date(), "underlying": pl.String(),
+                                                     "pcr_oi": pl.Float64()}, end=batch[0])
+            .filter(pl.col("trade_date") < batch[0]),
+            positioning.lazy().select("trade_date", "underlying", "pcr_oi"),
+        ])
+        pcr_z = pcr_zscore(history, settings.pcr_history_sessions).filter(pl.col("trade_date").is_in(batch))
+        signals = signals_daily(features, pcr_z, weights=settings.weights, bullish_at=settings.bullish_at,
+                                bearish_at=settings.bearish_at).collect()
+        _write_gold(lake, "signals_daily", signals, batch, counts, stats, started)
+        contracts = option_contracts(chains, strike_open_interest(chains))
+        ideas = trade_ideas(features, contracts, settings.rules).collect()
+        _write_gold(lake, "trade_ideas", ideas, batch, counts, stats, started)
+    return dict(counts)
+
+
+def _write_gold(lake: Lake, table: str, frame: pl.DataFrame, dates: list[date],
+                counts: dict[str, dict[date, int]], stats: StageStats, started: datetime) -> None:
+    validate_gold(frame, GOLD_MODELS[table])
+    lake.write_partitions(frame, "gold", table, dates=dates)
+    per_day = dict(frame.group_by("trade_date").len().iter_rows())
+    for day in dates:
+        counts[table][day] = per_day.get(day, 0)
+        stats.add(f"gold.{table}", day, per_day.get(day, 0), per_day.get(day, 0), 0, started)
+
+
+def gold_sessions(settings: Settings, start: date, end: date) -> list[date]:
+    """Sessions in [start, end] that have silver bars (gold needs at least the bars)."""
+    return [d for d in Lake(settings.lake).dates("silver", "bars") if start <= d <= end]
+
+
+__all__ = ["DATASETS", "GOLD_TABLES", "RejectedShareError", "StageStats", "build_gold", "build_silver",
+           "gold_sessions", "ingest_and_validate", "latest_landing_session"]

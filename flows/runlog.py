@@ -1,0 +1,32 @@
+"""An append-only log of every run, failures included (the warehouse only records successes)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from pathlib import Path
+
+
+def log_path(warehouse: Path) -> Path:
+    return warehouse / "logs" / "runs.jsonl"
+
+
+def append(warehouse: Path, record: dict) -> None:
+    path = log_path(warehouse)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fh.write(json.dumps(record, default=_jsonable) + "\n")
+
+
+def read(warehouse: Path, last: int = 20) -> list[dict]:
+    path = log_path(warehouse)
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()[-last:]
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _jsonable(value: object) -> str:
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return str(value)

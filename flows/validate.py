@@ -1,0 +1,62 @@
+"""`chainsignals validate FILE`: a landing file checked exactly as a run would, writing nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from flows.config import Settings
+from flows.sources import DATASETS, FIELDS, SourceError, conform, now_utc, read_text_frame
+from schemas.quarantine import REASON, split_duplicates, split_valid
+from transforms.silver import dedupe_order, silver_bars, silver_chains
+
+
+@dataclass
+class FileReport:
+    dataset: str
+    format: str
+    rows: int
+    valid: int
+    rejected: int
+    duplicates: int
+    reasons: list[tuple[str, int]]
+    over_limit: bool
+
+
+def guess_dataset(path: Path, columns: set[str]) -> str:
+    for part in reversed(path.parts[:-1]):
+        if part in DATASETS:
+            return part
+    scores = {d: len(columns & set(FIELDS[d])) for d in DATASETS}
+    best = max(scores, key=scores.get)
+    if scores[best] == 0:
+        raise SourceError(f"{path}: cannot tell whether this is bars, chains or trades; pass --dataset")
+    return best
+
+
+def validate_file(settings: Settings, path: Path, dataset: str | None = None,
+                  fmt: str | None = None) -> FileReport:
+    from flows.pipeline import SILVER_KEYS, SILVER_MODELS
+
+    if not path.is_file():
+        raise SourceError(f"{path}: no such file")
+    text = read_text_frame(path)
+    dataset = dataset or guess_dataset(path, set(text.columns))
+    if dataset not in SILVER_MODELS:
+        raise SourceError(f"{path}: validating {dataset} files is not supported yet (bars, chains)")
+    bronze, detected = conform(text, dataset, path, path.name, now_utc(), fmt)
+    if dataset == "bars":
+        derived = silver_bars(bronze.lazy()).collect()
+    else:  # spot is not needed to judge a chain row, except that it must exist somewhere
+        closes = pl.LazyFrame(schema={"trade_date": pl.Date, "symbol": pl.String, "close": pl.Float64})
+        derived = silver_chains(bronze.lazy(), closes).collect()
+    unparsable = derived.filter(pl.col("_parse_errors").is_not_null()).with_columns(
+        pl.concat_str(pl.lit("unparsable:"), pl.col("_parse_errors")).alias(REASON))
+    valid, invalid = split_valid(derived.filter(pl.col("_parse_errors").is_null()), SILVER_MODELS[dataset], dataset)
+    kept, duplicates = split_duplicates(valid, SILVER_KEYS[dataset], dedupe_order())
+    rejected = pl.concat([unparsable, invalid], how="diagonal_relaxed")
+    reasons = [] if rejected.is_empty() else rejected.group_by(REASON).len().sort("len", descending=True).rows()
+    return FileReport(dataset, detected, bronze.height, kept.height, rejected.height, duplicates.height,
+                      reasons, bronze.height > 0 and rejected.height / bronze.height > settings.max_rejected_share)

@@ -1,0 +1,134 @@
+"""The DuckDB warehouse: gold tables, pipeline_runs and the analyst views of sql/.
+
+DuckDB lets one process write or many read a file, never both. A publish therefore builds the next
+database beside the current one (a copy, the new dates loaded in one transaction, views applied,
+checkpointed) and swaps it in with an atomic rename. An analyst holding `signals.duckdb` open keeps
+reading the previous day's file until they reconnect; they never see a partial load, and they never
+block the nightly.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from flows.lake import Lake
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+
+class WarehouseBusy(Exception):
+    """Another run holds the warehouse; the message says which."""
+
+
+@contextmanager
+def warehouse_lock(root: Path, wait_seconds: float = 0.0) -> Iterator[None]:
+    """One run at a time per warehouse (the lake and the database file are shared state)."""
+    import time
+
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / ".chainsignals.lock"
+    with path.open("a+") as handle:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "unknown"
+                    raise WarehouseBusy(f"another chainsignals run holds {path} ({holder})") from None
+                time.sleep(0.2)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def sql_files(kind: str) -> list[Path]:
+    return sorted((SQL_DIR / kind).glob("*.sql"))
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                            [table]).fetchall()[0][0])
+
+
+def _load_table(con: duckdb.DuckDBPyConnection, lake: Lake, table: str, dates: list[date]) -> int:
+    files = lake.files("gold", table, dates=dates)
+    if not files:
+        return 0
+    source = (f"read_parquet([{', '.join(_quote(str(f)) for f in files)}], hive_partitioning = true, "
+              f"union_by_name = true)")
+    select = f"SELECT trade_date, * EXCLUDE (trade_date) FROM {source}"
+    if not _table_exists(con, table):
+        con.execute(f"CREATE TABLE {table} AS {select} LIMIT 0")
+    existing = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
+    for name, dtype, *_ in con.execute(f"DESCRIBE {select}").fetchall():
+        if name not in existing:  # gold gained a column: the table gains it too (older rows NULL)
+            con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {dtype}')
+    con.execute(f"DELETE FROM {table} WHERE trade_date IN (SELECT unnest(?::DATE[]))", [dates])
+    con.execute(f"INSERT INTO {table} BY NAME {select}")
+    return con.execute(f"SELECT count(*) FROM {table} WHERE trade_date IN (SELECT unnest(?::DATE[]))",
+                       [dates]).fetchall()[0][0]
+
+
+def publish(database: Path, lake: Lake, tables: dict[str, list[date]], runs: pl.DataFrame) -> dict[str, int]:
+    """Load the given gold partitions and run records into a new database file and swap it in."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    next_file = database.with_name(f".{database.name}.next-{uuid.uuid4().hex[:8]}")
+    if database.exists():
+        shutil.copyfile(database, next_file)
+    loaded: dict[str, int] = {}
+    try:
+        con = duckdb.connect(str(next_file))
+        try:
+            con.execute("BEGIN TRANSACTION")
+            for ddl in sql_files("tables"):
+                con.execute(ddl.read_text())
+            for table, dates in tables.items():
+                loaded[table] = _load_table(con, lake, table, sorted(set(dates)))
+            if runs.height:
+                con.register("new_runs", runs.to_arrow())
+                con.execute("INSERT INTO pipeline_runs BY NAME SELECT * FROM new_runs")
+                con.unregister("new_runs")
+            for view in sql_files("views"):
+                con.execute(view.read_text())
+            con.execute("COMMIT")
+            con.execute("CHECKPOINT")
+        except BaseException:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # the failure happened outside the transaction (or it already ended)
+            raise
+        finally:
+            con.close()
+        os.replace(next_file, database)
+    finally:
+        next_file.unlink(missing_ok=True)
+        Path(str(next_file) + ".wal").unlink(missing_ok=True)
+    return loaded
+
+
+def connect_read_only(database: Path) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(database), read_only=True)

@@ -1,0 +1,134 @@
+"""Split a frame into valid rows and quarantined rows with a reason.
+
+Row-level failures (a failed check or a null in a required column) quarantine the row; schema-level
+failures (a missing column, a wrong dtype) mean the file itself is unusable and raise StructuralError.
+"""
+
+from __future__ import annotations
+
+import pandera.polars as pa
+import polars as pl
+from pandera.config import ValidationDepth, config_context
+from pandera.errors import SchemaError, SchemaErrorReason, SchemaErrors
+
+from schemas.rules import SYMBOL_PATTERN
+
+__all__ = ["REASON", "SYMBOL_PATTERN", "StructuralError", "split_duplicates", "split_valid"]
+
+REASON = "_reason"
+_ROW = "__row_nr"  # scratch column; dunder so it cannot clash with lineage columns like _source_file
+
+# Failures pandera reports per row (with a row index); everything else is about the frame's shape.
+_ROW_REASONS = {
+    SchemaErrorReason.SERIES_CONTAINS_NULLS,
+    SchemaErrorReason.SERIES_CONTAINS_DUPLICATES,
+    SchemaErrorReason.DATAFRAME_CHECK,
+}
+# Shown first: a missing column also breaks every check that reads it, which is noise next to the cause.
+_SHAPE_REASONS = {SchemaErrorReason.COLUMN_NOT_IN_DATAFRAME, SchemaErrorReason.WRONG_DATATYPE}
+
+
+class StructuralError(Exception):
+    """The dataset cannot be validated row by row; the message is one line naming dataset and problem."""
+
+
+def split_valid(
+    df: pl.DataFrame, model: type[pa.DataFrameModel], dataset: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Validate ``df`` against ``model``: (valid rows, rejected rows + ``_reason``), input order kept.
+
+    ``_reason`` lists every failed check of the row as ``check:column[,column]``, joined with '; '.
+    """
+    errors, failure_cases = run_lazy_validation(df, model)
+    if not errors:
+        return df, _with_reason(df.clear(), pl.lit(None, pl.Utf8))
+
+    structural = [e for e in errors if not is_row_failure(e)]
+    if structural:
+        raise StructuralError(f"{dataset}: {describe_structural(structural)}")
+
+    reasons = (
+        row_reasons(failure_cases)
+        .group_by(_ROW, maintain_order=True)
+        .agg(pl.col(REASON).unique(maintain_order=True).str.join("; "))
+    )
+    judged = df.with_row_index(_ROW).join(reasons, on=_ROW, how="left", maintain_order="left")
+    rejected = pl.col(REASON).is_not_null()
+    return (
+        judged.filter(~rejected).drop(_ROW, REASON),
+        judged.filter(rejected).drop(_ROW),
+    )
+
+
+def split_duplicates(
+    df: pl.DataFrame, keys: list[str], order_by: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Keep, per key, the row that sorts last by ``order_by``; the others get ``_reason='duplicate:keys'``.
+
+    Rows tied on ``order_by`` are ordered by their remaining columns, so the survivor never depends on
+    the input order. Both outputs keep the input order.
+    """
+    numbered = df.with_row_index(_ROW)
+    # Only rows that share a key need ordering; sorting just those keeps the common case cheap.
+    contested = numbered.filter(pl.struct(keys).is_duplicated())
+    tie_breakers = [c for c in df.columns if c not in keys and c not in order_by]
+    losers = (
+        contested.sort([*order_by, *tie_breakers], nulls_last=False, maintain_order=True)
+        .filter(~pl.struct(keys).is_last_distinct())
+        .get_column(_ROW)
+    )
+    lost = pl.col(_ROW).is_in(losers.implode())
+    kept = numbered.filter(~lost).drop(_ROW)
+    dropped = numbered.filter(lost).drop(_ROW)
+    return kept, _with_reason(dropped, pl.lit(f"duplicate:{','.join(keys)}"))
+
+
+def _with_reason(df: pl.DataFrame, reason: pl.Expr) -> pl.DataFrame:
+    return df.with_columns(reason.cast(pl.Utf8).alias(REASON))
+
+
+def run_lazy_validation(
+    df: pl.DataFrame, model: type[pa.DataFrameModel]
+) -> tuple[list[SchemaError], pl.DataFrame | None]:
+    """All of pandera's findings at once: (schema errors, failure-case table); ([], None) when valid."""
+    # Validation is forced on and to full depth: an environment that disabled pandera (or asked for
+    # schema-only checks) must not let bad rows through unreported.
+    with config_context(validation_enabled=True, validation_depth=ValidationDepth.SCHEMA_AND_DATA):
+        try:
+            model.validate(df, lazy=True)
+        except SchemaErrors as exc:
+            return exc.schema_errors, exc.failure_cases
+    return [], None
+
+
+def row_reasons(failure_cases: pl.DataFrame) -> pl.DataFrame:
+    """Pandera's failure cases as (row number, _reason, failure_case), one row per failed check and row."""
+    # A multi-column rule carries its full reason in the check name (see schemas.rules); a one-column
+    # check is qualified with the column pandera reports.
+    return failure_cases.filter(pl.col("index").is_not_null()).select(
+        pl.col("index").cast(pl.UInt32).alias(_ROW),
+        pl.when(pl.col("check").str.contains(":", literal=True))
+        .then(pl.col("check"))
+        .otherwise(pl.concat_str(pl.col("check"), pl.lit(":"), pl.col("column")))
+        .alias(REASON),
+        pl.col("failure_case"),
+    )
+
+
+def is_row_failure(error: SchemaError) -> bool:
+    return error.reason_code in _ROW_REASONS and error.check_output is not None
+
+
+def describe_structural(errors: list[SchemaError]) -> str:
+    shape = [e for e in errors if e.reason_code in _SHAPE_REASONS]
+    return "; ".join(_describe_one(e) for e in (shape or errors))
+
+
+def _describe_one(error: SchemaError) -> str:
+    if error.reason_code == SchemaErrorReason.COLUMN_NOT_IN_DATAFRAME:
+        return f"missing column '{error.failure_cases}'"
+    if error.reason_code == SchemaErrorReason.WRONG_DATATYPE:
+        expected = error.schema.dtype if error.schema is not None else "?"
+        return f"column '{error.column_name}' has dtype {error.failure_cases}, expected {expected}"
+    message = " ".join(str(error).split())
+    return f"{error.reason_code.name.lower()}: {message[:300]}"

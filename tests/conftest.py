@@ -1,0 +1,37 @@
+"""Test-session setup: Prefect without network or telemetry, started once per session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["DO_NOT_TRACK"] = "1"
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ helpers such as spec_note
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """A Prefect API for the whole session; yields its URL so CLI subprocesses can share it."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()
+
+
+@pytest.fixture()
+def cli_env(prefect_api):
+    """Environment for running the real `chainsignals` entry point against the session's Prefect."""
+    env = dict(os.environ)
+    env["PREFECT_API_URL"] = prefect_api
+    return env
+
+
+CHAINSIGNALS = ROOT / ".venv" / "bin" / "chainsignals"

@@ -1,0 +1,290 @@
+"""Trade ideas from declared rules: SQL expressions over the joined feature row (SPEC 5).
+
+A rule names when it applies, how to pick an expiration and a contract of that day's chain (options),
+and its trigger, target and stop. Rules are compiled against the feature schema when the
+configuration loads, so a bad expression fails at start-up with the rule's name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import string
+from dataclasses import dataclass
+
+import polars as pl
+
+from transforms.features import FEATURE_SCHEMA
+from transforms.text import fmt_fixed
+
+RULE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+ORDER_KEY = re.compile(r"^(?P<expr>.+?)(?:\s+(?P<dir>asc|desc))?$", re.IGNORECASE | re.DOTALL)
+
+EXPIRY_FIELDS: dict[str, pl.DataType] = {
+    "expiration": pl.Date(),
+    "dte": pl.Int64(),
+    "is_weekly": pl.Boolean(),
+    "is_monthly": pl.Boolean(),
+    "is_quarterly": pl.Boolean(),
+    "is_leaps": pl.Boolean(),
+}
+CONTRACT_FIELDS: dict[str, pl.DataType] = {
+    "option_symbol": pl.String(),
+    "option_type": pl.String(),
+    "strike": pl.Float64(),
+    "open_interest": pl.Int64(),
+    "volume": pl.Int64(),
+    "bid": pl.Float64(),
+    "ask": pl.Float64(),
+    "mid": pl.Float64(),
+    "strike_call_oi": pl.Int64(),
+    "strike_put_oi": pl.Int64(),
+}
+LEVEL_FIELDS: dict[str, pl.DataType] = {
+    "trigger_level": pl.Float64(),
+    "target": pl.Float64(),
+    "stop": pl.Float64(),
+    "entry_premium": pl.Float64(),
+    "risk_reward": pl.Float64(),
+}
+
+TRADE_IDEA_COLUMNS = [
+    "trade_date", "symbol", "idea_id", "rule", "direction", "instrument", "option_symbol", "expiration",
+    "strike", "dte", "entry_premium", "contract_open_interest", "underlying_close", "trigger_level",
+    "trigger_direction", "target", "stop", "risk_reward", "rationale",
+]
+TRADE_IDEA_SCHEMA: dict[str, pl.DataType] = {
+    "trade_date": pl.Date(), "symbol": pl.String(), "idea_id": pl.String(), "rule": pl.String(),
+    "direction": pl.String(), "instrument": pl.String(), "option_symbol": pl.String(),
+    "expiration": pl.Date(), "strike": pl.Float64(), "dte": pl.Int64(), "entry_premium": pl.Float64(),
+    "contract_open_interest": pl.Int64(), "underlying_close": pl.Float64(), "trigger_level": pl.Float64(),
+    "trigger_direction": pl.String(), "target": pl.Float64(), "stop": pl.Float64(),
+    "risk_reward": pl.Float64(), "rationale": pl.String(),
+}
+
+
+class RuleError(ValueError):
+    """A rule that cannot be compiled; the message names the rule and the field."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    direction: str
+    instrument: str
+    when: str
+    trigger: str
+    trigger_direction: str
+    target: str
+    stop: str
+    rationale: str
+    expiry_filter: str = "TRUE"
+    expiry_order: tuple[str, ...] = ("dte ASC",)
+    strike_filter: str = "TRUE"
+    strike_order: tuple[str, ...] = ("strike ASC",)
+
+    @property
+    def option_type(self) -> str | None:
+        return {"call": "C", "put": "P"}.get(self.instrument)
+
+
+def _order_keys(keys: tuple[str, ...]) -> tuple[list[pl.Expr], list[bool]]:
+    exprs, descending = [], []
+    for key in keys:
+        match = ORDER_KEY.match(key.strip())
+        exprs.append(pl.sql_expr(match["expr"]))
+        descending.append((match["dir"] or "asc").lower() == "desc")
+    return exprs, descending
+
+
+def _template_parts(template: str) -> list[tuple[str, str | None, str]]:
+    return [(literal, field, spec or "") for literal, field, spec, _ in string.Formatter().parse(template)]
+
+
+def _check(rule_name: str, field: str, expr: str, schema: dict[str, pl.DataType]) -> None:
+    try:
+        pl.LazyFrame(schema=schema).select(pl.sql_expr(expr)).collect()
+    except Exception as exc:  # noqa: BLE001 - polars raises several types (SQL parse, unknown column, ...)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RuleError(f"rule '{rule_name}': {field} = {expr!r} is not valid: {reason}") from None
+
+
+def compile_rules(raw_rules: list[dict]) -> list[Rule]:
+    """Turn the config's [[rules]] into Rules, checking every expression against the feature schema."""
+    rules, seen = [], set()
+    for raw in raw_rules:
+        name = str(raw.get("name", ""))
+        if not RULE_NAME.match(name):
+            raise RuleError(f"rule name {name!r} must match {RULE_NAME.pattern}")
+        if name in seen:
+            raise RuleError(f"rule '{name}' is declared twice")
+        seen.add(name)
+        try:
+            rule = Rule(
+                name=name,
+                direction=raw["direction"],
+                instrument=raw["instrument"],
+                when=raw.get("when", "TRUE"),
+                trigger=raw["trigger"],
+                trigger_direction=raw["trigger_direction"],
+                target=raw["target"],
+                stop=raw["stop"],
+                rationale=raw.get("rationale", ""),
+                expiry_filter=raw.get("expiry_filter", "TRUE"),
+                expiry_order=tuple(raw.get("expiry_order", ["dte ASC"])),
+                strike_filter=raw.get("strike_filter", "TRUE"),
+                strike_order=tuple(raw.get("strike_order", ["strike ASC"])),
+            )
+        except KeyError as exc:
+            raise RuleError(f"rule '{name}': missing field {exc.args[0]!r}") from None
+        if rule.direction not in ("bullish", "bearish"):
+            raise RuleError(f"rule '{name}': direction must be bullish or bearish, not {rule.direction!r}")
+        if rule.instrument not in ("stock", "call", "put"):
+            raise RuleError(f"rule '{name}': instrument must be stock, call or put, not {rule.instrument!r}")
+        if rule.trigger_direction not in ("above", "below"):
+            raise RuleError(f"rule '{name}': trigger_direction must be above or below")
+
+        feature_row = dict(FEATURE_SCHEMA)
+        contract_row = {**feature_row, **EXPIRY_FIELDS, **CONTRACT_FIELDS}
+        level_row = contract_row if rule.option_type else feature_row
+        _check(name, "when", rule.when, feature_row)
+        if rule.option_type:
+            _check(name, "expiry_filter", rule.expiry_filter, {**feature_row, **EXPIRY_FIELDS})
+            for key in rule.expiry_order:
+                _check(name, "expiry_order", ORDER_KEY.match(key.strip())["expr"], {**feature_row, **EXPIRY_FIELDS})
+            _check(name, "strike_filter", rule.strike_filter, contract_row)
+            for key in rule.strike_order:
+                _check(name, "strike_order", ORDER_KEY.match(key.strip())["expr"], contract_row)
+        _check(name, "trigger", rule.trigger, level_row)
+        with_trigger = {**level_row, "trigger_level": pl.Float64()}
+        _check(name, "target", rule.target, with_trigger)
+        _check(name, "stop", rule.stop, with_trigger)
+        template_fields = {**contract_row, **LEVEL_FIELDS}
+        try:
+            parts = _template_parts(rule.rationale)
+        except ValueError as exc:
+            raise RuleError(f"rule '{name}': rationale template is not valid: {exc}") from None
+        for _, fld, spec in parts:
+            if fld is not None and fld not in template_fields:
+                raise RuleError(f"rule '{name}': rationale names unknown column {{{fld}}}")
+            if spec and not re.fullmatch(r"\.\d+f", spec):
+                raise RuleError(f"rule '{name}': rationale format {{{fld}:{spec}}} must look like :.2f")
+        rules.append(rule)
+    return rules
+
+
+def expiry_flags(expiration: pl.Expr, dte: pl.Expr) -> list[pl.Expr]:
+    """Classify expirations: monthly = third Friday (the Thursday before when Friday is a holiday)."""
+    day, weekday = expiration.dt.day(), expiration.dt.weekday()  # Monday = 1
+    third_friday = (weekday == 5) & day.is_between(15, 21)
+    holiday_thursday = (weekday == 4) & day.is_between(14, 20)
+    monthly = third_friday | holiday_thursday
+    quarter_end = expiration.dt.month().is_in([3, 6, 9, 12]) & (
+        expiration.dt.month_end() - expiration
+    ).dt.total_days().le(3) & (weekday <= 5)
+    return [
+        monthly.alias("is_monthly"),
+        (~monthly & weekday.is_in([4, 5])).alias("is_weekly"),
+        quarter_end.alias("is_quarterly"),
+        (dte > 270).alias("is_leaps"),
+    ]
+
+
+def _render(template: str, schema: dict[str, pl.DataType]) -> pl.Expr:
+    parts: list[pl.Expr] = []
+    for literal, fld, spec in _template_parts(template):
+        if literal:
+            parts.append(pl.lit(literal))
+        if fld is None:
+            continue
+        dtype = schema[fld]
+        if dtype.is_float():
+            decimals = int(spec[1:-1]) if spec else 2
+            parts.append(fmt_fixed(pl.col(fld), decimals))
+        else:
+            parts.append(pl.col(fld).cast(pl.String))
+    return pl.concat_str(parts, ignore_nulls=True) if parts else pl.lit("")
+
+
+def _stable_id(key: pl.Expr) -> pl.Expr:
+    # A cryptographic digest, not polars' hash(): ids must not change across polars versions.
+    return key.map_elements(lambda s: hashlib.sha1(s.encode()).hexdigest()[:16], return_dtype=pl.String)
+
+
+def _first_per(frame: pl.LazyFrame, group: list[str], keys: tuple[str, ...], tiebreak: str) -> pl.LazyFrame:
+    exprs, descending = _order_keys(keys)
+    return frame.sort([*group, *exprs, pl.col(tiebreak)], descending=[False] * len(group) + descending + [False],
+                      nulls_last=True).unique(subset=group, keep="first", maintain_order=True)
+
+
+def option_contracts(chains: pl.LazyFrame, strike_oi: pl.LazyFrame) -> pl.LazyFrame:
+    """The contracts ideas may name: listed, expiring after the session, with their strike's total OI."""
+    return (
+        chains.filter(pl.col("expiration") > pl.col("trade_date"))
+        .select("trade_date", pl.col("underlying").alias("symbol"), "expiration", "dte", "option_symbol",
+                "option_type", "strike", "open_interest", "volume", "bid", "ask", "mid")
+        .with_columns(expiry_flags(pl.col("expiration"), pl.col("dte")))
+        .join(
+            strike_oi.select("trade_date", pl.col("underlying").alias("symbol"), "strike",
+                             pl.col("call_oi").alias("strike_call_oi"), pl.col("put_oi").alias("strike_put_oi")),
+            on=["trade_date", "symbol", "strike"],
+            how="left",
+        )
+    )
+
+
+def _rule_ideas(rule: Rule, features: pl.LazyFrame, contracts: pl.LazyFrame) -> pl.LazyFrame:
+    candidates = features.filter(pl.sql_expr(rule.when))
+    keys = ["trade_date", "symbol"]
+    if rule.option_type:
+        typed = contracts.filter(pl.col("option_type") == rule.option_type)
+        expirations = typed.select(*keys, *EXPIRY_FIELDS).unique()
+        chosen_expiry = _first_per(
+            expirations.join(candidates, on=keys).filter(pl.sql_expr(rule.expiry_filter)),
+            keys, rule.expiry_order, "expiration",
+        ).select(*keys, "expiration")
+        rows = _first_per(
+            typed.join(chosen_expiry, on=[*keys, "expiration"]).join(candidates, on=keys)
+            .filter(pl.sql_expr(rule.strike_filter)),
+            keys, rule.strike_order, "option_symbol",
+        ).with_columns(pl.col("mid").alias("entry_premium"), pl.col("open_interest").alias("contract_open_interest"))
+    else:
+        rows = candidates.with_columns(
+            *[pl.lit(None, dtype=t).alias(c) for c, t in {**EXPIRY_FIELDS, **CONTRACT_FIELDS}.items()],
+            pl.lit(None, dtype=pl.Float64).alias("entry_premium"),
+            pl.lit(None, dtype=pl.Int64).alias("contract_open_interest"),
+        )
+    rows = rows.with_columns(pl.sql_expr(rule.trigger).cast(pl.Float64).alias("trigger_level"))
+    rows = rows.with_columns(
+        pl.sql_expr(rule.target).cast(pl.Float64).alias("target"),
+        pl.sql_expr(rule.stop).cast(pl.Float64).alias("stop"),
+    )
+    trigger, target, stop = pl.col("trigger_level"), pl.col("target"), pl.col("stop")
+    consistent = (stop < trigger) & (trigger < target) if rule.direction == "bullish" else (
+        (target < trigger) & (trigger < stop))
+    rows = rows.filter(consistent).with_columns(
+        ((target - trigger).abs() / (trigger - stop).abs()).alias("risk_reward"),
+        pl.col("close").alias("underlying_close"),
+        pl.lit(rule.name).alias("rule"),
+        pl.lit(rule.direction).alias("direction"),
+        pl.lit(rule.instrument).alias("instrument"),
+        pl.lit(rule.trigger_direction).alias("trigger_direction"),
+    )
+    return rows.with_columns(_render(rule.rationale, dict(rows.collect_schema())).alias("rationale"))
+
+
+def trade_ideas(features: pl.LazyFrame, contracts: pl.LazyFrame, rules: tuple[Rule, ...] | list[Rule]) -> pl.LazyFrame:
+    """All rules over all symbols and sessions at once; `contracts` comes from option_contracts()."""
+    if not rules:
+        return pl.LazyFrame(schema=TRADE_IDEA_SCHEMA)
+    ideas = pl.concat([_rule_ideas(rule, features, contracts).select(
+        [c for c in TRADE_IDEA_COLUMNS if c != "idea_id"]) for rule in rules], how="vertical_relaxed")
+    key = pl.concat_str(
+        [pl.col("trade_date").cast(pl.String), "symbol", "rule", pl.coalesce("option_symbol", pl.lit("stock"))],
+        separator="|",
+    )
+    return (
+        ideas.with_columns(_stable_id(key).alias("idea_id"))
+        .select([pl.col(c).cast(t) for c, t in TRADE_IDEA_SCHEMA.items()])
+        .sort("trade_date", "symbol", "rule")
+    )

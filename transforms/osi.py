@@ -1,0 +1,101 @@
+"""OSI option symbols: parse every common spelling, emit the 21-char form.
+
+Spellings accepted (case and surrounding whitespace are forgiven):
+
+- padded OSI, 21 chars: ``IWM   251231C00255000`` (root left-justified in 6, YYMMDD, C|P, strike*1000 in 8)
+- compact OSI: ``IWM251231C00255000``
+- Polygon: ``O:IWM251231C00255000``
+- press form, 4-digit year and plain decimal strike: ``IWM20250919C220`` or ``IWM20250919C220.5``
+
+Roots are 1-6 characters, start with a letter and may contain digits (``IWM1``, ``BRKB1``): the date,
+type and strike have fixed shapes, so the pattern is anchored at the end and the root is whatever is left.
+The two tails cannot be confused: OSI's strike is always 8 digits, the press strike at most 5 before an
+optional fraction, so ``IWM20250919C00220000`` is compact OSI with root ``IWM20``.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+ROOT_PATTERN = r"[A-Z][A-Z0-9]{0,5}"
+
+# One pass over the strings: a shared root, then either the OSI tail or the press tail.
+_SYMBOL_PATTERN = (
+    rf"^(?:O:)?(?<root>{ROOT_PATTERN}) *(?:"
+    r"(?<yymmdd>[0-9]{6})(?<osi_type>[CP])(?<osi_strike>[0-9]{8})"
+    r"|(?<yyyymmdd>[0-9]{8})(?<press_type>[CP])(?<press_strike>[0-9]{1,5}(?:\.[0-9]{1,3})?)"
+    r")$"
+)
+
+_PARTS = ("root", "expiration", "option_type", "strike")
+
+# 8 digits of strike*1000: the largest representable strike is 99999.999.
+_MAX_STRIKE_MILLIS = 99_999_999
+
+
+def parse_osi(symbol: pl.Expr) -> pl.Expr:
+    """Split an option symbol in any spelling into struct{root, expiration, option_type, strike}.
+
+    Every field is null when the symbol does not parse (including impossible dates like 251340).
+    """
+    # Each step works on the fields of the previous struct (pl.field), so the regex runs once per row;
+    # referencing the extracted struct from several expressions would re-run it for each reference.
+    groups = symbol.str.strip_chars().str.to_uppercase().str.extract_groups(_SYMBOL_PATTERN)
+    parts = groups.struct.eval(
+        root=pl.field("root"),
+        expiration=pl.coalesce(pl.lit("20") + pl.field("yymmdd"), pl.field("yyyymmdd")).str.to_date(
+            "%Y%m%d", strict=False
+        ),
+        option_type=pl.coalesce(pl.field("osi_type"), pl.field("press_type")),
+        # Read as decimal text ("00255500" -> "00255.500"), not millis / 1000: polars divides by a
+        # literal as a multiplication by its reciprocal, which is off by an ulp for some strikes.
+        strike=pl.coalesce(
+            pl.concat_str(
+                pl.field("osi_strike").str.head(5), pl.lit("."), pl.field("osi_strike").str.tail(3)
+            ),
+            pl.field("press_strike"),
+        ).cast(pl.Float64),
+    )
+    parsed = pl.field("root").is_not_null() & pl.field("expiration").is_not_null()
+    return parts.struct.eval(
+        *(pl.when(parsed).then(pl.field(name)).alias(name) for name in _PARTS),
+    )
+
+
+def format_osi(root: pl.Expr, expiration: pl.Expr, option_type: pl.Expr, strike: pl.Expr) -> pl.Expr:
+    """Build the 21-char OSI symbol; null when any part cannot be represented in OSI.
+
+    The strike is rounded to the nearest 0.001 (OSI's resolution). The output is named ``osi``: alias it.
+    """
+    parts = pl.struct(
+        root.alias("root"),
+        expiration.alias("expiration"),
+        option_type.alias("option_type"),
+        strike.alias("strike"),
+    )
+    return _format_parts(parts)
+
+
+def normalize_osi(symbol: pl.Expr) -> pl.Expr:
+    """Any accepted spelling -> the 21-char OSI form; null if unparsable. Named ``osi``: alias it."""
+    return _format_parts(parse_osi(symbol))
+
+
+def _format_parts(parts: pl.Expr) -> pl.Expr:
+    root = pl.field("root").str.strip_chars().str.to_uppercase()
+    option_type = pl.field("option_type").str.strip_chars().str.to_uppercase()
+    strike_millis = (pl.field("strike") * 1000).round(0).cast(pl.Int64)
+    expiration = pl.field("expiration")
+    representable = (
+        root.str.contains(rf"^{ROOT_PATTERN}$")
+        & option_type.is_in(["C", "P"])
+        & expiration.dt.year().is_between(2000, 2099)
+        & strike_millis.is_between(0, _MAX_STRIKE_MILLIS)
+    )
+    symbol = pl.concat_str(
+        root.str.pad_end(6, " "),
+        expiration.dt.strftime("%y%m%d"),
+        option_type,
+        strike_millis.cast(pl.Utf8).str.zfill(8),
+    )
+    return parts.struct.eval(pl.when(representable).then(symbol).alias("osi")).struct.field("osi")

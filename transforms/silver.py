@@ -1,0 +1,54 @@
+"""Bronze -> silver derivations (pure): canonical OSI symbols, mid, DTE, spot from the bars.
+
+Validation (what is rejected and why) lives in schemas/; this module only derives fields and the
+row-level facts validation needs (e.g. whether a given option symbol agrees with the row's contract).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from transforms.osi import format_osi, normalize_osi
+
+BARS_COLUMNS = ["trade_date", "symbol", "open", "high", "low", "close", "volume", "adj_close"]
+CHAIN_COLUMNS = [
+    "trade_date", "underlying", "option_symbol", "expiration", "strike", "option_type", "open_interest",
+    "volume", "bid", "ask", "last", "mid", "implied_volatility", "delta", "gamma", "underlying_price", "dte",
+    "spot_derived", "iv_derived", "greeks_derived",
+]
+LINEAGE_COLUMNS = ["_source_file", "_source_row", "_ingested_at", "_parse_errors"]
+
+
+def silver_bars(bronze: pl.LazyFrame) -> pl.LazyFrame:
+    return bronze.select(*BARS_COLUMNS, *LINEAGE_COLUMNS)
+
+
+def silver_chains(bronze: pl.LazyFrame, closes: pl.LazyFrame) -> pl.LazyFrame:
+    """Chain rows with derived fields.
+
+    closes: (trade_date, symbol, close) from silver bars; it fills a missing underlying_price
+    (flagged in spot_derived). A vendor option_symbol is normalised to the 21-char OSI form; one that
+    does not parse keeps its raw text so validation quarantines it with what came in.
+    """
+    given = normalize_osi(pl.col("option_symbol"))
+    own = format_osi(pl.col("underlying"), pl.col("expiration"), pl.col("option_type"), pl.col("strike"))
+    spot = closes.select("trade_date", pl.col("symbol").alias("underlying"), pl.col("close").alias("_bars_close"))
+    return (
+        bronze.join(spot, on=["trade_date", "underlying"], how="left")
+        .with_columns(
+            # A symbol that does not parse keeps its raw text, so the quarantine shows what came in.
+            pl.coalesce(given, pl.col("option_symbol"), own).alias("option_symbol"),
+            ((pl.col("bid") + pl.col("ask")) / 2.0).alias("mid"),
+            (pl.col("expiration") - pl.col("trade_date")).dt.total_days().cast(pl.Int64).alias("dte"),
+            (pl.col("underlying_price").is_null() & pl.col("_bars_close").is_not_null()).alias("spot_derived"),
+            pl.coalesce("underlying_price", "_bars_close").alias("underlying_price"),
+            pl.lit(False).alias("iv_derived"),
+            pl.lit(False).alias("greeks_derived"),
+        )
+        .select(*CHAIN_COLUMNS, *LINEAGE_COLUMNS)
+    )
+
+
+def dedupe_order() -> list[str]:
+    """Among rows with the same key the one from the last file (by name), last row in it, wins."""
+    return ["_source_file", "_source_row"]
