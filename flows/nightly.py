@@ -29,7 +29,7 @@ from flows.pipeline import (
     latest_landing_session,
 )
 from flows.progress import stage
-from flows.sources import now_utc
+from flows.sources import SourceError, now_utc
 from flows.warehouse import publish, warehouse_lock
 
 
@@ -49,7 +49,14 @@ def _new_run_id() -> str:
     return now_utc().strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
 
 
-@task(name="ingest-and-validate", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+def _source_may_recover(task, task_run, state) -> bool:
+    """Retry reads that can succeed later (I/O errors, a file still being copied), not bad data."""
+    error = state.data
+    return isinstance(error, OSError) or (isinstance(error, SourceError) and error.transient)
+
+
+@task(name="ingest-and-validate", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_source_may_recover,
+      cache_policy=NO_CACHE)
 def ingest_task(settings: Settings, run_id: str, end: date | None, force: bool) -> tuple[dict, StageStats]:
     """Landing -> bronze -> silver. Retried: landing files may still be arriving (partial copies)."""
     with stage("ingest and validate landing files"):

@@ -26,8 +26,15 @@ from flows.sources import (
     now_utc,
     read_text_frame,
 )
-from schemas.gold import ExpiryLevels, PositioningDaily, StrikeLevels, TechnicalsDaily, validate_gold
-from schemas.ideas import SignalsDaily, TradeIdeas
+from schemas.gold import (
+    ExpiryLevels,
+    PositioningDaily,
+    SignalsDaily,
+    StrikeLevels,
+    TechnicalsDaily,
+    TradeIdeas,
+    validate_gold,
+)
 from schemas.quarantine import REASON, split_duplicates, split_valid
 from schemas.silver import Bars, Chains
 from transforms.features import join_features

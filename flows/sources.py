@@ -22,7 +22,14 @@ SUFFIXES = (".csv", ".csv.gz", ".parquet")
 
 
 class SourceError(Exception):
-    """A landing file the run cannot use; the message is one line naming the file and the problem."""
+    """A landing file the run cannot use; the message is one line naming the file and the problem.
+
+    `transient`: the file may still be arriving (unreadable, truncated); a retry can succeed.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -150,7 +157,7 @@ def read_text_frame(path: Path) -> pl.DataFrame:
             frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", truncate_ragged_lines=False)
     except Exception as exc:  # noqa: BLE001 - polars/arrow raise many kinds; the user needs the file and why
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SourceError(f"{path}: unreadable: {first}") from None
+        raise SourceError(f"{path}: unreadable: {first}", transient=True) from None
     return frame.rename({c: c.strip().lower() for c in frame.columns})
 
 

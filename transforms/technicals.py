@@ -193,7 +193,9 @@ def _volume_ratio(window: int) -> pl.Expr:
 def _floor_pivots() -> dict[str, pl.Expr]:
     """Classic floor pivots for the NEXT session from this session's high, low and close."""
     high, low, close = pl.col("high"), pl.col("low"), pl.col("close")
-    pivot = (high + low + close) / 3.0
+    # Multiply, not divide: polars divides a column by a literal via its reciprocal on some chunk
+    # sizes only, so the same bar could differ in the last bit between a nightly and a backfill.
+    pivot = (high + low + close) * (1.0 / 3.0)
     return {
         "pivot_point": pivot,
         "r1": 2.0 * pivot - low,
