@@ -108,6 +108,8 @@ def _settings(warehouse: Path | None, landing: Path | None, config: Path | None)
 @app.command()
 def run(
     date_: Annotated[str | None, typer.Option("--date", "-d", help="Session to compute (default: the latest in landing).")] = None,
+    symbols: Annotated[str | None, typer.Option("--symbols", help="Comma-separated underlyings to recompute "
+                                                "(default: all in landing).")] = None,
     force: Annotated[bool, typer.Option(help="Re-ingest landing files even when unchanged.")] = False,
     warehouse: Warehouse = None,
     landing: Landing = None,
@@ -116,12 +118,13 @@ def run(
     """Ingest what is new in landing and compute one session."""
     settings = _settings(warehouse, landing, config)
     target = _day(date_)
+    symbol_list = [s for s in (symbols or "").split(",") if s.strip()] or None
     _quiet_prefect()
     from flows.nightly import nightly
 
     summary = _guarded(_run_with_progress, f"nightly {target or 'latest'}", nightly,
-                       date=target, warehouse=str(settings.warehouse), landing=str(settings.landing),
-                       config=str(settings.config_file), force=force)
+                       date=target, symbols=symbol_list, warehouse=str(settings.warehouse),
+                       landing=str(settings.landing), config=str(settings.config_file), force=force)
     if summary.status == "skipped":
         console.print(f"skipped: {summary.reason}")
         return

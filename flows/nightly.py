@@ -7,6 +7,7 @@ data lives in the lake. Works with no Prefect server (ephemeral) or against one 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
@@ -31,6 +32,7 @@ from flows.pipeline import (
 from flows.progress import stage
 from flows.sources import SourceError, now_utc
 from flows.warehouse import publish, warehouse_lock
+from schemas.rules import SYMBOL_PATTERN
 
 
 @dataclass
@@ -67,10 +69,11 @@ def ingest_task(settings: Settings, run_id: str, end: date | None, force: bool) 
 
 
 @task(name="build-gold", cache_policy=NO_CACHE)
-def gold_task(settings: Settings, dates: list[date]) -> tuple[dict[str, dict[date, int]], StageStats]:
+def gold_task(settings: Settings, dates: list[date], symbols: list[str] | None
+              ) -> tuple[dict[str, dict[date, int]], StageStats]:
     stats = StageStats()
     with stage(f"compute gold tables for {len(dates)} session(s)"):
-        counts = build_gold(settings, dates, stats)
+        counts = build_gold(settings, dates, stats, symbols)
     return counts, stats
 
 
@@ -92,7 +95,7 @@ def _run_records(run_id: str, flow_name: str, stats: list[StageStats]) -> pl.Dat
 
 
 def _execute(settings: Settings, flow_name: str, target: date | None, start: date | None,
-             force: bool) -> RunSummary:
+             force: bool, symbols: list[str] | None = None) -> RunSummary:
     logger = get_run_logger()
     run_id = _new_run_id()
     started = now_utc()
@@ -115,7 +118,7 @@ def _execute(settings: Settings, flow_name: str, target: date | None, start: dat
                 dates = gold_sessions(settings, start, end)
                 if not dates:
                     raise RuntimeError(f"no sessions with bars between {start} and {end}")
-            counts, gold_stats = gold_task(settings, dates)
+            counts, gold_stats = gold_task(settings, dates, symbols)
             runs = _run_records(run_id, flow_name, [ingest_stats, gold_stats]).with_columns(
                 pl.lit(started).alias("started_at").cast(pl.Datetime("us", "UTC")))
             loaded = publish_task(settings, dates, runs)
@@ -149,18 +152,28 @@ def nightly(date: dt.date | None = None, symbols: list[str] | None = None, sourc
     """Ingest whatever is new in landing and compute one session (default: the latest in landing).
 
     source: "files" reads landing as it is; "demo" first writes the demo market into landing.
-    symbols: not supported yet beyond the whole landing universe (kept for the deployment's signature).
+    symbols: recompute only these underlyings (merged into the day's tables); default all of landing.
     """
     settings = _settings(warehouse, landing, config)
-    if symbols:
-        raise ValueError("the symbols parameter is not supported yet: landing defines the universe")
+    symbols = _checked_symbols(symbols)
     if source == "demo":
         from flows.demo import generate_demo_market
 
-        generate_demo_market(settings.landing)
+        generate_demo_market(settings.landing, chain_sessions=30)
     elif source != "files":
         raise ValueError(f"unknown source {source!r} (files | demo)")
-    return _execute(settings, "nightly", date, None, force)
+    return _execute(settings, "nightly", date, None, force, symbols)
+
+
+def _checked_symbols(symbols: list[str] | None) -> list[str] | None:
+    """Symbols reach paths and SQL: anything outside the strict pattern is refused, not cleaned."""
+    if not symbols:
+        return None
+    cleaned = [s.strip().upper() for s in symbols]
+    bad = [s for s in cleaned if not re.fullmatch(SYMBOL_PATTERN, s)]
+    if bad:
+        raise ValueError(f"invalid symbol(s) {bad}: symbols must match {SYMBOL_PATTERN}")
+    return sorted(set(cleaned))
 
 
 @flow(name="backfill", log_prints=True)

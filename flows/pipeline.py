@@ -10,6 +10,7 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 
 import polars as pl
@@ -290,15 +291,26 @@ def _previous_session(lake: Lake, dataset: str, before: date) -> date | None:
     return earlier[-1] if earlier else None
 
 
-def build_gold(settings: Settings, dates: list[date], stats: StageStats) -> dict[str, dict[date, int]]:
-    """All gold tables for `dates`, from silver data dated on or before each date (no lookahead)."""
+def build_gold(settings: Settings, dates: list[date], stats: StageStats,
+               symbols: list[str] | None = None) -> dict[str, dict[date, int]]:
+    """All gold tables for `dates`, from silver data dated on or before each date (no lookahead).
+
+    `symbols` restricts the run to those underlyings: their rows are recomputed and merged into the
+    day's partitions, other symbols' rows are kept as they are.
+    """
     lake = Lake(settings.lake)
     dates = sorted(set(dates))
     counts: dict[str, dict[date, int]] = defaultdict(dict)
     started = now_utc()
+    write = partial(_write_gold, lake, counts=counts, stats=stats, symbols=symbols)
     bars = lake.scan("silver", "bars", silver_schema("bars"), end=dates[-1])
-    technicals = technicals_daily(bars, settings.benchmark).filter(pl.col("trade_date").is_in(dates)).collect()
-    _write_gold(lake, "technicals_daily", technicals, dates, counts, stats, started)
+    if symbols:  # the benchmark stays in: every beta needs it
+        bars = bars.filter(pl.col("symbol").is_in([*symbols, settings.benchmark]))
+    technicals = technicals_daily(bars, settings.benchmark).filter(pl.col("trade_date").is_in(dates))
+    if symbols:
+        technicals = technicals.filter(pl.col("symbol").is_in(symbols))
+    technicals = technicals.collect()
+    write("technicals_daily", technicals, dates, started=started)
 
     chain_dates = set(lake.dates("silver", "chains"))
     chain_rows = {d: 1 for d in dates}
@@ -307,20 +319,19 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats) -> dict
             chain_rows[d] = pl.scan_parquet(lake.files("silver", "chains", dates=[d])).select(pl.len()).collect().item()
     for batch in _date_batches(chain_rows, settings.batch_rows):
         started = now_utc()
-        chains = lake.scan("silver", "chains", silver_schema("chains"), dates=batch)
+        chains = _only(lake.scan("silver", "chains", silver_schema("chains"), dates=batch), symbols)
         previous_day = _previous_session(lake, "chains", batch[0])
-        previous_chains = (lake.scan("silver", "chains", silver_schema("chains"), dates=[previous_day])
-                           if previous_day else None)
+        previous_chains = (_only(lake.scan("silver", "chains", silver_schema("chains"), dates=[previous_day]),
+                                 symbols) if previous_day else None)
         spot = technicals.lazy().filter(pl.col("trade_date").is_in(batch)).select(
             "trade_date", pl.col("symbol").alias("underlying"), pl.col("close").alias("spot"))
         previous = positioning_daily(previous_chains).select("trade_date", "underlying", "call_oi", "put_oi") \
             if previous_chains is not None else None
         positioning = positioning_daily(chains, spot=spot, previous=previous).collect()
-        _write_gold(lake, "positioning_daily", positioning, batch, counts, stats, started)
-        _write_gold(lake, "expiry_levels", expiry_levels(chains, spot=spot).collect(), batch, counts, stats, started)
-        _write_gold(lake, "strike_levels", strike_levels(chains, previous_chains=previous_chains,
-                                                         top_n=settings.top_strikes, spot=spot).collect(),
-                    batch, counts, stats, started)
+        write("positioning_daily", positioning, batch, started=started)
+        write("expiry_levels", expiry_levels(chains, spot=spot).collect(), batch, started=started)
+        write("strike_levels", strike_levels(chains, previous_chains=previous_chains, top_n=settings.top_strikes,
+                                             spot=spot).collect(), batch, started=started)
 
         features = join_features(technicals.lazy().filter(pl.col("trade_date").is_in(batch)), positioning.lazy())
         history = pl.concat([
@@ -332,16 +343,25 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats) -> dict
         pcr_z = pcr_zscore(history, settings.pcr_history_sessions).filter(pl.col("trade_date").is_in(batch))
         signals = signals_daily(features, pcr_z, weights=settings.weights, bullish_at=settings.bullish_at,
                                 bearish_at=settings.bearish_at).collect()
-        _write_gold(lake, "signals_daily", signals, batch, counts, stats, started)
+        write("signals_daily", signals, batch, started=started)
         contracts = option_contracts(chains, strike_open_interest(chains))
         ideas = trade_ideas(features, contracts, settings.rules).collect()
-        _write_gold(lake, "trade_ideas", ideas, batch, counts, stats, started)
+        write("trade_ideas", ideas, batch, started=started)
     return dict(counts)
 
 
-def _write_gold(lake: Lake, table: str, frame: pl.DataFrame, dates: list[date],
-                counts: dict[str, dict[date, int]], stats: StageStats, started: datetime) -> None:
+def _only(frame: pl.LazyFrame, symbols: list[str] | None) -> pl.LazyFrame:
+    return frame.filter(pl.col("underlying").is_in(symbols)) if symbols else frame
+
+
+def _write_gold(lake: Lake, table: str, frame: pl.DataFrame, dates: list[date], *,
+                counts: dict[str, dict[date, int]], stats: StageStats, started: datetime,
+                symbols: list[str] | None = None) -> None:
     validate_gold(frame, GOLD_MODELS[table])
+    if symbols:  # keep the other symbols' rows of these partitions
+        key = "symbol" if "symbol" in frame.columns else "underlying"
+        kept = lake.scan("gold", table, dict(frame.schema), dates=dates).filter(~pl.col(key).is_in(symbols))
+        frame = pl.concat([kept.collect(), frame])
     lake.write_partitions(frame, "gold", table, dates=dates)
     per_day = dict(frame.group_by("trade_date").len().iter_rows())
     for day in dates:

@@ -417,18 +417,23 @@ def test_gold_strike_and_expiry_levels():
 
 def test_gold_signals_and_ideas():
     signals = pl.DataFrame(
-        {"trade_date": [QUOTE], "symbol": ["IWM"], "bias_score": [35], "bias": ["bullish"],
+        {"trade_date": [QUOTE], "symbol": ["IWM"], "close": [249.80], "bias_score": [35], "bias": ["bullish"],
+         "score_trend": [35.0], "score_rsi": [2.4], "score_percent_b": [-2.0], "score_pcr": [0.0],
+         "score_flow": [0.0], "score_gamma": [0.0],
          "support": [249.73], "resistance": [252.08], "breakout_level": [250.94],
          "breakdown_level": [249.73], "bull_case": ["up"],
          "bear_case": ["down"], "summary": ["IWM 249.80"]}
     )  # fmt: skip
     validate_gold(signals, SignalsDaily)
-    with pytest.raises(
-        GoldValidationError,
-        match=r"less_than_or_equal_to\(100\):bias_score \(1 rows, e.g. 101\); "
-        r"isin\(bullish,bearish,neutral\):bias",
-    ):
+    with pytest.raises(GoldValidationError) as info:
         validate_gold(signals.with_columns(bias_score=pl.lit(101, pl.Int64), bias=pl.lit("up")), SignalsDaily)
+    for expected in ("less_than_or_equal_to(100):bias_score (1 rows, e.g. 101)",
+                     "isin(bullish,bearish,neutral):bias", "score_is_sum_of_components:bias_score"):
+        assert expected in str(info.value)
+    with pytest.raises(GoldValidationError, match=r"support_below_close:support,close"):
+        validate_gold(signals.with_columns(support=pl.lit(250.0)), SignalsDaily)
+    with pytest.raises(GoldValidationError, match=r"score_is_sum_of_components:bias_score"):
+        validate_gold(signals.with_columns(score_rsi=pl.lit(9.0)), SignalsDaily)
     ideas = pl.DataFrame(
         {"trade_date": [QUOTE] * 2, "symbol": ["IWM"] * 2, "idea_id": ["a", "b"],
          "rule": ["call_breakout", "stock_entry"], "direction": ["bullish"] * 2,

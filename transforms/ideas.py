@@ -11,6 +11,7 @@ import hashlib
 import re
 import string
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 import polars as pl
 
@@ -101,12 +102,18 @@ def _template_parts(template: str) -> list[tuple[str, str | None, str]]:
     return [(literal, field, spec or "") for literal, field, spec, _ in string.Formatter().parse(template)]
 
 
-def _check(rule_name: str, field: str, expr: str, schema: dict[str, pl.DataType]) -> None:
+def _check(rule_name: str, field: str, expr: str, schema: dict[str, pl.DataType], kind: str | None = None) -> None:
+    """Compile `expr` over an empty frame of `schema`; kind 'boolean' or 'number' also checks its type."""
     try:
-        pl.LazyFrame(schema=schema).select(pl.sql_expr(expr)).collect()
+        dtype = pl.LazyFrame(schema=schema).select(pl.sql_expr(expr)).collect().dtypes[0]
     except Exception as exc:  # noqa: BLE001 - polars raises several types (SQL parse, unknown column, ...)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RuleError(f"rule '{rule_name}': {field} = {expr!r} is not valid: {reason}") from None
+    # Without this, a filter that is not true/false or a level that is text only fails mid-run.
+    if kind == "boolean" and dtype not in (pl.Boolean, pl.Null):
+        raise RuleError(f"rule '{rule_name}': {field} = {expr!r} must be true or false, not {dtype}")
+    if kind == "number" and not (dtype.is_numeric() or dtype == pl.Null):
+        raise RuleError(f"rule '{rule_name}': {field} = {expr!r} must be a number, not {dtype}")
 
 
 def compile_rules(raw_rules: list[dict]) -> list[Rule]:
@@ -147,18 +154,18 @@ def compile_rules(raw_rules: list[dict]) -> list[Rule]:
         feature_row = dict(FEATURE_SCHEMA)
         contract_row = {**feature_row, **EXPIRY_FIELDS, **CONTRACT_FIELDS}
         level_row = contract_row if rule.option_type else feature_row
-        _check(name, "when", rule.when, feature_row)
+        _check(name, "when", rule.when, feature_row, "boolean")
         if rule.option_type:
-            _check(name, "expiry_filter", rule.expiry_filter, {**feature_row, **EXPIRY_FIELDS})
+            _check(name, "expiry_filter", rule.expiry_filter, {**feature_row, **EXPIRY_FIELDS}, "boolean")
             for key in rule.expiry_order:
                 _check(name, "expiry_order", ORDER_KEY.match(key.strip())["expr"], {**feature_row, **EXPIRY_FIELDS})
-            _check(name, "strike_filter", rule.strike_filter, contract_row)
+            _check(name, "strike_filter", rule.strike_filter, contract_row, "boolean")
             for key in rule.strike_order:
                 _check(name, "strike_order", ORDER_KEY.match(key.strip())["expr"], contract_row)
-        _check(name, "trigger", rule.trigger, level_row)
+        _check(name, "trigger", rule.trigger, level_row, "number")
         with_trigger = {**level_row, "trigger_level": pl.Float64()}
-        _check(name, "target", rule.target, with_trigger)
-        _check(name, "stop", rule.stop, with_trigger)
+        _check(name, "target", rule.target, with_trigger, "number")
+        _check(name, "stop", rule.stop, with_trigger, "number")
         template_fields = {**contract_row, **LEVEL_FIELDS}
         try:
             parts = _template_parts(rule.rationale)
@@ -173,15 +180,41 @@ def compile_rules(raw_rules: list[dict]) -> list[Rule]:
     return rules
 
 
+def _good_friday(year: int) -> date:
+    """Easter Sunday (anonymous Gregorian algorithm) minus two days."""
+    a, b, c = year % 19, year // 100, year % 100
+    d, e = b // 4, b % 4
+    g = (8 * b + 13) // 25
+    h = (19 * a + b - d - g + 15) % 30
+    i, k = c // 4, c % 4
+    m = (32 + 2 * e + 2 * i - h - k) % 7
+    n = (a + 11 * h + 22 * m) // 451
+    month, day = divmod(h + m - 7 * n + 114, 31)
+    return date(year, month, day + 1) - timedelta(days=2)
+
+
+# NYSE holidays that can fall on a third Friday: Good Friday, and Juneteenth (since 2022; observed on
+# Friday the 18th when the 19th is a Saturday). The monthly expiration then moves to the Thursday.
+_THIRD_FRIDAY_HOLIDAYS = pl.Series([
+    d for y in range(2000, 2101)
+    for d in (_good_friday(y), *((date(y, 6, 18), date(y, 6, 19)) if y >= 2022 else ()))
+    if d.weekday() == 4 and 15 <= d.day <= 21
+], dtype=pl.Date)
+
+
 def expiry_flags(expiration: pl.Expr, dte: pl.Expr) -> list[pl.Expr]:
     """Classify expirations: monthly = third Friday (the Thursday before when Friday is a holiday)."""
     day, weekday = expiration.dt.day(), expiration.dt.weekday()  # Monday = 1
     third_friday = (weekday == 5) & day.is_between(15, 21)
-    holiday_thursday = (weekday == 4) & day.is_between(14, 20)
+    holiday_thursday = (weekday == 4) & day.is_between(14, 20) & expiration.dt.offset_by("1d").is_in(
+        _THIRD_FRIDAY_HOLIDAYS.implode())
     monthly = third_friday | holiday_thursday
-    quarter_end = expiration.dt.month().is_in([3, 6, 9, 12]) & (
-        expiration.dt.month_end() - expiration
-    ).dt.total_days().le(3) & (weekday <= 5)
+    # Quarterlies expire on the quarter's last weekday (a holiday there moves it a day earlier;
+    # that rare case is not modelled).
+    month_end = expiration.dt.month_end()
+    last_weekday = month_end.dt.offset_by(
+        pl.format("-{}d", (month_end.dt.weekday() - 5).clip(lower_bound=0)))
+    quarter_end = expiration.dt.month().is_in([3, 6, 9, 12]) & (expiration == last_weekday)
     return [
         monthly.alias("is_monthly"),
         (~monthly & weekday.is_in([4, 5])).alias("is_weekly"),

@@ -69,9 +69,9 @@ def score_components(weights: dict[str, float] | None = None) -> list[pl.Expr]:
         (_sign_points(close, pl.col("sma_30"), w["trend_sma_30"])
          + _sign_points(close, pl.col("sma_50"), w["trend_sma_50"])
          + _sign_points(close, pl.col("sma_200"), w["trend_sma_200"])).alias("score_trend"),
-        _clipped((pl.col("rsi_14") - 50.0) / 20.0, w["rsi"]).alias("score_rsi"),
+        _clipped((pl.col("rsi_14") - 50.0) * (1.0 / 20.0), w["rsi"]).alias("score_rsi"),
         _clipped((percent_b - 0.5) * 2.0, w["percent_b"]).alias("score_percent_b"),
-        _clipped(-pl.col("pcr_oi_z") / 2.0, w["pcr"]).alias("score_pcr"),
+        _clipped(-pl.col("pcr_oi_z") * 0.5, w["pcr"]).alias("score_pcr"),
         _clipped(pl.when(flow_total > 0).then(
             (pl.col("block_buy_notional") - pl.col("block_sell_notional")) / flow_total), w["flow"]
         ).alias("score_flow"),

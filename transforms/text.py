@@ -8,10 +8,12 @@ import polars as pl
 def fmt_fixed(value: pl.Expr, decimals: int = 2) -> pl.Expr:
     """A number printed with a fixed number of decimals ('249.80', '-0.64'); NULL stays NULL.
 
-    polars has no printf, so the value is scaled to an integer and the fraction zero-padded.
+    polars has no printf, so the value is scaled to an integer and the fraction zero-padded. Halves
+    round away from zero as in printed tables (0.005 -> '0.01'); polars' default is half-to-even.
     """
     scale = 10**decimals
-    scaled = (value * scale).round(0).cast(pl.Int64)
+    # NaN/inf have no fixed-point text: they print as NULL rather than failing the whole table.
+    scaled = (value * scale).round(0, mode="half_away_from_zero").cast(pl.Int64, strict=False)
     whole = (scaled.abs() // scale).cast(pl.String)
     sign = pl.when(scaled < 0).then(pl.lit("-")).otherwise(pl.lit(""))
     if decimals == 0:

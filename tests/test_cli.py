@@ -1,0 +1,132 @@
+"""The `chainsignals` console script, run as a user runs it (a subprocess), on the SPEC 1 note."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from conftest import CHAINSIGNALS
+from spec_note import NOTE_DATE, note_chain, write_note_landing
+
+
+def cli(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([str(CHAINSIGNALS), *args], capture_output=True, text=True, env=env, timeout=300,
+                          check=False)
+
+
+@pytest.fixture(scope="module")
+def note_warehouse(tmp_path_factory, prefect_api) -> Path:
+    """The note's landing files, run once through `chainsignals run --date 2025-12-29`."""
+    import os
+
+    root = tmp_path_factory.mktemp("note")
+    write_note_landing(root / "landing")
+    env = dict(os.environ, PREFECT_API_URL=prefect_api)
+    done = cli("run", "--date", str(NOTE_DATE), "--warehouse", str(root / "wh"), "--landing", str(root / "landing"),
+               env=env)
+    assert done.returncode == 0, done.stderr
+    (root / "stdout.txt").write_text(done.stdout)
+    return root
+
+
+def one(root: Path, sql: str, params: list | None = None):
+    con = duckdb.connect(str(root / "wh" / "signals.duckdb"), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def test_run_reproduces_the_notes_figures(note_warehouse: Path):
+    row = one(note_warehouse, """
+        SELECT round(close, 2), round(prev_close, 2), round(change_pct, 2), round(low, 2), round(sma_30, 2),
+               round(bb_lower, 2), round(bb_middle, 2), round(bb_upper, 2), round(sma_200, 2)
+        FROM technicals_daily WHERE symbol = 'IWM' AND trade_date = ?""", [NOTE_DATE])
+    assert row == [(249.80, 251.42, -0.64, 249.35, 246.33, 244.92, 250.94, 256.96, 224.02)]
+    positioning = one(note_warehouse, """
+        SELECT call_wall, call_wall_oi, next_call_wall, next_call_wall_oi, put_wall, put_wall_oi,
+               next_put_wall, next_put_wall_oi, round(pcr_oi, 2)
+        FROM positioning_daily WHERE underlying = 'IWM'""")
+    assert positioning == [(255.0, 10_000, 266.0, 8_401, 240.0, 7_739, 235.0, 7_321, 2.18)]
+    calls = one(note_warehouse, "SELECT strike, open_interest FROM strike_levels WHERE side = 'call' ORDER BY rank")
+    puts = one(note_warehouse, "SELECT strike, open_interest FROM strike_levels WHERE side = 'put' ORDER BY rank")
+    assert calls[:2] == [(255.0, 10_000), (266.0, 8_401)]
+    assert puts[:3] == [(240.0, 7_739), (235.0, 7_321), (245.0, 5_000)]
+
+
+def test_run_reproduces_the_notes_plays(note_warehouse: Path):
+    ideas = {r[0]: r[1:] for r in one(note_warehouse, """
+        SELECT rule, option_symbol, expiration, strike, trigger_direction, round(trigger_level, 2), round(target, 2),
+               round(stop, 2), entry_premium
+        FROM trade_ideas WHERE symbol = 'IWM' AND trade_date = ?""", [NOTE_DATE])}
+    assert ideas["call_breakout"][:7] == ("IWM   260102C00255000", date(2026, 1, 2), 255.0, "above", 250.94, 266.0,
+                                          249.35)
+    assert ideas["protective_put"][:5] == ("IWM   260116P00245000", date(2026, 1, 16), 245.0, "below", 244.92)
+    assert ideas["stock_entry"][0] is None and ideas["stock_entry"][5] == 256.96
+    chain = note_chain()
+    listed = chain.filter((pl.col("expiration") == date(2026, 1, 2)) & (pl.col("strike") == 255)
+                          & (pl.col("option_type") == "C")).row(0, named=True)
+    assert ideas["call_breakout"][7] == pytest.approx((listed["bid"] + listed["ask"]) / 2)
+    printed = (note_warehouse / "stdout.txt").read_text()
+    assert "IWM   260102C00255000" in printed and "above 250.94" in printed
+
+
+def test_status_lists_tables_and_the_run(note_warehouse: Path, cli_env):
+    done = cli("status", "--warehouse", str(note_warehouse / "wh"), env=cli_env)
+    assert done.returncode == 0, done.stderr
+    assert "trade_ideas" in done.stdout and "2025-12-29" in done.stdout and "success" in done.stdout
+
+
+def test_validate_reports_rejected_rows_and_writes_nothing(tmp_path: Path, cli_env):
+    chain = note_chain().head(40).with_columns(
+        pl.when(pl.int_range(pl.len()) == 3).then(-1).otherwise(pl.col("open_interest")).alias("open_interest"))
+    path = tmp_path / "chains" / "drop.csv"
+    path.parent.mkdir()
+    chain.write_csv(path)
+    done = cli("validate", str(path), "--warehouse", str(tmp_path / "wh"), env=cli_env)
+    assert done.returncode == 0, done.stderr  # 1 of 40 (2.5%) is under the 5% limit
+    assert "40 rows, 39 valid, 1 rejected" in done.stdout
+    assert "greater_than_or_equal_to(0):open_interest" in done.stdout
+    chain.with_columns(pl.lit(9.0).alias("bid")).write_csv(path)  # bid > ask on most rows
+    done = cli("validate", str(path), "--warehouse", str(tmp_path / "wh"), env=cli_env)
+    assert done.returncode == 1 and "over the 5% limit" in done.stderr
+    assert not (tmp_path / "wh").exists()
+
+
+def test_a_file_missing_a_column_fails_with_one_line(tmp_path: Path, cli_env):
+    write_note_landing(tmp_path / "landing")
+    chain_file = tmp_path / "landing" / "chains" / f"chains_{NOTE_DATE}.csv"
+    pl.read_csv(chain_file).drop("bid").write_csv(chain_file)
+    done = cli("run", "--date", str(NOTE_DATE), "--warehouse", str(tmp_path / "wh"), "--landing",
+               str(tmp_path / "landing"), env=cli_env)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: {chain_file}: missing required column(s) bid for chains")
+    assert not (tmp_path / "wh" / "signals.duckdb").exists()
+    assert not list((tmp_path / "wh" / "lake").rglob("*.parquet"))
+
+
+def test_bad_arguments_exit_non_zero(tmp_path: Path, cli_env):
+    done = cli("run", "--date", "2025-13-45", "--warehouse", str(tmp_path), env=cli_env)
+    assert done.returncode == 2 and "is not a date" in done.stderr
+    done = cli("run", "--symbols", "IWM;DROP", "--warehouse", str(tmp_path), env=cli_env)
+    assert done.returncode == 1 and "invalid symbol" in done.stderr
+
+
+def test_demo_writes_landing_runs_and_prints(tmp_path: Path, cli_env):
+    done = cli("demo", "--sessions", "260", "--chain-sessions", "2", "--warehouse", str(tmp_path / "wh"), env=cli_env)
+    assert done.returncode == 0, done.stderr
+    assert "signals 2025-12-31" in done.stdout and "trade ideas 2025-12-31" in done.stdout
+    rows = one(tmp_path, "SELECT count(DISTINCT symbol), min(trade_date), max(trade_date) FROM signals_daily")
+    assert rows[0][0] == 7 and str(rows[0][2]) == "2025-12-31"
+    contracts = one(tmp_path, """
+        SELECT count(*) FROM trade_ideas i WHERE instrument <> 'stock' AND NOT EXISTS (
+            SELECT 1 FROM read_parquet(? , hive_partitioning = true) c
+            WHERE c.option_symbol = i.option_symbol AND c.trade_date = i.trade_date)""",
+        [str(tmp_path / "wh" / "lake" / "silver" / "chains" / "*" / "*.parquet")])
+    assert contracts == [(0,)]  # every option idea names a contract listed that day
+
