@@ -18,6 +18,8 @@ from pathlib import Path
 
 import polars as pl
 
+from flows.faults import crash_point
+
 LAYERS = ("bronze", "silver", "quarantine", "gold")
 PARTITION_PREFIX = "trade_date="
 
@@ -92,8 +94,8 @@ class Lake:
             folder = self.partition_dir(layer, dataset, day)
             target = folder / f"{part}.parquet"
             write_atomic(data, target)
-            for other in folder.glob("*.parquet"):
-                if other != target:
+            for other in [*folder.glob("*.parquet"), *folder.glob(".*.tmp-*")]:
+                if other != target:  # older parts and temp files a killed writer left behind
                     other.unlink(missing_ok=True)
             written.append(target)
         return written
@@ -145,7 +147,9 @@ class Staging:
     def commit(self) -> None:
         for path in self.removals:
             path.unlink(missing_ok=True)
-        for staged, final, exclusive in self.moves:
+        for index, (staged, final, exclusive) in enumerate(self.moves):
+            if index == len(self.moves) // 2:
+                crash_point("commit-half-done")
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staged, final)
             if exclusive:
@@ -156,6 +160,21 @@ class Staging:
 
     def discard(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def sweep_debris(lake: Lake) -> int:
+    """Remove what killed runs left: staging folders and half-written temp files. Call under the lock."""
+    removed = 0
+    staging = lake.root / "_staging"
+    if staging.is_dir():
+        for run in staging.iterdir():
+            shutil.rmtree(run, ignore_errors=True)
+            removed += 1
+    if lake.root.is_dir():
+        for tmp in lake.root.rglob(".*.tmp-*"):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 MANIFEST_SCHEMA: dict[str, pl.DataType] = {

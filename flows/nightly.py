@@ -25,6 +25,8 @@ from flows.pipeline import (
     GOLD_TABLES,
     StageStats,
     build_gold,
+    clear_pending_stats,
+    pending_stats,
     gold_sessions,
     ingest_and_validate,
     latest_landing_session,
@@ -83,11 +85,10 @@ def publish_task(settings: Settings, dates: list[date], runs: pl.DataFrame) -> d
         return publish(settings.database, Lake(settings.lake), {t: dates for t in GOLD_TABLES}, runs)
 
 
-def _run_records(run_id: str, flow_name: str, stats: list[StageStats]) -> pl.DataFrame:
-    frames = [s.frame() for s in stats]
-    rows = pl.concat(frames) if frames else StageStats().frame()
+def _run_records(run_id: str, flow_name: str, pending: pl.DataFrame, gold: StageStats) -> pl.DataFrame:
+    """pipeline_runs rows: silver stats awaiting publication (this run's or a killed run's) + gold."""
+    rows = pl.concat([pending, gold.frame().with_columns(pl.lit(run_id).alias("run_id"))], how="diagonal_relaxed")
     return rows.with_columns(
-        pl.lit(run_id).alias("run_id"),
         pl.lit(str(flow_run.id) if flow_run.id else None, dtype=pl.String).alias("flow_run_id"),
         pl.lit(flow_name).alias("flow_name"),
         pl.lit("success").alias("status"),
@@ -106,7 +107,7 @@ def _execute(settings: Settings, flow_name: str, target: date | None, start: dat
                 reason = f"{target} is not a {settings.calendar} session"
                 logger.info("skipping: %s", reason)
                 return RunSummary(run_id, flow_name, "skipped", reason=reason)
-            files, ingest_stats = ingest_task(settings, run_id, end, force)
+            files, _ = ingest_task(settings, run_id, end, force)
             if flow_name == "nightly":
                 target = target or latest_landing_session(settings)
                 if target is None:
@@ -119,9 +120,10 @@ def _execute(settings: Settings, flow_name: str, target: date | None, start: dat
                 if not dates:
                     raise RuntimeError(f"no sessions with bars between {start} and {end}")
             counts, gold_stats = gold_task(settings, dates, symbols)
-            runs = _run_records(run_id, flow_name, [ingest_stats, gold_stats]).with_columns(
-                pl.lit(started).alias("started_at").cast(pl.Datetime("us", "UTC")))
+            lake = Lake(settings.lake)
+            runs = _run_records(run_id, flow_name, pending_stats(lake), gold_stats)
             loaded = publish_task(settings, dates, runs)
+            clear_pending_stats(lake)
     except Exception as exc:
         runlog.append(settings.warehouse, {"run_id": run_id, "flow": flow_name, "status": "failed",
                                            "date": target, "start": start, "started_at": started,

@@ -16,7 +16,8 @@ from pathlib import Path
 import polars as pl
 
 from flows.config import Settings
-from flows.lake import Lake, Staging, read_manifest, write_manifest
+from flows.faults import crash_point
+from flows.lake import Lake, Staging, read_manifest, sweep_debris, write_atomic, write_manifest
 from flows.sources import (
     DATASETS,
     SourceError,
@@ -60,7 +61,8 @@ from transforms.technicals import technicals_daily
 # Trades are read by a later stage (blocks and flow); bars and chains feed everything here.
 PIPELINE_DATASETS = ("bars", "chains")
 SILVER_KEYS = {"bars": ["trade_date", "symbol"],
-               "chains": ["trade_date", "underlying", "expiration", "strike", "option_type"]}
+               # option_symbol too: SPX and SPXW (or IWM and adjusted IWM1) list the same strike and expiry
+               "chains": ["trade_date", "underlying", "option_symbol", "expiration", "strike", "option_type"]}
 SILVER_MODELS = {"bars": Bars, "chains": Chains}
 GOLD_TABLES = ("technicals_daily", "positioning_daily", "expiry_levels", "strike_levels", "signals_daily",
                "trade_ideas")
@@ -261,6 +263,7 @@ def ingest_and_validate(settings: Settings, run_id: str, *, end: date | None = N
                         formats: dict[str, str] | None = None) -> tuple[IngestResult, StageStats]:
     """Landing -> bronze -> silver for every new or dirty date, committed only when all of it passed."""
     lake = Lake(settings.lake)
+    sweep_debris(lake)
     staging = Staging(lake, run_id)
     stats = StageStats()
     try:
@@ -270,12 +273,43 @@ def ingest_and_validate(settings: Settings, run_id: str, *, end: date | None = N
             if end is not None:
                 dates = {d for d in dates if d <= end}
             build_silver(settings, staging, dataset, dates, stats)
+        crash_point("ingest-staged")
         staging.commit()
+        # Silver's row counts travel with the lake until a publish records them: a run killed after
+        # this commit still gets its pipeline_runs rows from whichever run publishes next.
+        record_pending_stats(lake, stats.frame().with_columns(pl.lit(run_id).alias("run_id")))
+        # A crash here leaves the lake committed and the manifest behind: the next run re-reads the
+        # same files and stages identical parts (and replaces these stats), so the end state is the same.
+        crash_point("manifest-pending")
         write_manifest(lake, result.manifest)
     except BaseException:
         staging.discard()
         raise
     return result, stats
+
+
+def _pending_stats_path(lake: Lake) -> Path:
+    return lake.root / "_runs" / "pending_stats.parquet"
+
+
+def record_pending_stats(lake: Lake, stats: pl.DataFrame) -> None:
+    """Merge stage stats awaiting publication; a newer row for the same date and dataset replaces."""
+    if stats.is_empty():
+        return
+    merged = pl.concat([pending_stats(lake), stats], how="diagonal_relaxed").unique(
+        subset=["trade_date", "dataset"], keep="last", maintain_order=True)
+    write_atomic(merged, _pending_stats_path(lake))
+
+
+def pending_stats(lake: Lake) -> pl.DataFrame:
+    path = _pending_stats_path(lake)
+    if not path.exists():
+        return StageStats().frame().with_columns(pl.lit(None, dtype=pl.String).alias("run_id"))
+    return pl.read_parquet(path)
+
+
+def clear_pending_stats(lake: Lake) -> None:
+    _pending_stats_path(lake).unlink(missing_ok=True)
 
 
 def latest_landing_session(settings: Settings) -> date | None:
@@ -329,6 +363,7 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
             if previous_chains is not None else None
         positioning = positioning_daily(chains, spot=spot, previous=previous).collect()
         write("positioning_daily", positioning, batch, started=started)
+        crash_point("gold-half-written")
         write("expiry_levels", expiry_levels(chains, spot=spot).collect(), batch, started=started)
         write("strike_levels", strike_levels(chains, previous_chains=previous_chains, top_n=settings.top_strikes,
                                              spot=spot).collect(), batch, started=started)

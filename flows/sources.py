@@ -113,7 +113,10 @@ ADAPTERS: list[Adapter] = []
 
 
 def adapters_for(dataset: str) -> list[Adapter]:
-    return [a for a in ADAPTERS if a.dataset == dataset] + [_canonical(dataset)]
+    # Imported here, not at the top: flows.sources_vendors imports Adapter from this module.
+    from flows.sources_vendors import VENDOR_ADAPTERS
+
+    return [a for a in [*ADAPTERS, *VENDOR_ADAPTERS] if a.dataset == dataset] + [_canonical(dataset)]
 
 
 def detect_format(dataset: str, columns: set[str], path: Path, explicit: str | None = None) -> Adapter:

@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from flows.faults import crash_point
 from flows.lake import Lake
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -95,6 +96,8 @@ def _load_table(con: duckdb.DuckDBPyConnection, lake: Lake, table: str, dates: l
 def publish(database: Path, lake: Lake, tables: dict[str, list[date]], runs: pl.DataFrame) -> dict[str, int]:
     """Load the given gold partitions and run records into a new database file and swap it in."""
     database.parent.mkdir(parents=True, exist_ok=True)
+    for debris in database.parent.glob(f".{database.name}.next-*"):  # from a publish that was killed
+        debris.unlink(missing_ok=True)
     next_file = database.with_name(f".{database.name}.next-{uuid.uuid4().hex[:8]}")
     if database.exists():
         shutil.copyfile(database, next_file)
@@ -105,11 +108,18 @@ def publish(database: Path, lake: Lake, tables: dict[str, list[date]], runs: pl.
             con.execute("BEGIN TRANSACTION")
             for ddl in sql_files("tables"):
                 con.execute(ddl.read_text())
-            for table, dates in tables.items():
+            for index, (table, dates) in enumerate(tables.items()):
+                if index == len(tables) // 2:
+                    crash_point("load-mid-transaction")
                 loaded[table] = _load_table(con, lake, table, sorted(set(dates)))
             if runs.height:
                 con.register("new_runs", runs.to_arrow())
-                con.execute("INSERT INTO pipeline_runs BY NAME SELECT * FROM new_runs")
+                # Idempotent: stats a killed run left pending may already be in (published, not cleared).
+                con.execute("""
+                    INSERT INTO pipeline_runs BY NAME
+                    SELECT * FROM new_runs AS r WHERE NOT EXISTS (
+                        SELECT 1 FROM pipeline_runs AS p
+                        WHERE p.run_id = r.run_id AND p.trade_date = r.trade_date AND p.dataset = r.dataset)""")
                 con.unregister("new_runs")
             for view in sql_files("views"):
                 con.execute(view.read_text())
@@ -123,6 +133,7 @@ def publish(database: Path, lake: Lake, tables: dict[str, list[date]], runs: pl.
             raise
         finally:
             con.close()
+        crash_point("database-built")
         os.replace(next_file, database)
     finally:
         next_file.unlink(missing_ok=True)

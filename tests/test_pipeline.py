@@ -267,3 +267,19 @@ def test_run_without_a_date_takes_the_latest_session_in_landing(note: Path):
     summary = run_nightly(note)
     assert summary.dates == [NEXT_DAY]
     assert NEXT_DAY - timedelta(days=1) == NOTE_DATE
+
+
+def test_symbols_recompute_only_those_and_keep_the_rest(note: Path):
+    run_nightly(note, NOTE_DATE)
+    spy_before = gold(note, "technicals_daily", NOTE_DATE).filter(pl.col("symbol") == "SPY")
+    chain_file = note / "landing" / "chains" / f"chains_{NOTE_DATE}.csv"
+    chain = pl.read_csv(chain_file, try_parse_dates=True)
+    chain.with_columns(pl.when((pl.col("strike") == 266) & (pl.col("option_type") == "C"))
+                       .then(pl.col("open_interest") + 5000).otherwise(pl.col("open_interest"))
+                       .alias("open_interest")).write_csv(chain_file)
+    run_nightly(note, NOTE_DATE, symbols=["iwm"])
+    assert query(note, "SELECT symbol FROM signals_daily ORDER BY symbol") == [("IWM",), ("SPY",)]
+    assert query(note, "SELECT call_wall FROM positioning_daily WHERE underlying = 'IWM'") == [(266.0,)]
+    assert gold(note, "technicals_daily", NOTE_DATE).filter(pl.col("symbol") == "SPY").equals(spy_before)
+    with pytest.raises(ValueError, match="invalid symbol"):
+        run_nightly(note, NOTE_DATE, symbols=["IWM'; DROP TABLE x"])
