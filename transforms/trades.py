@@ -1,0 +1,108 @@
+"""Option trade prints, bronze -> silver (pure): OSI parts, underlying, the New York trade date.
+
+A print's ``ts`` is UTC; its session is the New York calendar date of that instant (a print at
+00:30 UTC on the 30th is a 19:30 New York print on the 29th). Validation lives in schemas.silver.Trades;
+``unknown_or_expired`` adds the one check that needs the chain: does the printed contract exist that day?
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from transforms.osi import format_osi, parse_osi
+from transforms.silver import LINEAGE_COLUMNS
+
+EXCHANGE_TZ = "America/New_York"
+REASON = "_reason"  # the quarantine reason column (schemas.quarantine.REASON)
+UNKNOWN_CONTRACT = "unknown_contract:option_symbol"
+EXPIRED_CONTRACT = "expired_contract:expiration,trade_date"
+
+TRADE_SCHEMA: dict[str, pl.DataType] = {
+    "trade_date": pl.Date(),
+    "ts": pl.Datetime("us", "UTC"),
+    "option_symbol": pl.String(),
+    "underlying": pl.String(),
+    "expiration": pl.Date(),
+    "strike": pl.Float64(),
+    "option_type": pl.String(),
+    "price": pl.Float64(),
+    "size": pl.Int64(),
+    "bid": pl.Float64(),
+    "ask": pl.Float64(),
+    "exchange": pl.String(),
+}
+TRADE_COLUMNS = list(TRADE_SCHEMA)
+
+
+def session_date(ts: pl.Expr) -> pl.Expr:
+    """The New York calendar date of a UTC timestamp."""
+    return ts.dt.convert_time_zone(EXCHANGE_TZ).dt.date()
+
+
+def _given(text: pl.Expr) -> pl.Expr:
+    """The value, or null when it is empty or blank."""
+    stripped = text.str.strip_chars()
+    return pl.when(stripped.str.len_chars() > 0).then(stripped.str.to_uppercase())
+
+
+def silver_trades(bronze_trades: pl.LazyFrame) -> pl.LazyFrame:
+    """Bronze prints -> silver columns (schemas.silver.Trades) + lineage.
+
+    option_symbol becomes the 21-char OSI form; a symbol that does not parse keeps its raw text (and its
+    contract fields stay null) so validation quarantines it with what came in. The underlying is the
+    row's own when given, else the OSI root. Any incoming trade_date (e.g. a hive partition column) is
+    replaced by the session date of ``ts``.
+    """
+    # Parsed once (the regex is the cost); the 21-char form is formatted from the parsed parts.
+    part = pl.col("__osi").struct.field
+    osi = format_osi(part("root"), part("expiration"), part("option_type"), part("strike"))
+    return (
+        bronze_trades.with_columns(parse_osi(pl.col("option_symbol")).alias("__osi"))
+        .with_columns(
+            session_date(pl.col("ts")).alias("trade_date"),
+            pl.coalesce(osi, pl.col("option_symbol")).alias("option_symbol"),
+            pl.coalesce(_given(pl.col("underlying")), part("root")).alias("underlying"),
+            part("expiration").alias("expiration"),
+            part("strike").alias("strike"),
+            part("option_type").alias("option_type"),
+        )
+        .select(*[pl.col(c).cast(t) for c, t in TRADE_SCHEMA.items()], *LINEAGE_COLUMNS)
+    )
+
+
+def unknown_or_expired(trades: pl.LazyFrame, chains: pl.LazyFrame) -> pl.LazyFrame:
+    """Silver prints that name no live contract, with ``_reason``; the other prints are not returned.
+
+    - ``expired_contract:expiration,trade_date``: the contract expired before the print's session (a
+      stale symbol such as the press's ``IWM20250919C220`` printed on 2025-12-29). Checked first.
+    - ``unknown_contract:option_symbol``: the session has a silver chain but the contract is not in it.
+      A session without any chain rows is not judged (the chain may not have been delivered yet).
+
+    ``chains`` needs trade_date and option_symbol (21-char OSI, as silver chains carry it).
+    """
+    listed = chains.select("trade_date", "option_symbol").unique().with_columns(pl.lit(True).alias("__listed"))
+    chain_days = chains.select("trade_date").unique().with_columns(pl.lit(True).alias("__has_chain"))
+    reason = (
+        pl.when(pl.col("expiration") < pl.col("trade_date"))
+        .then(pl.lit(EXPIRED_CONTRACT))
+        .when(pl.col("__has_chain") & pl.col("__listed").is_null())
+        .then(pl.lit(UNKNOWN_CONTRACT))
+    )
+    return (
+        trades.join(listed, on=["trade_date", "option_symbol"], how="left", maintain_order="left")
+        .join(chain_days, on="trade_date", how="left", maintain_order="left")
+        .with_columns(reason.alias(REASON))
+        .filter(pl.col(REASON).is_not_null())
+        .drop("__listed", "__has_chain")
+    )
+
+
+__all__ = [
+    "EXPIRED_CONTRACT",
+    "TRADE_COLUMNS",
+    "TRADE_SCHEMA",
+    "UNKNOWN_CONTRACT",
+    "session_date",
+    "silver_trades",
+    "unknown_or_expired",
+]
