@@ -1,0 +1,510 @@
+"""Greeks-based positioning from silver option chains: derived IV and greeks, dealer gamma and delta
+exposure, the gamma flip, ATM implied volatility, the 25-delta risk reversal and IV rank.
+
+Conventions (SPEC section 4):
+- Only contracts expiring after trade_date count (``live_contracts``); t = dte / 365 years, no
+  dividend yield.
+- GEX of a contract = gamma * OI * 100 * spot^2 * 0.01 (dollars per 1% move), calls +, puts - ("dealers
+  long calls, short puts"); DEX = delta * OI * 100 * spot with delta as quoted (puts negative).
+- Spot per session is ``positioning.session_spot``: the given (trade_date, underlying, spot) frame where
+  it has a value, else the chain's median underlying_price.
+
+Black-Scholes maths runs in numpy (transforms.black_scholes) on whole columns through ``map_batches``;
+the gamma-flip grid (every contract at every hypothetical spot level) runs in cache-sized numpy blocks
+inside one ``LazyFrame.map_batches``. Nothing loops over rows or symbols in Python.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from itertools import pairwise
+
+import numpy as np
+import polars as pl
+
+from transforms.black_scholes import IV_LOWER, IV_UPPER, bs_delta, bs_gamma, implied_vol
+from transforms.positioning import EXPIRY, SESSION, _strongest_strike, live_contracts, session_spot
+
+CONTRACT_MULTIPLIER = 100.0
+GEX_MOVE = 0.01  # GEX is dollars per 1% move of the underlying
+YEARS_PER_DAY = 1.0 / 365.0
+TARGET_DTE = 30
+RR_DELTA = 0.25
+RANK_SESSIONS = 252
+RANK_MIN_SESSIONS = 20
+FLIP_RANGE = (0.8, 1.2)
+FLIP_GRID_POINTS = 81  # 0.5% steps over [0.8, 1.2] * spot
+# Contracts per numpy block of the flip grid: a block times 81 levels stays inside the L2 cache, which
+# is about ten times faster than one big array that streams through memory.
+_FLIP_BLOCK = 1024
+_FLIP_THREADS = 8  # at most this many threads
+# exp(-d^2 / 2) is exactly 0.0 in float64 beyond |d| ~ 38.6: contracts that far from the money at every
+# grid level add exactly nothing, so dropping them changes no bit of the profile.
+_FLIP_DEAD_D1 = 40.0
+# Net GEX within 1e-9 of a session's largest |net GEX| on the grid is numerical dust (underflowing
+# tails of far-away contracts): it gives no sign, so it can neither make nor place a crossing.
+_FLIP_NOISE = 1e-9
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_INV_TARGET_DTE = 1.0 / TARGET_DTE
+
+_IS_CALL = pl.col("option_type") == "C"
+_IS_PUT = pl.col("option_type") == "P"
+_SIDE_SIGN = pl.when(_IS_CALL).then(1.0).when(_IS_PUT).then(-1.0)
+_IV = pl.col("implied_volatility")
+
+__all__ = [
+    "atm_iv_30",
+    "atm_iv_by_expiry",
+    "dealer_exposure",
+    "derive_iv_and_greeks",
+    "expiry_exposure",
+    "gamma_flip",
+    "iv_rank_percentile",
+    "rr_25d",
+    "session_greeks",
+]
+
+
+def _dte() -> pl.Expr:
+    return pl.coalesce(pl.col("dte"), (pl.col("expiration") - pl.col("trade_date")).dt.total_days()).cast(
+        pl.Float64
+    )
+
+
+def _years() -> pl.Expr:
+    return _dte() * YEARS_PER_DAY
+
+
+# --- IV and greeks derivation ------------------------------------------------------------------------
+
+
+def _fields(batch: pl.Series, *names: str) -> list[np.ndarray]:
+    return [batch.struct.field(name).to_numpy() for name in names]
+
+
+def _solve_iv(batch: pl.Series, rate: float) -> pl.Series:
+    """Black-Scholes IV from the price field where it is set; NULL where no interior volatility fits."""
+    price, spot, strike, t, call = _fields(batch, "price", "spot", "strike", "t", "is_call")
+    out = np.full(len(batch), np.nan)
+    rows = np.flatnonzero(np.isfinite(price) & (price > 0))
+    if rows.size:
+        iv = implied_vol(price[rows], spot[rows], strike[rows], t[rows], rate, call[rows].astype(bool))
+        # A solution pinned to the search bracket is no solution (price at the arbitrage floor or beyond
+        # the cap), so it stays NULL rather than becoming a fake 0.01% or 500% volatility.
+        out[rows] = np.where((iv > IV_LOWER * 1.001) & (iv < IV_UPPER * 0.999), iv, np.nan)
+    return pl.Series(batch.name, out, dtype=pl.Float64, nan_to_null=True)
+
+
+def _delta_gamma(batch: pl.Series, rate: float) -> pl.Series:
+    spot, strike, t, iv, call = _fields(batch, "spot", "strike", "t", "iv", "is_call")
+    delta = np.full(len(batch), np.nan)
+    gamma = np.full(len(batch), np.nan)
+    rows = np.flatnonzero(np.isfinite(iv) & np.isfinite(spot) & np.isfinite(strike) & np.isfinite(t))
+    if rows.size:
+        args = (spot[rows], strike[rows], t[rows], rate, iv[rows], call[rows].astype(bool))
+        delta[rows] = bs_delta(*args)
+        gamma[rows] = bs_gamma(*args)
+    return pl.DataFrame(
+        [pl.Series("delta", delta, nan_to_null=True), pl.Series("gamma", gamma, nan_to_null=True)]
+    ).to_struct(batch.name)
+
+
+def derive_iv_and_greeks(chains: pl.LazyFrame, rate: float) -> pl.LazyFrame:
+    """Fill missing implied_volatility, delta and gamma by Black-Scholes (t = dte/365, q = 0).
+
+    IV: where implied_volatility is NULL, inverted from a positive mid against underlying_price;
+    iv_derived is set on the rows that got one. Rows whose mid is not positive, is below the arbitrage
+    floor (discounted intrinsic) or above the price at the IV cap, or that have no spot or have
+    expired, keep a NULL IV.
+    Greeks: where delta or gamma is NULL and the (given or derived) IV, spot and dte > 0 are known, the
+    missing one(s) are computed; greeks_derived is set. Given values are never overwritten.
+    Same columns out, in the same order (iv_derived/greeks_derived are added, False, if absent).
+    """
+    names = chains.collect_schema().names()
+    flags = [pl.lit(False).alias(flag) for flag in ("iv_derived", "greeks_derived") if flag not in names]
+    t = _years()
+    spot, strike = pl.col("underlying_price").cast(pl.Float64), pl.col("strike").cast(pl.Float64)
+    is_call = _IS_CALL.fill_null(False)
+    usable = (t > 0) & (spot > 0) & (strike > 0)
+    solved_iv = pl.struct(
+        price=pl.when(_IV.is_null() & usable).then(pl.col("mid").cast(pl.Float64)),
+        spot=spot, strike=strike, t=t, is_call=is_call,
+    ).map_batches(partial(_solve_iv, rate=rate), return_dtype=pl.Float64, is_elementwise=True)
+    needs_greeks = (pl.col("delta").is_null() | pl.col("gamma").is_null()) & _IV.is_not_null() & usable
+    greeks = pl.struct(
+        spot=spot, strike=strike, t=t, iv=pl.when(needs_greeks).then(_IV.cast(pl.Float64)), is_call=is_call,
+    ).map_batches(
+        partial(_delta_gamma, rate=rate),
+        return_dtype=pl.Struct({"delta": pl.Float64, "gamma": pl.Float64}),
+        is_elementwise=True,
+    )
+    return (
+        chains.with_columns(*flags)
+        .with_columns(_solved_iv=solved_iv)
+        .with_columns(
+            pl.col("iv_derived").fill_null(False) | pl.col("_solved_iv").is_not_null(),
+            pl.coalesce(_IV, "_solved_iv").alias("implied_volatility"),
+        )
+        .with_columns(_greeks=greeks)
+        .with_columns(
+            pl.col("greeks_derived").fill_null(False) | pl.col("_greeks").struct.field("gamma").is_not_null(),
+            pl.coalesce("delta", pl.col("_greeks").struct.field("delta")).alias("delta"),
+            pl.coalesce("gamma", pl.col("_greeks").struct.field("gamma")).alias("gamma"),
+        )
+        .select(*names, *(flag for flag in ("iv_derived", "greeks_derived") if flag not in names))
+    )
+
+
+# --- dealer exposure ---------------------------------------------------------------------------------
+
+
+def _exposure_units(live: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
+    """Per `keys`: gamma * OI summed over calls (call_gamma_oi) and puts (put_gamma_oi), delta * OI
+    (delta_oi), and how many contracts have each (gamma_n, delta_n). Spot enters only afterwards, on the
+    aggregated rows, so the big contract frame is never joined to it."""
+    oi = pl.col("open_interest").cast(pl.Float64)
+    gamma_oi, delta_oi = pl.col("gamma") * oi, pl.col("delta") * oi
+    return live.group_by(keys).agg(
+        pl.when(_IS_CALL).then(gamma_oi).sum().alias("call_gamma_oi"),
+        pl.when(_IS_PUT).then(gamma_oi).sum().alias("put_gamma_oi"),
+        pl.when(_SIDE_SIGN.is_not_null()).then(gamma_oi).count().alias("gamma_n"),
+        delta_oi.sum().alias("delta_oi"),
+        delta_oi.count().alias("delta_n"),
+    )
+
+
+def _dollar_exposure() -> list[pl.Expr]:
+    """net_gex, net_dex and the call and put GEX (put_gex as a magnitude) from _exposure_units and spot;
+    NULL (not 0) where no contract has the greek."""
+    s = pl.col("spot")
+    per_gamma_oi = CONTRACT_MULTIPLIER * GEX_MOVE * s * s
+    has_gamma, has_delta = pl.col("gamma_n") > 0, pl.col("delta_n") > 0
+    return [
+        pl.when(has_gamma).then((pl.col("call_gamma_oi") - pl.col("put_gamma_oi")) * per_gamma_oi).alias("net_gex"),
+        pl.when(has_delta).then(pl.col("delta_oi") * CONTRACT_MULTIPLIER * s).alias("net_dex"),
+        (pl.col("call_gamma_oi") * per_gamma_oi).alias("call_gex"),
+        (pl.col("put_gamma_oi") * per_gamma_oi).alias("put_gex"),
+    ]
+
+
+def dealer_exposure(chains: pl.LazyFrame, spot: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    """Per (trade_date, underlying): net_gex, net_dex, call_gex_wall, put_gex_wall.
+
+    Walls: the strike with the largest call GEX summed over the live expirations, and the strike with
+    the largest put GEX in absolute value (ties: nearer spot, then the lower strike; NULL when no strike
+    has any GEX on that side). spot: optional (trade_date, underlying, spot)."""
+    spots = session_spot(chains, spot)
+    units = ["call_gamma_oi", "put_gamma_oi", "gamma_n", "delta_oi", "delta_n"]
+    strikes = (
+        _exposure_units(live_contracts(chains), [*SESSION, "strike"])
+        .join(spots, on=SESSION, how="left")
+        .with_columns(_dollar_exposure())
+    )
+    totals = strikes.group_by(SESSION).agg(pl.col(units).sum(), pl.col("spot").first()).select(
+        *SESSION, *_dollar_exposure()[:2]
+    )
+    call_wall = _strongest_strike(strikes, "call_gex", "call_gex_wall").drop("call_gex_wall_oi")
+    put_wall = _strongest_strike(strikes, "put_gex", "put_gex_wall").drop("put_gex_wall_oi")
+    return (
+        totals.join(call_wall, on=SESSION, how="left")
+        .join(put_wall, on=SESSION, how="left")
+        .select(*SESSION, "net_gex", "net_dex", "call_gex_wall", "put_gex_wall")
+        .sort(SESSION)
+    )
+
+
+# --- gamma flip ---------------------------------------------------------------------------------------
+
+
+def _flip_grid(grid_points: int) -> np.ndarray:
+    """Hypothetical spot levels as multiples of spot, evenly spaced over FLIP_RANGE."""
+    return np.linspace(FLIP_RANGE[0], FLIP_RANGE[1], grid_points)
+
+
+def _gex_profiles(session: np.ndarray, a: np.ndarray, b: np.ndarray, w: np.ndarray,
+                  multiples: np.ndarray, sessions: int) -> np.ndarray:
+    """Net GEX per session (rows) at spot * multiples (columns), up to the session's spot factor.
+
+    At a hypothetical spot S = spot * m, a contract's GEX is sign * OI * S^2 * gamma(S) (times 100 * 0.01)
+    = sign * OI * S * phi(d1) / (iv * sqrt t), and d1 = a + b * ln(m) with a = d1 at spot and
+    b = 1 / (iv sqrt t). So the profile is m * sum_i w_i exp(-(a_i + b_i ln m)^2 / 2), w_i = sign * OI /
+    (iv sqrt(2 pi t)), scaled by spot. `session` holds sorted ids 0..sessions-1, one per contract.
+
+    The contracts are split at session boundaries into one part per polars thread; numpy releases the GIL
+    inside its loops, so the parts run in parallel threads, each writing only its own sessions' rows."""
+    log_m = np.log(multiples)
+    profile = np.zeros((sessions, multiples.size))
+    if session.size == 0:
+        return profile
+
+    def accumulate(part: slice) -> None:
+        for start in range(part.start, part.stop, _FLIP_BLOCK):
+            block = slice(start, min(start + _FLIP_BLOCK, part.stop))
+            d1 = np.multiply.outer(b[block], log_m)
+            d1 += a[block, None]
+            np.square(d1, out=d1)
+            d1 *= -0.5
+            np.exp(d1, out=d1)
+            d1 *= w[block, None]
+            ids = session[block]
+            firsts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+            profile[ids[firsts]] += np.add.reduceat(d1, firsts, axis=0)  # ids[firsts] are distinct
+
+    workers = max(1, min(pl.thread_pool_size(), _FLIP_THREADS))  # polars' budget (POLARS_MAX_THREADS)
+    # Cut points moved back to the first contract of their session, so no session spans two parts.
+    cuts = np.searchsorted(session, session[np.linspace(0, session.size, workers + 1)[1:-1].astype(np.int64)])
+    bounds = np.unique(np.r_[0, cuts, session.size])
+    parts = [slice(int(lo), int(hi)) for lo, hi in pairwise(bounds)]
+    if len(parts) == 1:
+        accumulate(parts[0])
+    else:
+        with ThreadPoolExecutor(len(parts)) as pool:
+            list(pool.map(accumulate, parts))
+    return profile * multiples
+
+
+def _nearest_crossing(profile: np.ndarray, levels: np.ndarray, spot: np.ndarray) -> np.ndarray:
+    """Per row, the zero crossing of the profile nearest to spot; NaN when the profile never changes sign.
+
+    Values within _FLIP_NOISE of the row's largest magnitude (tails that underflow towards 0.0) have no
+    sign. A crossing lies between two consecutive signed levels of opposite sign, linearly interpolated
+    between them (adjacent levels, unless unsigned ones lie between). Ties go to the lower level."""
+    magnitude = np.abs(profile)
+    signed = magnitude > _FLIP_NOISE * magnitude.max(axis=1, keepdims=True)
+    sign = np.where(signed, np.sign(profile), 0.0)
+    columns = np.arange(profile.shape[1])
+    # For each level k >= 1, the last signed level before it.
+    previous = np.maximum.accumulate(np.where(signed, columns, -1), axis=1)[:, :-1]
+    before = np.maximum(previous, 0)
+    p0, p1 = np.take_along_axis(profile, before, axis=1), profile[:, 1:]
+    s0, s1 = np.take_along_axis(levels, before, axis=1), levels[:, 1:]
+    crosses = (previous >= 0) & (np.take_along_axis(sign, before, axis=1) * sign[:, 1:] < 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        level = s0 + (s1 - s0) * np.where(crosses, p0 / (p0 - p1), np.nan)
+    distance = np.where(crosses, np.abs(level - spot[:, None]), np.inf)
+    nearest = np.argmin(distance, axis=1)
+    rows = np.arange(profile.shape[0])
+    return np.where(np.isfinite(distance[rows, nearest]), level[rows, nearest], np.nan)
+
+
+def _flip_batch(frame: pl.DataFrame, grid_points: int) -> pl.DataFrame:
+    """frame: contracts sorted by session id (0..n-1, every id present), with the session's spot and the
+    terms a, b, w of _gex_profiles. One row per session id out."""
+    multiples = _flip_grid(grid_points)
+    session, spot, a, b, w = (frame.get_column(c).to_numpy() for c in ("session", "spot", "a", "b", "w"))
+    firsts = np.flatnonzero(np.r_[True, session[1:] != session[:-1]]) if session.size else session
+    spot = spot[firsts]
+    profile = _gex_profiles(session, a, b, w, multiples, firsts.size)
+    flips = _nearest_crossing(profile, spot[:, None] * multiples, spot)
+    return pl.DataFrame([
+        pl.Series("session", session[firsts], dtype=pl.get_index_type()),
+        pl.Series("gamma_flip", flips, dtype=pl.Float64, nan_to_null=True),
+    ])
+
+
+def gamma_flip(
+    chains: pl.LazyFrame,
+    spot: pl.LazyFrame | None = None,
+    rate: float = 0.0,
+    grid_points: int = FLIP_GRID_POINTS,
+) -> pl.LazyFrame:
+    """Per (trade_date, underlying): gamma_flip, the spot level in [0.8, 1.2] * spot where net GEX,
+    recomputed by Black-Scholes from each live contract's own IV at that level (gamma(S) * OI * 100 *
+    S^2 * 0.01, calls +, puts -), crosses zero: the crossing nearest to spot on an evenly spaced grid of
+    `grid_points` levels, linearly interpolated between them; NULL if the profile never changes sign.
+    Contracts without IV, OI or spot add nothing."""
+    # Sorted before numbering, so the ids are the same however often the plan evaluates this frame.
+    sessions = session_spot(chains, spot).sort(SESSION).with_row_index("session")
+    t = _years()
+    vol_sqrt_t = _IV * t.sqrt()
+    s, k = pl.col("spot"), pl.col("strike").cast(pl.Float64)
+    log_lo, log_hi = math.log(FLIP_RANGE[0]), math.log(FLIP_RANGE[1])
+    d1_lo = pl.col("a") + pl.col("b") * log_lo
+    d1_hi = pl.col("a") + pl.col("b") * log_hi  # d1 rises with S: these bound it over the grid
+    contracts = (
+        live_contracts(chains)
+        .filter((_IV > 0) & (pl.col("open_interest") > 0) & (t > 0) & (pl.col("strike") > 0)
+                & _SIDE_SIGN.is_not_null())
+        .join(sessions.filter(pl.col("spot") > 0), on=SESSION, how="inner")
+        .select(
+            "session",
+            "spot",
+            a=((s / k).log() + (rate + 0.5 * _IV * _IV) * t) / vol_sqrt_t,
+            b=1.0 / vol_sqrt_t,
+            w=_SIDE_SIGN * pl.col("open_interest").cast(pl.Float64) * (CONTRACT_MULTIPLIER * GEX_MOVE
+                                                                     * _INV_SQRT_2PI) / vol_sqrt_t,
+        )
+        .filter((d1_lo <= _FLIP_DEAD_D1) & (d1_hi >= -_FLIP_DEAD_D1))
+    )
+    # Every session also gets one inert row (w = 0), so sessions without a usable contract (or spot) keep
+    # their id and come out with a flat-zero profile: a NULL flip.
+    inert = sessions.select("session", "spot", a=pl.lit(0.0), b=pl.lit(1.0), w=pl.lit(0.0))
+    flips = (
+        pl.concat([contracts, inert], how="vertical")
+        .sort("session")
+        .map_batches(
+            partial(_flip_batch, grid_points=grid_points),
+            schema={"session": pl.get_index_type(), "gamma_flip": pl.Float64()},
+        )
+    )
+    return sessions.join(flips, on="session", how="left").select(*SESSION, "gamma_flip").sort(SESSION)
+
+
+# --- implied volatility levels -----------------------------------------------------------------------
+
+
+def atm_iv_by_expiry(chains: pl.LazyFrame, spot: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    """Per (trade_date, underlying, expiration) after trade_date: dte and atm_iv.
+
+    A strike's IV is the mean of its call and put IV (either one when only one is quoted); atm_iv
+    interpolates linearly in strike between the nearest quoted strikes at or below and at or above
+    spot (the strike's own IV when spot is a strike). NULL when spot is outside the quoted strikes."""
+    spots = session_spot(chains, spot)
+    strike, spot_level = pl.col("strike"), pl.col("spot")
+    k_lo, k_hi = pl.col("k_lo"), pl.col("k_hi")
+    quoted = (
+        live_contracts(chains)
+        .filter(_IV > 0)
+        .select(*EXPIRY, "strike", _IV.cast(pl.Float64))
+        .join(spots, on=SESSION, how="inner")
+        .with_columns(
+            k_lo=pl.when(strike <= spot_level).then(strike).max().over(EXPIRY),
+            k_hi=pl.when(strike >= spot_level).then(strike).min().over(EXPIRY),
+        )
+    )
+    brackets = (
+        quoted.filter((strike == k_lo) | (strike == k_hi))
+        .group_by(EXPIRY)
+        .agg(
+            pl.col("spot", "k_lo", "k_hi").first(),
+            pl.when(strike == k_lo).then(_IV).mean().alias("iv_lo"),
+            pl.when(strike == k_hi).then(_IV).mean().alias("iv_hi"),
+        )
+    )
+    weight = (spot_level - k_lo) / (k_hi - k_lo)
+    return brackets.select(
+        *EXPIRY,
+        dte=(pl.col("expiration") - pl.col("trade_date")).dt.total_days().cast(pl.Int64),
+        atm_iv=pl.when(k_lo == k_hi)
+        .then(pl.col("iv_lo"))
+        .otherwise(pl.col("iv_lo") + (pl.col("iv_hi") - pl.col("iv_lo")) * weight),
+    ).sort(EXPIRY)
+
+
+def atm_iv_30(expiry_iv: pl.LazyFrame) -> pl.LazyFrame:
+    """Per (trade_date, underlying): atm_iv_30, the constant-maturity 30-day ATM IV.
+
+    Interpolated in total variance (iv^2 * t) between the expirations with dte nearest below and above
+    30 (the one expiring in exactly 30 days alone if listed); flat (that expiration's IV) when every
+    expiration is on one side of 30 days. expiry_iv: (trade_date, underlying, expiration, dte, atm_iv)
+    as from atm_iv_by_expiry; expirations without atm_iv are skipped."""
+    dte, iv = pl.col("dte"), pl.col("atm_iv")
+    near, far = dte <= TARGET_DTE, dte >= TARGET_DTE
+    brackets = (
+        expiry_iv.filter((dte > 0) & iv.is_not_null())
+        .group_by(SESSION)
+        .agg(
+            dte.filter(near).max().alias("d_near"),
+            iv.filter(near).sort_by(dte.filter(near)).last().alias("iv_near"),
+            dte.filter(far).min().alias("d_far"),
+            iv.filter(far).sort_by(dte.filter(far)).first().alias("iv_far"),
+        )
+    )
+    d_near, d_far = pl.col("d_near").cast(pl.Float64), pl.col("d_far").cast(pl.Float64)
+    var_near = pl.col("iv_near") * pl.col("iv_near") * d_near  # total variance in day units:
+    var_far = pl.col("iv_far") * pl.col("iv_far") * d_far  # the 1/365 cancels in the square root
+    var_30 = var_near + (var_far - var_near) * (TARGET_DTE - d_near) / (d_far - d_near)
+    return brackets.select(
+        *SESSION,
+        atm_iv_30=pl.when(pl.col("d_near").is_null())
+        .then(pl.col("iv_far"))
+        .when(pl.col("d_far").is_null() | (pl.col("d_near") == pl.col("d_far")))
+        .then(pl.col("iv_near"))
+        .otherwise((var_30 * _INV_TARGET_DTE).sqrt()),
+    ).sort(SESSION)
+
+
+def rr_25d(chains: pl.LazyFrame) -> pl.LazyFrame:
+    """Per (trade_date, underlying): rr_25d, the IV of the call with delta nearest +0.25 minus the IV of
+    the put with delta nearest -0.25, on the live expiration nearest 30 days that has both calls and
+    puts with delta and IV (ties: the earlier expiration; between contracts, the lower strike)."""
+    quoted = live_contracts(chains).filter(_IV.is_not_null() & pl.col("delta").is_not_null())
+    expiry = (
+        quoted.group_by(EXPIRY)
+        .agg(_IS_CALL.any().alias("has_call"), _IS_PUT.any().alias("has_put"))
+        .filter(pl.col("has_call") & pl.col("has_put"))
+        .with_columns(off_target=((pl.col("expiration") - pl.col("trade_date")).dt.total_days() - TARGET_DTE).abs())
+        .group_by(SESSION)
+        .agg(pl.col("expiration").sort_by("off_target", "expiration").first())
+    )
+
+    def nearest_iv(side: pl.Expr, target: float) -> pl.Expr:
+        distance = (pl.col("delta") - target).abs()
+        return _IV.filter(side).sort_by(distance.filter(side), pl.col("strike").filter(side)).first()
+
+    return (
+        quoted.join(expiry, on=EXPIRY, how="inner")
+        .group_by(SESSION)
+        .agg((nearest_iv(_IS_CALL, RR_DELTA) - nearest_iv(_IS_PUT, -RR_DELTA)).cast(pl.Float64).alias("rr_25d"))
+        .sort(SESSION)
+    )
+
+
+def iv_rank_percentile(history: pl.LazyFrame) -> pl.LazyFrame:
+    """`history` (trade_date, underlying, atm_iv_30, ...; one row per underlying and session) with
+    iv_rank_252 and iv_percentile_252 added.
+
+    Over each underlying's last 252 sessions in `history` up to and including the row (never later):
+    iv_rank_252 = (x - min) / (max - min) (NULL when max = min); iv_percentile_252 = the share of the
+    earlier sessions in that window whose atm_iv_30 is below x. Both in [0, 1]; NULL when x is NULL or
+    the window holds fewer than 20 sessions with a value."""
+    x = pl.col("atm_iv_30")
+
+    def trailing(expr: pl.Expr) -> pl.Expr:
+        return expr.over("underlying", order_by="trade_date")
+
+    lowest = trailing(x.rolling_min(RANK_SESSIONS, min_samples=1))
+    highest = trailing(x.rolling_max(RANK_SESSIONS, min_samples=1))
+    count = trailing(x.is_not_null().cast(pl.Int64).rolling_sum(RANK_SESSIONS, min_samples=1))
+    # rank "min" = 1 + the number of window values strictly below x (NULLs are not ranked).
+    below = trailing(x.rolling_rank(RANK_SESSIONS, method="min", min_samples=1)).cast(pl.Float64) - 1.0
+    enough = x.is_not_null() & (count >= RANK_MIN_SESSIONS)
+    return history.with_columns(
+        iv_rank_252=pl.when(enough & (highest > lowest)).then((x - lowest) / (highest - lowest)),
+        iv_percentile_252=pl.when(enough).then(below / (count - 1).cast(pl.Float64)),
+    )
+
+
+# --- per expiry and per session -----------------------------------------------------------------------
+
+
+def expiry_exposure(chains: pl.LazyFrame, spot: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    """Per (trade_date, underlying, expiration) after trade_date: net_gex, net_dex (at the session spot)
+    and atm_iv, for expiry_levels."""
+    exposure = (
+        _exposure_units(live_contracts(chains), EXPIRY)
+        .join(session_spot(chains, spot), on=SESSION, how="left")
+        .with_columns(_dollar_exposure()[:2])
+    )
+    return (
+        exposure.join(atm_iv_by_expiry(chains, spot).select(*EXPIRY, "atm_iv"), on=EXPIRY, how="left")
+        .select(*EXPIRY, "net_gex", "net_dex", "atm_iv")
+        .sort(EXPIRY)
+    )
+
+
+def session_greeks(chains: pl.LazyFrame, spot: pl.LazyFrame | None = None, rate: float = 0.0) -> pl.LazyFrame:
+    """Per (trade_date, underlying): net_gex, net_dex, call_gex_wall, put_gex_wall, gamma_flip,
+    atm_iv_30 and rr_25d, for positioning_daily (iv_rank_252 / iv_percentile_252 need the history of
+    atm_iv_30: iv_rank_percentile)."""
+    return (
+        dealer_exposure(chains, spot)
+        .join(gamma_flip(chains, spot, rate), on=SESSION, how="full", coalesce=True)
+        .join(atm_iv_30(atm_iv_by_expiry(chains, spot)), on=SESSION, how="left")
+        .join(rr_25d(chains), on=SESSION, how="left")
+        .select(*SESSION, "net_gex", "net_dex", "call_gex_wall", "put_gex_wall", "gamma_flip", "atm_iv_30",
+                "rr_25d")
+        .sort(SESSION)
+    )
