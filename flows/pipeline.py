@@ -29,7 +29,9 @@ from flows.sources import (
     read_text_frame,
 )
 from schemas.gold import (
+    Blocks,
     ExpiryLevels,
+    FlowDaily,
     PositioningDaily,
     SignalsDaily,
     StrikeLevels,
@@ -38,8 +40,10 @@ from schemas.gold import (
     validate_gold,
 )
 from schemas.quarantine import REASON, split_duplicates, split_valid
-from schemas.silver import Bars, Chains
+from schemas.silver import Bars, Chains, Trades
 from transforms.features import join_features
+from transforms.flow import blocks, flow_daily
+from transforms.greeks import derive_iv_and_greeks, expiry_exposure, iv_rank_percentile, session_greeks
 from transforms.ideas import option_contracts, trade_ideas
 from transforms.positioning import (
     expiry_levels,
@@ -57,18 +61,22 @@ from transforms.silver import (
     silver_chains,
 )
 from transforms.technicals import technicals_daily
+from transforms.trades import TRADE_SCHEMA, silver_trades, unknown_or_expired
 
-# Trades are read by a later stage (blocks and flow); bars and chains feed everything here.
-PIPELINE_DATASETS = ("bars", "chains")
-SILVER_KEYS = {"bars": ["trade_date", "symbol"],
+# Order matters: chains take spot from the bars, prints are checked against the chains.
+PIPELINE_DATASETS = ("bars", "chains", "trades")
+SILVER_KEYS: dict[str, list[str] | None] = {
+               "bars": ["trade_date", "symbol"],
+               # Prints have no natural key: two same-microsecond prints of one contract are both real.
+               "trades": None,
                # option_symbol too: SPX and SPXW (or IWM and adjusted IWM1) list the same strike and expiry
                "chains": ["trade_date", "underlying", "option_symbol", "expiration", "strike", "option_type"]}
-SILVER_MODELS = {"bars": Bars, "chains": Chains}
-GOLD_TABLES = ("technicals_daily", "positioning_daily", "expiry_levels", "strike_levels", "signals_daily",
-               "trade_ideas")
+SILVER_MODELS = {"bars": Bars, "chains": Chains, "trades": Trades}
+GOLD_TABLES = ("technicals_daily", "positioning_daily", "expiry_levels", "strike_levels", "blocks", "flow_daily",
+               "signals_daily", "trade_ideas")
 GOLD_MODELS = {"technicals_daily": TechnicalsDaily, "positioning_daily": PositioningDaily,
-               "expiry_levels": ExpiryLevels, "strike_levels": StrikeLevels, "signals_daily": SignalsDaily,
-               "trade_ideas": TradeIdeas}
+               "expiry_levels": ExpiryLevels, "strike_levels": StrikeLevels, "blocks": Blocks,
+               "flow_daily": FlowDaily, "signals_daily": SignalsDaily, "trade_ideas": TradeIdeas}
 
 
 class RejectedShareError(Exception):
@@ -95,6 +103,8 @@ class StageStats:
 
 def silver_schema(dataset: str) -> dict[str, pl.DataType]:
     base = bronze_schema(dataset)
+    if dataset == "trades":
+        return dict(TRADE_SCHEMA) | {c: base[c] for c in LINEAGE_COLUMNS}
     if dataset == "bars":
         return {c: base[c] for c in BARS_COLUMNS} | {c: base[c] for c in LINEAGE_COLUMNS}
     derived = {"mid": pl.Float64(), "dte": pl.Int64(), "spot_derived": pl.Boolean(), "iv_derived": pl.Boolean(),
@@ -222,14 +232,27 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
         raw = _scan_files([f for day in batch for f in files[day]], bronze)
         if dataset == "bars":
             derived = silver_bars(raw).collect()
-        else:
+        elif dataset == "chains":
             closes = _silver_closes(staging, batch)
             derived = silver_chains(raw, closes).collect()
+        else:
+            derived = silver_trades(raw).collect()
         unparsable = derived.filter(pl.col("_parse_errors").is_not_null()).with_columns(
             pl.concat_str(pl.lit("unparsable:"), pl.col("_parse_errors")).alias(REASON))
         candidates = derived.filter(pl.col("_parse_errors").is_null())
         valid, invalid = split_valid(candidates, SILVER_MODELS[dataset], dataset)
-        kept, duplicates = split_duplicates(valid, SILVER_KEYS[dataset], dedupe_order())
+        keys = SILVER_KEYS[dataset]
+        if keys:
+            kept, duplicates = split_duplicates(valid, keys, dedupe_order())
+        else:
+            kept, duplicates = valid, valid.clear().with_columns(pl.lit(None, dtype=pl.String).alias(REASON))
+        if dataset == "chains":  # IV from the mid and greeks from IV where the vendor left them empty
+            kept = derive_iv_and_greeks(kept.lazy(), settings.risk_free_rate).collect()
+        if dataset == "trades":  # prints on contracts not listed that day, or already expired
+            flagged = unknown_or_expired(kept.lazy(), _silver_scan(staging, "chains", batch)).collect()
+            kept = kept.join(flagged.select("_source_file", "_source_row"), on=["_source_file", "_source_row"],
+                             how="anti")
+            invalid = pl.concat([invalid, flagged], how="diagonal_relaxed")
         rejected = pl.concat([unparsable, invalid], how="diagonal_relaxed")
         quarantine = pl.concat([rejected, duplicates], how="diagonal_relaxed")
         schema = silver_schema(dataset)
@@ -243,7 +266,8 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
                 raise RejectedShareError(
                     f"{dataset} {day}: {day_bad} of {day_in} rows rejected ({day_bad / day_in:.1%}) "
                     f"> limit {settings.max_rejected_share:.1%}; top reasons: {top}")
-            day_rows = kept.filter(pl.col("trade_date") == day).select(list(schema)).sort(SILVER_KEYS[dataset])
+            day_rows = kept.filter(pl.col("trade_date") == day).select(list(schema)).sort(
+                keys or ["ts", "option_symbol", "_source_file", "_source_row"])
             day_quarantine = quarantine.filter(pl.col("trade_date") == day)
             staging.stage(day_rows, "silver", dataset, day, "part-0", exclusive=True)
             staging.stage(day_quarantine.select(*[c for c in bronze if c in day_quarantine.columns], REASON),
@@ -253,10 +277,14 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
     return out
 
 
+def _silver_scan(staging: Staging, dataset: str, days: list[date]) -> pl.LazyFrame:
+    """A silver dataset as this run will leave it (staged partitions over committed ones)."""
+    files = [f for day in days for f in staging.staged_or_committed("silver", dataset, day)]
+    return _scan_files(files, silver_schema(dataset))
+
+
 def _silver_closes(staging: Staging, days: list[date]) -> pl.LazyFrame:
-    schema = silver_schema("bars")
-    files = [f for day in days for f in staging.staged_or_committed("silver", "bars", day)]
-    return _scan_files(files, schema).select("trade_date", "symbol", "close")
+    return _silver_scan(staging, "bars", days).select("trade_date", "symbol", "close")
 
 
 def ingest_and_validate(settings: Settings, run_id: str, *, end: date | None = None, force: bool = False,
@@ -353,7 +381,8 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
             chain_rows[d] = pl.scan_parquet(lake.files("silver", "chains", dates=[d])).select(pl.len()).collect().item()
     for batch in _date_batches(chain_rows, settings.batch_rows):
         started = now_utc()
-        chains = _only(lake.scan("silver", "chains", silver_schema("chains"), dates=batch), symbols)
+        # Read once: positioning, greeks, levels and ideas all work on the same day's chain.
+        chains = _only(lake.scan("silver", "chains", silver_schema("chains"), dates=batch), symbols).collect().lazy()
         previous_day = _previous_session(lake, "chains", batch[0])
         previous_chains = (_only(lake.scan("silver", "chains", silver_schema("chains"), dates=[previous_day]),
                                  symbols) if previous_day else None)
@@ -361,14 +390,24 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
             "trade_date", pl.col("symbol").alias("underlying"), pl.col("close").alias("spot"))
         previous = positioning_daily(previous_chains).select("trade_date", "underlying", "call_oi", "put_oi") \
             if previous_chains is not None else None
-        positioning = positioning_daily(chains, spot=spot, previous=previous).collect()
+        positioning = _with_iv_rank(lake, batch, positioning_daily(chains, spot=spot, previous=previous).join(
+            session_greeks(chains, spot=spot, rate=settings.risk_free_rate), on=["trade_date", "underlying"],
+            how="left").collect())
         write("positioning_daily", positioning, batch, started=started)
         crash_point("gold-half-written")
-        write("expiry_levels", expiry_levels(chains, spot=spot).collect(), batch, started=started)
+        write("expiry_levels", expiry_levels(chains, spot=spot).join(
+            expiry_exposure(chains, spot=spot), on=["trade_date", "underlying", "expiration"], how="left").collect(),
+            batch, started=started)
+        trades = _only(lake.scan("silver", "trades", silver_schema("trades"), dates=batch), symbols)
+        block_prints = blocks(trades, settings.block_notional, settings.block_size).collect()
+        flow = flow_daily(block_prints.lazy(), chains, trades).collect()
+        write("blocks", block_prints, batch, started=started)
+        write("flow_daily", flow, batch, started=started)
         write("strike_levels", strike_levels(chains, previous_chains=previous_chains, top_n=settings.top_strikes,
                                              spot=spot).collect(), batch, started=started)
 
-        features = join_features(technicals.lazy().filter(pl.col("trade_date").is_in(batch)), positioning.lazy())
+        features = join_features(technicals.lazy().filter(pl.col("trade_date").is_in(batch)), positioning.lazy(),
+                                 flow.lazy())
         history = pl.concat([
             lake.scan("gold", "positioning_daily", {"trade_date": pl.Date(), "underlying": pl.String(),
                                                      "pcr_oi": pl.Float64()}, end=batch[0])
@@ -383,6 +422,19 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
         ideas = trade_ideas(features, contracts, settings.rules).collect()
         write("trade_ideas", ideas, batch, started=started)
     return dict(counts)
+
+
+def _with_iv_rank(lake: Lake, batch: list[date], positioning: pl.DataFrame) -> pl.DataFrame:
+    """IV rank and percentile of atm_iv_30 against the sessions in the lake up to each row's date."""
+    history = pl.concat([
+        lake.scan("gold", "positioning_daily", {"trade_date": pl.Date(), "underlying": pl.String(),
+                                                 "atm_iv_30": pl.Float64()}, end=batch[0])
+        .filter(pl.col("trade_date") < batch[0]),
+        positioning.lazy().select("trade_date", "underlying", "atm_iv_30"),
+    ])
+    ranks = iv_rank_percentile(history).filter(pl.col("trade_date").is_in(batch)).select(
+        "trade_date", "underlying", "iv_rank_252", "iv_percentile_252")
+    return positioning.join(ranks.collect(), on=["trade_date", "underlying"], how="left")
 
 
 def _only(frame: pl.LazyFrame, symbols: list[str] | None) -> pl.LazyFrame:

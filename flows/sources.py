@@ -17,6 +17,8 @@ from pathlib import Path
 
 import polars as pl
 
+from transforms.trades import session_date
+
 DATASETS = ("bars", "chains", "trades")
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
 
@@ -90,7 +92,9 @@ LINEAGE: dict[str, pl.DataType] = {
 
 
 def bronze_schema(dataset: str) -> dict[str, pl.DataType]:
-    return {f.name: KIND_DTYPES[f.kind] for f in FIELDS[dataset].values()} | LINEAGE
+    # Prints carry a timestamp, not a date: their partition is the New York session date of `ts`.
+    session = {"trade_date": pl.Date()} if dataset == "trades" else {}
+    return session | {f.name: KIND_DTYPES[f.kind] for f in FIELDS[dataset].values()} | LINEAGE
 
 
 @dataclass(frozen=True)
@@ -224,6 +228,8 @@ def conform(frame: pl.DataFrame, dataset: str, path: Path, source_file: str, ing
             raise SourceError(f"{path}: column {column!r} has no value readable as {field.kind}"
                               f" (e.g. {sample[0]!r})" if sample else f"{path}: column {column!r} is unreadable")
     parse_errors = pl.concat_list([pl.when(e).then(pl.lit(c)) for c, e in failed.items()]).list.drop_nulls()
+    if dataset == "trades":
+        typed = typed.with_columns(session_date(pl.col("ts")).alias("trade_date"))
     bronze = typed.with_columns(
         pl.when(parse_errors.list.len() > 0).then(parse_errors.list.join(",")).alias("_parse_errors"),
         pl.lit(source_file).alias("_source_file"),

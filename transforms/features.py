@@ -41,20 +41,43 @@ POSITIONING_FEATURES: dict[str, pl.DataType] = {
     "max_pain_expiration": pl.Date(),
     "call_oi_change": pl.Int64(),
     "put_oi_change": pl.Int64(),
+    **{c: pl.Float64() for c in ("net_gex", "net_dex", "call_gex_wall", "put_gex_wall", "gamma_flip", "atm_iv_30",
+                                 "rr_25d", "iv_rank_252", "iv_percentile_252")},
 }
-FEATURE_SCHEMA: dict[str, pl.DataType] = {**TECHNICAL_FEATURES, **POSITIONING_FEATURES}
+# Block-flow columns (flow_daily): NULL without prints.
+FLOW_FEATURES: dict[str, pl.DataType] = {
+    "block_count": pl.Int64(),
+    "buy_block_count": pl.Int64(),
+    "sell_block_count": pl.Int64(),
+    "block_buy_notional": pl.Float64(),
+    "block_sell_notional": pl.Float64(),
+    "block_notional": pl.Float64(),
+    "largest_block_symbol": pl.String(),
+    "largest_block_notional": pl.Float64(),
+    "largest_block_side": pl.String(),
+    "unusual_contracts": pl.Int64(),
+}
+FEATURE_SCHEMA: dict[str, pl.DataType] = {**TECHNICAL_FEATURES, **POSITIONING_FEATURES, **FLOW_FEATURES}
 
 
-def join_features(technicals: pl.LazyFrame, positioning: pl.LazyFrame) -> pl.LazyFrame:
-    """Technicals left-joined with positioning on (trade_date, symbol = underlying).
+def _by_symbol(frame: pl.LazyFrame, columns: dict[str, pl.DataType]) -> tuple[pl.LazyFrame, list[str]]:
+    present = [c for c in columns if c in frame.collect_schema().names()]
+    return frame.select("trade_date", pl.col("underlying").alias("symbol"), *present), present
 
-    Left join: a bars-only symbol still gets a row (and a bias from its technicals).
+
+def join_features(technicals: pl.LazyFrame, positioning: pl.LazyFrame,
+                  flow: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    """Technicals left-joined with positioning and block flow on (trade_date, symbol = underlying).
+
+    Left joins: a bars-only symbol still gets a row (and a bias from its technicals). Columns a
+    source does not have are NULL, so every rule sees the whole FEATURE_SCHEMA.
     """
-    positioning_cols = [c for c in POSITIONING_FEATURES if c in positioning.collect_schema().names()]
-    return technicals.join(
-        positioning.select("trade_date", pl.col("underlying").alias("symbol"), *positioning_cols),
-        on=["trade_date", "symbol"],
-        how="left",
-    ).with_columns(
-        [pl.lit(None, dtype=t).alias(c) for c, t in POSITIONING_FEATURES.items() if c not in positioning_cols]
-    )
+    joined, present = technicals, set(TECHNICAL_FEATURES)
+    for source, columns in ((positioning, POSITIONING_FEATURES), (flow, FLOW_FEATURES)):
+        if source is None:
+            continue
+        side, cols = _by_symbol(source, columns)
+        joined = joined.join(side, on=["trade_date", "symbol"], how="left")
+        present.update(cols)
+    return joined.with_columns(
+        [pl.lit(None, dtype=t).alias(c) for c, t in FEATURE_SCHEMA.items() if c not in present])
