@@ -7,6 +7,7 @@ input, so validate_gold raises instead of quarantining.
 from __future__ import annotations
 
 import itertools
+from typing import Annotated
 
 import pandera.polars as pa
 import polars as pl
@@ -193,6 +194,58 @@ class ExpiryLevels(pa.DataFrameModel):
         coerce = False
 
 
+class Blocks(pa.DataFrameModel):
+    """Block prints: notional (price*size*100) or size over the configured thresholds, quote-rule side."""
+
+    trade_date: pl.Date
+    underlying: str
+    ts: Annotated[pl.Datetime, "us", "UTC"]
+    option_symbol: str
+    expiration: pl.Date
+    strike: pl.Float64 = pa.Field(gt=0)
+    option_type: str = pa.Field(isin=["C", "P"])
+    size: pl.Int64 = pa.Field(gt=0)
+    price: pl.Float64 = pa.Field(gt=0)
+    notional: pl.Float64 = pa.Field(gt=0)
+    side: str = pa.Field(isin=["buy", "sell", "unknown"])
+
+    @pa.check("option_symbol", error=OSI_RULE)
+    def _option_symbol(cls, data: PolarsData) -> pl.LazyFrame:
+        return rows(data, osi21_ok("option_symbol"))
+
+    class Config:
+        name = "blocks"
+        strict = False
+        coerce = False
+
+
+class FlowDaily(pa.DataFrameModel):
+    """Per underlying and session: block counts and notionals by side, the largest block, unusual contracts."""
+
+    trade_date: pl.Date
+    underlying: str
+    block_count: pl.Int64 = pa.Field(ge=0)
+    buy_block_count: pl.Int64 = pa.Field(ge=0)
+    sell_block_count: pl.Int64 = pa.Field(ge=0)
+    block_buy_notional: pl.Float64 = pa.Field(ge=0)
+    block_sell_notional: pl.Float64 = pa.Field(ge=0)
+    block_notional: pl.Float64 = pa.Field(ge=0)
+    largest_block_symbol: str = pa.Field(nullable=True)
+    largest_block_notional: pl.Float64 = pa.Field(nullable=True, gt=0)
+    largest_block_side: str = pa.Field(nullable=True, isin=["buy", "sell", "unknown"])
+    unusual_contracts: pl.Int64 = pa.Field(nullable=True, ge=0)
+
+    @pa.check("block_count", error=reason("sides_within_total", "buy_block_count", "sell_block_count",
+                                          "block_count"))
+    def _sides(cls, data: PolarsData) -> pl.LazyFrame:
+        return rows(data, pl.col("buy_block_count") + pl.col("sell_block_count") <= pl.col("block_count"))
+
+    class Config:
+        name = "flow_daily"
+        strict = False
+        coerce = False
+
+
 class SignalsDaily(pa.DataFrameModel):
     """One row per symbol and session: the bias, its score and the levels behind the scenarios."""
 
@@ -306,6 +359,83 @@ class TradeIdeas(pa.DataFrameModel):
         coerce = False
 
 
+class IdeaOutcomes(pa.DataFrameModel):
+    """One row per idea and run: how the idea stood at `trade_date` (the run's as_of session).
+
+    The partition date is the as_of session; the idea's own date is `idea_date`. The latest row per
+    idea_id is its current outcome (the views of sql/ read it so).
+    """
+
+    trade_date: pl.Date
+    idea_id: str = pa.Field(unique=True)
+    idea_date: pl.Date
+    symbol: str
+    rule: str
+    direction: str
+    instrument: str
+    option_symbol: str = pa.Field(nullable=True)
+    status: str
+    triggered_on: pl.Date = pa.Field(nullable=True)
+    entry_price: pl.Float64 = pa.Field(gt=0, nullable=True)
+    closed_on: pl.Date = pa.Field(nullable=True)
+    exit_price: pl.Float64 = pa.Field(gt=0, nullable=True)
+    r_multiple: pl.Float64 = pa.Field(nullable=True)
+    sessions_walked: pl.Int64 = pa.Field(ge=0)
+    option_exit_mid: pl.Float64 = pa.Field(ge=0, nullable=True)
+    option_mid_source: str = pa.Field(nullable=True)
+    option_r_multiple: pl.Float64 = pa.Field(nullable=True)
+
+    @pa.check("symbol", error=SYMBOL_RULE)
+    def _symbol(cls, data: PolarsData) -> pl.LazyFrame:
+        return rows(data, symbol_ok("symbol"))
+
+    @pa.check("status", error="isin(pending,not_triggered,open,target_hit,stop_hit,expired)")
+    def _status(cls, data: PolarsData) -> pl.LazyFrame:
+        return rows(data, pl.col("status").is_in(
+            ["pending", "not_triggered", "open", "target_hit", "stop_hit", "expired"]))
+
+    @pa.check("option_mid_source", error="isin(chain,missing)")
+    def _mid_source(cls, data: PolarsData) -> pl.LazyFrame:
+        return rows(data, pl.col("option_mid_source").is_in(["chain", "missing"]))
+
+    # The walk only sees sessions after the idea's date and up to the run's session.
+    @pa.check("idea_date", error=reason("idea_before_as_of", "idea_date", "trade_date"))
+    def _idea_before_as_of(cls, data: PolarsData) -> pl.LazyFrame:
+        return rows(data, pl.col("idea_date") < pl.col("trade_date"))
+
+    @pa.check("triggered_on", error=reason("dates_ordered", "idea_date", "triggered_on", "closed_on", "trade_date"))
+    def _dates_ordered(cls, data: PolarsData) -> pl.LazyFrame:
+        idea, triggered, closed, as_of = (pl.col(c) for c in ("idea_date", "triggered_on", "closed_on", "trade_date"))
+        return rows(data, ((triggered > idea) & (triggered <= as_of)).fill_null(True)
+                    & ((closed > idea) & (closed <= as_of)).fill_null(True)
+                    & (closed >= triggered).fill_null(True))
+
+    # Triggered statuses carry an entry; closed ones an exit and a closing session; live ones neither.
+    @pa.check("status", error=reason("status_fields", "status", "triggered_on", "entry_price", "closed_on",
+                                      "exit_price"))
+    def _status_fields(cls, data: PolarsData) -> pl.LazyFrame:
+        status = pl.col("status")
+        triggered = status.is_in(["open", "target_hit", "stop_hit", "expired"])
+        with_exit = status.is_in(["target_hit", "stop_hit", "expired"])
+        live = status.is_in(["pending", "open"])
+        return rows(data, (pl.col("triggered_on").is_not_null() == triggered)
+                    & (pl.col("entry_price").is_not_null() == triggered)
+                    & (pl.col("exit_price").is_not_null() == with_exit)
+                    & (~with_exit | pl.col("closed_on").is_not_null())
+                    & (~live | pl.col("closed_on").is_null()))
+
+    @pa.check("option_mid_source", error=reason("mid_source_iff_option_exit", "option_mid_source", "instrument",
+                                                 "status"))
+    def _mid_source_iff_option_exit(cls, data: PolarsData) -> pl.LazyFrame:
+        priced = (pl.col("instrument") != "stock") & pl.col("status").is_in(["target_hit", "stop_hit", "expired"])
+        return rows(data, pl.col("option_mid_source").is_not_null() == priced)
+
+    class Config:
+        name = "idea_outcomes"
+        strict = False
+        coerce = False
+
+
 def validate_gold(df: pl.DataFrame | pl.LazyFrame, model: type[pa.DataFrameModel]) -> pl.DataFrame:
     """Return ``df`` (collected) if it meets ``model``, else raise GoldValidationError with a summary."""
     # Collect once: pandera would otherwise re-run a lazy plan for every check.
@@ -332,6 +462,7 @@ def validate_gold(df: pl.DataFrame | pl.LazyFrame, model: type[pa.DataFrameModel
 __all__ = [
     "ExpiryLevels",
     "GoldValidationError",
+    "IdeaOutcomes",
     "PositioningDaily",
     "SignalsDaily",
     "StrikeLevels",

@@ -1,0 +1,197 @@
+"""The analyst views over trade ideas and their outcomes (sql/views/idea_scorecard.sql, open_ideas.sql,
+bias_record.sql) on small hand-made tables in an in-memory DuckDB, checked against hand counts.
+
+Sessions D[0]..D[69] are 70 weekdays; the last 60 sessions start at D[10].
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from transforms.outcomes import IDEA_OUTCOME_SCHEMA
+
+SQL = Path(__file__).resolve().parent.parent / "sql"
+D = [d for d in (date(2025, 6, 2) + timedelta(days=i) for i in range(100)) if d.weekday() < 5][:70]
+
+IDEA_SCHEMA: dict[str, pl.DataType] = {
+    "trade_date": pl.Date(), "symbol": pl.String(), "idea_id": pl.String(), "rule": pl.String(),
+    "direction": pl.String(), "instrument": pl.String(), "option_symbol": pl.String(), "expiration": pl.Date(),
+    "strike": pl.Float64(), "entry_premium": pl.Float64(), "trigger_level": pl.Float64(),
+    "trigger_direction": pl.String(), "target": pl.Float64(), "stop": pl.Float64(), "risk_reward": pl.Float64(),
+}
+# (idea_id, idea session, symbol, rule, direction, trigger, target, stop)
+IDEAS = [
+    ("i1", 5, "AAA", "call_breakout", "bullish", 101.0, 105.0, 99.0),
+    ("i2", 20, "AAA", "call_breakout", "bullish", 101.0, 105.0, 99.0),
+    ("i3", 30, "AAA", "call_breakout", "bullish", 101.0, 105.0, 99.0),
+    ("i4", 40, "AAA", "call_breakout", "bullish", 101.0, 105.0, 99.0),
+    ("i5", 68, "AAA", "call_breakout", "bullish", 101.0, 105.0, 99.0),
+    ("i6", 69, "AAA", "call_breakout", "bullish", 104.0, 108.0, 102.0),  # no outcome row yet
+    ("j1", 3, "AAA", "stock_entry", "bullish", 100.0, 104.0, 98.0),
+    ("k1", 50, "BBB", "put_breakdown", "bearish", 98.0, 94.0, 101.0),
+    ("k2", 50, "CCC", "put_breakdown", "bearish", 98.0, 94.0, 101.0),
+    ("k3", 60, "AAA", "put_breakdown", "bearish", 104.0, 100.0, 106.0),
+    ("k4", 67, "AAA", "put_breakdown", "bearish", 102.0, 98.0, 104.5),
+]
+# (idea_id, as_of session, status, triggered session, entry, closed session, exit, r); earlier rows first
+OUTCOMES = [
+    ("i1", 6, "pending", None, None, None, None, None),
+    ("i1", 7, "open", 7, 101.0, None, None, None),
+    ("i1", 8, "target_hit", 7, 101.0, 8, 105.0, 2.0),
+    ("i2", 21, "open", 21, 101.0, None, None, None),
+    ("i2", 22, "stop_hit", 21, 101.0, 22, 99.0, -1.0),
+    ("i3", 40, "expired", 31, 101.0, 40, 102.0, 0.5),
+    ("i3", 35, "open", 31, 101.0, None, None, None),  # an older row stored after the newer one
+    ("i4", 45, "not_triggered", None, None, 45, None, None),
+    ("i5", 69, "open", 69, 101.0, None, None, None),
+    ("j1", 5, "stop_hit", 4, 100.0, 5, 98.0, -1.0),
+    ("k1", 52, "target_hit", 51, 98.0, 52, 94.0, 4 / 3 + 1 / 6),  # R 1.5
+    ("k2", 51, "stop_hit", 51, 100.5, 51, 100.5, None),  # opened past the stop: no R
+    ("k3", 69, "open", 61, 104.0, None, None, None),
+    ("k4", 68, "pending", None, None, None, None, None),
+    ("k4", 69, "pending", None, None, None, None, None),
+]
+AAA_CLOSE = [100.0 + 0.05 * i for i in range(70)]  # D[69]: 103.45
+BBB_CLOSE = [100.0, 102.0, 101.0, 103.0, 99.0, 104.0, 105.0, 100.0, 98.0, 97.0, 99.0, 101.0]  # on D[58..69]
+BBB_BIAS = {0: "bullish", 1: "bearish", 3: "bullish", 5: "neutral", 10: "bearish", 11: "bullish"}
+
+
+def ideas_frame() -> pl.DataFrame:
+    return pl.DataFrame([
+        {"trade_date": D[day], "symbol": symbol, "idea_id": idea_id, "rule": rule, "direction": direction,
+         "instrument": "stock", "option_symbol": None, "expiration": None, "strike": None, "entry_premium": None,
+         "trigger_level": trigger, "trigger_direction": "above" if direction == "bullish" else "below",
+         "target": target, "stop": stop, "risk_reward": abs(target - trigger) / abs(trigger - stop)}
+        for idea_id, day, symbol, rule, direction, trigger, target, stop in IDEAS], schema=IDEA_SCHEMA)
+
+
+def outcomes_frame() -> pl.DataFrame:
+    ideas = {i[0]: i for i in IDEAS}
+    day = lambda i: D[i] if i is not None else None
+    return pl.DataFrame([
+        {"trade_date": D[as_of], "idea_id": idea_id, "idea_date": D[ideas[idea_id][1]], "symbol": ideas[idea_id][2],
+         "rule": ideas[idea_id][3], "direction": ideas[idea_id][4], "instrument": "stock", "option_symbol": None,
+         "status": status, "triggered_on": day(triggered), "entry_price": entry, "closed_on": day(closed),
+         "exit_price": exit_price, "r_multiple": r, "sessions_walked": as_of - ideas[idea_id][1],
+         "option_exit_mid": None, "option_mid_source": None, "option_r_multiple": None}
+        for idea_id, as_of, status, triggered, entry, closed, exit_price, r in OUTCOMES], schema=IDEA_OUTCOME_SCHEMA)
+
+
+def technicals_frame() -> pl.DataFrame:
+    rows = [{"trade_date": D[i], "symbol": "AAA", "close": c} for i, c in enumerate(AAA_CLOSE)]
+    rows += [{"trade_date": D[58 + i], "symbol": "BBB", "close": c} for i, c in enumerate(BBB_CLOSE)]
+    return pl.DataFrame(rows, schema={"trade_date": pl.Date(), "symbol": pl.String(), "close": pl.Float64()})
+
+
+def signals_frame() -> pl.DataFrame:
+    rows = [{"trade_date": D[58 + i], "symbol": "BBB", "bias": bias} for i, bias in BBB_BIAS.items()]
+    rows += [{"trade_date": D[i], "symbol": "AAA", "bias": "neutral"} for i in range(69)]
+    rows.append({"trade_date": D[69], "symbol": "AAA", "bias": "bullish"})  # no forward close: left out
+    return pl.DataFrame(rows, schema={"trade_date": pl.Date(), "symbol": pl.String(), "bias": pl.String()})
+
+
+def warehouse(ideas: pl.DataFrame, outcomes: pl.DataFrame, technicals: pl.DataFrame,
+              signals: pl.DataFrame) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute((SQL / "tables" / "idea_outcomes.sql").read_text())
+    for name, frame in {"trade_ideas": ideas, "technicals_daily": technicals, "signals_daily": signals,
+                        "new_outcomes": outcomes}.items():
+        con.register("frame", frame.to_arrow())
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
+        con.unregister("frame")
+    con.execute("INSERT INTO idea_outcomes BY NAME SELECT * FROM new_outcomes")
+    for view in ("idea_scorecard", "open_ideas", "bias_record"):
+        con.execute((SQL / "views" / f"{view}.sql").read_text())
+    return con
+
+
+@pytest.fixture(scope="module")
+def con() -> duckdb.DuckDBPyConnection:
+    return warehouse(ideas_frame(), outcomes_frame(), technicals_frame(), signals_frame())
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
+    return con.sql(sql).pl().to_dicts()
+
+
+def test_scorecard_counts(con):
+    got = {(r["rule"], r["period"]): r for r in rows(con, "SELECT * FROM idea_scorecard")}
+    assert list(got) == [("call_breakout", "all"), ("call_breakout", "last_60_sessions"), ("put_breakdown", "all"),
+                         ("put_breakdown", "last_60_sessions"), ("stock_entry", "all"),
+                         ("stock_entry", "last_60_sessions")]
+    counts = ("ideas", "triggered", "target_hits", "stop_hits", "expired", "not_triggered", "open", "pending")
+    # i1..i6: i1 target (R 2), i2 stop (R -1), i3 expired (R 0.5), i4 not triggered, i5 open, i6 no row yet.
+    assert [got["call_breakout", "all"][c] for c in counts] == [6, 4, 1, 1, 1, 1, 1, 1]
+    assert got["call_breakout", "all"]["hit_rate"] == pytest.approx(0.5)
+    assert got["call_breakout", "all"]["mean_r"] == pytest.approx((2.0 - 1.0 + 0.5) / 3)
+    # i1 (D[5]) is older than the last 60 sessions (from D[10]).
+    assert [got["call_breakout", "last_60_sessions"][c] for c in counts] == [5, 3, 0, 1, 1, 1, 1, 1]
+    assert got["call_breakout", "last_60_sessions"]["hit_rate"] == 0.0
+    assert got["call_breakout", "last_60_sessions"]["mean_r"] == pytest.approx(-0.25)
+    # k2's stop has no R (it opened past the stop): mean_r is k1's alone.
+    assert [got["put_breakdown", "all"][c] for c in counts] == [4, 3, 1, 1, 0, 0, 1, 1]
+    assert got["put_breakdown", "all"]["hit_rate"] == pytest.approx(0.5)
+    assert got["put_breakdown", "all"]["mean_r"] == pytest.approx(1.5)
+    assert got["put_breakdown", "last_60_sessions"]["ideas"] == 4
+    assert got["stock_entry", "all"]["direction"] == "bullish"
+    assert [got["stock_entry", "all"][c] for c in counts] == [1, 1, 0, 1, 0, 0, 0, 0]
+    assert (got["stock_entry", "all"]["hit_rate"], got["stock_entry", "all"]["mean_r"]) == (0.0, -1.0)
+    # No stock_entry idea in the last 60 sessions: the row is there, with zeros and no rates.
+    assert [got["stock_entry", "last_60_sessions"][c] for c in counts] == [0] * 8
+    assert (got["stock_entry", "last_60_sessions"]["hit_rate"], got["stock_entry", "last_60_sessions"]["mean_r"]) == (
+        None, None)
+
+
+def test_open_ideas(con):
+    got = {r["idea_id"]: r for r in rows(con, "SELECT * FROM open_ideas")}
+    assert list(got) == ["k3", "k4", "i5"]  # by symbol, idea date (D[60], D[67], D[68]), rule
+    assert (got["i5"]["status"], got["i5"]["as_of"], got["i5"]["idea_date"], got["i5"]["triggered_on"]) == (
+        "open", D[69], D[68], D[69])
+    assert (got["i5"]["trigger_level"], got["i5"]["target"], got["i5"]["stop"], got["i5"]["entry_price"]) == (
+        101.0, 105.0, 99.0, 101.0)
+    assert got["i5"]["last_close"] == pytest.approx(103.45)
+    assert got["i5"]["unrealized_r"] == pytest.approx((103.45 - 101.0) / 2.0)
+    assert got["k3"]["unrealized_r"] == pytest.approx((104.0 - 103.45) / 2.0)  # bearish: entry 104, stop 106
+    assert (got["k4"]["status"], got["k4"]["entry_price"], got["k4"]["unrealized_r"]) == ("pending", None, None)
+
+
+def test_bias_record(con):
+    got = {(r["bias"], r["horizon_sessions"]): r for r in rows(con, "SELECT * FROM bias_record")}
+    assert list(got) == [("bullish", 1), ("bullish", 5), ("bullish", 10), ("bearish", 1), ("bearish", 5),
+                         ("bearish", 10)]
+    expected = {
+        # bullish days: BBB idx 0 (100), 3 (103); idx 11 and AAA's last day have no forward close.
+        ("bullish", 1): (2, 1, (2.0 + (99 / 103 - 1) * 100) / 2),  # 102/100, 99/103
+        ("bullish", 5): (2, 1, ((104 / 100 - 1) + (98 / 103 - 1)) * 50),
+        ("bullish", 10): (1, 0, -1.0),  # 99/100
+        # bearish days: BBB idx 1 (102), 10 (99)
+        ("bearish", 1): (2, 1, ((101 / 102 - 1) + (101 / 99 - 1)) * 50),
+        ("bearish", 5): (1, 0, (105 / 102 - 1) * 100),
+        ("bearish", 10): (1, 1, (101 / 102 - 1) * 100),
+    }
+    for key, (days, hits, mean_pct) in expected.items():
+        row = got[key]
+        assert (row["days"], row["followed_by_move_in_bias_direction"]) == (days, hits), key
+        assert row["hit_rate"] == pytest.approx(hits / days), key
+        assert row["mean_forward_return_pct"] == pytest.approx(mean_pct), key
+
+
+def test_views_on_empty_tables():
+    con = warehouse(ideas_frame().clear(), outcomes_frame().clear(), technicals_frame().clear(),
+                    signals_frame().clear())
+    assert rows(con, "SELECT * FROM idea_scorecard") == []
+    assert rows(con, "SELECT * FROM open_ideas") == []
+    record = rows(con, "SELECT * FROM bias_record")
+    assert [(r["bias"], r["horizon_sessions"], r["days"], r["hit_rate"]) for r in record] == [
+        ("bullish", 1, 0, None), ("bullish", 5, 0, None), ("bullish", 10, 0, None),
+        ("bearish", 1, 0, None), ("bearish", 5, 0, None), ("bearish", 10, 0, None)]
+
+
+def test_views_are_create_or_replace():
+    for view in ("idea_scorecard", "open_ideas", "bias_record"):
+        assert f"CREATE OR REPLACE VIEW {view} AS" in (SQL / "views" / f"{view}.sql").read_text()
