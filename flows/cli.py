@@ -189,6 +189,24 @@ def demo(
 
 
 @app.command()
+def serve(
+    warehouse: Warehouse = None,
+    landing: Landing = None,
+    config: Config = None,
+) -> None:
+    """Serve the nightly deployment of prefect.yaml (weekdays 18:30 New York) until stopped."""
+    settings = _settings(warehouse, landing, config)
+    from flows.deployment import deployment_spec, serve_nightly
+
+    spec = deployment_spec("nightly")
+    for schedule in spec.get("schedules", []):
+        console.print(f"serving nightly: cron '{schedule['cron']}' ({schedule.get('timezone', 'UTC')}), "
+                      f"warehouse {settings.warehouse}, landing {settings.landing}")
+    _guarded(serve_nightly, {"warehouse": str(settings.warehouse), "landing": str(settings.landing),
+                             "config": str(settings.config_file)})
+
+
+@app.command()
 def status(warehouse: Warehouse = None, landing: Landing = None, config: Config = None) -> None:
     """What the warehouse holds and how the last runs went."""
     settings = _settings(warehouse, landing, config)

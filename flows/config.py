@@ -25,6 +25,7 @@ class Settings:
     calendar: str = "XNYS"
     risk_free_rate: float = 0.04
     max_rejected_share: float = 0.05
+    min_rows_for_limit: int = 50
     batch_rows: int = 4_000_000
     top_strikes: int = 5
     block_notional: float = 1_000_000.0
@@ -86,6 +87,7 @@ def load_settings(
         calendar=market.get("calendar", "XNYS"),
         risk_free_rate=float(market.get("risk_free_rate", 0.04)),
         max_rejected_share=float(ingest.get("max_rejected_share", 0.05)),
+        min_rows_for_limit=int(ingest.get("min_rows_for_limit", 50)),
         batch_rows=int(ingest.get("batch_rows", 4_000_000)),
         top_strikes=int(raw.get("positioning", {}).get("top_strikes", 5)),
         block_notional=float(flow.get("block_notional", 1_000_000)),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from zoneinfo import ZoneInfo
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -150,14 +151,20 @@ def _settings(warehouse: str | None, landing: str | None, config: str | None) ->
 @flow(name="nightly", log_prints=True)
 def nightly(date: dt.date | None = None, symbols: list[str] | None = None, source: str = "files",
             warehouse: str | None = None, landing: str | None = None, config: str | None = None,
-            force: bool = False) -> RunSummary:
-    """Ingest whatever is new in landing and compute one session (default: the latest in landing).
+            force: bool = False, default_date: str = "latest") -> RunSummary:
+    """Ingest whatever is new in landing and compute one session.
 
+    date: the session; without it, default_date decides: "latest" (the latest session in landing) or
+    "today" (today in New York: what a scheduled run wants, so a holiday is skipped, not re-run).
     source: "files" reads landing as it is; "demo" first writes the demo market into landing.
     symbols: recompute only these underlyings (merged into the day's tables); default all of landing.
     """
     settings = _settings(warehouse, landing, config)
     symbols = _checked_symbols(symbols)
+    if date is None and default_date == "today":
+        date = dt.datetime.now(ZoneInfo("America/New_York")).date()
+    elif date is None and default_date != "latest":
+        raise ValueError(f"default_date must be 'latest' or 'today', not {default_date!r}")
     if source == "demo":
         from flows.demo import generate_demo_market
 

@@ -32,6 +32,7 @@ from schemas.gold import (
     Blocks,
     ExpiryLevels,
     FlowDaily,
+    IdeaOutcomes,
     PositioningDaily,
     SignalsDaily,
     StrikeLevels,
@@ -44,7 +45,8 @@ from schemas.silver import Bars, Chains, Trades
 from transforms.features import join_features
 from transforms.flow import blocks, flow_daily
 from transforms.greeks import derive_iv_and_greeks, expiry_exposure, iv_rank_percentile, session_greeks
-from transforms.ideas import option_contracts, trade_ideas
+from transforms.ideas import TRADE_IDEA_SCHEMA, option_contracts, trade_ideas
+from transforms.outcomes import outcomes_for_run
 from transforms.positioning import (
     expiry_levels,
     positioning_daily,
@@ -73,10 +75,23 @@ SILVER_KEYS: dict[str, list[str] | None] = {
                "chains": ["trade_date", "underlying", "option_symbol", "expiration", "strike", "option_type"]}
 SILVER_MODELS = {"bars": Bars, "chains": Chains, "trades": Trades}
 GOLD_TABLES = ("technicals_daily", "positioning_daily", "expiry_levels", "strike_levels", "blocks", "flow_daily",
-               "signals_daily", "trade_ideas")
+               "signals_daily", "trade_ideas", "idea_outcomes")
+# Each gold table is written sorted by its key, so a file's rows never depend on join or thread order.
+GOLD_KEYS = {
+    "technicals_daily": ["trade_date", "symbol"],
+    "positioning_daily": ["trade_date", "underlying"],
+    "expiry_levels": ["trade_date", "underlying", "expiration"],
+    "strike_levels": ["trade_date", "underlying", "side", "rank"],
+    "blocks": ["trade_date", "underlying", "ts", "option_symbol", "size", "price"],
+    "flow_daily": ["trade_date", "underlying"],
+    "signals_daily": ["trade_date", "symbol"],
+    "trade_ideas": ["trade_date", "symbol", "rule", "idea_id"],
+    "idea_outcomes": ["trade_date", "idea_id"],
+}
 GOLD_MODELS = {"technicals_daily": TechnicalsDaily, "positioning_daily": PositioningDaily,
                "expiry_levels": ExpiryLevels, "strike_levels": StrikeLevels, "blocks": Blocks,
-               "flow_daily": FlowDaily, "signals_daily": SignalsDaily, "trade_ideas": TradeIdeas}
+               "flow_daily": FlowDaily, "signals_daily": SignalsDaily, "trade_ideas": TradeIdeas,
+               "idea_outcomes": IdeaOutcomes}
 
 
 class RejectedShareError(Exception):
@@ -219,7 +234,8 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
                  stats: StageStats) -> dict[date, int]:
     """Validate, de-duplicate and derive the given dates; stage silver and quarantine partitions.
 
-    Raises RejectedShareError (nothing is committed then) when a date's rejected share passes the limit.
+    Raises RejectedShareError (nothing is committed then) when a date's rejected share passes the limit
+    (dates with fewer than `min_rows_for_limit` rows are not judged: a share of three rows means nothing).
     Duplicates are resolved deterministically and quarantined too, but do not count towards the limit:
     a re-delivered file is not bad data.
     """
@@ -259,7 +275,7 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
         for day in batch:
             day_in = sizes[day]
             day_bad = rejected.filter(pl.col("trade_date") == day).height
-            if day_in and day_bad / day_in > settings.max_rejected_share:
+            if day_in >= settings.min_rows_for_limit and day_bad / day_in > settings.max_rejected_share:
                 reasons = (rejected.filter(pl.col("trade_date") == day).group_by(REASON).len()
                            .sort("len", descending=True).head(3).rows())
                 top = ", ".join(f"{r} ({n})" for r, n in reasons)
@@ -421,7 +437,25 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
         contracts = option_contracts(chains, strike_open_interest(chains))
         ideas = trade_ideas(features, contracts, settings.rules).collect()
         write("trade_ideas", ideas, batch, started=started)
+    _build_outcomes(settings, lake, dates, write, symbols)
     return dict(counts)
+
+
+def _build_outcomes(settings: Settings, lake: Lake, dates: list[date], write, symbols: list[str] | None) -> None:
+    """idea_outcomes, one as-of partition per session in ascending order: each run walks the ideas still
+    open at the previous partition, so a backfill writes exactly what a sequence of nightlies would."""
+    mid_schema = {"trade_date": pl.Date(), "option_symbol": pl.String(), "mid": pl.Float64()}
+    for day in dates:
+        started = now_utc()
+        since = max((d for d in lake.dates("gold", "idea_outcomes") if d < day), default=None)
+        ideas = lake.scan("gold", "trade_ideas", TRADE_IDEA_SCHEMA, end=day)
+        bars = lake.scan("silver", "bars", silver_schema("bars"), end=day)
+        mids = lake.scan("silver", "chains", mid_schema, start=since, end=day)
+        if symbols:
+            ideas = ideas.filter(pl.col("symbol").is_in(symbols))
+            bars = bars.filter(pl.col("symbol").is_in(symbols))
+        rows = outcomes_for_run(ideas, bars, day, since, mids, settings.stock_horizon_sessions).collect()
+        write("idea_outcomes", rows, [day], started=started)
 
 
 def _with_iv_rank(lake: Lake, batch: list[date], positioning: pl.DataFrame) -> pl.DataFrame:
@@ -449,6 +483,7 @@ def _write_gold(lake: Lake, table: str, frame: pl.DataFrame, dates: list[date], 
         key = "symbol" if "symbol" in frame.columns else "underlying"
         kept = lake.scan("gold", table, dict(frame.schema), dates=dates).filter(~pl.col(key).is_in(symbols))
         frame = pl.concat([kept.collect(), frame])
+    frame = frame.sort(GOLD_KEYS[table], nulls_last=True)
     lake.write_partitions(frame, "gold", table, dates=dates)
     per_day = dict(frame.group_by("trade_date").len().iter_rows())
     for day in dates:

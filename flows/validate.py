@@ -11,6 +11,7 @@ from flows.config import Settings
 from flows.sources import DATASETS, FIELDS, SourceError, conform, now_utc, read_text_frame
 from schemas.quarantine import REASON, split_duplicates, split_valid
 from transforms.silver import dedupe_order, silver_bars, silver_chains
+from transforms.trades import silver_trades
 
 
 @dataclass
@@ -44,19 +45,22 @@ def validate_file(settings: Settings, path: Path, dataset: str | None = None,
         raise SourceError(f"{path}: no such file")
     text = read_text_frame(path)
     dataset = dataset or guess_dataset(path, set(text.columns))
-    if dataset not in SILVER_MODELS:
-        raise SourceError(f"{path}: validating {dataset} files is not supported yet (bars, chains)")
     bronze, detected = conform(text, dataset, path, path.name, now_utc(), fmt)
     if dataset == "bars":
         derived = silver_bars(bronze.lazy()).collect()
-    else:  # spot is not needed to judge a chain row, except that it must exist somewhere
-        closes = pl.LazyFrame(schema={"trade_date": pl.Date, "symbol": pl.String, "close": pl.Float64})
+    elif dataset == "chains":  # a chain without spot is judged as if the bars will supply it
+        closes = bronze.lazy().select("trade_date", pl.col("underlying").alias("symbol"),
+                                      pl.col("strike").alias("close")).unique(["trade_date", "symbol"])
         derived = silver_chains(bronze.lazy(), closes).collect()
+    else:  # whether a print's contract is listed needs that day's chain: a run checks it
+        derived = silver_trades(bronze.lazy()).collect()
     unparsable = derived.filter(pl.col("_parse_errors").is_not_null()).with_columns(
         pl.concat_str(pl.lit("unparsable:"), pl.col("_parse_errors")).alias(REASON))
     valid, invalid = split_valid(derived.filter(pl.col("_parse_errors").is_null()), SILVER_MODELS[dataset], dataset)
-    kept, duplicates = split_duplicates(valid, SILVER_KEYS[dataset], dedupe_order())
+    keys = SILVER_KEYS[dataset]
+    kept, duplicates = split_duplicates(valid, keys, dedupe_order()) if keys else (valid, valid.clear())
     rejected = pl.concat([unparsable, invalid], how="diagonal_relaxed")
     reasons = [] if rejected.is_empty() else rejected.group_by(REASON).len().sort("len", descending=True).rows()
     return FileReport(dataset, detected, bronze.height, kept.height, rejected.height, duplicates.height,
-                      reasons, bronze.height > 0 and rejected.height / bronze.height > settings.max_rejected_share)
+                      reasons, bronze.height >= settings.min_rows_for_limit
+                      and rejected.height / bronze.height > settings.max_rejected_share)

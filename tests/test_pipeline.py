@@ -103,7 +103,7 @@ def test_bad_rows_are_quarantined_with_their_reason(note: Path):
         note / "landing" / "bars" / f"bars_{NOTE_DATE}.csv")
 
     # The note's bars drop holds two symbols: one bad bar is 33% of that date; allow it here.
-    run_nightly(note, NOTE_DATE, config=config_with(note, max_rejected_share=0.5))
+    run_nightly(note, NOTE_DATE, config=config_with(note, max_rejected_share=0.5, min_rows_for_limit=1))
 
     lake = Lake(note / "wh" / "lake")
     quarantine = pl.read_parquet(lake.files("quarantine", "chains", dates=[NOTE_DATE]))
@@ -283,3 +283,23 @@ def test_symbols_recompute_only_those_and_keep_the_rest(note: Path):
     assert gold(note, "technicals_daily", NOTE_DATE).filter(pl.col("symbol") == "SPY").equals(spy_before)
     with pytest.raises(ValueError, match="invalid symbol"):
         run_nightly(note, NOTE_DATE, symbols=["IWM'; DROP TABLE x"])
+
+
+def test_note_prints_give_one_block_and_quarantine_the_stale_print(note: Path):
+    (note / "landing" / "trades").mkdir()
+    (note / "landing" / "trades" / f"trades_{NOTE_DATE}.csv").write_text(
+        "ts,option_symbol,price,size,bid,ask,exchange\n"
+        "2025-12-29T10:15:00-05:00,IWM   260116C00255000,4.10,2500,4.00,4.10,CBOE\n"
+        "2025-12-29T11:00:00-05:00,IWM260116C00255000,4.05,3,4.00,4.10,ISE\n"
+        "2025-12-29T11:30:00-05:00,IWM20250919C220,51.26,250,51.00,51.30,PHLX\n"
+    )
+    run_nightly(note, NOTE_DATE)
+    assert query(note, "SELECT option_symbol, size, price, notional, side, expiration, strike FROM blocks") == [
+        ("IWM   260116C00255000", 2500, 4.10, 1_025_000.0, "buy", date(2026, 1, 16), 255.0)]
+    flow = query(note, "SELECT block_count, buy_block_count, block_buy_notional, largest_block_side "
+                       "FROM flow_daily WHERE underlying = 'IWM'")
+    assert flow == [(1, 1, 1_025_000.0, "buy")]
+    quarantine = pl.read_parquet(Lake(note / "wh" / "lake").files("quarantine", "trades", dates=[NOTE_DATE]))
+    assert quarantine.select("option_symbol", "_reason").rows() == [
+        ("IWM   250919C00220000", "expiration_ge_trade_date:expiration,trade_date")]
+    assert query(note, "SELECT score_flow FROM signals_daily WHERE symbol = 'IWM'") == [(10.0,)]

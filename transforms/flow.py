@@ -156,9 +156,10 @@ def _block_aggregates() -> list[pl.Expr]:
         pl.len().cast(pl.Int64).alias("block_count"),
         is_buy.sum().cast(pl.Int64).alias("buy_block_count"),
         is_sell.sum().cast(pl.Int64).alias("sell_block_count"),
-        pl.col("notional").filter(is_buy).sum().alias("block_buy_notional"),
-        pl.col("notional").filter(is_sell).sum().alias("block_sell_notional"),
-        pl.col("notional").sum().alias("block_notional"),
+        # Sorted before summing: the float sum must not depend on row order (backfill == nightly).
+        (pl.col("notional").filter(is_buy).sort().implode().list.sum() + 0.0).alias("block_buy_notional"),
+        (pl.col("notional").filter(is_sell).sort().implode().list.sum() + 0.0).alias("block_sell_notional"),
+        (pl.col("notional").sort().implode().list.sum() + 0.0).alias("block_notional"),
         _of_largest_block("option_symbol").alias("largest_block_symbol"),
         _of_largest_block("notional").alias("largest_block_notional"),
         _of_largest_block("side").alias("largest_block_side"),

@@ -167,12 +167,20 @@ def _exposure_units(live: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
     oi = pl.col("open_interest").cast(pl.Float64)
     gamma_oi, delta_oi = pl.col("gamma") * oi, pl.col("delta") * oi
     return live.group_by(keys).agg(
-        pl.when(_IS_CALL).then(gamma_oi).sum().alias("call_gamma_oi"),
-        pl.when(_IS_PUT).then(gamma_oi).sum().alias("put_gamma_oi"),
+        _stable_sum(gamma_oi.filter(_IS_CALL)).alias("call_gamma_oi"),
+        _stable_sum(gamma_oi.filter(_IS_PUT)).alias("put_gamma_oi"),
         pl.when(_SIDE_SIGN.is_not_null()).then(gamma_oi).count().alias("gamma_n"),
-        delta_oi.sum().alias("delta_oi"),
+        _stable_sum(delta_oi).alias("delta_oi"),
         delta_oi.count().alias("delta_n"),
     )
+
+
+def _stable_sum(values: pl.Expr) -> pl.Expr:
+    """A float sum that does not depend on row order or how a group-by split the rows over threads:
+    a backfill (many days in one frame) and a nightly (one day) must give bit-identical tables."""
+    # Through a list: polars drops a sort that feeds .sum() directly on computed inputs.
+    # `+ 0.0` turns the empty list's -0.0 into 0.0.
+    return values.sort().implode().list.sum() + 0.0
 
 
 def _dollar_exposure() -> list[pl.Expr]:
@@ -202,7 +210,8 @@ def dealer_exposure(chains: pl.LazyFrame, spot: pl.LazyFrame | None = None) -> p
         .join(spots, on=SESSION, how="left")
         .with_columns(_dollar_exposure())
     )
-    totals = strikes.group_by(SESSION).agg(pl.col(units).sum(), pl.col("spot").first()).select(
+    totals = strikes.group_by(SESSION).agg(*[_stable_sum(pl.col(u)).alias(u) for u in units],
+                                           pl.col("spot").first()).select(
         *SESSION, *_dollar_exposure()[:2]
     )
     call_wall = _strongest_strike(strikes, "call_gex", "call_gex_wall").drop("call_gex_wall_oi")
