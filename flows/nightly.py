@@ -86,6 +86,37 @@ def publish_task(settings: Settings, dates: list[date], runs: pl.DataFrame) -> d
         return publish(settings.database, Lake(settings.lake), {t: dates for t in GOLD_TABLES}, runs)
 
 
+@task(name="publish-artifacts", cache_policy=NO_CACHE)
+def artifacts_task(settings: Settings, day: date, report_markdown: str | None = None) -> None:
+    """The day's ideas as a table artifact and its summary as markdown, under stable keys so the
+    Prefect UI shows their history night after night."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    from flows.warehouse import connect_read_only
+
+    con = connect_read_only(settings.database)
+    try:
+        cursor = con.execute(
+            "SELECT symbol, rule, direction, coalesce(option_symbol, 'stock') AS contract, entry_premium, "
+            "trigger_direction, round(trigger_level, 2) AS trigger_level, round(target, 2) AS target, "
+            "round(stop, 2) AS stop, round(risk_reward, 2) AS risk_reward FROM trade_ideas "
+            "WHERE trade_date = ? ORDER BY symbol, rule", [day])
+        names = [d[0] for d in cursor.description]
+        ideas = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        signals = con.execute("SELECT symbol, bias, bias_score, summary FROM signals_daily WHERE trade_date = ? "
+                              "ORDER BY bias_score DESC, symbol", [day]).fetchall()
+    finally:
+        con.close()
+    create_table_artifact(key="chainsignals-trade-ideas", table=ideas,
+                          description=f"chainsignals trade ideas for {day}")
+    if report_markdown is None:
+        lines = [f"# chainsignals {day}", "", "| symbol | bias | score | summary |", "|---|---|---|---|"]
+        lines += [f"| {s} | {b} | {score:+d} | {summary} |" for s, b, score, summary in signals]
+        report_markdown = "\n".join(lines)
+    create_markdown_artifact(key="chainsignals-daily-report", markdown=report_markdown,
+                             description=f"chainsignals daily report for {day}")
+
+
 def _run_records(run_id: str, flow_name: str, pending: pl.DataFrame, gold: StageStats) -> pl.DataFrame:
     """pipeline_runs rows: silver stats awaiting publication (this run's or a killed run's) + gold."""
     rows = pl.concat([pending, gold.frame().with_columns(pl.lit(run_id).alias("run_id"))], how="diagonal_relaxed")
@@ -125,6 +156,7 @@ def _execute(settings: Settings, flow_name: str, target: date | None, start: dat
             runs = _run_records(run_id, flow_name, pending_stats(lake), gold_stats)
             loaded = publish_task(settings, dates, runs)
             clear_pending_stats(lake)
+            artifacts_task(settings, dates[-1])
     except Exception as exc:
         runlog.append(settings.warehouse, {"run_id": run_id, "flow": flow_name, "status": "failed",
                                            "date": target, "start": start, "started_at": started,

@@ -303,3 +303,21 @@ def test_note_prints_give_one_block_and_quarantine_the_stale_print(note: Path):
     assert quarantine.select("option_symbol", "_reason").rows() == [
         ("IWM   250919C00220000", "expiration_ge_trade_date:expiration,trade_date")]
     assert query(note, "SELECT score_flow FROM signals_daily WHERE symbol = 'IWM'") == [(10.0,)]
+
+
+def test_nightly_publishes_ideas_and_report_artifacts(note: Path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    run_nightly(note, NOTE_DATE)
+    with get_client(sync_client=True) as client:
+        table = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(
+            any_=["chainsignals-trade-ideas"])), limit=50)
+        markdown = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(
+            any_=["chainsignals-daily-report"])), limit=50)
+    latest = max(table, key=lambda a: a.created)
+    rows = latest.data if isinstance(latest.data, list) else __import__("json").loads(latest.data)
+    iwm = {r["rule"]: r for r in rows if r["symbol"] == "IWM"}
+    assert iwm["call_breakout"]["contract"] == "IWM   260102C00255000"
+    assert iwm["call_breakout"]["trigger_level"] == 250.94 and iwm["call_breakout"]["target"] == 266.0
+    assert "2025-12-29" in max(markdown, key=lambda a: a.created).data
