@@ -31,6 +31,19 @@ Landing = Annotated[Path | None, typer.Option("--landing", "-l", help="Landing f
                                               show_default=False)]
 Config = Annotated[Path | None, typer.Option("--config", "-c", help="Config file (default chainsignals.toml).",
                                              show_default=False)]
+Workers = Annotated[int, typer.Option("--workers", help="Run the gold stage on a local Dask cluster of N worker "
+                                      "processes, in N hash shards of underlyings (0: in this process).")]
+DaskAddress = Annotated[str | None, typer.Option("--dask-address", help="Use an existing Dask scheduler "
+                                                 "(tcp://host:8786); shards = --workers or 4.", show_default=False)]
+
+
+def _flow_for(flow_fn, workers: int, dask_address: str | None):
+    """The flow as given, or on Dask; and how many shards to cut the gold stage into."""
+    if not workers and not dask_address:
+        return flow_fn, 1
+    from flows.nightly import with_dask
+
+    return with_dask(flow_fn, workers=workers or None, address=dask_address), workers or 4
 
 
 def _day(value: str | None) -> date | None:
@@ -111,6 +124,8 @@ def run(
     symbols: Annotated[str | None, typer.Option("--symbols", help="Comma-separated underlyings to recompute "
                                                 "(default: all in landing).")] = None,
     force: Annotated[bool, typer.Option(help="Re-ingest landing files even when unchanged.")] = False,
+    workers: Workers = 0,
+    dask_address: DaskAddress = None,
     warehouse: Warehouse = None,
     landing: Landing = None,
     config: Config = None,
@@ -122,9 +137,11 @@ def run(
     _quiet_prefect()
     from flows.nightly import nightly
 
-    summary = _guarded(_run_with_progress, f"nightly {target or 'latest'}", nightly,
+    flow_fn, shards = _flow_for(nightly, workers, dask_address)
+    summary = _guarded(_run_with_progress, f"nightly {target or 'latest'}", flow_fn,
                        date=target, symbols=symbol_list, warehouse=str(settings.warehouse),
-                       landing=str(settings.landing), config=str(settings.config_file), force=force)
+                       landing=str(settings.landing), config=str(settings.config_file), force=force,
+                       shards=shards)
     if summary.status == "skipped":
         console.print(f"skipped: {summary.reason}")
         return
@@ -137,6 +154,8 @@ def backfill(
     start: Annotated[str, typer.Option("--start", help="First session (YYYY-MM-DD).")],
     end: Annotated[str, typer.Option("--end", help="Last session (YYYY-MM-DD).")],
     force: Annotated[bool, typer.Option(help="Re-ingest landing files even when unchanged.")] = False,
+    workers: Workers = 0,
+    dask_address: DaskAddress = None,
     warehouse: Warehouse = None,
     landing: Landing = None,
     config: Config = None,
@@ -149,9 +168,10 @@ def backfill(
     _quiet_prefect()
     from flows.nightly import backfill as backfill_flow
 
-    summary = _guarded(_run_with_progress, f"backfill {first}..{last}", backfill_flow, start=first, end=last,
+    flow_fn, shards = _flow_for(backfill_flow, workers, dask_address)
+    summary = _guarded(_run_with_progress, f"backfill {first}..{last}", flow_fn, start=first, end=last,
                        warehouse=str(settings.warehouse), landing=str(settings.landing),
-                       config=str(settings.config_file), force=force)
+                       config=str(settings.config_file), force=force, shards=shards)
     _print_summary(summary)
 
 

@@ -81,11 +81,12 @@ class Lake:
         return lf.select(list(schema))
 
     def write_partitions(self, frame: pl.DataFrame, layer: str, dataset: str, *, part: str = "part-0",
-                         dates: Iterable[date] | None = None) -> list[Path]:
-        """Write one file per trade_date partition (replacing the partition's content).
+                         dates: Iterable[date] | None = None, exclusive: bool = True) -> list[Path]:
+        """Write one file per trade_date partition.
 
         `dates` lists partitions to write even when `frame` has no rows for them (an empty table is
-        written, so a re-run that now yields nothing still replaces the old rows).
+        written, so a re-run that now yields nothing still replaces the old rows). `exclusive`: the
+        file replaces the partition's content; otherwise other parts stay (shards write side by side).
         """
         written = []
         by_date = {key[0]: df for key, df in frame.partition_by("trade_date", as_dict=True).items()}
@@ -94,11 +95,18 @@ class Lake:
             folder = self.partition_dir(layer, dataset, day)
             target = folder / f"{part}.parquet"
             write_atomic(data, target)
-            for other in [*folder.glob("*.parquet"), *folder.glob(".*.tmp-*")]:
+            for other in [*folder.glob("*.parquet"), *folder.glob(".*.tmp-*")] if exclusive else []:
                 if other != target:  # older parts and temp files a killed writer left behind
                     other.unlink(missing_ok=True)
             written.append(target)
         return written
+
+    def keep_only_parts(self, layer: str, dataset: str, day: date, parts: set[str]) -> None:
+        """Drop a partition's files other than `parts` (e.g. a previous run's with another shard count)."""
+        folder = self.partition_dir(layer, dataset, day)
+        for other in folder.glob("*.parquet") if folder.is_dir() else []:
+            if other.stem not in parts:
+                other.unlink(missing_ok=True)
 
 
 def _without_date(schema: dict[str, pl.DataType]) -> dict[str, pl.DataType]:

@@ -27,6 +27,7 @@ from flows.pipeline import (
     StageStats,
     build_gold,
     clear_pending_stats,
+    finish_shards,
     pending_stats,
     gold_sessions,
     ingest_and_validate,
@@ -80,6 +81,35 @@ def gold_task(settings: Settings, dates: list[date], symbols: list[str] | None
     return counts, stats
 
 
+@task(name="build-gold-shard", cache_policy=NO_CACHE)
+def gold_shard_task(settings: Settings, dates: list[date], index: int, shards: int
+                    ) -> tuple[dict[str, dict[date, int]], StageStats]:
+    """One shard's underlyings (hashed) for every gold table; runs wherever the task runner puts it."""
+    stats = StageStats()
+    counts = build_gold(settings, dates, stats, shard=(index, shards))
+    return counts, stats
+
+
+def _gold(settings: Settings, dates: list[date], symbols: list[str] | None, shards: int
+          ) -> tuple[dict[str, dict[date, int]], StageStats]:
+    if shards <= 1:
+        return gold_task(settings, dates, symbols)
+    if symbols:
+        raise ValueError("symbols and shards do not combine: a shard is a hash of all underlyings")
+    with stage(f"compute gold tables for {len(dates)} session(s) in {shards} shards"):
+        futures = [gold_shard_task.submit(settings, dates, i, shards) for i in range(shards)]
+        results = [f.result() for f in futures]
+        finish_shards(settings, dates, shards)
+    counts: dict[str, dict[date, int]] = {}
+    stats = StageStats()
+    for shard_counts, shard_stats in results:
+        stats.rows.extend(shard_stats.rows)
+        for table, per_day in shard_counts.items():
+            for day, n in per_day.items():
+                counts.setdefault(table, {})[day] = counts.get(table, {}).get(day, 0) + n
+    return counts, stats
+
+
 @task(name="publish-warehouse", cache_policy=NO_CACHE)
 def publish_task(settings: Settings, dates: list[date], runs: pl.DataFrame) -> dict[str, int]:
     with stage("publish to the DuckDB warehouse"):
@@ -119,7 +149,10 @@ def artifacts_task(settings: Settings, day: date, report_markdown: str | None = 
 
 def _run_records(run_id: str, flow_name: str, pending: pl.DataFrame, gold: StageStats) -> pl.DataFrame:
     """pipeline_runs rows: silver stats awaiting publication (this run's or a killed run's) + gold."""
-    rows = pl.concat([pending, gold.frame().with_columns(pl.lit(run_id).alias("run_id"))], how="diagonal_relaxed")
+    gold_rows = gold.frame().group_by("dataset", "trade_date").agg(  # shards: one row per table and date
+        pl.col("rows_in", "rows_out", "rows_rejected").sum(), pl.col("started_at").min(),
+        pl.col("finished_at").max())
+    rows = pl.concat([pending, gold_rows.with_columns(pl.lit(run_id).alias("run_id"))], how="diagonal_relaxed")
     return rows.with_columns(
         pl.lit(str(flow_run.id) if flow_run.id else None, dtype=pl.String).alias("flow_run_id"),
         pl.lit(flow_name).alias("flow_name"),
@@ -128,7 +161,7 @@ def _run_records(run_id: str, flow_name: str, pending: pl.DataFrame, gold: Stage
 
 
 def _execute(settings: Settings, flow_name: str, target: date | None, start: date | None,
-             force: bool, symbols: list[str] | None = None) -> RunSummary:
+             force: bool, symbols: list[str] | None = None, shards: int = 1) -> RunSummary:
     logger = get_run_logger()
     run_id = _new_run_id()
     started = now_utc()
@@ -151,7 +184,7 @@ def _execute(settings: Settings, flow_name: str, target: date | None, start: dat
                 dates = gold_sessions(settings, start, end)
                 if not dates:
                     raise RuntimeError(f"no sessions with bars between {start} and {end}")
-            counts, gold_stats = gold_task(settings, dates, symbols)
+            counts, gold_stats = _gold(settings, dates, symbols, shards)
             lake = Lake(settings.lake)
             runs = _run_records(run_id, flow_name, pending_stats(lake), gold_stats)
             loaded = publish_task(settings, dates, runs)
@@ -183,13 +216,15 @@ def _settings(warehouse: str | None, landing: str | None, config: str | None) ->
 @flow(name="nightly", log_prints=True)
 def nightly(date: dt.date | None = None, symbols: list[str] | None = None, source: str = "files",
             warehouse: str | None = None, landing: str | None = None, config: str | None = None,
-            force: bool = False, default_date: str = "latest") -> RunSummary:
+            force: bool = False, default_date: str = "latest", shards: int = 1) -> RunSummary:
     """Ingest whatever is new in landing and compute one session.
 
     date: the session; without it, default_date decides: "latest" (the latest session in landing) or
     "today" (today in New York: what a scheduled run wants, so a holiday is skipped, not re-run).
     source: "files" reads landing as it is; "demo" first writes the demo market into landing.
     symbols: recompute only these underlyings (merged into the day's tables); default all of landing.
+    shards: split the gold stage into this many hash shards of underlyings, one task each (run them on
+    a Dask cluster with nightly.with_options(task_runner=DaskTaskRunner(...)): see with_dask()).
     """
     settings = _settings(warehouse, landing, config)
     symbols = _checked_symbols(symbols)
@@ -203,7 +238,7 @@ def nightly(date: dt.date | None = None, symbols: list[str] | None = None, sourc
         generate_demo_market(settings.landing, chain_sessions=30)
     elif source != "files":
         raise ValueError(f"unknown source {source!r} (files | demo)")
-    return _execute(settings, "nightly", date, None, force, symbols)
+    return _execute(settings, "nightly", date, None, force, symbols, shards)
 
 
 def _checked_symbols(symbols: list[str] | None) -> list[str] | None:
@@ -219,11 +254,23 @@ def _checked_symbols(symbols: list[str] | None) -> list[str] | None:
 
 @flow(name="backfill", log_prints=True)
 def backfill(start: date, end: date, warehouse: str | None = None, landing: str | None = None,
-             config: str | None = None, force: bool = False) -> RunSummary:
+             config: str | None = None, force: bool = False, shards: int = 1) -> RunSummary:
     """Every session in [start, end] in one pass per stage (not a loop of nightly runs)."""
     if end < start:
         raise ValueError(f"backfill end {end} is before start {start}")
-    return _execute(_settings(warehouse, landing, config), "backfill", end, start, force)
+    return _execute(_settings(warehouse, landing, config), "backfill", end, start, force, None, shards)
+
+
+def with_dask(flow_fn, workers: int | None = None, address: str | None = None):
+    """The flow with its tasks on Dask: a local cluster of `workers` processes, or an existing one."""
+    from prefect_dask import DaskTaskRunner
+
+    if address:
+        runner = DaskTaskRunner(address=address)
+    else:
+        runner = DaskTaskRunner(cluster_kwargs={"n_workers": workers or 2, "threads_per_worker": 1,
+                                                "processes": True, "dashboard_address": None})
+    return flow_fn.with_options(task_runner=runner)
 
 
 __all__ = ["RunSummary", "backfill", "nightly"]

@@ -369,18 +369,52 @@ def _previous_session(lake: Lake, dataset: str, before: date) -> date | None:
     return earlier[-1] if earlier else None
 
 
+def shard_of(symbol: str, shards: int) -> int:
+    """Stable across processes and machines (Python's hash() is salted per process)."""
+    return int(hashlib.md5(symbol.encode()).hexdigest()[:8], 16) % shards
+
+
+def shard_part(index: int, shards: int) -> str:
+    return f"part-{index}-of-{shards}"
+
+
+def shard_symbols(settings: Settings, dates: list[date], index: int, shards: int) -> list[str]:
+    """The underlyings of shard `index` among those with bars or a chain in `dates`."""
+    lake = Lake(settings.lake)
+    universe = set(lake.scan("silver", "bars", {"trade_date": pl.Date(), "symbol": pl.String()}, dates=dates)
+                   .select("symbol").unique().collect().to_series().to_list())
+    universe |= set(lake.scan("silver", "chains", {"trade_date": pl.Date(), "underlying": pl.String()}, dates=dates)
+                    .select("underlying").unique().collect().to_series().to_list())
+    return sorted(s for s in universe if shard_of(s, shards) == index)
+
+
+def finish_shards(settings: Settings, dates: list[date], shards: int) -> None:
+    """After every shard wrote its parts: drop parts from earlier runs (other shard counts, part-0)."""
+    lake = Lake(settings.lake)
+    expected = {shard_part(i, shards) for i in range(shards)}
+    for table in GOLD_TABLES:
+        for day in dates:
+            lake.keep_only_parts("gold", table, day, expected)
+
+
 def build_gold(settings: Settings, dates: list[date], stats: StageStats,
-               symbols: list[str] | None = None) -> dict[str, dict[date, int]]:
+               symbols: list[str] | None = None, shard: tuple[int, int] | None = None
+               ) -> dict[str, dict[date, int]]:
     """All gold tables for `dates`, from silver data dated on or before each date (no lookahead).
 
     `symbols` restricts the run to those underlyings: their rows are recomputed and merged into the
-    day's partitions, other symbols' rows are kept as they are.
+    day's partitions, other symbols' rows are kept as they are. `shard` (index, count) computes the
+    underlyings hashed to that shard and writes them as the partition's part `part-<i>-of-<n>`
+    (then call finish_shards once every shard is done).
     """
     lake = Lake(settings.lake)
     dates = sorted(set(dates))
     counts: dict[str, dict[date, int]] = defaultdict(dict)
     started = now_utc()
-    write = partial(_write_gold, lake, counts=counts, stats=stats, symbols=symbols)
+    part = None
+    if shard is not None:
+        symbols, part = shard_symbols(settings, dates, *shard), shard_part(*shard)
+    write = partial(_write_gold, lake, counts=counts, stats=stats, symbols=symbols, part=part)
     bars = lake.scan("silver", "bars", silver_schema("bars"), end=dates[-1])
     if symbols:  # the benchmark stays in: every beta needs it
         bars = bars.filter(pl.col("symbol").is_in([*symbols, settings.benchmark]))
@@ -477,14 +511,17 @@ def _only(frame: pl.LazyFrame, symbols: list[str] | None) -> pl.LazyFrame:
 
 def _write_gold(lake: Lake, table: str, frame: pl.DataFrame, dates: list[date], *,
                 counts: dict[str, dict[date, int]], stats: StageStats, started: datetime,
-                symbols: list[str] | None = None) -> None:
+                symbols: list[str] | None = None, part: str | None = None) -> None:
     validate_gold(frame, GOLD_MODELS[table])
-    if symbols:  # keep the other symbols' rows of these partitions
+    if part:  # a shard: its own file beside the other shards'
+        lake.write_partitions(frame.sort(GOLD_KEYS[table], nulls_last=True), "gold", table, dates=dates,
+                              part=part, exclusive=False)
+    elif symbols:  # keep the other symbols' rows of these partitions
         key = "symbol" if "symbol" in frame.columns else "underlying"
         kept = lake.scan("gold", table, dict(frame.schema), dates=dates).filter(~pl.col(key).is_in(symbols))
         frame = pl.concat([kept.collect(), frame])
-    frame = frame.sort(GOLD_KEYS[table], nulls_last=True)
-    lake.write_partitions(frame, "gold", table, dates=dates)
+    if not part:
+        lake.write_partitions(frame.sort(GOLD_KEYS[table], nulls_last=True), "gold", table, dates=dates)
     per_day = dict(frame.group_by("trade_date").len().iter_rows())
     for day in dates:
         counts[table][day] = per_day.get(day, 0)

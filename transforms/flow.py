@@ -150,16 +150,21 @@ def _of_largest_block(column: str) -> pl.Expr:
     return pl.col(column).sort_by(order, descending=[True, False, False]).first()
 
 
+def _cents_sum(money: pl.Expr) -> pl.Expr:
+    return (money * 100.0).round(0).cast(pl.Int64).sum() * 0.01
+
+
 def _block_aggregates() -> list[pl.Expr]:
     is_buy, is_sell = pl.col("side") == BUY, pl.col("side") == SELL
     return [
         pl.len().cast(pl.Int64).alias("block_count"),
         is_buy.sum().cast(pl.Int64).alias("buy_block_count"),
         is_sell.sum().cast(pl.Int64).alias("sell_block_count"),
-        # Sorted before summing: the float sum must not depend on row order (backfill == nightly).
-        (pl.col("notional").filter(is_buy).sort().implode().list.sum() + 0.0).alias("block_buy_notional"),
-        (pl.col("notional").filter(is_sell).sort().implode().list.sum() + 0.0).alias("block_sell_notional"),
-        (pl.col("notional").sort().implode().list.sum() + 0.0).alias("block_notional"),
+        # Summed in whole cents (notional is rounded to cents): exact, whatever the row order or
+        # sharding, where a float sum is not.
+        _cents_sum(pl.col("notional").filter(is_buy)).alias("block_buy_notional"),
+        _cents_sum(pl.col("notional").filter(is_sell)).alias("block_sell_notional"),
+        _cents_sum(pl.col("notional")).alias("block_notional"),
         _of_largest_block("option_symbol").alias("largest_block_symbol"),
         _of_largest_block("notional").alias("largest_block_notional"),
         _of_largest_block("side").alias("largest_block_side"),

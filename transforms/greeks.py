@@ -28,6 +28,7 @@ from transforms.black_scholes import IV_LOWER, IV_UPPER, bs_delta, bs_gamma, imp
 from transforms.positioning import EXPIRY, SESSION, _strongest_strike, live_contracts, session_spot
 
 CONTRACT_MULTIPLIER = 100.0
+_FIXED_POINT, _FROM_FIXED_POINT = 1e8, 1e-8
 GEX_MOVE = 0.01  # GEX is dollars per 1% move of the underlying
 YEARS_PER_DAY = 1.0 / 365.0
 TARGET_DTE = 30
@@ -176,11 +177,11 @@ def _exposure_units(live: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
 
 
 def _stable_sum(values: pl.Expr) -> pl.Expr:
-    """A float sum that does not depend on row order or how a group-by split the rows over threads:
-    a backfill (many days in one frame) and a nightly (one day) must give bit-identical tables."""
-    # Through a list: polars drops a sort that feeds .sum() directly on computed inputs.
-    # `+ 0.0` turns the empty list's -0.0 into 0.0.
-    return values.sort().implode().list.sum() + 0.0
+    """A sum that does not depend on row order, chunking or threads: a backfill (many days in one
+    frame), a nightly (one day) and a sharded run must give bit-identical tables, and float sums do
+    not (SIMD kernels split the same values differently). Each value is fixed to 1e-8 and summed
+    as an exact Int64; per-contract gamma*OI and delta*OI stay far below Int64's range."""
+    return (values * _FIXED_POINT).round(0).cast(pl.Int64).sum() * _FROM_FIXED_POINT
 
 
 def _dollar_exposure() -> list[pl.Expr]:

@@ -1,0 +1,495 @@
+"""The day's report: one Markdown and one self-contained HTML page per symbol, and an index.
+
+Every number in the text is a value of the warehouse row of that session (DuckDB, read-only,
+parameterised SQL), printed with a fixed number of decimals; nothing is recomputed here. The charts
+are drawn from the lake: the price chart from silver bars up to the session (the same
+``technicals_daily`` transform the gold table comes from) and the open-interest chart from that
+session's silver chain partition.
+
+Layout under ``out_dir/<YYYY-MM-DD>/``::
+
+    index.md  index.html            the day's symbols with bias, score, close, change, links
+    <SYMBOL>.md  <SYMBOL>.html      the note: price, positioning, flow, levels, plays, scenarios
+    charts/<SYMBOL>-price.png       linked from the Markdown (the HTML embeds them as data URIs)
+    charts/<SYMBOL>-oi.png
+
+The HTML pages load nothing: CSS is inline, images are base64 data URIs, and a Content-Security-
+Policy forbids any other source. Files are written under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from flows.report_charts import oi_chart, price_chart, price_history, strike_oi
+from flows.report_pages import (
+    NA,
+    Chart,
+    Facts,
+    Heading,
+    Link,
+    Mono,
+    Para,
+    Section,
+    Table,
+    fmt_compact,
+    fmt_count,
+    fmt_money,
+    fmt_pct,
+    is_missing,
+    render_page,
+)
+from schemas.rules import SYMBOL_PATTERN
+
+TOP_BLOCKS = 5
+SCORECARD_VIEW = "idea_scorecard"
+
+
+class ReportError(ValueError):
+    """A report that cannot be written (bad symbol, no data for the day); the message is one line."""
+
+
+@dataclass(frozen=True)
+class SymbolReport:
+    symbol: str
+    markdown: Path
+    html: Path
+    charts: tuple[Path, ...]
+    bias: str | None
+    bias_score: int | None
+    chart_seconds: float
+
+
+@dataclass(frozen=True)
+class ReportIndex:
+    day: date
+    directory: Path
+    markdown: Path
+    html: Path
+    reports: tuple[SymbolReport, ...]
+    summary: list[dict[str, Any]]
+    """One row per symbol of the day (symbol, bias, bias_score, close, change_pct, ideas): an artifact table."""
+    has_scorecard: bool
+    seconds: float
+    chart_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def symbols(self) -> list[str]:
+        return [r.symbol for r in self.reports]
+
+
+# ------------------------------------------------------------------------------------ warehouse
+
+
+DAY_QUERIES: dict[str, str] = {
+    # table -> (symbol column); every query is parameterised on (day, symbols)
+    "technicals_daily": "symbol",
+    "positioning_daily": "underlying",
+    "signals_daily": "symbol",
+    "flow_daily": "underlying",
+    "trade_ideas": "symbol",
+    "strike_levels": "underlying",
+    "blocks": "underlying",
+}
+ORDER_BY = {
+    "trade_ideas": "symbol, rule, idea_id",
+    "strike_levels": "underlying, side, rank",
+    "blocks": "underlying, notional DESC, ts",
+}
+
+
+@dataclass(frozen=True)
+class DayData:
+    day: date
+    frames: dict[str, pl.DataFrame]
+    run: dict[str, Any] | None
+    scorecard: pl.DataFrame | None
+    scorecard_error: str | None
+
+    def row(self, table: str, symbol: str) -> dict[str, Any] | None:
+        rows = self.rows(table, symbol)
+        return rows[0] if rows else None
+
+    def rows(self, table: str, symbol: str) -> list[dict[str, Any]]:
+        frame = self.frames[table]
+        key = DAY_QUERIES[table]
+        return frame.filter(pl.col(key) == symbol).to_dicts() if frame.height else []
+
+
+def check_symbols(symbols: Sequence[str] | None) -> list[str] | None:
+    """Upper-cased, de-duplicated symbols; anything outside SYMBOL_PATTERN is refused, not cleaned."""
+    if symbols is None:
+        return None
+    if isinstance(symbols, str):
+        symbols = [symbols]
+    cleaned = [str(s).strip().upper() for s in symbols]
+    bad = [s for s in cleaned if not re.fullmatch(SYMBOL_PATTERN, s)]
+    if bad or not cleaned:
+        raise ReportError(f"invalid symbol(s) {bad or cleaned!r}: symbols must match {SYMBOL_PATTERN}")
+    return sorted(set(cleaned))
+
+
+def _relations(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {name for (name,) in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
+
+
+def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> pl.DataFrame:
+    return con.sql(sql, params=params).pl()
+
+
+def load_day(database: Path, day: date, symbols: list[str] | None) -> DayData:
+    """The session's rows of every table the report prints, for `symbols` (default: the day's signals)."""
+    if not Path(database).is_file():
+        raise ReportError(f"no warehouse at {database}")
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        present = _relations(con)
+        if "signals_daily" not in present:
+            raise ReportError(f"{database}: no signals_daily table (has the pipeline run?)")
+        day_symbols = [s for (s,) in con.execute(
+            "SELECT DISTINCT symbol FROM signals_daily WHERE trade_date = ? ORDER BY symbol", [day]).fetchall()]
+        if not day_symbols:
+            raise ReportError(f"no signals for {day} in {database}")
+        if symbols is not None:
+            missing = sorted(set(symbols) - set(day_symbols))
+            if missing:
+                raise ReportError(f"no signals for {', '.join(missing)} on {day}")
+        wanted = symbols if symbols is not None else day_symbols
+        frames = {}
+        for table, key in DAY_QUERIES.items():
+            if table not in present:  # older warehouses: an absent table prints as "no data"
+                frames[table] = pl.DataFrame()
+                continue
+            order = ORDER_BY.get(table, key)
+            frames[table] = _frame(con, f"SELECT * FROM {table} WHERE trade_date = ? AND {key} IN "
+                                        f"(SELECT UNNEST(?::VARCHAR[])) ORDER BY {order}", [day, wanted])
+        # The index lists every symbol of the day, whatever `symbols` says.
+        frames["index"] = _frame(con, """
+            SELECT s.symbol, s.bias, s.bias_score, s.close, s.change_pct,
+                   (SELECT count(*) FROM trade_ideas i WHERE i.trade_date = s.trade_date AND i.symbol = s.symbol)
+                       AS ideas
+            FROM signals_daily s WHERE s.trade_date = ? ORDER BY s.symbol""" if "trade_ideas" in present else """
+            SELECT symbol, bias, bias_score, close, change_pct, 0::BIGINT AS ideas
+            FROM signals_daily WHERE trade_date = ? ORDER BY symbol""", [day])
+        run = None
+        if "pipeline_runs" in present:
+            found = con.execute("SELECT run_id, finished_at FROM pipeline_runs WHERE trade_date = ? "
+                                "ORDER BY finished_at DESC NULLS LAST LIMIT 1", [day]).fetchall()
+            run = {"run_id": found[0][0], "finished_at": found[0][1]} if found else None
+        scorecard, scorecard_error = None, None
+        if SCORECARD_VIEW in present:
+            try:
+                scorecard = _frame(con, f"SELECT * FROM {SCORECARD_VIEW}", [])
+            except duckdb.Error as exc:
+                scorecard_error = str(exc).strip().splitlines()[0]
+        return DayData(day, frames, run, scorecard, scorecard_error)
+    finally:
+        con.close()
+
+
+# ------------------------------------------------------------------------------------- sections
+
+
+def _relation(price: float | None, level: float | None) -> str:
+    if is_missing(price) or is_missing(level):
+        return ""
+    return " (close above)" if price > level else (" (close below)" if price < level else " (close at it)")
+
+
+def _price_section(t: dict[str, Any] | None, chart: Chart | None) -> Section:
+    if t is None:
+        return Section("Price and trend", [Para("No bar for this session.")])
+    close = t["close"]
+    facts = Facts([
+        ("Close", fmt_money(close)),
+        ("Change", fmt_pct(t["change_pct"], sign=True)),
+        ("Previous close", fmt_money(t["prev_close"])),
+        ("Session range", f"{fmt_money(t['low'])} - {fmt_money(t['high'])} (open {fmt_money(t['open'])})"),
+        ("SMA 30", fmt_money(t["sma_30"]) + _relation(close, t["sma_30"])),
+        ("SMA 50", fmt_money(t["sma_50"]) + _relation(close, t["sma_50"])),
+        ("SMA 200", fmt_money(t["sma_200"]) + _relation(close, t["sma_200"])),
+        ("Bollinger lower", fmt_money(t["bb_lower"])),
+        ("Bollinger middle", fmt_money(t["bb_middle"])),
+        ("Bollinger upper", fmt_money(t["bb_upper"])),
+        ("RSI 14", fmt_money(t["rsi_14"])),
+        ("ATR 14", fmt_money(t["atr_14"])),
+        ("52-week low", fmt_money(t["low_52w"])),
+        ("52-week high", fmt_money(t["high_52w"])),
+        ("Volume", fmt_count(t["volume"])),
+    ])
+    return Section("Price and trend", [facts, *([chart] if chart else [])])
+
+
+def _positioning_section(p: dict[str, Any] | None, levels: list[dict[str, Any]], chart: Chart | None) -> Section:
+    if p is None:
+        return Section("Positioning", [Para("No option chain for this session.")])
+    facts = Facts([
+        ("Spot", fmt_money(p["spot"])),
+        ("Put/call OI ratio", fmt_money(p["pcr_oi"])),
+        ("Put/call volume ratio", fmt_money(p["pcr_volume"])),
+        ("Call OI", fmt_count(p["call_oi"]) + f" (change {fmt_count(p['call_oi_change'], sign=True)})"),
+        ("Put OI", fmt_count(p["put_oi"]) + f" (change {fmt_count(p['put_oi_change'], sign=True)})"),
+        ("Call wall", f"{fmt_money(p['call_wall'])} ({fmt_count(p['call_wall_oi'])} contracts)"),
+        ("Next call wall", f"{fmt_money(p.get('next_call_wall'))} ({fmt_count(p.get('next_call_wall_oi'))} contracts)"),
+        ("Put wall", f"{fmt_money(p['put_wall'])} ({fmt_count(p['put_wall_oi'])} contracts)"),
+        ("Next put wall", f"{fmt_money(p.get('next_put_wall'))} ({fmt_count(p.get('next_put_wall_oi'))} contracts)"),
+        ("Max pain", f"{fmt_money(p['max_pain'])} (expiration {_iso(p['max_pain_expiration'])})"),
+        ("Net GEX", f"{fmt_money(p.get('net_gex'), dollar=True)} per 1% move ({fmt_compact(p.get('net_gex'))})"),
+        ("Net DEX", f"{fmt_money(p.get('net_dex'), dollar=True)} ({fmt_compact(p.get('net_dex'))})"),
+        ("Gamma flip", fmt_money(p.get("gamma_flip"))),
+        ("ATM IV 30", fmt_pct(p.get("atm_iv_30"), scale=100)),
+        ("25-delta risk reversal", fmt_pct(p.get("rr_25d"), scale=100, sign=True)),
+        ("IV rank 252", fmt_pct(p.get("iv_rank_252"), scale=100)),
+        ("IV percentile 252", fmt_pct(p.get("iv_percentile_252"), scale=100)),
+    ])
+    table = Table(["Side", "Rank", "Strike", "Open interest", "Volume", "OI change"],
+                  [[r["side"], str(r["rank"]), fmt_money(r["strike"]), fmt_count(r["open_interest"]),
+                    fmt_count(r["volume"]), fmt_count(r["oi_change"], sign=True)] for r in levels],
+                  numeric=(1, 2, 3, 4, 5))
+    blocks: list = [facts]
+    if levels:
+        blocks += [Heading("Largest open interest by strike"), table]
+    return Section("Positioning", [*blocks, *([chart] if chart else [])])
+
+
+def _flow_section(f: dict[str, Any] | None, prints: list[dict[str, Any]]) -> Section:
+    if f is None:
+        return Section("Flow", [Para("No trade prints or chain flow for this session.")])
+    facts = Facts([
+        ("Blocks", (f"{fmt_count(f['block_count'])} ({fmt_count(f['buy_block_count'])} buy, "
+                    f"{fmt_count(f['sell_block_count'])} sell)")),
+        ("Block notional", fmt_money(f["block_notional"], dollar=True)),
+        ("Buy block notional", fmt_money(f["block_buy_notional"], dollar=True)),
+        ("Sell block notional", fmt_money(f["block_sell_notional"], dollar=True)),
+        ("Largest block", (f"{fmt_money(f['largest_block_notional'], dollar=True)} {f['largest_block_side']} "
+                           f"{f['largest_block_symbol']}") if f.get("largest_block_symbol") else "none"),
+        ("Unusual contracts", fmt_count(f["unusual_contracts"])),
+    ])
+    blocks: list = [facts]
+    if prints:
+        blocks += [Heading(f"Largest blocks (top {min(TOP_BLOCKS, len(prints))} of {len(prints)})"),
+                   Table(["Time", "Contract", "Size", "Price", "Notional", "Side"],
+                         [[_time(r["ts"]), r["option_symbol"], fmt_count(r["size"]), fmt_money(r["price"]),
+                           fmt_money(r["notional"], dollar=True), str(r["side"])] for r in prints[:TOP_BLOCKS]],
+                         numeric=(2, 3, 4))]
+    return Section("Flow", blocks)
+
+
+def _levels_section(t: dict[str, Any] | None, s: dict[str, Any]) -> Section:
+    rows = []
+    if t is not None:
+        rows += [("Pivot (next session)", fmt_money(t["pivot_point"])), ("R1", fmt_money(t["r1"])),
+                 ("S1", fmt_money(t["s1"])), ("R2", fmt_money(t["r2"])), ("S2", fmt_money(t["s2"]))]
+    rows += [("Support", fmt_money(s["support"])), ("Resistance", fmt_money(s["resistance"])),
+             ("Breakout level", fmt_money(s["breakout_level"])), ("Breakdown level", fmt_money(s["breakdown_level"]))]
+    return Section("Levels", [Facts(rows)])
+
+
+def _plays_section(ideas: list[dict[str, Any]]) -> Section:
+    if not ideas:
+        return Section("Plays", [Para("No rule fired for this session.")])
+    blocks: list = []
+    for number, idea in enumerate(ideas, start=1):
+        blocks.append(Heading(f"Play {number}: {idea['rule']} ({idea['direction']}, {idea['instrument']})"))
+        if idea.get("option_symbol"):
+            contract = [("Contract", Mono(idea["option_symbol"])),
+                        ("Expiration", f"{_iso(idea['expiration'])} ({fmt_count(idea.get('dte'))} days)"),
+                        ("Strike", fmt_money(idea["strike"])),
+                        ("Premium", fmt_money(idea["entry_premium"]) + " (option mid)"),
+                        ("Contract OI", fmt_count(idea.get("contract_open_interest")))]
+        else:
+            contract = [("Contract", "stock")]
+        blocks.append(Facts([
+            *contract,
+            ("Trigger", f"{idea['trigger_direction']} {fmt_money(idea['trigger_level'])}"),
+            ("Target", fmt_money(idea["target"])),
+            ("Stop", fmt_money(idea["stop"])),
+            ("R:R", fmt_money(idea["risk_reward"])),
+            ("Idea id", str(idea["idea_id"])),
+        ]))
+        blocks.append(Para(idea["rationale"] or ""))
+    return Section("Plays", blocks)
+
+
+def _scenarios_section(s: dict[str, Any]) -> Section:
+    return Section("Scenarios", [Facts([("Bull case", s.get("bull_case") or NA), ("Bear case", s.get("bear_case") or NA)])])
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if isinstance(value, (date, datetime)) else NA if value is None else str(value)
+
+
+def _time(value: Any) -> str:
+    return value.strftime("%H:%M:%S %Z").strip() if isinstance(value, datetime) else _iso(value)
+
+
+def _footer(data: DayData) -> str:
+    run = data.run
+    source = f"run {run['run_id']} finished {_iso(run['finished_at'])}" if run else "no pipeline run recorded"
+    return (f"chainsignals report for {data.day.isoformat()}: every number is the warehouse's value for that "
+            f"session (signals.duckdb, {source}); charts from the lake's silver bars and chain.")
+
+
+def _score_line(s: dict[str, Any]) -> str:
+    parts = [(name, s.get(f"score_{key}")) for name, key in
+             (("trend", "trend"), ("RSI", "rsi"), ("%B", "percent_b"), ("put/call", "pcr"), ("flow", "flow"),
+              ("gamma", "gamma"))]
+    return "Score components: " + ", ".join(f"{name} {fmt_money(v, sign=True)}" for name, v in parts)
+
+
+# ---------------------------------------------------------------------------------------- writing
+
+
+def _write_atomic(path: Path, content: str | bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        if isinstance(content, bytes):
+            tmp.write_bytes(content)
+        else:
+            tmp.write_text(content, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _symbol_page(symbol: str, data: DayData, charts: dict[str, Chart]) -> tuple[str, str]:
+    s = data.row("signals_daily", symbol)
+    t = data.row("technicals_daily", symbol)
+    p = data.row("positioning_daily", symbol)
+    bias = s["bias"] or NA
+    lead = [
+        Para(f"Bias: {bias} ({fmt_count(s['bias_score'], sign=True)})",
+             css=bias if bias in ("bullish", "bearish", "neutral") else ""),
+        Para(_score_line(s)),
+        Para(s.get("summary") or "", css="lead"),
+    ]
+    sections = [
+        _price_section(t, charts.get("price")),
+        _positioning_section(p, data.rows("strike_levels", symbol), charts.get("oi")),
+        _flow_section(data.row("flow_daily", symbol), data.rows("blocks", symbol)),
+        _levels_section(t, s),
+        _plays_section(data.rows("trade_ideas", symbol)),
+        _scenarios_section(s),
+    ]
+    return render_page(f"{symbol}: {data.day.isoformat()}", lead, sections, _footer(data),
+                   links=[("Index", "index.md", "index.html")])
+
+
+def _index_page(data: DayData, written: set[str]) -> tuple[str, str]:
+    index = data.frames["index"]
+    rows = []
+    for r in index.to_dicts():
+        symbol = r["symbol"]
+        have = symbol in written
+        rows.append([
+            Link(symbol, f"{symbol}.md", f"{symbol}.html") if have else symbol,
+            r["bias"] or NA, fmt_count(r["bias_score"], sign=True), fmt_money(r["close"]),
+            fmt_pct(r["change_pct"], sign=True), fmt_count(r["ideas"]),
+            [Link("md", f"{symbol}.md", f"{symbol}.md"), Link("html", f"{symbol}.html", f"{symbol}.html")]
+            if have else "not written",
+        ])
+    headers = ["Symbol", "Bias", "Score", "Close", "Change", "Ideas", "Report"]
+    sections = [Section("Symbols", [Table(headers, rows, numeric=(2, 3, 4, 5))])]
+    if data.scorecard is not None:
+        sections.append(_scorecard_section(data.scorecard))
+    elif data.scorecard_error:
+        sections.append(Section("Idea scorecard", [Para(f"Unavailable: {data.scorecard_error}")]))
+    counts = ", ".join(f"{b} {n}" for b, n in index.group_by("bias").len().sort("bias").iter_rows())
+    lead = [Para(f"{index.height} symbols; bias counts: {counts}.")]
+    return render_page(f"chainsignals report: {data.day.isoformat()}", lead, sections, _footer(data))
+
+
+def _scorecard_section(frame: pl.DataFrame) -> Section:
+    def cell(value: Any, dtype: pl.DataType) -> str:
+        if value is None:
+            return NA
+        if dtype.is_float():
+            return fmt_money(value)
+        if dtype.is_integer():
+            return fmt_count(value)
+        return _iso(value) if isinstance(value, (date, datetime)) else str(value)
+
+    numeric = tuple(i for i, d in enumerate(frame.dtypes) if d.is_numeric())
+    rows = [[cell(v, d) for v, d in zip(row, frame.dtypes, strict=True)] for row in frame.iter_rows()]
+    headers = [c.replace("_", " ") for c in frame.columns]
+    return Section("Idea scorecard", [
+        Para("How the rules' ideas played out, from the warehouse's idea outcomes (all sessions walked so far)."),
+        Table(headers, rows, numeric=numeric)])
+
+
+def write_report(database: Path, lake_root: Path, out_dir: Path, day: date, symbols: list[str] | None = None,
+                 *, charts: bool = True) -> ReportIndex:
+    """Write the day's report under ``out_dir/<day>/`` and return what was written.
+
+    symbols: only these symbols' pages (each must match SYMBOL_PATTERN and have a signals row that
+    day); the index always lists every symbol of the day and links the pages present in the folder.
+    charts: draw the PNG charts (about 0.2 s per symbol); without them the pages are text only.
+    Raises ReportError for a refused symbol or a day without signals.
+    """
+    started = time.perf_counter()
+    wanted = check_symbols(symbols)
+    data = load_day(Path(database), day, wanted)
+    selected = wanted if wanted is not None else data.frames["index"]["symbol"].to_list()
+    bad = [s for s in selected if not re.fullmatch(SYMBOL_PATTERN, s)]
+    if bad:  # the warehouse validates symbols; a name reaching a file path is checked once more
+        raise ReportError(f"warehouse symbol(s) {bad!r} do not match {SYMBOL_PATTERN}")
+    folder = Path(out_dir) / day.isoformat()
+    (folder / "charts").mkdir(parents=True, exist_ok=True)
+
+    history = price_history(Path(lake_root), day, selected) if charts else pl.DataFrame()
+    oi = strike_oi(Path(lake_root), day, selected) if charts else pl.DataFrame()
+    reports, chart_seconds = [], {}
+    for symbol in selected:
+        tick = time.perf_counter()
+        drawn = _charts(symbol, day, data, history, oi) if charts else {}
+        chart_seconds[symbol] = time.perf_counter() - tick
+        for chart in drawn.values():
+            _write_atomic(folder / chart.file, chart.png)
+        markdown, page = _symbol_page(symbol, data, drawn)
+        _write_atomic(folder / f"{symbol}.md", markdown)
+        _write_atomic(folder / f"{symbol}.html", page)
+        s = data.row("signals_daily", symbol)
+        reports.append(SymbolReport(symbol, folder / f"{symbol}.md", folder / f"{symbol}.html",
+                                    tuple(folder / c.file for c in drawn.values()), s["bias"], s["bias_score"],
+                                    chart_seconds[symbol]))
+
+    day_symbols = data.frames["index"]["symbol"].to_list()
+    written = {s for s in day_symbols
+               if re.fullmatch(SYMBOL_PATTERN, s) and (folder / f"{s}.md").is_file() and (folder / f"{s}.html").is_file()}
+    markdown, page = _index_page(data, written)
+    _write_atomic(folder / "index.md", markdown)
+    _write_atomic(folder / "index.html", page)
+    return ReportIndex(day, folder, folder / "index.md", folder / "index.html", tuple(reports),
+                       data.frames["index"].to_dicts(), data.scorecard is not None,
+                       time.perf_counter() - started, chart_seconds)
+
+
+def _charts(symbol: str, day: date, data: DayData, history: pl.DataFrame, oi: pl.DataFrame) -> dict[str, Chart]:
+    drawn = {}
+    mine = history.filter(pl.col("symbol") == symbol) if history.height else history
+    if mine.height:
+        drawn["price"] = Chart(f"{symbol} price, SMA 30/200, Bollinger bands and pivots",
+                               price_chart(symbol, day, mine, data.row("technicals_daily", symbol)),
+                               f"charts/{symbol}-price.png")
+    positioning = data.row("positioning_daily", symbol)
+    strikes = oi.filter(pl.col("underlying") == symbol) if oi.height else oi
+    if positioning is not None and strikes.height:
+        drawn["oi"] = Chart(f"{symbol} open interest by strike", oi_chart(symbol, day, strikes, positioning),
+                            f"charts/{symbol}-oi.png")
+    return drawn
+
+
+__all__ = ["ReportError", "ReportIndex", "SymbolReport", "check_symbols", "fmt_count", "fmt_money", "fmt_pct",
+           "load_day", "price_history", "strike_oi", "write_report"]
