@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 
+from transforms.flow import FLOW_DAILY_SCHEMA
+from transforms.positioning import POSITIONING_SCHEMA
+
 # Columns every rule and the bias score may reference, with their types. Technicals are always
 # present; positioning columns are NULL for symbols or sessions without a chain (bars-only).
 TECHNICAL_FEATURES: dict[str, pl.DataType] = {
@@ -20,43 +23,15 @@ TECHNICAL_FEATURES: dict[str, pl.DataType] = {
         )
     },
 }
+_KEYS = ("trade_date", "underlying")
 POSITIONING_FEATURES: dict[str, pl.DataType] = {
-    "spot": pl.Float64(),
-    "contracts": pl.Int64(),
-    "call_oi": pl.Int64(),
-    "put_oi": pl.Int64(),
-    "call_volume": pl.Int64(),
-    "put_volume": pl.Int64(),
-    "pcr_oi": pl.Float64(),
-    "pcr_volume": pl.Float64(),
-    "call_wall": pl.Float64(),
-    "call_wall_oi": pl.Int64(),
-    "put_wall": pl.Float64(),
-    "put_wall_oi": pl.Int64(),
-    "next_call_wall": pl.Float64(),
-    "next_call_wall_oi": pl.Int64(),
-    "next_put_wall": pl.Float64(),
-    "next_put_wall_oi": pl.Int64(),
-    "max_pain": pl.Float64(),
-    "max_pain_expiration": pl.Date(),
-    "call_oi_change": pl.Int64(),
-    "put_oi_change": pl.Int64(),
+    **{c: t for c, t in POSITIONING_SCHEMA.items() if c not in _KEYS},
+    # from transforms.greeks.session_greeks and iv_rank_percentile
     **{c: pl.Float64() for c in ("net_gex", "net_dex", "call_gex_wall", "put_gex_wall", "gamma_flip", "atm_iv_30",
                                  "rr_25d", "iv_rank_252", "iv_percentile_252")},
 }
 # Block-flow columns (flow_daily): NULL without prints.
-FLOW_FEATURES: dict[str, pl.DataType] = {
-    "block_count": pl.Int64(),
-    "buy_block_count": pl.Int64(),
-    "sell_block_count": pl.Int64(),
-    "block_buy_notional": pl.Float64(),
-    "block_sell_notional": pl.Float64(),
-    "block_notional": pl.Float64(),
-    "largest_block_symbol": pl.String(),
-    "largest_block_notional": pl.Float64(),
-    "largest_block_side": pl.String(),
-    "unusual_contracts": pl.Int64(),
-}
+FLOW_FEATURES: dict[str, pl.DataType] = {c: t for c, t in FLOW_DAILY_SCHEMA.items() if c not in _KEYS}
 FEATURE_SCHEMA: dict[str, pl.DataType] = {**TECHNICAL_FEATURES, **POSITIONING_FEATURES, **FLOW_FEATURES}
 
 
