@@ -147,6 +147,7 @@ def run(
         return
     _print_summary(summary)
     _print_day(settings, summary.dates[-1])
+    console.print(f"report: {summary.report}", highlight=False)
 
 
 @app.command()
@@ -206,6 +207,33 @@ def demo(
                        config=str(settings.config_file))
     _print_summary(summary)
     _print_day(settings, summary.dates[-1])
+    console.print(f"report: {summary.report}", highlight=False)
+
+
+@app.command()
+def report(
+    date_: Annotated[str | None, typer.Option("--date", "-d", help="Session (default: the latest in the warehouse).")] = None,
+    symbol: Annotated[list[str] | None, typer.Option("--symbol", "-s", help="Only this symbol (repeatable).")] = None,
+    warehouse: Warehouse = None,
+    landing: Landing = None,
+    config: Config = None,
+) -> None:
+    """Write the day's Markdown and HTML report (per symbol and an index) under <warehouse>/reports/."""
+    settings = _settings(warehouse, landing, config)
+    from flows.report import write_report
+    from flows.warehouse import connect_read_only
+
+    day = _day(date_)
+    if day is None:
+        if not settings.database.exists():
+            _fail(f"no warehouse at {settings.database}: run `chainsignals run` first")
+        con = connect_read_only(settings.database)
+        try:
+            day = con.execute("SELECT max(trade_date) FROM signals_daily").fetchall()[0][0]
+        finally:
+            con.close()
+    index = _guarded(write_report, settings.database, settings.lake, settings.reports, day, symbol or None)
+    console.print(f"report {day}: {len(index.reports)} symbol page(s)\n{index.html}", highlight=False)
 
 
 @app.command()

@@ -9,9 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from zoneinfo import ZoneInfo
 from dataclasses import dataclass, field
 from datetime import date
+from zoneinfo import ZoneInfo
 
 import polars as pl
 from prefect import flow, get_run_logger, task
@@ -28,10 +28,10 @@ from flows.pipeline import (
     build_gold,
     clear_pending_stats,
     finish_shards,
-    pending_stats,
     gold_sessions,
     ingest_and_validate,
     latest_landing_session,
+    pending_stats,
 )
 from flows.progress import stage
 from flows.sources import SourceError, now_utc
@@ -49,6 +49,7 @@ class RunSummary:
     files_skipped: int = 0
     rows: dict[str, int] = field(default_factory=dict)
     reason: str = ""
+    report: str = ""  # the day's report index (HTML)
 
 
 def _new_run_id() -> str:
@@ -114,6 +115,15 @@ def _gold(settings: Settings, dates: list[date], symbols: list[str] | None, shar
 def publish_task(settings: Settings, dates: list[date], runs: pl.DataFrame) -> dict[str, int]:
     with stage("publish to the DuckDB warehouse"):
         return publish(settings.database, Lake(settings.lake), {t: dates for t in GOLD_TABLES}, runs)
+
+
+@task(name="write-report", cache_policy=NO_CACHE)
+def report_task(settings: Settings, day: date):
+    """The day's Markdown and HTML pages under <warehouse>/reports/<day>/, from the published warehouse."""
+    from flows.report import write_report
+
+    with stage(f"write the {day} report"):
+        return write_report(settings.database, settings.lake, settings.reports, day)
 
 
 @task(name="publish-artifacts", cache_policy=NO_CACHE)
@@ -189,14 +199,15 @@ def _execute(settings: Settings, flow_name: str, target: date | None, start: dat
             runs = _run_records(run_id, flow_name, pending_stats(lake), gold_stats)
             loaded = publish_task(settings, dates, runs)
             clear_pending_stats(lake)
-            artifacts_task(settings, dates[-1])
+            report = report_task(settings, dates[-1])
+            artifacts_task(settings, dates[-1], report.markdown.read_text())
     except Exception as exc:
         runlog.append(settings.warehouse, {"run_id": run_id, "flow": flow_name, "status": "failed",
                                            "date": target, "start": start, "started_at": started,
                                            "finished_at": now_utc(), "error": _one_line(exc)})
         raise
     summary = RunSummary(run_id, flow_name, "success", dates, files["files_read"], files["files_skipped"],
-                         {t: sum(c.values()) for t, c in counts.items()})
+                         {t: sum(c.values()) for t, c in counts.items()}, report=str(report.html))
     runlog.append(settings.warehouse, {"run_id": run_id, "flow": flow_name, "status": "success",
                                        "dates": [dates[0], dates[-1]], "started_at": started,
                                        "finished_at": now_utc(), "rows": loaded})

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import duckdb
 import polars as pl
@@ -53,6 +54,7 @@ from flows.report_pages import (
 from schemas.rules import SYMBOL_PATTERN
 
 TOP_BLOCKS = 5
+NEW_YORK = ZoneInfo("America/New_York")
 SCORECARD_VIEW = "idea_scorecard"
 
 
@@ -109,22 +111,26 @@ ORDER_BY = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass
 class DayData:
     day: date
     frames: dict[str, pl.DataFrame]
     run: dict[str, Any] | None
     scorecard: pl.DataFrame | None
     scorecard_error: str | None
+    _by_symbol: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict, repr=False)
 
     def row(self, table: str, symbol: str) -> dict[str, Any] | None:
         rows = self.rows(table, symbol)
         return rows[0] if rows else None
 
     def rows(self, table: str, symbol: str) -> list[dict[str, Any]]:
-        frame = self.frames[table]
-        key = DAY_QUERIES[table]
-        return frame.filter(pl.col(key) == symbol).to_dicts() if frame.height else []
+        """The table's rows of one symbol, in the query's order (grouped once per table)."""
+        if table not in self._by_symbol:
+            frame = self.frames[table]
+            groups = frame.partition_by(DAY_QUERIES[table], as_dict=True, maintain_order=True) if frame.height else {}
+            self._by_symbol[table] = {key[0]: part.to_dicts() for key, part in groups.items()}
+        return self._by_symbol[table].get(symbol, [])
 
 
 def check_symbols(symbols: Sequence[str] | None) -> list[str] | None:
@@ -273,15 +279,16 @@ def _flow_section(f: dict[str, Any] | None, prints: list[dict[str, Any]]) -> Sec
         ("Block notional", fmt_money(f["block_notional"], dollar=True)),
         ("Buy block notional", fmt_money(f["block_buy_notional"], dollar=True)),
         ("Sell block notional", fmt_money(f["block_sell_notional"], dollar=True)),
-        ("Largest block", (f"{fmt_money(f['largest_block_notional'], dollar=True)} {f['largest_block_side']} "
-                           f"{f['largest_block_symbol']}") if f.get("largest_block_symbol") else "none"),
+        ("Largest block", f"{fmt_money(f['largest_block_notional'], dollar=True)} {f['largest_block_side']}"
+         if f.get("largest_block_symbol") else "none"),
+        *([("Largest block contract", Mono(f["largest_block_symbol"]))] if f.get("largest_block_symbol") else []),
         ("Unusual contracts", fmt_count(f["unusual_contracts"])),
     ])
     blocks: list = [facts]
     if prints:
         blocks += [Heading(f"Largest blocks (top {min(TOP_BLOCKS, len(prints))} of {len(prints)})"),
                    Table(["Time", "Contract", "Size", "Price", "Notional", "Side"],
-                         [[_time(r["ts"]), r["option_symbol"], fmt_count(r["size"]), fmt_money(r["price"]),
+                         [[_time(r["ts"]), Mono(r["option_symbol"]), fmt_count(r["size"]), fmt_money(r["price"]),
                            fmt_money(r["notional"], dollar=True), str(r["side"])] for r in prints[:TOP_BLOCKS]],
                          numeric=(2, 3, 4))]
     return Section("Flow", blocks)
@@ -332,7 +339,10 @@ def _iso(value: Any) -> str:
 
 
 def _time(value: Any) -> str:
-    return value.strftime("%H:%M:%S %Z").strip() if isinstance(value, datetime) else _iso(value)
+    """A print's time in New York (the exchange's clock)."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(NEW_YORK).strftime("%H:%M:%S ET")
+    return _iso(value)
 
 
 def _footer(data: DayData) -> str:
@@ -448,22 +458,9 @@ def write_report(database: Path, lake_root: Path, out_dir: Path, day: date, symb
     folder = Path(out_dir) / day.isoformat()
     (folder / "charts").mkdir(parents=True, exist_ok=True)
 
-    history = price_history(Path(lake_root), day, selected) if charts else pl.DataFrame()
-    oi = strike_oi(Path(lake_root), day, selected) if charts else pl.DataFrame()
-    reports, chart_seconds = [], {}
-    for symbol in selected:
-        tick = time.perf_counter()
-        drawn = _charts(symbol, day, data, history, oi) if charts else {}
-        chart_seconds[symbol] = time.perf_counter() - tick
-        for chart in drawn.values():
-            _write_atomic(folder / chart.file, chart.png)
-        markdown, page = _symbol_page(symbol, data, drawn)
-        _write_atomic(folder / f"{symbol}.md", markdown)
-        _write_atomic(folder / f"{symbol}.html", page)
-        s = data.row("signals_daily", symbol)
-        reports.append(SymbolReport(symbol, folder / f"{symbol}.md", folder / f"{symbol}.html",
-                                    tuple(folder / c.file for c in drawn.values()), s["bias"], s["bias_score"],
-                                    chart_seconds[symbol]))
+    history = _by_symbol(price_history(Path(lake_root), day, selected) if charts else None, "symbol")
+    oi = _by_symbol(strike_oi(Path(lake_root), day, selected) if charts else None, "underlying")
+    reports = tuple(_write_symbol(folder, symbol, data, history.get(symbol), oi.get(symbol)) for symbol in selected)
 
     day_symbols = data.frames["index"]["symbol"].to_list()
     written = {s for s in day_symbols
@@ -471,25 +468,52 @@ def write_report(database: Path, lake_root: Path, out_dir: Path, day: date, symb
     markdown, page = _index_page(data, written)
     _write_atomic(folder / "index.md", markdown)
     _write_atomic(folder / "index.html", page)
-    return ReportIndex(day, folder, folder / "index.md", folder / "index.html", tuple(reports),
+    return ReportIndex(day, folder, folder / "index.md", folder / "index.html", reports,
                        data.frames["index"].to_dicts(), data.scorecard is not None,
-                       time.perf_counter() - started, chart_seconds)
+                       time.perf_counter() - started, {r.symbol: r.chart_seconds for r in reports})
 
 
-def _charts(symbol: str, day: date, data: DayData, history: pl.DataFrame, oi: pl.DataFrame) -> dict[str, Chart]:
+def _by_symbol(frame: pl.DataFrame | None, key: str) -> dict[str, pl.DataFrame]:
+    if frame is None or not frame.height:
+        return {}
+    return {k[0]: part for k, part in frame.partition_by(key, as_dict=True, maintain_order=True).items()}
+
+
+def _write_symbol(folder: Path, symbol: str, data: DayData, history: pl.DataFrame | None,
+                  oi: pl.DataFrame | None) -> SymbolReport:
+    """One symbol's charts, Markdown and HTML; a chart this run does not draw is removed, not left stale."""
+    tick = time.perf_counter()
+    drawn = _charts(symbol, data, history, oi)
+    seconds = time.perf_counter() - tick
+    for kind in ("price", "oi"):
+        target = folder / _chart_file(symbol, kind)
+        if kind in drawn:
+            _write_atomic(target, drawn[kind].png)
+        else:
+            target.unlink(missing_ok=True)
+    markdown, page = _symbol_page(symbol, data, drawn)
+    _write_atomic(folder / f"{symbol}.md", markdown)
+    _write_atomic(folder / f"{symbol}.html", page)
+    s = data.row("signals_daily", symbol)
+    return SymbolReport(symbol, folder / f"{symbol}.md", folder / f"{symbol}.html",
+                        tuple(folder / c.file for c in drawn.values()), s["bias"], s["bias_score"], seconds)
+
+
+def _chart_file(symbol: str, kind: str) -> str:
+    return f"charts/{symbol}-{kind}.png"
+
+
+def _charts(symbol: str, data: DayData, history: pl.DataFrame | None, oi: pl.DataFrame | None) -> dict[str, Chart]:
     drawn = {}
-    mine = history.filter(pl.col("symbol") == symbol) if history.height else history
-    if mine.height:
+    if history is not None:
         drawn["price"] = Chart(f"{symbol} price, SMA 30/200, Bollinger bands and pivots",
-                               price_chart(symbol, day, mine, data.row("technicals_daily", symbol)),
-                               f"charts/{symbol}-price.png")
+                               price_chart(symbol, data.day, history, data.row("technicals_daily", symbol)),
+                               _chart_file(symbol, "price"))
     positioning = data.row("positioning_daily", symbol)
-    strikes = oi.filter(pl.col("underlying") == symbol) if oi.height else oi
-    if positioning is not None and strikes.height:
-        drawn["oi"] = Chart(f"{symbol} open interest by strike", oi_chart(symbol, day, strikes, positioning),
-                            f"charts/{symbol}-oi.png")
+    if positioning is not None and oi is not None:
+        drawn["oi"] = Chart(f"{symbol} open interest by strike", oi_chart(symbol, data.day, oi, positioning),
+                            _chart_file(symbol, "oi"))
     return drawn
 
 
-__all__ = ["ReportError", "ReportIndex", "SymbolReport", "check_symbols", "fmt_count", "fmt_money", "fmt_pct",
-           "load_day", "price_history", "strike_oi", "write_report"]
+__all__ = ["DayData", "ReportError", "ReportIndex", "SymbolReport", "check_symbols", "load_day", "write_report"]

@@ -110,6 +110,18 @@ def test_a_file_missing_a_column_fails_with_one_line(tmp_path: Path, cli_env):
     assert not list((tmp_path / "wh" / "lake").rglob("*.parquet"))
 
 
+def test_report_command_writes_the_days_pages(note_warehouse: Path, cli_env):
+    done = cli("report", "--date", str(NOTE_DATE), "--symbol", "iwm", "--warehouse", str(note_warehouse / "wh"),
+               env=cli_env)
+    assert done.returncode == 0, done.stderr
+    page = note_warehouse / "wh" / "reports" / str(NOTE_DATE) / "IWM.md"
+    assert "1 symbol page(s)" in done.stdout and page.exists()
+    assert "IWM   260102C00255000" in page.read_text()
+    done = cli("report", "--date", str(NOTE_DATE), "--symbol", "../X", "--warehouse", str(note_warehouse / "wh"),
+               env=cli_env)
+    assert done.returncode == 1 and done.stderr.startswith("error:")
+
+
 def test_bad_arguments_exit_non_zero(tmp_path: Path, cli_env):
     done = cli("run", "--date", "2025-13-45", "--warehouse", str(tmp_path), env=cli_env)
     assert done.returncode == 2 and "is not a date" in done.stderr
@@ -121,6 +133,8 @@ def test_demo_writes_landing_runs_and_prints(tmp_path: Path, cli_env):
     done = cli("demo", "--sessions", "260", "--chain-sessions", "2", "--warehouse", str(tmp_path / "wh"), env=cli_env)
     assert done.returncode == 0, done.stderr
     assert "signals 2025-12-31" in done.stdout and "trade ideas 2025-12-31" in done.stdout
+    index = tmp_path / "wh" / "reports" / "2025-12-31" / "index.html"
+    assert f"report: {index}" in done.stdout and index.exists()
     rows = one(tmp_path, "SELECT count(DISTINCT symbol), min(trade_date), max(trade_date) FROM signals_daily")
     assert rows[0][0] == 7 and str(rows[0][2]) == "2025-12-31"
     contracts = one(tmp_path, """

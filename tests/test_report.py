@@ -1,0 +1,479 @@
+"""The day's report: numbers traced back to the warehouse, HTML rendered by headless Chromium, the index,
+the symbols filter. One demo warehouse (3 symbols, 260 sessions of bars, 2 of chains) for the module."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+from PIL import Image
+
+from flows.demo import generate_demo_market
+from flows.nightly import backfill
+from flows.report import ReportError, ReportIndex, load_day, write_report
+from flows.report_charts import PRICE_SESSIONS, price_history, strike_oi
+from flows.report_pages import Para, Section, fmt_count, fmt_money, fmt_pct, render_page
+from transforms.text import fmt_fixed
+
+SYMBOLS = ["AAPL", "IWM", "SPY"]
+CHROMIUM = "/usr/bin/chromium"
+
+
+@dataclass(frozen=True)
+class Built:
+    root: Path
+    database: Path
+    lake: Path
+    day: date
+    report: ReportIndex
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, prefect_api) -> Built:
+    root = tmp_path_factory.mktemp("report")
+    market = generate_demo_market(root / "landing", sessions=260, chain_sessions=2, symbols=SYMBOLS)
+    first, day = market.chain_sessions[0], market.chain_sessions[-1]
+    backfill(start=first, end=day, warehouse=str(root / "wh"), landing=str(root / "landing"))
+    database, lake = root / "wh" / "signals.duckdb", root / "wh" / "lake"
+    return Built(root, database, lake, day, write_report(database, lake, root / "reports", day))
+
+
+def rows(built: Built, sql: str, params: list | None = None) -> list[dict]:
+    con = duckdb.connect(str(built.database), read_only=True)
+    try:
+        cursor = con.execute(sql, params or [])
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    finally:
+        con.close()
+
+
+def one(built: Built, table: str, key: str, symbol: str) -> dict:
+    found = rows(built, f"SELECT * FROM {table} WHERE trade_date = ? AND {key} = ?", [built.day, symbol])
+    assert len(found) == 1, (table, symbol)
+    return found[0]
+
+
+# ------------------------------------------------------------------------------- parsing the Markdown
+
+NUMBER = re.compile(r"[-+]?\$?\d[\d,]*(?:\.\d+)?")
+FREE_TEXT = {"Bull case", "Bear case", "Idea id", "Contract"}
+
+
+def numbers(text: str) -> list[float]:
+    return [float(n.replace("$", "").replace(",", "")) for n in NUMBER.findall(text)]
+
+
+def sections(markdown: str) -> dict[str, str]:
+    parts = re.split(r"(?m)^## ", markdown)
+    return {part.split("\n", 1)[0].strip(): part.split("\n", 1)[1] for part in parts[1:]}
+
+
+def facts(text: str) -> dict[str, str]:
+    """'- Label: value' lines of a section (labels are unique within one)."""
+    found = {}
+    for label, value in re.findall(r"(?m)^- (.+?): (.+)$", text):
+        assert label not in found, f"label {label!r} twice"
+        found[label] = value
+    return found
+
+
+def plays(text: str) -> dict[str, dict[str, str]]:
+    """Plays by idea id: each '### Play N: ...' block's labelled lines and its rationale paragraph."""
+    found = {}
+    for block in re.split(r"(?m)^### ", text)[1:]:
+        lines = facts(block)
+        paragraphs = [p for p in block.split("\n\n")[1:] if p.strip() and not p.startswith("- ")]
+        lines["heading"] = block.split("\n", 1)[0]
+        lines["rationale"] = unescape(paragraphs[-1].strip())
+        found[lines["Idea id"]] = lines
+    return found
+
+
+def unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def first(value: str) -> float:
+    return numbers(value)[0]
+
+
+def close_to(parsed: float, value: float | None, scale: float = 1.0) -> bool:
+    """The printed 2-decimal figure is the warehouse value rounded (half a cent of slack)."""
+    return value is not None and abs(parsed - value * scale) <= 0.005 + 1e-9 * max(1.0, abs(value * scale))
+
+
+def shows(printed: str, value: float | None, scale: float = 1.0) -> bool:
+    """A labelled value: the warehouse value rounded, or n/a where the warehouse has NULL."""
+    if value is None:
+        return printed.startswith("n/a")
+    return close_to(first(printed), value, scale)
+
+
+def page(built: Built, symbol: str, kind: str = "md") -> str:
+    return (built.report.directory / f"{symbol}.{kind}").read_text()
+
+
+# ------------------------------------------------------------------------------------------ numbers
+
+
+def test_money_and_counts_are_printed_like_the_warehouse_texts():
+    assert fmt_money(249.8) == "249.80"
+    assert fmt_money(0.125) == "0.13"  # half away from zero, as transforms.text.fmt_fixed (Python's format: 0.12)
+    assert fmt_money(-0.125) == "-0.13"
+    assert fmt_money(-0.001) == "0.00"
+    assert fmt_money(-1_709_970_893.5833, dollar=True) == "-$1,709,970,893.58"
+    assert fmt_money(0.42, sign=True) == "+0.42"
+    assert fmt_money(None) == "n/a" and fmt_money(float("nan")) == "n/a"
+    assert fmt_count(605_389) == "605,389" and fmt_count(-234_019, sign=True) == "-234,019"
+    assert fmt_count(1_200, sign=True) == "+1,200" and fmt_count(None) == "n/a"
+    assert fmt_pct(-2.449239251444635, sign=True) == "-2.45%"
+    assert fmt_pct(0.193723, scale=100) == "19.37%"
+    values = [0.005, 0.015, 1.005, 2.675, -2.675, 187.7065, 182.58690519181448, 10.0, 0.0, -0.004]
+    polars_text = pl.DataFrame({"v": values}).select(fmt_fixed(pl.col("v"))).to_series().to_list()
+    assert [fmt_money(v) for v in values] == polars_text
+
+
+def test_markdown_numbers_match_the_warehouse_rows(built: Built):
+    for symbol in SYMBOLS:
+        md = sections(page(built, symbol))
+        t = one(built, "technicals_daily", "symbol", symbol)
+        p = one(built, "positioning_daily", "underlying", symbol)
+        s = one(built, "signals_daily", "symbol", symbol)
+        f = one(built, "flow_daily", "underlying", symbol)
+
+        price = facts(md["Price and trend"])
+        for label, column in [("Close", "close"), ("Previous close", "prev_close"), ("SMA 30", "sma_30"),
+                              ("SMA 50", "sma_50"), ("SMA 200", "sma_200"), ("Bollinger lower", "bb_lower"),
+                              ("Bollinger middle", "bb_middle"), ("Bollinger upper", "bb_upper"), ("RSI 14", "rsi_14"),
+                              ("ATR 14", "atr_14"), ("52-week low", "low_52w"), ("52-week high", "high_52w")]:
+            assert shows(price[label], t[column]), (symbol, label, price[label], t[column])
+        assert price["Change"].endswith("%") and close_to(first(price["Change"]), t["change_pct"])
+        assert numbers(price["Session range"]) == pytest.approx([round(t["low"], 2), round(t["high"], 2),
+                                                                 round(t["open"], 2)], abs=0.0051)
+        assert first(price["Volume"]) == t["volume"]
+        relation = "above" if t["close"] > t["sma_200"] else "below"
+        assert price["SMA 200"].endswith(f"(close {relation})")
+
+        pos = facts(md["Positioning"])
+        for label, column in [("Spot", "spot"), ("Put/call OI ratio", "pcr_oi"),
+                              ("Put/call volume ratio", "pcr_volume"), ("Gamma flip", "gamma_flip"),
+                              ("Net GEX", "net_gex"), ("Net DEX", "net_dex")]:
+            assert shows(pos[label], p[column]), (symbol, label)
+        for label, column in [("ATM IV 30", "atm_iv_30"), ("25-delta risk reversal", "rr_25d"),
+                              ("IV rank 252", "iv_rank_252"), ("IV percentile 252", "iv_percentile_252")]:
+            assert shows(pos[label], p[column], scale=100), (symbol, label)
+        for label, column in [("Net GEX", "net_gex"), ("Net DEX", "net_dex")]:
+            compact = re.search(r"\((-?)\$([\d.]+)([BMK])\)", pos[label])
+            scale = {"B": 1e9, "M": 1e6, "K": 1e3}[compact.group(3)]
+            assert 1 <= abs(p[column]) / scale < 1000 and (compact.group(1) == "-") == (p[column] < 0)
+            assert close_to(float(compact.group(2)), abs(p[column]) / scale), (symbol, label, pos[label])
+        assert numbers(pos["Call wall"]) == [round(p["call_wall"], 2), p["call_wall_oi"]]
+        assert numbers(pos["Put wall"]) == [round(p["put_wall"], 2), p["put_wall_oi"]]
+        assert f"({p['call_wall_oi']:,} contracts)" in pos["Call wall"]  # thousands separators
+        assert numbers(pos["Call OI"]) == [p["call_oi"], p["call_oi_change"]]
+        assert numbers(pos["Put OI"]) == [p["put_oi"], p["put_oi_change"]]
+        assert pos["Max pain"] == f"{p['max_pain']:.2f} (expiration {p['max_pain_expiration'].isoformat()})"
+
+        flow = facts(md["Flow"])
+        assert numbers(flow["Blocks"]) == [f["block_count"], f["buy_block_count"], f["sell_block_count"]]
+        assert close_to(first(flow["Block notional"]), f["block_notional"])
+        assert first(flow["Unusual contracts"]) == f["unusual_contracts"]
+
+        levels = facts(md["Levels"])
+        for label, column, row in [("Pivot (next session)", "pivot_point", t), ("R1", "r1", t), ("S1", "s1", t),
+                                   ("R2", "r2", t), ("S2", "s2", t), ("Support", "support", s),
+                                   ("Resistance", "resistance", s), ("Breakout level", "breakout_level", s),
+                                   ("Breakdown level", "breakdown_level", s)]:
+            assert shows(levels[label], row[column]), (symbol, label)
+
+        scenarios = facts(md["Scenarios"])
+        assert unescape(scenarios["Bull case"]) == s["bull_case"]
+        assert unescape(scenarios["Bear case"]) == s["bear_case"]
+
+
+def test_every_trade_idea_is_a_play_with_its_numbers(built: Built):
+    ideas = rows(built, "SELECT * FROM trade_ideas WHERE trade_date = ? ORDER BY symbol, rule, idea_id", [built.day])
+    assert ideas and any(i["instrument"] != "stock" for i in ideas)
+    printed = {}
+    for symbol in SYMBOLS:
+        printed |= plays(sections(page(built, symbol))["Plays"])
+    assert set(printed) == {i["idea_id"] for i in ideas}
+    for idea in ideas:
+        play = printed[idea["idea_id"]]
+        assert play["heading"].endswith(f"{idea['rule']} ({idea['direction']}, {idea['instrument']})")
+        assert play["Trigger"] == f"{idea['trigger_direction']} {fmt_money(idea['trigger_level'])}"
+        for label, column in [("Target", "target"), ("Stop", "stop"), ("R:R", "risk_reward")]:
+            assert close_to(first(play[label]), idea[column]), (idea["idea_id"], label)
+        assert play["rationale"] == idea["rationale"]
+        if idea["instrument"] == "stock":
+            assert play["Contract"] == "stock"
+            continue
+        assert play["Contract"] == f"`{idea['option_symbol']}`" and len(idea["option_symbol"]) == 21
+        assert close_to(first(play["Premium"]), idea["entry_premium"])
+        assert close_to(first(play["Strike"]), idea["strike"])
+        assert play["Expiration"] == f"{idea['expiration'].isoformat()} ({idea['dte']} days)"
+        assert first(play["Contract OI"]) == idea["contract_open_interest"]
+
+
+def test_every_number_printed_is_a_value_of_that_session(built: Built):
+    """Labelled values and table cells: each number is one of the symbol's warehouse values that day
+    (percent figures scaled by 100), never something computed by the report."""
+    for symbol in SYMBOLS:
+        known: list[float] = []
+        for table, key in [("technicals_daily", "symbol"), ("positioning_daily", "underlying"),
+                           ("signals_daily", "symbol"), ("flow_daily", "underlying"), ("trade_ideas", "symbol"),
+                           ("strike_levels", "underlying"), ("blocks", "underlying")]:
+            for row in rows(built, f"SELECT * FROM {table} WHERE trade_date = ? AND {key} = ?", [built.day, symbol]):
+                known += [float(v) for v in row.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        values = np.array([v for v in known if np.isfinite(v)])
+        md = page(built, symbol)
+        md = md.split("\n---\n")[0]  # the footer names the run
+        cells = [v for label, v in re.findall(r"(?m)^- (.+?): (.+)$", md) if label not in FREE_TEXT]
+        cells += [c for line in re.findall(r"(?m)^\|(.+)\|$", md) for c in line.split("|")
+                  if not set(c.strip()) <= set("-:")]
+        checked = 0
+        for cell in cells:
+            cell = re.sub(r"`[^`]*`", "", cell)  # OSI symbols are checked as contracts
+            cell = re.sub(r"\d{2}:\d{2}:\d{2} ET", "", cell)  # print times
+            cell = re.sub(r"\d{4}-\d{2}-\d{2}", "", cell)  # dates are checked as dates above
+            cell = re.sub(r"\(-?\$[\d.]+[BMK]\)", "", cell)  # and the compact GEX/DEX figures
+            for number in numbers(cell):
+                close = np.abs(values - number) <= 0.005 + 1e-9 * abs(number)
+                close |= np.abs(values * 100 - number) <= 0.005 + 1e-9 * abs(number)
+                assert close.any(), f"{symbol}: {number} in {cell!r} is no warehouse value"
+                checked += 1
+        assert checked > 60
+
+
+def test_the_charts_are_drawn_from_the_same_numbers(built: Built):
+    history = price_history(built.lake, built.day, SYMBOLS)
+    assert history.group_by("symbol").len().sort("symbol")["len"].to_list() == [PRICE_SESSIONS] * len(SYMBOLS)
+    last = history.filter(pl.col("trade_date") == built.day).sort("symbol")
+    for row in last.iter_rows(named=True):
+        t = one(built, "technicals_daily", "symbol", row["symbol"])
+        for column in ("close", "sma_30", "sma_200", "bb_upper", "bb_middle", "bb_lower"):
+            assert row[column] == pytest.approx(t[column], rel=1e-9), (row["symbol"], column)
+    # 260 sessions of bars: SMA 200 from the 200th on, i.e. on the last 61 of the 120 charted sessions
+    assert history.group_by("symbol").agg(pl.col("sma_200").count())["sma_200"].to_list() == [61] * len(SYMBOLS)
+
+    oi = strike_oi(built.lake, built.day, SYMBOLS)
+    totals = oi.filter(pl.col("scope") == "all").group_by("underlying").agg(pl.col("call_oi", "put_oi").sum())
+    for row in totals.iter_rows(named=True):
+        p = one(built, "positioning_daily", "underlying", row["underlying"])
+        assert (row["call_oi"], row["put_oi"]) == (p["call_oi"], p["put_oi"])
+        walls = oi.filter((pl.col("scope") == "all") & (pl.col("underlying") == row["underlying"]))
+        assert walls["call_oi"].max() == p["call_wall_oi"] and walls["put_oi"].max() == p["put_wall_oi"]
+    monthly = oi.filter(pl.col("scope") == "monthly").group_by("underlying").agg(pl.col("expiration").unique())
+    for expirations in monthly["expiration"].to_list():
+        (expiration,) = expirations
+        assert expiration > built.day and expiration.weekday() == 4 and 15 <= expiration.day <= 21
+    for report in built.report.reports:
+        assert [c.name for c in report.charts] == [f"{report.symbol}-price.png", f"{report.symbol}-oi.png"]
+        assert all(Image.open(c).size[0] == 1000 for c in report.charts)
+
+
+# ------------------------------------------------------------------------------------ HTML in Chromium
+
+
+def chromium() -> str:
+    """Debian's chromium; installed here when missing (the tests run as root). No network: a clear failure."""
+    if Path(CHROMIUM).exists():
+        return CHROMIUM
+    if os.geteuid() != 0:
+        pytest.fail(f"{CHROMIUM} is missing and the tests are not root: apt-get install chromium")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
+        try:
+            done = subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=900)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"installing chromium: `{' '.join(command)}` timed out (no network?)")
+        if done.returncode != 0:
+            tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+            pytest.fail(f"installing chromium failed (no network?): `{' '.join(command)}` exited "
+                        f"{done.returncode}: {tail}")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"apt-get installed chromium but {CHROMIUM} is not there")
+    return CHROMIUM
+
+
+def screenshot(browser: str, url: str, folder: Path) -> subprocess.Popen:
+    folder.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={folder / 'profile'}", f"--screenshot={folder / 'shot.png'}", "--window-size=1200,1600",
+         "--enable-logging=stderr", "--v=0", url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def console_errors(stderr: str) -> list[str]:
+    """Chromium logs every console message as '...:CONSOLE...] "text", source: ...' (level INFO even for
+    console.error); the pages run no script, so any console line is a failure (a CSP refusal, an error)."""
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+
+
+def test_html_is_self_contained_and_renders_in_chromium(built: Built, tmp_path: Path):
+    html_page = page(built, "IWM", "html")
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:|//)""", html_page)
+    assert "@import" not in html_page and "url(" not in html_page and "<script" not in html_page
+    images = re.findall(r'<img [^>]*src="data:image/png;base64,([^"]+)"', html_page)
+    assert len(images) == 2
+    for data in images:
+        assert Image.open(io.BytesIO(base64.b64decode(data))).format == "PNG"
+
+    started = time.perf_counter()
+    browser = chromium()
+    install_seconds = time.perf_counter() - started
+    # A control page proves the console check sees errors at all.
+    control = tmp_path / "control.html"
+    control.write_text('<!DOCTYPE html><html><body><p>x</p><script>console.error("boom"); missing();</script>'
+                       "</body></html>")
+    runs = {"report": screenshot(browser, (built.report.directory / "IWM.html").as_uri(), tmp_path / "report"),
+            "control": screenshot(browser, control.as_uri(), tmp_path / "control")}
+    logs = {}
+    for name, process in runs.items():
+        try:
+            _, logs[name] = process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            pytest.fail(f"chromium did not finish the {name} page in 120 s")
+        assert process.returncode == 0, logs[name][-2000:]
+    assert any("boom" in line for line in console_errors(logs["control"]))
+    assert any("Uncaught ReferenceError" in line for line in console_errors(logs["control"]))
+    assert console_errors(logs["report"]) == [], f"console output (chromium ready in {install_seconds:.1f} s)"
+
+    shot = np.asarray(Image.open(tmp_path / "report" / "shot.png").convert("RGB")).astype(int)
+    assert shot.shape == (1600, 1200, 3)
+    assert len(np.unique(shot.reshape(-1, 3), axis=0)) > 50 and shot.std() > 10
+    sma30_orange = np.array([0xE6, 0x91, 0x38])  # the price chart's SMA 30 line: the chart image was drawn
+    assert (np.abs(shot - sma30_orange).sum(axis=2) < 40).sum() > 50
+
+
+# ---------------------------------------------------------------------------------------------- index
+
+
+def test_index_lists_every_symbol_with_working_links(built: Built):
+    folder = built.report.directory
+    assert folder == built.root / "reports" / built.day.isoformat()
+    day_symbols = [r["symbol"] for r in rows(built, "SELECT symbol FROM signals_daily WHERE trade_date = ? "
+                                                    "ORDER BY symbol", [built.day])]
+    assert day_symbols == SYMBOLS == built.report.symbols
+    index_md = (folder / "index.md").read_text()
+    index_html = (folder / "index.html").read_text()
+    table = [line for line in index_md.splitlines() if re.match(r"\| \[[A-Z]", line)]
+    assert [re.match(r"\| \[([A-Z.\-0-9]+)\]", line).group(1) for line in table] == SYMBOLS
+    for line, summary in zip(table, built.report.summary, strict=True):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[1] == summary["bias"] and first(cells[2]) == summary["bias_score"]
+        assert close_to(first(cells[3]), summary["close"]) and close_to(first(cells[4]), summary["change_pct"])
+        ideas = rows(built, "SELECT count(*) AS n FROM trade_ideas WHERE trade_date = ? AND symbol = ?",
+                     [built.day, summary["symbol"]])[0]["n"]
+        assert first(cells[5]) == ideas
+    md_links = re.findall(r"\]\(([^)]+)\)", index_md)
+    html_links = re.findall(r'href="([^"]+)"', index_html)
+    assert {f"{s}.md" for s in SYMBOLS} <= set(md_links) and {f"{s}.html" for s in SYMBOLS} <= set(html_links)
+    for link in md_links + html_links:
+        assert (folder / link).is_file(), link
+    for symbol in SYMBOLS:  # each page links back, and its Markdown charts exist
+        assert 'href="index.html"' in page(built, symbol, "html")
+        for link in re.findall(r"\]\(([^)]+)\)", page(built, symbol)):
+            assert (folder / link).is_file(), (symbol, link)
+
+
+def copy_warehouse(built: Built, tmp_path: Path, *statements: str) -> Path:
+    database = tmp_path / "signals.duckdb"
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    shutil.copy(built.database, database)
+    con = duckdb.connect(str(database))
+    try:
+        for statement in statements:
+            con.execute(statement)
+    finally:
+        con.close()
+    return database
+
+
+def test_scorecard_section_when_the_view_exists_and_none_without_it(built: Built, tmp_path: Path):
+    with_view = copy_warehouse(built, tmp_path / "with", "DROP VIEW IF EXISTS idea_scorecard", """
+        CREATE VIEW idea_scorecard AS SELECT * FROM (VALUES
+            ('call_breakout', 'bullish', 'all', 12, 5, 3, 1, 0.75::DOUBLE, 1.2345::DOUBLE),
+            ('put_breakdown', 'bearish', 'all', 4, 0, 0, 0, NULL, NULL))
+        AS t(rule, direction, period, ideas, triggered, target_hits, stop_hits, hit_rate, mean_r)""")
+    report = write_report(with_view, built.lake, tmp_path / "out", built.day, symbols=["IWM"])
+    index = report.markdown.read_text()
+    assert report.has_scorecard and "## Idea scorecard" in index
+    assert "| call_breakout | bullish | all | 12 | 5 | 3 | 1 | 0.75 | 1.23 |" in index
+    assert "| put_breakdown | bearish | all | 4 | 0 | 0 | 0 | n/a | n/a |" in index
+    assert "Idea scorecard" in report.html.read_text()
+
+    without = copy_warehouse(built, tmp_path / "without", "DROP VIEW IF EXISTS idea_scorecard")
+    report = write_report(without, built.lake, tmp_path / "out2", built.day, symbols=["IWM"])
+    assert not report.has_scorecard
+    assert "scorecard" not in report.markdown.read_text().lower()
+    assert "scorecard" not in report.html.read_text().lower()
+
+
+# ------------------------------------------------------------------------------------------- symbols
+
+
+def test_symbols_filter_writes_only_those_pages(built: Built, tmp_path: Path):
+    report = write_report(built.database, built.lake, tmp_path, built.day, symbols=["iwm", " IWM"])
+    folder = tmp_path / built.day.isoformat()
+    assert report.symbols == ["IWM"]
+    assert sorted(p.name for p in folder.glob("*.md")) == ["IWM.md", "index.md"]
+    assert sorted(p.name for p in folder.glob("*.html")) == ["IWM.html", "index.html"]
+    assert (folder / "IWM.md").read_text() == page(built, "IWM")  # same rows, same page
+    index = (folder / "index.md").read_text()
+    assert "[IWM](IWM.md)" in index and "| SPY |" in index and "not written" in index  # the day's others, unlinked
+    assert {s["symbol"] for s in report.summary} == set(SYMBOLS)
+
+
+@pytest.mark.parametrize("hostile", ["../etc/passwd", "IWM;DROP TABLE signals_daily", "IWM'--", "", "A" * 11,
+                                     "1WM", "IWM/../SPY", "IWM\x00"])
+def test_a_hostile_symbol_is_refused_before_anything_is_written(built: Built, tmp_path: Path, hostile: str):
+    with pytest.raises(ReportError, match="invalid symbol"):
+        write_report(built.database, built.lake, tmp_path / "out", built.day, symbols=["IWM", hostile])
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_symbol_or_day_is_a_one_line_error(built: Built, tmp_path: Path):
+    with pytest.raises(ReportError, match=f"no signals for ZZZZ on {built.day}"):
+        write_report(built.database, built.lake, tmp_path, built.day, symbols=["ZZZZ"])
+    with pytest.raises(ReportError, match="no signals for 2020-01-02"):
+        write_report(built.database, built.lake, tmp_path, date(2020, 1, 2))
+    with pytest.raises(ReportError, match="no warehouse"):
+        write_report(tmp_path / "missing.duckdb", built.lake, tmp_path, built.day)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_symbol_without_chain_or_prints_gets_text_pages(built: Built, tmp_path: Path):
+    data = load_day(built.database, built.day, ["IWM"])
+    for table in ("positioning_daily", "flow_daily", "trade_ideas", "strike_levels", "blocks"):
+        data.frames[table] = data.frames[table].clear()
+    from flows.report import _symbol_page
+
+    markdown, html_page = _symbol_page("IWM", data, {})
+    md = sections(markdown)
+    assert md["Positioning"].strip() == "No option chain for this session."
+    assert md["Plays"].strip() == "No rule fired for this session."
+    assert "Close" in facts(md["Price and trend"]) and "<img" not in html_page
+
+
+def test_text_from_the_warehouse_is_escaped():
+    markdown, page_html = render_page("T <b>", [Para("a <script>alert(1)</script> *x* [y](z) call_breakout")],
+                                      [Section("S", [])], "f")
+    assert "<script>" not in page_html and "&lt;script&gt;alert(1)&lt;/script&gt;" in page_html
+    assert r"\<script\>" in markdown and r"\*x\* \[y\](z)" in markdown and "call_breakout" in markdown
