@@ -237,16 +237,32 @@ def test_views_answer_analyst_sql(note: Path):
     assert flow_ids == [(True, "nightly", "success")]
 
 
+ANALYST = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+query = "SELECT max(trade_date), count(*) FROM signals_daily"
+print(con.execute(query).fetchall(), flush=True)
+sys.stdin.readline()  # hold the file open until the nightly is done
+print(con.execute(query).fetchall(), flush=True)
+"""
+
+
 def test_reader_holding_the_database_sees_one_whole_day(note: Path):
+    import subprocess
+    import sys
+
     run_nightly(note, NOTE_DATE)
     add_session(note / "landing", NEXT_DAY)
-    reader = duckdb.connect(str(note / "wh" / "signals.duckdb"), read_only=True)
+    analyst = subprocess.Popen([sys.executable, "-c", ANALYST, str(note / "wh" / "signals.duckdb")],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        before = reader.execute("SELECT max(trade_date), count(*) FROM signals_daily").fetchall()
-        run_nightly(note, NEXT_DAY)  # the writer is not blocked by the open reader
-        assert reader.execute("SELECT max(trade_date), count(*) FROM signals_daily").fetchall() == before
+        before = analyst.stdout.readline().strip()
+        assert before == str([(NOTE_DATE, 2)])
+        run_nightly(note, NEXT_DAY)  # the writer is not blocked by the analyst's open file
+        out, _ = analyst.communicate("done\n", timeout=60)
+        assert out.strip() == before  # the open connection saw the previous day whole, never a mix
     finally:
-        reader.close()
+        analyst.kill()
     assert query(note, "SELECT max(trade_date), count(*) FROM signals_daily") == [(NEXT_DAY, 4)]
 
 
