@@ -29,3 +29,6 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) .prefect .pytest_cache
+
+bench: setup ## SPEC 8: full-market nightly vs the floor, peak RSS, one-year backfill -> bench/results.md
+	$(PY) -m bench.bench $(BENCH_ARGS)

@@ -1,0 +1,1 @@
+"""`make bench`: the SPEC section 8 benchmark (see bench/bench.py)."""

@@ -1,0 +1,899 @@
+"""`make bench`: the nightly run on the full-market day against the floor (SPEC section 8).
+
+1. Generate the full-market day with the demo generator (`flows.demo.generate_full_market_day`):
+   about 5,000 underlyings, 2 million contracts, 300 sessions of bars, 2 million prints, plain CSV.
+2. Warm-up (reported, not compared): load the previous session (the bars history and that session's
+   chains) into a fresh warehouse, then keep a snapshot of it.
+3. Measure in fresh child processes, alternated, `--rounds` of each:
+   - floor: polars reads the last session's raw files (chains, bars drop, trades) and writes each once
+     as Parquet;
+   - nightly: the pipeline's own stages for the last session (ingest + silver, gold, publish), called
+     directly as `flows.nightly._execute` composes them, on a fresh copy of the snapshot, so every round
+     does the same work.
+   Each child's peak RSS comes from `wait4` (the kernel's high-water mark of that process alone).
+4. Optionally one `flows.nightly.nightly` Prefect run on another copy, for the orchestration overhead.
+5. Backfill: a 500-underlying market (`generate_demo_market`), one year of chains, run through the
+   same stages in one process (as the `backfill` flow does) while sampling RSS after every session a
+   stage finishes: the table month -> RSS shows whether memory grows with the length of the backfill.
+
+The report (Markdown) goes to stdout and `bench/results.md`; `--json` also writes the raw figures.
+
+    .venv/bin/python -m bench.bench [--underlyings 5000] [--prints 2000000] [--rounds 2] [--skip-backfill]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import inspect
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `python bench/bench.py` puts bench/ first, not the project
+    sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "bench" / "results.md"
+TARGET_RATIO = 3.0
+TARGET_RSS_MB = 4096.0
+MB = 1024.0
+
+
+class BenchError(Exception):
+    """A benchmark step that failed; the message is one line."""
+
+
+# ------------------------------------------------------------------------------------------ memory
+def memory_mb() -> tuple[float, float]:
+    """(current RSS, peak RSS) of this process in MB, from /proc (getrusage where there is none)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        values = {k: v for k, _, v in (line.partition(":") for line in status.splitlines())}
+        return int(values["VmRSS"].split()[0]) / MB, int(values["VmHWM"].split()[0]) / MB
+    except (OSError, KeyError, ValueError):
+        peak = _maxrss_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        return peak, peak
+
+
+def _maxrss_mb(maxrss: int) -> float:
+    return maxrss / (MB * MB) if sys.platform == "darwin" else maxrss / MB  # bytes on macOS, KiB elsewhere
+
+
+# ------------------------------------------------------------------------------------------ probes
+@dataclass
+class Probe:
+    """Timings of the pipeline's own functions, recorded by wrappers installed in a child process.
+
+    `stages` are consecutive, non-overlapping segments of the run (they add up to its time, with
+    `other`); `inner` are hot spots inside them (CSV reads, validation, Parquet writes), which overlap
+    the stages. `peak_after` is the process's RSS high-water mark when each stage ended.
+    """
+
+    stages: dict[str, float] = field(default_factory=dict)
+    inner: dict[str, float] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
+    peak_after: dict[str, float] = field(default_factory=dict)
+    mark: float = 0.0
+
+    def add_stage(self, name: str, seconds: float) -> None:
+        self.stages[name] = self.stages.get(name, 0.0) + seconds
+        self.peak_after[name] = memory_mb()[1]
+
+    def add_inner(self, name: str, seconds: float) -> None:
+        self.inner[name] = self.inner.get(name, 0.0) + seconds
+        self.calls[name] = self.calls.get(name, 0) + 1
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add_stage(name, time.perf_counter() - started)
+
+
+def _wrap(module, attribute: str, record: Callable[[dict, float], None]) -> None:
+    """Replace module.attribute by a timing wrapper; `record(bound arguments, seconds)`.
+
+    Missing attributes are skipped: the pipeline may be refactored under the benchmark.
+    """
+    original = getattr(module, attribute, None)
+    if original is None or getattr(original, "__bench_wrapped__", False):
+        return
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def wrapper(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            try:
+                bound = signature.bind_partial(*args, **kwargs).arguments
+            except TypeError:
+                bound = {}
+            record(bound, time.perf_counter() - started)
+
+    wrapper.__bench_wrapped__ = True
+    setattr(module, attribute, wrapper)
+
+
+def install_probes(probe: Probe) -> None:
+    """Time the stages by wrapping the functions flows.pipeline looks up at call time."""
+    from flows import lake, pipeline, warehouse
+
+    def inner(name: str) -> Callable[[dict, float], None]:
+        return lambda _bound, seconds: probe.add_inner(name, seconds)
+
+    _wrap(pipeline, "ingest_landing", lambda _b, s: probe.add_stage("ingest: landing -> bronze", s))
+    _wrap(pipeline, "build_silver", lambda b, s: probe.add_stage(f"silver: {b.get('dataset', '?')}", s))
+    _wrap(lake.Staging, "commit", lambda _b, s: probe.add_stage("ingest: commit staged partitions", s))
+    _wrap(pipeline, "write_manifest", lambda _b, s: probe.add_stage("ingest: write manifest", s))
+    _wrap(pipeline, "read_text_frame", inner("read landing file (text)"))
+    _wrap(pipeline, "conform", inner("conform to bronze (parse, type)"))
+    _wrap(pipeline, "file_digest", inner("sha256 of landing files"))
+    _wrap(pipeline, "dirty_silver_dates", inner("find dirty silver dates"))
+    _wrap(pipeline, "split_valid", inner("pandera: silver validation"))
+    _wrap(pipeline, "split_duplicates", inner("de-duplication"))
+    _wrap(pipeline, "validate_gold", inner("pandera: gold validation"))
+    _wrap(lake, "write_atomic", inner("parquet writes (all layers)"))
+    _wrap(warehouse, "_load_table", inner("duckdb: load gold partitions"))
+
+    # Gold: each table's time runs from the previous table's write (or the start of build_gold) to the
+    # end of its own write, so it holds the table's compute (the .collect()), validation and write.
+    original_build_gold = pipeline.build_gold
+
+    @functools.wraps(original_build_gold)
+    def build_gold(*args, **kwargs):
+        probe.mark = time.perf_counter()
+        return original_build_gold(*args, **kwargs)
+
+    if not getattr(original_build_gold, "__bench_wrapped__", False):
+        build_gold.__bench_wrapped__ = True
+        pipeline.build_gold = build_gold
+
+    original_write_gold = getattr(pipeline, "_write_gold", None)
+    if original_write_gold is not None and not getattr(original_write_gold, "__bench_wrapped__", False):
+        table_at = _argument_index(original_write_gold, "table")
+
+        @functools.wraps(original_write_gold)
+        def write_gold(*args, **kwargs):
+            try:
+                return original_write_gold(*args, **kwargs)
+            finally:
+                table = kwargs.get("table", args[table_at] if table_at < len(args) else "?")
+                now = time.perf_counter()
+                probe.add_stage(f"gold: {table}", now - probe.mark)
+                probe.mark = now
+
+        write_gold.__bench_wrapped__ = True
+        pipeline._write_gold = write_gold
+
+
+def _argument_index(function: Callable, name: str) -> int:
+    names = list(inspect.signature(function).parameters)
+    return names.index(name) if name in names else len(names)
+
+
+# ------------------------------------------------------------------------------------------ children
+def child_floor(spec: dict) -> dict:
+    """The floor: read that day's raw files with polars and write each once as Parquet."""
+    import polars as pl
+
+    out = Path(spec["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    started = time.perf_counter()
+    for raw in spec["files"]:
+        path = Path(raw)
+        t0 = time.perf_counter()
+        frame = pl.read_csv(path, infer_schema_length=10_000)
+        frame.write_parquet(out / f"{path.parent.name}-{path.name.split('.')[0]}.parquet")
+        files.append({"file": f"{path.parent.name}/{path.name}", "rows": frame.height,
+                      "mb": path.stat().st_size / (MB * MB), "seconds": time.perf_counter() - t0})
+        del frame
+    return {"seconds": time.perf_counter() - started, "files": files, "self_peak_mb": memory_mb()[1]}
+
+
+def child_pipeline(spec: dict) -> dict:
+    """The nightly run for one session: the stages `flows.nightly._execute` composes, called directly
+    (no Prefect): ingest + silver, gold, publish, the day's report."""
+    probe = Probe()
+    install_probes(probe)
+    profiler = None
+    if spec.get("profile"):
+        import cProfile
+
+        profiler = cProfile.Profile()
+    import polars as pl
+
+    from flows.config import load_settings
+    from flows.pipeline import StageStats, build_gold, gold_sessions, ingest_and_validate
+    from flows.warehouse import warehouse_lock
+
+    settings = load_settings(warehouse=spec["warehouse"], landing=spec["landing"])
+    target = date.fromisoformat(spec["target"])
+    run_id = f"bench-{os.getpid()}"
+    if profiler:
+        profiler.enable()
+    started = time.perf_counter()
+    with warehouse_lock(settings.warehouse):
+        _, ingest_stats = ingest_and_validate(settings, run_id, end=target, force=False)
+        dates = gold_sessions(settings, target, target)
+        if not dates:
+            raise BenchError(f"no bars for {target} in {settings.landing}")
+        gold_stats = StageStats()
+        counts = build_gold(settings, dates, gold_stats)
+        loaded = publish_and_report(settings, run_id, "nightly", dates, ingest_stats, gold_stats,
+                                    report=spec.get("report", True), probe=probe)
+    seconds = time.perf_counter() - started
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(spec["profile"])
+    # Whatever no probe covers (the lock, listing dates, run records; a stage added to the pipeline later).
+    probe.add_stage("other (untimed)", max(seconds - sum(probe.stages.values()), 0.0))
+    rows_in = {r["dataset"]: r["rows_in"] for r in ingest_stats.frame().group_by("dataset")
+               .agg(pl.col("rows_in").sum()).iter_rows(named=True)}
+    return {"seconds": seconds, "stages": probe.stages, "inner": probe.inner, "calls": probe.calls,
+            "peak_after": probe.peak_after, "self_peak_mb": memory_mb()[1], "rows_in": rows_in,
+            "gold_rows": {t: sum(c.values()) for t, c in counts.items()}, "loaded": loaded}
+
+
+def run_records(lake, run_id: str, flow_name: str, ingest_stats, gold_stats):
+    """pipeline_runs rows as `flows.nightly._run_records` builds them (without a Prefect flow run id)."""
+    import polars as pl
+
+    from flows import pipeline
+
+    if hasattr(pipeline, "pending_stats"):  # silver stats the ingest left for publication
+        pending = pipeline.pending_stats(lake)
+    else:
+        pending = ingest_stats.frame().with_columns(pl.lit(run_id).alias("run_id"))
+    gold = gold_stats.frame().group_by("dataset", "trade_date").agg(
+        pl.col("rows_in", "rows_out", "rows_rejected").sum(), pl.col("started_at").min(),
+        pl.col("finished_at").max())
+    return pl.concat([pending, gold.with_columns(pl.lit(run_id).alias("run_id"))], how="diagonal_relaxed") \
+        .with_columns(pl.lit(None, dtype=pl.String).alias("flow_run_id"), pl.lit(flow_name).alias("flow_name"),
+                      pl.lit("success").alias("status"))
+
+
+def publish_and_report(settings, run_id: str, flow_name: str, dates: list[date], ingest_stats, gold_stats, *,
+                       report: bool, probe: Probe | None = None) -> dict[str, int]:
+    """The end of `_execute`: run records, publish, clear the pending stats, the last day's report."""
+    from flows import pipeline
+    from flows.lake import Lake
+    from flows.warehouse import publish
+
+    probe = probe or Probe()
+    lake = Lake(settings.lake)
+    runs = run_records(lake, run_id, flow_name, ingest_stats, gold_stats)
+    with probe.stage("publish: DuckDB"):
+        loaded = publish(settings.database, lake, {t: dates for t in pipeline.GOLD_TABLES}, runs)
+    if hasattr(pipeline, "clear_pending_stats"):
+        pipeline.clear_pending_stats(lake)
+    if report:
+        with probe.stage("report: Markdown, HTML, charts"):
+            from flows import report as report_module  # imported inside the stage, as report_task does
+
+            install_report_probes(probe, report_module)
+            report_module.write_report(settings.database, settings.lake, settings.reports, dates[-1])
+    return loaded
+
+
+def install_report_probes(probe: Probe, report_module) -> None:
+    def inner(name: str) -> Callable[[dict, float], None]:
+        return lambda _bound, seconds: probe.add_inner(name, seconds)
+
+    _wrap(report_module, "load_day", inner("report: load the day from DuckDB"))
+    _wrap(report_module, "price_history", inner("report: price history from the lake"))
+    _wrap(report_module, "strike_oi", inner("report: strike OI from the lake"))
+    _wrap(report_module, "price_chart", inner("report: price chart PNG (per symbol)"))
+    _wrap(report_module, "oi_chart", inner("report: OI chart PNG (per symbol)"))
+    _wrap(report_module, "_symbol_page", inner("report: Markdown + HTML page (per symbol)"))
+
+
+def child_prefect(spec: dict) -> dict:
+    """One `nightly` Prefect flow run (ephemeral API unless PREFECT_API_URL is set)."""
+    started = time.perf_counter()
+    from flows.nightly import nightly
+
+    imported = time.perf_counter()
+    summary = nightly(date=date.fromisoformat(spec["target"]), warehouse=spec["warehouse"],
+                      landing=spec["landing"])
+    return {"seconds": time.perf_counter() - imported, "import_seconds": imported - started,
+            "status": summary.status, "self_peak_mb": memory_mb()[1]}
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's RSS high-water mark (Linux: `5` into /proc/self/clear_refs)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+@dataclass
+class PeakSampler:
+    """RSS samples after each session a stage writes; each holds the true peak since the previous
+    sample (the high-water mark is reset after reading it), so no transient peak is missed."""
+
+    samples: list[dict] = field(default_factory=list)
+    peak_mb: float = 0.0
+    resets: bool = True
+    started: float = field(default_factory=time.perf_counter)
+
+    def sample(self, phase: str, day: date, rows: int | None) -> None:
+        rss, window_peak = memory_mb()
+        self.peak_mb = max(self.peak_mb, window_peak)
+        self.resets = reset_peak_rss() and self.resets
+        self.samples.append({"phase": phase, "day": day.isoformat(), "rss_mb": rss,
+                             "window_peak_mb": window_peak, "rows": rows,
+                             "t": time.perf_counter() - self.started})
+
+
+def child_backfill(spec: dict) -> dict:
+    """The backfill flow's stages over every chain session in one process, sampling RSS after each
+    session a stage writes: bronze (ingest, one landing file per session), silver and gold."""
+    from flows.config import load_settings
+    from flows.lake import Staging
+    from flows.pipeline import StageStats, build_gold, gold_sessions, ingest_and_validate
+
+    sampler = PeakSampler()
+    original_add, original_stage = StageStats.add, Staging.stage
+
+    def add(self, dataset, day, rows_in, rows_out, *args, **kwargs):
+        original_add(self, dataset, day, rows_in, rows_out, *args, **kwargs)
+        if dataset != "silver.bars":
+            sampler.sample(dataset, day, rows_out)
+
+    def stage(self, frame, layer, dataset, day, *args, **kwargs):
+        staged = original_stage(self, frame, layer, dataset, day, *args, **kwargs)
+        if layer == "bronze" and dataset != "bars":
+            sampler.sample(f"bronze.{dataset}", day, frame.height)
+        return staged
+
+    settings = load_settings(warehouse=spec["warehouse"], landing=spec["landing"])
+    start, end = date.fromisoformat(spec["start"]), date.fromisoformat(spec["end"])
+    timings = {}
+    StageStats.add, Staging.stage = add, stage
+    try:
+        t0 = time.perf_counter()
+        _, ingest_stats = ingest_and_validate(settings, "bench-backfill", end=end)
+        timings["ingest + silver"] = time.perf_counter() - t0
+        dates = gold_sessions(settings, start, end)
+        t0 = time.perf_counter()
+        gold_stats = StageStats()
+        build_gold(settings, dates, gold_stats)
+        timings["gold"] = time.perf_counter() - t0
+    finally:
+        StageStats.add, Staging.stage = original_add, original_stage
+    probe = Probe()
+    publish_and_report(settings, "bench-backfill", "backfill", dates, ingest_stats, gold_stats,
+                       report=spec.get("report", True), probe=probe)
+    timings.update(probe.stages)
+    peak = max(sampler.peak_mb, memory_mb()[1])
+    return {"timings": timings, "samples": sampler.samples, "sessions": len(dates), "peak_mb": peak,
+            "peak_resets": sampler.resets}
+
+
+CHILDREN = {"floor": child_floor, "pipeline": child_pipeline, "prefect": child_prefect,
+            "backfill": child_backfill}
+
+
+def run_child(role: str, spec_file: Path, result_file: Path) -> None:
+    spec = json.loads(spec_file.read_text())
+    result = CHILDREN[role](spec)
+    result_file.write_text(json.dumps(result, default=str))
+
+
+@dataclass
+class ChildRun:
+    result: dict
+    wall: float
+    peak_mb: float
+    load: float  # the 1-minute load average when the child ended (other work on the machine skews timings)
+
+
+def spawn(role: str, spec: dict, work: Path, name: str, env: dict | None = None) -> ChildRun:
+    """Run one role in a fresh interpreter; its peak RSS is the kernel's, via wait4 on that child."""
+    logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    spec_file, result_file, log_file = logs / f"{name}.spec.json", logs / f"{name}.json", logs / f"{name}.log"
+    spec_file.write_text(json.dumps(spec, default=str))
+    result_file.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "bench.bench", "--child", role, "--spec", str(spec_file),
+               "--result", str(result_file)]
+    child_env = {**os.environ, **(env or {})}
+    child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), child_env.get("PYTHONPATH")]))
+    started = time.perf_counter()
+    with log_file.open("w") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = code = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - started
+    if code != 0:
+        raise BenchError(f"{name} ({role}) {_exit_reason(code)} after {wall:.0f}s; "
+                         f"last output: {_tail(log_file)} (log: {log_file})")
+    return ChildRun(json.loads(result_file.read_text()), wall, _maxrss_mb(usage.ru_maxrss), _load())
+
+
+def _load() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return 0.0
+
+
+def _exit_reason(code: int) -> str:
+    if code == -signal.SIGKILL:
+        return "was killed (SIGKILL: out of memory?)"
+    if code < 0:
+        return f"died of signal {signal.Signals(-code).name}"
+    return f"exited with {code}"
+
+
+def _tail(log_file: Path) -> str:
+    lines = [line for line in log_file.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1].strip()[:300] if lines else "(none)"
+
+
+# ------------------------------------------------------------------------------------------ options
+@dataclass
+class Options:
+    underlyings: int = 5000
+    sessions: int = 300
+    prints: int = 2_000_000
+    rounds: int = 2
+    skip_backfill: bool = False
+    skip_report: bool = False
+    prefect: bool = False
+    backfill_underlyings: int = 500
+    backfill_sessions: int = 260
+    backfill_chain_sessions: int = 252
+    workdir: Path | None = None
+    keep: bool = False
+    profile: bool = False
+    output: Path | None = RESULTS
+    json_output: Path | None = None
+
+
+def parse_options(argv: list[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
+    d = Options()
+    parser.add_argument("--underlyings", type=int, default=d.underlyings)
+    parser.add_argument("--sessions", type=int, default=d.sessions, help="sessions of bars")
+    parser.add_argument("--prints", type=int, default=d.prints, help="trade prints on the last session")
+    parser.add_argument("--rounds", type=int, default=d.rounds, help="floor and nightly runs each")
+    parser.add_argument("--skip-backfill", action="store_true")
+    parser.add_argument("--skip-report", action="store_true",
+                        help="leave the day's report (pages and charts) out of the nightly: not the SPEC figure")
+    parser.add_argument("--prefect", action="store_true",
+                        help="also time one `nightly` Prefect flow run on the same day")
+    parser.add_argument("--backfill-underlyings", type=int, default=d.backfill_underlyings)
+    parser.add_argument("--backfill-sessions", type=int, default=d.backfill_sessions)
+    parser.add_argument("--backfill-chain-sessions", type=int, default=d.backfill_chain_sessions)
+    parser.add_argument("--workdir", type=Path, help="where to generate (default: a temporary folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated data and warehouses")
+    parser.add_argument("--profile", action="store_true", help="one extra nightly run under cProfile")
+    parser.add_argument("--output", type=Path, default=d.output, help="Markdown report file")
+    parser.add_argument("--json", dest="json_output", type=Path, help="also write the raw figures as JSON")
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    return Options(**vars(args))
+
+
+# ------------------------------------------------------------------------------------------ orchestration
+def _link_tree(files: list[Path], source: Path, target: Path) -> None:
+    """Hard links keep size and mtime, so the landing manifest sees the very same files."""
+    for path in files:
+        destination = target / path.relative_to(source)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, destination)
+        except OSError:
+            shutil.copy2(path, destination)
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def generate_market(opts: Options, work: Path) -> dict:
+    from flows.demo import generate_full_market_day
+
+    landing = work / "landing"
+    started = time.perf_counter()
+    summary = generate_full_market_day(landing, underlyings=opts.underlyings, sessions=opts.sessions,
+                                       trades=opts.prints)
+    seconds = time.perf_counter() - started
+    target, previous = summary.chain_sessions[-1], summary.chain_sessions[0]
+    day_files = [p for p in summary.files if target.isoformat() in p.name]
+    return {"landing": landing, "target": target, "previous": previous, "day_files": day_files,
+            "all_files": summary.files, "rows": dict(summary.rows), "underlyings": len(summary.symbols),
+            "sessions": len(summary.sessions), "generate_seconds": seconds,
+            "day_mb": sum(p.stat().st_size for p in day_files) / (MB * MB)}
+
+
+def measure_nightly(opts: Options, work: Path, market: dict, log: Callable[[str], None]) -> dict:
+    landing, target, previous = market["landing"], market["target"], market["previous"]
+    landing_prev = work / "landing_prev"
+    _link_tree([p for p in market["all_files"] if p not in market["day_files"]], landing, landing_prev)
+    snapshot = work / "warehouse_snapshot"
+    log(f"warm-up: loading the previous session {previous} (bars history, its chains)")
+    # The warm-up only prepares the lake: the previous day's report is left out.
+    warm = spawn("pipeline", {"warehouse": str(snapshot), "landing": str(landing_prev),
+                              "target": previous.isoformat(), "report": False}, work, "warmup")
+
+    floors: list[dict] = []
+    nightlies: list[dict] = []
+    rounds = work / "rounds"
+    order = [kind for i in range(opts.rounds) for kind in (("floor", "nightly") if i % 2 == 0
+                                                          else ("nightly", "floor"))]
+    for kind in order:
+        index = len(floors if kind == "floor" else nightlies) + 1
+        log(f"{kind} round {index}")
+        if kind == "floor":
+            out = rounds / f"floor-{index}"
+            run = spawn("floor", {"files": [str(p) for p in market["day_files"]], "out": str(out)}, work,
+                        f"floor-{index}")
+            floors.append({**run.result, "wall": run.wall, "peak_mb": run.peak_mb, "load": run.load})
+        else:
+            out = rounds / f"nightly-{index}"
+            shutil.copytree(snapshot, out)
+            run = spawn("pipeline", {"warehouse": str(out), "landing": str(landing), "target": target.isoformat(),
+                                     "report": not opts.skip_report}, work, f"nightly-{index}")
+            nightlies.append({**run.result, "wall": run.wall, "peak_mb": run.peak_mb, "load": run.load})
+        if not opts.keep:
+            shutil.rmtree(out, ignore_errors=True)
+
+    profile = None
+    if opts.profile:
+        profile = _profile_round(work, snapshot, landing, target, not opts.skip_report, log)
+    prefect = _prefect_round(work, snapshot, landing, target, log) if opts.prefect else None
+    return {"warmup": {**warm.result, "wall": warm.wall, "peak_mb": warm.peak_mb},
+            "floor_runs": floors, "nightly_runs": nightlies, "prefect": prefect, "profile": profile}
+
+
+def _profile_round(work: Path, snapshot: Path, landing: Path, target: date, report: bool,
+                   log: Callable[[str], None]) -> dict:
+    import pstats
+    from io import StringIO
+
+    log("profiling one more nightly run (cProfile)")
+    out = work / "rounds" / "profile"
+    shutil.copytree(snapshot, out)
+    stats_file = work / "logs" / "nightly.prof"
+    run = spawn("pipeline", {"warehouse": str(out), "landing": str(landing), "target": target.isoformat(),
+                             "profile": str(stats_file), "report": report}, work, "profile")
+    text = StringIO()
+    pstats.Stats(str(stats_file), stream=text).sort_stats("cumulative").print_stats(35)
+    shutil.rmtree(out, ignore_errors=True)
+    return {"seconds": run.result["seconds"], "file": str(stats_file), "top": text.getvalue()}
+
+
+def _prefect_round(work: Path, snapshot: Path, landing: Path, target: date,
+                   log: Callable[[str], None]) -> dict:
+    log("one nightly run through Prefect (for the orchestration overhead)")
+    out = work / "rounds" / "prefect"
+    shutil.copytree(snapshot, out)
+    env = {"PREFECT_HOME": os.environ.get("PREFECT_HOME", str(ROOT / ".prefect")),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+           "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),
+           # The ephemeral API server needs more than the default 20 s to start on a busy 2-core machine.
+           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS":
+               os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")}
+    try:
+        run = spawn("prefect", {"warehouse": str(out), "landing": str(landing), "target": target.isoformat()},
+                    work, "prefect", env=env)
+        return {**run.result, "wall": run.wall, "peak_mb": run.peak_mb}
+    except BenchError as exc:
+        return {"error": str(exc)}
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def measure_backfill(opts: Options, work: Path, log: Callable[[str], None]) -> dict:
+    from flows.demo import DEFAULT_SYMBOLS, generate_demo_market, synthetic_tickers
+    from flows.pipeline import PIPELINE_DATASETS
+
+    # Prints only when the pipeline reads them: a year of prints is ~40% of the generation time.
+    prints = "trades" in PIPELINE_DATASETS
+    named = DEFAULT_SYMBOLS[: min(opts.backfill_underlyings, len(DEFAULT_SYMBOLS))]  # SPY: every beta needs it
+    symbols = named + synthetic_tickers(opts.backfill_underlyings - len(named), set(named))
+    landing = work / "backfill_landing"
+    log(f"backfill: generating {len(symbols)} underlyings, {opts.backfill_sessions} sessions, "
+        f"{opts.backfill_chain_sessions} sessions of chains{', prints' if prints else ''}")
+    started = time.perf_counter()
+    summary = generate_demo_market(landing, symbols=symbols, sessions=opts.backfill_sessions,
+                                   chain_sessions=opts.backfill_chain_sessions, trades=prints)
+    generated = time.perf_counter() - started
+    log(f"backfill: generated {summary.rows} in {generated:.0f}s; running it")
+    warehouse = work / "backfill_warehouse"
+    run = spawn("backfill", {"warehouse": str(warehouse), "landing": str(landing),
+                             "start": summary.chain_sessions[0].isoformat(),
+                             "end": summary.chain_sessions[-1].isoformat(), "report": not opts.skip_report},
+                work, "backfill")
+    if not opts.keep:
+        shutil.rmtree(warehouse, ignore_errors=True)
+    return {"underlyings": len(symbols), "sessions": opts.backfill_sessions,
+            "chain_sessions": len(summary.chain_sessions), "rows": dict(summary.rows),
+            "generate_seconds": generated, "wall": run.wall,
+            # wait4's figure only covers the time since the sampler's last reset: the child's is whole.
+            "peak_mb": max(run.result["peak_mb"], run.peak_mb), "peak_resets": run.result["peak_resets"],
+            "timings": run.result["timings"], "months": backfill_months(run.result["samples"])}
+
+
+def backfill_months(samples: list[dict]) -> list[dict]:
+    """Per calendar month of the sessions: chain sessions and rows, the peak RSS while its landing files
+    were ingested (bronze), its chains validated (silver) and its gold tables computed, and the RSS
+    left after its last gold table (what the process keeps between months)."""
+    months: dict[str, dict] = {}
+    for s in samples:
+        month = months.setdefault(s["day"][:7], {
+            "month": s["day"][:7], "sessions": set(), "chain_rows": 0, "bronze_peak_mb": 0.0,
+            "silver_peak_mb": 0.0, "gold_peak_mb": 0.0, "rss_after_mb": 0.0})
+        phase, peak = s["phase"], s["window_peak_mb"]
+        if phase.startswith("bronze."):
+            month["bronze_peak_mb"] = max(month["bronze_peak_mb"], peak)
+        elif phase == "silver.chains":
+            month["silver_peak_mb"] = max(month["silver_peak_mb"], peak)
+            month["sessions"].add(s["day"])
+            month["chain_rows"] += s["rows"] or 0
+        elif phase.startswith("gold."):
+            month["gold_peak_mb"] = max(month["gold_peak_mb"], peak)
+            month["rss_after_mb"] = s["rss_mb"]
+    ordered = [months[k] for k in sorted(months)]
+    return [{**m, "sessions": len(m["sessions"])} for m in ordered if m["sessions"]]
+
+
+def slope_per_month(values: list[float]) -> float:
+    """Least-squares slope of a series (MB per month); 0 for fewer than two points."""
+    n = len(values)
+    if n < 2:
+        return 0.0
+    mean_x, mean_y = (n - 1) / 2, sum(values) / n
+    return (sum((i - mean_x) * (v - mean_y) for i, v in enumerate(values))
+            / sum((i - mean_x) ** 2 for i in range(n)))
+
+
+def summarise(opts: Options, market: dict, nightly: dict, backfill: dict | None) -> dict:
+    floors, nights = nightly["floor_runs"], nightly["nightly_runs"]
+    floor_s = _median([r["seconds"] for r in floors])
+    nightly_s = _median([r["seconds"] for r in nights])
+    stage_names = list(dict.fromkeys(k for r in nights for k in r["stages"]))
+    inner_names = list(dict.fromkeys(k for r in nights for k in r["inner"]))
+    import polars as pl
+
+    return {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "polars": pl.__version__,
+                    "platform": platform.platform(), "memory_gb": _total_memory_gb()},
+        "scale": {"underlyings": market["underlyings"], "sessions": market["sessions"], "rows": market["rows"],
+                  "previous": market["previous"].isoformat(), "target": market["target"].isoformat(),
+                  "day_files": [f"{p.parent.name}/{p.name}" for p in market["day_files"]],
+                  "day_mb": market["day_mb"], "generate_seconds": market["generate_seconds"]},
+        "warmup": nightly["warmup"],
+        "floor": {"seconds": floor_s, "wall": _median([r["wall"] for r in floors]),
+                  "peak_rss_mb": max(r["peak_mb"] for r in floors), "runs": floors},
+        "nightly": {"seconds": nightly_s, "wall": _median([r["wall"] for r in nights]),
+                    "peak_rss_mb": max(r["peak_mb"] for r in nights), "runs": nights},
+        "ratio": nightly_s / floor_s if floor_s else float("inf"),
+        "ratio_wall": _median([r["wall"] for r in nights]) / _median([r["wall"] for r in floors]),
+        "stages": {k: _median([r["stages"].get(k, 0.0) for r in nights]) for k in stage_names},
+        "peak_after": {k: max(r["peak_after"].get(k, 0.0) for r in nights) for k in stage_names},
+        "inner": {k: _median([r["inner"].get(k, 0.0) for r in nights]) for k in inner_names},
+        "calls": {k: max(r["calls"].get(k, 0) for r in nights) for k in inner_names},
+        "load": {"max": max(r["load"] for r in [*floors, *nights]), "cpus": os.cpu_count()},
+        "pipeline_datasets": list(_pipeline_datasets()),
+        "with_report": not opts.skip_report,
+        "prefect": nightly["prefect"],
+        "profile": nightly["profile"],
+        "backfill": backfill,
+        "options": {k: str(v) for k, v in vars(opts).items()},
+    }
+
+
+def _pipeline_datasets() -> tuple[str, ...]:
+    from flows.pipeline import PIPELINE_DATASETS
+
+    return tuple(PIPELINE_DATASETS)
+
+
+def _total_memory_gb() -> float | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / MB**3
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def run_bench(opts: Options, log: Callable[[str], None] | None = None) -> dict:
+    """Generate, warm up, measure (and backfill); return the report's figures."""
+    log = log or (lambda message: print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr,
+                                        flush=True))
+    work = Path(opts.workdir) if opts.workdir else Path(tempfile.mkdtemp(prefix="chainsignals-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    cleanup = not opts.keep and not opts.workdir  # never delete a folder the user named
+    try:
+        log(f"generating the full-market day ({opts.underlyings} underlyings, {opts.sessions} sessions, "
+            f"{opts.prints} prints) in {work}")
+        market = generate_market(opts, work)
+        log(f"generated {market['rows']} in {market['generate_seconds']:.0f}s")
+        nightly = measure_nightly(opts, work, market, log)
+        backfill = None
+        if not opts.skip_backfill:
+            try:
+                backfill = measure_backfill(opts, work, log)
+            except BenchError as exc:  # keep the nightly figures; say what broke
+                backfill = {"error": str(exc)}
+        return summarise(opts, market, nightly, backfill)
+    finally:
+        if cleanup:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------ report
+def _verdict(ok: bool) -> str:
+    return "ok" if ok else "**missed**"
+
+
+def render(report: dict) -> str:
+    scale, floor, night = report["scale"], report["floor"], report["nightly"]
+    machine = report["machine"]
+    rows = scale["rows"]
+    lines = [
+        "# chainsignals benchmark (SPEC section 8)",
+        "",
+        (f"Machine: {machine['cpus']} CPUs, {machine['memory_gb'] or 0:.0f} GB RAM, Python {machine['python']}, "
+        f"polars {machine['polars']}, {machine['platform']}."),
+        (f"Market: {scale['underlyings']:,} underlyings, {scale['sessions']} sessions of bars "
+        f"({rows.get('bars', 0):,} rows), chains for {scale['previous']} and {scale['target']} "
+        f"({rows.get('chains', 0):,} rows), {rows.get('trades', 0):,} prints on {scale['target']}; "
+        f"the day's raw files are {scale['day_mb']:.0f} MB of CSV ({', '.join(scale['day_files'])}). "
+        f"Generated in {scale['generate_seconds']:.0f} s."),
+        (f"Warm-up (previous session: {rows.get('bars', 0):,} bars rows of history, its chains, gold for one "
+        f"day): {report['warmup']['seconds']:.1f} s, peak RSS {report['warmup']['peak_mb']:.0f} MB."),
+        "",
+        "## Nightly run vs floor",
+        "",
+        ("Floor: polars reads the day's raw files and writes each once as Parquet. Nightly: what the "
+         "`nightly` flow runs for the last session (ingest + silver, gold, DuckDB publish"
+         + (", the day's report" if report["with_report"] else "; **without the report stage** (--skip-report)")
+         + "), stages called directly (no Prefect), each round on a fresh copy of the warmed-up warehouse. "
+         f"Fresh processes, alternated; medians over {len(night['runs'])} round(s)."),
+        "",
+        "| | floor | nightly | ratio | target |",
+        "|---|---:|---:|---:|---|",
+        (f"| run time (s, in process) | {floor['seconds']:.2f} | {night['seconds']:.2f} | "
+        f"{report['ratio']:.2f} | <= {TARGET_RATIO:g}: {_verdict(report['ratio'] <= TARGET_RATIO)} |"),
+        (f"| process wall (s, with interpreter and imports) | {floor['wall']:.2f} | {night['wall']:.2f} | "
+        f"{report['ratio_wall']:.2f} | |"),
+        (f"| peak RSS (MB) | {floor['peak_rss_mb']:.0f} | {night['peak_rss_mb']:.0f} | | "
+        f"< {TARGET_RSS_MB:.0f}: {_verdict(night['peak_rss_mb'] < TARGET_RSS_MB)} |"),
+        "",
+        "Rounds (s): floor " + ", ".join(f"{r['seconds']:.2f}" for r in floor["runs"])
+        + "; nightly " + ", ".join(f"{r['seconds']:.2f}" for r in night["runs"]) + ". "
+        f"The nightly pipeline reads {', '.join(report['pipeline_datasets'])} from landing (the floor reads "
+        "every raw file of the day).",
+    ]
+    if report["load"]["max"] > report["load"]["cpus"]:
+        lines += ["", (f"Warning: the 1-minute load average reached {report['load']['max']:.1f} on "
+                  f"{report['load']['cpus']} CPUs during the rounds: other work shared the machine, so "
+                  "times are inflated (the ratio less so: rounds alternate).")]
+    prefect = report.get("prefect")
+    if prefect:
+        if "error" in prefect:
+            lines += ["", f"Prefect `nightly` flow run: failed: {prefect['error']}"]
+        else:
+            lines += ["", (f"Prefect `nightly` flow run (same day, ephemeral API): {prefect['seconds']:.2f} s "
+                      f"in the flow call (+{prefect['import_seconds']:.1f} s importing Prefect), process wall "
+                      f"{prefect['wall']:.1f} s, peak RSS {prefect['peak_mb']:.0f} MB; orchestration overhead "
+                      f"{prefect['seconds'] - night['seconds']:+.2f} s over the direct stages.")]
+    lines += _stage_table(report) + _inner_table(report) + _floor_table(floor)
+    if report.get("backfill"):
+        lines += _backfill_section(report["backfill"])
+    if report.get("profile"):
+        lines += ["", "## Profile of one nightly run (cProfile, cumulative)", "", "```",
+                  report["profile"]["top"].strip(), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def _stage_table(report: dict) -> list[str]:
+    total = sum(report["stages"].values()) or 1.0
+    lines = ["", "## Nightly per stage (median seconds)", "",
+             "| stage | seconds | share | peak RSS at its end (MB) |", "|---|---:|---:|---:|"]
+    for name, seconds in report["stages"].items():
+        lines.append(f"| {name} | {seconds:.2f} | {seconds / total:.0%} | {report['peak_after'][name]:.0f} |")
+    lines.append(f"| **total** | **{total:.2f}** | | |")
+    return lines
+
+
+def _inner_table(report: dict) -> list[str]:
+    lines = ["", "Inside those stages (overlapping, for hot spots):", "",
+             "| hot spot | calls | seconds |", "|---|---:|---:|"]
+    for name, seconds in sorted(report["inner"].items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {name} | {report['calls'][name]} | {seconds:.2f} |")
+    return lines
+
+
+def _floor_table(floor: dict) -> list[str]:
+    lines = ["", "## Floor per file (first round)", "", "| file | MB | rows | seconds |", "|---|---:|---:|---:|"]
+    for f in floor["runs"][0]["files"]:
+        lines.append(f"| {f['file']} | {f['mb']:.0f} | {f['rows']:,} | {f['seconds']:.2f} |")
+    return lines
+
+
+def _backfill_section(backfill: dict) -> list[str]:
+    lines = ["", "## Backfill: peak RSS per month processed", ""]
+    if "error" in backfill:
+        return lines + [f"Failed: {backfill['error']}"]
+    rows, t, months = backfill["rows"], backfill["timings"], backfill["months"]
+    trend = {name: slope_per_month([m[key] for m in months[1:-1] or months])
+             for name, key in (("bronze", "bronze_peak_mb"), ("silver", "silver_peak_mb"),
+                               ("gold", "gold_peak_mb"), ("retained", "rss_after_mb"))}
+    how = ("the true peak between two samples (the high-water mark is reset after each)"
+           if backfill["peak_resets"] else "the high-water mark so far (this system cannot reset it)")
+    lines += [
+        (f"{backfill['underlyings']} underlyings, {backfill['sessions']} sessions of bars, "
+         f"{backfill['chain_sessions']} sessions of chains ({rows.get('chains', 0):,} chain rows, "
+         f"{rows.get('trades', 0):,} prints), generated in {backfill['generate_seconds']:.0f} s. One process "
+         "runs the backfill flow's stages over every chain session (each stage over all sessions, as the "
+         "`backfill` flow does): " + ", ".join(f"{k} {v:.0f} s" for k, v in t.items())
+         + f"; process wall {backfill['wall']:.0f} s, peak RSS "
+         f"{backfill['peak_mb']:.0f} MB."),
+        (f"RSS is sampled after every session a stage writes; each figure is {how}. Trend over the full "
+         "months (MB per month): " + ", ".join(f"{k} {v:+.1f}" for k, v in trend.items()) + "."),
+        "",
+        ("| month | chain sessions | chain rows | ingest peak (MB) | silver peak (MB) | gold peak (MB) "
+        "| RSS after its gold (MB) |"),
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for m in months:
+        lines.append(f"| {m['month']} | {m['sessions']} | {m['chain_rows']:,} | {m['bronze_peak_mb']:.0f} | "
+                     f"{m['silver_peak_mb']:.0f} | {m['gold_peak_mb']:.0f} | {m['rss_after_mb']:.0f} |")
+    return lines
+
+
+# ------------------------------------------------------------------------------------------ entry point
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        child = argparse.ArgumentParser()
+        child.add_argument("--child", choices=sorted(CHILDREN))
+        child.add_argument("--spec", type=Path)
+        child.add_argument("--result", type=Path)
+        args = child.parse_args(argv)
+        run_child(args.child, args.spec, args.result)
+        return 0
+    opts = parse_options(argv)
+    try:
+        report = run_bench(opts)
+    except BenchError as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        return 1
+    text = render(report)
+    print(text)
+    if opts.output:
+        opts.output.parent.mkdir(parents=True, exist_ok=True)
+        opts.output.write_text(text)
+    if opts.json_output:
+        opts.json_output.write_text(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

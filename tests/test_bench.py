@@ -1,0 +1,95 @@
+"""bench/bench.py (`make bench`) at tiny scale: the same code path, fresh child processes included."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.bench import Options, backfill_months, child_backfill, render, run_bench, slope_per_month
+from flows.demo import generate_demo_market
+from flows.pipeline import GOLD_TABLES
+
+UNDERLYINGS = 12  # the report draws charts per symbol (~0.2 s each): keep the universe small
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    opts = Options(underlyings=UNDERLYINGS, sessions=40, prints=500, rounds=1, skip_backfill=True, output=None,
+                   workdir=tmp_path_factory.mktemp("bench"))
+    return run_bench(opts, log=lambda _message: None)
+
+
+def test_report_has_both_figures_their_ratio_and_peak_memory(report):
+    assert report["floor"]["seconds"] > 0
+    assert report["nightly"]["seconds"] > 0
+    assert report["ratio"] == pytest.approx(report["nightly"]["seconds"] / report["floor"]["seconds"])
+    assert report["nightly"]["peak_rss_mb"] > 0
+    assert report["floor"]["peak_rss_mb"] > 0
+    assert report["warmup"]["seconds"] > 0
+
+
+def test_every_stage_is_timed_and_the_stages_add_up_to_the_run(report):
+    expected = {"ingest: landing -> bronze", "silver: bars", "silver: chains",
+                "ingest: commit staged partitions", "ingest: write manifest",
+                *(f"gold: {table}" for table in GOLD_TABLES), "publish: DuckDB", "report: Markdown, HTML, charts"}
+    assert expected <= set(report["stages"])
+    assert all(report["stages"][name] > 0 for name in expected)
+    run = report["nightly"]["runs"][0]
+    assert sum(run["stages"].values()) == pytest.approx(run["seconds"], rel=1e-6)
+
+
+def test_the_nightly_round_ingests_the_last_day_the_floor_reads(report):
+    run = report["nightly"]["runs"][0]
+    floor_rows = {f["file"].split("/")[0]: f["rows"] for f in report["floor"]["runs"][0]["files"]}
+    assert run["rows_in"]["silver.bars"] == UNDERLYINGS  # one bar per underlying, the day's drop only
+    assert run["rows_in"]["silver.chains"] == floor_rows["chains"]
+    assert report["scale"]["target"] > report["scale"]["previous"]
+
+
+def test_markdown_report_states_the_figures(report):
+    text = render(report)
+    assert "| run time (s, in process) |" in text
+    assert f"{report['ratio']:.2f}" in text
+    assert "| publish: DuckDB |" in text
+
+
+def test_backfill_months_aggregate_samples_per_calendar_month():
+    def sample(phase, day, rss, peak, rows):
+        return {"phase": phase, "day": day, "rss_mb": rss, "window_peak_mb": peak, "rows": rows}
+
+    samples = [
+        sample("bronze.chains", "2025-01-02", 90.0, 300.0, 10),
+        sample("bronze.chains", "2025-01-03", 95.0, 310.0, 20),
+        sample("bronze.chains", "2025-02-03", 96.0, 305.0, 5),
+        sample("silver.chains", "2025-01-02", 100.0, 400.0, 10),
+        sample("silver.chains", "2025-01-03", 110.0, 120.0, 20),
+        sample("silver.chains", "2025-02-03", 105.0, 390.0, 5),
+        sample("gold.positioning_daily", "2025-01-02", 150.0, 200.0, 3),
+        sample("gold.trade_ideas", "2025-01-03", 140.0, 170.0, 3),
+        sample("gold.trade_ideas", "2025-02-03", 145.0, 175.0, 3),
+    ]
+    assert backfill_months(samples) == [
+        {"month": "2025-01", "sessions": 2, "chain_rows": 30, "bronze_peak_mb": 310.0, "silver_peak_mb": 400.0,
+         "gold_peak_mb": 200.0, "rss_after_mb": 140.0},
+        {"month": "2025-02", "sessions": 1, "chain_rows": 5, "bronze_peak_mb": 305.0, "silver_peak_mb": 390.0,
+         "gold_peak_mb": 175.0, "rss_after_mb": 145.0},
+    ]
+
+
+def test_slope_per_month():
+    assert slope_per_month([100.0, 110.0, 120.0]) == pytest.approx(10.0)
+    assert slope_per_month([100.0, 100.0, 100.0]) == 0.0
+    assert slope_per_month([5.0]) == 0.0
+
+
+def test_backfill_child_samples_rss_for_every_chain_session(tmp_path):
+    market = generate_demo_market(tmp_path / "landing", symbols=["SPY", "AAPL"], sessions=30, chain_sessions=3,
+                                  trades=False)
+    result = child_backfill({"warehouse": str(tmp_path / "wh"), "landing": str(tmp_path / "landing"),
+                             "start": market.chain_sessions[0].isoformat(),
+                             "end": market.chain_sessions[-1].isoformat(), "report": False})
+    months = backfill_months(result["samples"])
+    assert sum(m["sessions"] for m in months) == 3
+    assert sum(m["chain_rows"] for m in months) == market.rows["chains"]
+    assert all(m["bronze_peak_mb"] > 0 and m["silver_peak_mb"] > 0 and m["gold_peak_mb"] > 0 for m in months)
+    assert result["peak_mb"] >= max(m["silver_peak_mb"] for m in months)
+    assert result["sessions"] == 3
