@@ -35,6 +35,7 @@ class Settings:
     pcr_history_sessions: int = 60
     weights: dict[str, float] = field(default_factory=dict)
     stock_horizon_sessions: int = 10
+    report_max_symbols: int = 100
     rules: tuple[Rule, ...] = ()
     config_file: Path | None = None
 
@@ -97,6 +98,7 @@ def load_settings(
         pcr_history_sessions=int(signals.get("pcr_history_sessions", 60)),
         weights={k: float(v) for k, v in signals.get("weights", {}).items()},
         stock_horizon_sessions=int(raw.get("outcomes", {}).get("stock_horizon_sessions", 10)),
+        report_max_symbols=int(raw.get("report", {}).get("max_symbols", 100)),
         rules=tuple(rules),
         config_file=path,
     )

@@ -123,7 +123,25 @@ def report_task(settings: Settings, day: date):
     from flows.report import write_report
 
     with stage(f"write the {day} report"):
-        return write_report(settings.database, settings.lake, settings.reports, day)
+        return write_report(settings.database, settings.lake, settings.reports, day, report_symbols(settings, day))
+
+
+def report_symbols(settings: Settings, day: date) -> list[str] | None:
+    """All symbols of the day, or on a full-market day the `report_max_symbols` with the most open
+    interest (5,000 pages with charts a night would take longer than the pipeline itself)."""
+    from flows.warehouse import connect_read_only
+
+    con = connect_read_only(settings.database)
+    try:
+        rows = con.execute(
+            "SELECT s.symbol FROM signals_daily AS s LEFT JOIN positioning_daily AS p "
+            "ON p.trade_date = s.trade_date AND p.underlying = s.symbol WHERE s.trade_date = ? "
+            "ORDER BY coalesce(p.call_oi + p.put_oi, 0) DESC, s.symbol", [day]).fetchall()
+    finally:
+        con.close()
+    if len(rows) <= settings.report_max_symbols:
+        return None
+    return [r[0] for r in rows[: settings.report_max_symbols]]
 
 
 @task(name="publish-artifacts", cache_policy=NO_CACHE)

@@ -337,3 +337,10 @@ def test_nightly_publishes_ideas_and_report_artifacts(note: Path):
     assert iwm["call_breakout"]["contract"] == "IWM   260102C00255000"
     assert iwm["call_breakout"]["trigger_level"] == 250.94 and iwm["call_breakout"]["target"] == 266.0
     assert "2025-12-29" in max(markdown, key=lambda a: a.created).data
+
+
+def test_nightly_report_is_capped_to_the_most_open_interest(note: Path):
+    run_nightly(note, NOTE_DATE, config=config_with(note, max_symbols=1))
+    pages = sorted(p.name for p in (note / "wh" / "reports" / str(NOTE_DATE)).glob("*.md"))
+    assert pages == ["IWM.md", "index.md"]  # IWM has the chain (all the OI); SPY is listed, not written
+    assert "SPY" in (note / "wh" / "reports" / str(NOTE_DATE) / "index.md").read_text()
