@@ -289,8 +289,11 @@ def publish_and_report(settings, run_id: str, flow_name: str, dates: list[date],
         with probe.stage("report: Markdown, HTML, charts"):
             from flows import report as report_module  # imported inside the stage, as report_task does
 
+            from flows.nightly import report_symbols
+
             install_report_probes(probe, report_module)
-            report_module.write_report(settings.database, settings.lake, settings.reports, dates[-1])
+            report_module.write_report(settings.database, settings.lake, settings.reports, dates[-1],
+                                       report_symbols(settings, dates[-1]))
     return loaded
 
 

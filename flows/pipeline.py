@@ -469,7 +469,8 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
                                 bearish_at=settings.bearish_at).collect()
         write("signals_daily", signals, batch, started=started)
         contracts = option_contracts(chains, strike_open_interest(chains))
-        ideas = trade_ideas(features, contracts, settings.rules).collect()
+        # In memory: polars 2.1's streaming engine panics (binview index) on this plan at full-market size.
+        ideas = trade_ideas(features, contracts, settings.rules).collect(engine="in-memory")
         write("trade_ideas", ideas, batch, started=started)
     _build_outcomes(settings, lake, dates, write, symbols)
     return dict(counts)
