@@ -7,18 +7,20 @@
 3. Measure in fresh child processes, alternated, `--rounds` of each:
    - floor: polars reads the last session's raw files (chains, bars drop, trades) and writes each once
      as Parquet;
-   - nightly: the pipeline's own stages for the last session (ingest + silver, gold, publish), called
-     directly as `flows.nightly._execute` composes them, on a fresh copy of the snapshot, so every round
-     does the same work.
+   - nightly: the stages `flows.nightly._execute` runs for the last session (ingest + silver, gold,
+     publish, the day's report), called directly (no Prefect), on a fresh copy of the snapshot, so
+     every round does the same work. Timing wrappers give the per-stage breakdown and hot spots.
    Each child's peak RSS comes from `wait4` (the kernel's high-water mark of that process alone).
-4. Optionally one `flows.nightly.nightly` Prefect run on another copy, for the orchestration overhead.
-5. Backfill: a 500-underlying market (`generate_demo_market`), one year of chains, run through the
-   same stages in one process (as the `backfill` flow does) while sampling RSS after every session a
-   stage finishes: the table month -> RSS shows whether memory grows with the length of the backfill.
+4. `--prefect`: also one `flows.nightly.nightly` Prefect flow run on another copy (orchestration cost).
+5. Backfill: a 500-underlying market (`generate_demo_market`), a year of chains, through the same
+   stages in one process (each stage over every session, as the `backfill` flow does). RSS is sampled
+   after every session a stage writes, the high-water mark reset after each sample, so the table
+   month -> peak RSS (ingest, silver, gold) shows whether memory grows with the length of the backfill.
 
 The report (Markdown) goes to stdout and `bench/results.md`; `--json` also writes the raw figures.
 
     .venv/bin/python -m bench.bench [--underlyings 5000] [--prints 2000000] [--rounds 2] [--skip-backfill]
+                                    [--skip-report] [--prefect] [--profile] [--workdir DIR --keep]
 """
 
 from __future__ import annotations
@@ -225,6 +227,11 @@ def child_pipeline(spec: dict) -> dict:
     from flows.pipeline import StageStats, build_gold, gold_sessions, ingest_and_validate
     from flows.warehouse import warehouse_lock
 
+    if spec.get("report", True):
+        # The report stage picks its symbols with flows.nightly.report_symbols; importing that module
+        # loads Prefect, which the real flow has loaded before any stage runs: keep it out of the timing.
+        import flows.nightly  # noqa: F401
+
     settings = load_settings(warehouse=spec["warehouse"], landing=spec["landing"])
     target = date.fromisoformat(spec["target"])
     run_id = f"bench-{os.getpid()}"
@@ -288,8 +295,7 @@ def publish_and_report(settings, run_id: str, flow_name: str, dates: list[date],
     if report:
         with probe.stage("report: Markdown, HTML, charts"):
             from flows import report as report_module  # imported inside the stage, as report_task does
-
-            from flows.nightly import report_symbols
+            from flows.nightly import report_symbols  # preloaded by child_pipeline: Prefect is not timed
 
             install_report_probes(probe, report_module)
             report_module.write_report(settings.database, settings.lake, settings.reports, dates[-1],
@@ -643,23 +649,26 @@ def measure_backfill(opts: Options, work: Path, log: Callable[[str], None]) -> d
 
 
 def backfill_months(samples: list[dict]) -> list[dict]:
-    """Per calendar month of the sessions: chain sessions and rows, the peak RSS while its landing files
-    were ingested (bronze), its chains validated (silver) and its gold tables computed, and the RSS
-    left after its last gold table (what the process keeps between months)."""
+    """Per calendar month of the sessions: chain sessions and rows; for its ingest (bronze), silver and
+    gold work the peak RSS and the seconds spent (time since the previous sample, whatever its phase);
+    and the RSS left after its last gold table (what the process keeps between months)."""
     months: dict[str, dict] = {}
+    previous_t = 0.0
     for s in samples:
         month = months.setdefault(s["day"][:7], {
-            "month": s["day"][:7], "sessions": set(), "chain_rows": 0, "bronze_peak_mb": 0.0,
-            "silver_peak_mb": 0.0, "gold_peak_mb": 0.0, "rss_after_mb": 0.0})
-        phase, peak = s["phase"], s["window_peak_mb"]
-        if phase.startswith("bronze."):
-            month["bronze_peak_mb"] = max(month["bronze_peak_mb"], peak)
-        elif phase == "silver.chains":
-            month["silver_peak_mb"] = max(month["silver_peak_mb"], peak)
+            "month": s["day"][:7], "sessions": set(), "chain_rows": 0,
+            **{f"{phase}_{what}": 0.0 for phase in ("bronze", "silver", "gold") for what in ("peak_mb", "seconds")},
+            "rss_after_mb": 0.0})
+        phase = s["phase"].split(".")[0]
+        elapsed, previous_t = s["t"] - previous_t, s["t"]
+        if phase not in ("bronze", "silver", "gold"):
+            continue
+        month[f"{phase}_peak_mb"] = max(month[f"{phase}_peak_mb"], s["window_peak_mb"])
+        month[f"{phase}_seconds"] += elapsed
+        if s["phase"] == "silver.chains":
             month["sessions"].add(s["day"])
             month["chain_rows"] += s["rows"] or 0
-        elif phase.startswith("gold."):
-            month["gold_peak_mb"] = max(month["gold_peak_mb"], peak)
+        elif phase == "gold":
             month["rss_after_mb"] = s["rss_mb"]
     ordered = [months[k] for k in sorted(months)]
     return [{**m, "sessions": len(m["sessions"])} for m in ordered if m["sessions"]]
@@ -862,12 +871,13 @@ def _backfill_section(backfill: dict) -> list[str]:
          "months (MB per month): " + ", ".join(f"{k} {v:+.1f}" for k, v in trend.items()) + "."),
         "",
         ("| month | chain sessions | chain rows | ingest peak (MB) | silver peak (MB) | gold peak (MB) "
-        "| RSS after its gold (MB) |"),
-        "|---|---:|---:|---:|---:|---:|---:|",
+         "| RSS after its gold (MB) | ingest s | silver s | gold s |"),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in months:
         lines.append(f"| {m['month']} | {m['sessions']} | {m['chain_rows']:,} | {m['bronze_peak_mb']:.0f} | "
-                     f"{m['silver_peak_mb']:.0f} | {m['gold_peak_mb']:.0f} | {m['rss_after_mb']:.0f} |")
+                     f"{m['silver_peak_mb']:.0f} | {m['gold_peak_mb']:.0f} | {m['rss_after_mb']:.0f} | "
+                     f"{m['bronze_seconds']:.0f} | {m['silver_seconds']:.0f} | {m['gold_seconds']:.0f} |")
     return lines
 
 

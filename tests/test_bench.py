@@ -53,25 +53,27 @@ def test_markdown_report_states_the_figures(report):
 
 
 def test_backfill_months_aggregate_samples_per_calendar_month():
-    def sample(phase, day, rss, peak, rows):
-        return {"phase": phase, "day": day, "rss_mb": rss, "window_peak_mb": peak, "rows": rows}
+    def sample(phase, day, rss, peak, rows, t):
+        return {"phase": phase, "day": day, "rss_mb": rss, "window_peak_mb": peak, "rows": rows, "t": t}
 
     samples = [
-        sample("bronze.chains", "2025-01-02", 90.0, 300.0, 10),
-        sample("bronze.chains", "2025-01-03", 95.0, 310.0, 20),
-        sample("bronze.chains", "2025-02-03", 96.0, 305.0, 5),
-        sample("silver.chains", "2025-01-02", 100.0, 400.0, 10),
-        sample("silver.chains", "2025-01-03", 110.0, 120.0, 20),
-        sample("silver.chains", "2025-02-03", 105.0, 390.0, 5),
-        sample("gold.positioning_daily", "2025-01-02", 150.0, 200.0, 3),
-        sample("gold.trade_ideas", "2025-01-03", 140.0, 170.0, 3),
-        sample("gold.trade_ideas", "2025-02-03", 145.0, 175.0, 3),
+        sample("bronze.chains", "2025-01-02", 90.0, 300.0, 10, 1.0),
+        sample("bronze.chains", "2025-01-03", 95.0, 310.0, 20, 2.0),
+        sample("bronze.chains", "2025-02-03", 96.0, 305.0, 5, 4.0),
+        sample("silver.chains", "2025-01-02", 100.0, 400.0, 10, 7.0),
+        sample("silver.chains", "2025-01-03", 110.0, 120.0, 20, 8.0),
+        sample("silver.chains", "2025-02-03", 105.0, 390.0, 5, 8.5),
+        sample("gold.positioning_daily", "2025-01-02", 150.0, 200.0, 3, 10.0),
+        sample("gold.trade_ideas", "2025-01-03", 140.0, 170.0, 3, 10.5),
+        sample("gold.trade_ideas", "2025-02-03", 145.0, 175.0, 3, 12.0),
     ]
     assert backfill_months(samples) == [
-        {"month": "2025-01", "sessions": 2, "chain_rows": 30, "bronze_peak_mb": 310.0, "silver_peak_mb": 400.0,
-         "gold_peak_mb": 200.0, "rss_after_mb": 140.0},
-        {"month": "2025-02", "sessions": 1, "chain_rows": 5, "bronze_peak_mb": 305.0, "silver_peak_mb": 390.0,
-         "gold_peak_mb": 175.0, "rss_after_mb": 145.0},
+        {"month": "2025-01", "sessions": 2, "chain_rows": 30, "bronze_peak_mb": 310.0, "bronze_seconds": 2.0,
+         "silver_peak_mb": 400.0, "silver_seconds": 4.0, "gold_peak_mb": 200.0, "gold_seconds": 2.0,
+         "rss_after_mb": 140.0},
+        {"month": "2025-02", "sessions": 1, "chain_rows": 5, "bronze_peak_mb": 305.0, "bronze_seconds": 2.0,
+         "silver_peak_mb": 390.0, "silver_seconds": 0.5, "gold_peak_mb": 175.0, "gold_seconds": 1.5,
+         "rss_after_mb": 145.0},
     ]
 
 
