@@ -310,8 +310,8 @@ def install_report_probes(probe: Probe, report_module) -> None:
     _wrap(report_module, "load_day", inner("report: load the day from DuckDB"))
     _wrap(report_module, "price_history", inner("report: price history from the lake"))
     _wrap(report_module, "strike_oi", inner("report: strike OI from the lake"))
-    _wrap(report_module, "price_chart", inner("report: price chart PNG (per symbol)"))
-    _wrap(report_module, "oi_chart", inner("report: OI chart PNG (per symbol)"))
+    _wrap(report_module, "price_chart", inner("report: price chart SVG (per symbol)"))
+    _wrap(report_module, "oi_chart", inner("report: OI chart SVG (per symbol)"))
     _wrap(report_module, "_symbol_page", inner("report: Markdown + HTML page (per symbol)"))
 
 

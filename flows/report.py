@@ -10,11 +10,13 @@ Layout under ``out_dir/<YYYY-MM-DD>/``::
 
     index.md  index.html            the day's symbols with bias, score, close, change, links
     <SYMBOL>.md  <SYMBOL>.html      the note: price, positioning, flow, levels, plays, scenarios
-    charts/<SYMBOL>-price.png       linked from the Markdown (the HTML embeds them as data URIs)
-    charts/<SYMBOL>-oi.png
+    charts/<SYMBOL>-price.svg       linked from the Markdown (the HTML inlines the same <svg> elements)
+    charts/<SYMBOL>-oi.svg
 
-The HTML pages load nothing: CSS is inline, images are base64 data URIs, and a Content-Security-
-Policy forbids any other source. Files are written under a temporary name and renamed into place.
+The charts are SVG text built by hand (``report_charts``, no plotting library). The HTML pages load
+nothing: CSS is inline, the charts are inline ``<svg>`` elements, and a Content-Security-Policy forbids
+any other source. Files are written under a temporary name and renamed into place; a chart a run does
+not draw is removed, as are the PNG charts earlier versions wrote.
 """
 
 from __future__ import annotations
@@ -445,7 +447,7 @@ def write_report(database: Path, lake_root: Path, out_dir: Path, day: date, symb
 
     symbols: only these symbols' pages (each must match SYMBOL_PATTERN and have a signals row that
     day); the index always lists every symbol of the day and links the pages present in the folder.
-    charts: draw the PNG charts (about 0.2 s per symbol); without them the pages are text only.
+    charts: draw the SVG charts (a few milliseconds per symbol); without them the pages are text only.
     Raises ReportError for a refused symbol or a day without signals.
     """
     started = time.perf_counter()
@@ -488,9 +490,10 @@ def _write_symbol(folder: Path, symbol: str, data: DayData, history: pl.DataFram
     for kind in ("price", "oi"):
         target = folder / _chart_file(symbol, kind)
         if kind in drawn:
-            _write_atomic(target, drawn[kind].png)
+            _write_atomic(target, drawn[kind].svg)
         else:
             target.unlink(missing_ok=True)
+        target.with_suffix(".png").unlink(missing_ok=True)  # written by versions before the SVG charts
     markdown, page = _symbol_page(symbol, data, drawn)
     _write_atomic(folder / f"{symbol}.md", markdown)
     _write_atomic(folder / f"{symbol}.html", page)
@@ -500,7 +503,7 @@ def _write_symbol(folder: Path, symbol: str, data: DayData, history: pl.DataFram
 
 
 def _chart_file(symbol: str, kind: str) -> str:
-    return f"charts/{symbol}-{kind}.png"
+    return f"charts/{symbol}-{kind}.svg"
 
 
 def _charts(symbol: str, data: DayData, history: pl.DataFrame | None, oi: pl.DataFrame | None) -> dict[str, Chart]:

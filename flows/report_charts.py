@@ -1,21 +1,29 @@
-"""Report charts (matplotlib, Agg canvas, no pyplot state): price with averages, bands and pivots;
-open interest by strike. Data comes from the lake: silver bars up to the session and that session's
-silver chain partition.
+"""Report charts as SVG text, built by hand (no plotting library): price with averages, bands and
+pivots; open interest by strike. Data comes from the lake: silver bars up to the session and that
+session's silver chain partition.
+
+Each chart is one ``<svg>`` element (viewBox and width, so it scales; generic sans-serif font; no
+scripts, links, ids or ``url(...)`` references, so it can be inlined in a page under a strict CSP).
+Series are path strings built vectorised with numpy and polars: one ``<path>`` per line (a NULL/NaN
+breaks it into segments), one for the band, one for all call bars and one for all put bars.
+Coordinates are rounded to 0.1 px. Elements a reader (or a test) looks for carry a ``class``:
+paths ``close``, ``sma-30``, ``sma-200``, ``bb-band``, ``bb-middle``, ``calls``, ``puts``; ``pivot``
+groups (a dotted line and a ``pivot-label``); ``x-tick``/``y-tick`` labels (a ``<text>`` whose x or y
+is the tick's exact position, centred on it with ``dy``); ``legend`` labels; ``mark`` lines (``spot``,
+``call-wall``, ``put-wall``, ``max-pain``); ``panel`` groups (``data-scope`` ``monthly`` or ``all``).
 """
 
 from __future__ import annotations
 
-import io
+import html
+import math
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import PolyCollection
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
 
 from flows.lake import Lake
 from flows.report_pages import fmt_money, is_missing
@@ -86,110 +94,328 @@ def _iso(value: Any) -> str:
     return value.isoformat() if isinstance(value, date) else "n/a"
 
 
-def _png(fig: Figure) -> bytes:
-    buffer = io.BytesIO()
-    FigureCanvasAgg(fig).print_png(buffer)
-    return buffer.getvalue()
+# ------------------------------------------------------------------------------------ SVG pieces
+
+FONT = "sans-serif"
+CHAR_EM = 0.6
+"""A character's rough width in em (a sans-serif digit is 0.55-0.6): enough to lay out a legend."""
+TEXT = "#1d2733"
+MUTED = "#6b7682"
+GRID = "#e3e6ea"
+FRAME = "#444444"
 
 
+def _esc(text: str) -> str:
+    """Text and attribute values for XML (and for HTML, where the SVG is inlined)."""
+    return html.escape(str(text), quote=True)
+
+
+def _n(value: float) -> str:
+    """One coordinate: rounded to 0.1 px, without a trailing '.0' or a '-0'."""
+    text = f"{round(float(value), 1) + 0.0:.1f}"
+    return text.removesuffix(".0")
+
+
+def _nums(values: np.ndarray) -> pl.Series:
+    """Coordinates as text, vectorised: rounded to 0.1 px, without a trailing '.0' or a '-0'."""
+    rounded = np.round(np.asarray(values, dtype=np.float64), 1) + 0.0
+    return pl.Series(rounded).cast(pl.String).str.strip_suffix(".0")
+
+
+def _rows(*parts: pl.Series | str) -> str:
+    """Row-wise concatenation of coordinate columns and literal strings, the rows joined by spaces."""
+    columns = {f"c{i}": p for i, p in enumerate(parts) if isinstance(p, pl.Series)}
+    if not columns or not len(next(iter(columns.values()))):
+        return ""
+    exprs = [pl.col(f"c{i}") if isinstance(p, pl.Series) else pl.lit(p) for i, p in enumerate(parts)]
+    return pl.DataFrame(columns).select(pl.concat_str(exprs).str.join(" ")).item()
+
+
+def _polyline(x: np.ndarray, y: np.ndarray) -> str:
+    """Path data through the finite points; a NaN starts a new segment ('M' again)."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    starts = ok & ~np.concatenate(([False], ok[:-1]))
+    commands = pl.Series(np.where(starts, "M", "L")[ok])
+    return _rows(commands, _nums(x[ok]), ",", _nums(y[ok]))
+
+
+def _band(x: np.ndarray, low: np.ndarray, high: np.ndarray) -> str:
+    """Filled area between two lines: one closed outline (along `high`, back along `low`) per finite run."""
+    ok = np.isfinite(low) & np.isfinite(high)
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], ok.astype(np.int8), [0]))))
+    gap = np.array([np.nan])
+    xs, ys = [], []
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+        xs += [x[start:stop], x[start:stop][::-1], gap]
+        ys += [high[start:stop], low[start:stop][::-1], gap]
+    if not xs:
+        return ""
+    return _polyline(np.concatenate(xs), np.concatenate(ys))
+
+
+def _bars(x: np.ndarray, heights: np.ndarray, zero: float, half: float) -> str:
+    """Path data of vertical bars from `zero` to `heights` (pixels), `half` px either side of x."""
+    zero_text = _n(zero)
+    return _rows("M", _nums(x - half), "," + zero_text + "V", _nums(heights), "H", _nums(x + half),
+                 "V" + zero_text + "Z")
+
+
+@dataclass(frozen=True)
+class _Scale:
+    """Data to pixels, linear: d0 -> p0, d1 -> p1."""
+
+    d0: float
+    d1: float
+    p0: float
+    p1: float
+
+    def __call__(self, values: Any) -> Any:
+        return self.p0 + (np.asarray(values, dtype=np.float64) - self.d0) * ((self.p1 - self.p0) / (self.d1 - self.d0))
+
+
+def _limits(values: np.ndarray, margin: float = 0.05) -> tuple[float, float]:
+    """The finite values' range with `margin` of it either side (a flat or empty range gets some room)."""
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return 0.0, 1.0
+    low, high = float(finite.min()), float(finite.max())
+    if high - low <= 1e-9 * max(1.0, abs(high)):
+        room = max(1.0, abs(high) * 0.05)
+        return low - room, high + room
+    pad = (high - low) * margin
+    return low - pad, high + pad
+
+
+def _ticks(low: float, high: float, target: int = 6, min_step: float = 0.0) -> tuple[np.ndarray, int]:
+    """'Nice' ticks inside [low, high]: a step of 1, 2, 2.5 or 5 times a power of ten giving about
+    `target` ticks, and the decimals its labels need."""
+    raw = max((high - low) / target, min_step, 1e-12)
+    power = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw * (1 - 1e-9))
+    first = math.ceil(low / step - 1e-9)
+    ticks = (np.arange(first, math.floor(high / step + 1e-9) + 1) * step).round(10)
+    decimals = next((d for d in range(7) if abs(step * 10**d - round(step * 10**d)) < 1e-6), 6)
+    return ticks, decimals
+
+
+def _text(x: float, y: float, text: str, *, size: float = 11, anchor: str = "start", color: str = TEXT,
+          css: str | None = None, middle: bool = True, extra: str = "") -> str:
+    """A label; `middle` centres it vertically on y (so y is the exact position it labels)."""
+    attrs = f' class="{css}"' if css else ""
+    attrs += f' font-size="{size}"' if size != 11 else ""
+    attrs += f' text-anchor="{anchor}"' if anchor != "start" else ""
+    attrs += f' fill="{color}"' if color != TEXT else ""
+    attrs += ' dy="0.35em"' if middle else ""
+    return f'<text x="{_n(x)}" y="{_n(y)}"{attrs}{extra}>{_esc(text)}</text>'
+
+
+def _line(x1: float, y1: float, x2: float, y2: float, color: str, width: float, *, dash: str | None = None,
+          css: str | None = None, opacity: float | None = None) -> str:
+    attrs = f' class="{css}"' if css else ""
+    attrs += f' stroke-dasharray="{dash}"' if dash else ""
+    attrs += f' stroke-opacity="{opacity}"' if opacity is not None else ""
+    return (f'<line x1="{_n(x1)}" y1="{_n(y1)}" x2="{_n(x2)}" y2="{_n(y2)}" stroke="{color}" '
+            f'stroke-width="{width}"{attrs}/>')
+
+
+def _path(d: str, *, css: str, stroke: str | None = None, width: float = 1.0, fill: str = "none",
+          dash: str | None = None, opacity: float | None = None) -> str:
+    if not d:
+        return ""
+    attrs = f' stroke="{stroke}" stroke-width="{width}" stroke-linejoin="round"' if stroke else ""
+    attrs += f' stroke-dasharray="{dash}"' if dash else ""
+    attrs += f' fill-opacity="{opacity}"' if opacity is not None else ""
+    return f'<path class="{css}" d="{d}" fill="{fill}"{attrs}/>'
+
+
+def _svg(width: int, height: int, title: str, body: list[str]) -> str:
+    """The chart as a standalone SVG document (no XML declaration, so it can be inlined in HTML as is)."""
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" font-family="{FONT}" font-size="11" fill="{TEXT}" role="img" '
+            f'aria-label="{_esc(title)}"><title>{_esc(title)}</title>'
+            f'<rect width="{width}" height="{height}" fill="#ffffff"/>' + "".join(body) + "</svg>\n")
+
+
+DASH = {"-": None, "--": "5 3", ":": "1.5 2.5"}
+"""Dash patterns by name (solid, dashed, dotted), as the marks list them."""
+
+
+def _legend(entries: list[tuple[str, str, str]], x: float, y: float, *, centre: bool = False) -> str:
+    """One row of (kind 'box' or a line style, colour, label) entries; x is its left edge, or its centre
+    with `centre`."""
+    widths = [22 + 5 + len(label) * 11 * CHAR_EM + 16 for _, _, label in entries]
+    left = x - sum(widths) / 2 if centre else x
+    parts = []
+    for (kind, color, label), width in zip(entries, widths, strict=True):
+        if kind == "box":
+            parts.append(f'<rect x="{_n(left)}" y="{_n(y - 5)}" width="22" height="10" fill="{color}"/>')
+        else:
+            parts.append(_line(left, y, left + 22, y, color, 1.5, dash=DASH[kind]))
+        parts.append(_text(left + 27, y, label, css="legend"))
+        left += width
+    return '<g class="legend-row">' + "".join(parts) + "</g>"
+
+
+# ------------------------------------------------------------------------------------ price chart
+
+PRICE_SIZE = (1000, 440)
+PRICE_BOX = (72, 58, 862, 400)
+"""Plot area (left, top, right, bottom) in pixels; the pivot labels sit right of it."""
 PIVOT_STYLE = (("R1", "r1", "#2e7d32"), ("P", "pivot_point", "#555555"), ("S1", "s1", "#c62828"))
+SERIES = (  # column, css, colour, width
+    ("close", "close", "#1d2733", 1.5),
+    ("sma_30", "sma-30", "#e69138", 1.2),
+    ("sma_200", "sma-200", "#6aa84f", 1.2),
+)
+BAND_FILL = "#cfe0f3"
 
 
-def price_chart(symbol: str, day: date, history: pl.DataFrame, technicals: dict[str, Any] | None) -> bytes:
-    fig = Figure(figsize=(10, 4.4), dpi=100)
-    ax = fig.add_axes((0.065, 0.11, 0.80, 0.79))
+def price_chart(symbol: str, day: date, history: pl.DataFrame, technicals: dict[str, Any] | None) -> str:
+    """Close, SMA 30/200 and the Bollinger band of the last sessions, and the next session's pivots: SVG."""
+    width, height = PRICE_SIZE
+    left, top, right, bottom = PRICE_BOX
     n = history.height
-    x = np.arange(n)
-    col = {c: history[c].cast(pl.Float64).fill_null(float("nan")).to_numpy() for c in history.columns
-           if c not in ("trade_date", "symbol")}
-    ax.fill_between(x, col["bb_lower"], col["bb_upper"], color="#cfe0f3", alpha=0.7, lw=0, label="Bollinger 20/2")
-    ax.plot(x, col["bb_middle"], color="#8fb3d9", lw=0.8)
-    ax.plot(x, col["close"], color="#1d2733", lw=1.5, label="Close")
-    ax.plot(x, col["sma_30"], color="#e69138", lw=1.2, label="SMA 30")
-    ax.plot(x, col["sma_200"], color="#6aa84f", lw=1.2, label="SMA 200")
-    right = n + 4
-    if technicals:
-        for name, column, color in PIVOT_STYLE:
-            level = technicals.get(column)
-            if is_missing(level):
-                continue
-            ax.axhline(level, color=color, lw=0.7, ls=":", alpha=0.8)
-            ax.hlines(level, n - 0.5, n + 4, color=color, lw=2.0)  # the next session
-            ax.text(n + 5, level, f"{name} {fmt_money(level)}", va="center", fontsize=8, color=color, clip_on=False)
-    ax.set_xlim(-1, right)
-    if n:
-        ticks = np.linspace(0, n - 1, min(n, 7)).round().astype(int)
-        dates = history["trade_date"].to_list()
-        ax.set_xticks(ticks, [dates[i].isoformat() for i in ticks], fontsize=8)
-    ax.tick_params(axis="y", labelsize=8)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.2f}"))
-    ax.grid(alpha=0.25)
-    ax.legend(loc="upper left", fontsize=8, ncol=4, frameon=False)
-    ax.set_title(f"{symbol}: last {n} sessions to {day.isoformat()}, next-session pivots", fontsize=11)
-    return _png(fig)
+    col = {c: history[c].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+           for c in ("close", "sma_30", "sma_200", "bb_upper", "bb_middle", "bb_lower")}
+    levels = [(name, float(technicals[column]), color) for name, column, color in PIVOT_STYLE
+              if technicals and not is_missing(technicals.get(column))]
+    ys = _Scale(*_limits(np.concatenate([*col.values(), [level for _, level, _ in levels]])), bottom, top)
+    xs = _Scale(-1, n + 4, left, right)
+    x = xs(np.arange(n))
+    body = []
+
+    y_ticks, _ = _ticks(ys.d0, ys.d1)
+    py = ys(y_ticks)
+    body += [_line(left, p, right, p, GRID, 0.8) for p in py]
+    x_ticks = np.linspace(0, n - 1, min(n, 7)).round().astype(int) if n else np.array([], dtype=int)
+    body += [_line(p, top, p, bottom, GRID, 0.8) for p in xs(x_ticks)]
+
+    body.append(_path(_band(x, ys(col["bb_lower"]), ys(col["bb_upper"])), css="bb-band", fill=BAND_FILL,
+                      opacity=0.7))
+    body.append(_path(_polyline(x, ys(col["bb_middle"])), css="bb-middle", stroke="#8fb3d9", width=0.8))
+    for column, css, color, line_width in SERIES:
+        body.append(_path(_polyline(x, ys(col[column])), css=css, stroke=color, width=line_width))
+
+    label_y = []
+    for _, level, _ in levels:  # labels at least 13 px apart (R1 > P > S1), kept inside the plot
+        label_y.append(max(float(ys(level)), label_y[-1] + 13) if label_y else float(ys(level)))
+    overflow = (label_y[-1] - bottom) if label_y else 0
+    label_y = [y - max(overflow, 0) for y in label_y]
+    for (name, level, color), text_y in zip(levels, label_y, strict=True):
+        y = float(ys(level))
+        body.append('<g class="pivot">'
+                    + _line(left, y, right, y, color, 0.8, dash=DASH[":"], opacity=0.8)
+                    + _line(xs(n - 0.5), y, xs(n + 4), y, color, 2.5)
+                    + _text(right + 6, text_y, f"{name} {fmt_money(level)}", color=color, css="pivot-label")
+                    + "</g>")
+
+    body.append(f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" '
+                f'stroke="{FRAME}" stroke-width="0.8"/>')
+    body += [_text(left - 6, p, f"{v:,.2f}", anchor="end", css="y-tick") for v, p in zip(y_ticks, py, strict=True)]
+    dates = history["trade_date"].to_list()
+    body += [_line(p, bottom, p, bottom + 4, FRAME, 0.8) for p in xs(x_ticks)]
+    body += [_text(p, bottom + 16, dates[i].isoformat(), anchor="middle", css="x-tick")
+             for i, p in zip(x_ticks, xs(x_ticks), strict=True)]
+    if not n:
+        body.append(_text((left + right) / 2, (top + bottom) / 2, "no bars", anchor="middle", color=MUTED))
+    body.append(_legend([("box", BAND_FILL, "Bollinger 20/2"), *[("-", color, name) for name, color in
+                         (("Close", "#1d2733"), ("SMA 30", "#e69138"), ("SMA 200", "#6aa84f"))]], left, 42))
+    title = f"{symbol}: last {n} sessions to {day.isoformat()}, next-session pivots"
+    body.append(_text((left + right) / 2, 20, title, size=15, anchor="middle", css="title"))
+    return _svg(width, height, title, body)
 
 
-def _bars(ax, x: np.ndarray, heights: np.ndarray, width: float, color: str, label: str) -> None:
-    """Bars as one PolyCollection: ax.bar adds one patch per bar, ten times slower for a chain."""
-    left, right = x - width / 2, x + width / 2
-    zero = np.zeros_like(left)
-    corners = np.stack([np.column_stack(p) for p in ((left, zero), (left, heights), (right, heights), (right, zero))],
-                       axis=1)
-    ax.add_collection(PolyCollection(corners, facecolors=color, edgecolors="none", label=label))
-    if heights.size:
-        ax.update_datalim([(float(left.min()), float(heights.min())), (float(right.max()), float(heights.max()))])
-        ax.autoscale_view()
+# --------------------------------------------------------------------------------------- OI chart
+
+OI_SIZE = (1000, 660)
+OI_BOXES = ((90, 100, 980, 318), (90, 402, 980, 620))
+"""Plot areas (left, top, right, bottom) of the two panels: nearest monthly expiration, all expirations."""
+CALL_COLOR, PUT_COLOR, SPOT_COLOR = "#2e7d32", "#c62828", "#1d2733"
 
 
-def _oi_panel(ax, frame: pl.DataFrame, title: str, spot: float | None, marks: list[tuple[str, float | None, str, str]]) -> None:
-    anchors = [v for _, v, _, _ in marks if not is_missing(v)]
+def _oi_panel(frame: pl.DataFrame, title: str, scope: str, box: tuple[int, int, int, int], spot: float | None,
+              marks: list[tuple[str, float | None, str, str, str]]) -> str:
+    left, top, right, bottom = box
+    anchors = [v for _, v, _, _, _ in marks if not is_missing(v)]
     if not is_missing(spot):
         anchors += [spot * OI_RANGE[0], spot * OI_RANGE[1]]
     shown = frame
+    strikes_all = frame["strike"].to_numpy()
     if anchors:
         low, high = min(anchors), max(anchors)
         pad = (high - low) * 0.03
         shown = frame.filter(pl.col("strike").is_between(low - pad, high + pad))
-        ax.set_xlim(low - pad, high + pad)
+        x_low, x_high = low - pad, high + pad
     strikes = shown["strike"].to_numpy()
     steps = np.diff(np.unique(strikes))
-    width = float(steps.min()) * 0.8 if steps.size else 1.0
-    _bars(ax, strikes, shown["call_oi"].to_numpy(), width, "#2e7d32", "Call OI")
-    _bars(ax, strikes, -shown["put_oi"].to_numpy(), width, "#c62828", "Put OI")
-    ax.axhline(0, color="#333333", lw=0.6)
+    bar_width = float(steps.min()) * 0.8 if steps.size else 1.0
+    if not anchors:
+        x_low, x_high = ((float(strikes_all.min()) - bar_width, float(strikes_all.max()) + bar_width)
+                         if strikes_all.size else (0.0, 1.0))
+    if strikes.size:  # room for the outermost bars' full width
+        x_low, x_high = min(x_low, float(strikes.min()) - bar_width / 2), max(x_high, float(strikes.max()) + bar_width / 2)
+    if x_high - x_low <= 1e-9:
+        room = max(1.0, abs(x_high) * 0.05)
+        x_low, x_high = x_low - room, x_high + room
+    xs = _Scale(x_low, x_high, left, right)
+    calls = shown["call_oi"].fill_null(0).to_numpy().astype(np.float64)
+    puts = shown["put_oi"].fill_null(0).to_numpy().astype(np.float64)
+    ys = _Scale(*_limits(np.concatenate([calls, -puts, [0.0]])), bottom, top)
+
+    body = [f'<g class="panel" data-scope="{scope}">']
+    y_ticks, _ = _ticks(ys.d0, ys.d1, target=7, min_step=1)
+    py = ys(y_ticks)
+    body += [_line(left, p, right, p, GRID, 0.8) for p in py]
+    half = bar_width / 2 * (right - left) / (x_high - x_low)
+    cx = xs(strikes)
+    up, down = calls > 0, puts > 0
+    body.append(_path(_bars(cx[up], ys(calls[up]), float(ys(0)), half), css="calls", fill=CALL_COLOR))
+    body.append(_path(_bars(cx[down], ys(-puts[down]), float(ys(0)), half), css="puts", fill=PUT_COLOR))
+    body.append(_line(left, ys(0), right, ys(0), "#333333", 0.6, css="zero"))
     if not is_missing(spot):
-        ax.axvline(spot, color="#1d2733", lw=1.3, label=f"Spot {fmt_money(spot)}")
-    for name, value, color, style in marks:
+        body.append(_line(xs(spot), top, xs(spot), bottom, SPOT_COLOR, 1.3, css="mark spot"))
+    for _, value, color, style, css in marks:
         if not is_missing(value):
-            ax.axvline(value, color=color, lw=1.2, ls=style, label=f"{name} {fmt_money(value)}")
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{abs(v):,.0f}"))
-    ax.tick_params(labelsize=8)
-    ax.grid(alpha=0.25, axis="y")
-    ax.set_title(title, fontsize=10)
+            body.append(_line(xs(value), top, xs(value), bottom, color, 1.2, dash=DASH[style], css=f"mark {css}"))
+    body.append(f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" '
+                f'stroke="{FRAME}" stroke-width="0.8"/>')
+    body += [_text(left - 6, p, f"{abs(v):,.0f}", anchor="end", css="y-tick") for v, p in zip(y_ticks, py, strict=True)]
+    x_ticks, decimals = _ticks(x_low, x_high, target=10)
+    px = xs(x_ticks)
+    body += [_line(p, bottom, p, bottom + 4, FRAME, 0.8) for p in px]
+    body += [_text(p, bottom + 16, f"{v:,.{decimals}f}", anchor="middle", css="x-tick")
+             for v, p in zip(x_ticks, px, strict=True)]
+    body.append(_text((left + right) / 2, top - 12, title, size=13, anchor="middle", css="panel-title"))
     if not shown.height:
-        ax.text(0.5, 0.5, "no open interest", transform=ax.transAxes, ha="center", va="center", color="#6b7682")
+        body.append(_text((left + right) / 2, (top + bottom) / 2, "no open interest", size=13, anchor="middle",
+                          color=MUTED, css="empty"))
+    return "".join(body) + "</g>"
 
 
-def oi_chart(symbol: str, day: date, oi: pl.DataFrame, positioning: dict[str, Any]) -> bytes:
-    fig = Figure(figsize=(10, 6.6), dpi=100)
-    axes = fig.subplots(2, 1)
-    fig.subplots_adjust(left=0.09, right=0.98, top=0.86, bottom=0.06, hspace=0.32)
+def oi_chart(symbol: str, day: date, oi: pl.DataFrame, positioning: dict[str, Any]) -> str:
+    """Open interest by strike (calls up, puts down) with spot, the walls and max pain, in two panels
+    (nearest monthly expiration; all expirations): SVG."""
+    width, height = OI_SIZE
     spot = positioning.get("spot")
-    marks = [("Call wall", positioning.get("call_wall"), "#1b5e20", "--"),
-             ("Put wall", positioning.get("put_wall"), "#b71c1c", "--"),
-             (f"Max pain ({_iso(positioning.get('max_pain_expiration'))})", positioning.get("max_pain"), "#6a1b9a", ":")]
+    marks = [("Call wall", positioning.get("call_wall"), "#1b5e20", "--", "call-wall"),
+             ("Put wall", positioning.get("put_wall"), "#b71c1c", "--", "put-wall"),
+             (f"Max pain ({_iso(positioning.get('max_pain_expiration'))})", positioning.get("max_pain"), "#6a1b9a",
+              ":", "max-pain")]
     monthly = oi.filter(pl.col("scope") == "monthly")
     expiration = monthly["expiration"][0] if monthly.height else None
-    title = (f"Nearest monthly expiration {expiration.isoformat()} ({(expiration - day).days} days)"
-             if expiration else "Nearest monthly expiration: none listed")
-    _oi_panel(axes[0], monthly, title, spot, marks)
-    _oi_panel(axes[1], oi.filter(pl.col("scope") == "all"), "All expirations", spot, marks)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.955), ncol=6, fontsize=8, frameon=False)
-    fig.suptitle(f"{symbol}: open interest by strike on {day.isoformat()} (calls up, puts down)", fontsize=11,
-                 y=0.99)
-    return _png(fig)
-
+    panel_title = (f"Nearest monthly expiration {expiration.isoformat()} ({(expiration - day).days} days)"
+                   if expiration else "Nearest monthly expiration: none listed")
+    body = [_oi_panel(monthly, panel_title, "monthly", OI_BOXES[0], spot, marks),
+            _oi_panel(oi.filter(pl.col("scope") == "all"), "All expirations", "all", OI_BOXES[1], spot, marks)]
+    entries = [("box", CALL_COLOR, "Call OI"), ("box", PUT_COLOR, "Put OI")]
+    if not is_missing(spot):
+        entries.append(("-", SPOT_COLOR, f"Spot {fmt_money(spot)}"))
+    entries += [(style, color, f"{name} {fmt_money(value)}") for name, value, color, style, _ in marks
+                if not is_missing(value)]
+    body.append(_legend(entries, width / 2, 50, centre=True))
+    title = f"{symbol}: open interest by strike on {day.isoformat()} (calls up, puts down)"
+    body.append(_text(width / 2, 20, title, size=15, anchor="middle", css="title"))
+    return _svg(width, height, title, body)
 
 
 __all__ = ["PRICE_SESSIONS", "oi_chart", "price_chart", "price_history", "strike_oi"]

@@ -2,13 +2,12 @@
 
 A page is a title, a lead and sections of blocks (labelled facts, tables, paragraphs, charts); both
 renderers fill the same string templates, so the Markdown and the HTML say the same thing. The HTML
-is self-contained: inline CSS, images as base64 data URIs, and a Content-Security-Policy that lets
-the page load nothing else.
+is self-contained: inline CSS, charts as inline ``<svg>`` elements (the Markdown links the chart's
+``.svg`` file instead), and a Content-Security-Policy that lets the page load nothing else.
 """
 
 from __future__ import annotations
 
-import base64
 import html
 import math
 import re
@@ -108,7 +107,7 @@ class Mono:
 @dataclass(frozen=True)
 class Chart:
     title: str
-    png: bytes
+    svg: str  # one <svg> element (report_charts), written to `file` and inlined in the HTML
     file: str  # relative to the day's folder
 
 
@@ -184,8 +183,7 @@ def _html_block(block) -> str:
         css = f' class="{e(block.css)}"' if block.css else ""
         return f"<p{css}>{e(block.text)}</p>"
     if isinstance(block, Chart):
-        data = base64.b64encode(block.png).decode("ascii")
-        return f'<figure><img alt="{e(block.title)}" src="data:image/png;base64,{data}"></figure>'
+        return f'<figure class="chart" aria-label="{e(block.title)}">{block.svg}</figure>'
     if isinstance(block, Heading):
         return f"<h3>{e(block.text)}</h3>"
     raise TypeError(block)
@@ -234,7 +232,7 @@ table.grid th,table.grid td{border:1px solid #dde3ea;padding:4px 8px}table.grid 
 .bullish{color:#1e7b34;font-weight:700}.bearish{color:#b3261e;font-weight:700}.neutral{color:#5f6b76;font-weight:700}
 p.lead{font-size:16px}
 code{white-space:pre;background:#f0f2f5;padding:1px 4px;border-radius:3px}
-figure{margin:10px 0}img{max-width:100%;height:auto;border:1px solid #e4e8ec}
+figure{margin:10px 0}figure.chart svg{display:block;max-width:100%;height:auto;border:1px solid #e4e8ec}
 footer{max-width:1060px;margin:0 auto;padding:12px 28px;color:#6b7682;font-size:12px}
 a{color:#0b5cad}
 """

@@ -3,13 +3,12 @@ the symbols filter. One demo warehouse (3 symbols, 260 sessions of bars, 2 of ch
 
 from __future__ import annotations
 
-import base64
-import io
 import os
 import re
 import shutil
 import subprocess
 import time
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -23,7 +22,7 @@ from PIL import Image
 from flows.demo import generate_demo_market
 from flows.nightly import backfill
 from flows.report import ReportError, ReportIndex, load_day, write_report
-from flows.report_charts import PRICE_SESSIONS, price_history, strike_oi
+from flows.report_charts import PRICE_SESSIONS, oi_chart, price_chart, price_history, strike_oi
 from flows.report_pages import Para, Section, fmt_count, fmt_money, fmt_pct, render_page
 from transforms.text import fmt_fixed
 
@@ -281,8 +280,203 @@ def test_the_charts_are_drawn_from_the_same_numbers(built: Built):
         (expiration,) = expirations
         assert expiration > built.day and expiration.weekday() == 4 and 15 <= expiration.day <= 21
     for report in built.report.reports:
-        assert [c.name for c in report.charts] == [f"{report.symbol}-price.png", f"{report.symbol}-oi.png"]
-        assert all(Image.open(c).size[0] == 1000 for c in report.charts)
+        assert [c.name for c in report.charts] == [f"{report.symbol}-price.svg", f"{report.symbol}-oi.svg"]
+        assert not list(report.charts[0].parent.glob("*.png"))
+
+
+# ------------------------------------------------------------------------------------------- SVG charts
+
+SVG = "{http://www.w3.org/2000/svg}"
+POINT = re.compile(r"([ML])(-?[\d.]+),(-?[\d.]+)")
+BAR = re.compile(r"M(-?[\d.]+),(-?[\d.]+)V(-?[\d.]+)H(-?[\d.]+)V(-?[\d.]+)Z")
+PX = 0.1  # the charts round coordinates to 0.1 px
+
+
+def svg(path: Path | str) -> ET.Element:
+    root = ET.fromstring(Path(path).read_text() if isinstance(path, Path) else path)
+    assert root.tag == f"{SVG}svg"
+    return root
+
+
+def classed(root: ET.Element, css: str) -> list[ET.Element]:
+    return [e for e in root.iter() if css in (e.get("class") or "").split()]
+
+
+def only(root: ET.Element, css: str) -> ET.Element:
+    (found,) = classed(root, css)
+    return found
+
+
+def points(path: ET.Element) -> tuple[list[str], np.ndarray, np.ndarray]:
+    found = POINT.findall(path.get("d"))
+    assert " ".join(f"{c}{x},{y}" for c, x, y in found) == path.get("d")  # nothing else in the path
+    return [c for c, _, _ in found], np.array([float(x) for _, x, _ in found]), np.array([float(y) for _, _, y in found])
+
+
+@dataclass(frozen=True)
+class Axis:
+    """An axis read back from its tick labels: each label's number at the pixel it is drawn at."""
+
+    values: np.ndarray
+    pixels: np.ndarray
+
+    @classmethod
+    def read(cls, root: ET.Element, axis: str, *, negative_below: float | None = None) -> Axis:
+        """negative_below: the pixel row under which labels are magnitudes of negative values (put OI)."""
+        ticks = classed(root, f"{axis}-tick")
+        values = np.array([numbers(t.text)[0] for t in ticks])
+        pixels = np.array([float(t.get(axis)) for t in ticks])
+        if negative_below is not None:
+            assert (values >= 0).all()
+            values = np.where(pixels > negative_below, -values, values)
+        assert len(ticks) >= 3 and len(set(np.diff(values).round(6))) == 1, "evenly spaced ticks"
+        return cls(values, pixels)
+
+    def value(self, pixel: float | np.ndarray) -> np.ndarray:
+        slope, intercept = np.polyfit(self.pixels, self.values, 1)
+        assert np.allclose(slope * self.pixels + intercept, self.values, atol=abs(slope) * PX)  # linear
+        return slope * np.asarray(pixel) + intercept
+
+    def slack(self) -> float:
+        """Data units of the coordinates' rounding (the pixel, and the ticks it is read through)."""
+        return abs(np.polyfit(self.pixels, self.values, 1)[0]) * 2 * PX
+
+
+def test_price_chart_svg_draws_the_warehouse_series_and_pivots(built: Built):
+    history = price_history(built.lake, built.day, SYMBOLS)
+    for symbol in SYMBOLS:
+        root = svg(built.report.directory / "charts" / f"{symbol}-price.svg")
+        assert root.get("viewBox") == "0 0 1000 440" and root.get("width") == "1000"
+        assert root.get("font-family") == "sans-serif"
+        assert root.find(f"{SVG}title").text == f"{symbol}: last {PRICE_SESSIONS} sessions to {built.day}, next-session pivots"
+        mine = history.filter(pl.col("symbol") == symbol).sort("trade_date")
+        t = one(built, "technicals_daily", "symbol", symbol)
+        y = Axis.read(root, "y")
+
+        commands, close_x, close_y = points(only(root, "close"))
+        assert commands == ["M"] + ["L"] * (PRICE_SESSIONS - 1)  # one point per charted session, no gap
+        assert np.all(np.diff(close_x) > 0)
+        assert y.value(close_y) == pytest.approx(mine["close"].to_numpy(), abs=y.slack())
+        assert y.value(close_y[-1]) == pytest.approx(t["close"], abs=y.slack())  # the last close is the day's
+        commands, sma_x, sma_y = points(only(root, "sma-200"))
+        assert commands == ["M"] + ["L"] * 60  # SMA 200 from the 200th bar: the last 61 sessions
+        assert sma_x.tolist() == close_x[-61:].tolist()
+        assert y.value(sma_y) == pytest.approx(mine["sma_200"].drop_nulls().to_numpy(), abs=y.slack())
+        _, _, sma30_y = points(only(root, "sma-30"))
+        assert y.value(sma30_y[-1]) == pytest.approx(t["sma_30"], abs=y.slack())
+        assert only(root, "sma-30").get("stroke") == "#e69138" and only(root, "sma-200").get("stroke") == "#6aa84f"
+        _, _, middle_y = points(only(root, "bb-middle"))
+        assert y.value(middle_y[-1]) == pytest.approx(t["bb_middle"], abs=y.slack())
+        _, band_x, band_y = points(only(root, "bb-band"))  # along the upper band, back along the lower
+        half = len(band_x) // 2
+        assert band_x[:half].tolist() == band_x[half:][::-1].tolist() == close_x[-half:].tolist()
+        assert y.value(band_y[half - 1]) == pytest.approx(t["bb_upper"], abs=y.slack())
+        assert y.value(band_y[half]) == pytest.approx(t["bb_lower"], abs=y.slack())
+
+        dates = [e.text for e in classed(root, "x-tick")]
+        assert dates[0] == mine["trade_date"][0].isoformat() and dates[-1] == built.day.isoformat()
+        assert dates == sorted(set(dates)) and set(dates) <= {d.isoformat() for d in mine["trade_date"]}
+        assert float(classed(root, "x-tick")[-1].get("x")) == close_x[-1]
+
+        levels = facts(sections(page(built, symbol))["Levels"])  # the page's figures, the chart's labels
+        pivots = classed(root, "pivot")
+        assert [only(g, "pivot-label").text for g in pivots] == [
+            f"R1 {levels['R1']}", f"P {levels['Pivot (next session)']}", f"S1 {levels['S1']}"]
+        for group, column in zip(pivots, ("r1", "pivot_point", "s1"), strict=True):
+            assert only(group, "pivot-label").text.endswith(fmt_money(t[column]))
+            line = group.find(f"{SVG}line")
+            assert y.value(float(line.get("y1"))) == pytest.approx(t[column], abs=y.slack())
+
+
+def test_oi_chart_svg_draws_the_chain_with_walls_and_max_pain(built: Built):
+    oi = strike_oi(built.lake, built.day, SYMBOLS)
+    for symbol in SYMBOLS:
+        root = svg(built.report.directory / "charts" / f"{symbol}-oi.svg")
+        assert root.get("viewBox") == "0 0 1000 660" and root.get("width") == "1000"
+        p = one(built, "positioning_daily", "underlying", symbol)
+        pos = facts(sections(page(built, symbol))["Positioning"])
+        expiration = p["max_pain_expiration"].isoformat()
+        assert [e.text for e in classed(root, "legend")] == [
+            "Call OI", "Put OI", f"Spot {pos['Spot']}", f"Call wall {fmt_money(p['call_wall'])}",
+            f"Put wall {fmt_money(p['put_wall'])}", f"Max pain ({expiration}) {fmt_money(p['max_pain'])}"]
+        assert pos["Call wall"].startswith(fmt_money(p["call_wall"]) + " ")
+        assert pos["Max pain"].startswith(fmt_money(p["max_pain"]) + " ")
+
+        panels = {g.get("data-scope"): g for g in classed(root, "panel")}
+        assert list(panels) == ["monthly", "all"]
+        mine = oi.filter(pl.col("underlying") == symbol)
+        (month,) = mine.filter(pl.col("scope") == "monthly")["expiration"].unique().to_list()
+        assert only(panels["monthly"], "panel-title").text == (
+            f"Nearest monthly expiration {month.isoformat()} ({(month - built.day).days} days)")
+        for scope, panel in panels.items():
+            zero = float(only(panel, "zero").get("y1"))
+            x, y = Axis.read(panel, "x"), Axis.read(panel, "y", negative_below=zero)
+            for css, column in [("spot", "spot"), ("call-wall", "call_wall"), ("put-wall", "put_wall"),
+                                ("max-pain", "max_pain")]:
+                line = only(panel, css)
+                assert line.get("x1") == line.get("x2")
+                assert x.value(float(line.get("x1"))) == pytest.approx(p[column], abs=x.slack()), (symbol, scope, css)
+            assert y.value(zero) == pytest.approx(0, abs=y.slack())
+            rows = mine.filter(pl.col("scope") == scope)
+            frame = panel.find(f"{SVG}rect")  # the plot area
+            left = x.value(float(frame.get("x")))
+            right = x.value(float(frame.get("x")) + float(frame.get("width")))
+            for css, column, sign in [("calls", "call_oi", 1), ("puts", "put_oi", -1)]:
+                bars = [tuple(map(float, b)) for b in BAR.findall(only(panel, css).get("d"))]
+                assert all(b[1] == b[4] == zero for b in bars)
+                centres = x.value(np.array([(b[0] + b[3]) / 2 for b in bars]))
+                drawn = sign * y.value(np.array([b[2] for b in bars]))
+                expected = rows.filter(pl.col("strike").is_between(left, right) & (pl.col(column) > 0))
+                assert centres == pytest.approx(expected["strike"].to_numpy(), abs=x.slack())
+                assert drawn == pytest.approx(expected[column].to_numpy().astype(float), abs=y.slack())
+                if scope == "all":  # the tallest bar is the wall, with the wall's open interest
+                    wall = "call_wall" if css == "calls" else "put_wall"
+                    tallest = int(np.argmax(drawn))
+                    assert centres[tallest] == pytest.approx(p[wall], abs=x.slack())
+                    assert drawn[tallest] == pytest.approx(p[f"{wall}_oi"], abs=y.slack())
+
+
+def test_svg_charts_escape_text_break_lines_at_gaps_and_say_when_empty():
+    day = date(2025, 3, 14)
+    history = pl.DataFrame({
+        "trade_date": pl.date_range(date(2025, 3, 1), day, eager=True),
+        "close": [float(v) for v in range(100, 114)],
+        "sma_30": [1.0 * v if v % 5 else None for v in range(100, 114)],  # NULLs at 105 and 110
+        "sma_200": [None] * 14, "bb_upper": [120.0] * 14, "bb_middle": [107.0] * 14, "bb_lower": [95.0] * 14,
+    }, schema_overrides={"sma_200": pl.Float64})
+    text = price_chart("A&B<'\"", day, history, {"r1": 121.5, "pivot_point": None, "s1": 93.25})
+    root = svg(text)
+    assert "A&B<'\"" in root.find(f"{SVG}title").text and "A&B<" not in text
+    commands, _, _ = points(only(root, "sma-30"))
+    assert commands == ["M", "L", "L", "L"] * 2 + ["M", "L", "L"]  # NULL at 100, 105 and 110: three segments
+    assert not classed(root, "sma-200")  # no value at all: no path
+    assert [only(g, "pivot-label").text for g in classed(root, "pivot")] == ["R1 121.50", "S1 93.25"]
+    assert all(len(n) <= 1 for n in re.findall(r"\.(\d+)", only(root, "close").get("d")))  # 0.1 px
+
+    empty = pl.DataFrame(schema={"scope": pl.String, "underlying": pl.String, "expiration": pl.Date,
+                                 "strike": pl.Float64, "call_oi": pl.Int64, "put_oi": pl.Int64})
+    root = svg(oi_chart("IWM", day, empty, {"spot": 200.0, "call_wall": None, "put_wall": None, "max_pain": None}))
+    assert [e.text for e in classed(root, "empty")] == ["no open interest"] * 2
+    assert not classed(root, "calls") and not classed(root, "puts") and not classed(root, "call-wall")
+    assert [e.text for e in classed(root, "legend")] == ["Call OI", "Put OI", "Spot 200.00"]
+    panel = classed(root, "panel")[1]
+    x = Axis.read(panel, "x")
+    frame = panel.find(f"{SVG}rect")
+    assert x.value(float(frame.get("x"))) == pytest.approx(160 - 80 * 0.03, abs=x.slack())  # OI_RANGE, 3% room
+
+
+def test_a_rerun_removes_charts_it_does_not_draw_and_old_png_charts(built: Built, tmp_path: Path):
+    charts = tmp_path / built.day.isoformat() / "charts"
+    charts.mkdir(parents=True)
+    for name in ("IWM-price.png", "IWM-oi.png", "SPY-price.png"):
+        (charts / name).write_bytes(b"an old PNG chart")
+    write_report(built.database, built.lake, tmp_path, built.day, symbols=["IWM"])
+    assert sorted(p.name for p in charts.iterdir()) == ["IWM-oi.svg", "IWM-price.svg", "SPY-price.png"]
+    assert "](charts/IWM-price.svg)" in (charts.parent / "IWM.md").read_text()
+    report = write_report(built.database, built.lake, tmp_path, built.day, symbols=["IWM"], charts=False)
+    assert report.reports[0].charts == () and sorted(p.name for p in charts.iterdir()) == ["SPY-price.png"]
+    assert "charts/" not in (charts.parent / "IWM.md").read_text()
+    assert "<svg" not in (charts.parent / "IWM.html").read_text()
 
 
 # ------------------------------------------------------------------------------------ HTML in Chromium
@@ -329,10 +523,13 @@ def test_html_is_self_contained_and_renders_in_chromium(built: Built, tmp_path: 
     html_page = page(built, "IWM", "html")
     assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:|//)""", html_page)
     assert "@import" not in html_page and "url(" not in html_page and "<script" not in html_page
-    images = re.findall(r'<img [^>]*src="data:image/png;base64,([^"]+)"', html_page)
-    assert len(images) == 2
-    for data in images:
-        assert Image.open(io.BytesIO(base64.b64decode(data))).format == "PNG"
+    assert "<img" not in html_page
+    inline = re.findall(r"<svg\b.*?</svg>", html_page, flags=re.DOTALL)  # the charts, inlined as their files are
+    charts = built.report.directory / "charts"
+    assert inline == [(charts / f"IWM-{kind}.svg").read_text().strip() for kind in ("price", "oi")]
+    assert all(re.fullmatch(r'<svg xmlns="http://www\.w3\.org/2000/svg" [^>]*>', chart.split("<title>")[0])
+               for chart in inline)  # the namespace is the only URL, and no element refers to anything
+    assert not re.search(r"\b(?:href|src)\s*=", "".join(inline))
 
     started = time.perf_counter()
     browser = chromium()
@@ -469,7 +666,7 @@ def test_a_symbol_without_chain_or_prints_gets_text_pages(built: Built, tmp_path
     md = sections(markdown)
     assert md["Positioning"].strip() == "No option chain for this session."
     assert md["Plays"].strip() == "No rule fired for this session."
-    assert "Close" in facts(md["Price and trend"]) and "<img" not in html_page
+    assert "Close" in facts(md["Price and trend"]) and "<svg" not in html_page and "charts/" not in markdown
 
 
 def test_text_from_the_warehouse_is_escaped():
