@@ -147,7 +147,7 @@ def run(
         return
     _print_summary(summary)
     _print_day(settings, summary.dates[-1])
-    console.print(f"report: {summary.report}", highlight=False)
+    _print_report(summary)
 
 
 @app.command()
@@ -207,7 +207,7 @@ def demo(
                        config=str(settings.config_file))
     _print_summary(summary)
     _print_day(settings, summary.dates[-1])
-    console.print(f"report: {summary.report}", highlight=False)
+    _print_report(summary)
 
 
 @app.command()
@@ -333,6 +333,13 @@ def _print_summary(summary) -> None:
     rows = ", ".join(f"{t} {n:,}" for t, n in summary.rows.items())
     console.print(f"[green]{summary.flow} {span}[/] ({summary.run_id}): {summary.files_read} file(s) ingested, "
                   f"{summary.files_skipped} unchanged; {rows}", highlight=False)
+    for line in summary.warnings:
+        console.print(f"[yellow]warning:[/] {line}", highlight=False)
+
+
+def _print_report(summary) -> None:
+    console.print(f"report: {summary.report}" if summary.report else "report: not written (see the warning above)",
+                  highlight=False)
 
 
 def _print_day(settings, day: date) -> None:

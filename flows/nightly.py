@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from flows import runlog
+from flows.caching import CACHE_EXPIRATION, outputs_fingerprint, result_storage, stage_key
 from flows.calendar import is_session
 from flows.config import Settings, load_settings
 from flows.lake import Lake
@@ -32,6 +33,7 @@ from flows.pipeline import (
     ingest_and_validate,
     latest_landing_session,
     pending_stats,
+    shard_part,
 )
 from flows.progress import stage
 from flows.sources import SourceError, now_utc
@@ -50,6 +52,7 @@ class RunSummary:
     rows: dict[str, int] = field(default_factory=dict)
     reason: str = ""
     report: str = ""  # the day's report index (HTML)
+    warnings: list[str] = field(default_factory=list)  # steps after the publish that failed (data is in)
 
 
 def _new_run_id() -> str:
@@ -73,37 +76,75 @@ def ingest_task(settings: Settings, run_id: str, end: date | None, force: bool) 
     return {"files_read": result.files_read, "files_skipped": result.files_skipped}, stats
 
 
-@task(name="build-gold", cache_policy=NO_CACHE)
-def gold_task(settings: Settings, dates: list[date], symbols: list[str] | None
-              ) -> tuple[dict[str, dict[date, int]], StageStats]:
+GoldResult = tuple[dict[str, dict[date, int]], StageStats, dict[str, list[int]]]
+"""Rows per table and date, their pipeline_runs stats, and the files written (to validate a cache hit)."""
+
+
+def _gold_key(context, inputs: dict) -> str:
+    return stage_key("build-gold", inputs["settings"], dates=inputs["dates"], symbols=inputs["symbols"])
+
+
+def _gold_shard_key(context, inputs: dict) -> str:
+    return stage_key("build-gold-shard", inputs["settings"], dates=inputs["dates"], index=inputs["index"],
+                     shards=inputs["shards"])
+
+
+@task(name="build-gold", cache_key_fn=_gold_key, cache_expiration=CACHE_EXPIRATION, persist_result=True)
+def gold_task(settings: Settings, dates: list[date], symbols: list[str] | None) -> GoldResult:
     stats = StageStats()
     with stage(f"compute gold tables for {len(dates)} session(s)"):
         counts = build_gold(settings, dates, stats, symbols)
-    return counts, stats
+    return counts, stats, outputs_fingerprint(settings, GOLD_TABLES, dates)
 
 
-@task(name="build-gold-shard", cache_policy=NO_CACHE)
-def gold_shard_task(settings: Settings, dates: list[date], index: int, shards: int
-                    ) -> tuple[dict[str, dict[date, int]], StageStats]:
+@task(name="build-gold-shard", cache_key_fn=_gold_shard_key, cache_expiration=CACHE_EXPIRATION,
+      persist_result=True)
+def gold_shard_task(settings: Settings, dates: list[date], index: int, shards: int) -> GoldResult:
     """One shard's underlyings (hashed) for every gold table; runs wherever the task runner puts it."""
     stats = StageStats()
     counts = build_gold(settings, dates, stats, shard=(index, shards))
-    return counts, stats
+    return counts, stats, outputs_fingerprint(settings, GOLD_TABLES, dates, part=shard_part(index, shards))
 
 
-def _gold(settings: Settings, dates: list[date], symbols: list[str] | None, shards: int
+def _cached_gold(gold, settings: Settings, force: bool, parts: list[str | None], calls: list[tuple]
+                 ) -> list[GoldResult]:
+    """Run the gold task once per argument tuple (submitted together), reusing a cached result only when
+    the files it wrote are still on disk unchanged; otherwise (or with `force`) recompute."""
+    logger = get_run_logger()
+    storage = result_storage(settings)
+    runnable = gold.with_options(result_storage=storage, refresh_cache=force or None)
+    if len(calls) == 1:  # in this thread, as a plain task call
+        states = [runnable(settings, *calls[0], return_state=True)]
+    else:
+        futures = [runnable.submit(settings, *args) for args in calls]
+        states = [f.wait() or f.state for f in futures]
+    results = []
+    for args, part, state in zip(calls, parts, states, strict=True):
+        result: GoldResult = state.result()
+        if state.name == "Cached":
+            if result[2] != outputs_fingerprint(settings, GOLD_TABLES, args[0], part=part):
+                logger.warning("%s: the cached result's gold files changed since: recomputing", gold.name)
+                result = gold.with_options(result_storage=storage, refresh_cache=True)(settings, *args)
+            else:
+                logger.info("%s: same inputs as a finished run, its gold files intact: result reused", gold.name)
+        results.append(result)
+    return results
+
+
+def _gold(settings: Settings, dates: list[date], symbols: list[str] | None, shards: int, force: bool = False
           ) -> tuple[dict[str, dict[date, int]], StageStats]:
     if shards <= 1:
-        return gold_task(settings, dates, symbols)
+        (result,) = _cached_gold(gold_task, settings, force, [None], [(dates, symbols)])
+        return result[0], result[1]
     if symbols:
         raise ValueError("symbols and shards do not combine: a shard is a hash of all underlyings")
     with stage(f"compute gold tables for {len(dates)} session(s) in {shards} shards"):
-        futures = [gold_shard_task.submit(settings, dates, i, shards) for i in range(shards)]
-        results = [f.result() for f in futures]
+        results = _cached_gold(gold_shard_task, settings, force, [shard_part(i, shards) for i in range(shards)],
+                               [(dates, i, shards) for i in range(shards)])
         finish_shards(settings, dates, shards)
     counts: dict[str, dict[date, int]] = {}
     stats = StageStats()
-    for shard_counts, shard_stats in results:
+    for shard_counts, shard_stats, _ in results:
         stats.rows.extend(shard_stats.rows)
         for table, per_day in shard_counts.items():
             for day, n in per_day.items():
@@ -144,6 +185,12 @@ def report_symbols(settings: Settings, day: date) -> list[str] | None:
     return [r[0] for r in rows[: settings.report_max_symbols]]
 
 
+ARTIFACT_MAX_IDEAS = 2_000
+"""Rows in the ideas table artifact: Prefect refuses events over 1.5 MB (a full-market day has ~10,000)."""
+ARTIFACT_MAX_CHARS = 1_000_000
+"""The markdown artifact's size limit, for the same reason."""
+
+
 @task(name="publish-artifacts", cache_policy=NO_CACHE)
 def artifacts_task(settings: Settings, day: date, report_markdown: str | None = None) -> None:
     """The day's ideas as a table artifact and its summary as markdown, under stable keys so the
@@ -158,19 +205,25 @@ def artifacts_task(settings: Settings, day: date, report_markdown: str | None = 
             "SELECT symbol, rule, direction, coalesce(option_symbol, 'stock') AS contract, entry_premium, "
             "trigger_direction, round(trigger_level, 2) AS trigger_level, round(target, 2) AS target, "
             "round(stop, 2) AS stop, round(risk_reward, 2) AS risk_reward FROM trade_ideas "
-            "WHERE trade_date = ? ORDER BY symbol, rule", [day])
+            "WHERE trade_date = ? ORDER BY symbol, rule LIMIT ?", [day, ARTIFACT_MAX_IDEAS])
         names = [d[0] for d in cursor.description]
         ideas = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        (total,) = con.execute("SELECT count(*) FROM trade_ideas WHERE trade_date = ?", [day]).fetchall()[0]
         signals = con.execute("SELECT symbol, bias, bias_score, summary FROM signals_daily WHERE trade_date = ? "
                               "ORDER BY bias_score DESC, symbol", [day]).fetchall()
     finally:
         con.close()
+    shown = f"the first {len(ideas):,} of {total:,} (by symbol; all in the todays_ideas view)" if total > len(ideas) \
+        else f"{total:,}"
     create_table_artifact(key="chainsignals-trade-ideas", table=ideas,
-                          description=f"chainsignals trade ideas for {day}")
+                          description=f"chainsignals trade ideas for {day}: {shown}")
     if report_markdown is None:
         lines = [f"# chainsignals {day}", "", "| symbol | bias | score | summary |", "|---|---|---|---|"]
         lines += [f"| {s} | {b} | {score:+d} | {summary} |" for s, b, score, summary in signals]
         report_markdown = "\n".join(lines)
+    if len(report_markdown) > ARTIFACT_MAX_CHARS:
+        cut = report_markdown.rfind("\n", 0, ARTIFACT_MAX_CHARS)
+        report_markdown = report_markdown[:cut] + "\n\n(truncated here; the report folder has the whole index)"
     create_markdown_artifact(key="chainsignals-daily-report", markdown=report_markdown,
                              description=f"chainsignals daily report for {day}")
 
@@ -212,25 +265,48 @@ def _execute(settings: Settings, flow_name: str, target: date | None, start: dat
                 dates = gold_sessions(settings, start, end)
                 if not dates:
                     raise RuntimeError(f"no sessions with bars between {start} and {end}")
-            counts, gold_stats = _gold(settings, dates, symbols, shards)
+            counts, gold_stats = _gold(settings, dates, symbols, shards, force)
             lake = Lake(settings.lake)
             runs = _run_records(run_id, flow_name, pending_stats(lake), gold_stats)
             loaded = publish_task(settings, dates, runs)
             clear_pending_stats(lake)
-            report = report_task(settings, dates[-1])
-            artifacts_task(settings, dates[-1], report.markdown.read_text())
     except Exception as exc:
         runlog.append(settings.warehouse, {"run_id": run_id, "flow": flow_name, "status": "failed",
                                            "date": target, "start": start, "started_at": started,
                                            "finished_at": now_utc(), "error": _one_line(exc)})
         raise
+    # The day is published: what follows only presents it. A failure there is a warning on a run that
+    # succeeded (the warehouse has the day), not a failed run an operator would re-run for nothing.
+    report, warnings = _after_publish(settings, dates[-1])
     summary = RunSummary(run_id, flow_name, "success", dates, files["files_read"], files["files_skipped"],
-                         {t: sum(c.values()) for t, c in counts.items()}, report=str(report.html))
+                         {t: sum(c.values()) for t, c in counts.items()}, report=str(report.html) if report else "",
+                         warnings=warnings)
     runlog.append(settings.warehouse, {"run_id": run_id, "flow": flow_name, "status": "success",
                                        "dates": [dates[0], dates[-1]], "started_at": started,
-                                       "finished_at": now_utc(), "rows": loaded})
+                                       "finished_at": now_utc(), "rows": loaded,
+                                       **({"warnings": warnings} if warnings else {})})
     logger.info("%s %s: %s", flow_name, run_id, summary.rows)
     return summary
+
+
+def _after_publish(settings: Settings, day: date):
+    """The day's report, then its Prefect artifacts; each failure becomes a warning line."""
+    logger = get_run_logger()
+    warnings = []
+    report_state = report_task(settings, day, return_state=True)
+    report = None
+    if report_state.is_failed():
+        warnings.append(f"report for {day} not written: {_one_line(report_state.result(raise_on_failure=False))}")
+    else:
+        report = report_state.result()
+    markdown = report.markdown.read_text() if report else None
+    artifacts_state = artifacts_task(settings, day, markdown, return_state=True)
+    if artifacts_state.is_failed():
+        warnings.append(f"Prefect artifacts for {day} not published: "
+                        f"{_one_line(artifacts_state.result(raise_on_failure=False))}")
+    for line in warnings:
+        logger.warning("%s (the warehouse has the day)", line)
+    return report, warnings
 
 
 def _one_line(exc: BaseException) -> str:

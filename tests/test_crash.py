@@ -52,6 +52,17 @@ def warehouse_contents(root: Path) -> dict[str, list[tuple]]:
         con.close()
 
 
+GOLD_FINISHED = ("load-mid-transaction", "database-built")
+"""Crash points after the gold task completed: the re-run reuses its cached result."""
+
+
+def gold_file_times(root: Path) -> dict[str, int]:
+    """The next day's gold files with their modification times (ns)."""
+    lake = root / "wh" / "lake"
+    return {str(p.relative_to(lake)): p.stat().st_mtime_ns
+            for p in (lake / "gold").glob(f"*/trade_date={NEXT_DAY}/*.parquet")}
+
+
 @pytest.fixture(scope="module")
 def before_next_day(tmp_path_factory, prefect_api) -> tuple[Path, dict]:
     """A warehouse holding the note's day, with the next session waiting in landing."""
@@ -87,8 +98,11 @@ def test_killed_run_then_rerun_equals_one_clean_run(crash_at, before_next_day, c
         con = duckdb.connect(str(tmp_path / "wh" / "signals.duckdb"), read_only=True)
         assert con.execute("SELECT max(trade_date) FROM signals_daily").fetchall() == [(NOTE_DATE,)]
         con.close()
+    gold_files = gold_file_times(tmp_path)
     rerun = cli_run(tmp_path, env)
     assert rerun.returncode == 0, rerun.stderr
+    if crash_at in GOLD_FINISHED:  # the gold task's cached result was reused: its files were not rewritten
+        assert gold_file_times(tmp_path) == gold_files and len(gold_files) == len(GOLD_TABLES)
     recovered, clean = lake_contents(tmp_path), lake_contents(clean_run)
     assert recovered.keys() == clean.keys()
     for name, frame in clean.items():

@@ -1,0 +1,131 @@
+"""Gold's Prefect result cache: keyed on the landing files' hashes, config and code; used only while the
+files it wrote are intact. And what happens when a step after the publish fails."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from spec_note import NOTE_DATE, write_note_landing
+from test_pipeline import config_with, gold, query, run_nightly
+
+import flows.nightly
+from flows.caching import inputs_fingerprint, stage_key
+from flows.config import load_settings
+from flows.lake import Lake
+from flows.pipeline import GOLD_TABLES
+
+
+@pytest.fixture(autouse=True)
+def _prefect(prefect_api):
+    return prefect_api
+
+
+@pytest.fixture()
+def note(tmp_path: Path) -> Path:
+    write_note_landing(tmp_path / "landing")
+    return tmp_path
+
+
+def gold_times(root: Path) -> dict[str, int]:
+    lake = Lake(root / "wh" / "lake")
+    return {str(p): p.stat().st_mtime_ns for t in GOLD_TABLES for p in lake.files("gold", t, dates=[NOTE_DATE])}
+
+
+def refuse_gold(monkeypatch) -> list[int]:
+    """build_gold replaced by a counter that fails: a run that succeeds did not compute gold."""
+    calls = []
+
+    def refused(*args, **kwargs):
+        calls.append(1)
+        raise AssertionError("gold recomputed")
+
+    monkeypatch.setattr(flows.nightly, "build_gold", refused)
+    return calls
+
+
+def test_unchanged_inputs_reuse_gold_and_changed_ones_recompute(note: Path, monkeypatch):
+    run_nightly(note, NOTE_DATE)
+    first = gold_times(note)
+    assert len(first) == len(GOLD_TABLES)
+    assert any((note / "wh" / ".cache" / "prefect").iterdir())  # records live with the warehouse
+
+    with monkeypatch.context() as patch:
+        calls = refuse_gold(patch)
+        summary = run_nightly(note, NOTE_DATE)
+    assert calls == [] and gold_times(note) == first
+    assert summary.rows["positioning_daily"] == 1  # the cached counts still reach the summary
+    assert query(note, "SELECT call_wall FROM positioning_daily WHERE underlying = 'IWM'") == [(255.0,)]
+
+    # A removed gold file invalidates the record: gold is computed again and the file is back.
+    removed = Lake(note / "wh" / "lake").files("gold", "strike_levels", dates=[NOTE_DATE])[0]
+    removed.unlink()
+    run_nightly(note, NOTE_DATE)
+    assert removed.exists() and gold_times(note)[str(removed)] != first[str(removed)]
+
+    # --force recomputes whatever the cache holds.
+    before = gold_times(note)
+    run_nightly(note, NOTE_DATE, force=True)
+    assert all(gold_times(note)[p] != t for p, t in before.items())
+
+
+def test_the_key_follows_landing_content_config_and_parameters(note: Path):
+    run_nightly(note, NOTE_DATE)
+    settings = load_settings(warehouse=note / "wh", landing=note / "landing")
+    key = stage_key("build-gold", settings, dates=[NOTE_DATE], symbols=None)
+    assert key == stage_key("build-gold", settings, dates=[NOTE_DATE], symbols=None)
+    assert key != stage_key("build-gold", settings, dates=[NOTE_DATE], symbols=["IWM"])
+
+    other_config = load_settings(config_with(note, max_rejected_share=0.5), warehouse=note / "wh",
+                                 landing=note / "landing")
+    assert stage_key("build-gold", other_config, dates=[NOTE_DATE], symbols=None) != key
+
+    # Touching a landing file without changing it keeps the key; changing one byte changes it.
+    fingerprint = inputs_fingerprint(settings)
+    chain = next((note / "landing" / "chains").iterdir())
+    chain.write_bytes(chain.read_bytes())
+    run_nightly(note, NOTE_DATE)
+    assert inputs_fingerprint(settings) == fingerprint
+    text = chain.read_text().splitlines()
+    text[1] = text[1].replace(",", ", ", 1)  # same values, different bytes: a new vendor drop
+    chain.write_text("\n".join(text) + "\n")
+    run_nightly(note, NOTE_DATE)
+    assert inputs_fingerprint(settings) != fingerprint
+
+
+def test_a_report_failure_after_the_publish_is_a_warning_not_a_failed_run(note: Path, monkeypatch):
+    import flows.report
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full while writing the report")
+
+    monkeypatch.setattr(flows.report, "write_report", broken)
+    summary = run_nightly(note, NOTE_DATE)
+    assert summary.status == "success" and summary.report == ""
+    assert summary.warnings == [f"report for {NOTE_DATE} not written: disk full while writing the report"]
+    assert query(note, "SELECT max(trade_date) FROM signals_daily") == [(NOTE_DATE,)]
+    logged = [json.loads(line) for line in (note / "wh" / "logs" / "runs.jsonl").read_text().splitlines()]
+    assert logged[-1]["status"] == "success" and logged[-1]["warnings"] == summary.warnings
+    assert gold(note, "positioning_daily", NOTE_DATE)["call_wall"].to_list() == [255.0]
+
+
+def test_artifacts_stay_under_prefects_event_size_limit(note: Path, monkeypatch):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    monkeypatch.setattr(flows.nightly, "ARTIFACT_MAX_IDEAS", 1)
+    monkeypatch.setattr(flows.nightly, "ARTIFACT_MAX_CHARS", 60)
+    summary = run_nightly(note, NOTE_DATE)
+    (total,) = query(note, "SELECT count(*) FROM trade_ideas WHERE trade_date = ?", [NOTE_DATE])[0]
+    assert summary.status == "success" and total > 1
+    with get_client(sync_client=True) as client:
+        def latest(key: str):
+            found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), limit=200)
+            return max(found, key=lambda a: a.created)
+        table, markdown = latest("chainsignals-trade-ideas"), latest("chainsignals-daily-report")
+    rows = table.data if isinstance(table.data, list) else json.loads(table.data)
+    assert len(rows) == 1 and rows[0]["symbol"] == "IWM"
+    assert table.description.endswith(f"the first 1 of {total:,} (by symbol; all in the todays_ideas view)")
+    assert markdown.data.endswith("(truncated here; the report folder has the whole index)")
+    assert len(markdown.data) < 60 + 70 and markdown.data.startswith("# ")
