@@ -241,9 +241,12 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
     """
     bronze = bronze_schema(dataset)
     files = {day: staging.staged_or_committed("bronze", dataset, day) for day in dates}
-    sizes = {day: sum(pl.scan_parquet(f).select(pl.len()).collect().item() for f in fs) for day, fs in files.items()}
+    sizes = {day: _parquet_rows(fs) for day, fs in files.items()}
+    work = dict(sizes)
+    if dataset == "trades":  # each batch of prints is checked against its sessions' chains: count them too
+        work = {day: n + _parquet_rows(staging.staged_or_committed("silver", "chains", day)) for day, n in sizes.items()}
     out: dict[date, int] = {}
-    for batch in _date_batches(sizes, settings.batch_rows):
+    for batch in _date_batches(work, settings.batch_rows):
         started = now_utc()
         raw = _scan_files([f for day in batch for f in files[day]], bronze)
         if dataset == "bars":
@@ -291,6 +294,11 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
             stats.add(f"silver.{dataset}", day, day_in, day_rows.height, day_quarantine.height, started)
             out[day] = day_rows.height
     return out
+
+
+def _parquet_rows(files: list[Path]) -> int:
+    """Rows in Parquet files, from their footers."""
+    return sum(pl.scan_parquet(f).select(pl.len()).collect().item() for f in files)
 
 
 def _silver_scan(staging: Staging, dataset: str, days: list[date]) -> pl.LazyFrame:
