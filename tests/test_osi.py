@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms.osi import format_osi, normalize_osi, parse_osi
+from transforms.osi import format_osi, is_canonical_osi, normalize_osi, parse_canonical_osi, parse_osi
 
 PARTS = ["root", "expiration", "option_type", "strike"]
 
@@ -187,3 +187,56 @@ def test_arbitrary_text_never_raises_and_what_parses_is_a_fixed_point(texts):
     good = [s for s in out if s is not None]
     assert all(len(s) == 21 for s in good)
     assert normalized(good) == good
+
+
+# 21-char symbols, valid or not: roots of 1-6 chars (digits after the first letter), any six digits for
+# the date (so impossible dates like 251340 occur), C or P, any eight digits; plus near misses.
+canonical_shaped = st.builds(
+    lambda root, yymmdd, kind, strike: f"{root:<6}{yymmdd}{kind}{strike}",
+    st.from_regex(r"[A-Z][A-Z0-9]{0,5}", fullmatch=True),
+    st.one_of(st.from_regex(r"[0-9]{6}", fullmatch=True),
+              st.dates(date(2000, 1, 1), date(2099, 12, 31)).map(lambda d: d.strftime("%y%m%d"))),
+    st.sampled_from("CP"),
+    st.from_regex(r"[0-9]{8}", fullmatch=True),
+)
+near_misses = st.one_of(
+    canonical_shaped.map(lambda s: s.lower()), canonical_shaped.map(lambda s: " " + s[:-1]),
+    canonical_shaped.map(lambda s: s[:12] + "X" + s[13:]), canonical_shaped.map(lambda s: s + "0"),
+    canonical_shaped.map(lambda s: "O:" + s.replace(" ", "")), st.text(max_size=25), st.none(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(canonical_shaped, near_misses), min_size=1, max_size=40))
+def test_the_offset_parser_equals_the_regex_on_every_canonical_symbol(symbols):
+    frame = pl.DataFrame({"symbol": symbols}, schema={"symbol": pl.Utf8})
+    out = frame.with_columns(
+        is_canonical_osi(pl.col("symbol")).alias("canonical"),
+        parse_osi(pl.col("symbol")).alias("regex"),
+        parse_canonical_osi(pl.col("symbol")).alias("offsets"),
+        normalize_osi(pl.col("symbol")).alias("normalized"),
+    )
+    for row in out.iter_rows(named=True):
+        shaped = row["symbol"] is not None and len(row["symbol"]) == 21 and row["symbol"] == row["symbol"].strip() \
+            and row["symbol"][:1].isalpha() and row["symbol"][:1].isupper()
+        if not row["canonical"]:
+            assert not (shaped and row["normalized"] == row["symbol"]), row  # nothing canonical is missed
+            continue
+        assert row["offsets"] == row["regex"], row
+        # The 21-char form normalises to itself, or to null for an impossible date (raw text kept).
+        assert row["normalized"] in (row["symbol"], None), row
+        assert (row["normalized"] is None) == (row["regex"]["expiration"] is None), row
+
+
+def test_canonical_fast_path_known_values():
+    symbols = ["IWM   260102C00255000", "BRKB1 251219P00412500", "IWM   251340C00255000", "IWM260102C00255000",
+               "iwm   260102C00255000", None]
+    frame = pl.DataFrame({"symbol": symbols}, schema={"symbol": pl.Utf8})
+    assert frame.select(is_canonical_osi(pl.col("symbol"))).to_series().to_list() == [
+        True, True, True, False, False, False]
+    offsets = frame.head(3).select(parse_canonical_osi(pl.col("symbol")).alias("p")).unnest("p").to_dicts()
+    assert offsets == [
+        {"root": "IWM", "expiration": date(2026, 1, 2), "option_type": "C", "strike": 255.0},
+        {"root": "BRKB1", "expiration": date(2025, 12, 19), "option_type": "P", "strike": 412.5},
+        {"root": None, "expiration": None, "option_type": None, "strike": None},
+    ]

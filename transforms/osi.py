@@ -62,6 +62,28 @@ def parse_osi(symbol: pl.Expr) -> pl.Expr:
     )
 
 
+_CANONICAL_PATTERN = rf"^{ROOT_PATTERN} *[0-9]{{6}}[CP][0-9]{{8}}$"
+
+
+def is_canonical_osi(symbol: pl.Expr) -> pl.Expr:
+    """Already the padded 21-char OSI form (most vendor files): normalize_osi returns such a symbol
+    unchanged, or null when its date is impossible. False for null symbols."""
+    return ((symbol.str.len_bytes() == 21) & symbol.str.contains(_CANONICAL_PATTERN)).fill_null(False)
+
+
+def parse_canonical_osi(symbol: pl.Expr) -> pl.Expr:
+    """parse_osi for symbols where is_canonical_osi holds, by fixed offsets instead of the regex
+    (several times faster on millions of prints); the same struct, all null for an impossible date."""
+    expiration = (pl.lit("20") + symbol.str.slice(6, 6)).str.to_date("%Y%m%d", strict=False)
+    parts = {
+        "root": symbol.str.slice(0, 6).str.strip_chars_end(" "),
+        "expiration": expiration,
+        "option_type": symbol.str.slice(12, 1),
+        "strike": pl.concat_str(symbol.str.slice(13, 5), pl.lit("."), symbol.str.slice(18, 3)).cast(pl.Float64),
+    }
+    return pl.struct(*(pl.when(expiration.is_not_null()).then(e).alias(n) for n, e in parts.items()))
+
+
 def format_osi(root: pl.Expr, expiration: pl.Expr, option_type: pl.Expr, strike: pl.Expr) -> pl.Expr:
     """Build the 21-char OSI symbol; null when any part cannot be represented in OSI.
 

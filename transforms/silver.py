@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from transforms.osi import format_osi, normalize_osi
+from transforms.osi import format_osi, is_canonical_osi, normalize_osi
 
 BARS_COLUMNS = ["trade_date", "symbol", "open", "high", "low", "close", "volume", "adj_close"]
 CHAIN_COLUMNS = [
@@ -33,11 +33,17 @@ def silver_chains(bronze: pl.LazyFrame, closes: pl.LazyFrame) -> pl.LazyFrame:
     given = normalize_osi(pl.col("option_symbol"))
     own = format_osi(pl.col("underlying"), pl.col("expiration"), pl.col("option_type"), pl.col("strike"))
     spot = closes.select("trade_date", pl.col("symbol").alias("underlying"), pl.col("close").alias("_bars_close"))
+    # Symbols already in the 21-char form stay as they are (normalising would return them unchanged);
+    # only the others pay for the regex. A symbol that does not parse keeps its raw text, so the
+    # quarantine shows what came in.
+    canonical = is_canonical_osi(pl.col("option_symbol"))
+    symbols = pl.concat([
+        bronze.filter(canonical),
+        bronze.filter(~canonical).with_columns(pl.coalesce(given, pl.col("option_symbol"), own).alias("option_symbol")),
+    ])
     return (
-        bronze.join(spot, on=["trade_date", "underlying"], how="left")
+        symbols.join(spot, on=["trade_date", "underlying"], how="left")
         .with_columns(
-            # A symbol that does not parse keeps its raw text, so the quarantine shows what came in.
-            pl.coalesce(given, pl.col("option_symbol"), own).alias("option_symbol"),
             ((pl.col("bid") + pl.col("ask")) / 2.0).alias("mid"),
             (pl.col("expiration") - pl.col("trade_date")).dt.total_days().cast(pl.Int64).alias("dte"),
             (pl.col("underlying_price").is_null() & pl.col("_bars_close").is_not_null()).alias("spot_derived"),

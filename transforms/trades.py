@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from transforms.osi import format_osi, parse_osi
+from transforms.osi import format_osi, is_canonical_osi, parse_canonical_osi, parse_osi
 from transforms.silver import LINEAGE_COLUMNS
 
 EXCHANGE_TZ = "America/New_York"
@@ -53,14 +53,19 @@ def silver_trades(bronze_trades: pl.LazyFrame) -> pl.LazyFrame:
     row's own when given, else the OSI root. Any incoming trade_date (e.g. a hive partition column) is
     replaced by the session date of ``ts``.
     """
-    # Parsed once (the regex is the cost); the 21-char form is formatted from the parsed parts.
+    # Symbols already in the 21-char form are split by offsets and kept as they are; the others are
+    # parsed once by the regex (its cost) and the 21-char form is formatted from the parts.
     part = pl.col("__osi").struct.field
     osi = format_osi(part("root"), part("expiration"), part("option_type"), part("strike"))
+    canonical = is_canonical_osi(pl.col("option_symbol"))
+    parsed = pl.concat([
+        bronze_trades.filter(canonical).with_columns(parse_canonical_osi(pl.col("option_symbol")).alias("__osi")),
+        bronze_trades.filter(~canonical).with_columns(parse_osi(pl.col("option_symbol")).alias("__osi"))
+        .with_columns(pl.coalesce(osi, pl.col("option_symbol")).alias("option_symbol")),
+    ])
     return (
-        bronze_trades.with_columns(parse_osi(pl.col("option_symbol")).alias("__osi"))
-        .with_columns(
+        parsed.with_columns(
             session_date(pl.col("ts")).alias("trade_date"),
-            pl.coalesce(osi, pl.col("option_symbol")).alias("option_symbol"),
             pl.coalesce(_given(pl.col("underlying")), part("root")).alias("underlying"),
             part("expiration").alias("expiration"),
             part("strike").alias("strike"),
