@@ -10,14 +10,15 @@ run with one line naming the file and the problem.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
-from transforms.trades import session_date
+from transforms.trades import EXCHANGE_TZ, session_date
 
 DATASETS = ("bars", "chains", "trades")
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
@@ -154,6 +155,15 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _read_csv_text(path: Path) -> pl.DataFrame:
+    """Every column as text; bytes that are not UTF-8 become U+FFFD. Strict UTF-8 is read first (it is
+    faster and, for a valid file, gives the same frame); only a file it refuses is read again lossily."""
+    try:
+        return pl.read_csv(path, infer_schema=False, encoding="utf8", truncate_ragged_lines=False)
+    except Exception:  # noqa: BLE001 - invalid UTF-8 or unreadable: the lossy read decides which
+        return pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", truncate_ragged_lines=False)
+
+
 def read_text_frame(path: Path) -> pl.DataFrame:
     """The file with every column as text and lower-cased, trimmed header names."""
     try:
@@ -161,7 +171,7 @@ def read_text_frame(path: Path) -> pl.DataFrame:
             frame = pl.read_parquet(path)
             frame = frame.with_columns(pl.all().cast(pl.String))
         else:
-            frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", truncate_ragged_lines=False)
+            frame = _read_csv_text(path)
     except Exception as exc:  # noqa: BLE001 - polars/arrow raise many kinds; the user needs the file and why
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SourceError(f"{path}: unreadable: {first}", transient=True) from None
@@ -201,42 +211,167 @@ def _parse(kind: str, raw: pl.Expr) -> pl.Expr:
     return text
 
 
+def _fast(kind: str, raw: pl.Expr, shape: _Shape | None) -> pl.Expr:
+    """An expression equal to `_parse(kind, raw)` wherever it is not null, and cheaper on clean text.
+
+    Where it is null and the raw value is not, `conform` evaluates `_parse` on just those rows, so the
+    result is `_parse`'s by construction; the fast forms only have to be exact where they give a value.
+    """
+    if kind == "float":
+        # The float parser rejects surrounding whitespace, so a value means the text was already trimmed.
+        return raw.cast(pl.Float64, strict=False)
+    if kind == "int":
+        # Integer text within 2^53 is the integral float `_parse` reads; beyond, `_parse` rounds via float.
+        number = raw.cast(pl.Int64, strict=False)
+        return pl.when(number.is_between(-_EXACT_INT, _EXACT_INT)).then(number)
+    if kind == "date":
+        return raw.str.strip_chars().str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
+    if kind == "datetime":
+        return shape.expr(raw) if shape else pl.repeat(None, pl.len(), dtype=KIND_DTYPES[kind])
+    if kind == "option_type":  # C/CALL -> C, P/PUT -> P, anything else as is: `_parse`'s mapping
+        return raw.str.strip_chars().str.to_uppercase().replace(["CALL", "PUT"], ["C", "P"])
+    return _parse(kind, raw)  # symbol, text: never null for a value
+
+
+_EXACT_INT = 2**53
+# ISO timestamp forms a file is likely to use throughout: separator, fraction digits, zone suffix.
+_SHAPE = re.compile(r"[12][0-9]{3}-[0-9]{2}-[0-9]{2}([T ])[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.([0-9]{1,6}))?"
+                    r"(Z|[+-][0-9]{2}:[0-9]{2}|[+-][0-9]{4})?")
+_SUFFIX_PATTERNS = {"": "", "Z": "Z", "+hh:mm": "[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]",
+                    "+hhmm": "[+-](?:[01][0-9]|2[0-3])[0-5][0-9]"}
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """One fixed-width timestamp form, parsed by position after a strict anchored regex match.
+
+    The regex is matched against the untrimmed text (padded values go to `_parse`) and admits only
+    in-range fields (no leap second, no 24:00, offsets under 24h, at most 6 fraction digits, so
+    microseconds are exact); an impossible date (Feb 30) or a New York time in the spring-forward gap
+    gives null and goes to `_parse` like any other miss.
+    """
+
+    sep: str
+    digits: int  # fraction digits, 0 for none
+    suffix: str  # "" (naive New York time), "Z", "+hh:mm", "+hhmm"
+
+    @classmethod
+    def detect(cls, values: list[str]) -> _Shape | None:
+        """The most common form among sample values (trimmed, non-empty), if any has one."""
+        shapes: dict[_Shape, int] = {}
+        for value in values:
+            match = _SHAPE.fullmatch(value)
+            if match:
+                sep, fraction, zone = match.groups()
+                suffix = ("" if zone is None else "Z" if zone == "Z" else "+hh:mm" if ":" in zone else "+hhmm")
+                shape = cls(sep, len(fraction or ""), suffix)
+                shapes[shape] = shapes.get(shape, 0) + 1
+        return max(shapes, key=shapes.__getitem__) if shapes else None
+
+    def expr(self, raw: pl.Expr) -> pl.Expr:
+        pattern = ("^[12][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])" + self.sep
+                   + "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]" + (rf"\.[0-9]{{{self.digits}}}" if self.digits else "")
+                   + _SUFFIX_PATTERNS[self.suffix] + "$")
+        seconds = raw.str.slice(0, 19).str.to_datetime(f"%Y-%m-%d{self.sep}%H:%M:%S", strict=False, time_unit="us")
+        micros = seconds.cast(pl.Int64)
+        if self.digits:
+            micros = micros + raw.str.slice(20, self.digits).cast(pl.Int64, strict=False) * 10 ** (6 - self.digits)
+        at = 19 + (self.digits + 1 if self.digits else 0)  # where the zone suffix starts
+        if self.suffix in ("+hh:mm", "+hhmm"):
+            minutes_at = at + (4 if self.suffix == "+hh:mm" else 3)
+            offset = (raw.str.slice(at + 1, 2).cast(pl.Int64, strict=False) * 3600
+                      + raw.str.slice(minutes_at, 2).cast(pl.Int64, strict=False) * 60) * 1_000_000
+            micros = micros - pl.when(raw.str.slice(at, 1) == "-").then(-offset).otherwise(offset)
+        local = micros.cast(pl.Datetime("us"))
+        if self.suffix:
+            instant = local.dt.replace_time_zone("UTC")
+        else:
+            instant = (local.dt.replace_time_zone("America/New_York", ambiguous="earliest", non_existent="null")
+                       .dt.convert_time_zone("UTC"))
+        return pl.when(raw.str.contains(pattern)).then(instant)
+
+
+def _session_dates(ts: pl.Series) -> pl.Series:
+    """`session_date(ts)` (the New York date of each instant) without a time-zone lookup per row.
+
+    New York's UTC offset changes at most once in any hour, so when it is the same at the start and end
+    of every UTC hour the instants fall in (a file of one session: always), it is one offset throughout.
+    """
+    wall = ts.dt.replace_time_zone(None)
+    hours = wall.dt.truncate("1h").unique().drop_nulls()
+    edges = pl.concat([hours, hours + timedelta(hours=1) - timedelta(microseconds=1)])
+    offsets = (edges.dt.replace_time_zone("UTC").dt.convert_time_zone(EXCHANGE_TZ).dt.replace_time_zone(None)
+               - edges).unique()
+    if len(offsets) == 1:
+        return (wall + offsets[0]).dt.date()
+    return ts.to_frame().select(session_date(pl.col(ts.name))).to_series()
+
+
+def _given(raw: pl.Expr) -> pl.Expr:
+    return raw.str.strip_chars().str.len_chars().fill_null(0) > 0
+
+
 def conform(frame: pl.DataFrame, dataset: str, path: Path, source_file: str, ingested_at: datetime,
             explicit_format: str | None = None) -> tuple[pl.DataFrame, str]:
-    """A landing file's text frame -> typed bronze rows with lineage; also the detected format name."""
+    """A landing file's text frame -> typed bronze rows with lineage; also the detected format name.
+
+    Values are typed by `_parse`'s rules. For speed each column is first read with `_fast` (one
+    parallel pass over all columns); only the rows it leaves null with text present are read again by
+    `_parse`, and only those can be parse errors.
+    """
     adapter = detect_format(dataset, set(frame.columns), path, explicit_format)
     canonical = adapter.conform(frame.lazy()).collect()
     missing = [c for c, f in FIELDS[dataset].items() if f.required and c not in canonical.columns]
     if missing:
         raise SourceError(f"{path}: missing required column(s) {', '.join(missing)} for {dataset}")
-    fields = FIELDS[dataset]
-    raw_cols = {c: (pl.col(c) if c in canonical.columns else pl.lit(None, dtype=pl.String)) for c in fields}
-    typed = canonical.lazy().select(
-        *[_parse(f.kind, raw_cols[c].cast(pl.String)).cast(KIND_DTYPES[f.kind]).alias(f.name)
-          for c, f in fields.items()],
-        *[(raw_cols[c].cast(pl.String).str.strip_chars().str.len_chars().fill_null(0) > 0).alias(f"__given_{c}")
-          for c in fields],
+    fields = {c: f for c, f in FIELDS[dataset].items() if c in canonical.columns}
+    raw = {c: canonical.get_column(c).cast(pl.String) for c in fields}
+    shapes = {c: _Shape.detect(raw[c].drop_nulls().head(1000).str.strip_chars().to_list())
+              for c, f in fields.items() if f.kind == "datetime"}
+    typed = pl.DataFrame(raw).lazy().select(
+        _fast(f.kind, pl.col(c), shapes.get(c)).cast(KIND_DTYPES[f.kind]).alias(c) for c, f in fields.items()
     ).collect()
-    failed = {c: (pl.col(f"__given_{c}") & pl.col(f.name).is_null()) for c, f in fields.items()}
-    counts = typed.select(
-        *[e.sum().alias(c) for c, e in failed.items()], *[pl.col(f"__given_{c}").sum().alias(f"n_{c}") for c in fields]
-    ).row(0, named=True)
+    values: dict[str, pl.Series] = {}
+    failed: dict[str, pl.Series] = {}  # row indices of values given but unreadable, per column
     for column, field in fields.items():
-        given, bad = counts[f"n_{column}"], counts[column]
-        if given and bad == given and len(typed) > 1:
-            sample = canonical.get_column(column).drop_nulls().head(1).to_list() if column in canonical.columns else []
-            raise SourceError(f"{path}: column {column!r} has no value readable as {field.kind}"
+        value = typed.get_column(column)
+        if value.null_count() > raw[column].null_count():
+            retry = (value.is_null() & raw[column].is_not_null()).arg_true()
+            again = pl.DataFrame({column: raw[column].gather(retry)}).select(
+                _parse(field.kind, pl.col(column)).cast(KIND_DTYPES[field.kind]).alias("value"),
+                _given(pl.col(column)).alias("given"))
+            value = value.scatter(retry, again.get_column("value"))
+            bad = retry.filter(again.get_column("value").is_null() & again.get_column("given"))
+            if len(bad):
+                failed[column] = bad
+        values[column] = value
+    for column, bad in failed.items():
+        given = raw[column].to_frame().select(_given(pl.col(column)).sum()).item()
+        if given and len(bad) == given and len(canonical) > 1:
+            sample = raw[column].drop_nulls().head(1).to_list()
+            raise SourceError(f"{path}: column {column!r} has no value readable as {fields[column].kind}"
                               f" (e.g. {sample[0]!r})" if sample else f"{path}: column {column!r} is unreadable")
-    parse_errors = pl.concat_list([pl.when(e).then(pl.lit(c)) for c, e in failed.items()]).list.drop_nulls()
+    height = len(canonical)
+    flags = [pl.Series(f"__failed_{c}", [], dtype=pl.Boolean).extend_constant(False, height).scatter(bad, True)
+             for c, bad in failed.items()]
+    absent = [pl.lit(None, dtype=KIND_DTYPES[f.kind]).alias(f.name) for c, f in FIELDS[dataset].items()
+              if c not in fields]
+    bronze = pl.DataFrame([v.alias(fields[c].name) for c, v in values.items()] + flags, height=height).lazy()
+    if absent:
+        bronze = bronze.with_columns(absent)
     if dataset == "trades":
-        typed = typed.with_columns(session_date(pl.col("ts")).alias("trade_date"))
-    bronze = typed.with_columns(
-        pl.when(parse_errors.list.len() > 0).then(parse_errors.list.join(",")).alias("_parse_errors"),
+        bronze = bronze.with_columns(_session_dates(values["ts"]).alias("trade_date"))
+    errors = pl.lit(None, dtype=pl.String)
+    if flags:
+        errors = pl.when(pl.any_horizontal([f.name for f in flags])).then(pl.concat_str(
+            [pl.when(pl.col(f"__failed_{c}")).then(pl.lit(c)) for c in failed], separator=",", ignore_nulls=True))
+    bronze = bronze.with_columns(
+        errors.alias("_parse_errors"),
         pl.lit(source_file).alias("_source_file"),
         pl.int_range(pl.len(), dtype=pl.Int64).alias("_source_row"),
         pl.lit(ingested_at).cast(pl.Datetime("us", "UTC")).alias("_ingested_at"),
     )
-    return bronze.select(list(bronze_schema(dataset))), adapter.name
+    return bronze.select(list(bronze_schema(dataset))).collect(), adapter.name
 
 
 def now_utc() -> datetime:
