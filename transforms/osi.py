@@ -79,7 +79,9 @@ def parse_canonical_osi(symbol: pl.Expr) -> pl.Expr:
         "root": symbol.str.slice(0, 6).str.strip_chars_end(" "),
         "expiration": expiration,
         "option_type": symbol.str.slice(12, 1),
-        "strike": pl.concat_str(symbol.str.slice(13, 5), pl.lit("."), symbol.str.slice(18, 3)).cast(pl.Float64),
+        # Not strict: on a canonical symbol the text is always a number; anything else gives null, not an error.
+        "strike": pl.concat_str(symbol.str.slice(13, 5), pl.lit("."), symbol.str.slice(18, 3))
+        .cast(pl.Float64, strict=False),
     }
     return pl.struct(*(pl.when(expiration.is_not_null()).then(e).alias(n) for n, e in parts.items()))
 
