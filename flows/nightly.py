@@ -270,14 +270,14 @@ def _execute(settings: Settings, flow_name: str, target: date | None, start: dat
             runs = _run_records(run_id, flow_name, pending_stats(lake), gold_stats)
             loaded = publish_task(settings, dates, runs)
             clear_pending_stats(lake)
+            # The day is published: what follows only presents it. A failure there is a warning on a run
+            # that succeeded (the warehouse has the day), not a failed run to re-run for nothing.
+            report, warnings = _after_publish(settings, dates[-1])
     except Exception as exc:
         runlog.append(settings.warehouse, {"run_id": run_id, "flow": flow_name, "status": "failed",
                                            "date": target, "start": start, "started_at": started,
                                            "finished_at": now_utc(), "error": _one_line(exc)})
         raise
-    # The day is published: what follows only presents it. A failure there is a warning on a run that
-    # succeeded (the warehouse has the day), not a failed run an operator would re-run for nothing.
-    report, warnings = _after_publish(settings, dates[-1])
     summary = RunSummary(run_id, flow_name, "success", dates, files["files_read"], files["files_skipped"],
                          {t: sum(c.values()) for t, c in counts.items()}, report=str(report.html) if report else "",
                          warnings=warnings)
