@@ -9,7 +9,15 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from transforms.osi import format_osi, is_canonical_osi, normalize_osi, parse_canonical_osi, parse_osi
+from transforms.osi import (
+    format_osi,
+    is_canonical_osi,
+    normalize_osi,
+    is_fixed_osi,
+    parse_fixed_osi,
+    parse_osi,
+    parse_osi_pattern,
+)
 
 PARTS = ["root", "expiration", "option_type", "strike"]
 
@@ -203,6 +211,9 @@ near_misses = st.one_of(
     canonical_shaped.map(lambda s: s.lower()), canonical_shaped.map(lambda s: " " + s[:-1]),
     canonical_shaped.map(lambda s: s[:12] + "X" + s[13:]), canonical_shaped.map(lambda s: s + "0"),
     canonical_shaped.map(lambda s: "O:" + s.replace(" ", "")), st.text(max_size=25), st.none(),
+    # compact, Polygon with the padding kept, and strings made of OSI's own characters
+    canonical_shaped.map(lambda s: s.replace(" ", "")), canonical_shaped.map(lambda s: "O:" + s),
+    st.text(alphabet="O:IWM0123456789CP. ", max_size=24),
 )
 
 
@@ -213,11 +224,17 @@ def test_the_offset_parser_equals_the_regex_on_every_canonical_symbol(symbols):
     frame = pl.DataFrame({"symbol": symbols}, schema={"symbol": pl.Utf8})
     out = frame.with_columns(
         is_canonical_osi(pl.col("symbol")).alias("canonical"),
-        parse_osi(pl.col("symbol")).alias("regex"),
-        parse_canonical_osi(pl.col("symbol")).alias("offsets"),
+        is_fixed_osi(pl.col("symbol")).alias("fixed"),
+        parse_osi_pattern(pl.col("symbol")).alias("regex"),
+        parse_fixed_osi(pl.col("symbol")).alias("offsets"),
+        parse_osi(pl.col("symbol")).alias("dispatched"),
         normalize_osi(pl.col("symbol")).alias("normalized"),
     )
     for row in out.iter_rows(named=True):
+        assert row["dispatched"] == row["regex"], row  # parse_osi picks the offsets only where they agree
+        if row["fixed"]:
+            assert row["offsets"] == row["regex"], row
+        assert row["fixed"] or not row["canonical"], row
         shaped = row["symbol"] is not None and len(row["symbol"]) == 21 and row["symbol"] == row["symbol"].strip() \
             and row["symbol"][:1].isalpha() and row["symbol"][:1].isupper()
         if not row["canonical"]:
@@ -235,7 +252,7 @@ def test_canonical_fast_path_known_values():
     frame = pl.DataFrame({"symbol": symbols}, schema={"symbol": pl.Utf8})
     assert frame.select(is_canonical_osi(pl.col("symbol"))).to_series().to_list() == [
         True, True, True, False, False, False]
-    offsets = frame.head(3).select(parse_canonical_osi(pl.col("symbol")).alias("p")).unnest("p").to_dicts()
+    offsets = frame.head(3).select(parse_fixed_osi(pl.col("symbol")).alias("p")).unnest("p").to_dicts()
     assert offsets == [
         {"root": "IWM", "expiration": date(2026, 1, 2), "option_type": "C", "strike": 255.0},
         {"root": "BRKB1", "expiration": date(2025, 12, 19), "option_type": "P", "strike": 412.5},
