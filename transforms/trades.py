@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from transforms.osi import format_osi, is_canonical_osi, parse_canonical_osi, parse_osi
+from transforms.osi import format_osi, is_canonical_osi, parse_fixed_osi, parse_osi
 from transforms.silver import LINEAGE_COLUMNS
 
 EXCHANGE_TZ = "America/New_York"
@@ -54,12 +54,12 @@ def silver_trades(bronze_trades: pl.LazyFrame) -> pl.LazyFrame:
     replaced by the session date of ``ts``.
     """
     # Symbols already in the 21-char form are split by offsets and kept as they are; the others are
-    # parsed once by the regex (its cost) and the 21-char form is formatted from the parts.
+    # parsed (by offsets too when compact or Polygon) and the 21-char form is formatted from the parts.
     part = pl.col("__osi").struct.field
     osi = format_osi(part("root"), part("expiration"), part("option_type"), part("strike"))
     canonical = is_canonical_osi(pl.col("option_symbol"))
     parsed = pl.concat([
-        bronze_trades.filter(canonical).with_columns(parse_canonical_osi(pl.col("option_symbol")).alias("__osi")),
+        bronze_trades.filter(canonical).with_columns(parse_fixed_osi(pl.col("option_symbol")).alias("__osi")),
         bronze_trades.filter(~canonical).with_columns(parse_osi(pl.col("option_symbol")).alias("__osi"))
         .with_columns(pl.coalesce(osi, pl.col("option_symbol")).alias("option_symbol")),
     ])
@@ -75,8 +75,8 @@ def silver_trades(bronze_trades: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def unknown_or_expired(trades: pl.LazyFrame, chains: pl.LazyFrame) -> pl.LazyFrame:
-    """Silver prints that name no live contract, with ``_reason``; the other prints are not returned.
+def contract_reasons(trades: pl.LazyFrame, chains: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+    """Every silver print with ``_reason``: why it names no live contract, null when it does.
 
     - ``expired_contract:expiration,trade_date``: the contract expired before the print's session (a
       stale symbol such as the press's ``IWM20250919C220`` printed on 2025-12-29). Checked first.
@@ -85,21 +85,23 @@ def unknown_or_expired(trades: pl.LazyFrame, chains: pl.LazyFrame) -> pl.LazyFra
 
     ``chains`` needs trade_date and option_symbol (21-char OSI, as silver chains carry it).
     """
-    listed = chains.select("trade_date", "option_symbol").unique().with_columns(pl.lit(True).alias("__listed"))
-    chain_days = chains.select("trade_date").unique().with_columns(pl.lit(True).alias("__has_chain"))
+    # A membership test against the listed (session, symbol) pairs: cheaper than a join, and the prints
+    # keep their order. The pairs are collected here because `is_in` needs them as a value.
+    key = pl.struct("trade_date", "option_symbol")
+    listed = chains.lazy().select(key.alias("key")).collect().get_column("key")
+    chain_days = listed.struct.field("trade_date").unique()
     reason = (
         pl.when(pl.col("expiration") < pl.col("trade_date"))
         .then(pl.lit(EXPIRED_CONTRACT))
-        .when(pl.col("__has_chain") & pl.col("__listed").is_null())
+        .when(pl.col("trade_date").is_in(chain_days.implode()) & ~key.is_in(listed.implode()))
         .then(pl.lit(UNKNOWN_CONTRACT))
     )
-    return (
-        trades.join(listed, on=["trade_date", "option_symbol"], how="left", maintain_order="left")
-        .join(chain_days, on="trade_date", how="left", maintain_order="left")
-        .with_columns(reason.alias(REASON))
-        .filter(pl.col(REASON).is_not_null())
-        .drop("__listed", "__has_chain")
-    )
+    return trades.with_columns(reason.alias(REASON))
+
+
+def unknown_or_expired(trades: pl.LazyFrame, chains: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+    """The prints `contract_reasons` rejects, with ``_reason``; the other prints are not returned."""
+    return contract_reasons(trades, chains).filter(pl.col(REASON).is_not_null())
 
 
 __all__ = [
@@ -107,6 +109,7 @@ __all__ = [
     "TRADE_COLUMNS",
     "TRADE_SCHEMA",
     "UNKNOWN_CONTRACT",
+    "contract_reasons",
     "session_date",
     "silver_trades",
     "unknown_or_expired",
