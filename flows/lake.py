@@ -22,14 +22,17 @@ from flows.faults import crash_point
 
 LAYERS = ("bronze", "silver", "quarantine", "gold")
 PARTITION_PREFIX = "trade_date="
+# Bronze is written once and read back once per run, right away: LZ4 writes about 40% faster than zstd
+# for files about 1.7x larger. The layers people keep and query (silver, gold) stay zstd.
+CODECS = {"bronze": "lz4"}
 
 
-def write_atomic(frame: pl.DataFrame, path: Path) -> None:
+def write_atomic(frame: pl.DataFrame, path: Path, compression: str = "zstd") -> None:
     """Write Parquet under a temporary name in the same folder, then rename over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        frame.write_parquet(tmp, compression="zstd", statistics=True)
+        frame.write_parquet(tmp, compression=compression, statistics=True)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -109,6 +112,15 @@ class Lake:
                 other.unlink(missing_ok=True)
 
 
+def scan_files(files: list[Path], schema: dict[str, pl.DataType]) -> pl.LazyFrame:
+    """Partition files (hive paths) as one frame with `schema`'s columns; absent columns are null."""
+    if not files:
+        return pl.LazyFrame(schema=schema)
+    return pl.scan_parquet(files, hive_partitioning=True, hive_schema={"trade_date": pl.Date},
+                           missing_columns="insert", extra_columns="ignore",
+                           schema=_without_date(schema)).select(list(schema))
+
+
 def _without_date(schema: dict[str, pl.DataType]) -> dict[str, pl.DataType]:
     return {c: t for c, t in schema.items() if c != "trade_date"}
 
@@ -121,19 +133,44 @@ class Staging:
     run_id: str
     moves: list[tuple[Path, Path, bool]] = field(default_factory=list)  # staged, final, exclusive
     removals: list[Path] = field(default_factory=list)
+    # Staged frames kept in memory (by staged path) while their rows fit `keep_rows`, so the next stage
+    # of the same run reads them without a Parquet round trip; a large backfill keeps none.
+    keep_rows: int = 0
+    kept: dict[Path, pl.DataFrame] = field(default_factory=dict)
 
     @property
     def root(self) -> Path:
         return self.lake.root / "_staging" / self.run_id
 
     def stage(self, frame: pl.DataFrame, layer: str, dataset: str, day: date, part: str,
-              exclusive: bool) -> Path:
-        """Stage one partition file. `exclusive`: on commit it replaces everything in the partition."""
+              exclusive: bool, keep: bool = False) -> Path:
+        """Stage one partition file. `exclusive`: on commit it replaces everything in the partition.
+        `keep`: also hold the frame in memory for `read` (within the run's `keep_rows`)."""
         final = self.lake.partition_dir(layer, dataset, day) / f"{part}.parquet"
         staged = self.root / final.relative_to(self.lake.root)
-        write_atomic(frame.drop("trade_date", strict=False), staged)
+        write_atomic(frame.drop("trade_date", strict=False), staged, CODECS.get(layer, "zstd"))
         self.moves.append((staged, final, exclusive))
+        if keep and self.keep_rows:
+            if sum(map(len, self.kept.values())) + len(frame) <= self.keep_rows:
+                self.kept[staged] = frame
+            else:  # a backfill: it reads its batches from the files; memory stays bounded
+                self.kept.clear()
+                self.keep_rows = 0
         return staged
+
+    def read(self, files: list[Path], schema: dict[str, pl.DataType]) -> pl.LazyFrame:
+        """Staged or committed partition files as one frame with `schema`'s columns, in file order:
+        the files this run staged are taken from memory when it kept them."""
+        if not files:
+            return pl.LazyFrame(schema=schema)
+        if not all(f in self.kept for f in files):
+            return scan_files(files, schema)
+        return pl.concat([self.kept[f].lazy().select(list(schema)) for f in files])
+
+    def forget(self, files: list[Path]) -> None:
+        """Drop frames the run no longer needs from memory."""
+        for f in files:
+            self.kept.pop(f, None)
 
     def staged_or_committed(self, layer: str, dataset: str, day: date) -> list[Path]:
         """The files partition `day` will hold after commit (staged ones win over committed)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
@@ -17,7 +18,7 @@ import polars as pl
 
 from flows.config import Settings
 from flows.faults import crash_point
-from flows.lake import Lake, Staging, read_manifest, sweep_debris, write_atomic, write_manifest
+from flows.lake import Lake, Staging, read_manifest, scan_files, sweep_debris, write_atomic, write_manifest
 from flows.sources import (
     DATASETS,
     SourceError,
@@ -63,7 +64,7 @@ from transforms.silver import (
     silver_chains,
 )
 from transforms.technicals import technicals_daily
-from transforms.trades import TRADE_SCHEMA, silver_trades, unknown_or_expired
+from transforms.trades import TRADE_SCHEMA, contract_reasons, silver_trades
 
 # Order matters: chains take spot from the bars, prints are checked against the chains.
 PIPELINE_DATASETS = ("bars", "chains", "trades")
@@ -74,6 +75,11 @@ SILVER_KEYS: dict[str, list[str] | None] = {
                # option_symbol too: SPX and SPXW (or IWM and adjusted IWM1) list the same strike and expiry
                "chains": ["trade_date", "underlying", "option_symbol", "expiration", "strike", "option_type"]}
 SILVER_MODELS = {"bars": Bars, "chains": Chains, "trades": Trades}
+# The order silver partitions are written in: the key (or a total order for prints), with the chain's
+# expiration and option type left out because the validated OSI symbol already decides them.
+SILVER_ORDER = {"bars": ["trade_date", "symbol"],
+                "chains": ["trade_date", "underlying", "option_symbol", "strike"],
+                "trades": ["ts", "option_symbol", "_source_file", "_source_row"]}
 GOLD_TABLES = ("technicals_daily", "positioning_daily", "expiry_levels", "strike_levels", "blocks", "flow_daily",
                "signals_daily", "trade_ideas", "idea_outcomes")
 # Each gold table is written sorted by its key, so a file's rows never depend on join or thread order.
@@ -152,40 +158,46 @@ def ingest_landing(settings: Settings, staging: Staging, *, datasets: tuple[str,
     touched: dict[str, set[date]] = defaultdict(set)
     new_rows, read, skipped = [], 0, 0
     ingested_at = now_utc()
-    for dataset in datasets:
-        for path in landing_files(settings.landing, dataset):
-            relative = path.relative_to(settings.landing).as_posix()
-            stat = path.stat()
-            previous = known.get(relative)
-            if previous and not force and previous["size"] == stat.st_size and previous["mtime_ns"] == stat.st_mtime_ns:
-                skipped += 1
-                continue
-            digest = file_digest(path)
-            if previous and not force and previous["sha256"] == digest:
-                new_rows.append({**previous, "mtime_ns": stat.st_mtime_ns})
-                skipped += 1
-                continue
-            bronze, fmt = conform(read_text_frame(path), dataset, path, relative, ingested_at,
-                                  (formats or {}).get(dataset))
-            part = _part_name(relative)
-            dates = sorted(d for d in bronze.get_column("trade_date").unique().to_list() if d is not None)
-            undated = bronze.filter(pl.col("trade_date").is_null())
-            if len(undated) == len(bronze) and len(bronze):
-                raise SourceError(f"{path}: no row has a readable date")
-            for day, rows in bronze.filter(pl.col("trade_date").is_not_null()).partition_by(
-                    "trade_date", as_dict=True).items():
-                staging.stage(rows, "bronze", dataset, day[0], part, exclusive=False)
-            if len(undated):
-                # Rows without a date cannot be partitioned: they go straight to quarantine.
-                _stage_undated(staging, dataset, undated, ingested_at.date(), part)
-            for stale in set(previous["dates"] if previous else []) - set(dates):
-                staging.remove(staging.lake.partition_dir("bronze", dataset, stale) / f"{part}.parquet")
-                touched[dataset].add(stale)
-            touched[dataset].update(dates)
-            new_rows.append({"path": relative, "dataset": dataset, "format": fmt, "size": stat.st_size,
-                             "mtime_ns": stat.st_mtime_ns, "sha256": digest, "part": part, "dates": dates,
-                             "rows": len(bronze), "ingested_at": ingested_at})
-            read += 1
+    with ThreadPoolExecutor(max_workers=1) as hasher:
+        for dataset in datasets:
+            for path in landing_files(settings.landing, dataset):
+                relative = path.relative_to(settings.landing).as_posix()
+                stat = path.stat()
+                previous = known.get(relative)
+                if previous and not force and previous["size"] == stat.st_size and previous["mtime_ns"] == stat.st_mtime_ns:
+                    skipped += 1
+                    continue
+                if previous and not force:  # touched or rewritten: the content decides whether to read it
+                    digest = file_digest(path)
+                    if previous["sha256"] == digest:
+                        new_rows.append({**previous, "mtime_ns": stat.st_mtime_ns})
+                        skipped += 1
+                        continue
+                    pending_digest = None
+                else:  # a new file: hash it on another thread while polars parses it (both mostly GIL-free)
+                    digest, pending_digest = None, hasher.submit(file_digest, path)
+                bronze, fmt = conform(read_text_frame(path), dataset, path, relative, ingested_at,
+                                      (formats or {}).get(dataset))
+                digest = pending_digest.result() if pending_digest else digest
+                part = _part_name(relative)
+                dates = sorted(d for d in bronze.get_column("trade_date").unique().to_list() if d is not None)
+                undated = bronze.filter(pl.col("trade_date").is_null())
+                if len(undated) == len(bronze) and len(bronze):
+                    raise SourceError(f"{path}: no row has a readable date")
+                for day, rows in bronze.filter(pl.col("trade_date").is_not_null()).partition_by(
+                        "trade_date", as_dict=True).items():
+                    staging.stage(rows, "bronze", dataset, day[0], part, exclusive=False, keep=True)
+                if len(undated):
+                    # Rows without a date cannot be partitioned: they go straight to quarantine.
+                    _stage_undated(staging, dataset, undated, ingested_at.date(), part)
+                for stale in set(previous["dates"] if previous else []) - set(dates):
+                    staging.remove(staging.lake.partition_dir("bronze", dataset, stale) / f"{part}.parquet")
+                    touched[dataset].add(stale)
+                touched[dataset].update(dates)
+                new_rows.append({"path": relative, "dataset": dataset, "format": fmt, "size": stat.st_size,
+                                 "mtime_ns": stat.st_mtime_ns, "sha256": digest, "part": part, "dates": dates,
+                                 "rows": len(bronze), "ingested_at": ingested_at})
+                read += 1
     updated = {r["path"]: r for r in [*known.values(), *new_rows]}
     merged = pl.DataFrame(list(updated.values()), schema=manifest.schema) if updated else manifest
     return IngestResult(dict(touched), merged, read, skipped)
@@ -222,14 +234,6 @@ def _date_batches(day_rows: dict[date, int], budget: int) -> list[list[date]]:
     return [*batches, current] if current else batches
 
 
-def _scan_files(files: list[Path], schema: dict[str, pl.DataType]) -> pl.LazyFrame:
-    if not files:
-        return pl.LazyFrame(schema=schema)
-    return pl.scan_parquet(files, hive_partitioning=True, hive_schema={"trade_date": pl.Date},
-                           missing_columns="insert", extra_columns="ignore",
-                           schema={c: t for c, t in schema.items() if c != "trade_date"}).select(list(schema))
-
-
 def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[date],
                  stats: StageStats) -> dict[date, int]:
     """Validate, de-duplicate and derive the given dates; stage silver and quarantine partitions.
@@ -248,7 +252,8 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
     out: dict[date, int] = {}
     for batch in _date_batches(work, settings.batch_rows):
         started = now_utc()
-        raw = _scan_files([f for day in batch for f in files[day]], bronze)
+        batch_files = [f for day in batch for f in files[day]]
+        raw = staging.read(batch_files, bronze)
         if dataset == "bars":
             derived = silver_bars(raw).collect()
         elif dataset == "chains":
@@ -268,9 +273,9 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
         if dataset == "chains":  # IV from the mid and greeks from IV where the vendor left them empty
             kept = derive_iv_and_greeks(kept.lazy(), settings.risk_free_rate).collect()
         if dataset == "trades":  # prints on contracts not listed that day, or already expired
-            flagged = unknown_or_expired(kept.lazy(), _silver_scan(staging, "chains", batch)).collect()
-            kept = kept.join(flagged.select("_source_file", "_source_row"), on=["_source_file", "_source_row"],
-                             how="anti")
+            judged = contract_reasons(kept.lazy(), _silver_scan(staging, "chains", batch)).collect()
+            flagged = judged.filter(pl.col(REASON).is_not_null())
+            kept = judged.filter(pl.col(REASON).is_null()).drop(REASON)
             invalid = pl.concat([invalid, flagged], how="diagonal_relaxed")
         rejected = pl.concat([unparsable, invalid], how="diagonal_relaxed")
         quarantine = pl.concat([rejected, duplicates], how="diagonal_relaxed")
@@ -285,14 +290,14 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
                 raise RejectedShareError(
                     f"{dataset} {day}: {day_bad} of {day_in} rows rejected ({day_bad / day_in:.1%}) "
                     f"> limit {settings.max_rejected_share:.1%}; top reasons: {top}")
-            day_rows = kept.filter(pl.col("trade_date") == day).select(list(schema)).sort(
-                keys or ["ts", "option_symbol", "_source_file", "_source_row"])
+            day_rows = kept.filter(pl.col("trade_date") == day).select(list(schema)).sort(SILVER_ORDER[dataset])
             day_quarantine = quarantine.filter(pl.col("trade_date") == day)
             staging.stage(day_rows, "silver", dataset, day, "part-0", exclusive=True)
             staging.stage(day_quarantine.select(*[c for c in bronze if c in day_quarantine.columns], REASON),
                           "quarantine", dataset, day, "part-0", exclusive=True)
             stats.add(f"silver.{dataset}", day, day_in, day_rows.height, day_quarantine.height, started)
             out[day] = day_rows.height
+        staging.forget(batch_files)
     return out
 
 
@@ -304,7 +309,7 @@ def _parquet_rows(files: list[Path]) -> int:
 def _silver_scan(staging: Staging, dataset: str, days: list[date]) -> pl.LazyFrame:
     """A silver dataset as this run will leave it (staged partitions over committed ones)."""
     files = [f for day in days for f in staging.staged_or_committed("silver", dataset, day)]
-    return _scan_files(files, silver_schema(dataset))
+    return scan_files(files, silver_schema(dataset))
 
 
 def _silver_closes(staging: Staging, days: list[date]) -> pl.LazyFrame:
@@ -316,7 +321,9 @@ def ingest_and_validate(settings: Settings, run_id: str, *, end: date | None = N
     """Landing -> bronze -> silver for every new or dirty date, committed only when all of it passed."""
     lake = Lake(settings.lake)
     sweep_debris(lake)
-    staging = Staging(lake, run_id)
+    # A nightly's bronze (one session of every dataset, each up to a batch) passes to silver in memory;
+    # a backfill's does not fit and is re-read from the staged files.
+    staging = Staging(lake, run_id, keep_rows=2 * settings.batch_rows)
     stats = StageStats()
     try:
         result = ingest_landing(settings, staging, force=force, formats=formats)
@@ -446,8 +453,7 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
                                  symbols) if previous_day else None)
         spot = technicals.lazy().filter(pl.col("trade_date").is_in(batch)).select(
             "trade_date", pl.col("symbol").alias("underlying"), pl.col("close").alias("spot"))
-        previous = positioning_daily(previous_chains).select("trade_date", "underlying", "call_oi", "put_oi") \
-            if previous_chains is not None else None
+        previous = _previous_oi_totals(lake, previous_day, previous_chains, symbols)
         positioning = _with_iv_rank(lake, batch, positioning_daily(chains, spot=spot, previous=previous).join(
             session_greeks(chains, spot=spot, rate=settings.risk_free_rate), on=["trade_date", "underlying"],
             how="left").collect())
@@ -482,6 +488,21 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
         write("trade_ideas", ideas, batch, started=started)
     _build_outcomes(settings, lake, dates, write, symbols)
     return dict(counts)
+
+
+def _previous_oi_totals(lake: Lake, day: date | None, chains: pl.LazyFrame | None,
+                        symbols: list[str] | None) -> pl.LazyFrame | None:
+    """call_oi and put_oi of the session before a batch, for the OI changes: from that session's gold
+    positioning when it was built from the silver chain now in the lake, else recomputed from the chain."""
+    if day is None or chains is None:
+        return None
+    columns = ["trade_date", "underlying", "call_oi", "put_oi"]
+    gold = lake.files("gold", "positioning_daily", dates=[day])
+    silver = lake.files("silver", "chains", dates=[day])
+    if gold and min(f.stat().st_mtime_ns for f in gold) >= max(f.stat().st_mtime_ns for f in silver):
+        schema = {"trade_date": pl.Date(), "underlying": pl.String(), "call_oi": pl.Int64(), "put_oi": pl.Int64()}
+        return _only(lake.scan("gold", "positioning_daily", schema, dates=[day]), symbols)
+    return positioning_daily(chains).select(columns)
 
 
 def _build_outcomes(settings: Settings, lake: Lake, dates: list[date], write, symbols: list[str] | None) -> None:

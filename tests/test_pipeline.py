@@ -209,6 +209,24 @@ def test_backfill_equals_a_sequence_of_nightly_runs(tmp_path: Path):
     assert walls == [(4 * 1200,)]
 
 
+def test_oi_change_follows_a_corrected_previous_chain_not_its_stale_gold(note: Path):
+    """OI change reads the previous session's totals from its gold row only while that row was built from
+    the silver chain now in the lake; a re-delivered previous chain is compared against as delivered."""
+    add_session(note / "landing", NEXT_DAY, oi_bump=1200)
+    run_nightly(note, NOTE_DATE)
+    run_nightly(note, NEXT_DAY)
+    assert gold(note, "positioning_daily", NEXT_DAY)["call_oi_change"].to_list() == [4 * 1200]
+    # The previous session's chain is re-delivered with 300 more OI on the 255 call of each expiration;
+    # the next nightly re-validates it (silver) but builds gold for NEXT_DAY only.
+    chain_file = note / "landing" / "chains" / f"chains_{NOTE_DATE}.csv"
+    chain = pl.read_csv(chain_file, try_parse_dates=True)
+    chain.with_columns(pl.when((pl.col("strike") == 255) & (pl.col("option_type") == "C"))
+                       .then(pl.col("open_interest") + 300).otherwise(pl.col("open_interest"))
+                       .alias("open_interest")).write_csv(chain_file)
+    run_nightly(note, NEXT_DAY)
+    assert gold(note, "positioning_daily", NEXT_DAY)["call_oi_change"].to_list() == [4 * (1200 - 300)]
+
+
 def test_bars_only_symbol_still_gets_technicals_and_a_bias(note: Path):
     bars = pl.read_csv(note / "landing" / "bars" / "bars_history.csv", try_parse_dates=True)
     bars.filter(pl.col("symbol") == "SPY").with_columns(pl.lit("DIA").alias("symbol")).write_csv(
