@@ -224,13 +224,15 @@ def _fast(kind: str, raw: pl.Expr, shape: _Shape | None) -> pl.Expr:
         # Integer text within 2^53 is the integral float `_parse` reads; beyond, `_parse` rounds via float.
         number = raw.cast(pl.Int64, strict=False)
         return pl.when(number.is_between(-_EXACT_INT, _EXACT_INT)).then(number)
-    if kind == "date":
-        return raw.str.strip_chars().str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
+    if kind == "date":  # exactly ten characters: nothing for `_parse` to trim or cut
+        return pl.when(raw.str.len_bytes() == 10).then(raw.str.to_date("%Y-%m-%d", strict=False))
     if kind == "datetime":
         return shape.expr(raw) if shape else pl.repeat(None, pl.len(), dtype=KIND_DTYPES[kind])
-    if kind == "option_type":  # C/CALL -> C, P/PUT -> P, anything else as is: `_parse`'s mapping
-        return raw.str.strip_chars().str.to_uppercase().replace(["CALL", "PUT"], ["C", "P"])
-    return _parse(kind, raw)  # symbol, text: never null for a value
+    if kind == "option_type":  # already C or P; CALL, " p" and the like are mapped by `_parse`
+        return pl.when(raw.is_in(["C", "P"])).then(raw)
+    if kind == "symbol":  # nothing to trim or upper-case
+        return pl.when(raw.str.contains(r"^[A-Z0-9._/^=-]+$")).then(raw)
+    return _parse(kind, raw)  # text: never null for a value
 
 
 _EXACT_INT = 2**53
