@@ -68,9 +68,14 @@ def split_duplicates(
     Rows tied on ``order_by`` are ordered by their remaining columns, so the survivor never depends on
     the input order. Both outputs keep the input order.
     """
+    # Rows that share a key share its hash: when no hash repeats (the common case) there is nothing to do.
+    # Otherwise only rows with a repeated hash are compared and ordered (a collision is resolved there).
+    key_hash = df.select(pl.struct(keys).hash()).to_series()
+    ordered = key_hash.sort()
+    if not (ordered == ordered.shift(1)).any():
+        return df, _with_reason(df.clear(), pl.lit(f"duplicate:{','.join(keys)}"))
     numbered = df.with_row_index(_ROW)
-    # Only rows that share a key need ordering; sorting just those keeps the common case cheap.
-    contested = numbered.filter(pl.struct(keys).is_duplicated())
+    contested = numbered.filter(key_hash.is_duplicated())
     tie_breakers = [c for c in df.columns if c not in keys and c not in order_by]
     losers = (
         contested.sort([*order_by, *tie_breakers], nulls_last=False, maintain_order=True)

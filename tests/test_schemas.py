@@ -307,6 +307,16 @@ def test_duplicates_keep_input_order_and_multi_column_keys():
     assert dropped.rows() == [(1, "x", 1, "duplicate:d,s")]
 
 
+def test_a_key_hash_collision_does_not_make_distinct_keys_duplicates(monkeypatch):
+    df = pl.DataFrame({"d": [1, 1, 2, 1], "s": ["x", "y", "x", "x"], "n": [1, 2, 3, 4]})
+    monkeypatch.setattr(pl.Expr, "hash", lambda self, *args, **kwargs: pl.repeat(7, pl.len(), dtype=pl.UInt64))  # all collide
+    kept, dropped = split_duplicates(df, ["d", "s"], ["n"])
+    assert kept.rows() == [(1, "y", 2), (2, "x", 3), (1, "x", 4)]
+    assert dropped.rows() == [(1, "x", 1, "duplicate:d,s")]
+    kept, dropped = split_duplicates(df.filter(pl.col("n") > 1), ["d", "s"], ["n"])
+    assert kept.height == 3 and dropped.is_empty()
+
+
 # --- gold -----------------------------------------------------------------------------------------------
 
 
