@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -127,7 +128,12 @@ def _without_date(schema: dict[str, pl.DataType]) -> dict[str, pl.DataType]:
 
 @dataclass
 class Staging:
-    """Files a run prepares before it may change the lake; `commit()` renames them into place."""
+    """Files a run prepares before it may change the lake; `commit()` renames them into place.
+
+    Staged files are written on a background thread (polars writes without holding the GIL), so the
+    run parses and validates the next data while the last is compressed; a staged file is awaited
+    before anything reads it, and `commit()` awaits them all.
+    """
 
     lake: Lake
     run_id: str
@@ -137,6 +143,8 @@ class Staging:
     # of the same run reads them without a Parquet round trip; a large backfill keeps none.
     keep_rows: int = 0
     kept: dict[Path, pl.DataFrame] = field(default_factory=dict)
+    writes: dict[Path, Future] = field(default_factory=dict)
+    _writer: ThreadPoolExecutor | None = None
 
     @property
     def root(self) -> Path:
@@ -148,7 +156,11 @@ class Staging:
         `keep`: also hold the frame in memory for `read` (within the run's `keep_rows`)."""
         final = self.lake.partition_dir(layer, dataset, day) / f"{part}.parquet"
         staged = self.root / final.relative_to(self.lake.root)
-        write_atomic(frame.drop("trade_date", strict=False), staged, CODECS.get(layer, "zstd"))
+        self.wait([staged])  # a file staged again replaces the earlier write, never races it
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staging-writer")
+        self.writes[staged] = self._writer.submit(
+            write_atomic, frame.drop("trade_date", strict=False), staged, CODECS.get(layer, "zstd"))
         self.moves.append((staged, final, exclusive))
         if keep and self.keep_rows:
             if sum(map(len, self.kept.values())) + len(frame) <= self.keep_rows:
@@ -158,14 +170,28 @@ class Staging:
                 self.keep_rows = 0
         return staged
 
+    def wait(self, files: Iterable[Path] | None = None) -> None:
+        """Until the given staged files (all when None) are written; a failed write raises here."""
+        pending = list(self.writes) if files is None else [f for f in files if f in self.writes]
+        for path in pending:
+            self.writes.pop(path).result()
+
     def read(self, files: list[Path], schema: dict[str, pl.DataType]) -> pl.LazyFrame:
         """Staged or committed partition files as one frame with `schema`'s columns, in file order:
         the files this run staged are taken from memory when it kept them."""
         if not files:
             return pl.LazyFrame(schema=schema)
         if not all(f in self.kept for f in files):
+            self.wait(files)
             return scan_files(files, schema)
         return pl.concat([self.kept[f].lazy().select(list(schema)) for f in files])
+
+    def rows(self, files: list[Path]) -> int:
+        """Rows in staged or committed partition files (kept frames counted in memory)."""
+        on_disk = [f for f in files if f not in self.kept]
+        self.wait(on_disk)
+        return sum(len(self.kept[f]) for f in files if f in self.kept) + sum(
+            pl.scan_parquet(f).select(pl.len()).collect().item() for f in on_disk)
 
     def forget(self, files: list[Path]) -> None:
         """Drop frames the run no longer needs from memory."""
@@ -173,7 +199,8 @@ class Staging:
             self.kept.pop(f, None)
 
     def staged_or_committed(self, layer: str, dataset: str, day: date) -> list[Path]:
-        """The files partition `day` will hold after commit (staged ones win over committed)."""
+        """The files partition `day` will hold after commit (staged ones win over committed).
+        Staged files may still be being written: read them through `read`/`rows` (or `wait` first)."""
         folder = self.lake.partition_dir(layer, dataset, day)
         files = {p.name: p for p in folder.glob("*.parquet")} if folder.is_dir() else {}
         for p in self.removals:
@@ -190,6 +217,8 @@ class Staging:
         self.removals.append(path)
 
     def commit(self) -> None:
+        self.wait()
+        self._stop_writer()
         for path in self.removals:
             path.unlink(missing_ok=True)
         for index, (staged, final, exclusive) in enumerate(self.moves):
@@ -204,7 +233,16 @@ class Staging:
         self.discard()
 
     def discard(self) -> None:
+        # Let running writes end first: one finishing after the folder is gone would leave debris.
+        self._stop_writer()
+        self.writes.clear()
+        self.kept.clear()
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def _stop_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True, cancel_futures=True)
+            self._writer = None
 
 
 def sweep_debris(lake: Lake) -> int:

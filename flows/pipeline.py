@@ -245,10 +245,10 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
     """
     bronze = bronze_schema(dataset)
     files = {day: staging.staged_or_committed("bronze", dataset, day) for day in dates}
-    sizes = {day: _parquet_rows(fs) for day, fs in files.items()}
+    sizes = {day: staging.rows(fs) for day, fs in files.items()}
     work = dict(sizes)
     if dataset == "trades":  # each batch of prints is checked against its sessions' chains: count them too
-        work = {day: n + _parquet_rows(staging.staged_or_committed("silver", "chains", day)) for day, n in sizes.items()}
+        work = {day: n + staging.rows(staging.staged_or_committed("silver", "chains", day)) for day, n in sizes.items()}
     out: dict[date, int] = {}
     for batch in _date_batches(work, settings.batch_rows):
         started = now_utc()
@@ -292,7 +292,8 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
                     f"> limit {settings.max_rejected_share:.1%}; top reasons: {top}")
             day_rows = kept.filter(pl.col("trade_date") == day).select(list(schema)).sort(SILVER_ORDER[dataset])
             day_quarantine = quarantine.filter(pl.col("trade_date") == day)
-            staging.stage(day_rows, "silver", dataset, day, "part-0", exclusive=True)
+            # Kept in memory for the next datasets' checks (chains need the bars, prints the chains).
+            staging.stage(day_rows, "silver", dataset, day, "part-0", exclusive=True, keep=dataset != "trades")
             staging.stage(day_quarantine.select(*[c for c in bronze if c in day_quarantine.columns], REASON),
                           "quarantine", dataset, day, "part-0", exclusive=True)
             stats.add(f"silver.{dataset}", day, day_in, day_rows.height, day_quarantine.height, started)
@@ -301,15 +302,10 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
     return out
 
 
-def _parquet_rows(files: list[Path]) -> int:
-    """Rows in Parquet files, from their footers."""
-    return sum(pl.scan_parquet(f).select(pl.len()).collect().item() for f in files)
-
-
 def _silver_scan(staging: Staging, dataset: str, days: list[date]) -> pl.LazyFrame:
     """A silver dataset as this run will leave it (staged partitions over committed ones)."""
     files = [f for day in days for f in staging.staged_or_committed("silver", dataset, day)]
-    return scan_files(files, silver_schema(dataset))
+    return staging.read(files, silver_schema(dataset))
 
 
 def _silver_closes(staging: Staging, days: list[date]) -> pl.LazyFrame:
