@@ -367,3 +367,141 @@ def test_no_lookahead(bars: pl.DataFrame, technicals: pl.DataFrame):
     truncated = technicals_daily(bars.filter(pl.col("trade_date") <= cutoff).lazy(), BENCHMARK).collect()
     assert truncated["beta_252"].drop_nulls().len() > 0
     assert_frame_equal(truncated, technicals.filter(pl.col("trade_date") <= cutoff))
+
+
+# --- same bits as the plain per-symbol formulation (differential) ------------------------------------------
+# technicals_daily lays the work out for speed: whole-column passes masked at symbol starts, sub-results
+# shared between indicators, per-symbol passes exploded back in row order, final formulas after a caller's
+# filter. The reference below writes every indicator as one expression over a symbol's series evaluated
+# with .over("symbol"); on messy bars (gaps in the benchmark, short listings, NaN, NULL, zero prices and
+# volumes, flat stretches, shuffled rows) the two must agree bit for bit.
+
+
+def _reference_technicals(bars: pl.LazyFrame, benchmark: str) -> pl.DataFrame:
+    close, high, low, volume = pl.col("close"), pl.col("high"), pl.col("low"), pl.col("volume")
+
+    def simple_return(price: pl.Expr) -> pl.Expr:
+        return pl.when(price.shift(1) != 0).then(price / price.shift(1) - 1.0)
+
+    def seeded(values: pl.Expr, period: int, alpha: float, seed_row: int) -> pl.Expr:
+        row = pl.int_range(pl.len())
+        seed = pl.when(row == seed_row).then(values.rolling_mean(period)).when(row > seed_row).then(values)
+        return seed.ewm_mean(alpha=alpha, adjust=False, ignore_nulls=True)
+
+    def window_sum(values: pl.Expr) -> pl.Expr:
+        return values.rolling_sum(252, min_samples=1)
+
+    prev = close.shift(1)
+    true_range = pl.when(prev.is_not_null()).then(
+        pl.max_horizontal(high - low, (high - prev).abs(), (low - prev).abs())
+    )
+    gain = seeded(close.diff().clip(lower_bound=0.0), 14, 1.0 / 14, 14)
+    loss = seeded((-close.diff()).clip(lower_bound=0.0), 14, 1.0 / 14, 14)
+    log_return = pl.when((close > 0) & (prev > 0)).then((close / prev).log())
+    asset, bench = simple_return(close), pl.col("benchmark_return")
+    paired = asset.is_not_null() & bench.is_not_null()
+    x, y = pl.when(paired).then(bench), pl.when(paired).then(asset)
+    pairs, sum_x, sum_y = window_sum(paired.cast(pl.Float64)), window_sum(x), window_sum(y)
+    x_moment = window_sum(x * x) - sum_x * sum_x / pairs
+    volume_average = volume.shift(1).rolling_mean(20)
+    middle, width = close.rolling_mean(20), 2.0 * close.rolling_std(20, ddof=0)
+    indicators = {
+        "prev_close": prev,
+        "change_pct": pl.when(prev != 0).then((close / prev - 1.0) * 100.0),
+        **{f"sma_{n}": close.rolling_mean(n) for n in (20, 30, 50, 200)},
+        "ema_20": seeded(close, 20, 2.0 / 21, 19),
+        "bb_upper": middle + width,
+        "bb_middle": middle,
+        "bb_lower": middle - width,
+        "atr_14": seeded(true_range, 14, 1.0 / 14, 14),
+        "rsi_14": pl.when(gain + loss == 0).then(0.0).otherwise(100.0 * gain / (gain + loss)),
+        "rv_20": log_return.rolling_std(20, ddof=1) * math.sqrt(252),
+        "high_52w": high.rolling_max(252),
+        "low_52w": low.rolling_min(252),
+        "beta_252": pl.when((pairs >= 60) & (x_moment > 0)).then(
+            (window_sum(x * y) - sum_x * sum_y / pairs) / x_moment
+        ),
+        "volume_ratio_20": pl.when(volume_average != 0).then(volume / volume_average),
+    }
+    benchmark_returns = (
+        bars.filter(pl.col("symbol") == benchmark)
+        .sort("trade_date")
+        .select("trade_date", benchmark_return=simple_return(close))
+    )
+    pivot = (high + low + close) * (1.0 / 3.0)
+    return (
+        bars.join(benchmark_returns, on="trade_date", how="left")
+        .sort("symbol", "trade_date")
+        .with_columns(expr.over("symbol").alias(name) for name, expr in indicators.items())
+        .with_columns(
+            pivot_point=pivot,
+            r1=2.0 * pivot - low,
+            s1=2.0 * pivot - high,
+            r2=pivot + (high - low),
+            s2=pivot - (high - low),
+            r3=high + 2.0 * (pivot - low),
+            s3=low - 2.0 * (high - pivot),
+        )
+        .select(technicals_columns())
+        .with_columns(pl.selectors.float().fill_nan(None))
+        .collect()
+    )
+
+
+def _punch_holes(frame: pl.DataFrame, rng: np.random.Generator, **values: float | None) -> pl.DataFrame:
+    """Replace about 1% of each named column's values with the given one (NULL, NaN or 0)."""
+    return frame.with_columns(
+        pl.when(pl.Series(rng.random(frame.height) < 0.01))
+        .then(pl.lit(value, dtype=frame.schema[name]))
+        .otherwise(pl.col(name))
+        .alias(name)
+        for name, value in values.items()
+    )
+
+
+def _messy_bars(seed: int) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    dates = _session_dates(SESSIONS)
+    lengths = [SESSIONS, SESSIONS, 1, 2, 14, 15, 16, 20, 21, 61, 251, 252, 253, *rng.integers(1, SESSIONS, 5)]
+    frames = []
+    for i, length in enumerate(lengths):
+        first = 0 if i < 2 else int(rng.integers(0, SESSIONS - length + 1))
+        symbol_dates = dates[first : first + length]
+        if i == 0:  # the benchmark misses a few sessions
+            symbol_dates = [d for d in symbol_dates if rng.random() > 0.05]
+        n = len(symbol_dates)
+        close = 50.0 * np.cumprod(1.0 + rng.normal(0.0, 0.02, n))
+        if i % 3 == 1:
+            close[n // 3 : n // 3 + 30] = close[n // 3]  # flat stretch
+        frame = pl.DataFrame(
+            {
+                "trade_date": symbol_dates,
+                "symbol": BENCHMARK if i == 0 else f"S{i:02d}",
+                "open": close,
+                "high": close * (1.0 + rng.uniform(0.0, 0.02, n)),
+                "low": close * (1.0 - rng.uniform(0.0, 0.02, n)),
+                "close": close,
+                "volume": rng.integers(0, 3, n) * rng.integers(0, 1_000_000, n),
+            },
+            schema_overrides={"trade_date": pl.Date, "volume": pl.Int64},
+        )
+        if i >= 2:
+            frame = _punch_holes(frame, rng, high=None, low=float("nan"), close=0.0, volume=None)
+        if i >= 2 and i % 4 == 0:
+            frame = _punch_holes(frame, rng, close=None, high=float("nan"))
+        frames.append(frame)
+    return pl.concat(frames).sample(fraction=1.0, shuffle=True, seed=seed)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("benchmark", [BENCHMARK, "NOT_IN_BARS"])
+def test_same_bits_as_per_symbol_formulation(seed: int, benchmark: str):
+    bars = _messy_bars(seed)
+    expected = _reference_technicals(bars.lazy(), benchmark)
+    if benchmark == BENCHMARK:
+        assert expected["beta_252"].drop_nulls().len() > 0, "comparison would be vacuous"
+    assert_frame_equal(technicals_daily(bars.lazy(), benchmark).collect(), expected, check_exact=True)
+    # The nightly keeps one session: the filter pushed into the plan must not change a bit either.
+    last = expected["trade_date"].max()
+    kept = technicals_daily(bars.lazy(), benchmark).filter(pl.col("trade_date") == last).collect()
+    assert_frame_equal(kept, expected.filter(pl.col("trade_date") == last), check_exact=True)
