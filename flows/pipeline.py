@@ -47,7 +47,7 @@ from transforms.features import join_features
 from transforms.flow import blocks, flow_daily
 from transforms.greeks import derive_iv_and_greeks, expiry_exposure, iv_rank_percentile, session_greeks
 from transforms.ideas import TRADE_IDEA_SCHEMA, option_contracts, trade_ideas
-from transforms.outcomes import outcomes_for_run
+from transforms.outcomes import outcomes_for_run, walk_from
 from transforms.positioning import (
     expiry_levels,
     positioning_daily,
@@ -503,19 +503,32 @@ def _previous_oi_totals(lake: Lake, day: date | None, chains: pl.LazyFrame | Non
 
 def _build_outcomes(settings: Settings, lake: Lake, dates: list[date], write, symbols: list[str] | None) -> None:
     """idea_outcomes, one as-of partition per session in ascending order: each run walks the ideas still
-    open at the previous partition, so a backfill writes exactly what a sequence of nightlies would."""
+    open at the previous partition, so a backfill writes exactly what a sequence of nightlies would. The
+    ideas and bars are read from the oldest of those ideas on, not from the start of the history."""
     mid_schema = {"trade_date": pl.Date(), "option_symbol": pl.String(), "mid": pl.Float64()}
     for day in dates:
         started = now_utc()
         since = max((d for d in lake.dates("gold", "idea_outcomes") if d < day), default=None)
-        ideas = lake.scan("gold", "trade_ideas", TRADE_IDEA_SCHEMA, end=day)
-        bars = lake.scan("silver", "bars", silver_schema("bars"), end=day)
-        mids = lake.scan("silver", "chains", mid_schema, start=since, end=day)
+        start = _outcomes_start(lake, since)
+        ideas = lake.scan("gold", "trade_ideas", TRADE_IDEA_SCHEMA, start=start, end=day)
+        bars = lake.scan("silver", "bars", silver_schema("bars"), start=start, end=day)
+        # An exit is a session after its idea's date: no chain before `start` is ever looked up.
+        mids = lake.scan("silver", "chains", mid_schema, start=since or start, end=day)
         if symbols:
             ideas = ideas.filter(pl.col("symbol").is_in(symbols))
             bars = bars.filter(pl.col("symbol").is_in(symbols))
         rows = outcomes_for_run(ideas, bars, day, since, mids, settings.stock_horizon_sessions).collect()
         write("idea_outcomes", rows, [day], started=started)
+
+
+def _outcomes_start(lake: Lake, since: date | None) -> date | None:
+    """The first session the idea_outcomes run after `since` reads ideas and bars from: the oldest idea
+    still open in partition `since` (see transforms.outcomes.walk_from); on the first run, the first
+    trade_ideas partition."""
+    if since is None:
+        return min(lake.dates("gold", "trade_ideas"), default=None)
+    previous = lake.scan("gold", "idea_outcomes", {"idea_date": pl.Date(), "status": pl.String()}, dates=[since])
+    return walk_from(previous, since).collect().item()
 
 
 def _with_iv_rank(lake: Lake, batch: list[date], positioning: pl.DataFrame) -> pl.DataFrame:

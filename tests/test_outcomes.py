@@ -14,7 +14,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from schemas.gold import GoldValidationError, IdeaOutcomes, validate_gold
-from transforms.outcomes import IDEA_OUTCOME_SCHEMA, idea_outcomes, outcomes_for_run
+from transforms.outcomes import IDEA_OUTCOME_SCHEMA, idea_outcomes, outcomes_for_run, walk_from
 
 S = [date(2026, 1, 5) + timedelta(days=i) for i in range(28) if (date(2026, 1, 5) + timedelta(days=i)).weekday() < 5]
 # S[0] Mon 01-05 (the idea's session), S[1] 01-06, S[2] 01-07, S[3] 01-08, S[4] Fri 01-09, S[5] Mon 01-12
@@ -278,8 +278,13 @@ def test_horizon_must_be_positive():
 
 
 # ------------------------------------------------------------------ no lookahead, nightly == backfill
-def market(seed: int = 7, n: int = 30) -> tuple[pl.LazyFrame, pl.LazyFrame, pl.LazyFrame, list[date]]:
-    """Random walks for three symbols, ideas of four kinds every session, and a chain of mids."""
+def market(seed: int = 7, n: int = 30, gaps: float = 0.0
+           ) -> tuple[pl.LazyFrame, pl.LazyFrame, pl.LazyFrame, list[date]]:
+    """Random walks for three symbols, ideas of four kinds every session, and a chain of mids.
+
+    gaps: the share of bars left out at random, and CCC stops trading for the last 8 sessions (its
+    stock ideas of its last sessions never reach their horizon): symbols walk their own sessions.
+    """
     rng = np.random.default_rng(seed)
     days = [date(2025, 10, 1) + timedelta(days=i) for i in range(n * 2)]
     days = [d for d in days if d.weekday() < 5][:n]
@@ -312,7 +317,11 @@ def market(seed: int = 7, n: int = 30) -> tuple[pl.LazyFrame, pl.LazyFrame, pl.L
                     mid_rows += [{"trade_date": later, "option_symbol": option_symbol,
                                   "mid": float(rng.uniform(0.1, 4))}
                                  for later in days[i + 1:i + 12] if rng.random() < 0.8]
-    return (pl.DataFrame(idea_rows, schema=IDEA_SCHEMA).lazy(), pl.DataFrame(bar_rows, schema=BAR_SCHEMA).lazy(),
+    bar_frame = pl.DataFrame(bar_rows, schema=BAR_SCHEMA)
+    if gaps:
+        kept = pl.Series(np.random.default_rng(seed + 1).random(bar_frame.height) >= gaps)
+        bar_frame = bar_frame.filter(kept & ((pl.col("symbol") != "CCC") | (pl.col("trade_date") < days[-8])))
+    return (pl.DataFrame(idea_rows, schema=IDEA_SCHEMA).lazy(), bar_frame.lazy(),
             pl.DataFrame(mid_rows, schema=MID_SCHEMA).lazy(), days)
 
 
@@ -330,13 +339,20 @@ def test_no_lookahead():
     assert statuses == {"pending", "not_triggered", "open", "target_hit", "stop_hit", "expired"}
 
 
-def test_nightly_runs_add_up_to_a_backfill():
-    idea_frame, bar_frame, mid_frame, days = market(seed=11)
-    written, since = [], None
+@pytest.mark.parametrize("seed, gaps", [(11, 0.0), (5, 0.1)])
+def test_nightly_runs_add_up_to_a_backfill(seed: int, gaps: float):
+    idea_frame, bar_frame, mid_frame, days = market(seed=seed, gaps=gaps)
+    written, since, starts = [], None, []
     for as_of in days[1:]:
-        # The nightly reads only the chains dated since..as_of.
-        run_mids = mid_frame if since is None else mid_frame.filter(pl.col("trade_date") >= since)
-        rows = outcomes_for_run(idea_frame, bar_frame, as_of, since, run_mids, horizon_sessions=5).collect()
+        # The nightly reads the ideas and bars from the oldest idea still open in the previous run's rows
+        # on (from the oldest idea on in the first run), and only the chains dated since..as_of: enough
+        # when the symbol traded on `since`. With gaps, an expiry's last session can be before `since`
+        # (the nightly would say 'missing'), so here the chains are read from `start` on.
+        start = days[0] if since is None else walk_from(written[-1].lazy(), since).collect().item()
+        starts.append(start)
+        run_ideas, run_bars = (f.filter(pl.col("trade_date") >= start) for f in (idea_frame, bar_frame))
+        run_mids = mid_frame.filter(pl.col("trade_date") >= (start if gaps or since is None else since))
+        rows = outcomes_for_run(run_ideas, run_bars, as_of, since, run_mids, horizon_sessions=5).collect()
         # Every written row is that idea's row of the full computation at the same date.
         full = idea_outcomes(idea_frame, bar_frame, as_of, mid_frame, horizon_sessions=5).collect()
         assert_frame_equal(rows, full.join(rows.select("idea_id"), on="idea_id", how="semi"))
@@ -354,6 +370,13 @@ def test_nightly_runs_add_up_to_a_backfill():
     hits = finals.filter(pl.col("status").is_in(["target_hit", "stop_hit"]))
     assert (hits.get_column("closed_on") == hits.get_column("trade_date")).all()
     assert len(history) < len(backfill) * 6  # bounded by the windows, not by the history's length
+    assert starts[-1] > days[len(days) // 2]  # the runs read weeks, not the history
+
+
+def test_walk_from_is_the_oldest_open_idea():
+    previous = pl.LazyFrame({"idea_date": [S[0], S[1], S[2]], "status": ["stop_hit", "open", "pending"]})
+    assert walk_from(previous, S[3]).collect().item() == S[1]
+    assert walk_from(previous.filter(pl.col("status") == "stop_hit"), S[3]).collect().item() == S[3]
 
 
 def test_outcomes_for_run_by_hand():

@@ -76,12 +76,31 @@ BAR_COLUMNS = ("trade_date", "symbol", "open", "high", "low", "close")
 _IDEA = "_idea"  # a row key of our own: the walk must not depend on idea_id being unique
 
 
-def _numbered_sessions(bars: pl.LazyFrame, as_of: date) -> pl.LazyFrame:
-    """The bars dated <= as_of, ordered by symbol and date, with `bar_no` (the row number, a join key)
-    and `session_no` (1 for each symbol's first bar, counting up)."""
+def _candidates(ideas: pl.LazyFrame, as_of: date, since: date | None) -> pl.LazyFrame:
+    """The ideas the run may write, with `_IDEA`: dated before as_of and, after `since`, no option
+    expired by then (whether a stock idea's window ended by `since` needs the bars: see _windows)."""
+    live = pl.col("trade_date") < as_of
+    if since is not None:
+        live = live & ((pl.col("instrument") == "stock") | (pl.col("expiration") > since))
+    return ideas.select(IDEA_COLUMNS).filter(live).rename({"trade_date": "idea_date"}).with_row_index(_IDEA)
+
+
+def _numbered_sessions(bars: pl.LazyFrame, as_of: date, candidates: pl.LazyFrame) -> pl.LazyFrame:
+    """The bars the walks need, ordered by symbol and date, with `bar_no` (the row number, a join key) and
+    `session_no` (1 for each symbol's first bar kept, counting up).
+
+    Kept: the bars dated <= as_of of the symbols with candidates, from their oldest candidate's date
+    on, not the whole history. Every window, horizon and `stock_live_from` test counts a symbol's bars
+    dated after one of its candidates' dates, so leaving out the bars before the oldest shifts all of
+    that symbol's session numbers by the same amount and changes no result.
+    """
+    oldest = candidates.group_by("symbol").agg(pl.col("idea_date").min().alias("_oldest"))
     return (
         bars.select(BAR_COLUMNS)
         .filter(pl.col("trade_date") <= as_of)
+        .join(oldest, on="symbol", how="inner")
+        .filter(pl.col("trade_date") >= pl.col("_oldest"))
+        .drop("_oldest")
         .sort("symbol", "trade_date")
         .with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("bar_no"))
         .with_columns((pl.col("bar_no") - pl.col("bar_no").min().over("symbol") + 1).alias("session_no"))
@@ -100,13 +119,13 @@ def _session_no_on_or_before(frame: pl.LazyFrame, day: str, sessions: pl.LazyFra
     )
 
 
-def _windows(ideas: pl.LazyFrame, sessions: pl.LazyFrame, as_of: date, horizon_sessions: int,
+def _windows(candidates: pl.LazyFrame, sessions: pl.LazyFrame, as_of: date, horizon_sessions: int,
              since: date | None) -> pl.LazyFrame:
     """One row per idea: its window in session numbers, (start_no, end_no], and whether it is complete.
 
     `since`: leave out the ideas whose window was already complete at `since` (their outcome is final
-    and unchanged since then): options expired by then, and stock ideas dated before the symbol's
-    `horizon_sessions`-th last session on or before `since`.
+    and unchanged since then): options expired by then (not candidates), and stock ideas dated before
+    the symbol's `horizon_sessions`-th last session on or before `since`.
     """
     per_symbol = sessions.group_by("symbol").agg(
         (pl.col("bar_no").min() - 1).alias("bar_base"),  # bar_no = bar_base + session_no
@@ -117,17 +136,7 @@ def _windows(ideas: pl.LazyFrame, sessions: pl.LazyFrame, as_of: date, horizon_s
             .alias("stock_live_from")]),
     )
     is_stock = pl.col("instrument") == "stock"
-    live = pl.col("trade_date") < as_of
-    if since is not None:
-        live = live & (is_stock | (pl.col("expiration") > since))
-    frame = (
-        ideas.select(IDEA_COLUMNS)
-        .filter(live)
-        .rename({"trade_date": "idea_date"})
-        .with_row_index(_IDEA)
-        .join(per_symbol, on="symbol", how="left")
-        .with_columns(pl.col("last_no").fill_null(0))
-    )
+    frame = candidates.join(per_symbol, on="symbol", how="left").with_columns(pl.col("last_no").fill_null(0))
     if since is not None:
         frame = frame.filter(~is_stock | (pl.col("idea_date") >= pl.col("stock_live_from")).fill_null(True))
         frame = frame.drop("stock_live_from")
@@ -266,9 +275,12 @@ def _outcomes(ideas: pl.LazyFrame, bars: pl.LazyFrame, as_of: date, contract_mid
               horizon_sessions: int, since: date | None) -> pl.LazyFrame:
     if horizon_sessions < 1:
         raise ValueError(f"horizon_sessions must be at least 1, not {horizon_sessions}")
-    sessions = _numbered_sessions(bars, as_of)
-    windows = _windows(ideas, sessions, as_of, horizon_sessions, since)
-    # The windows feed the walk and are joined back to its result: one plan, computed once.
+    # Each of these feeds several joins below (the windows feed the walk and are joined back to its
+    # result). Cached, so each is computed once: the optimizer does not merge the copies by itself once
+    # each has its own projection.
+    candidates = _candidates(ideas, as_of, since).cache()
+    sessions = _numbered_sessions(bars, as_of, candidates).cache()
+    windows = _windows(candidates, sessions, as_of, horizon_sessions, since).cache()
     decided = _decide(windows.join(_walk(windows, sessions), on=_IDEA, how="left"))
     if since is not None:
         # The windows complete at `since` are gone already; of the rest, an expiry decided now (even when
@@ -310,11 +322,26 @@ def outcomes_for_run(ideas: pl.LazyFrame, bars: pl.LazyFrame, as_of: date, since
     exactly what the nightly runs would have, with memory bounded by the live ideas, not the history.
     contract_mids needs only the sessions in [since, as_of]: a written row's closed_on is after `since`
     (a hit) or the last session on or before an expiration after `since`, which is `since` itself at
-    the earliest when the symbol traded that day.
+    the earliest when the symbol traded that day. ideas and bars need only the sessions from
+    `walk_from` on (from the oldest idea's date on when `since` is None): the run reads a few weeks of
+    them, not the whole history.
     """
     if since is not None and since >= as_of:
         raise ValueError(f"since ({since}) must be before as_of ({as_of})")
     return _outcomes(ideas, bars, as_of, contract_mids, horizon_sessions, since=since)
 
 
-__all__ = ["FINAL_STATUSES", "IDEA_OUTCOME_SCHEMA", "STATUSES", "idea_outcomes", "outcomes_for_run"]
+def walk_from(previous_run: pl.LazyFrame, since: date) -> pl.LazyFrame:
+    """The date the run after `since` needs ideas and bars from (one row, `walk_from`).
+
+    previous_run: idea_date and status of idea_outcomes partition `since`, which holds every idea dated
+    before `since` that was not final then. The oldest of those not final, or `since` when all are: an
+    idea dated earlier was final by `since`, so the run writes nothing for it, and the bars before it
+    only shift session numbers (see _numbered_sessions).
+    """
+    return previous_run.filter(~pl.col("status").is_in(FINAL_STATUSES)).select(
+        pl.min_horizontal(pl.col("idea_date").min(), pl.lit(since, dtype=pl.Date)).alias("walk_from"))
+
+
+__all__ = ["FINAL_STATUSES", "IDEA_OUTCOME_SCHEMA", "STATUSES", "idea_outcomes", "outcomes_for_run",
+           "walk_from"]
