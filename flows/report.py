@@ -127,11 +127,13 @@ class DayData:
         return rows[0] if rows else None
 
     def rows(self, table: str, symbol: str) -> list[dict[str, Any]]:
-        """The table's rows of one symbol, in the query's order (grouped once per table)."""
+        """The table's rows of one symbol, in the query's order (grouped once per table, from one to_dicts:
+        a partition per symbol would cost a polars call each)."""
         if table not in self._by_symbol:
-            frame = self.frames[table]
-            groups = frame.partition_by(DAY_QUERIES[table], as_dict=True, maintain_order=True) if frame.height else {}
-            self._by_symbol[table] = {key[0]: part.to_dicts() for key, part in groups.items()}
+            key, groups = DAY_QUERIES[table], {}
+            for row in self.frames[table].to_dicts():
+                groups.setdefault(row[key], []).append(row)
+            self._by_symbol[table] = groups
         return self._by_symbol[table].get(symbol, [])
 
 
@@ -157,6 +159,18 @@ def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> pl.DataFra
     return con.sql(sql, params=params).pl()
 
 
+def _index(con: duckdb.DuckDBPyConnection, day: date, present: set[str]) -> pl.DataFrame:
+    """Every symbol of the day (whatever `symbols` says) with bias, score, close, change and its ideas."""
+    if "trade_ideas" not in present:
+        return _frame(con, "SELECT symbol, bias, bias_score, close, change_pct, 0::BIGINT AS ideas "
+                           "FROM signals_daily WHERE trade_date = ? ORDER BY symbol", [day])
+    return _frame(con, """
+        SELECT s.symbol, s.bias, s.bias_score, s.close, s.change_pct, coalesce(i.ideas, 0) AS ideas
+        FROM signals_daily s LEFT JOIN (SELECT symbol, count(*) AS ideas FROM trade_ideas WHERE trade_date = ?
+                                        GROUP BY symbol) i ON i.symbol = s.symbol
+        WHERE s.trade_date = ? ORDER BY s.symbol""", [day, day])
+
+
 def load_day(database: Path, day: date, symbols: list[str] | None) -> DayData:
     """The session's rows of every table the report prints, for `symbols` (default: the day's signals)."""
     if not Path(database).is_file():
@@ -166,8 +180,8 @@ def load_day(database: Path, day: date, symbols: list[str] | None) -> DayData:
         present = _relations(con)
         if "signals_daily" not in present:
             raise ReportError(f"{database}: no signals_daily table (has the pipeline run?)")
-        day_symbols = [s for (s,) in con.execute(
-            "SELECT DISTINCT symbol FROM signals_daily WHERE trade_date = ? ORDER BY symbol", [day]).fetchall()]
+        index = _index(con, day, present)  # also the day's symbols: no query of its own for them
+        day_symbols = index["symbol"].unique(maintain_order=True).to_list()
         if not day_symbols:
             raise ReportError(f"no signals for {day} in {database}")
         if symbols is not None:
@@ -183,14 +197,7 @@ def load_day(database: Path, day: date, symbols: list[str] | None) -> DayData:
             order = ORDER_BY.get(table, key)
             frames[table] = _frame(con, f"SELECT * FROM {table} WHERE trade_date = ? AND {key} IN "
                                         f"(SELECT UNNEST(?::VARCHAR[])) ORDER BY {order}", [day, wanted])
-        # The index lists every symbol of the day, whatever `symbols` says.
-        frames["index"] = _frame(con, """
-            SELECT s.symbol, s.bias, s.bias_score, s.close, s.change_pct,
-                   (SELECT count(*) FROM trade_ideas i WHERE i.trade_date = s.trade_date AND i.symbol = s.symbol)
-                       AS ideas
-            FROM signals_daily s WHERE s.trade_date = ? ORDER BY s.symbol""" if "trade_ideas" in present else """
-            SELECT symbol, bias, bias_score, close, change_pct, 0::BIGINT AS ideas
-            FROM signals_daily WHERE trade_date = ? ORDER BY symbol""", [day])
+        frames["index"] = index
         run = None
         if "pipeline_runs" in present:
             found = con.execute("SELECT run_id, finished_at FROM pipeline_runs WHERE trade_date = ? "
@@ -372,8 +379,9 @@ def _write_atomic(path: Path, content: str | bytes) -> None:
         else:
             tmp.write_text(content, encoding="utf-8")
         os.replace(tmp, path)
-    finally:
+    except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
 
 
 def _symbol_page(symbol: str, data: DayData, charts: dict[str, Chart]) -> tuple[str, str]:
@@ -459,14 +467,17 @@ def write_report(database: Path, lake_root: Path, out_dir: Path, day: date, symb
         raise ReportError(f"warehouse symbol(s) {bad!r} do not match {SYMBOL_PATTERN}")
     folder = Path(out_dir) / day.isoformat()
     (folder / "charts").mkdir(parents=True, exist_ok=True)
+    earlier_charts = set(os.listdir(folder / "charts"))  # only these can be stale: no unlink for the rest
 
     history = _by_symbol(price_history(Path(lake_root), day, selected) if charts else None, "symbol")
     oi = _by_symbol(strike_oi(Path(lake_root), day, selected) if charts else None, "underlying")
-    reports = tuple(_write_symbol(folder, symbol, data, history.get(symbol), oi.get(symbol)) for symbol in selected)
+    reports = tuple(_write_symbol(folder, symbol, data, history.get(symbol), oi.get(symbol), earlier_charts)
+                    for symbol in selected)
 
     day_symbols = data.frames["index"]["symbol"].to_list()
+    files = {entry.name for entry in os.scandir(folder) if entry.is_file()}  # one listing, no stat per page
     written = {s for s in day_symbols
-               if re.fullmatch(SYMBOL_PATTERN, s) and (folder / f"{s}.md").is_file() and (folder / f"{s}.html").is_file()}
+               if re.fullmatch(SYMBOL_PATTERN, s) and f"{s}.md" in files and f"{s}.html" in files}
     markdown, page = _index_page(data, written)
     _write_atomic(folder / "index.md", markdown)
     _write_atomic(folder / "index.html", page)
@@ -482,8 +493,9 @@ def _by_symbol(frame: pl.DataFrame | None, key: str) -> dict[str, pl.DataFrame]:
 
 
 def _write_symbol(folder: Path, symbol: str, data: DayData, history: pl.DataFrame | None,
-                  oi: pl.DataFrame | None) -> SymbolReport:
-    """One symbol's charts, Markdown and HTML; a chart this run does not draw is removed, not left stale."""
+                  oi: pl.DataFrame | None, earlier_charts: set[str]) -> SymbolReport:
+    """One symbol's charts, Markdown and HTML; a chart this run does not draw is removed, not left stale
+    (`earlier_charts`: the names in charts/ before the run)."""
     tick = time.perf_counter()
     drawn = _charts(symbol, data, history, oi)
     seconds = time.perf_counter() - tick
@@ -491,9 +503,11 @@ def _write_symbol(folder: Path, symbol: str, data: DayData, history: pl.DataFram
         target = folder / _chart_file(symbol, kind)
         if kind in drawn:
             _write_atomic(target, drawn[kind].svg)
-        else:
+        elif target.name in earlier_charts:
             target.unlink(missing_ok=True)
-        target.with_suffix(".png").unlink(missing_ok=True)  # written by versions before the SVG charts
+        png = target.with_suffix(".png")  # written by versions before the SVG charts
+        if png.name in earlier_charts:
+            png.unlink(missing_ok=True)
     markdown, page = _symbol_page(symbol, data, drawn)
     _write_atomic(folder / f"{symbol}.md", markdown)
     _write_atomic(folder / f"{symbol}.html", page)

@@ -4,21 +4,24 @@ session's silver chain partition.
 
 Each chart is one ``<svg>`` element (viewBox and width, so it scales; generic sans-serif font; no
 scripts, links, ids or ``url(...)`` references, so it can be inlined in a page under a strict CSP).
-Series are path strings built vectorised with numpy and polars: one ``<path>`` per line (a NULL/NaN
-breaks it into segments), one for the band, one for all call bars and one for all put bars.
-Coordinates are rounded to 0.1 px. Elements a reader (or a test) looks for carry a ``class``:
-paths ``close``, ``sma-30``, ``sma-200``, ``bb-band``, ``bb-middle``, ``calls``, ``puts``; ``pivot``
-groups (a dotted line and a ``pivot-label``); ``x-tick``/``y-tick`` labels (a ``<text>`` whose x or y
-is the tick's exact position, centred on it with ``dy``); ``legend`` labels; ``mark`` lines (``spot``,
-``call-wall``, ``put-wall``, ``max-pain``); ``panel`` groups (``data-scope`` ``monthly`` or ``all``).
+Series are path strings (pixels computed with numpy, their texts looked up in a table of 0.1 px steps,
+joined once per path): one ``<path>`` per line (a NULL/NaN breaks it into segments), one for the band,
+one for all call bars and one for all put bars. Coordinates are rounded to 0.1 px. Elements a reader
+(or a test) looks for carry a ``class``: paths ``close``, ``sma-30``, ``sma-200``, ``bb-band``,
+``bb-middle``, ``calls``, ``puts``; ``pivot`` groups (a dotted line and a ``pivot-label``);
+``x-tick``/``y-tick`` labels (a ``<text>`` whose x or y is the tick's exact position, centred on it with
+``dy``); ``legend`` labels; ``mark`` lines (``spot``, ``call-wall``, ``put-wall``, ``max-pain``); ``panel``
+groups (``data-scope`` ``monthly`` or ``all``).
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 from dataclasses import dataclass
 from datetime import date
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +57,10 @@ def price_history(lake_root: Path, day: date, symbols: list[str]) -> pl.DataFram
     days = [d for d in lake.dates("silver", "bars") if d <= day][-HISTORY_SESSIONS:]
     if not days:
         return pl.DataFrame(schema={"trade_date": pl.Date(), "symbol": pl.String()})
-    bars = lake.scan("silver", "bars", BARS_SCHEMA, dates=days).filter(pl.col("symbol").is_in(symbols))
+    # A semi join, not an is_in filter: that would be pushed into the scan of every bar file, where it
+    # costs three times the read itself.
+    wanted = pl.LazyFrame({"symbol": symbols}, schema={"symbol": pl.String()})
+    bars = lake.scan("silver", "bars", BARS_SCHEMA, dates=days).join(wanted, on="symbol", how="semi")
     return (
         technicals_daily(bars, benchmark=symbols[0])
         .select("trade_date", "symbol", "close", "sma_30", "sma_200", "bb_upper", "bb_middle", "bb_lower")
@@ -71,12 +77,17 @@ def strike_oi(lake_root: Path, day: date, symbols: list[str]) -> pl.DataFrame:
               "call_oi": pl.Int64(), "put_oi": pl.Int64()}
     if day not in lake.dates("silver", "chains"):
         return pl.DataFrame(schema=schema)
+    # One big file: here the is_in filter in the scan pays (it runs as the row groups are decoded, where
+    # a semi join would hold the whole chain first). The symbols' contracts are collected once: three
+    # plans below use them, and sharing a cached scan between them costs more than the collection.
     chains = live_contracts(lake.scan("silver", "chains", CHAIN_SCHEMA, dates=[day])
-                            .filter(pl.col("underlying").is_in(symbols)))
-    monthly = (chains.with_columns(expiry_flags(pl.col("expiration"), pl.col("dte")))
+                            .filter(pl.col("underlying").is_in(symbols))).collect().lazy()
+    # Expirations are classified once each, not once per contract.
+    nearest = (chains.select("underlying", "expiration", "dte").unique()
+               .with_columns(expiry_flags(pl.col("expiration"), pl.col("dte")))
                .filter(pl.col("is_monthly"))
-               .filter(pl.col("expiration") == pl.col("expiration").min().over("underlying")))
-    nearest = monthly.group_by("underlying").agg(pl.col("expiration").first())
+               .group_by("underlying").agg(pl.col("expiration").min()))
+    monthly = chains.join(nearest, on=["underlying", "expiration"], how="semi")
 
     def shaped(frame: pl.LazyFrame, scope: str) -> pl.LazyFrame:
         return strike_open_interest(frame).select(
@@ -112,30 +123,46 @@ def _esc(text: str) -> str:
 
 def _n(value: float) -> str:
     """One coordinate: rounded to 0.1 px, without a trailing '.0' or a '-0'."""
-    text = f"{round(float(value), 1) + 0.0:.1f}"
-    return text.removesuffix(".0")
+    text = f"{float(value):.1f}"  # correctly rounded, as round(value, 1) is, without its cost
+    return "0" if text == "-0.0" else text.removesuffix(".0")
 
 
-def _nums(values: np.ndarray) -> pl.Series:
-    """Coordinates as text, vectorised: rounded to 0.1 px, without a trailing '.0' or a '-0'."""
-    rounded = np.round(np.asarray(values, dtype=np.float64), 1) + 0.0
-    return pl.Series(rounded).cast(pl.String).str.strip_suffix(".0")
+def _nums(values: np.ndarray) -> list[str]:
+    """Coordinates as text: rounded to 0.1 px, without a trailing '.0' or a '-0'.
+
+    Rounding to one decimal is rint(v * 10) / 10 (what np.round does), so a coordinate on the canvas is
+    its entry in _pixel_texts, looked up by its number of tenths; anything else (off the canvas, NaN)
+    is printed by polars, as that table is.
+    """
+    tenths = np.rint(np.asarray(values, dtype=np.float64) * 10)
+    if not tenths.size:
+        return []
+    texts = _pixel_texts()
+    if 0 <= tenths.min() and tenths.max() < len(texts):  # False for a NaN
+        return texts[tenths.astype(np.intp)].tolist()
+    return pl.Series(tenths / 10 + 0.0).cast(pl.String).str.strip_suffix(".0").to_list()
 
 
-def _rows(*parts: pl.Series | str) -> str:
+@functools.cache
+def _pixel_texts() -> np.ndarray:
+    """The text of every 0.1 px step across the largest canvas, printed once: a chart's paths have a
+    few thousand coordinates, and printing each costs more than looking it up."""
+    steps = np.arange(10 * max(*PRICE_SIZE, *OI_SIZE) + 1) / 10
+    return pl.Series(steps).cast(pl.String).str.strip_suffix(".0").to_numpy()
+
+
+def _rows(*parts: list[str] | str) -> str:
     """Row-wise concatenation of coordinate columns and literal strings, the rows joined by spaces."""
-    columns = {f"c{i}": p for i, p in enumerate(parts) if isinstance(p, pl.Series)}
-    if not columns or not len(next(iter(columns.values()))):
+    if not any(isinstance(p, list) for p in parts):
         return ""
-    exprs = [pl.col(f"c{i}") if isinstance(p, pl.Series) else pl.lit(p) for i, p in enumerate(parts)]
-    return pl.DataFrame(columns).select(pl.concat_str(exprs).str.join(" ")).item()
+    return " ".join(map("".join, zip(*(p if isinstance(p, list) else repeat(p) for p in parts))))
 
 
 def _polyline(x: np.ndarray, y: np.ndarray) -> str:
     """Path data through the finite points; a NaN starts a new segment ('M' again)."""
     ok = np.isfinite(x) & np.isfinite(y)
     starts = ok & ~np.concatenate(([False], ok[:-1]))
-    commands = pl.Series(np.where(starts, "M", "L")[ok])
+    commands = np.where(starts, "M", "L")[ok].tolist()
     return _rows(commands, _nums(x[ok]), ",", _nums(y[ok]))
 
 
@@ -171,6 +198,15 @@ class _Scale:
 
     def __call__(self, values: Any) -> Any:
         return self.p0 + (np.asarray(values, dtype=np.float64) - self.d0) * ((self.p1 - self.p0) / (self.d1 - self.d0))
+
+
+def _floats(series: pl.Series, null: float = math.nan) -> np.ndarray:
+    """A column as float64 with NULL as `null`, by Series methods (a cast or fill_null runs a query each,
+    which costs more than a chart's few hundred values)."""
+    values = series.to_numpy().astype(np.float64)  # a NULL comes out as NaN
+    if series.null_count() and not math.isnan(null):
+        values[series.is_null().to_numpy()] = null
+    return values
 
 
 def _limits(values: np.ndarray, margin: float = 0.05) -> tuple[float, float]:
@@ -275,7 +311,7 @@ def price_chart(symbol: str, day: date, history: pl.DataFrame, technicals: dict[
     width, height = PRICE_SIZE
     left, top, right, bottom = PRICE_BOX
     n = history.height
-    col = {c: history[c].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+    col = {c: _floats(history[c])
            for c in ("close", "sma_30", "sma_200", "bb_upper", "bb_middle", "bb_lower")}
     levels = [(name, float(technicals[column]), color) for name, column, color in PIVOT_STYLE
               if technicals and not is_missing(technicals.get(column))]
@@ -312,9 +348,9 @@ def price_chart(symbol: str, day: date, history: pl.DataFrame, technicals: dict[
     body.append(f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" '
                 f'stroke="{FRAME}" stroke-width="0.8"/>')
     body += [_text(left - 6, p, f"{v:,.2f}", anchor="end", css="y-tick") for v, p in zip(y_ticks, py, strict=True)]
-    dates = history["trade_date"].to_list()
+    dates = history["trade_date"]  # read at the ticks only
     body += [_line(p, bottom, p, bottom + 4, FRAME, 0.8) for p in xs(x_ticks)]
-    body += [_text(p, bottom + 16, dates[i].isoformat(), anchor="middle", css="x-tick")
+    body += [_text(p, bottom + 16, dates[int(i)].isoformat(), anchor="middle", css="x-tick")
              for i, p in zip(x_ticks, xs(x_ticks), strict=True)]
     if not n:
         body.append(_text((left + right) / 2, (top + bottom) / 2, "no bars", anchor="middle", color=MUTED))
@@ -333,20 +369,32 @@ OI_BOXES = ((90, 100, 980, 318), (90, 402, 980, 620))
 CALL_COLOR, PUT_COLOR, SPOT_COLOR = "#2e7d32", "#c62828", "#1d2733"
 
 
-def _oi_panel(frame: pl.DataFrame, title: str, scope: str, box: tuple[int, int, int, int], spot: float | None,
+@dataclass(frozen=True)
+class _StrikeOI:
+    """A panel's strikes with their call and put OI (NULL OI as 0), as numpy arrays."""
+
+    strike: np.ndarray
+    calls: np.ndarray
+    puts: np.ndarray
+
+    def where(self, keep: np.ndarray) -> _StrikeOI:
+        return _StrikeOI(self.strike[keep], self.calls[keep], self.puts[keep])
+
+
+def _oi_panel(panel: _StrikeOI, title: str, scope: str, box: tuple[int, int, int, int], spot: float | None,
               marks: list[tuple[str, float | None, str, str, str]]) -> str:
     left, top, right, bottom = box
     anchors = [v for _, v, _, _, _ in marks if not is_missing(v)]
     if not is_missing(spot):
         anchors += [spot * OI_RANGE[0], spot * OI_RANGE[1]]
-    shown = frame
-    strikes_all = frame["strike"].to_numpy()
+    shown = panel
+    strikes_all = panel.strike
     if anchors:
         low, high = min(anchors), max(anchors)
         pad = (high - low) * 0.03
-        shown = frame.filter(pl.col("strike").is_between(low - pad, high + pad))
+        shown = panel.where((strikes_all >= low - pad) & (strikes_all <= high + pad))
         x_low, x_high = low - pad, high + pad
-    strikes = shown["strike"].to_numpy()
+    strikes = shown.strike
     steps = np.diff(np.unique(strikes))
     bar_width = float(steps.min()) * 0.8 if steps.size else 1.0
     if not anchors:
@@ -358,8 +406,7 @@ def _oi_panel(frame: pl.DataFrame, title: str, scope: str, box: tuple[int, int, 
         room = max(1.0, abs(x_high) * 0.05)
         x_low, x_high = x_low - room, x_high + room
     xs = _Scale(x_low, x_high, left, right)
-    calls = shown["call_oi"].fill_null(0).to_numpy().astype(np.float64)
-    puts = shown["put_oi"].fill_null(0).to_numpy().astype(np.float64)
+    calls, puts = shown.calls, shown.puts
     ys = _Scale(*_limits(np.concatenate([calls, -puts, [0.0]])), bottom, top)
 
     body = [f'<g class="panel" data-scope="{scope}">']
@@ -386,7 +433,7 @@ def _oi_panel(frame: pl.DataFrame, title: str, scope: str, box: tuple[int, int, 
     body += [_text(p, bottom + 16, f"{v:,.{decimals}f}", anchor="middle", css="x-tick")
              for v, p in zip(x_ticks, px, strict=True)]
     body.append(_text((left + right) / 2, top - 12, title, size=13, anchor="middle", css="panel-title"))
-    if not shown.height:
+    if not strikes.size:
         body.append(_text((left + right) / 2, (top + bottom) / 2, "no open interest", size=13, anchor="middle",
                           color=MUTED, css="empty"))
     return "".join(body) + "</g>"
@@ -401,12 +448,14 @@ def oi_chart(symbol: str, day: date, oi: pl.DataFrame, positioning: dict[str, An
              ("Put wall", positioning.get("put_wall"), "#b71c1c", "--", "put-wall"),
              (f"Max pain ({_iso(positioning.get('max_pain_expiration'))})", positioning.get("max_pain"), "#6a1b9a",
               ":", "max-pain")]
-    monthly = oi.filter(pl.col("scope") == "monthly")
-    expiration = monthly["expiration"][0] if monthly.height else None
+    scope = oi["scope"].to_numpy()
+    by_strike = _StrikeOI(_floats(oi["strike"]), _floats(oi["call_oi"], 0.0), _floats(oi["put_oi"], 0.0))
+    monthly = np.flatnonzero(scope == "monthly")
+    expiration = oi["expiration"][int(monthly[0])] if monthly.size else None
     panel_title = (f"Nearest monthly expiration {expiration.isoformat()} ({(expiration - day).days} days)"
                    if expiration else "Nearest monthly expiration: none listed")
-    body = [_oi_panel(monthly, panel_title, "monthly", OI_BOXES[0], spot, marks),
-            _oi_panel(oi.filter(pl.col("scope") == "all"), "All expirations", "all", OI_BOXES[1], spot, marks)]
+    body = [_oi_panel(by_strike.where(monthly), panel_title, "monthly", OI_BOXES[0], spot, marks),
+            _oi_panel(by_strike.where(scope == "all"), "All expirations", "all", OI_BOXES[1], spot, marks)]
     entries = [("box", CALL_COLOR, "Call OI"), ("box", PUT_COLOR, "Put OI")]
     if not is_missing(spot):
         entries.append(("-", SPOT_COLOR, f"Spot {fmt_money(spot)}"))

@@ -436,6 +436,18 @@ def test_oi_chart_svg_draws_the_chain_with_walls_and_max_pain(built: Built):
                     assert drawn[tallest] == pytest.approx(p[f"{wall}_oi"], abs=y.slack())
 
 
+def test_path_coordinates_print_as_polars_prints_them_rounded():
+    """The table lookup behind the path texts is the print of np.round(v, 1), on and off the canvas."""
+    from flows.report_charts import _nums
+
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.uniform(-50, 1050, 20_000), np.arange(-20, 10_020) / 10 + 0.05,
+                             [-0.04, -0.0, 0.05, 0.15, 0.25, 999.95, 1e16, np.nan, np.inf]])
+    printed = pl.Series(np.round(values, 1) + 0.0).cast(pl.String).str.strip_suffix(".0").to_list()
+    assert _nums(values) == printed
+    assert _nums(np.array([])) == []
+
+
 def test_svg_charts_escape_text_break_lines_at_gaps_and_say_when_empty():
     day = date(2025, 3, 14)
     history = pl.DataFrame({
