@@ -416,6 +416,7 @@ class ChildRun:
     wall: float
     peak_mb: float
     load: float  # the 1-minute load average when the child ended (other work on the machine skews timings)
+    cpu: float = 0.0  # user + system CPU seconds of the whole child process
 
 
 def spawn(role: str, spec: dict, work: Path, name: str, env: dict | None = None) -> ChildRun:
@@ -438,7 +439,8 @@ def spawn(role: str, spec: dict, work: Path, name: str, env: dict | None = None)
     if code != 0:
         raise BenchError(f"{name} ({role}) {_exit_reason(code)} after {wall:.0f}s; "
                          f"last output: {_tail(log_file)} (log: {log_file})")
-    return ChildRun(json.loads(result_file.read_text()), wall, _maxrss_mb(usage.ru_maxrss), _load())
+    return ChildRun(json.loads(result_file.read_text()), wall, _maxrss_mb(usage.ru_maxrss), _load(),
+                    usage.ru_utime + usage.ru_stime)
 
 
 def _load() -> float:
@@ -561,13 +563,14 @@ def measure_nightly(opts: Options, work: Path, market: dict, log: Callable[[str]
             out = rounds / f"floor-{index}"
             run = spawn("floor", {"files": [str(p) for p in market["day_files"]], "out": str(out)}, work,
                         f"floor-{index}")
-            floors.append({**run.result, "wall": run.wall, "peak_mb": run.peak_mb, "load": run.load})
+            floors.append({**run.result, "wall": run.wall, "peak_mb": run.peak_mb, "load": run.load, "cpu": run.cpu})
         else:
             out = rounds / f"nightly-{index}"
             shutil.copytree(snapshot, out)
             run = spawn("pipeline", {"warehouse": str(out), "landing": str(landing), "target": target.isoformat(),
                                      "report": not opts.skip_report}, work, f"nightly-{index}")
-            nightlies.append({**run.result, "wall": run.wall, "peak_mb": run.peak_mb, "load": run.load})
+            nightlies.append({**run.result, "wall": run.wall, "peak_mb": run.peak_mb, "load": run.load,
+                              "cpu": run.cpu})
         if not opts.keep:
             shutil.rmtree(out, ignore_errors=True)
 
@@ -701,8 +704,10 @@ def summarise(opts: Options, market: dict, nightly: dict, backfill: dict | None)
                   "day_mb": market["day_mb"], "generate_seconds": market["generate_seconds"]},
         "warmup": nightly["warmup"],
         "floor": {"seconds": floor_s, "wall": _median([r["wall"] for r in floors]),
+                  "cpu": _median([r.get("cpu", 0.0) for r in floors]),
                   "peak_rss_mb": max(r["peak_mb"] for r in floors), "runs": floors},
         "nightly": {"seconds": nightly_s, "wall": _median([r["wall"] for r in nights]),
+                    "cpu": _median([r.get("cpu", 0.0) for r in nights]),
                     "peak_rss_mb": max(r["peak_mb"] for r in nights), "runs": nights},
         "ratio": nightly_s / floor_s if floor_s else float("inf"),
         "ratio_wall": _median([r["wall"] for r in nights]) / _median([r["wall"] for r in floors]),
@@ -794,6 +799,8 @@ def render(report: dict) -> str:
         f"{report['ratio']:.2f} | <= {TARGET_RATIO:g}: {_verdict(report['ratio'] <= TARGET_RATIO)} |"),
         (f"| process wall (s, with interpreter and imports) | {floor['wall']:.2f} | {night['wall']:.2f} | "
         f"{report['ratio_wall']:.2f} | |"),
+        (f"| process CPU (s, user + system, both cores) | {floor.get('cpu', 0):.2f} | {night.get('cpu', 0):.2f} | "
+         f"{night.get('cpu', 0) / (floor.get('cpu') or 1):.2f} | |"),
         (f"| peak RSS (MB) | {floor['peak_rss_mb']:.0f} | {night['peak_rss_mb']:.0f} | | "
         f"< {TARGET_RSS_MB:.0f}: {_verdict(night['peak_rss_mb'] < TARGET_RSS_MB)} |"),
         "",
