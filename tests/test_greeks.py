@@ -446,7 +446,8 @@ def test_iv_rank_window_is_252_sessions_and_skips_null_sessions():
 def test_iv_rank_has_no_lookahead_and_keeps_underlyings_apart():
     rng = np.random.default_rng(7)
     a, b = rng.uniform(0.1, 0.6, 40).tolist(), rng.uniform(0.3, 0.9, 40).tolist()
-    both = pl.concat([history(a, "AAA"), history(b, "BBB")]).sort("trade_date")
+    # Sorted by a total order: with trade_date alone the two underlyings of a date come in either order.
+    both = pl.concat([history(a, "AAA"), history(b, "BBB")]).sort("trade_date", "underlying")
     full = iv_rank_percentile(both).collect()
     cut = D0 + timedelta(days=29)
     early = iv_rank_percentile(both.filter(pl.col("trade_date") <= cut)).collect()
