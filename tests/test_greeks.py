@@ -213,11 +213,13 @@ leg_strategy = st.fixed_dictionaries({
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sessions=st.lists(st.lists(leg_strategy, min_size=1, max_size=6), min_size=1, max_size=4),
-       block=st.integers(1, 5))
-def test_gamma_flip_matches_brute_force_across_blocks(sessions, block, monkeypatch):
-    # Tiny blocks make sessions straddle block boundaries.
+       block=st.integers(1, 5), reversed_rows=st.booleans())
+def test_gamma_flip_matches_brute_force_across_blocks(sessions, block, reversed_rows, monkeypatch):
+    # Tiny blocks make sessions straddle block boundaries; reversed, the rows do not come in session order.
     monkeypatch.setattr(greeks, "_FLIP_BLOCK", block)
     chains = pl.concat([chain(legs, underlying=f"U{i}", spot=100.0 + i) for i, legs in enumerate(sessions)])
+    if reversed_rows:
+        chains = chains.reverse()
     frame = gamma_flip(chains, rate=0.03).collect()
     assert frame["underlying"].to_list() == [f"U{i}" for i in range(len(sessions))]
     for i, legs in enumerate(sessions):

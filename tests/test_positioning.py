@@ -304,6 +304,18 @@ def test_max_pain_tie_is_not_decided_by_float_noise():
     assert brute_force_pain_strike(legs, 126.8) == 126.8
 
 
+@pytest.mark.parametrize("calls_first", [True, False])
+@pytest.mark.parametrize(("spot", "expected"), [(100.0003, 100.0004), (100.0001, 100.0)])
+def test_max_pain_strikes_apart_only_by_float_noise_are_one_strike(calls_first, spot, expected):
+    # 100.0 and 100.0004 are both the OSI strike 100.000, so one strike: pain 0 there (25 at 95, 150 at
+    # 105), and spot picks the spelling. Counted call first, only the call's running OI (0 to 30)
+    # straddles the put OI of 5, not the put's (30 to 35): the put's strike is a candidate all the same.
+    legs = [("C", E1, 100.0, 30, 0), ("P", E1, 100.0004, 5, 0), ("C", E1, 95, 0, 0), ("P", E1, 105, 0, 0)]
+    legs = legs if calls_first else [legs[1], legs[0], *legs[2:]]
+    assert one_row(positioning_daily(chain(legs, underlying_price=spot)))["max_pain"] == expected
+    assert expiry_levels(chain(legs, underlying_price=spot)).collect()["max_pain"].to_list() == [expected]
+
+
 def test_spot_distance_ties_are_not_decided_by_float_noise():
     # 100.1 and 100.3 are both 0.1 from 100.2, but in floats 100.3 - 100.2 < 100.2 - 100.1.
     legs = [("C", E1, 100.1, 50, 0), ("C", E1, 100.3, 50, 0), ("P", E1, 100.1, 0, 0), ("P", E1, 100.3, 0, 0)]

@@ -164,16 +164,33 @@ def derive_iv_and_greeks(chains: pl.LazyFrame, rate: float) -> pl.LazyFrame:
 def _exposure_units(live: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
     """Per `keys`: gamma * OI summed over calls (call_gamma_oi) and puts (put_gamma_oi), delta * OI
     (delta_oi), and how many contracts have each (gamma_n, delta_n). Spot enters only afterwards, on the
-    aggregated rows, so the big contract frame is never joined to it."""
+    aggregated rows, so the big contract frame is never joined to it.
+
+    The fixed-point values are made per contract before grouping: the group_by then only sums plain
+    integer columns, its fast path, instead of evaluating filters and casts group by group."""
     oi = pl.col("open_interest").cast(pl.Float64)
     gamma_oi, delta_oi = pl.col("gamma") * oi, pl.col("delta") * oi
-    return live.group_by(keys).agg(
-        _stable_sum(gamma_oi.filter(_IS_CALL)).alias("call_gamma_oi"),
-        _stable_sum(gamma_oi.filter(_IS_PUT)).alias("put_gamma_oi"),
-        pl.when(_SIDE_SIGN.is_not_null()).then(gamma_oi).count().alias("gamma_n"),
-        _stable_sum(delta_oi).alias("delta_oi"),
-        delta_oi.count().alias("delta_n"),
+    return live.select(
+        *keys,
+        call_gamma_oi=_fixed_point(pl.when(_IS_CALL).then(gamma_oi)),
+        put_gamma_oi=_fixed_point(pl.when(_IS_PUT).then(gamma_oi)),
+        gamma_n=pl.when(_SIDE_SIGN.is_not_null()).then(gamma_oi),
+        delta_oi=_fixed_point(delta_oi),
+    ).group_by(keys).agg(
+        _from_fixed_point(pl.col("call_gamma_oi").sum()),
+        _from_fixed_point(pl.col("put_gamma_oi").sum()),
+        pl.col("gamma_n").count(),
+        _from_fixed_point(pl.col("delta_oi").sum()),
+        pl.col("delta_oi").count().alias("delta_n"),
     )
+
+
+def _fixed_point(values: pl.Expr) -> pl.Expr:
+    return (values * _FIXED_POINT).round(0).cast(pl.Int64)
+
+
+def _from_fixed_point(total: pl.Expr) -> pl.Expr:
+    return total * _FROM_FIXED_POINT
 
 
 def _stable_sum(values: pl.Expr) -> pl.Expr:
@@ -181,7 +198,7 @@ def _stable_sum(values: pl.Expr) -> pl.Expr:
     frame), a nightly (one day) and a sharded run must give bit-identical tables, and float sums do
     not (SIMD kernels split the same values differently). Each value is fixed to 1e-8 and summed
     as an exact Int64; per-contract gamma*OI and delta*OI stay far below Int64's range."""
-    return (values * _FIXED_POINT).round(0).cast(pl.Int64).sum() * _FROM_FIXED_POINT
+    return _from_fixed_point(_fixed_point(values).sum())
 
 
 def _dollar_exposure() -> list[pl.Expr]:
@@ -204,10 +221,14 @@ def dealer_exposure(chains: pl.LazyFrame, spot: pl.LazyFrame | None = None) -> p
     Walls: the strike with the largest call GEX summed over the live expirations, and the strike with
     the largest put GEX in absolute value (ties: nearer spot, then the lower strike; NULL when no strike
     has any GEX on that side). spot: optional (trade_date, underlying, spot)."""
-    spots = session_spot(chains, spot)
+    return _dealer_exposure(live_contracts(chains), session_spot(chains, spot))
+
+
+def _dealer_exposure(live: pl.LazyFrame, spots: pl.LazyFrame) -> pl.LazyFrame:
+    """dealer_exposure from the live contracts and the session spots."""
     units = ["call_gamma_oi", "put_gamma_oi", "gamma_n", "delta_oi", "delta_n"]
     strikes = (
-        _exposure_units(live_contracts(chains), [*SESSION, "strike"])
+        _exposure_units(live, [*SESSION, "strike"])
         .join(spots, on=SESSION, how="left")
         .with_columns(_dollar_exposure())
     )
@@ -250,17 +271,22 @@ def _gex_profiles(session: np.ndarray, a: np.ndarray, b: np.ndarray, w: np.ndarr
         return profile
 
     def accumulate(part: slice) -> None:
+        # Levels by contracts, so every step runs along contiguous rows of the block (a contract's
+        # terms broadcast down a column), the block buffer is allocated once per part, and the sums
+        # over a session's contracts still add them one after another as before.
+        block_levels = np.empty((log_m.size, _FLIP_BLOCK))
         for start in range(part.start, part.stop, _FLIP_BLOCK):
             block = slice(start, min(start + _FLIP_BLOCK, part.stop))
-            d1 = np.multiply.outer(b[block], log_m)
-            d1 += a[block, None]
+            d1 = block_levels[:, : block.stop - block.start]
+            np.multiply(log_m[:, None], b[block], out=d1)
+            d1 += a[block]
             np.square(d1, out=d1)
             d1 *= -0.5
             np.exp(d1, out=d1)
-            d1 *= w[block, None]
+            d1 *= w[block]
             ids = session[block]
             firsts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-            profile[ids[firsts]] += np.add.reduceat(d1, firsts, axis=0)  # ids[firsts] are distinct
+            profile[ids[firsts]] += np.add.reduceat(d1, firsts, axis=1).T  # ids[firsts] are distinct
 
     workers = max(1, min(pl.thread_pool_size(), _FLIP_THREADS))  # polars' budget (POLARS_MAX_THREADS)
     # Cut points moved back to the first contract of their session, so no session spans two parts.
@@ -300,13 +326,17 @@ def _nearest_crossing(profile: np.ndarray, levels: np.ndarray, spot: np.ndarray)
 
 
 def _flip_batch(frame: pl.DataFrame, grid_points: int) -> pl.DataFrame:
-    """frame: contracts sorted by session id (0..n-1, every id present), with the session's spot and the
-    terms a, b, w of _gex_profiles. One row per session id out."""
+    """frame: contracts with their session id, the session's spot and the terms a, b, w of _gex_profiles.
+    One row per session id that has contracts."""
     multiples = _flip_grid(grid_points)
     session, spot, a, b, w = (frame.get_column(c).to_numpy() for c in ("session", "spot", "a", "b", "w"))
-    firsts = np.flatnonzero(np.r_[True, session[1:] != session[:-1]]) if session.size else session
+    if np.any(session[1:] < session[:-1]):  # a chain not grouped by underlying
+        order = np.argsort(session, kind="stable")
+        session, spot, a, b, w = session[order], spot[order], a[order], b[order], w[order]
+    starts = np.r_[True, session[1:] != session[:-1]] if session.size else np.zeros(0, dtype=bool)
+    firsts = np.flatnonzero(starts)
     spot = spot[firsts]
-    profile = _gex_profiles(session, a, b, w, multiples, firsts.size)
+    profile = _gex_profiles(np.cumsum(starts) - 1, a, b, w, multiples, firsts.size)
     flips = _nearest_crossing(profile, spot[:, None] * multiples, spot)
     return pl.DataFrame([
         pl.Series("session", session[firsts], dtype=pl.get_index_type()),
@@ -325,8 +355,13 @@ def gamma_flip(
     S^2 * 0.01, calls +, puts -), crosses zero: the crossing nearest to spot on an evenly spaced grid of
     `grid_points` levels, linearly interpolated between them; NULL if the profile never changes sign.
     Contracts without IV, OI or spot add nothing."""
+    return _gamma_flip(live_contracts(chains), session_spot(chains, spot), rate, grid_points)
+
+
+def _gamma_flip(live: pl.LazyFrame, spots: pl.LazyFrame, rate: float, grid_points: int) -> pl.LazyFrame:
+    """gamma_flip from the live contracts and the session spots."""
     # Sorted before numbering, so the ids are the same however often the plan evaluates this frame.
-    sessions = session_spot(chains, spot).sort(SESSION).with_row_index("session")
+    sessions = spots.sort(SESSION).with_row_index("session")
     t = _years()
     vol_sqrt_t = _IV * t.sqrt()
     s, k = pl.col("spot"), pl.col("strike").cast(pl.Float64)
@@ -334,10 +369,10 @@ def gamma_flip(
     d1_lo = pl.col("a") + pl.col("b") * log_lo
     d1_hi = pl.col("a") + pl.col("b") * log_hi  # d1 rises with S: these bound it over the grid
     contracts = (
-        live_contracts(chains)
-        .filter((_IV > 0) & (pl.col("open_interest") > 0) & (t > 0) & (pl.col("strike") > 0)
-                & _SIDE_SIGN.is_not_null())
-        .join(sessions.filter(pl.col("spot") > 0), on=SESSION, how="inner")
+        live.filter((_IV > 0) & (pl.col("open_interest") > 0) & (t > 0) & (pl.col("strike") > 0)
+                    & _SIDE_SIGN.is_not_null())
+        # In chain order: a chain grouped by underlying (as silver stores it) needs no sort in _flip_batch.
+        .join(sessions.filter(pl.col("spot") > 0), on=SESSION, how="inner", maintain_order="left")
         .select(
             "session",
             "spot",
@@ -348,17 +383,11 @@ def gamma_flip(
         )
         .filter((d1_lo <= _FLIP_DEAD_D1) & (d1_hi >= -_FLIP_DEAD_D1))
     )
-    # Every session also gets one inert row (w = 0), so sessions without a usable contract (or spot) keep
-    # their id and come out with a flat-zero profile: a NULL flip.
-    inert = sessions.select("session", "spot", a=pl.lit(0.0), b=pl.lit(1.0), w=pl.lit(0.0))
-    flips = (
-        pl.concat([contracts, inert], how="vertical")
-        .sort("session")
-        .map_batches(
-            partial(_flip_batch, grid_points=grid_points),
-            schema={"session": pl.get_index_type(), "gamma_flip": pl.Float64()},
-        )
+    flips = contracts.map_batches(
+        partial(_flip_batch, grid_points=grid_points),
+        schema={"session": pl.get_index_type(), "gamma_flip": pl.Float64()},
     )
+    # Sessions without a usable contract (or spot) have no flip row: a NULL flip, as a flat profile.
     return sessions.join(flips, on="session", how="left").select(*SESSION, "gamma_flip").sort(SESSION)
 
 
@@ -371,12 +400,15 @@ def atm_iv_by_expiry(chains: pl.LazyFrame, spot: pl.LazyFrame | None = None) -> 
     A strike's IV is the mean of its call and put IV (either one when only one is quoted); atm_iv
     interpolates linearly in strike between the nearest quoted strikes at or below and at or above
     spot (the strike's own IV when spot is a strike). NULL when spot is outside the quoted strikes."""
-    spots = session_spot(chains, spot)
+    return _atm_iv_by_expiry(live_contracts(chains), session_spot(chains, spot))
+
+
+def _atm_iv_by_expiry(live: pl.LazyFrame, spots: pl.LazyFrame) -> pl.LazyFrame:
+    """atm_iv_by_expiry from the live contracts and the session spots."""
     strike, spot_level = pl.col("strike"), pl.col("spot")
     k_lo, k_hi = pl.col("k_lo"), pl.col("k_hi")
     quoted = (
-        live_contracts(chains)
-        .filter(_IV > 0)
+        live.filter(_IV > 0)
         .select(*EXPIRY, "strike", _IV.cast(pl.Float64))
         .join(spots, on=SESSION, how="inner")
         .with_columns(
@@ -493,13 +525,15 @@ def iv_rank_percentile(history: pl.LazyFrame) -> pl.LazyFrame:
 def expiry_exposure(chains: pl.LazyFrame, spot: pl.LazyFrame | None = None) -> pl.LazyFrame:
     """Per (trade_date, underlying, expiration) after trade_date: net_gex, net_dex (at the session spot)
     and atm_iv, for expiry_levels."""
+    # Cached: every part needs the spots, and the optimizer does not merge their differently pruned copies.
+    live, spots = live_contracts(chains), session_spot(chains, spot).cache()
     exposure = (
-        _exposure_units(live_contracts(chains), EXPIRY)
-        .join(session_spot(chains, spot), on=SESSION, how="left")
+        _exposure_units(live, EXPIRY)
+        .join(spots, on=SESSION, how="left")
         .with_columns(_dollar_exposure()[:2])
     )
     return (
-        exposure.join(atm_iv_by_expiry(chains, spot).select(*EXPIRY, "atm_iv"), on=EXPIRY, how="left")
+        exposure.join(_atm_iv_by_expiry(live, spots).select(*EXPIRY, "atm_iv"), on=EXPIRY, how="left")
         .select(*EXPIRY, "net_gex", "net_dex", "atm_iv")
         .sort(EXPIRY)
     )
@@ -509,10 +543,12 @@ def session_greeks(chains: pl.LazyFrame, spot: pl.LazyFrame | None = None, rate:
     """Per (trade_date, underlying): net_gex, net_dex, call_gex_wall, put_gex_wall, gamma_flip,
     atm_iv_30 and rr_25d, for positioning_daily (iv_rank_252 / iv_percentile_252 need the history of
     atm_iv_30: iv_rank_percentile)."""
+    # Cached: every part needs the spots, and the optimizer does not merge their differently pruned copies.
+    live, spots = live_contracts(chains), session_spot(chains, spot).cache()
     return (
-        dealer_exposure(chains, spot)
-        .join(gamma_flip(chains, spot, rate), on=SESSION, how="full", coalesce=True)
-        .join(atm_iv_30(atm_iv_by_expiry(chains, spot)), on=SESSION, how="left")
+        _dealer_exposure(live, spots)
+        .join(_gamma_flip(live, spots, rate, FLIP_GRID_POINTS), on=SESSION, how="full", coalesce=True)
+        .join(atm_iv_30(_atm_iv_by_expiry(live, spots)), on=SESSION, how="left")
         .join(rr_25d(chains), on=SESSION, how="left")
         .select(*SESSION, "net_gex", "net_dex", "call_gex_wall", "put_gex_wall", "gamma_flip", "atm_iv_30",
                 "rr_25d")

@@ -210,11 +210,11 @@ def expiry_flags(expiration: pl.Expr, dte: pl.Expr) -> list[pl.Expr]:
         _THIRD_FRIDAY_HOLIDAYS.implode())
     monthly = third_friday | holiday_thursday
     # Quarterlies expire on the quarter's last weekday (a holiday there moves it a day earlier;
-    # that rare case is not modelled).
-    month_end = expiration.dt.month_end()
-    last_weekday = month_end.dt.offset_by(
-        pl.format("-{}d", (month_end.dt.weekday() - 5).clip(lower_bound=0)))
-    quarter_end = expiration.dt.month().is_in([3, 6, 9, 12]) & (expiration == last_weekday)
+    # that rare case is not modelled): a weekday with no weekday left after it in its month. Counted
+    # from the days left, as month ends and date offsets are slow per contract.
+    days_left = expiration.dt.days_in_month() - day
+    last_weekday = ((weekday <= 4) & (days_left == 0)) | ((weekday == 5) & (days_left <= 2))
+    quarter_end = expiration.dt.month().is_in([3, 6, 9, 12]) & last_weekday
     return [
         monthly.alias("is_monthly"),
         (~monthly & weekday.is_in([4, 5])).alias("is_weekly"),

@@ -171,33 +171,33 @@ def max_pain_by_expiration(live: pl.LazyFrame, spot: pl.LazyFrame) -> pl.LazyFra
     """Per (trade_date, underlying, expiration): the listed strike S minimising the payout to holders,
     sum_calls OI*max(0, S-K) + sum_puts OI*max(0, K-S); ties go nearer spot, then lower.
 
-    Strikes are sorted per expiration and the pain at every listed strike comes from running sums,
-        calls: S * (call OI at K <= S) - (call OI*K at K <= S)
-        puts:  (put OI*K at K > S) - S * (put OI at K > S)
-    which is O(n log n) where evaluating every S against every K would be quadratic per expiration.
+    Every kink of the pain is at a listed strike, and from one listed strike to the next it changes by
+    the gap times (OI of all contracts at or below the first) - (the expiration's put OI). OI is never
+    negative, so the pain falls while that running OI is below the put OI, stays flat while it equals
+    it and rises after: the least-pain strikes are exactly those with OI strictly below S <= put OI <=
+    OI at or below S. So one running sum in strike order decides, in exact integers, what evaluating
+    the pain at every strike (four running sums) or every S against every K (quadratic) would.
+    Strikes are ordered in thousandths, so two that differ only by float noise are one strike.
     `live` holds contracts after trade_date only; `spot` is (trade_date, underlying, spot)."""
-    oi = pl.col("open_interest").cast(pl.Int64)
-    by_strike = (
-        live.group_by([*EXPIRY, "strike"])
-        .agg(_side_sum(oi, _IS_CALL).alias("call_oi"), _side_sum(oi, _IS_PUT).alias("put_oi"))
-        .with_columns(strike_milli=_STRIKE_MILLI)
-    )
-
-    def up_to_strike(value: pl.Expr) -> pl.Expr:
-        return value.cum_sum().over(EXPIRY, order_by="strike_milli")
-
-    def whole_expiry(value: pl.Expr) -> pl.Expr:
-        return value.sum().over(EXPIRY)
-
-    strike, call_oi, put_oi = pl.col("strike_milli"), pl.col("call_oi"), pl.col("put_oi")
-    calls_in_money = strike * up_to_strike(call_oi) - up_to_strike(call_oi * strike)
-    puts_in_money = (whole_expiry(put_oi * strike) - up_to_strike(put_oi * strike)) - strike * (
-        whole_expiry(put_oi) - up_to_strike(put_oi)
+    oi = pl.col("open_interest").cast(pl.Int64).fill_null(0)
+    at_or_below = oi.cum_sum().over(EXPIRY, order_by=_STRIKE_MILLI)
+    put_oi = pl.when(_IS_PUT).then(oi).otherwise(0).sum().over(EXPIRY)
+    strike, least = pl.col("strike_milli"), pl.col("least_pain")
+    # Per contract in running order, the OI before it <= put OI <= the OI up to it: at least one contract
+    # of every least-pain strike passes, maybe not all of them, and those strikes form one run, so the
+    # candidates are every contract from the lowest to the highest strike found.
+    least_pain_range = strike.is_between(
+        pl.when(least).then(strike).min().over(EXPIRY), pl.when(least).then(strike).max().over(EXPIRY)
     )
     return (
-        by_strike.with_columns(pain_milli=calls_in_money + puts_in_money)
+        live.select(
+            *EXPIRY,
+            "strike",
+            strike_milli=_STRIKE_MILLI,
+            least_pain=(at_or_below - oi <= put_oi) & (put_oi <= at_or_below),
+        )
         # Only the least-pain strikes need spot for the tie rule; filtering first keeps the join small.
-        .filter(pl.col("pain_milli") == pl.col("pain_milli").min().over(EXPIRY))
+        .filter(least_pain_range)
         .join(spot, on=SESSION, how="left")
         .with_columns(spot_distance=_SPOT_DISTANCE)
         .group_by(EXPIRY)
@@ -243,9 +243,19 @@ def positioning_daily(
     previous: optional positioning rows (trade_date, underlying, call_oi, put_oi) of earlier sessions,
     for the OI changes; NULL changes where no earlier session exists."""
     live = live_contracts(chains)
-    spots = session_spot(chains, spot)
-    totals = live.group_by(SESSION).agg(pl.len().alias("contracts"), *_side_totals())
-    strikes = strike_open_interest(chains).join(spots, on=SESSION, how="left")
+    # Cached: spots and strikes feed several branches (the walls alone read strikes four times), and
+    # the optimizer does not see through the differently pruned copies of them.
+    spots = session_spot(chains, spot).cache()
+    strikes = (
+        live.group_by([*SESSION, "strike"])
+        .agg(pl.len().alias("contracts"), *_side_totals())
+        .join(spots, on=SESSION, how="left")
+        .cache()
+    )
+    # The session totals add up the strike totals (exact integers) rather than grouping every contract again.
+    totals = strikes.group_by(SESSION).agg(
+        pl.col("contracts", "call_oi", "put_oi", "call_volume", "put_volume").sum()
+    )
     nearest_expiry = live.filter(pl.col("expiration") == pl.col("expiration").min().over(SESSION))
     max_pain = max_pain_by_expiration(nearest_expiry, spots).rename({"expiration": "max_pain_expiration"})
     return _conform(
@@ -294,12 +304,11 @@ def _strike_side_oi(chains: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _prior_sessions(chains: pl.LazyFrame) -> pl.LazyFrame:
-    """Each (trade_date, underlying) session with prior_date, the underlying's latest earlier session."""
-    return (
-        chains.select(SESSION)
-        .unique()
-        .with_columns(prior_date=pl.col("trade_date").shift(1).over("underlying", order_by="trade_date"))
+def _prior_sessions(sessions: pl.LazyFrame) -> pl.LazyFrame:
+    """Each distinct (trade_date, underlying) session with prior_date, the underlying's latest earlier
+    session."""
+    return sessions.with_columns(
+        prior_date=pl.col("trade_date").shift(1).over("underlying", order_by="trade_date")
     )
 
 
@@ -317,17 +326,22 @@ def strike_levels(
     after its own date, 0 where the strike had none; NULL when there is no earlier session."""
     columns = ["trade_date", "underlying", "expiration", "strike", "option_type", "open_interest", "volume"]
     current = chains.select(columns)
-    history = current
+    # The history of OI per strike and of sessions, built from parts that never share a session: each
+    # part is aggregated on its own and the current one, also needed for the ranking, only once.
+    current_oi, current_sessions = _strike_side_oi(current), current.select(SESSION).unique()
+    history_oi, history_sessions = current_oi, current_sessions
     if previous_chains is not None:
         earlier = previous_chains.select(columns).with_columns(
             pl.col("trade_date", "expiration").cast(pl.Date)
         )
         # A session present in chains replaces the stored one of the same date.
-        history = pl.concat([earlier.join(current.select(SESSION).unique(), on=SESSION, how="anti"), current])
+        earlier = earlier.join(current_sessions, on=SESSION, how="anti")
+        history_oi = pl.concat([_strike_side_oi(earlier), current_oi])
+        history_sessions = pl.concat([earlier.select(SESSION).unique(), current_sessions])
 
     side_strikes = [*SESSION, "side"]
     ranked = (
-        _strike_side_oi(current)
+        current_oi
         .filter(pl.col("open_interest") > 0)
         .join(session_spot(chains, spot), on=SESSION, how="left")
         .with_columns(spot_distance=_SPOT_DISTANCE)
@@ -338,7 +352,7 @@ def strike_levels(
         )
         .filter(pl.col("rank") <= top_n)
     )
-    prior_oi = _strike_side_oi(history).select(
+    prior_oi = history_oi.select(
         "underlying",
         pl.col("trade_date").alias("prior_date"),
         "side",
@@ -346,7 +360,7 @@ def strike_levels(
         pl.col("open_interest").alias("prior_oi"),
     )
     with_change = (
-        ranked.join(_prior_sessions(history), on=SESSION, how="left")
+        ranked.join(_prior_sessions(history_sessions), on=SESSION, how="left")
         .join(prior_oi, on=["underlying", "prior_date", "side", "strike"], how="left")
         .with_columns(
             oi_change=pl.when(pl.col("prior_date").is_not_null()).then(
