@@ -290,7 +290,7 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
                 raise RejectedShareError(
                     f"{dataset} {day}: {day_bad} of {day_in} rows rejected ({day_bad / day_in:.1%}) "
                     f"> limit {settings.max_rejected_share:.1%}; top reasons: {top}")
-            day_rows = kept.filter(pl.col("trade_date") == day).select(list(schema)).sort(SILVER_ORDER[dataset])
+            day_rows = _in_order(kept.filter(pl.col("trade_date") == day).select(list(schema)), SILVER_ORDER[dataset])
             day_quarantine = quarantine.filter(pl.col("trade_date") == day)
             # Kept in memory for the next datasets' checks (chains need the bars, prints the chains).
             staging.stage(day_rows, "silver", dataset, day, "part-0", exclusive=True, keep=dataset != "trades")
@@ -300,6 +300,21 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
             out[day] = day_rows.height
         staging.forget(batch_files)
     return out
+
+
+def _in_order(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """`frame` sorted by `keys` (a unique key), without sorting when it already is: a vendor's prints
+    usually come in time order, and one pass that compares neighbours is cheaper than a sort."""
+    following = [pl.col(k).shift(-1) for k in keys]
+    in_order = pl.col(keys[-1]) <= following[-1]
+    for key, next_value in zip(reversed(keys[:-1]), reversed(following[:-1]), strict=True):
+        in_order = (pl.col(key) < next_value) | ((pl.col(key) == next_value) & in_order)
+    # The last row has no neighbour; a null or NaN key compares as not in order, so it is sorted.
+    checked = frame.select(
+        pl.when(pl.int_range(pl.len()) < pl.len() - 1).then(in_order.fill_null(False)).otherwise(True).all())
+    if frame.height < 2 or checked.item():
+        return frame
+    return frame.sort(keys)
 
 
 def _silver_scan(staging: Staging, dataset: str, days: list[date]) -> pl.LazyFrame:
