@@ -26,6 +26,9 @@ PARTITION_PREFIX = "trade_date="
 # Bronze is written once and read back once per run, right away: LZ4 writes about 40% faster than zstd
 # for files about 1.7x larger. The layers people keep and query (silver, gold) stay zstd.
 CODECS = {"bronze": "lz4"}
+# Staged files waiting for the background writer; staging waits beyond this, so a run that parses
+# faster than it writes (a backfill) never holds more than a few frames in memory for the writer.
+MAX_QUEUED_WRITES = 3
 
 
 def write_atomic(frame: pl.DataFrame, path: Path, compression: str = "zstd") -> None:
@@ -157,6 +160,8 @@ class Staging:
         final = self.lake.partition_dir(layer, dataset, day) / f"{part}.parquet"
         staged = self.root / final.relative_to(self.lake.root)
         self.wait([staged])  # a file staged again replaces the earlier write, never races it
+        while len(self.writes) >= MAX_QUEUED_WRITES:  # back-pressure: queued frames are held in memory
+            self.wait([next(iter(self.writes))])
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staging-writer")
         self.writes[staged] = self._writer.submit(

@@ -1,0 +1,94 @@
+"""Run staging: background writes, back-pressure, in-memory hand-off, and failures that change nothing."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from flows import lake as lake_module
+from flows.lake import MAX_QUEUED_WRITES, Lake, Staging
+
+DAY = date(2025, 12, 29)
+SCHEMA = {"trade_date": pl.Date(), "symbol": pl.String(), "close": pl.Float64()}
+
+
+def frame(symbol: str, close: float) -> pl.DataFrame:
+    return pl.DataFrame({"trade_date": [DAY], "symbol": [symbol], "close": [close]}, schema=SCHEMA)
+
+
+def test_staged_files_are_written_in_the_background_and_committed_whole(tmp_path: Path):
+    staging = Staging(Lake(tmp_path / "lake"), "run-1")
+    staging.stage(frame("IWM", 249.8), "silver", "bars", DAY, "part-0", exclusive=True)
+    staging.stage(frame("SPY", 600.0), "bronze", "bars", DAY, "src-a", exclusive=False)
+    staging.commit()
+    lake = Lake(tmp_path / "lake")
+    assert lake.scan("silver", "bars", SCHEMA).collect().rows() == [(DAY, "IWM", 249.8)]
+    assert lake.scan("bronze", "bars", SCHEMA).collect().rows() == [(DAY, "SPY", 600.0)]
+    assert not staging.root.exists()
+
+
+def test_a_failed_background_write_fails_the_commit_and_changes_nothing(tmp_path: Path, monkeypatch):
+    real_write = lake_module.write_atomic
+
+    def failing(data: pl.DataFrame, path: Path, compression: str = "zstd") -> None:
+        if "SPY" in data.get_column("symbol").to_list():
+            raise OSError("disk full")
+        real_write(data, path, compression)
+
+    monkeypatch.setattr(lake_module, "write_atomic", failing)
+    staging = Staging(Lake(tmp_path / "lake"), "run-1")
+    staging.stage(frame("IWM", 249.8), "silver", "bars", DAY, "part-0", exclusive=True)
+    staging.stage(frame("SPY", 600.0), "silver", "chains", DAY, "part-0", exclusive=True)
+    with pytest.raises(OSError, match="disk full"):
+        staging.commit()
+    staging.discard()
+    assert Lake(tmp_path / "lake").dates("silver", "bars") == []
+
+
+def test_staging_waits_when_the_writer_falls_behind(tmp_path: Path, monkeypatch):
+    release = threading.Event()
+    real_write = lake_module.write_atomic
+
+    def slow(data: pl.DataFrame, path: Path, compression: str = "zstd") -> None:
+        release.wait(10)
+        real_write(data, path, compression)
+
+    monkeypatch.setattr(lake_module, "write_atomic", slow)
+    staging = Staging(Lake(tmp_path / "lake"), "run-1")
+    for index in range(MAX_QUEUED_WRITES):
+        staging.stage(frame(f"S{index}", 1.0), "bronze", "bars", DAY, f"src-{index}", exclusive=False)
+    blocked = threading.Thread(target=staging.stage, args=(frame("LAST", 1.0), "bronze", "bars", DAY, "src-x",
+                                                           False))
+    blocked.start()
+    blocked.join(0.5)
+    assert blocked.is_alive()  # a fourth frame waits for the writer instead of queueing in memory
+    release.set()
+    blocked.join(10)
+    assert not blocked.is_alive()
+    staging.commit()
+    assert Lake(tmp_path / "lake").scan("bronze", "bars", SCHEMA).collect().height == MAX_QUEUED_WRITES + 1
+
+
+def test_kept_frames_read_as_the_files_would(tmp_path: Path):
+    staging = Staging(Lake(tmp_path / "lake"), "run-1", keep_rows=10)
+    kept = staging.stage(frame("IWM", 249.8), "bronze", "bars", DAY, "src-a", exclusive=False, keep=True)
+    assert kept in staging.kept
+    from_memory = staging.read([kept], SCHEMA).collect()
+    staging.forget([kept])
+    from_file = staging.read([kept], SCHEMA).collect()
+    assert from_memory.equals(from_file) and from_file.rows() == [(DAY, "IWM", 249.8)]
+    assert staging.rows([kept]) == 1
+    staging.discard()
+
+
+def test_frames_beyond_the_budget_are_not_kept(tmp_path: Path):
+    staging = Staging(Lake(tmp_path / "lake"), "run-1", keep_rows=1)
+    first = staging.stage(frame("IWM", 249.8), "bronze", "bars", DAY, "src-a", exclusive=False, keep=True)
+    second = staging.stage(frame("SPY", 600.0), "bronze", "bars", DAY, "src-b", exclusive=False, keep=True)
+    assert staging.kept == {} and staging.keep_rows == 0  # all or nothing: a backfill reads its files
+    assert staging.read([first, second], SCHEMA).collect().get_column("symbol").to_list() == ["IWM", "SPY"]
+    staging.discard()
