@@ -18,7 +18,7 @@ import polars as pl
 
 from flows.config import Settings
 from flows.faults import crash_point
-from flows.lake import Lake, Staging, read_manifest, scan_files, sweep_debris, write_atomic, write_manifest
+from flows.lake import Lake, Staging, read_manifest, sweep_debris, write_atomic, write_manifest
 from flows.sources import (
     DATASETS,
     SourceError,

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from transforms.osi import (
     format_osi,
     is_canonical_osi,
-    normalize_osi,
     is_fixed_osi,
+    normalize_osi,
     parse_fixed_osi,
     parse_osi,
     parse_osi_pattern,
