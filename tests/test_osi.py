@@ -14,9 +14,11 @@ from transforms.osi import (
     is_canonical_osi,
     is_fixed_osi,
     normalize_osi,
+    osi_part_names,
     parse_fixed_osi,
     parse_osi,
     parse_osi_pattern,
+    with_fixed_osi_parts,
 )
 
 PARTS = ["root", "expiration", "option_type", "strike"]
@@ -258,3 +260,26 @@ def test_canonical_fast_path_known_values():
         {"root": "BRKB1", "expiration": date(2025, 12, 19), "option_type": "P", "strike": 412.5},
         {"root": None, "expiration": None, "option_type": None, "strike": None},
     ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(canonical_shaped, near_misses), min_size=1, max_size=40))
+@example(["IWM   251340C00255000", "O:IWM251231C00255500", "IWM251231P99999999"])
+def test_plain_offset_columns_equal_the_offset_struct_on_every_fixed_symbol(symbols):
+    frame = pl.DataFrame({"symbol": symbols}, schema={"symbol": pl.Utf8}).filter(is_fixed_osi(pl.col("symbol")))
+    names = osi_part_names("p_")
+    columns = with_fixed_osi_parts(frame.lazy(), "symbol", "p_").collect()
+    assert columns.columns == ["symbol", *names.values()]  # no scratch column left behind
+    struct = frame.select(parse_fixed_osi(pl.col("symbol")).alias("p")).unnest("p")
+    assert columns.select(pl.col(c).alias(n) for n, c in names.items()).equals(struct)
+
+
+def test_plain_offset_columns_known_values():
+    frame = pl.LazyFrame({"symbol": ["IWM   260102C00255000", "O:BRKB1251219P00412500", "IWM251340C00255000"]})
+    out = with_fixed_osi_parts(frame, "symbol", "osi_").collect()
+    assert out.drop("symbol").rows() == [
+        ("IWM", date(2026, 1, 2), "C", 255.0),
+        ("BRKB1", date(2025, 12, 19), "P", 412.5),
+        (None, None, None, None),  # impossible date: every field null, as parse_osi gives
+    ]
+    assert out.columns == ["symbol", "osi_root", "osi_expiration", "osi_option_type", "osi_strike"]

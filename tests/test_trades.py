@@ -6,17 +6,22 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from flows.sources import conform
 from schemas.quarantine import split_valid
 from schemas.silver import Trades
-from transforms.osi import format_osi
+from transforms.osi import format_osi, is_canonical_osi, parse_fixed_osi, parse_osi
 from transforms.silver import LINEAGE_COLUMNS
 from transforms.trades import (
     EXPIRED_CONTRACT,
     TRADE_COLUMNS,
     TRADE_SCHEMA,
     UNKNOWN_CONTRACT,
+    _given,
+    _given_symbol,
+    session_date,
     silver_trades,
     unknown_or_expired,
 )
@@ -135,3 +140,54 @@ def test_a_chain_on_another_day_does_not_list_a_contract():
     trades = silver_trades(bronze_prints([print_row("IWM260116C00255000")]).lazy())
     flagged = unknown_or_expired(trades, listed).collect()
     assert flagged["_reason"].to_list() == [UNKNOWN_CONTRACT]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(max_size=8), st.from_regex(r"[A-Za-z0-9. \-]{0,8}", fullmatch=True)),
+                min_size=1, max_size=40))
+@example(["SPX", " spx", "", " ", "BRK.B", "BRK-B", "\u00e9", "ABC\t", None])
+def test_the_clean_symbol_fast_path_equals_trim_and_upper_case(texts):
+    frame = pl.DataFrame({"u": texts}, schema={"u": pl.Utf8})
+    out = frame.select(_given(pl.col("u")).alias("slow"), _given_symbol(pl.col("u")).alias("fast"))
+    assert out["fast"].to_list() == out["slow"].to_list()
+
+
+def reference_silver_trades(bronze_trades: pl.LazyFrame) -> pl.LazyFrame:
+    """silver_trades as it was before the plain-column parse (the struct per print), frozen for comparison."""
+    part = pl.col("__osi").struct.field
+    osi = format_osi(part("root"), part("expiration"), part("option_type"), part("strike"))
+    canonical = is_canonical_osi(pl.col("option_symbol"))
+    parsed = pl.concat([
+        bronze_trades.filter(canonical).with_columns(parse_fixed_osi(pl.col("option_symbol")).alias("__osi")),
+        bronze_trades.filter(~canonical).with_columns(parse_osi(pl.col("option_symbol")).alias("__osi"))
+        .with_columns(pl.coalesce(osi, pl.col("option_symbol")).alias("option_symbol")),
+    ])
+    return parsed.with_columns(
+        session_date(pl.col("ts")).alias("trade_date"),
+        pl.coalesce(_given(pl.col("underlying")), part("root")).alias("underlying"),
+        part("expiration").alias("expiration"),
+        part("strike").alias("strike"),
+        part("option_type").alias("option_type"),
+    ).select(*[pl.col(c).cast(t) for c, t in TRADE_SCHEMA.items()], *LINEAGE_COLUMNS)
+
+
+contract = st.tuples(st.from_regex(r"[A-Z][A-Z0-9]{0,5}", fullmatch=True), st.from_regex(r"[0-9]{6}", fullmatch=True),
+                     st.sampled_from("CP"), st.from_regex(r"[0-9]{8}", fullmatch=True))
+spelled = st.one_of(
+    contract.map(lambda c: f"{c[0]:<6}{c[1]}{c[2]}{c[3]}"),  # padded
+    contract.map(lambda c: f"{c[0]}{c[1]}{c[2]}{c[3]}"),  # compact
+    contract.map(lambda c: f"O:{c[0]}{c[1]}{c[2]}{c[3]}"),  # Polygon
+    contract.map(lambda c: f"{c[0]}20{c[1]}{c[2]}{int(c[3]) // 1000}"),  # press
+    contract.map(lambda c: f" {c[0].lower()}{c[1]}{c[2]}{c[3]} "),  # forgiven case and blanks
+    st.text(alphabet="O:IWM0123456789CP. ", max_size=24),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(spelled, st.one_of(st.none(), st.sampled_from(["IWM", " spx ", "", "BRK.B"]))),
+                min_size=1, max_size=30))
+def test_silver_trades_equals_the_struct_reference(prints):
+    rows = [print_row(symbol, **({} if underlying is None else {"underlying": underlying}))
+            for symbol, underlying in prints]
+    bronze = bronze_prints(rows).lazy()
+    assert silver_trades(bronze).collect().equals(reference_silver_trades(bronze).collect())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from transforms.osi import format_osi, is_canonical_osi, parse_fixed_osi, parse_osi
+from transforms.osi import format_osi, is_canonical_osi, osi_part_names, parse_osi, with_fixed_osi_parts
 from transforms.silver import LINEAGE_COLUMNS
 
 EXCHANGE_TZ = "America/New_York"
@@ -45,6 +45,22 @@ def _given(text: pl.Expr) -> pl.Expr:
     return pl.when(stripped.str.len_chars() > 0).then(stripped.str.to_uppercase())
 
 
+# Text that trimming and upper-casing leave as it is, and not empty: what vendors nearly always send.
+_CLEAN_SYMBOL = r"^[A-Z0-9.\-]+$"
+
+
+def _given_symbol(text: pl.Expr) -> pl.Expr:
+    """_given for a symbol column: clean values are taken as they are, only the others are trimmed and
+    upper-cased (one pattern test is cheaper than both passes over every row)."""
+    clean = text.str.contains(_CLEAN_SYMBOL).fill_null(False)
+    return pl.when(clean).then(text).otherwise(_given(pl.when(~clean).then(text)))
+
+
+_OSI = "__osi_"  # prefix of the contract fields read from the symbol
+_PART = osi_part_names(_OSI)
+_PARSED = "__osi"
+
+
 def silver_trades(bronze_trades: pl.LazyFrame) -> pl.LazyFrame:
     """Bronze prints -> silver columns (schemas.silver.Trades) + lineage.
 
@@ -55,24 +71,32 @@ def silver_trades(bronze_trades: pl.LazyFrame) -> pl.LazyFrame:
     """
     # Symbols already in the 21-char form are split by offsets and kept as they are; the others are
     # parsed (by offsets too when compact or Polygon) and the 21-char form is formatted from the parts.
-    part = pl.col("__osi").struct.field
-    osi = format_osi(part("root"), part("expiration"), part("option_type"), part("strike"))
+    part = {name: pl.col(column) for name, column in _PART.items()}
+    osi = format_osi(part["root"], part["expiration"], part["option_type"], part["strike"])
     canonical = is_canonical_osi(pl.col("option_symbol"))
     parsed = pl.concat([
-        bronze_trades.filter(canonical).with_columns(parse_fixed_osi(pl.col("option_symbol")).alias("__osi")),
-        bronze_trades.filter(~canonical).with_columns(parse_osi(pl.col("option_symbol")).alias("__osi"))
-        .with_columns(pl.coalesce(osi, pl.col("option_symbol")).alias("option_symbol")),
+        with_fixed_osi_parts(bronze_trades.filter(canonical), "option_symbol", _OSI),
+        # The struct is a column first: fields taken from the expression would parse once per field.
+        bronze_trades.filter(~canonical).with_columns(parse_osi(pl.col("option_symbol")).alias(_PARSED))
+        .with_columns(_parts_of(pl.col(_PARSED)))
+        .with_columns(pl.coalesce(osi, pl.col("option_symbol")).alias("option_symbol"))
+        .drop(_PARSED),
     ])
     return (
         parsed.with_columns(
             session_date(pl.col("ts")).alias("trade_date"),
-            pl.coalesce(_given(pl.col("underlying")), part("root")).alias("underlying"),
-            part("expiration").alias("expiration"),
-            part("strike").alias("strike"),
-            part("option_type").alias("option_type"),
+            pl.coalesce(_given_symbol(pl.col("underlying")), part["root"]).alias("underlying"),
+            part["expiration"].alias("expiration"),
+            part["strike"].alias("strike"),
+            part["option_type"].alias("option_type"),
         )
         .select(*[pl.col(c).cast(t) for c, t in TRADE_SCHEMA.items()], *LINEAGE_COLUMNS)
     )
+
+
+def _parts_of(parsed: pl.Expr) -> list[pl.Expr]:
+    """parse_osi's struct as the plain columns with_fixed_osi_parts writes."""
+    return [parsed.struct.field(name).alias(column) for name, column in _PART.items()]
 
 
 def contract_reasons(trades: pl.LazyFrame, chains: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
