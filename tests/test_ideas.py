@@ -20,8 +20,10 @@ from hypothesis import strategies as st
 from flows.config import DEFAULT_CONFIG, ConfigError, load_settings
 from transforms.features import FEATURE_SCHEMA
 from transforms.ideas import (
+    EXPIRY_FIELDS,
     TRADE_IDEA_SCHEMA,
     RuleError,
+    _listed_expirations,
     compile_rules,
     expiry_flags,
     option_contracts,
@@ -316,6 +318,24 @@ def test_monthly_matches_the_exchange_calendar_for_every_month():
 
 
 # --- call_breakout ----------------------------------------------------------------------------------
+
+
+def test_listed_expirations_one_row_per_session_side_and_expiration():
+    contracts = option_contracts(chain(IWM_LEGS), strike_open_interest(chain(IWM_LEGS)))
+    listed = _listed_expirations(contracts).collect().sort("option_type", "expiration")
+    assert listed.columns == ["trade_date", "symbol", "option_type", *EXPIRY_FIELDS]
+    # Several strikes of one expiration are one row; DEC31 expires the day after D, so it is listed.
+    assert listed.select("option_type", "expiration", "dte", "is_weekly", "is_monthly").rows() == [
+        ("C", DEC31, 2, False, False),
+        ("C", JAN02, 4, True, False),
+        ("C", JAN09, 11, True, False),
+        ("P", JAN02, 4, True, False),
+        ("P", JAN12, 14, False, False),
+        ("P", JAN15, 17, True, False),
+        ("P", JAN16, 18, False, True),
+        ("P", FEB20, 53, False, True),
+    ]
+    assert set(listed["trade_date"]) == {D} and set(listed["symbol"]) == {"IWM"}
 
 
 def test_call_breakout_reproduces_the_note():

@@ -472,6 +472,18 @@ def test_strike_levels_oi_change_against_previous_chains():
     assert puts["oi_change"].to_list() == [700 - 1000, 500 - 0, 300 - 300]
 
 
+def test_strike_levels_a_stored_copy_of_the_session_is_replaced_by_the_chain():
+    # previous_chains also holds a stale copy of D0 itself (the lake before a re-run): it is neither
+    # the prior session nor extra OI; the change is against PRIOR, with PRIOR's OI only.
+    prior = chain([("C", E2, 260, 450, 0), ("P", E2, 240, 1000, 0)], trade_date=PRIOR)
+    stale = chain([("C", E2, 260, 7, 0), ("C", E2, 265, 7, 0), ("P", E2, 240, 7, 0)], trade_date=D0)
+    frame = strike_levels(iwm_chain(), previous_chains=pl.concat([prior, stale]), top_n=3).collect()
+    assert frame.filter(side="call").select("strike", "oi_change").rows() == [
+        (260.0, 600 - 450), (265.0, 550 - 0), (250.0, 500 - 0)]
+    assert frame.filter(side="put").select("strike", "oi_change").rows() == [
+        (240.0, 700 - 1000), (245.0, 500 - 0), (235.0, 300 - 0)]
+
+
 def test_strike_levels_backfill_equals_day_by_day():
     days = _three_sessions()
     backfill = strike_levels(pl.concat(days), top_n=2).collect()

@@ -19,6 +19,7 @@ from transforms.features import FEATURE_SCHEMA
 from transforms.text import fmt_fixed
 
 RULE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_SESSION_KEYS = ["trade_date", "symbol"]
 ORDER_KEY = re.compile(r"^(?P<expr>.+?)(?:\s+(?P<dir>asc|desc))?$", re.IGNORECASE | re.DOTALL)
 
 EXPIRY_FIELDS: dict[str, pl.DataType] = {
@@ -266,12 +267,20 @@ def option_contracts(chains: pl.LazyFrame, strike_oi: pl.LazyFrame) -> pl.LazyFr
     )
 
 
-def _rule_ideas(rule: Rule, features: pl.LazyFrame, contracts: pl.LazyFrame) -> pl.LazyFrame:
+def _listed_expirations(contracts: pl.LazyFrame) -> pl.LazyFrame:
+    """Per (trade_date, symbol, option_type): the expirations listed, with their EXPIRY_FIELDS."""
+    return contracts.select(*_SESSION_KEYS, "option_type", *EXPIRY_FIELDS).unique()
+
+
+def _rule_ideas(rule: Rule, features: pl.LazyFrame, contracts: pl.LazyFrame,
+                listed_expirations: pl.LazyFrame) -> pl.LazyFrame:
+    """`listed_expirations` is _listed_expirations(contracts)."""
     candidates = features.filter(pl.sql_expr(rule.when))
-    keys = ["trade_date", "symbol"]
+    keys = _SESSION_KEYS
     if rule.option_type:
-        typed = contracts.filter(pl.col("option_type") == rule.option_type)
-        expirations = typed.select(*keys, *EXPIRY_FIELDS).unique()
+        is_type = pl.col("option_type") == rule.option_type
+        typed = contracts.filter(is_type)
+        expirations = listed_expirations.filter(is_type).drop("option_type")
         chosen_expiry = _first_per(
             expirations.join(candidates, on=keys).filter(pl.sql_expr(rule.expiry_filter)),
             keys, rule.expiry_order, "expiration",
@@ -310,7 +319,10 @@ def trade_ideas(features: pl.LazyFrame, contracts: pl.LazyFrame, rules: tuple[Ru
     """All rules over all symbols and sessions at once; `contracts` comes from option_contracts()."""
     if not rules:
         return pl.LazyFrame(schema=TRADE_IDEA_SCHEMA)
-    ideas = pl.concat([_rule_ideas(rule, features, contracts).select(
+    # Every option rule reads the contracts and their expirations: each is built once, not once per rule.
+    contracts = contracts.cache()
+    listed_expirations = _listed_expirations(contracts).cache()
+    ideas = pl.concat([_rule_ideas(rule, features, contracts, listed_expirations).select(
         [c for c in TRADE_IDEA_COLUMNS if c != "idea_id"]) for rule in rules], how="vertical_relaxed")
     key = pl.concat_str(
         [pl.col("trade_date").cast(pl.String), "symbol", "rule", pl.coalesce("option_symbol", pl.lit("stock"))],

@@ -334,10 +334,14 @@ def strike_levels(
         earlier = previous_chains.select(columns).with_columns(
             pl.col("trade_date", "expiration").cast(pl.Date)
         )
-        # A session present in chains replaces the stored one of the same date.
-        earlier = earlier.join(current_sessions, on=SESSION, how="anti")
-        history_oi = pl.concat([_strike_side_oi(earlier), current_oi])
-        history_sessions = pl.concat([earlier.select(SESSION).unique(), current_sessions])
+
+        def replaced(frame: pl.LazyFrame) -> pl.LazyFrame:
+            # A session present in chains replaces the stored one of the same date. Applied to the
+            # aggregates (keyed by session) rather than to every contract of the earlier chain.
+            return frame.join(current_sessions, on=SESSION, how="anti")
+
+        history_oi = pl.concat([replaced(_strike_side_oi(earlier)), current_oi])
+        history_sessions = pl.concat([replaced(earlier.select(SESSION).unique()), current_sessions])
 
     side_strikes = [*SESSION, "side"]
     ranked = (
