@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.config import PROJECT_ROOT, Settings
-from flows.lake import Lake, read_manifest
+from flows.lake import Lake, read_manifest, version
 
 CACHE_EXPIRATION = timedelta(days=7)
 CODE_PACKAGES = ("transforms", "schemas", "flows", "sql")
@@ -68,15 +68,15 @@ def _plain(value: Any) -> Any:
 
 
 def outputs_fingerprint(settings: Settings, tables: Iterable[str], dates: Iterable[date],
-                        part: str | None = None) -> dict[str, list[int]]:
-    """Relative path -> [size, mtime_ns] of the gold files a stage wrote (`part`: one shard's files)."""
+                        part: str | None = None) -> dict[str, list]:
+    """Relative path -> [size, mtime_ns] (object storage: [size, ETag]) of the gold files a stage wrote
+    (`part`: one shard's files)."""
     lake = Lake(settings.lake)
-    found: dict[str, list[int]] = {}
+    found: dict[str, list] = {}
     for table in tables:
         for path in lake.files("gold", table, dates=list(dates)):
             if part is None or path.stem == part:
-                stat = path.stat()
-                found[str(path.relative_to(lake.root))] = [stat.st_size, stat.st_mtime_ns]
+                found[str(path.relative_to(lake.root))] = version(path)
     return found
 
 

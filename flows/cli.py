@@ -29,6 +29,8 @@ Warehouse = Annotated[Path | None, typer.Option("--warehouse", "-w", help="Data 
                                                 show_default=False)]
 Landing = Annotated[Path | None, typer.Option("--landing", "-l", help="Landing folder (default <warehouse>/landing).",
                                               show_default=False)]
+LakeOption = Annotated[str | None, typer.Option("--lake", help="The lake: a folder or an object-storage URL "
+                                                "(s3://bucket/prefix; default <warehouse>/lake).", show_default=False)]
 Config = Annotated[Path | None, typer.Option("--config", "-c", help="Config file (default chainsignals.toml).",
                                              show_default=False)]
 Workers = Annotated[int, typer.Option("--workers", help="Run the gold stage on a local Dask cluster of N worker "
@@ -109,11 +111,11 @@ def _guarded(fn, *args, **kwargs):
         _fail(_one_line(exc))
 
 
-def _settings(warehouse: Path | None, landing: Path | None, config: Path | None):
+def _settings(warehouse: Path | None, landing: Path | None, config: Path | None, lake: str | None = None):
     from flows.config import ConfigError, load_settings
 
     try:
-        return load_settings(config, warehouse=warehouse, landing=landing)
+        return load_settings(config, warehouse=warehouse, landing=landing, lake=lake)
     except ConfigError as exc:
         _fail(_one_line(exc), 2)
 
@@ -129,9 +131,10 @@ def run(
     warehouse: Warehouse = None,
     landing: Landing = None,
     config: Config = None,
+    lake: LakeOption = None,
 ) -> None:
     """Ingest what is new in landing and compute one session."""
-    settings = _settings(warehouse, landing, config)
+    settings = _settings(warehouse, landing, config, lake)
     target = _day(date_)
     symbol_list = [s for s in (symbols or "").split(",") if s.strip()] or None
     _quiet_prefect()
@@ -140,8 +143,8 @@ def run(
     flow_fn, shards = _flow_for(nightly, workers, dask_address)
     summary = _guarded(_run_with_progress, f"nightly {target or 'latest'}", flow_fn,
                        date=target, symbols=symbol_list, warehouse=str(settings.warehouse),
-                       landing=str(settings.landing), config=str(settings.config_file), force=force,
-                       shards=shards)
+                       landing=str(settings.landing), config=str(settings.config_file),
+                       lake=settings.lake_location or None, force=force, shards=shards)
     if summary.status == "skipped":
         console.print(f"skipped: {summary.reason}")
         return
@@ -160,9 +163,10 @@ def backfill(
     warehouse: Warehouse = None,
     landing: Landing = None,
     config: Config = None,
+    lake: LakeOption = None,
 ) -> None:
     """Compute every session in [start, end] in one pass per stage."""
-    settings = _settings(warehouse, landing, config)
+    settings = _settings(warehouse, landing, config, lake)
     first, last = _day(start), _day(end)
     if last < first:
         _fail(f"--end {last} is before --start {first}", 2)
@@ -172,7 +176,7 @@ def backfill(
     flow_fn, shards = _flow_for(backfill_flow, workers, dask_address)
     summary = _guarded(_run_with_progress, f"backfill {first}..{last}", flow_fn, start=first, end=last,
                        warehouse=str(settings.warehouse), landing=str(settings.landing),
-                       config=str(settings.config_file), force=force, shards=shards)
+                       config=str(settings.config_file), lake=settings.lake_location or None, force=force, shards=shards)
     _print_summary(summary)
 
 
@@ -186,9 +190,10 @@ def demo(
     warehouse: Warehouse = None,
     landing: Landing = None,
     config: Config = None,
+    lake: LakeOption = None,
 ) -> None:
     """Write the demo market into landing, backfill its chain sessions, print the last day."""
-    settings = _settings(warehouse, landing, config)
+    settings = _settings(warehouse, landing, config, lake)
     from flows.demo import generate_demo_market, generate_full_market_day
 
     if scale:
@@ -204,7 +209,7 @@ def demo(
 
     summary = _guarded(_run_with_progress, f"backfill {days[0]}..{days[-1]}", backfill_flow, start=days[0],
                        end=days[-1], warehouse=str(settings.warehouse), landing=str(settings.landing),
-                       config=str(settings.config_file))
+                       config=str(settings.config_file), lake=settings.lake_location or None)
     _print_summary(summary)
     _print_day(settings, summary.dates[-1])
     _print_report(summary)
@@ -217,9 +222,10 @@ def report(
     warehouse: Warehouse = None,
     landing: Landing = None,
     config: Config = None,
+    lake: LakeOption = None,
 ) -> None:
     """Write the day's Markdown and HTML report (per symbol and an index) under <warehouse>/reports/."""
-    settings = _settings(warehouse, landing, config)
+    settings = _settings(warehouse, landing, config, lake)
     from flows.report import write_report
     from flows.warehouse import connect_read_only
 
@@ -241,9 +247,10 @@ def serve(
     warehouse: Warehouse = None,
     landing: Landing = None,
     config: Config = None,
+    lake: LakeOption = None,
 ) -> None:
     """Serve the nightly deployment of prefect.yaml (weekdays 18:30 New York) until stopped."""
-    settings = _settings(warehouse, landing, config)
+    settings = _settings(warehouse, landing, config, lake)
     from flows.deployment import deployment_spec, serve_nightly
 
     spec = deployment_spec("nightly")
@@ -251,17 +258,18 @@ def serve(
         console.print(f"serving nightly: cron '{schedule['cron']}' ({schedule.get('timezone', 'UTC')}), "
                       f"warehouse {settings.warehouse}, landing {settings.landing}")
     _guarded(serve_nightly, {"warehouse": str(settings.warehouse), "landing": str(settings.landing),
-                             "config": str(settings.config_file)})
+                             "config": str(settings.config_file), "lake": settings.lake_location or None})
 
 
 @app.command()
-def status(warehouse: Warehouse = None, landing: Landing = None, config: Config = None) -> None:
+def status(warehouse: Warehouse = None, landing: Landing = None, config: Config = None,
+           lake: LakeOption = None) -> None:
     """What the warehouse holds and how the last runs went."""
-    settings = _settings(warehouse, landing, config)
+    settings = _settings(warehouse, landing, config, lake)
     from flows import runlog
     from flows.lake import Lake
 
-    console.print(f"warehouse  {settings.warehouse}\nlanding    {settings.landing}")
+    console.print(f"warehouse  {settings.warehouse}\nlanding    {settings.landing}\nlake       {settings.lake}")
     lake = Lake(settings.lake)
     table = Table("layer", "dataset", "partitions", "first", "last", title="lake")
     for layer in ("bronze", "silver", "quarantine", "gold"):
@@ -308,9 +316,10 @@ def validate(
     warehouse: Warehouse = None,
     landing: Landing = None,
     config: Config = None,
+    lake: LakeOption = None,
 ) -> None:
     """Dry-run a landing file against its schema: nothing is written."""
-    settings = _settings(warehouse, landing, config)
+    settings = _settings(warehouse, landing, config, lake)
     from flows.validate import validate_file
 
     report = _guarded(validate_file, settings, file, dataset, format_)

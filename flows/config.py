@@ -38,10 +38,13 @@ class Settings:
     report_max_symbols: int = 100
     rules: tuple[Rule, ...] = ()
     config_file: Path | None = None
+    lake_location: str = ""  # empty: <warehouse>/lake; else a folder or an object-storage URL
 
     @property
-    def lake(self) -> Path:
-        return self.warehouse / "lake"
+    def lake(self):  # -> flows.lake.LakePath (imported late: config stays free of the lake's I/O stack)
+        from flows.lake import lake_root
+
+        return lake_root(self.lake_location or self.warehouse / "lake")
 
     @property
     def database(self) -> Path:
@@ -57,10 +60,11 @@ def load_settings(
     *,
     warehouse: Path | str | None = None,
     landing: Path | str | None = None,
+    lake: str | None = None,
 ) -> Settings:
     """Read the config (explicit path, else $CHAINSIGNALS_CONFIG, else the bundled default).
 
-    `warehouse` and `landing` override the file's paths (the CLI's --warehouse/--landing).
+    `warehouse`, `landing` and `lake` override the file's paths (the CLI's --warehouse/--landing/--lake).
     """
     path = Path(config or os.environ.get("CHAINSIGNALS_CONFIG") or DEFAULT_CONFIG)
     try:
@@ -77,6 +81,9 @@ def load_settings(
     flow = raw.get("flow", {})
     wh = Path(warehouse or os.environ.get("CHAINSIGNALS_WAREHOUSE") or paths.get("warehouse") or "warehouse")
     land = landing or os.environ.get("CHAINSIGNALS_LANDING") or paths.get("landing") or (wh / "landing")
+    lake_location = str(lake or os.environ.get("CHAINSIGNALS_LAKE") or paths.get("lake") or "")
+    if lake_location and "://" not in lake_location:
+        lake_location = str(Path(lake_location).resolve())
     try:
         rules = compile_rules(raw.get("rules", []))
     except RuleError as exc:
@@ -101,4 +108,5 @@ def load_settings(
         report_max_symbols=int(raw.get("report", {}).get("max_symbols", 100)),
         rules=tuple(rules),
         config_file=path,
+        lake_location=lake_location,
     )

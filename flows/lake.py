@@ -4,6 +4,12 @@ Every partition file is written under a temporary name and renamed into place, s
 never sees half a file. A run stages everything it ingests (bronze, silver, quarantine) under
 `_staging/<run_id>/` and commits by renames only after every input passed validation: a failed run
 leaves the lake as it was.
+
+The lake's root is a local path or an object-storage URL (`s3://bucket/prefix`, `gs://`, `az://`; fsspec
+through universal-pathlib for listing, copying and deleting, polars' own object-store client for reading
+and writing, both configured by the usual environment: AWS_*, GOOGLE_*, AZURE_*). There a single PUT is
+the atomic write (an object appears whole or not at all), and a commit's "rename" is a server-side copy
+then a delete: each file still flips from old to new in one step.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from datetime import date
 from pathlib import Path
 
 import polars as pl
+from upath import UPath
 
 from flows.faults import crash_point
 
@@ -30,9 +37,34 @@ CODECS = {"bronze": "lz4"}
 # faster than it writes (a backfill) never holds more than a few frames in memory for the writer.
 MAX_QUEUED_WRITES = 3
 
+# A lake path: pathlib on a local disk (the fast path, unchanged), a UPath on object storage.
+LakePath = Path | UPath
 
-def write_atomic(frame: pl.DataFrame, path: Path, compression: str = "zstd") -> None:
-    """Write Parquet under a temporary name in the same folder, then rename over `path`."""
+
+def lake_root(location: str | Path) -> LakePath:
+    """A lake root from a config value: a URL with a scheme is object storage, anything else a folder.
+    Listings are not cached: files appear and vanish during a run, and polars writes past fsspec."""
+    text = str(location)
+    if "://" in text and not text.startswith("file://"):
+        return UPath(text.rstrip("/"), use_listings_cache=False)
+    return Path(text.removeprefix("file://")).resolve()
+
+
+def is_remote(path: LakePath) -> bool:
+    return not isinstance(path, Path)
+
+
+def uri(path: LakePath) -> str:
+    """The string polars and DuckDB take (`s3://bucket/key` or a local path)."""
+    return str(path)
+
+
+def write_atomic(frame: pl.DataFrame, path: LakePath, compression: str = "zstd") -> None:
+    """Write Parquet under a temporary name in the same folder, then rename over `path` (on object
+    storage: one PUT, which is atomic by itself)."""
+    if is_remote(path):
+        frame.write_parquet(uri(path), compression=compression, statistics=True)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
@@ -42,85 +74,184 @@ def write_atomic(frame: pl.DataFrame, path: Path, compression: str = "zstd") -> 
         tmp.unlink(missing_ok=True)
 
 
-def _partition_date(folder: Path) -> date | None:
-    if not folder.name.startswith(PARTITION_PREFIX):
+def replace(source: LakePath, target: LakePath) -> None:
+    """Move `source` over `target`. To object storage: one PUT of a local file (the source stays, for
+    the caller to delete with its folder), or a server-side copy then a delete."""
+    if is_remote(target):
+        if is_remote(source):
+            target.fs.mv(source.path, target.path)
+        else:
+            target.fs.put_file(str(source), target.path)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
+
+
+def _place(moves: list[tuple]) -> None:
+    """Staged files into place on object storage, concurrently (fsspec batches the requests)."""
+    uploads = [(str(staged), final.path) for staged, final, *_ in moves if not is_remote(staged)]
+    if uploads:
+        moves[0][1].fs.put([s for s, _ in uploads], [f for _, f in uploads])
+    for staged, final, *_ in moves:
+        if is_remote(staged):
+            replace(staged, final)
+
+
+def remove_tree(folder: LakePath) -> None:
+    if is_remote(folder):
+        if folder.fs.exists(folder.path):
+            folder.fs.rm(folder.path, recursive=True)
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def parquet_files(folder: LakePath) -> list[LakePath]:
+    """The partition folder's Parquet files, sorted (none when the folder does not exist)."""
+    if is_remote(folder):
+        return sorted(folder.glob("*.parquet"))
+    return sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+
+
+def remove_files(files: Iterable[LakePath]) -> None:
+    """Delete files (object storage: bulk requests of up to 1,000 keys, not one request per file)."""
+    files = list(files)
+    remote = [f for f in files if is_remote(f)]
+    if remote:
+        remote[0].fs.rm([f.path for f in remote])
+    for f in files:
+        if not is_remote(f):
+            f.unlink(missing_ok=True)
+
+
+def modified_ns(path: LakePath) -> int:
+    """Last modification in nanoseconds (object storage keeps whole seconds: compare with care)."""
+    if is_remote(path):
+        return int(path.stat().st_mtime) * 1_000_000_000
+    return path.stat().st_mtime_ns
+
+
+def version(path: LakePath) -> list:
+    """What identifies this file's content without reading it: [size, mtime_ns] on disk, [size, ETag] on
+    object storage (a rewrite within the same second changes the ETag, not the whole-second mtime)."""
+    if is_remote(path):
+        info = path.fs.info(path.path)
+        return [int(info["size"]), str(info.get("ETag") or info.get("etag") or info.get("md5Hash") or
+                                       info.get("mtime") or info.get("LastModified"))]
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def read_parquet(path: LakePath) -> pl.DataFrame:
+    return pl.read_parquet(uri(path))
+
+
+def _partition_date(name: str) -> date | None:
+    if not name.startswith(PARTITION_PREFIX):
         return None
     try:
-        return date.fromisoformat(folder.name[len(PARTITION_PREFIX):])
+        return date.fromisoformat(name[len(PARTITION_PREFIX):])
     except ValueError:
         return None
 
 
 @dataclass
 class Lake:
-    root: Path  # <warehouse>/lake
+    root: LakePath  # <warehouse>/lake, or an object-storage URL
 
-    def dataset_dir(self, layer: str, dataset: str) -> Path:
+    def __post_init__(self) -> None:
+        if not isinstance(self.root, (Path, UPath)):
+            self.root = lake_root(self.root)
+
+    @property
+    def remote(self) -> bool:
+        return is_remote(self.root)
+
+    def dataset_dir(self, layer: str, dataset: str) -> LakePath:
         return self.root / layer / dataset
 
-    def partition_dir(self, layer: str, dataset: str, day: date) -> Path:
+    def partition_dir(self, layer: str, dataset: str, day: date) -> LakePath:
         return self.dataset_dir(layer, dataset) / f"{PARTITION_PREFIX}{day.isoformat()}"
 
     def dates(self, layer: str, dataset: str) -> list[date]:
+        if self.remote:
+            return sorted(self.remote_listing(layer, dataset))
         folder = self.dataset_dir(layer, dataset)
         if not folder.is_dir():
             return []
-        found = (_partition_date(p) for p in folder.iterdir() if p.is_dir() and any(p.glob("*.parquet")))
+        found = (_partition_date(p.name) for p in folder.iterdir() if p.is_dir() and any(p.glob("*.parquet")))
         return sorted(d for d in found if d is not None)
 
     def files(self, layer: str, dataset: str, *, dates: Iterable[date] | None = None,
-              start: date | None = None, end: date | None = None) -> list[Path]:
+              start: date | None = None, end: date | None = None) -> list[LakePath]:
         wanted = set(dates) if dates is not None else None
+        listing = self.remote_listing(layer, dataset) if self.remote else None
         out = []
-        for day in self.dates(layer, dataset):
+        for day in sorted(listing) if listing is not None else self.dates(layer, dataset):
             if (wanted is not None and day not in wanted) or (start and day < start) or (end and day > end):
                 continue
-            out.extend(sorted(self.partition_dir(layer, dataset, day).glob("*.parquet")))
+            out.extend(listing[day] if listing is not None else parquet_files(self.partition_dir(layer, dataset, day)))
         return out
+
+    def remote_listing(self, layer: str, dataset: str) -> dict[date, list[LakePath]]:
+        """Partition -> files from one recursive listing (object stores list 1,000 keys a request; a
+        request per partition folder would cost a round trip per session of history)."""
+        return {day: [f for f, _ in entries] for day, entries in self.remote_entries(layer, dataset).items()}
+
+    def remote_entries(self, layer: str, dataset: str) -> dict[date, list[tuple[LakePath, int]]]:
+        """Partition -> (file, modified ns) on object storage, from one listing (it carries the times)."""
+        folder = self.dataset_dir(layer, dataset)
+        found: dict[date, list[tuple[LakePath, int]]] = {}
+        for key, info in sorted(folder.fs.find(folder.path, detail=True).items()):
+            partition, _, name = key[len(folder.path):].strip("/").partition("/")
+            day = _partition_date(partition)
+            if day is not None and name.endswith(".parquet") and "/" not in name:
+                stamp = info.get("LastModified") or info.get("mtime")
+                modified = int(stamp.timestamp()) * 1_000_000_000 if hasattr(stamp, "timestamp") else 0
+                found.setdefault(day, []).append((folder / partition / name, modified))
+        return found
 
     def scan(self, layer: str, dataset: str, schema: dict[str, pl.DataType], **select) -> pl.LazyFrame:
         """The dataset's partitions as one LazyFrame with `trade_date` first; empty (typed) when none."""
-        files = self.files(layer, dataset, **select)
-        if not files:
-            return pl.LazyFrame(schema=schema)
-        lf = pl.scan_parquet(files, hive_partitioning=True, hive_schema={"trade_date": pl.Date},
-                             missing_columns="insert", extra_columns="ignore", schema=_without_date(schema))
-        return lf.select(list(schema))
+        return scan_files(self.files(layer, dataset, **select), schema)
 
     def write_partitions(self, frame: pl.DataFrame, layer: str, dataset: str, *, part: str = "part-0",
-                         dates: Iterable[date] | None = None, exclusive: bool = True) -> list[Path]:
+                         dates: Iterable[date] | None = None, exclusive: bool = True) -> list[LakePath]:
         """Write one file per trade_date partition.
 
         `dates` lists partitions to write even when `frame` has no rows for them (an empty table is
         written, so a re-run that now yields nothing still replaces the old rows). `exclusive`: the
         file replaces the partition's content; otherwise other parts stay (shards write side by side).
         """
-        written = []
+        written, replaced = [], []
         by_date = {key[0]: df for key, df in frame.partition_by("trade_date", as_dict=True).items()}
+        listing = self.remote_listing(layer, dataset) if self.remote and exclusive else {}
         for day in sorted(set(by_date) | set(dates or ())):
             data = by_date.get(day, frame.clear()).drop("trade_date")
             folder = self.partition_dir(layer, dataset, day)
             target = folder / f"{part}.parquet"
             write_atomic(data, target)
-            for other in [*folder.glob("*.parquet"), *folder.glob(".*.tmp-*")] if exclusive else []:
-                if other != target:  # older parts and temp files a killed writer left behind
-                    other.unlink(missing_ok=True)
+            if exclusive:  # older parts and temp files a killed writer left behind
+                present = listing.get(day, []) if self.remote else [*parquet_files(folder), *folder.glob(".*.tmp-*")]
+                replaced.extend(other for other in present if other != target)
             written.append(target)
+        remove_files(replaced)
         return written
 
-    def keep_only_parts(self, layer: str, dataset: str, day: date, parts: set[str]) -> None:
-        """Drop a partition's files other than `parts` (e.g. a previous run's with another shard count)."""
-        folder = self.partition_dir(layer, dataset, day)
-        for other in folder.glob("*.parquet") if folder.is_dir() else []:
-            if other.stem not in parts:
-                other.unlink(missing_ok=True)
+    def keep_only_parts(self, layer: str, dataset: str, days: Iterable[date], parts: set[str]) -> None:
+        """Drop the partitions' files other than `parts` (e.g. a previous run's with another shard count)."""
+        if self.remote:
+            listing = self.remote_listing(layer, dataset)
+            present = [f for day in days for f in listing.get(day, [])]
+        else:
+            present = [f for day in days for f in parquet_files(self.partition_dir(layer, dataset, day))]
+        remove_files(f for f in present if f.stem not in parts)
 
 
-def scan_files(files: list[Path], schema: dict[str, pl.DataType]) -> pl.LazyFrame:
+def scan_files(files: list[LakePath], schema: dict[str, pl.DataType]) -> pl.LazyFrame:
     """Partition files (hive paths) as one frame with `schema`'s columns; absent columns are null."""
     if not files:
         return pl.LazyFrame(schema=schema)
-    return pl.scan_parquet(files, hive_partitioning=True, hive_schema={"trade_date": pl.Date},
+    return pl.scan_parquet([uri(f) for f in files], hive_partitioning=True, hive_schema={"trade_date": pl.Date},
                            missing_columns="insert", extra_columns="ignore",
                            schema=_without_date(schema)).select(list(schema))
 
@@ -140,25 +271,36 @@ class Staging:
 
     lake: Lake
     run_id: str
-    moves: list[tuple[Path, Path, bool]] = field(default_factory=list)  # staged, final, exclusive
-    removals: list[Path] = field(default_factory=list)
+    # Where staged files go (default <lake>/_staging). A lake on object storage stages on local disk:
+    # the commit is then one PUT per file, not a PUT, a HEAD and a copy, and the run's own reads of
+    # what it staged stay local.
+    folder: LakePath | None = None
+    # (staged, final, exclusive, partition) in staging order, and by partition (layer, dataset, day):
+    # path objects on object storage are costly to take apart, so nothing compares their parents.
+    moves: list[tuple[LakePath, LakePath, bool, tuple[str, str, date]]] = field(default_factory=list)
+    _moves_by_partition: dict[tuple[str, str, date], list[tuple[LakePath, LakePath, bool]]] = field(
+        default_factory=dict)
+    removals: dict[tuple[str, str, date], list[LakePath]] = field(default_factory=dict)
     # Staged frames kept in memory (by staged path) while their rows fit `keep_rows`, so the next stage
     # of the same run reads them without a Parquet round trip; a large backfill keeps none.
     keep_rows: int = 0
-    kept: dict[Path, pl.DataFrame] = field(default_factory=dict)
-    writes: dict[Path, Future] = field(default_factory=dict)
+    kept: dict[LakePath, pl.DataFrame] = field(default_factory=dict)
+    writes: dict[LakePath, Future] = field(default_factory=dict)
     _writer: ThreadPoolExecutor | None = None
+    # Object storage: each dataset's committed files, listed once per run (the run holds the lock, so
+    # nothing else changes them before its commit).
+    _listings: dict[tuple[str, str], dict[date, list[LakePath]]] = field(default_factory=dict)
 
     @property
-    def root(self) -> Path:
-        return self.lake.root / "_staging" / self.run_id
+    def root(self) -> LakePath:
+        return (self.folder if self.folder is not None else self.lake.root / "_staging") / self.run_id
 
     def stage(self, frame: pl.DataFrame, layer: str, dataset: str, day: date, part: str,
-              exclusive: bool, keep: bool = False) -> Path:
+              exclusive: bool, keep: bool = False) -> LakePath:
         """Stage one partition file. `exclusive`: on commit it replaces everything in the partition.
         `keep`: also hold the frame in memory for `read` (within the run's `keep_rows`)."""
         final = self.lake.partition_dir(layer, dataset, day) / f"{part}.parquet"
-        staged = self.root / final.relative_to(self.lake.root)
+        staged = self.root / layer / dataset / final.parent.name / final.name
         self.wait([staged])  # a file staged again replaces the earlier write, never races it
         while len(self.writes) >= MAX_QUEUED_WRITES:  # back-pressure: queued frames are held in memory
             self.wait([next(iter(self.writes))])
@@ -166,7 +308,8 @@ class Staging:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staging-writer")
         self.writes[staged] = self._writer.submit(
             write_atomic, frame.drop("trade_date", strict=False), staged, CODECS.get(layer, "zstd"))
-        self.moves.append((staged, final, exclusive))
+        self.moves.append((staged, final, exclusive, (layer, dataset, day)))
+        self._moves_by_partition.setdefault((layer, dataset, day), []).append((staged, final, exclusive))
         if keep and self.keep_rows:
             if sum(map(len, self.kept.values())) + len(frame) <= self.keep_rows:
                 self.kept[staged] = frame
@@ -175,13 +318,13 @@ class Staging:
                 self.keep_rows = 0
         return staged
 
-    def wait(self, files: Iterable[Path] | None = None) -> None:
+    def wait(self, files: Iterable[LakePath] | None = None) -> None:
         """Until the given staged files (all when None) are written; a failed write raises here."""
         pending = list(self.writes) if files is None else [f for f in files if f in self.writes]
         for path in pending:
             self.writes.pop(path).result()
 
-    def read(self, files: list[Path], schema: dict[str, pl.DataType]) -> pl.LazyFrame:
+    def read(self, files: list[LakePath], schema: dict[str, pl.DataType]) -> pl.LazyFrame:
         """Staged or committed partition files as one frame with `schema`'s columns, in file order:
         the files this run staged are taken from memory when it kept them."""
         if not files:
@@ -191,50 +334,85 @@ class Staging:
             return scan_files(files, schema)
         return pl.concat([self.kept[f].lazy().select(list(schema)) for f in files])
 
-    def rows(self, files: list[Path]) -> int:
+    def rows(self, files: list[LakePath]) -> int:
         """Rows in staged or committed partition files (kept frames counted in memory)."""
         on_disk = [f for f in files if f not in self.kept]
         self.wait(on_disk)
         return sum(len(self.kept[f]) for f in files if f in self.kept) + sum(
-            pl.scan_parquet(f).select(pl.len()).collect().item() for f in on_disk)
+            pl.scan_parquet(uri(f)).select(pl.len()).collect().item() for f in on_disk)
 
-    def forget(self, files: list[Path]) -> None:
+    def forget(self, files: list[LakePath]) -> None:
         """Drop frames the run no longer needs from memory."""
         for f in files:
             self.kept.pop(f, None)
 
-    def staged_or_committed(self, layer: str, dataset: str, day: date) -> list[Path]:
+    def staged_or_committed(self, layer: str, dataset: str, day: date) -> list[LakePath]:
         """The files partition `day` will hold after commit (staged ones win over committed).
         Staged files may still be being written: read them through `read`/`rows` (or `wait` first)."""
-        folder = self.lake.partition_dir(layer, dataset, day)
-        files = {p.name: p for p in folder.glob("*.parquet")} if folder.is_dir() else {}
-        for p in self.removals:
-            if p.parent == folder:
-                files.pop(p.name, None)
-        for staged, final, exclusive in self.moves:
-            if final.parent == folder:
-                if exclusive:
-                    files = {}
-                files[final.name] = staged
+        files = {p.name: p for p in self._committed(layer, dataset, day)}
+        for p in self.removals.get((layer, dataset, day), []):
+            files.pop(p.name, None)
+        for staged, final, exclusive in self._moves_by_partition.get((layer, dataset, day), []):
+            if exclusive:
+                files = {}
+            files[final.name] = staged
         return sorted(files.values())
 
-    def remove(self, path: Path) -> None:
-        self.removals.append(path)
+    def _committed(self, layer: str, dataset: str, day: date) -> list[LakePath]:
+        if not self.lake.remote:
+            return parquet_files(self.lake.partition_dir(layer, dataset, day))
+        return self._listing(layer, dataset).get(day, [])
+
+    def _listing(self, layer: str, dataset: str) -> dict[date, list[LakePath]]:
+        if (layer, dataset) not in self._listings:
+            self._listings[layer, dataset] = self.lake.remote_listing(layer, dataset)
+        return self._listings[layer, dataset]
+
+    def remove(self, layer: str, dataset: str, day: date, part: str) -> None:
+        """On commit, delete this partition file (e.g. a re-delivered landing file no longer has rows
+        for that date)."""
+        path = self.lake.partition_dir(layer, dataset, day) / f"{part}.parquet"
+        self.removals.setdefault((layer, dataset, day), []).append(path)
 
     def commit(self) -> None:
         self.wait()
         self._stop_writer()
-        for path in self.removals:
+        if self.lake.remote:
+            self._commit_remote()
+            return
+        for path in (p for paths in self.removals.values() for p in paths):
             path.unlink(missing_ok=True)
-        for index, (staged, final, exclusive) in enumerate(self.moves):
+        for index, (staged, final, exclusive, _) in enumerate(self.moves):
             if index == len(self.moves) // 2:
                 crash_point("commit-half-done")
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged, final)
+            replace(staged, final)
             if exclusive:
-                for other in final.parent.glob("*.parquet"):
+                for other in parquet_files(final.parent):
                     if other != final:
                         other.unlink(missing_ok=True)
+        self.discard()
+
+    def _commit_remote(self) -> None:
+        """Object storage: each staged file goes into place in one request, then the files it replaced
+        go in bulk deletes (a request per file would cost a round trip each)."""
+        for layer, dataset, _ in self._moves_by_partition:  # listed before the first copy changes them
+            self._listing(layer, dataset)
+        remove_files(p for paths in self.removals.values() for p in paths)
+        placed: dict[tuple[str, str, date], dict[str, LakePath]] = {}
+        replaced: dict[tuple[str, str, date], dict[str, LakePath]] = {}
+        half = len(self.moves) // 2
+        _place(self.moves[:half])
+        crash_point("commit-half-done")
+        _place(self.moves[half:])
+        for staged, final, exclusive, key in self.moves:
+            here, gone = placed.setdefault(key, {}), replaced.setdefault(key, {})
+            if exclusive:  # everything else in the partition goes: committed files, and earlier moves
+                gone.update({f.name: f for f in self._committed(*key)})
+                gone.update(here)
+                here.clear()
+            here[final.name] = final
+            gone.pop(final.name, None)
+        remove_files(f for gone in replaced.values() for f in gone.values())
         self.discard()
 
     def discard(self) -> None:
@@ -242,7 +420,7 @@ class Staging:
         self._stop_writer()
         self.writes.clear()
         self.kept.clear()
-        shutil.rmtree(self.root, ignore_errors=True)
+        remove_tree(self.root)
 
     def _stop_writer(self) -> None:
         if self._writer is not None:
@@ -250,14 +428,21 @@ class Staging:
             self._writer = None
 
 
-def sweep_debris(lake: Lake) -> int:
+def sweep_debris(lake: Lake, staging_folder: Path | None = None) -> int:
     """Remove what killed runs left: staging folders and half-written temp files. Call under the lock."""
     removed = 0
-    staging = lake.root / "_staging"
-    if staging.is_dir():
-        for run in staging.iterdir():
-            shutil.rmtree(run, ignore_errors=True)
-            removed += 1
+    for staging in [lake.root / "_staging", *([staging_folder] if staging_folder else [])]:
+        if is_remote(staging):
+            runs = {key[len(staging.path):].strip("/").split("/")[0] for key in staging.fs.find(staging.path)}
+            for run in sorted(runs - {""}):
+                remove_tree(staging / run)
+                removed += 1
+        elif staging.is_dir():
+            for run in staging.iterdir():
+                shutil.rmtree(run, ignore_errors=True)
+                removed += 1
+    if lake.remote:  # no temp files there: a PUT is atomic
+        return removed
     if lake.root.is_dir():
         for tmp in lake.root.rglob(".*.tmp-*"):
             tmp.unlink(missing_ok=True)
@@ -272,7 +457,7 @@ MANIFEST_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def manifest_path(lake: Lake) -> Path:
+def manifest_path(lake: Lake) -> LakePath:
     return lake.root / "_manifest" / "landing_files.parquet"
 
 
@@ -280,7 +465,7 @@ def read_manifest(lake: Lake) -> pl.DataFrame:
     path = manifest_path(lake)
     if not path.exists():
         return pl.DataFrame(schema=MANIFEST_SCHEMA)
-    return pl.read_parquet(path).select(list(MANIFEST_SCHEMA)).cast(MANIFEST_SCHEMA)
+    return read_parquet(path).select(list(MANIFEST_SCHEMA)).cast(MANIFEST_SCHEMA)
 
 
 def write_manifest(lake: Lake, manifest: pl.DataFrame) -> None:

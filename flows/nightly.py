@@ -314,14 +314,15 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def _settings(warehouse: str | None, landing: str | None, config: str | None) -> Settings:
-    return load_settings(config, warehouse=warehouse, landing=landing)
+def _settings(warehouse: str | None, landing: str | None, config: str | None, lake: str | None) -> Settings:
+    return load_settings(config, warehouse=warehouse, landing=landing, lake=lake)
 
 
 @flow(name="nightly", log_prints=True)
 def nightly(date: dt.date | None = None, symbols: list[str] | None = None, source: str = "files",
             warehouse: str | None = None, landing: str | None = None, config: str | None = None,
-            force: bool = False, default_date: str = "latest", shards: int = 1) -> RunSummary:
+            force: bool = False, default_date: str = "latest", shards: int = 1,
+            lake: str | None = None) -> RunSummary:
     """Ingest whatever is new in landing and compute one session.
 
     date: the session; without it, default_date decides: "latest" (the latest session in landing) or
@@ -330,8 +331,9 @@ def nightly(date: dt.date | None = None, symbols: list[str] | None = None, sourc
     symbols: recompute only these underlyings (merged into the day's tables); default all of landing.
     shards: split the gold stage into this many hash shards of underlyings, one task each (run them on
     a Dask cluster with nightly.with_options(task_runner=DaskTaskRunner(...)): see with_dask()).
+    lake: the lake's folder or object-storage URL (default: the config's, else <warehouse>/lake).
     """
-    settings = _settings(warehouse, landing, config)
+    settings = _settings(warehouse, landing, config, lake)
     symbols = _checked_symbols(symbols)
     if date is None and default_date == "today":
         date = dt.datetime.now(ZoneInfo("America/New_York")).date()
@@ -359,11 +361,12 @@ def _checked_symbols(symbols: list[str] | None) -> list[str] | None:
 
 @flow(name="backfill", log_prints=True)
 def backfill(start: date, end: date, warehouse: str | None = None, landing: str | None = None,
-             config: str | None = None, force: bool = False, shards: int = 1) -> RunSummary:
+             config: str | None = None, force: bool = False, shards: int = 1,
+             lake: str | None = None) -> RunSummary:
     """Every session in [start, end] in one pass per stage (not a loop of nightly runs)."""
     if end < start:
         raise ValueError(f"backfill end {end} is before start {start}")
-    return _execute(_settings(warehouse, landing, config), "backfill", end, start, force, None, shards)
+    return _execute(_settings(warehouse, landing, config, lake), "backfill", end, start, force, None, shards)
 
 
 def with_dask(flow_fn, workers: int | None = None, address: str | None = None):

@@ -12,13 +12,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
-from pathlib import Path
 
 import polars as pl
 
 from flows.config import Settings
 from flows.faults import crash_point
-from flows.lake import Lake, Staging, read_manifest, sweep_debris, write_atomic, write_manifest
+from flows.lake import (
+    Lake,
+    LakePath,
+    Staging,
+    modified_ns,
+    parquet_files,
+    read_manifest,
+    read_parquet,
+    sweep_debris,
+    write_atomic,
+    write_manifest,
+)
 from flows.sources import (
     DATASETS,
     SourceError,
@@ -191,7 +201,7 @@ def ingest_landing(settings: Settings, staging: Staging, *, datasets: tuple[str,
                     # Rows without a date cannot be partitioned: they go straight to quarantine.
                     _stage_undated(staging, dataset, undated, ingested_at.date(), part)
                 for stale in set(previous["dates"] if previous else []) - set(dates):
-                    staging.remove(staging.lake.partition_dir("bronze", dataset, stale) / f"{part}.parquet")
+                    staging.remove("bronze", dataset, stale, part)
                     touched[dataset].add(stale)
                 touched[dataset].update(dates)
                 new_rows.append({"path": relative, "dataset": dataset, "format": fmt, "size": stat.st_size,
@@ -210,14 +220,19 @@ def _stage_undated(staging: Staging, dataset: str, undated: pl.DataFrame, day: d
 
 def dirty_silver_dates(lake: Lake, dataset: str) -> set[date]:
     """Committed bronze partitions newer than their silver partition (or without one)."""
+    if lake.remote:  # two listings carry every file's time; a request per file would not
+        bronze, silver = lake.remote_entries("bronze", dataset), lake.remote_entries("silver", dataset)
+        built = {day: stamp for day, entries in silver.items() for f, stamp in entries if f.name == "part-0.parquet"}
+        return {day for day, entries in bronze.items()
+                if day not in built or any(stamp > built[day] for _, stamp in entries)}
     dirty = set()
     for day in lake.dates("bronze", dataset):
-        silver = lake.partition_dir("silver", dataset, day) / "part-0.parquet"
-        if not silver.exists():
+        silver_file = lake.partition_dir("silver", dataset, day) / "part-0.parquet"
+        if not silver_file.exists():
             dirty.add(day)
             continue
-        built = silver.stat().st_mtime_ns
-        if any(p.stat().st_mtime_ns > built for p in lake.partition_dir("bronze", dataset, day).glob("*.parquet")):
+        built_at = modified_ns(silver_file)
+        if any(modified_ns(p) > built_at for p in parquet_files(lake.partition_dir("bronze", dataset, day))):
             dirty.add(day)
     return dirty
 
@@ -331,10 +346,12 @@ def ingest_and_validate(settings: Settings, run_id: str, *, end: date | None = N
                         formats: dict[str, str] | None = None) -> tuple[IngestResult, StageStats]:
     """Landing -> bronze -> silver for every new or dirty date, committed only when all of it passed."""
     lake = Lake(settings.lake)
-    sweep_debris(lake)
+    # A lake on object storage stages on local disk, beside the lock that guards it.
+    staging_folder = settings.warehouse / ".staging" if lake.remote else None
+    sweep_debris(lake, staging_folder)
     # A nightly's bronze (one session of every dataset, each up to a batch) passes to silver in memory;
     # a backfill's does not fit and is re-read from the staged files.
-    staging = Staging(lake, run_id, keep_rows=2 * settings.batch_rows)
+    staging = Staging(lake, run_id, folder=staging_folder, keep_rows=2 * settings.batch_rows)
     stats = StageStats()
     try:
         result = ingest_landing(settings, staging, force=force, formats=formats)
@@ -358,7 +375,7 @@ def ingest_and_validate(settings: Settings, run_id: str, *, end: date | None = N
     return result, stats
 
 
-def _pending_stats_path(lake: Lake) -> Path:
+def _pending_stats_path(lake: Lake) -> LakePath:
     return lake.root / "_runs" / "pending_stats.parquet"
 
 
@@ -375,7 +392,7 @@ def pending_stats(lake: Lake) -> pl.DataFrame:
     path = _pending_stats_path(lake)
     if not path.exists():
         return StageStats().frame().with_columns(pl.lit(None, dtype=pl.String).alias("run_id"))
-    return pl.read_parquet(path)
+    return read_parquet(path)
 
 
 def clear_pending_stats(lake: Lake) -> None:
@@ -419,8 +436,7 @@ def finish_shards(settings: Settings, dates: list[date], shards: int) -> None:
     lake = Lake(settings.lake)
     expected = {shard_part(i, shards) for i in range(shards)}
     for table in GOLD_TABLES:
-        for day in dates:
-            lake.keep_only_parts("gold", table, day, expected)
+        lake.keep_only_parts("gold", table, dates, expected)
 
 
 def build_gold(settings: Settings, dates: list[date], stats: StageStats,
@@ -454,7 +470,8 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
     chain_rows = {d: 1 for d in dates}
     for d in dates:
         if d in chain_dates:
-            chain_rows[d] = pl.scan_parquet(lake.files("silver", "chains", dates=[d])).select(pl.len()).collect().item()
+            chain_rows[d] = lake.scan("silver", "chains", {"trade_date": pl.Date()}, dates=[d]).select(
+                pl.len()).collect().item()
     for batch in _date_batches(chain_rows, settings.batch_rows):
         started = now_utc()
         # Read once: positioning, greeks, levels and ideas all work on the same day's chain.
@@ -510,7 +527,10 @@ def _previous_oi_totals(lake: Lake, day: date | None, chains: pl.LazyFrame | Non
     columns = ["trade_date", "underlying", "call_oi", "put_oi"]
     gold = lake.files("gold", "positioning_daily", dates=[day])
     silver = lake.files("silver", "chains", dates=[day])
-    if gold and min(f.stat().st_mtime_ns for f in gold) >= max(f.stat().st_mtime_ns for f in silver):
+    built, delivered = min(map(modified_ns, gold), default=0), max(map(modified_ns, silver), default=0)
+    # Object storage keeps whole seconds: there a tie may hide a later delivery, so only a strictly
+    # newer gold row is trusted.
+    if gold and (built > delivered or (built == delivered and not lake.remote)):
         schema = {"trade_date": pl.Date(), "underlying": pl.String(), "call_oi": pl.Int64(), "put_oi": pl.Int64()}
         return _only(lake.scan("gold", "positioning_daily", schema, dates=[day]), symbols)
     return positioning_daily(chains).select(columns)

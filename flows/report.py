@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import polars as pl
 
+from flows.lake import LakePath
 from flows.report_charts import oi_chart, price_chart, price_history, strike_oi
 from flows.report_pages import (
     NA,
@@ -449,7 +450,7 @@ def _scorecard_section(frame: pl.DataFrame) -> Section:
         Table(headers, rows, numeric=numeric)])
 
 
-def write_report(database: Path, lake_root: Path, out_dir: Path, day: date, symbols: list[str] | None = None,
+def write_report(database: Path, lake_root: LakePath | str, out_dir: Path, day: date, symbols: list[str] | None = None,
                  *, charts: bool = True) -> ReportIndex:
     """Write the day's report under ``out_dir/<day>/`` and return what was written.
 
@@ -469,8 +470,8 @@ def write_report(database: Path, lake_root: Path, out_dir: Path, day: date, symb
     (folder / "charts").mkdir(parents=True, exist_ok=True)
     earlier_charts = set(os.listdir(folder / "charts"))  # only these can be stale: no unlink for the rest
 
-    history = _by_symbol(price_history(Path(lake_root), day, selected) if charts else None, "symbol")
-    oi = _by_symbol(strike_oi(Path(lake_root), day, selected) if charts else None, "underlying")
+    history = _by_symbol(price_history(lake_root, day, selected) if charts else None, "symbol")
+    oi = _by_symbol(strike_oi(lake_root, day, selected) if charts else None, "underlying")
     reports = tuple(_write_symbol(folder, symbol, data, history.get(symbol), oi.get(symbol), earlier_charts)
                     for symbol in selected)
 

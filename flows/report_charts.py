@@ -22,13 +22,12 @@ import math
 from dataclasses import dataclass
 from datetime import date
 from itertools import repeat
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from flows.lake import Lake
+from flows.lake import Lake, LakePath
 from flows.report_pages import fmt_money, is_missing
 from transforms.ideas import expiry_flags
 from transforms.positioning import live_contracts, strike_open_interest
@@ -47,13 +46,13 @@ CHAIN_SCHEMA = {"trade_date": pl.Date(), "underlying": pl.String(), "expiration"
                 "option_type": pl.String(), "open_interest": pl.Int64(), "volume": pl.Int64(), "dte": pl.Int64()}
 
 
-def price_history(lake_root: Path, day: date, symbols: list[str]) -> pl.DataFrame:
+def price_history(lake_root: LakePath | str, day: date, symbols: list[str]) -> pl.DataFrame:
     """Per symbol the last PRICE_SESSIONS sessions up to `day`: close, SMA 30/200 and Bollinger bands.
 
     Computed by the gold table's own transform from silver bars dated on or before `day`, so the last
     row of each symbol equals its technicals_daily row.
     """
-    lake = Lake(Path(lake_root))
+    lake = Lake(lake_root)
     days = [d for d in lake.dates("silver", "bars") if d <= day][-HISTORY_SESSIONS:]
     if not days:
         return pl.DataFrame(schema={"trade_date": pl.Date(), "symbol": pl.String()})
@@ -69,10 +68,10 @@ def price_history(lake_root: Path, day: date, symbols: list[str]) -> pl.DataFram
     )
 
 
-def strike_oi(lake_root: Path, day: date, symbols: list[str]) -> pl.DataFrame:
+def strike_oi(lake_root: LakePath | str, day: date, symbols: list[str]) -> pl.DataFrame:
     """OI by strike from the session's silver chain: scope 'all' (every expiration after the session)
     and 'monthly' (the nearest monthly expiration), with call_oi and put_oi per strike."""
-    lake = Lake(Path(lake_root))
+    lake = Lake(lake_root)
     schema = {"scope": pl.String(), "underlying": pl.String(), "expiration": pl.Date(), "strike": pl.Float64(),
               "call_oi": pl.Int64(), "put_oi": pl.Int64()}
     if day not in lake.dates("silver", "chains"):

@@ -22,7 +22,7 @@ import duckdb
 import polars as pl
 
 from flows.faults import crash_point
-from flows.lake import Lake
+from flows.lake import Lake, uri
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
@@ -73,12 +73,22 @@ def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
                             [table]).fetchall()[0][0])
 
 
+def _gold_source(con: duckdb.DuckDBPyConnection, lake: Lake, table: str, files: list) -> str:
+    """What the load selects from: DuckDB reads local gold files itself; from object storage polars
+    reads them (DuckDB's httpfs extension would be a download at run time) and DuckDB scans the Arrow."""
+    if not lake.remote:
+        return (f"read_parquet([{', '.join(_quote(str(f)) for f in files)}], hive_partitioning = true, "
+                f"union_by_name = true)")
+    frames = [pl.scan_parquet(uri(f), hive_partitioning=True, hive_schema={"trade_date": pl.Date}) for f in files]
+    con.register(f"gold_{table}", pl.concat(frames, how="diagonal_relaxed").collect().to_arrow())
+    return f"gold_{table}"
+
+
 def _load_table(con: duckdb.DuckDBPyConnection, lake: Lake, table: str, dates: list[date]) -> int:
     files = lake.files("gold", table, dates=dates)
     if not files:
         return 0
-    source = (f"read_parquet([{', '.join(_quote(str(f)) for f in files)}], hive_partitioning = true, "
-              f"union_by_name = true)")
+    source = _gold_source(con, lake, table, files)
     select = f"SELECT trade_date, * EXCLUDE (trade_date) FROM {source}"
     if not _table_exists(con, table):
         con.execute(f"CREATE TABLE {table} AS {select} LIMIT 0")
@@ -89,6 +99,8 @@ def _load_table(con: duckdb.DuckDBPyConnection, lake: Lake, table: str, dates: l
             con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {dtype}')
     con.execute(f"DELETE FROM {table} WHERE trade_date IN (SELECT unnest(?::DATE[]))", [dates])
     con.execute(f"INSERT INTO {table} BY NAME {select}")
+    if lake.remote:
+        con.unregister(source)
     return con.execute(f"SELECT count(*) FROM {table} WHERE trade_date IN (SELECT unnest(?::DATE[]))",
                        [dates]).fetchall()[0][0]
 

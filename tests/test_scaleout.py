@@ -9,17 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.demo import generate_demo_market
 from flows.lake import Lake
 from flows.nightly import backfill, with_dask
 from flows.pipeline import GOLD_TABLES, shard_of
-
-
-@pytest.fixture(scope="module")
-def market(tmp_path_factory, prefect_api) -> tuple[Path, list]:
-    root = tmp_path_factory.mktemp("market")
-    summary = generate_demo_market(root / "landing", sessions=260, chain_sessions=2)
-    return root, summary.sessions[-2:]
 
 
 def tables(root: Path) -> dict[str, list[tuple]]:
