@@ -8,8 +8,8 @@ leaves the lake as it was.
 The lake's root is a local path or an object-storage URL (`s3://bucket/prefix`, `gs://`, `az://`; fsspec
 through universal-pathlib for listing, copying and deleting, polars' own object-store client for reading
 and writing, both configured by the usual environment: AWS_*, GOOGLE_*, AZURE_*). There a single PUT is
-the atomic write (an object appears whole or not at all), and a commit's "rename" is a server-side copy
-then a delete: each file still flips from old to new in one step.
+the atomic write (an object appears whole or not at all): a run stages on local disk and its commit
+uploads each file to its final key, so each file still flips from old to new in one step.
 """
 
 from __future__ import annotations
