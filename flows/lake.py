@@ -223,7 +223,7 @@ class Lake:
         file replaces the partition's content; otherwise other parts stay (shards write side by side).
         """
         written, replaced = [], []
-        by_date = {key[0]: df for key, df in frame.partition_by("trade_date", as_dict=True).items()}
+        by_date = split_dates(frame)
         listing = self.remote_listing(layer, dataset) if self.remote and exclusive else {}
         for day in sorted(set(by_date) | set(dates or ())):
             data = by_date.get(day, frame.clear()).drop("trade_date")
@@ -245,6 +245,16 @@ class Lake:
         else:
             present = [f for day in days for f in parquet_files(self.partition_dir(layer, dataset, day))]
         remove_files(f for f in present if f.stem not in parts)
+
+
+def split_dates(frame: pl.DataFrame) -> dict[date, pl.DataFrame]:
+    """The rows of each trade_date (rows without one are left out). A frame of one date, what a nightly
+    drop is, comes back as it is: partition_by would copy every row of it."""
+    dates = frame.get_column("trade_date")
+    if frame.height and not dates.null_count() and dates.min() == dates.max():
+        return {dates.first(): frame}
+    return {key[0]: part for key, part in frame.filter(pl.col("trade_date").is_not_null())
+            .partition_by("trade_date", as_dict=True).items()}
 
 
 def scan_files(files: list[LakePath], schema: dict[str, pl.DataType]) -> pl.LazyFrame:

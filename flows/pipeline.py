@@ -25,6 +25,7 @@ from flows.lake import (
     parquet_files,
     read_manifest,
     read_parquet,
+    split_dates,
     sweep_debris,
     write_atomic,
     write_manifest,
@@ -191,12 +192,12 @@ def ingest_landing(settings: Settings, staging: Staging, *, datasets: tuple[str,
                 digest = pending_digest.result() if pending_digest else digest
                 part = _part_name(relative)
                 dates = sorted(d for d in bronze.get_column("trade_date").unique().to_list() if d is not None)
-                undated = bronze.filter(pl.col("trade_date").is_null())
+                undated = (bronze.filter(pl.col("trade_date").is_null()) if bronze.get_column("trade_date").null_count()
+                           else bronze.clear())
                 if len(undated) == len(bronze) and len(bronze):
                     raise SourceError(f"{path}: no row has a readable date")
-                for day, rows in bronze.filter(pl.col("trade_date").is_not_null()).partition_by(
-                        "trade_date", as_dict=True).items():
-                    staging.stage(rows, "bronze", dataset, day[0], part, exclusive=False, keep=True)
+                for day, rows in split_dates(bronze).items():
+                    staging.stage(rows, "bronze", dataset, day, part, exclusive=False, keep=True)
                 if len(undated):
                     # Rows without a date cannot be partitioned: they go straight to quarantine.
                     _stage_undated(staging, dataset, undated, ingested_at.date(), part)
@@ -297,16 +298,17 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
         schema = silver_schema(dataset)
         for day in batch:
             day_in = sizes[day]
-            day_bad = rejected.filter(pl.col("trade_date") == day).height
+            day_rejected = _rows_on(rejected, day)
+            day_bad = day_rejected.height
             if day_in >= settings.min_rows_for_limit and day_bad / day_in > settings.max_rejected_share:
-                reasons = (rejected.filter(pl.col("trade_date") == day).group_by(REASON).len()
+                reasons = (day_rejected.group_by(REASON).len()
                            .sort("len", descending=True).head(3).rows())
                 top = ", ".join(f"{r} ({n})" for r, n in reasons)
                 raise RejectedShareError(
                     f"{dataset} {day}: {day_bad} of {day_in} rows rejected ({day_bad / day_in:.1%}) "
                     f"> limit {settings.max_rejected_share:.1%}; top reasons: {top}")
-            day_rows = _in_order(kept.filter(pl.col("trade_date") == day).select(list(schema)), SILVER_ORDER[dataset])
-            day_quarantine = quarantine.filter(pl.col("trade_date") == day)
+            day_rows = _in_order(_rows_on(kept, day).select(list(schema)), SILVER_ORDER[dataset])
+            day_quarantine = _rows_on(quarantine, day)
             # Kept in memory for the next datasets' checks (chains need the bars, prints the chains).
             staging.stage(day_rows, "silver", dataset, day, "part-0", exclusive=True, keep=dataset != "trades")
             staging.stage(day_quarantine.select(*[c for c in bronze if c in day_quarantine.columns], REASON),
@@ -315,6 +317,14 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
             out[day] = day_rows.height
         staging.forget(batch_files)
     return out
+
+
+def _rows_on(frame: pl.DataFrame, day: date) -> pl.DataFrame:
+    """The rows dated `day`; the frame itself when they all are (a nightly's one-day batch), not a copy."""
+    dates = frame.get_column("trade_date")
+    if not dates.null_count() and dates.min() == day and dates.max() == day:
+        return frame
+    return frame.filter(pl.col("trade_date") == day)
 
 
 def _in_order(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:

@@ -92,3 +92,21 @@ def test_frames_beyond_the_budget_are_not_kept(tmp_path: Path):
     assert staging.kept == {} and staging.keep_rows == 0  # all or nothing: a backfill reads its files
     assert staging.read([first, second], SCHEMA).collect().get_column("symbol").to_list() == ["IWM", "SPY"]
     staging.discard()
+
+
+def test_split_dates_hands_back_a_one_date_frame_without_copying_it():
+    day = date(2025, 12, 31)
+    nightly = pl.DataFrame({"trade_date": [day, day], "x": [1, 2]})
+    assert lake_module.split_dates(nightly)[day] is nightly
+
+
+def test_split_dates_partitions_a_history_and_leaves_out_rows_without_a_date():
+    first, second = date(2025, 12, 30), date(2025, 12, 31)
+    history = pl.DataFrame({"trade_date": [second, first, None, second], "x": [1, 2, 3, 4]})
+    parts = lake_module.split_dates(history)
+    assert sorted(parts) == [first, second]
+    assert parts[first]["x"].to_list() == [2]
+    assert parts[second]["x"].to_list() == [1, 4]
+    assert lake_module.split_dates(pl.DataFrame({"trade_date": [None], "x": [1]},
+                                                schema={"trade_date": pl.Date, "x": pl.Int64})) == {}
+    assert lake_module.split_dates(history.clear()) == {}
