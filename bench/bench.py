@@ -419,6 +419,14 @@ class ChildRun:
     cpu: float = 0.0  # user + system CPU seconds of the whole child process
 
 
+def nightly_env() -> dict[str, str]:
+    """What `chainsignals run` sets before polars loads (flows/launcher.py): the nightly's children, the
+    floor's included (the same process family), run with it; the backfill's with what `backfill` gets."""
+    from flows.launcher import allocator_environment
+
+    return allocator_environment(["run"], os.environ)
+
+
 def spawn(role: str, spec: dict, work: Path, name: str, env: dict | None = None) -> ChildRun:
     """Run one role in a fresh interpreter; its peak RSS is the kernel's, via wait4 on that child."""
     logs = work / "logs"
@@ -549,7 +557,7 @@ def measure_nightly(opts: Options, work: Path, market: dict, log: Callable[[str]
     log(f"warm-up: loading the previous session {previous} (bars history, its chains)")
     # The warm-up only prepares the lake: the previous day's report is left out.
     warm = spawn("pipeline", {"warehouse": str(snapshot), "landing": str(landing_prev),
-                              "target": previous.isoformat(), "report": False}, work, "warmup")
+                              "target": previous.isoformat(), "report": False}, work, "warmup", env=nightly_env())
 
     floors: list[dict] = []
     nightlies: list[dict] = []
@@ -562,13 +570,13 @@ def measure_nightly(opts: Options, work: Path, market: dict, log: Callable[[str]
         if kind == "floor":
             out = rounds / f"floor-{index}"
             run = spawn("floor", {"files": [str(p) for p in market["day_files"]], "out": str(out)}, work,
-                        f"floor-{index}")
+                        f"floor-{index}", env=nightly_env())
             floors.append({**run.result, "wall": run.wall, "peak_mb": run.peak_mb, "load": run.load, "cpu": run.cpu})
         else:
             out = rounds / f"nightly-{index}"
             shutil.copytree(snapshot, out)
             run = spawn("pipeline", {"warehouse": str(out), "landing": str(landing), "target": target.isoformat(),
-                                     "report": not opts.skip_report}, work, f"nightly-{index}")
+                                     "report": not opts.skip_report}, work, f"nightly-{index}", env=nightly_env())
             nightlies.append({**run.result, "wall": run.wall, "peak_mb": run.peak_mb, "load": run.load,
                               "cpu": run.cpu})
         if not opts.keep:
@@ -592,7 +600,7 @@ def _profile_round(work: Path, snapshot: Path, landing: Path, target: date, repo
     shutil.copytree(snapshot, out)
     stats_file = work / "logs" / "nightly.prof"
     run = spawn("pipeline", {"warehouse": str(out), "landing": str(landing), "target": target.isoformat(),
-                             "profile": str(stats_file), "report": report}, work, "profile")
+                             "profile": str(stats_file), "report": report}, work, "profile", env=nightly_env())
     text = StringIO()
     pstats.Stats(str(stats_file), stream=text).sort_stats("cumulative").print_stats(35)
     shutil.rmtree(out, ignore_errors=True)
@@ -604,7 +612,7 @@ def _prefect_round(work: Path, snapshot: Path, landing: Path, target: date,
     log("one nightly run through Prefect (for the orchestration overhead)")
     out = work / "rounds" / "prefect"
     shutil.copytree(snapshot, out)
-    env = {"PREFECT_HOME": os.environ.get("PREFECT_HOME", str(ROOT / ".prefect")),
+    env = {**nightly_env(), "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(ROOT / ".prefect")),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
            "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),
            # The ephemeral API server needs more than the default 20 s to start on a busy 2-core machine.
@@ -791,6 +799,7 @@ def render(report: dict) -> str:
          "`nightly` flow runs for the last session (ingest + silver, gold, DuckDB publish"
          + (", the day's report" if report["with_report"] else "; **without the report stage** (--skip-report)")
          + "), stages called directly (no Prefect), each round on a fresh copy of the warmed-up warehouse. "
+         "Both run with the allocator setting `chainsignals run` starts with (flows/launcher.py). "
          f"Fresh processes, alternated; medians over {len(night['runs'])} round(s)."),
         "",
         "| | floor | nightly | ratio | target |",

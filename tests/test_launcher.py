@@ -1,0 +1,63 @@
+"""The console script sets the nightly's allocator before polars loads, for one-session commands only."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+from conftest import ROOT
+
+from flows.launcher import ALLOCATOR_VARIABLE, NIGHTLY_ALLOCATOR, allocator_environment
+
+POLARS_DEFAULT = "dirty_decay_ms:500,muzzy_decay_ms:1000"  # what polars sets when nobody else does
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["run", "--date", "2025-12-31"], {ALLOCATOR_VARIABLE: NIGHTLY_ALLOCATOR}),
+    (["serve", "--warehouse", "/srv/cs"], {ALLOCATOR_VARIABLE: NIGHTLY_ALLOCATOR}),
+    (["backfill", "--start", "2025-01-02", "--end", "2025-12-31"], {}),  # batches of many sessions
+    (["demo"], {}),
+    (["--help"], {}),
+    ([], {}),
+])
+def test_one_session_commands_get_the_nightly_allocator(argv, expected):
+    assert allocator_environment(argv, {}) == expected
+
+
+def test_an_operators_own_allocator_setting_wins():
+    assert allocator_environment(["run"], {ALLOCATOR_VARIABLE: "dirty_decay_ms:0"}) == {}
+
+
+def _allocator_seen_by_polars(*argv: str) -> str:
+    """The allocator setting polars started with in a fresh `chainsignals ARGV` process."""
+    # The CLI stands in as a command that loads polars (flows.cli itself does not import it).
+    probe = ("import os, sys\n"
+             "import flows.cli\n"
+             "def command():\n"
+             "    import polars\n"
+             "    print('CONF=' + os.environ.get('_RJEM_MALLOC_CONF', ''))\n"
+             "flows.cli.app = command\n"
+             f"sys.argv = ['chainsignals', *{list(argv)!r}]\n"
+             "from flows.launcher import main\n"
+             "main()\n")
+    env = {k: v for k, v in os.environ.items() if k != ALLOCATOR_VARIABLE}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return next(line for line in done.stdout.splitlines() if line.startswith("CONF=")).removeprefix("CONF=")
+
+
+def test_polars_starts_with_the_nightly_allocator_under_run_and_its_own_under_backfill():
+    # polars appends an override it finds at import after its defaults (the last setting wins), so
+    # seeing ours appended proves it was in place before polars loaded.
+    assert _allocator_seen_by_polars("run", "--date", "2025-12-31") == f"{POLARS_DEFAULT},{NIGHTLY_ALLOCATOR}"
+    assert _allocator_seen_by_polars("backfill") == POLARS_DEFAULT
+
+
+def test_the_work_pool_deployment_sets_it_too():
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    nightly = next(d for d in spec["deployments"] if d["name"] == "nightly")
+    assert nightly["work_pool"]["job_variables"]["env"][ALLOCATOR_VARIABLE] == NIGHTLY_ALLOCATOR
