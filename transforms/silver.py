@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from transforms.osi import format_osi, is_canonical_osi, normalize_osi
+from transforms.osi import all_rows, format_osi, is_canonical_osi, normalize_osi
 
 BARS_COLUMNS = ["trade_date", "symbol", "open", "high", "low", "close", "volume", "adj_close"]
 CHAIN_COLUMNS = [
@@ -37,7 +37,7 @@ def silver_chains(bronze: pl.LazyFrame, closes: pl.LazyFrame) -> pl.LazyFrame:
     # only the others pay for the regex. A symbol that does not parse keeps its raw text, so the
     # quarantine shows what came in.
     canonical = is_canonical_osi(pl.col("option_symbol"))
-    symbols = pl.concat([
+    symbols = bronze if all_rows(bronze, canonical) else pl.concat([
         bronze.filter(canonical),
         bronze.filter(~canonical).with_columns(pl.coalesce(given, pl.col("option_symbol"), own).alias("option_symbol")),
     ])

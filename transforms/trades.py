@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import polars as pl
 
-from transforms.osi import format_osi, is_canonical_osi, osi_part_names, parse_osi, with_fixed_osi_parts
+from transforms.osi import (
+    all_rows,
+    format_osi,
+    is_canonical_osi,
+    is_fixed_osi,
+    osi_part_names,
+    parse_osi,
+    with_fixed_osi_parts,
+)
 from transforms.silver import LINEAGE_COLUMNS
 
 EXCHANGE_TZ = "America/New_York"
@@ -72,16 +80,11 @@ def silver_trades(bronze_trades: pl.LazyFrame) -> pl.LazyFrame:
     # Symbols already in the 21-char form are split by offsets and kept as they are; the others are
     # parsed (by offsets too when compact or Polygon) and the 21-char form is formatted from the parts.
     part = {name: pl.col(column) for name, column in _PART.items()}
-    osi = format_osi(part["root"], part["expiration"], part["option_type"], part["strike"])
-    canonical = is_canonical_osi(pl.col("option_symbol"))
-    parsed = pl.concat([
-        with_fixed_osi_parts(bronze_trades.filter(canonical), "option_symbol", _OSI),
-        # The struct is a column first: fields taken from the expression would parse once per field.
-        bronze_trades.filter(~canonical).with_columns(parse_osi(pl.col("option_symbol")).alias(_PARSED))
-        .with_columns(_parts_of(pl.col(_PARSED)))
-        .with_columns(pl.coalesce(osi, pl.col("option_symbol")).alias("option_symbol"))
-        .drop(_PARSED),
-    ])
+    # The usual file has only padded, compact or Polygon symbols: one pass by offsets over the rows in
+    # place; otherwise the padded ones are split by offsets and the rest parsed and formatted.
+    fixed = is_fixed_osi(pl.col("option_symbol"))
+    parsed = (with_fixed_osi_parts(bronze_trades, "option_symbol", _OSI, padded=True)
+              if all_rows(bronze_trades, fixed) else _parsed_by_spelling(bronze_trades))
     return (
         parsed.with_columns(
             session_date(pl.col("ts")).alias("trade_date"),
@@ -92,6 +95,21 @@ def silver_trades(bronze_trades: pl.LazyFrame) -> pl.LazyFrame:
         )
         .select(*[pl.col(c).cast(t) for c, t in TRADE_SCHEMA.items()], *LINEAGE_COLUMNS)
     )
+
+
+def _parsed_by_spelling(bronze_trades: pl.LazyFrame) -> pl.LazyFrame:
+    """with_fixed_osi_parts(..., padded=True) for any mix of spellings (rows reordered: padded first)."""
+    part = {name: pl.col(column) for name, column in _PART.items()}
+    osi = format_osi(part["root"], part["expiration"], part["option_type"], part["strike"])
+    canonical = is_canonical_osi(pl.col("option_symbol"))
+    return pl.concat([
+        with_fixed_osi_parts(bronze_trades.filter(canonical), "option_symbol", _OSI),
+        # The struct is a column first: fields taken from the expression would parse once per field.
+        bronze_trades.filter(~canonical).with_columns(parse_osi(pl.col("option_symbol")).alias(_PARSED))
+        .with_columns(_parts_of(pl.col(_PARSED)))
+        .with_columns(pl.coalesce(osi, pl.col("option_symbol")).alias("option_symbol"))
+        .drop(_PARSED),
+    ])
 
 
 def _parts_of(parsed: pl.Expr) -> list[pl.Expr]:
