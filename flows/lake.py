@@ -33,6 +33,9 @@ PARTITION_PREFIX = "trade_date="
 # Bronze is written once and read back once per run, right away: LZ4 writes about 40% faster than zstd
 # for files about 1.7x larger. The layers people keep and query (silver, gold) stay zstd.
 CODECS = {"bronze": "lz4"}
+# Bronze is read back whole, partition by partition, never filtered: min/max statistics (about 10% of
+# its write CPU) would serve no reader.
+STATISTICS = {"bronze": False}
 # Staged files waiting for the background writer; staging waits beyond this, so a run that parses
 # faster than it writes (a backfill) never holds more than a few frames in memory for the writer.
 MAX_QUEUED_WRITES = 3
@@ -59,16 +62,16 @@ def uri(path: LakePath) -> str:
     return str(path)
 
 
-def write_atomic(frame: pl.DataFrame, path: LakePath, compression: str = "zstd") -> None:
+def write_atomic(frame: pl.DataFrame, path: LakePath, compression: str = "zstd", statistics: bool = True) -> None:
     """Write Parquet under a temporary name in the same folder, then rename over `path` (on object
     storage: one PUT, which is atomic by itself)."""
     if is_remote(path):
-        frame.write_parquet(uri(path), compression=compression, statistics=True)
+        frame.write_parquet(uri(path), compression=compression, statistics=statistics)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        frame.write_parquet(tmp, compression=compression, statistics=True)
+        frame.write_parquet(tmp, compression=compression, statistics=statistics)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -317,7 +320,8 @@ class Staging:
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staging-writer")
         self.writes[staged] = self._writer.submit(
-            write_atomic, frame.drop("trade_date", strict=False), staged, CODECS.get(layer, "zstd"))
+            write_atomic, frame.drop("trade_date", strict=False), staged, CODECS.get(layer, "zstd"),
+            STATISTICS.get(layer, True))
         self.moves.append((staged, final, exclusive, (layer, dataset, day)))
         self._moves_by_partition.setdefault((layer, dataset, day), []).append((staged, final, exclusive))
         if keep and self.keep_rows:

@@ -34,10 +34,10 @@ def test_staged_files_are_written_in_the_background_and_committed_whole(tmp_path
 def test_a_failed_background_write_fails_the_commit_and_changes_nothing(tmp_path: Path, monkeypatch):
     real_write = lake_module.write_atomic
 
-    def failing(data: pl.DataFrame, path: Path, compression: str = "zstd") -> None:
+    def failing(data: pl.DataFrame, path: Path, compression: str = "zstd", statistics: bool = True) -> None:
         if "SPY" in data.get_column("symbol").to_list():
             raise OSError("disk full")
-        real_write(data, path, compression)
+        real_write(data, path, compression, statistics)
 
     monkeypatch.setattr(lake_module, "write_atomic", failing)
     staging = Staging(Lake(tmp_path / "lake"), "run-1")
@@ -53,9 +53,9 @@ def test_staging_waits_when_the_writer_falls_behind(tmp_path: Path, monkeypatch)
     release = threading.Event()
     real_write = lake_module.write_atomic
 
-    def slow(data: pl.DataFrame, path: Path, compression: str = "zstd") -> None:
+    def slow(data: pl.DataFrame, path: Path, compression: str = "zstd", statistics: bool = True) -> None:
         release.wait(10)
-        real_write(data, path, compression)
+        real_write(data, path, compression, statistics)
 
     monkeypatch.setattr(lake_module, "write_atomic", slow)
     staging = Staging(Lake(tmp_path / "lake"), "run-1")
@@ -110,3 +110,21 @@ def test_split_dates_partitions_a_history_and_leaves_out_rows_without_a_date():
     assert lake_module.split_dates(pl.DataFrame({"trade_date": [None], "x": [1]},
                                                 schema={"trade_date": pl.Date, "x": pl.Int64})) == {}
     assert lake_module.split_dates(history.clear()) == {}
+
+
+def test_bronze_is_lz4_without_statistics_and_silver_zstd_with_them(tmp_path: Path):
+    import duckdb
+
+    staging = Staging(Lake(tmp_path / "lake"), "run-1")
+    staging.stage(frame("IWM", 249.8), "silver", "bars", DAY, "part-0", exclusive=True)
+    staging.stage(frame("SPY", 600.0), "bronze", "bars", DAY, "src-a", exclusive=False)
+    staging.commit()
+    lake = Lake(tmp_path / "lake")
+
+    def close_column(layer: str) -> tuple:
+        [path] = lake.files(layer, "bars")
+        return duckdb.sql("SELECT compression, stats_min_value, stats_max_value FROM parquet_metadata(?) "
+                          "WHERE path_in_schema = 'close'", params=[str(path)]).fetchall()[0]
+
+    assert close_column("bronze") == ("LZ4_RAW", None, None)
+    assert close_column("silver") == ("ZSTD", "249.8", "249.8")
