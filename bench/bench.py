@@ -50,6 +50,9 @@ if str(ROOT) not in sys.path:  # `python bench/bench.py` puts bench/ first, not 
     sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "bench" / "results.md"
+# The allocator setting this process was started with: importing polars (the generator does) rewrites
+# the variable with polars' defaults, which must not pass for an operator's own setting.
+STARTED_ALLOCATOR = {k: v for k, v in os.environ.items() if k == "_RJEM_MALLOC_CONF"}
 TARGET_RATIO = 3.0
 TARGET_RSS_MB = 4096.0
 MB = 1024.0
@@ -424,7 +427,7 @@ def nightly_env() -> dict[str, str]:
     floor's included (the same process family), run with it; the backfill's with what `backfill` gets."""
     from flows.launcher import allocator_environment
 
-    return allocator_environment(["run"], os.environ)
+    return allocator_environment(["run"], STARTED_ALLOCATOR) or dict(STARTED_ALLOCATOR)
 
 
 def spawn(role: str, spec: dict, work: Path, name: str, env: dict | None = None) -> ChildRun:

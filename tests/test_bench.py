@@ -95,3 +95,18 @@ def test_backfill_child_samples_rss_for_every_chain_session(tmp_path):
     assert all(m["bronze_peak_mb"] > 0 and m["silver_peak_mb"] > 0 and m["gold_peak_mb"] > 0 for m in months)
     assert result["peak_mb"] >= max(m["silver_peak_mb"] for m in months)
     assert result["sessions"] == 3
+
+
+def test_nightly_children_get_the_allocator_of_chainsignals_run(monkeypatch):
+    import os
+
+    import polars  # noqa: F401 - loaded: it has rewritten the variable with its own defaults
+
+    from bench import bench
+    from flows.launcher import ALLOCATOR_VARIABLE, NIGHTLY_ALLOCATOR
+
+    assert ALLOCATOR_VARIABLE in os.environ  # polars' rewrite, not an operator's setting
+    monkeypatch.setattr(bench, "STARTED_ALLOCATOR", {})
+    assert bench.nightly_env() == {ALLOCATOR_VARIABLE: NIGHTLY_ALLOCATOR}
+    monkeypatch.setattr(bench, "STARTED_ALLOCATOR", {ALLOCATOR_VARIABLE: "dirty_decay_ms:0"})
+    assert bench.nightly_env() == {ALLOCATOR_VARIABLE: "dirty_decay_ms:0"}
