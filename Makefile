@@ -8,6 +8,8 @@ WAREHOUSE ?= warehouse
 export PREFECT_HOME := $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
+# The temporary Prefect server's first start (a new database) can pass the default 20 s on 2 busy cores.
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
 .PHONY: setup demo test lint bench clean
 

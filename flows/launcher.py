@@ -1,4 +1,5 @@
-"""The `chainsignals` console script: what the process must set before polars loads, then the CLI.
+"""The `chainsignals` console script: what the process must set before polars and Prefect load, then
+the CLI.
 
 polars' allocator (jemalloc) hands freed pages back to the system after 0.5 s (1 s once "muzzy"),
 polars' own defaults, and reads any override from `_RJEM_MALLOC_CONF` once, when polars is imported.
@@ -21,6 +22,12 @@ NIGHTLY_ALLOCATOR = "dirty_decay_ms:10000,muzzy_decay_ms:10000"
 NIGHTLY_COMMANDS = frozenset({"run", "serve"})
 
 
+# The temporary Prefect server a serverless run starts creates its database on first use; on a busy
+# 2-core machine, or right after an install (nothing in the page cache), that passes Prefect's 20 s.
+STARTUP_TIMEOUT_VARIABLE = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+STARTUP_TIMEOUT_SECONDS = "120"
+
+
 def allocator_environment(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, str]:
     """The variables to add for this command line (arguments after the program name)."""
     command = next((arg for arg in argv if not arg.startswith("-")), None)
@@ -32,6 +39,7 @@ def allocator_environment(argv: Sequence[str], environ: Mapping[str, str]) -> di
 def main() -> None:
     if "polars" not in sys.modules:  # too late otherwise: the allocator is configured once
         os.environ.update(allocator_environment(sys.argv[1:], os.environ))
+    os.environ.setdefault(STARTUP_TIMEOUT_VARIABLE, STARTUP_TIMEOUT_SECONDS)
     from flows.cli import app
 
     app()

@@ -61,3 +61,19 @@ def test_the_work_pool_deployment_sets_it_too():
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     nightly = next(d for d in spec["deployments"] if d["name"] == "nightly")
     assert nightly["work_pool"]["job_variables"]["env"][ALLOCATOR_VARIABLE] == NIGHTLY_ALLOCATOR
+
+
+def test_the_temporary_prefect_server_gets_time_to_start_unless_told_otherwise():
+    probe = ("import os, sys\n"
+             "import flows.cli\n"
+             "flows.cli.app = lambda: print('TIMEOUT=' + os.environ['PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS'])\n"
+             "sys.argv = ['chainsignals', 'demo']\n"
+             "from flows.launcher import main\n"
+             "main()\n")
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"}
+    for given, expected in ((None, "120"), ("45", "45")):
+        run_env = env if given is None else {**env, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": given}
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=run_env, cwd=ROOT,
+                              timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        assert f"TIMEOUT={expected}" in done.stdout.splitlines()
