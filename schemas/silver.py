@@ -152,7 +152,11 @@ def _osi_matches_contract() -> pl.Expr:
         & (pl.field("option_type") == pl.col("option_type"))
         & ((pl.field("strike") - pl.col("strike")).abs() < 5e-4)
     )
-    return parse_osi(pl.col("option_symbol")).struct.eval(agrees.alias("ok")).struct.field("ok")
+    # A symbol of the right shape whose date cannot exist (IWM   251340C...) names no contract at all:
+    # that is a mismatch, not "not judged" (osi_symbol only checks the shape, so nothing else rejects it).
+    no_contract = pl.field("expiration").is_null() & osi21_ok("option_symbol")
+    ok = pl.when(no_contract).then(False).otherwise(agrees)
+    return parse_osi(pl.col("option_symbol")).struct.eval(ok.alias("ok")).struct.field("ok")
 
 
 class Trades(pa.DataFrameModel):

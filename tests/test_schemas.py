@@ -108,6 +108,9 @@ GOOD_CHAINS = [chain_row(), chain_row(strike=255.0, option_type="P", option_symb
         (chain_row(underlying_price=None), "not_nullable:underlying_price"),
         (chain_row(delta=1.5), "in_unit_range:delta"),
         (chain_row(dte=14), "dte_matches_expiration:dte,expiration,trade_date"),
+        # The right shape, but month 13: no such contract.
+        (chain_row(option_symbol="IWM   251340C00250000"),
+         "osi_matches_contract:option_symbol,expiration,option_type,strike"),
         (
             chain_row(option_type="X"),
             "osi_matches_contract:option_symbol,expiration,option_type,strike; isin(C,P):option_type",

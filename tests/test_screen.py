@@ -53,7 +53,7 @@ CHAIN_VALUES = {
     "ask": NUMBERS, "last": NUMBERS, "mid": NUMBERS, "implied_volatility": NUMBERS, "delta": NUMBERS,
     "gamma": NUMBERS, "underlying_price": NUMBERS, "dte": [None, -1, 0, 14, 15],
     "option_symbol": [None, "IWM 251231C2", osi(EXPIRY, "C", 250.0), osi(EXPIRY, "P", 250.0),
-                      osi(EXPIRY, "C", 255.0), "iwm   250117C00250000"],
+                      osi(EXPIRY, "C", 255.0), "iwm   250117C00250000", "IWM   251340C00250000"],
 }  # fmt: skip
 TRADE_VALUES = {
     "trade_date": DATES, "ts": [None, datetime(2025, 1, 2, 15, 30, tzinfo=UTC)], "underlying": SYMBOLS,
