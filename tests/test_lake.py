@@ -20,11 +20,17 @@ def frame(symbol: str, close: float) -> pl.DataFrame:
     return pl.DataFrame({"trade_date": [DAY], "symbol": [symbol], "close": [close]}, schema=SCHEMA)
 
 
-def test_staged_files_are_written_in_the_background_and_committed_whole(tmp_path: Path):
+def committed_silver_and_bronze(tmp_path: Path) -> Staging:
+    """A run that staged IWM's silver bar and SPY's bronze bar, committed."""
     staging = Staging(Lake(tmp_path / "lake"), "run-1")
     staging.stage(frame("IWM", 249.8), "silver", "bars", DAY, "part-0", exclusive=True)
     staging.stage(frame("SPY", 600.0), "bronze", "bars", DAY, "src-a", exclusive=False)
     staging.commit()
+    return staging
+
+
+def test_staged_files_are_written_in_the_background_and_committed_whole(tmp_path: Path):
+    staging = committed_silver_and_bronze(tmp_path)
     lake = Lake(tmp_path / "lake")
     assert lake.scan("silver", "bars", SCHEMA).collect().rows() == [(DAY, "IWM", 249.8)]
     assert lake.scan("bronze", "bars", SCHEMA).collect().rows() == [(DAY, "SPY", 600.0)]
@@ -115,10 +121,7 @@ def test_split_dates_partitions_a_history_and_leaves_out_rows_without_a_date():
 def test_bronze_is_lz4_without_statistics_and_silver_zstd_with_them(tmp_path: Path):
     import duckdb
 
-    staging = Staging(Lake(tmp_path / "lake"), "run-1")
-    staging.stage(frame("IWM", 249.8), "silver", "bars", DAY, "part-0", exclusive=True)
-    staging.stage(frame("SPY", 600.0), "bronze", "bars", DAY, "src-a", exclusive=False)
-    staging.commit()
+    committed_silver_and_bronze(tmp_path)
     lake = Lake(tmp_path / "lake")
 
     def close_column(layer: str) -> tuple:
