@@ -17,7 +17,7 @@ from spec_note import NOTE_DATE, note_chain, write_note_landing
 from flows.config import DEFAULT_CONFIG
 from flows.lake import Lake
 from flows.nightly import backfill, nightly
-from flows.pipeline import GOLD_TABLES, RejectedShareError, _in_order, _rows_on
+from flows.pipeline import GOLD_TABLES, RejectedShareError, _in_order
 from flows.sources import SourceError
 from flows.warehouse import WarehouseBusy, warehouse_lock
 
@@ -376,12 +376,3 @@ def test_silver_order_check_gives_the_sorted_frame(rows):
     assert _in_order(frame, ["a", "b", "c"]).equals(frame.sort(["a", "b", "c"]))
     ordered = frame.sort(["a", "b", "c"])
     assert _in_order(ordered, ["a", "b", "c"]).equals(ordered)
-
-
-def test_rows_on_a_day_are_the_frame_itself_when_every_row_is_on_it():
-    day, other = date(2025, 12, 31), date(2025, 12, 30)
-    one_day = pl.DataFrame({"trade_date": [day, day], "x": [1, 2]})
-    assert _rows_on(one_day, day) is one_day
-    mixed = pl.DataFrame({"trade_date": [day, other, None, day], "x": [1, 2, 3, 4]})
-    assert _rows_on(mixed, day)["x"].to_list() == [1, 4]
-    assert _rows_on(one_day, other).is_empty()

@@ -77,11 +77,9 @@ def silver_trades(bronze_trades: pl.LazyFrame) -> pl.LazyFrame:
     row's own when given, else the OSI root. Any incoming trade_date (e.g. a hive partition column) is
     replaced by the session date of ``ts``.
     """
-    # Symbols already in the 21-char form are split by offsets and kept as they are; the others are
-    # parsed (by offsets too when compact or Polygon) and the 21-char form is formatted from the parts.
-    part = {name: pl.col(column) for name, column in _PART.items()}
     # The usual file has only padded, compact or Polygon symbols: one pass by offsets over the rows in
     # place; otherwise the padded ones are split by offsets and the rest parsed and formatted.
+    part = {name: pl.col(column) for name, column in _PART.items()}
     fixed = is_fixed_osi(pl.col("option_symbol"))
     parsed = (with_fixed_osi_parts(bronze_trades, "option_symbol", _OSI, padded=True)
               if all_rows(bronze_trades, fixed) else _parsed_by_spelling(bronze_trades))
