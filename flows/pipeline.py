@@ -87,10 +87,11 @@ SILVER_KEYS: dict[str, list[str] | None] = {
                "chains": ["trade_date", "underlying", "option_symbol", "expiration", "strike", "option_type"]}
 SILVER_MODELS = {"bars": Bars, "chains": Chains, "trades": Trades}
 # The order silver partitions are written in: the key (or a total order for prints), with the chain's
-# expiration and option type left out because the validated OSI symbol already decides them.
+# expiration and option type left out because the validated OSI symbol already decides them. Prints of
+# one microsecond keep the tape's order (file, then row): that is the sequence they were reported in.
 SILVER_ORDER = {"bars": ["trade_date", "symbol"],
                 "chains": ["trade_date", "underlying", "option_symbol", "strike"],
-                "trades": ["ts", "option_symbol", "_source_file", "_source_row"]}
+                "trades": ["ts", "_source_file", "_source_row"]}
 GOLD_TABLES = ("technicals_daily", "positioning_daily", "expiry_levels", "strike_levels", "blocks", "flow_daily",
                "signals_daily", "trade_ideas", "idea_outcomes")
 # Each gold table is written sorted by its key, so a file's rows never depend on join or thread order.
@@ -322,18 +323,39 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
 
 
 def _in_order(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
-    """`frame` sorted by `keys` (a unique key), without sorting when it already is: a vendor's prints
-    usually come in time order, and one pass that compares neighbours is cheaper than a sort."""
-    following = [pl.col(k).shift(-1) for k in keys]
-    in_order = pl.col(keys[-1]) <= following[-1]
-    for key, next_value in zip(reversed(keys[:-1]), reversed(following[:-1]), strict=True):
-        in_order = (pl.col(key) < next_value) | ((pl.col(key) == next_value) & in_order)
-    # The last row has no neighbour; a null or NaN key compares as not in order, so it is sorted.
-    checked = frame.select(
-        pl.when(pl.int_range(pl.len()) < pl.len() - 1).then(in_order.fill_null(False)).otherwise(True).all())
-    if frame.height < 2 or checked.item():
+    """`frame` sorted by `keys` (a unique key), with as little sorting as the rows need.
+
+    Rows already in key order (a vendor's prints usually come in time order) are not sorted: one pass
+    that compares neighbours is cheaper. Rows in order within each run of the leading keys, every run a
+    different value (a vendor lists each underlying's contracts in order, the underlyings in its own
+    order), need only a stable sort by those leading keys, a fraction of a sort by all of them."""
+    if frame.height < 2:
         return frame
+    for lead in range(len(keys)):
+        if not frame.select(_ordered_within(keys[:lead], keys[lead:])).item():
+            continue
+        if not lead:
+            return frame
+        starts = pl.any_horizontal(pl.int_range(pl.len()) == 0, *(pl.col(k).ne_missing(pl.col(k).shift(1))
+                                                                  for k in keys[:lead]))
+        heads = frame.select(keys[:lead]).filter(starts)  # the first row of each run
+        if not heads.is_duplicated().any():  # a leading value in two runs would need the full sort
+            return frame.sort(keys[:lead], maintain_order=True)
     return frame.sort(keys)
+
+
+def _ordered_within(lead: list[str], rest: list[str]) -> pl.Expr:
+    """True when each row and the next are in `rest` order, or differ in a `lead` key. A null or NaN in
+    `rest` compares as out of order, so such rows are always sorted (where nulls go is the sort's call)."""
+    following = [pl.col(k).shift(-1) for k in rest]
+    in_order = pl.col(rest[-1]) <= following[-1]
+    for key, next_value in zip(reversed(rest[:-1]), reversed(following[:-1]), strict=True):
+        in_order = (pl.col(key) < next_value) | ((pl.col(key) == next_value) & in_order)
+    in_order = in_order.fill_null(False)
+    for key in lead:
+        in_order = in_order | pl.col(key).ne_missing(pl.col(key).shift(-1))
+    # The last row has no neighbour.
+    return pl.when(pl.int_range(pl.len()) < pl.len() - 1).then(in_order).otherwise(True).all()
 
 
 def _silver_scan(staging: Staging, dataset: str, days: list[date]) -> pl.LazyFrame:

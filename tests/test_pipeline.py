@@ -376,3 +376,20 @@ def test_silver_order_check_gives_the_sorted_frame(rows):
     assert _in_order(frame, ["a", "b", "c"]).equals(frame.sort(["a", "b", "c"]))
     ordered = frame.sort(["a", "b", "c"])
     assert _in_order(ordered, ["a", "b", "c"]).equals(ordered)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["IWM", "SPY", "QQQ", None]), st.integers(0, 3),
+                          st.sampled_from([0.5, 1.0, float("nan"), None])), max_size=12, unique=True),
+       st.randoms(use_true_random=False))
+def test_silver_order_of_runs_in_any_order_gives_the_sorted_frame(rows, rng):
+    """A vendor's chain: each underlying's rows in order, the underlyings in the vendor's order (silver
+    then sorts by the underlying alone). Runs split in two, or rows out of order within one, still give
+    the full sort."""
+    frame = pl.DataFrame(rows, schema={"u": pl.String, "k": pl.Int64, "x": pl.Float64}, orient="row")
+    runs = frame.sort(["u", "k", "x"]).partition_by("u", maintain_order=True)
+    rng.shuffle(runs)
+    by_runs = pl.concat(runs) if runs else frame
+    shuffled = frame.sample(fraction=1.0, shuffle=True, seed=rng.randrange(1000))
+    for candidate in (by_runs, shuffled, pl.concat([by_runs, by_runs.head(1)]).unique(maintain_order=True)):
+        assert _in_order(candidate, ["u", "k", "x"]).equals(candidate.sort(["u", "k", "x"]))
