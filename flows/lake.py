@@ -187,6 +187,9 @@ class Lake:
     def files(self, layer: str, dataset: str, *, dates: Iterable[date] | None = None,
               start: date | None = None, end: date | None = None) -> list[LakePath]:
         wanted = set(dates) if dates is not None else None
+        if wanted is not None and not self.remote:  # the named folders only, not a listing of all history
+            return [f for day in sorted(wanted) if not (start and day < start) and not (end and day > end)
+                    for f in parquet_files(self.partition_dir(layer, dataset, day))]
         listing = self.remote_listing(layer, dataset) if self.remote else None
         out = []
         for day in sorted(listing) if listing is not None else self.dates(layer, dataset):

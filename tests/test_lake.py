@@ -131,3 +131,20 @@ def test_bronze_is_lz4_without_statistics_and_silver_zstd_with_them(tmp_path: Pa
 
     assert close_column("bronze") == ("LZ4_RAW", None, None)
     assert close_column("silver") == ("ZSTD", "249.8", "249.8")
+
+
+def test_files_of_named_dates_are_the_listings_without_listing_the_history(tmp_path: Path, monkeypatch):
+    """A nightly names its dates: their folders are looked up, the rest of the history is not listed
+    (a year of partitions would cost a scan per call), and the answer is what the listing gives."""
+    lake = Lake(tmp_path / "lake")
+    days = [date(2025, 12, d) for d in (26, 29, 30, 31)]
+    for day in days:
+        lake.write_partitions(frame("IWM", 249.8).with_columns(pl.lit(day).alias("trade_date")), "silver", "bars")
+    (lake.partition_dir("silver", "bars", date(2025, 12, 24))).mkdir(parents=True)  # a folder without files
+    wanted = [date(2025, 12, 31), date(2025, 12, 24), date(2025, 12, 29), date(2025, 12, 1)]
+    listed = lake.files("silver", "bars")
+    expected = [f for f in listed if f.parent.name in {"trade_date=2025-12-29", "trade_date=2025-12-31"}]
+    monkeypatch.setattr(Lake, "dates", lambda *a, **k: pytest.fail("listed every partition"))
+    assert lake.files("silver", "bars", dates=wanted) == expected
+    assert lake.files("silver", "bars", dates=wanted, end=date(2025, 12, 30)) == expected[:1]
+    assert lake.files("silver", "bars", dates=wanted, start=date(2025, 12, 30)) == expected[1:]
