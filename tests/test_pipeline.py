@@ -17,7 +17,7 @@ from spec_note import NOTE_DATE, note_chain, write_note_landing
 from flows.config import DEFAULT_CONFIG
 from flows.lake import Lake
 from flows.nightly import backfill, nightly
-from flows.pipeline import GOLD_TABLES, RejectedShareError, _in_order
+from flows.pipeline import GOLD_TABLES, RejectedShareError, _in_order, _rows_on
 from flows.sources import SourceError
 from flows.warehouse import WarehouseBusy, warehouse_lock
 
@@ -393,3 +393,16 @@ def test_silver_order_of_runs_in_any_order_gives_the_sorted_frame(rows, rng):
     shuffled = frame.sample(fraction=1.0, shuffle=True, seed=rng.randrange(1000))
     for candidate in (by_runs, shuffled, pl.concat([by_runs, by_runs.head(1)]).unique(maintain_order=True)):
         assert _in_order(candidate, ["u", "k", "x"]).equals(candidate.sort(["u", "k", "x"]))
+
+
+def test_silver_takes_a_batch_day_by_day_and_a_one_day_batch_as_it_is():
+    """A backfill's batch is filtered one day at a time (a split of all days at once would hold the batch
+    twice); a nightly's one-day batch is passed on without a copy."""
+    days = [date(2025, 12, 29), date(2025, 12, 30)]
+    batch = pl.DataFrame({"trade_date": [days[0], days[1], days[0]], "symbol": ["IWM", "IWM", "SPY"]})
+    assert _rows_on(batch, days[0])["symbol"].to_list() == ["IWM", "SPY"]
+    assert _rows_on(batch, days[1])["symbol"].to_list() == ["IWM"]
+    assert _rows_on(batch, date(2025, 12, 31)).height == 0
+    one_day = batch.filter(pl.col("trade_date") == days[0])
+    assert _rows_on(one_day, days[0]) is one_day
+    assert _rows_on(one_day, days[1]).height == 0
