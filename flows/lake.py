@@ -187,12 +187,13 @@ class Lake:
     def files(self, layer: str, dataset: str, *, dates: Iterable[date] | None = None,
               start: date | None = None, end: date | None = None) -> list[LakePath]:
         wanted = set(dates) if dates is not None else None
-        if wanted is not None and not self.remote:  # the named folders only, not a listing of all history
-            return [f for day in sorted(wanted) if not (start and day < start) and not (end and day > end)
-                    for f in parquet_files(self.partition_dir(layer, dataset, day))]
         listing = self.remote_listing(layer, dataset) if self.remote else None
+        if listing is not None:
+            days = sorted(listing)
+        else:  # named dates: their folders only, not a listing of the whole history
+            days = sorted(wanted) if wanted is not None else self.dates(layer, dataset)
         out = []
-        for day in sorted(listing) if listing is not None else self.dates(layer, dataset):
+        for day in days:
             if (wanted is not None and day not in wanted) or (start and day < start) or (end and day > end):
                 continue
             out.extend(listing[day] if listing is not None else parquet_files(self.partition_dir(layer, dataset, day)))

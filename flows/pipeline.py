@@ -297,12 +297,11 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
         rejected = pl.concat([unparsable, invalid], how="diagonal_relaxed")
         quarantine = pl.concat([rejected, duplicates], how="diagonal_relaxed")
         schema = silver_schema(dataset)
-        # The few rejected rows are split once per batch. Kept rows are taken one day at a time: split all at
-        # once, a backfill's batch would be held twice (its silver peak rose from 2.7 to 4.0 GB that way).
-        rejected_on, quarantine_on = split_dates(rejected), split_dates(quarantine)
+        # One day at a time: split into all days at once, a backfill's batch would be held twice (its silver
+        # peak rose from 2.7 to 4.0 GB that way).
         for day in batch:
             day_in = sizes[day]
-            day_rejected = rejected_on.get(day, rejected.clear())
+            day_rejected = _rows_on(rejected, day)
             day_bad = day_rejected.height
             if day_in >= settings.min_rows_for_limit and day_bad / day_in > settings.max_rejected_share:
                 reasons = (day_rejected.group_by(REASON).len()
@@ -312,7 +311,7 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
                     f"{dataset} {day}: {day_bad} of {day_in} rows rejected ({day_bad / day_in:.1%}) "
                     f"> limit {settings.max_rejected_share:.1%}; top reasons: {top}")
             day_rows = _in_order(_rows_on(kept, day).select(list(schema)), SILVER_ORDER[dataset])
-            day_quarantine = quarantine_on.get(day, quarantine.clear())
+            day_quarantine = _rows_on(quarantine, day)
             # Kept in memory for the next datasets' checks (chains need the bars, prints the chains).
             staging.stage(day_rows, "silver", dataset, day, "part-0", exclusive=True, keep=dataset != "trades")
             staging.stage(day_quarantine.select(*[c for c in bronze if c in day_quarantine.columns], REASON),
@@ -326,7 +325,7 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
 def _rows_on(frame: pl.DataFrame, day: date) -> pl.DataFrame:
     """The rows dated `day`; the frame itself when they all are (a nightly's one-day batch), not a copy."""
     dates = frame.get_column("trade_date")
-    if frame.height and not dates.null_count() and dates.min() == day and dates.max() == day:
+    if not dates.null_count() and dates.min() == day and dates.max() == day:
         return frame
     return frame.filter(pl.col("trade_date") == day)
 
