@@ -58,7 +58,7 @@ from transforms.features import join_features
 from transforms.flow import blocks, flow_daily
 from transforms.greeks import derive_iv_and_greeks, expiry_exposure, iv_rank_percentile, session_greeks
 from transforms.ideas import TRADE_IDEA_SCHEMA, option_contracts, trade_ideas
-from transforms.outcomes import outcomes_for_run, walk_from
+from transforms.outcomes import exit_mid_sessions, outcomes_for_run, walk_from
 from transforms.positioning import (
     expiry_levels,
     positioning_daily,
@@ -581,11 +581,12 @@ def _build_outcomes(settings: Settings, lake: Lake, dates: list[date], write, sy
         start = _outcomes_start(lake, since)
         ideas = lake.scan("gold", "trade_ideas", TRADE_IDEA_SCHEMA, start=start, end=day)
         bars = lake.scan("silver", "bars", silver_schema("bars"), start=start, end=day)
-        # An exit is a session after its idea's date: no chain before `start` is ever looked up.
-        mids = lake.scan("silver", "chains", mid_schema, start=since or start, end=day)
         if symbols:
             ideas = ideas.filter(pl.col("symbol").is_in(symbols))
             bars = _of_symbols(bars, symbols)
+        # The chains of the sessions an exit can fall on only (weeks of full chains would cost seconds).
+        mid_days = exit_mid_sessions(ideas, bars, day, since).collect().get_column("trade_date").to_list()
+        mids = lake.scan("silver", "chains", mid_schema, dates=mid_days)
         rows = outcomes_for_run(ideas, bars, day, since, mids, settings.stock_horizon_sessions).collect()
         write("idea_outcomes", rows, [day], started=started)
 

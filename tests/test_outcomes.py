@@ -14,7 +14,13 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from schemas.gold import GoldValidationError, IdeaOutcomes, validate_gold
-from transforms.outcomes import IDEA_OUTCOME_SCHEMA, idea_outcomes, outcomes_for_run, walk_from
+from transforms.outcomes import (
+    IDEA_OUTCOME_SCHEMA,
+    exit_mid_sessions,
+    idea_outcomes,
+    outcomes_for_run,
+    walk_from,
+)
 
 S = [date(2026, 1, 5) + timedelta(days=i) for i in range(28) if (date(2026, 1, 5) + timedelta(days=i)).weekday() < 5]
 # S[0] Mon 01-05 (the idea's session), S[1] 01-06, S[2] 01-07, S[3] 01-08, S[4] Fri 01-09, S[5] Mon 01-12
@@ -342,17 +348,18 @@ def test_no_lookahead():
 @pytest.mark.parametrize("seed, gaps", [(11, 0.0), (5, 0.1)])
 def test_nightly_runs_add_up_to_a_backfill(seed: int, gaps: float):
     idea_frame, bar_frame, mid_frame, days = market(seed=seed, gaps=gaps)
-    written, since, starts = [], None, []
+    written, since, starts, priced_before_since = [], None, [], 0
     for as_of in days[1:]:
         # The nightly reads the ideas and bars from the oldest idea still open in the previous run's rows
-        # on (from the oldest idea on in the first run), and only the chains dated since..as_of: enough
-        # when the symbol traded on `since`. With gaps, an expiry's last session can be before `since`
-        # (the nightly would say 'missing'), so here the chains are read from `start` on.
+        # on (from the oldest idea on in the first run), and the chains of exit_mid_sessions only.
         start = days[0] if since is None else walk_from(written[-1].lazy(), since).collect().item()
         starts.append(start)
         run_ideas, run_bars = (f.filter(pl.col("trade_date") >= start) for f in (idea_frame, bar_frame))
-        run_mids = mid_frame.filter(pl.col("trade_date") >= (start if gaps or since is None else since))
+        run_mids = mid_frame.join(exit_mid_sessions(run_ideas, run_bars, as_of, since), on="trade_date", how="semi")
         rows = outcomes_for_run(run_ideas, run_bars, as_of, since, run_mids, horizon_sessions=5).collect()
+        if since is not None:  # expiries whose last session was before `since` (the symbol missed it)
+            priced_before_since += rows.filter((pl.col("closed_on") < since)
+                                               & (pl.col("option_mid_source") == "chain")).height
         # Every written row is that idea's row of the full computation at the same date.
         full = idea_outcomes(idea_frame, bar_frame, as_of, mid_frame, horizon_sessions=5).collect()
         assert_frame_equal(rows, full.join(rows.select("idea_id"), on="idea_id", how="semi"))
@@ -370,7 +377,30 @@ def test_nightly_runs_add_up_to_a_backfill(seed: int, gaps: float):
     hits = finals.filter(pl.col("status").is_in(["target_hit", "stop_hit"]))
     assert (hits.get_column("closed_on") == hits.get_column("trade_date")).all()
     assert len(history) < len(backfill) * 6  # bounded by the windows, not by the history's length
+    assert (priced_before_since > 0) == (gaps > 0)  # with gaps, the case the mid sessions reach back for
     assert starts[-1] > days[len(days) // 2]  # the runs read weeks, not the history
+
+
+def test_exit_mid_sessions_reach_back_to_a_symbols_last_session_before_since():
+    # XYZ misses S3 (since) and S4 (as_of); ABC trades on. XYZ's call expiring S4 expires on S2's close.
+    path = pl.concat([bars(IDEA_DAY, QUIET, QUIET), bars(IDEA_DAY, QUIET, QUIET, QUIET, QUIET, symbol="ABC")])
+    frame = ideas(option_idea(), idea(idea_id="stock", symbol="ABC"))
+    needed = exit_mid_sessions(frame, path, S[4], since=S[3]).collect().get_column("trade_date").to_list()
+    assert needed == [S[2], S[4]]  # XYZ's last session by S3; every session after S3 (ABC's S4)
+    only_abc_stock = exit_mid_sessions(ideas(idea(symbol="ABC")), path, S[4], since=S[3]).collect()
+    assert only_abc_stock.get_column("trade_date").to_list() == [S[4]]  # no option idea: nothing back
+    first_run = exit_mid_sessions(frame, path, S[2], since=None).collect()
+    assert first_run.get_column("trade_date").to_list() == S[:3]
+    chain = mids((S[2], CALL, 0.40), (S[3], CALL, 9.99))
+    row = outcomes_for_run(frame, path, S[4], S[3],
+                           chain.join(pl.LazyFrame({"trade_date": needed}), on="trade_date", how="semi")).collect()
+    got = row.filter(pl.col("idea_id") == "a").row(0, named=True)
+    assert (got["status"], got["closed_on"], got["option_exit_mid"], got["option_mid_source"]) == (
+        "not_triggered", S[2], None, None)  # never triggered: no exit to price
+    triggered = ideas(option_idea(trigger_level=100.5), idea(idea_id="stock", symbol="ABC"))
+    row = outcomes_for_run(triggered, path, S[4], S[3], chain).collect().filter(pl.col("idea_id") == "a")
+    assert row.select("status", "closed_on", "option_exit_mid", "option_mid_source").row(0) == (
+        "expired", S[2], 0.40, "chain")
 
 
 def test_walk_from_is_the_oldest_open_idea():

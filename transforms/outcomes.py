@@ -320,15 +320,36 @@ def outcomes_for_run(ideas: pl.LazyFrame, bars: pl.LazyFrame, as_of: date, since
     Each row equals that idea's row of idea_outcomes(as_of), so the latest row per idea over a
     sequence of runs is idea_outcomes at the last date: a backfill that runs every date in turn writes
     exactly what the nightly runs would have, with memory bounded by the live ideas, not the history.
-    contract_mids needs only the sessions in [since, as_of]: a written row's closed_on is after `since`
-    (a hit) or the last session on or before an expiration after `since`, which is `since` itself at
-    the earliest when the symbol traded that day. ideas and bars need only the sessions from
-    `walk_from` on (from the oldest idea's date on when `since` is None): the run reads a few weeks of
-    them, not the whole history.
+    contract_mids needs only the sessions `exit_mid_sessions` names. ideas and bars need only the
+    sessions from `walk_from` on (from the oldest idea's date on when `since` is None): the run reads a
+    few weeks of them, not the whole history.
     """
     if since is not None and since >= as_of:
         raise ValueError(f"since ({since}) must be before as_of ({as_of})")
     return _outcomes(ideas, bars, as_of, contract_mids, horizon_sessions, since=since)
+
+
+def exit_mid_sessions(ideas: pl.LazyFrame, bars: pl.LazyFrame, as_of: date, since: date | None) -> pl.LazyFrame:
+    """The sessions whose chains hold every exit mid the run of `as_of` looks up (column trade_date, sorted).
+
+    A written row's exit is a session of its symbol on or before `as_of`: after `since` for a hit; for
+    an option's expiry, the symbol's last session on or before its expiration, an expiration after
+    `since` (an option expired by `since` is final already). When the symbol traded on `since` that
+    session is `since` or later; when it did not (a halt, a data gap), it is the symbol's last session
+    before `since`, which can be weeks back. So: every session after `since`, and each symbol's last
+    session on or before `since` when it has a live option idea. With no `since` (the first run), every
+    session of `bars`.
+    """
+    sessions = bars.select("trade_date", "symbol").filter(pl.col("trade_date") <= as_of)
+    if since is None:
+        return sessions.select(pl.col("trade_date").unique().sort())
+    with_options = _candidates(ideas, as_of, since).filter(pl.col("instrument") != "stock").select("symbol")
+    last_by_since = (sessions.filter(pl.col("trade_date") <= since)
+                     .join(with_options.unique(), on="symbol", how="semi")
+                     .group_by("symbol").agg(pl.col("trade_date").max()))
+    after_since = sessions.filter(pl.col("trade_date") > since)
+    return pl.concat([last_by_since.select("trade_date"), after_since.select("trade_date")]).select(
+        pl.col("trade_date").unique().sort())
 
 
 def walk_from(previous_run: pl.LazyFrame, since: date) -> pl.LazyFrame:
@@ -343,5 +364,5 @@ def walk_from(previous_run: pl.LazyFrame, since: date) -> pl.LazyFrame:
         pl.min_horizontal(pl.col("idea_date").min(), pl.lit(since, dtype=pl.Date)).alias("walk_from"))
 
 
-__all__ = ["FINAL_STATUSES", "IDEA_OUTCOME_SCHEMA", "STATUSES", "idea_outcomes", "outcomes_for_run",
-           "walk_from"]
+__all__ = ["FINAL_STATUSES", "IDEA_OUTCOME_SCHEMA", "STATUSES", "exit_mid_sessions", "idea_outcomes",
+           "outcomes_for_run", "walk_from"]
