@@ -105,6 +105,22 @@ def _load_table(con: duckdb.DuckDBPyConnection, lake: Lake, table: str, dates: l
                        [dates]).fetchall()[0][0]
 
 
+FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int), share the source's extents copy-on-write
+
+
+def clone_file(source: Path, target: Path) -> None:
+    """`target` becomes a copy of `source`: a reflink where the filesystem has them (XFS, Btrfs), a byte
+    copy elsewhere. The database file grows with every session kept (about 1 GB after a full-market
+    year); a reflink makes the nightly's copy O(1) instead of a read and write of all of it."""
+    with source.open("rb") as src, target.open("wb") as dst:
+        try:
+            fcntl.ioctl(dst.fileno(), FICLONE, src.fileno())
+            return
+        except OSError:  # EOPNOTSUPP, EXDEV, EINVAL...: this filesystem or pair cannot share extents
+            pass
+    shutil.copyfile(source, target)  # an in-kernel copy (sendfile) on Linux
+
+
 def publish(database: Path, lake: Lake, tables: dict[str, list[date]], runs: pl.DataFrame) -> dict[str, int]:
     """Load the given gold partitions and run records into a new database file and swap it in."""
     database.parent.mkdir(parents=True, exist_ok=True)
@@ -112,7 +128,7 @@ def publish(database: Path, lake: Lake, tables: dict[str, list[date]], runs: pl.
         debris.unlink(missing_ok=True)
     next_file = database.with_name(f".{database.name}.next-{uuid.uuid4().hex[:8]}")
     if database.exists():
-        shutil.copyfile(database, next_file)
+        clone_file(database, next_file)
     loaded: dict[str, int] = {}
     try:
         con = duckdb.connect(str(next_file))
