@@ -296,12 +296,13 @@ def status(warehouse: Warehouse = None, landing: Landing = None, config: Config 
         console.print("no warehouse yet: run `chainsignals demo` or `chainsignals run`")
     runs = runlog.read(settings.warehouse, last=10)
     if runs:
-        recent = Table("finished", "flow", "status", "dates", "detail", title="recent runs")
+        recent = Table("finished", "flow", "status", "dates", title="recent runs")
+        recent.add_column("detail", overflow="fold")  # a failure's reason whole: it is what the operator needs
         for r in runs:
             dates = r.get("dates") or [r.get("date")]
             detail = r.get("error") or ", ".join(f"{k} {v:,}" for k, v in (r.get("rows") or {}).items())
             recent.add_row(str(r.get("finished_at", ""))[:19], r.get("flow", ""), r.get("status", ""),
-                           "..".join(str(d) for d in dates if d), detail[:90])
+                           "..".join(str(d) for d in dates if d), detail)
         console.print(recent)
     if runs and runs[-1].get("status") == "failed":
         raise typer.Exit(1)
