@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 app = typer.Typer(
     name="chainsignals",
@@ -301,8 +302,9 @@ def status(warehouse: Warehouse = None, landing: Landing = None, config: Config 
         for r in runs:
             dates = r.get("dates") or [r.get("date")]
             detail = r.get("error") or ", ".join(f"{k} {v:,}" for k, v in (r.get("rows") or {}).items())
+            detail = "; ".join([detail, *(f"warning: {w}" for w in r.get("warnings") or [])])
             recent.add_row(str(r.get("finished_at", ""))[:19], r.get("flow", ""), r.get("status", ""),
-                           "..".join(str(d) for d in dates if d), detail)
+                           "..".join(str(d) for d in dates if d), Text(detail))  # not Rich markup
         console.print(recent)
     if runs and runs[-1].get("status") == "failed":
         raise typer.Exit(1)

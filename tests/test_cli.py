@@ -81,17 +81,23 @@ def test_status_lists_tables_and_the_run(note_warehouse: Path, cli_env):
     assert "trade_ideas" in done.stdout and "2025-12-29" in done.stdout and "success" in done.stdout
 
 
-def test_status_shows_a_failed_runs_reason_whole_and_exits_non_zero(tmp_path: Path, cli_env):
+def test_status_shows_a_runs_reason_and_warnings_whole_and_exits_non_zero_after_a_failure(tmp_path: Path, cli_env):
     from flows import runlog
 
     reason = ("chains 2025-12-30: 120000 of 2000000 rows rejected (6.0%) > limit 5.0%; top reasons: "
               "bid_not_above_ask:bid (90000), greater_than_or_equal_to(0):open_interest (30000)")
+    warning = "report for 2025-12-29 not written: lock held by another process [pid 4242]"
+    runlog.append(tmp_path / "wh", {"finished_at": "2025-12-29T22:15:00", "flow": "nightly", "status": "success",
+                                    "dates": ["2025-12-29", "2025-12-29"], "rows": {"trade_ideas": 21},
+                                    "warnings": [warning]})
     runlog.append(tmp_path / "wh", {"finished_at": "2025-12-30T22:15:00", "flow": "nightly", "status": "failed",
                                     "date": "2025-12-30", "error": reason})
     done = cli("status", "--warehouse", str(tmp_path / "wh"), env=cli_env)
     assert done.returncode == 1
     shown = done.stdout.split()
     assert all(word in shown for word in reason.split()), done.stdout  # folded over lines, not cut
+    # A success's warnings are shown with its rows, as written (brackets are text, not Rich markup).
+    assert all(word in shown for word in ["21;", "warning:", *warning.split()]), done.stdout
 
 
 def test_validate_reports_rejected_rows_and_writes_nothing(tmp_path: Path, cli_env):
