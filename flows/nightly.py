@@ -34,6 +34,7 @@ from flows.pipeline import (
     latest_landing_session,
     pending_stats,
     shard_part,
+    stale_gold_sessions,
 )
 from flows.progress import stage
 from flows.sources import SourceError, now_utc
@@ -52,7 +53,9 @@ class RunSummary:
     rows: dict[str, int] = field(default_factory=dict)
     reason: str = ""
     report: str = ""  # the day's report index (HTML)
-    warnings: list[str] = field(default_factory=list)  # steps after the publish that failed (data is in)
+    # For the operator, on a run that succeeded: steps after the publish that failed (the data is in),
+    # sessions left computed from data this run replaced.
+    warnings: list[str] = field(default_factory=list)
 
 
 def _new_run_id() -> str:
@@ -267,12 +270,15 @@ def _execute(settings: Settings, flow_name: str, target: date | None, start: dat
                     raise RuntimeError(f"no sessions with bars between {start} and {end}")
             counts, gold_stats = _gold(settings, dates, symbols, shards, force)
             lake = Lake(settings.lake)
-            runs = _run_records(run_id, flow_name, pending_stats(lake), gold_stats)
+            pending = pending_stats(lake)
+            runs = _run_records(run_id, flow_name, pending, gold_stats)
             loaded = publish_task(settings, dates, runs)
             clear_pending_stats(lake)
+            stale = _stale_warning(stale_gold_sessions(lake, pending, dates))
             # The day is published: what follows only presents it. A failure there is a warning on a run
             # that succeeded (the warehouse has the day), not a failed run to re-run for nothing.
             report, warnings = _after_publish(settings, dates[-1])
+            warnings = stale + warnings
     except Exception as exc:
         runlog.append(settings.warehouse, {"run_id": run_id, "flow": flow_name, "status": "failed",
                                            "date": target, "start": start, "started_at": started,
@@ -287,6 +293,19 @@ def _execute(settings: Settings, flow_name: str, target: date | None, start: dat
                                        **({"warnings": warnings} if warnings else {})})
     logger.info("%s %s: %s", flow_name, run_id, summary.rows)
     return summary
+
+
+def _stale_warning(stale: list[date]) -> list[str]:
+    """The sessions a re-delivered or back-dated file left computed from the data before it. Not
+    recomputed here: a bar corrected a year back reaches a year of technicals, which is a backfill's work,
+    not a night's. The operator decides; the warning says how."""
+    if not stale:
+        return []
+    line = (f"{len(stale)} earlier-computed session(s) between {stale[0]} and {stale[-1]} depend on data this "
+            f"run changed and still show the data before it: `chainsignals backfill --start {stale[0]} "
+            f"--end {stale[-1]}` recomputes them")
+    get_run_logger().warning(line)
+    return [line]
 
 
 def _after_publish(settings: Settings, day: date):

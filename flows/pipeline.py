@@ -433,6 +433,18 @@ def clear_pending_stats(lake: Lake) -> None:
     _pending_stats_path(lake).unlink(missing_ok=True)
 
 
+def stale_gold_sessions(lake: Lake, pending: pl.DataFrame, computed: list[date]) -> list[date]:
+    """Gold sessions computed before silver they depend on changed: every session with gold from the
+    earliest silver date rebuilt since the last publish (`pending`) on, except those just computed.
+    Later sessions depend on earlier silver too (a symbol's technicals run over its history, OI change
+    compares with the previous chain, idea outcomes walk the sessions after each idea)."""
+    rebuilt = pending.filter(pl.col("dataset").str.starts_with("silver.")).get_column("trade_date")
+    if rebuilt.is_empty():
+        return []
+    done = set(computed)
+    return [d for d in lake.dates("gold", "technicals_daily") if d >= rebuilt.min() and d not in done]
+
+
 def latest_landing_session(settings: Settings) -> date | None:
     manifest = read_manifest(Lake(settings.lake))
     dates = manifest.filter(pl.col("dataset").is_in(list(PIPELINE_DATASETS))).get_column("dates").explode()

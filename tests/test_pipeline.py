@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from datetime import date, timedelta
 from pathlib import Path
@@ -211,6 +212,15 @@ def test_backfill_equals_a_sequence_of_nightly_runs(tmp_path: Path):
     assert walls == [(4 * 1200,)]
 
 
+def correct_call_oi(landing: Path, day: date, added: int) -> None:
+    """A re-delivered chain for `day`: `added` more OI on the 255 call of each expiration."""
+    chain_file = landing / "chains" / f"chains_{day}.csv"
+    chain = pl.read_csv(chain_file, try_parse_dates=True)
+    chain.with_columns(pl.when((pl.col("strike") == 255) & (pl.col("option_type") == "C"))
+                       .then(pl.col("open_interest") + added).otherwise(pl.col("open_interest"))
+                       .alias("open_interest")).write_csv(chain_file)
+
+
 def test_oi_change_follows_a_corrected_previous_chain_not_its_stale_gold(note: Path):
     """OI change reads the previous session's totals from its gold row only while that row was built from
     the silver chain now in the lake; a re-delivered previous chain is compared against as delivered."""
@@ -220,13 +230,38 @@ def test_oi_change_follows_a_corrected_previous_chain_not_its_stale_gold(note: P
     assert gold(note, "positioning_daily", NEXT_DAY)["call_oi_change"].to_list() == [4 * 1200]
     # The previous session's chain is re-delivered with 300 more OI on the 255 call of each expiration;
     # the next nightly re-validates it (silver) but builds gold for NEXT_DAY only.
-    chain_file = note / "landing" / "chains" / f"chains_{NOTE_DATE}.csv"
-    chain = pl.read_csv(chain_file, try_parse_dates=True)
-    chain.with_columns(pl.when((pl.col("strike") == 255) & (pl.col("option_type") == "C"))
-                       .then(pl.col("open_interest") + 300).otherwise(pl.col("open_interest"))
-                       .alias("open_interest")).write_csv(chain_file)
+    correct_call_oi(note / "landing", NOTE_DATE, 300)
     run_nightly(note, NEXT_DAY)
     assert gold(note, "positioning_daily", NEXT_DAY)["call_oi_change"].to_list() == [4 * (1200 - 300)]
+
+
+def stale_warning(sessions: int, first: date, last: date) -> str:
+    return (f"{sessions} earlier-computed session(s) between {first} and {last} depend on data this run changed "
+            f"and still show the data before it: `chainsignals backfill --start {first} --end {last}` recomputes them")
+
+
+def test_sessions_left_computed_from_replaced_data_are_named_with_the_backfill_that_fixes_them(note: Path):
+    add_session(note / "landing", NEXT_DAY, oi_bump=1200)
+    add_session(note / "landing", LAST_DAY, oi_bump=-700)
+    for day in (NOTE_DATE, NEXT_DAY, LAST_DAY):
+        assert run_nightly(note, day).warnings == []  # each night's data is new: nothing earlier depends on it
+    assert run_nightly(note, LAST_DAY).warnings == []  # nothing changed
+    calls = "SELECT call_oi FROM positioning_daily WHERE trade_date = ?"
+    before = query(note, calls, [NEXT_DAY])
+    # NEXT_DAY's chain is re-delivered; the nightly of LAST_DAY re-validates it but computes LAST_DAY only.
+    correct_call_oi(note / "landing", NEXT_DAY, 300)
+    summary = run_nightly(note, LAST_DAY)
+    assert summary.warnings == [stale_warning(1, NEXT_DAY, NEXT_DAY)]
+    assert query(note, calls, [NEXT_DAY]) == before  # stale, as the warning says
+    logged = [json.loads(line) for line in (note / "wh" / "logs" / "runs.jsonl").read_text().splitlines()]
+    assert logged[-1]["warnings"] == summary.warnings
+    assert backfill(start=NEXT_DAY, end=NEXT_DAY, warehouse=str(note / "wh"),
+                    landing=str(note / "landing")).warnings == []
+    assert query(note, calls, [NEXT_DAY]) == [(before[0][0] + 4 * 300,)]
+    assert run_nightly(note, LAST_DAY).warnings == []
+    # Re-running an old session on corrected data leaves the sessions after it behind.
+    correct_call_oi(note / "landing", NOTE_DATE, 50)
+    assert run_nightly(note, NOTE_DATE).warnings == [stale_warning(2, NEXT_DAY, LAST_DAY)]
 
 
 def test_bars_only_symbol_still_gets_technicals_and_a_bias(note: Path):
