@@ -302,7 +302,7 @@ def status(warehouse: Warehouse = None, landing: Landing = None, config: Config 
         for r in runs:
             dates = r.get("dates") or [r.get("date")]
             detail = r.get("error") or ", ".join(f"{k} {v:,}" for k, v in (r.get("rows") or {}).items())
-            detail = "; ".join([detail, *(f"warning: {w}" for w in r.get("warnings") or [])])
+            detail = "; ".join(filter(None, [detail, *(f"warning: {w}" for w in r.get("warnings") or [])]))
             recent.add_row(str(r.get("finished_at", ""))[:19], r.get("flow", ""), r.get("status", ""),
                            "..".join(str(d) for d in dates if d), Text(detail))  # not Rich markup
         console.print(recent)

@@ -301,9 +301,9 @@ def _stale_warning(stale: list[date]) -> list[str]:
     not a night's. The operator decides; the warning says how."""
     if not stale:
         return []
-    line = (f"{len(stale)} earlier-computed session(s) between {stale[0]} and {stale[-1]} depend on data this "
-            f"run changed and still show the data before it: `chainsignals backfill --start {stale[0]} "
-            f"--end {stale[-1]}` recomputes them")
+    sessions = f"{stale[0]}" if len(stale) == 1 else f"{len(stale)} sessions from {stale[0]} to {stale[-1]}"
+    line = (f"the gold of {sessions}, computed earlier, depends on data this run replaced and still shows the "
+            f"data before it: `chainsignals backfill --start {stale[0]} --end {stale[-1]}` recomputes it")
     get_run_logger().warning(line)
     return [line]
 

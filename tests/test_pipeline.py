@@ -235,9 +235,9 @@ def test_oi_change_follows_a_corrected_previous_chain_not_its_stale_gold(note: P
     assert gold(note, "positioning_daily", NEXT_DAY)["call_oi_change"].to_list() == [4 * (1200 - 300)]
 
 
-def stale_warning(sessions: int, first: date, last: date) -> str:
-    return (f"{sessions} earlier-computed session(s) between {first} and {last} depend on data this run changed "
-            f"and still show the data before it: `chainsignals backfill --start {first} --end {last}` recomputes them")
+def stale_warning(sessions: str, first: date, last: date) -> str:
+    return (f"the gold of {sessions}, computed earlier, depends on data this run replaced and still shows the data "
+            f"before it: `chainsignals backfill --start {first} --end {last}` recomputes it")
 
 
 def test_sessions_left_computed_from_replaced_data_are_named_with_the_backfill_that_fixes_them(note: Path):
@@ -251,7 +251,7 @@ def test_sessions_left_computed_from_replaced_data_are_named_with_the_backfill_t
     # NEXT_DAY's chain is re-delivered; the nightly of LAST_DAY re-validates it but computes LAST_DAY only.
     correct_call_oi(note / "landing", NEXT_DAY, 300)
     summary = run_nightly(note, LAST_DAY)
-    assert summary.warnings == [stale_warning(1, NEXT_DAY, NEXT_DAY)]
+    assert summary.warnings == [stale_warning(f"{NEXT_DAY}", NEXT_DAY, NEXT_DAY)]
     assert query(note, calls, [NEXT_DAY]) == before  # stale, as the warning says
     logged = [json.loads(line) for line in (note / "wh" / "logs" / "runs.jsonl").read_text().splitlines()]
     assert logged[-1]["warnings"] == summary.warnings
@@ -261,7 +261,8 @@ def test_sessions_left_computed_from_replaced_data_are_named_with_the_backfill_t
     assert run_nightly(note, LAST_DAY).warnings == []
     # Re-running an old session on corrected data leaves the sessions after it behind.
     correct_call_oi(note / "landing", NOTE_DATE, 50)
-    assert run_nightly(note, NOTE_DATE).warnings == [stale_warning(2, NEXT_DAY, LAST_DAY)]
+    later = stale_warning(f"2 sessions from {NEXT_DAY} to {LAST_DAY}", NEXT_DAY, LAST_DAY)
+    assert run_nightly(note, NOTE_DATE).warnings == [later]
 
 
 def test_bars_only_symbol_still_gets_technicals_and_a_bias(note: Path):
