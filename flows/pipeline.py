@@ -197,15 +197,20 @@ def ingest_landing(settings: Settings, staging: Staging, *, datasets: tuple[str,
                            else bronze.clear())
                 if len(undated) == len(bronze) and len(bronze):
                     raise SourceError(f"{path}: no row has a readable date")
+                known_dates = set(previous["dates"]) if previous and not force else set()
+                changed = []
                 for day, rows in split_dates(bronze).items():
+                    if day in known_dates and _part_unchanged(staging, dataset, day, part, rows):
+                        continue  # a cumulative file delivered again: this day's rows as they were
                     staging.stage(rows, "bronze", dataset, day, part, exclusive=False, keep=True)
+                    changed.append(day)
                 if len(undated):
                     # Rows without a date cannot be partitioned: they go straight to quarantine.
                     _stage_undated(staging, dataset, undated, ingested_at.date(), part)
                 for stale in set(previous["dates"] if previous else []) - set(dates):
                     staging.remove("bronze", dataset, stale, part)
                     touched[dataset].add(stale)
-                touched[dataset].update(dates)
+                touched[dataset].update(changed)
                 new_rows.append({"path": relative, "dataset": dataset, "format": fmt, "size": stat.st_size,
                                  "mtime_ns": stat.st_mtime_ns, "sha256": digest, "part": part, "dates": dates,
                                  "rows": len(bronze), "ingested_at": ingested_at})
@@ -213,6 +218,19 @@ def ingest_landing(settings: Settings, staging: Staging, *, datasets: tuple[str,
     updated = {r["path"]: r for r in [*known.values(), *new_rows]}
     merged = pl.DataFrame(list(updated.values()), schema=manifest.schema) if updated else manifest
     return IngestResult(dict(touched), merged, read, skipped)
+
+
+def _part_unchanged(staging: Staging, dataset: str, day: date, part: str, rows: pl.DataFrame) -> bool:
+    """Whether the file's committed bronze part for `day` holds exactly `rows` (the ingest time aside).
+    A vendor file holding every session, delivered again with one more, then re-validates only the
+    sessions whose rows changed, not its whole history every night."""
+    name = f"{part}.parquet"
+    committed = [f for f in staging.staged_or_committed("bronze", dataset, day) if f.name == name]
+    if not committed:
+        return False
+    before = read_parquet(committed[0]).drop("_ingested_at", strict=False)
+    now = rows.drop("trade_date", "_ingested_at", strict=False)
+    return before.schema == now.schema and before.equals(now)
 
 
 def _stage_undated(staging: Staging, dataset: str, undated: pl.DataFrame, day: date, part: str) -> None:

@@ -265,6 +265,39 @@ def test_sessions_left_computed_from_replaced_data_are_named_with_the_backfill_t
     assert run_nightly(note, NOTE_DATE).warnings == [later]
 
 
+def test_a_cumulative_file_delivered_again_revalidates_only_the_sessions_whose_rows_changed(note: Path):
+    add_session(note / "landing", NEXT_DAY, oi_bump=1200)
+    bars = note / "landing" / "bars"
+    history, day_files = bars / "bars_history.csv", [bars / f"bars_{d}.csv" for d in (NOTE_DATE, NEXT_DAY)]
+    full = pl.concat([pl.read_csv(f, try_parse_dates=True) for f in (history, *day_files)])
+    for f in day_files:  # the vendor's one file holds every session
+        f.unlink()
+    full.filter(pl.col("date") <= NOTE_DATE).write_csv(history)
+    assert run_nightly(note, NOTE_DATE).warnings == []
+    lake = Lake(note / "wh" / "lake")
+
+    def silver_files() -> dict[date, tuple[int, str]]:
+        return {d: (f.stat().st_mtime_ns, hashlib.sha256(f.read_bytes()).hexdigest())
+                for d in lake.dates("silver", "bars") for f in lake.files("silver", "bars", dates=[d])}
+
+    before = silver_files()
+    full.write_csv(history)  # delivered again with NEXT_DAY's rows appended
+    summary = run_nightly(note, NEXT_DAY)
+    assert (summary.files_read, summary.warnings) == (1, [])  # the history file (the chain came with the first run)
+    after = silver_files()
+    assert set(after) - set(before) == {NEXT_DAY}
+    assert {d: after[d] for d in before} == before  # the earlier sessions: neither re-validated nor rewritten
+    assert gold(note, "technicals_daily", NEXT_DAY).height == 2
+    # A close corrected on NOTE_DATE: that session only is re-validated, and its gold named as stale.
+    corrected = full.with_columns(pl.when(pl.col("date") == NOTE_DATE).then(pl.col("close") + 1.0)
+                                  .otherwise(pl.col("close")).alias("close"))
+    corrected.write_csv(history)
+    summary = run_nightly(note, NEXT_DAY)
+    after_fix = silver_files()
+    assert [d for d in after_fix if after_fix[d] != after[d]] == [NOTE_DATE]
+    assert summary.warnings == [stale_warning(f"{NOTE_DATE}", NOTE_DATE, NOTE_DATE)]
+
+
 def test_bars_only_symbol_still_gets_technicals_and_a_bias(note: Path):
     bars = pl.read_csv(note / "landing" / "bars" / "bars_history.csv", try_parse_dates=True)
     bars.filter(pl.col("symbol") == "SPY").with_columns(pl.lit("DIA").alias("symbol")).write_csv(
