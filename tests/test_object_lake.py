@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import subprocess
 from datetime import date
 from pathlib import Path
@@ -138,10 +139,10 @@ def test_a_cli_run_killed_mid_commit_on_s3_then_rerun_equals_a_clean_run(market,
                "--warehouse", str(tmp_path / "wh"), "--landing", str(tmp_path / "landing"), "--lake", lake]
     killed = subprocess.run(command, env={**cli_env, "CHAINSIGNALS_CRASH_AT": "commit-half-done"},
                             capture_output=True, text=True, timeout=600, check=False)
-    assert killed.returncode != 0
+    assert killed.returncode == -signal.SIGKILL, killed.stderr  # killed at the crash point, not failed
     keys = lake_root(lake).fs.find(f"{BUCKET}/killed/lake")
     staging = tmp_path / "wh" / ".staging"  # a lake on object storage stages on local disk
-    assert any(staging.iterdir())  # it died with staged files not yet uploaded ...
+    assert any(staging.iterdir()), killed.stderr  # it died with staged files not yet uploaded ...
     assert any("/bronze/" in k for k in keys)  # ... after the first half went into place ...
     assert not any(k.endswith("landing_files.parquet") or "/gold/" in k for k in keys)  # ... and before the rest
     rerun = subprocess.run(command, env=cli_env, capture_output=True, text=True, timeout=600, check=False)
