@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from datetime import date
@@ -34,7 +35,7 @@ LakeOption = Annotated[str | None, typer.Option("--lake", help="The lake: a fold
                                                 "(s3://bucket/prefix; default <warehouse>/lake).", show_default=False)]
 Config = Annotated[Path | None, typer.Option("--config", "-c", help="Config file (default chainsignals.toml).",
                                              show_default=False)]
-Workers = Annotated[int, typer.Option("--workers", help="Run the gold stage on a local Dask cluster of N worker "
+Workers = Annotated[int, typer.Option("--workers", min=0, help="Run the gold stage on a local Dask cluster of N worker "
                                       "processes, in N hash shards of underlyings (0: in this process).")]
 DaskAddress = Annotated[str | None, typer.Option("--dask-address", help="Use an existing Dask scheduler "
                                                  "(tcp://host:8786); shards = --workers or 4.", show_default=False)]
@@ -58,6 +59,17 @@ def _day(value: str | None) -> date | None:
         raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
+def _symbols(value: str | None) -> list[str] | None:
+    """--symbols checked before Prefect starts: a typo is a usage error, not a failed flow run."""
+    from schemas.rules import checked_symbols
+
+    listed = [s for s in (value or "").split(",") if s.strip()]
+    try:
+        return checked_symbols(listed) if listed else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--symbols") from None
+
+
 def _fail(message: str, code: int = 1) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -72,6 +84,29 @@ def _quiet_prefect() -> None:
     # The CLI shows its own progress; Prefect's per-task log lines are noise here unless asked for.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    _run_failures_left_to_the_cli()
+
+
+class _RunFailuresLeftToTheCLI(logging.Filter):
+    """Drops a failed flow or task run's console record (a traceback each): the CLI says why in one line.
+    The record still reaches the Prefect API log (the UI of a server), and CHAINSIGNALS_DEBUG keeps it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR or not record.name.startswith(("prefect.flow_runs",
+                                                                            "prefect.task_runs"))
+
+
+def _run_failures_left_to_the_cli() -> None:
+    if os.environ.get("CHAINSIGNALS_DEBUG"):
+        return
+    from prefect.logging.configuration import ensure_logging_setup
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    ensure_logging_setup()  # with the level above; a later set-up is incremental and keeps the handlers
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler) and not any(
+                isinstance(f, _RunFailuresLeftToTheCLI) for f in handler.filters):
+            handler.addFilter(_RunFailuresLeftToTheCLI())
 
 
 def _run_with_progress(label: str, fn, *args, **kwargs):
@@ -137,7 +172,7 @@ def run(
     """Ingest what is new in landing and compute one session."""
     settings = _settings(warehouse, landing, config, lake)
     target = _day(date_)
-    symbol_list = [s for s in (symbols or "").split(",") if s.strip()] or None
+    symbol_list = _symbols(symbols)
     _quiet_prefect()
     from flows.nightly import nightly
 
@@ -166,7 +201,7 @@ def backfill(
     config: Config = None,
     lake: LakeOption = None,
 ) -> None:
-    """Compute every session in [start, end] in one pass per stage."""
+    """Compute every session from --start to --end, both included, in one pass per stage."""
     settings = _settings(warehouse, landing, config, lake)
     first, last = _day(start), _day(end)
     if last < first:
@@ -183,8 +218,8 @@ def backfill(
 
 @app.command()
 def demo(
-    sessions: Annotated[int, typer.Option(help="Sessions of bars to generate.")] = 320,
-    chain_sessions: Annotated[int, typer.Option(help="Sessions with option chains (the last ones).")] = 30,
+    sessions: Annotated[int, typer.Option(min=1, help="Sessions of bars to generate.")] = 320,
+    chain_sessions: Annotated[int, typer.Option(min=1, help="Sessions with option chains (the last ones).")] = 30,
     scale: Annotated[bool, typer.Option("--scale", help="Write the full-market day (about 5,000 underlyings, "
                                         "2 million contracts) instead, for benchmarks; no run.")] = False,
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic market.")] = 7,

@@ -7,7 +7,6 @@ data lives in the lake. Works with no Prefect server (ephemeral) or against one 
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
@@ -39,7 +38,7 @@ from flows.pipeline import (
 from flows.progress import stage
 from flows.sources import SourceError, now_utc
 from flows.warehouse import publish, warehouse_lock
-from schemas.rules import SYMBOL_PATTERN
+from schemas.rules import checked_symbols
 
 
 @dataclass
@@ -369,13 +368,7 @@ def nightly(date: dt.date | None = None, symbols: list[str] | None = None, sourc
 
 def _checked_symbols(symbols: list[str] | None) -> list[str] | None:
     """Symbols reach paths and SQL: anything outside the strict pattern is refused, not cleaned."""
-    if not symbols:
-        return None
-    cleaned = [s.strip().upper() for s in symbols]
-    bad = [s for s in cleaned if not re.fullmatch(SYMBOL_PATTERN, s)]
-    if bad:
-        raise ValueError(f"invalid symbol(s) {bad}: symbols must match {SYMBOL_PATTERN}")
-    return sorted(set(cleaned))
+    return checked_symbols(symbols) if symbols else None
 
 
 @flow(name="backfill", log_prints=True)

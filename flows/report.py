@@ -54,7 +54,7 @@ from flows.report_pages import (
     is_missing,
     render_page,
 )
-from schemas.rules import SYMBOL_PATTERN
+from schemas.rules import SYMBOL_PATTERN, checked_symbols
 
 TOP_BLOCKS = 5
 NEW_YORK = ZoneInfo("America/New_York")
@@ -142,13 +142,10 @@ def check_symbols(symbols: Sequence[str] | None) -> list[str] | None:
     """Upper-cased, de-duplicated symbols; anything outside SYMBOL_PATTERN is refused, not cleaned."""
     if symbols is None:
         return None
-    if isinstance(symbols, str):
-        symbols = [symbols]
-    cleaned = [str(s).strip().upper() for s in symbols]
-    bad = [s for s in cleaned if not re.fullmatch(SYMBOL_PATTERN, s)]
-    if bad or not cleaned:
-        raise ReportError(f"invalid symbol(s) {bad or cleaned!r}: symbols must match {SYMBOL_PATTERN}")
-    return sorted(set(cleaned))
+    try:
+        return checked_symbols([symbols] if isinstance(symbols, str) else symbols)
+    except ValueError as exc:
+        raise ReportError(str(exc)) from None
 
 
 def _relations(con: duckdb.DuckDBPyConnection) -> set[str]:

@@ -8,12 +8,25 @@ reason is ``<check>:<column>``.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 import polars as pl
 from pandera.api.polars.types import PolarsData
 
 # Symbols end up in partition paths and SQL, so anything outside this is hostile or a vendor typo.
 # Lowercase is normalised upstream, so it is invalid here.
 SYMBOL_PATTERN = r"^[A-Z][A-Z0-9.\-]{0,9}$"
+
+
+def checked_symbols(symbols: Iterable[str]) -> list[str]:
+    """Upper-cased (surrounding blanks dropped), de-duplicated and sorted. Anything outside
+    SYMBOL_PATTERN raises ValueError naming it: refused, not cleaned."""
+    cleaned = [str(s).strip().upper() for s in symbols]
+    bad = [s for s in cleaned if not re.fullmatch(SYMBOL_PATTERN, s)]
+    if bad or not cleaned:
+        raise ValueError(f"invalid symbol(s) {bad or cleaned!r}: symbols must match {SYMBOL_PATTERN}")
+    return sorted(set(cleaned))
 
 # The canonical 21-char OSI form: root (1-6, letter first) left-justified in 6, YYMMDD, C|P, strike*1000.
 OSI21_PATTERN = r"^[A-Z][A-Z0-9]{0,5} {0,5}[0-9]{6}[CP][0-9]{8}$"
