@@ -55,6 +55,8 @@ RESULTS = ROOT / "bench" / "results.md"
 STARTED_ALLOCATOR = {k: v for k, v in os.environ.items() if k == "_RJEM_MALLOC_CONF"}
 TARGET_RATIO = 3.0
 TARGET_RSS_MB = 4096.0
+# Above this many cores of other work during a round (a quarter of one core), its times are not clean.
+OTHER_WORK_WARNING_CORES = 0.25
 MB = 1024.0
 
 
@@ -418,7 +420,9 @@ class ChildRun:
     result: dict
     wall: float
     peak_mb: float
-    load: float  # the 1-minute load average when the child ended (other work on the machine skews timings)
+    # Cores other processes kept busy on average while the child ran (they skew its timings); None where
+    # the machine's CPU counters cannot be read.
+    other_cores: float | None
     cpu: float = 0.0  # user + system CPU seconds of the whole child process
 
 
@@ -441,24 +445,34 @@ def spawn(role: str, spec: dict, work: Path, name: str, env: dict | None = None)
                "--result", str(result_file)]
     child_env = {**os.environ, **(env or {})}
     child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), child_env.get("PYTHONPATH")]))
-    started = time.perf_counter()
+    started, busy_before = time.perf_counter(), machine_busy_seconds()
     with log_file.open("w") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(process.pid, 0)
     process.returncode = code = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - started
+    wall, busy_after = time.perf_counter() - started, machine_busy_seconds()
+    cpu = usage.ru_utime + usage.ru_stime
+    other = (None if busy_before is None or busy_after is None
+             else max(busy_after - busy_before - cpu, 0.0) / max(wall, 1e-9))
     if code != 0:
         raise BenchError(f"{name} ({role}) {_exit_reason(code)} after {wall:.0f}s; "
                          f"last output: {_tail(log_file)} (log: {log_file})")
-    return ChildRun(json.loads(result_file.read_text()), wall, _maxrss_mb(usage.ru_maxrss), _load(),
-                    usage.ru_utime + usage.ru_stime)
+    return ChildRun(json.loads(result_file.read_text()), wall, _maxrss_mb(usage.ru_maxrss), other, cpu)
 
 
-def _load() -> float:
+def machine_busy_seconds(stat: Path = Path("/proc/stat")) -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (all cores; idle and iowait excluded).
+
+    Minus a child's own CPU time (wait4), it is what other processes used meanwhile: a direct measure,
+    where the load average counts the child's own threads too (polars keeps both cores busy)."""
     try:
-        return os.getloadavg()[0]
-    except OSError:
-        return 0.0
+        fields = stat.read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in (fields[1:9] + ["0"] * 8)[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def _exit_reason(code: int) -> str:
@@ -574,13 +588,14 @@ def measure_nightly(opts: Options, work: Path, market: dict, log: Callable[[str]
             out = rounds / f"floor-{index}"
             run = spawn("floor", {"files": [str(p) for p in market["day_files"]], "out": str(out)}, work,
                         f"floor-{index}", env=nightly_env())
-            floors.append({**run.result, "wall": run.wall, "peak_mb": run.peak_mb, "load": run.load, "cpu": run.cpu})
+            floors.append({**run.result, "wall": run.wall, "peak_mb": run.peak_mb, "other_cores": run.other_cores,
+                           "cpu": run.cpu})
         else:
             out = rounds / f"nightly-{index}"
             shutil.copytree(snapshot, out)
             run = spawn("pipeline", {"warehouse": str(out), "landing": str(landing), "target": target.isoformat(),
                                      "report": not opts.skip_report}, work, f"nightly-{index}", env=nightly_env())
-            nightlies.append({**run.result, "wall": run.wall, "peak_mb": run.peak_mb, "load": run.load,
+            nightlies.append({**run.result, "wall": run.wall, "peak_mb": run.peak_mb, "other_cores": run.other_cores,
                               "cpu": run.cpu})
         if not opts.keep:
             shutil.rmtree(out, ignore_errors=True)
@@ -726,7 +741,9 @@ def summarise(opts: Options, market: dict, nightly: dict, backfill: dict | None)
         "peak_after": {k: max(r["peak_after"].get(k, 0.0) for r in nights) for k in stage_names},
         "inner": {k: _median([r["inner"].get(k, 0.0) for r in nights]) for k in inner_names},
         "calls": {k: max(r["calls"].get(k, 0) for r in nights) for k in inner_names},
-        "load": {"max": max(r["load"] for r in [*floors, *nights]), "cpus": os.cpu_count()},
+        "other_work": {"max_cores": max((r["other_cores"] or 0.0 for r in [*floors, *nights]), default=0.0),
+                       "measured": all(r["other_cores"] is not None for r in [*floors, *nights]),
+                       "cpus": os.cpu_count()},
         "pipeline_datasets": list(_pipeline_datasets()),
         "with_report": not opts.skip_report,
         "prefect": nightly["prefect"],
@@ -821,10 +838,12 @@ def render(report: dict) -> str:
         f"The nightly pipeline reads {', '.join(report['pipeline_datasets'])} from landing (the floor reads "
         "every raw file of the day).",
     ]
-    if report["load"]["max"] > report["load"]["cpus"]:
-        lines += ["", (f"Warning: the 1-minute load average reached {report['load']['max']:.1f} on "
-                  f"{report['load']['cpus']} CPUs during the rounds: other work shared the machine, so "
-                  "times are inflated (the ratio less so: rounds alternate).")]
+    other = report["other_work"]
+    if other["max_cores"] > OTHER_WORK_WARNING_CORES:
+        lines += ["", (f"Warning: other processes kept {other['max_cores']:.2f} of the {other['cpus']} CPUs busy "
+                       "on average during a round: times are inflated (the ratio less so: rounds alternate).")]
+    elif not other["measured"]:
+        lines += ["", "Other work on the machine was not measured (no /proc/stat): quiet it while this runs."]
     prefect = report.get("prefect")
     if prefect:
         if "error" in prefect:

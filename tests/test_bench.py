@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from bench.bench import Options, backfill_months, child_backfill, render, run_bench, slope_per_month
+from bench.bench import (
+    Options,
+    backfill_months,
+    child_backfill,
+    machine_busy_seconds,
+    render,
+    run_bench,
+    slope_per_month,
+)
 from flows.demo import generate_demo_market
 from flows.pipeline import GOLD_TABLES
 
@@ -50,6 +58,27 @@ def test_markdown_report_states_the_figures(report):
     assert "| run time (s, in process) |" in text
     assert f"{report['ratio']:.2f}" in text
     assert "| publish: DuckDB |" in text
+
+
+def test_other_work_is_the_machines_busy_time_less_the_childs_and_warned_past_a_quarter_core(report, tmp_path):
+    import copy
+    import os
+
+    stat = tmp_path / "stat"
+    # user nice system idle iowait irq softirq steal guest guest_nice: busy = all but idle and iowait
+    stat.write_text("cpu  100 20 30 4000 50 5 6 7 0 0\ncpu0 50 10 15 2000 25 2 3 3 0 0\n")
+    assert machine_busy_seconds(stat) == pytest.approx(168 / os.sysconf("SC_CLK_TCK"))
+    assert machine_busy_seconds(tmp_path / "missing") is None
+    assert machine_busy_seconds() is not None  # this machine's own counters
+    runs = [*report["floor"]["runs"], *report["nightly"]["runs"]]
+    assert all(r["other_cores"] is not None and r["other_cores"] >= 0 for r in runs)
+
+    busy = copy.deepcopy(report)
+    busy["other_work"]["max_cores"] = 0.6
+    assert "other processes kept 0.60 of the" in render(busy)
+    quiet = copy.deepcopy(report)
+    quiet["other_work"]["max_cores"] = 0.1
+    assert "other processes kept" not in render(quiet)
 
 
 def test_backfill_months_aggregate_samples_per_calendar_month():
