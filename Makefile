@@ -17,8 +17,11 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 # process (each CLI run, test worker, temporary Prefect server) compiled Prefect, pydantic and the rest
 # from source again: about 15 CPU seconds each. Importing what they import once here, with the cache
 # allowed, writes it for good (20 s; `uv sync --compile-bytecode` would compile all 15,000 files: 52 s).
-WARM_IMPORTS := flows.cli flows.nightly flows.report flows.demo flows.validate prefect.server.api.server \
-	prefect.testing.utilities prefect_dask pandera.polars moto.server s3fs pytest hypothesis
+# (A module left out still works: it is compiled in memory when imported, as before.)
+WARM_IMPORTS := flows.cli flows.nightly flows.report flows.report_charts flows.demo flows.validate \
+	flows.sources_vendors prefect.server.api.server prefect.testing.utilities prefect_dask pandera.polars \
+	pandera.backends.polars.container pandera.backends.polars.components pandera.backends.polars.builtin_checks \
+	moto.server s3fs pytest hypothesis
 $(VENV)/.synced: pyproject.toml uv.lock Makefile
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@if command -v uv >/dev/null 2>&1; then uv sync --frozen --all-extras; else python3 -m uv sync --frozen --all-extras; fi
