@@ -425,6 +425,11 @@ class ChildRun:
     other_cores: float | None
     cpu: float = 0.0  # user + system CPU seconds of the whole child process
 
+    def figures(self) -> dict:
+        """The child's own result with what the parent measured of it."""
+        return {**self.result, "wall": self.wall, "peak_mb": self.peak_mb, "other_cores": self.other_cores,
+                "cpu": self.cpu}
+
 
 def nightly_env() -> dict[str, str]:
     """What `chainsignals run` sets before polars loads (flows/launcher.py): the nightly's children, the
@@ -588,15 +593,13 @@ def measure_nightly(opts: Options, work: Path, market: dict, log: Callable[[str]
             out = rounds / f"floor-{index}"
             run = spawn("floor", {"files": [str(p) for p in market["day_files"]], "out": str(out)}, work,
                         f"floor-{index}", env=nightly_env())
-            floors.append({**run.result, "wall": run.wall, "peak_mb": run.peak_mb, "other_cores": run.other_cores,
-                           "cpu": run.cpu})
+            floors.append(run.figures())
         else:
             out = rounds / f"nightly-{index}"
             shutil.copytree(snapshot, out)
             run = spawn("pipeline", {"warehouse": str(out), "landing": str(landing), "target": target.isoformat(),
                                      "report": not opts.skip_report}, work, f"nightly-{index}", env=nightly_env())
-            nightlies.append({**run.result, "wall": run.wall, "peak_mb": run.peak_mb, "other_cores": run.other_cores,
-                              "cpu": run.cpu})
+            nightlies.append(run.figures())
         if not opts.keep:
             shutil.rmtree(out, ignore_errors=True)
 
@@ -604,7 +607,7 @@ def measure_nightly(opts: Options, work: Path, market: dict, log: Callable[[str]
     if opts.profile:
         profile = _profile_round(work, snapshot, landing, target, not opts.skip_report, log)
     prefect = _prefect_round(work, snapshot, landing, target, log) if opts.prefect else None
-    return {"warmup": {**warm.result, "wall": warm.wall, "peak_mb": warm.peak_mb},
+    return {"warmup": warm.figures(),
             "floor_runs": floors, "nightly_runs": nightlies, "prefect": prefect, "profile": profile}
 
 
@@ -639,7 +642,7 @@ def _prefect_round(work: Path, snapshot: Path, landing: Path, target: date,
     try:
         run = spawn("prefect", {"warehouse": str(out), "landing": str(landing), "target": target.isoformat()},
                     work, "prefect", env=env)
-        return {**run.result, "wall": run.wall, "peak_mb": run.peak_mb}
+        return run.figures()
     except BenchError as exc:
         return {"error": str(exc)}
     finally:
