@@ -221,15 +221,21 @@ def ingest_landing(settings: Settings, staging: Staging, *, datasets: tuple[str,
 
 
 def _part_unchanged(staging: Staging, dataset: str, day: date, part: str, rows: pl.DataFrame) -> bool:
-    """Whether the file's committed bronze part for `day` holds exactly `rows` (the ingest time aside).
+    """Whether the file's committed bronze part for `day` holds exactly `rows`, in the same order.
+
     A vendor file holding every session, delivered again with one more, then re-validates only the
-    sessions whose rows changed, not its whole history every night."""
+    sessions whose rows changed, not its whole history every night. The row numbers are left out: in a
+    file sorted by symbol the new session's rows land between the old ones and shift them all. A part
+    kept this way keeps its lineage, the row numbers and ingest time of the delivery it was read from;
+    the order within the day, which decides duplicates, is the same.
+    """
     name = f"{part}.parquet"
     committed = [f for f in staging.staged_or_committed("bronze", dataset, day) if f.name == name]
     if not committed:
         return False
-    before = read_parquet(committed[0]).drop("_ingested_at", strict=False)
-    now = rows.drop("trade_date", "_ingested_at", strict=False)
+    delivery = ["trade_date", "_source_row", "_ingested_at"]
+    before = read_parquet(committed[0]).drop(delivery, strict=False)
+    now = rows.drop(delivery, strict=False)
     return before.schema == now.schema and before.equals(now)
 
 

@@ -265,11 +265,14 @@ def test_sessions_left_computed_from_replaced_data_are_named_with_the_backfill_t
     assert run_nightly(note, NOTE_DATE).warnings == [later]
 
 
-def test_a_cumulative_file_delivered_again_revalidates_only_the_sessions_whose_rows_changed(note: Path):
+# Sorted by date, the new session's rows are appended; sorted by symbol, they land between the old
+# ones and every later row's number shifts.
+@pytest.mark.parametrize("order", [["date", "symbol"], ["symbol", "date"]], ids=["by_date", "by_symbol"])
+def test_a_cumulative_file_delivered_again_revalidates_only_the_sessions_whose_rows_changed(note: Path, order):
     add_session(note / "landing", NEXT_DAY, oi_bump=1200)
     bars = note / "landing" / "bars"
     history, day_files = bars / "bars_history.csv", [bars / f"bars_{d}.csv" for d in (NOTE_DATE, NEXT_DAY)]
-    full = pl.concat([pl.read_csv(f, try_parse_dates=True) for f in (history, *day_files)])
+    full = pl.concat([pl.read_csv(f, try_parse_dates=True) for f in (history, *day_files)]).sort(order)
     for f in day_files:  # the vendor's one file holds every session
         f.unlink()
     full.filter(pl.col("date") <= NOTE_DATE).write_csv(history)
