@@ -86,18 +86,23 @@ class Probe:
     """Timings of the pipeline's own functions, recorded by wrappers installed in a child process.
 
     `stages` are consecutive, non-overlapping segments of the run (they add up to its time, with
-    `other`); `inner` are hot spots inside them (CSV reads, validation, Parquet writes), which overlap
-    the stages. `peak_after` is the process's RSS high-water mark when each stage ended.
+    `other`); `stage_cpu` is the CPU the whole process (every thread) spent in each, so CPU over seconds
+    is how many of the cores a stage kept busy. `inner` are hot spots inside them (CSV reads,
+    validation, Parquet writes), which overlap the stages. `peak_after` is the process's RSS
+    high-water mark when each stage ended.
     """
 
     stages: dict[str, float] = field(default_factory=dict)
+    stage_cpu: dict[str, float] = field(default_factory=dict)
     inner: dict[str, float] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
     peak_after: dict[str, float] = field(default_factory=dict)
     mark: float = 0.0
+    cpu_mark: float = 0.0
 
-    def add_stage(self, name: str, seconds: float) -> None:
+    def add_stage(self, name: str, seconds: float, cpu: float) -> None:
         self.stages[name] = self.stages.get(name, 0.0) + seconds
+        self.stage_cpu[name] = self.stage_cpu.get(name, 0.0) + cpu
         self.peak_after[name] = memory_mb()[1]
 
     def add_inner(self, name: str, seconds: float) -> None:
@@ -106,15 +111,15 @@ class Probe:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
-            self.add_stage(name, time.perf_counter() - started)
+            self.add_stage(name, time.perf_counter() - started, time.process_time() - cpu)
 
 
-def _wrap(module, attribute: str, record: Callable[[dict, float], None]) -> None:
-    """Replace module.attribute by a timing wrapper; `record(bound arguments, seconds)`.
+def _wrap(module, attribute: str, record: Callable[[dict, float, float], None]) -> None:
+    """Replace module.attribute by a timing wrapper; `record(bound arguments, seconds, process CPU)`.
 
     Missing attributes are skipped: the pipeline may be refactored under the benchmark.
     """
@@ -125,7 +130,7 @@ def _wrap(module, attribute: str, record: Callable[[dict, float], None]) -> None
 
     @functools.wraps(original)
     def wrapper(*args, **kwargs):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         try:
             return original(*args, **kwargs)
         finally:
@@ -133,7 +138,7 @@ def _wrap(module, attribute: str, record: Callable[[dict, float], None]) -> None
                 bound = signature.bind_partial(*args, **kwargs).arguments
             except TypeError:
                 bound = {}
-            record(bound, time.perf_counter() - started)
+            record(bound, time.perf_counter() - started, time.process_time() - cpu)
 
     wrapper.__bench_wrapped__ = True
     setattr(module, attribute, wrapper)
@@ -143,13 +148,13 @@ def install_probes(probe: Probe) -> None:
     """Time the stages by wrapping the functions flows.pipeline looks up at call time."""
     from flows import lake, pipeline, warehouse
 
-    def inner(name: str) -> Callable[[dict, float], None]:
-        return lambda _bound, seconds: probe.add_inner(name, seconds)
+    def inner(name: str) -> Callable[[dict, float, float], None]:
+        return lambda _bound, seconds, _cpu: probe.add_inner(name, seconds)
 
-    _wrap(pipeline, "ingest_landing", lambda _b, s: probe.add_stage("ingest: landing -> bronze", s))
-    _wrap(pipeline, "build_silver", lambda b, s: probe.add_stage(f"silver: {b.get('dataset', '?')}", s))
-    _wrap(lake.Staging, "commit", lambda _b, s: probe.add_stage("ingest: commit staged partitions", s))
-    _wrap(pipeline, "write_manifest", lambda _b, s: probe.add_stage("ingest: write manifest", s))
+    _wrap(pipeline, "ingest_landing", lambda _b, s, c: probe.add_stage("ingest: landing -> bronze", s, c))
+    _wrap(pipeline, "build_silver", lambda b, s, c: probe.add_stage(f"silver: {b.get('dataset', '?')}", s, c))
+    _wrap(lake.Staging, "commit", lambda _b, s, c: probe.add_stage("ingest: commit staged partitions", s, c))
+    _wrap(pipeline, "write_manifest", lambda _b, s, c: probe.add_stage("ingest: write manifest", s, c))
     _wrap(pipeline, "read_text_frame", inner("read landing file (text)"))
     _wrap(pipeline, "conform", inner("conform to bronze (parse, type)"))
     _wrap(pipeline, "file_digest", inner("sha256 of landing files"))
@@ -166,7 +171,7 @@ def install_probes(probe: Probe) -> None:
 
     @functools.wraps(original_build_gold)
     def build_gold(*args, **kwargs):
-        probe.mark = time.perf_counter()
+        probe.mark, probe.cpu_mark = time.perf_counter(), time.process_time()
         return original_build_gold(*args, **kwargs)
 
     if not getattr(original_build_gold, "__bench_wrapped__", False):
@@ -183,9 +188,9 @@ def install_probes(probe: Probe) -> None:
                 return original_write_gold(*args, **kwargs)
             finally:
                 table = kwargs.get("table", args[table_at] if table_at < len(args) else "?")
-                now = time.perf_counter()
-                probe.add_stage(f"gold: {table}", now - probe.mark)
-                probe.mark = now
+                now, cpu = time.perf_counter(), time.process_time()
+                probe.add_stage(f"gold: {table}", now - probe.mark, cpu - probe.cpu_mark)
+                probe.mark, probe.cpu_mark = now, cpu
 
         write_gold.__bench_wrapped__ = True
         pipeline._write_gold = write_gold
@@ -204,7 +209,7 @@ def child_floor(spec: dict) -> dict:
     out = Path(spec["out"])
     out.mkdir(parents=True, exist_ok=True)
     files = []
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for raw in spec["files"]:
         path = Path(raw)
         t0 = time.perf_counter()
@@ -213,7 +218,8 @@ def child_floor(spec: dict) -> dict:
         files.append({"file": f"{path.parent.name}/{path.name}", "rows": frame.height,
                       "mb": path.stat().st_size / (MB * MB), "seconds": time.perf_counter() - t0})
         del frame
-    return {"seconds": time.perf_counter() - started, "files": files, "self_peak_mb": memory_mb()[1]}
+    return {"seconds": time.perf_counter() - started, "run_cpu": time.process_time() - cpu, "files": files,
+            "self_peak_mb": memory_mb()[1]}
 
 
 def child_pipeline(spec: dict) -> dict:
@@ -242,7 +248,7 @@ def child_pipeline(spec: dict) -> dict:
     run_id = f"bench-{os.getpid()}"
     if profiler:
         profiler.enable()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     with warehouse_lock(settings.warehouse):
         _, ingest_stats = ingest_and_validate(settings, run_id, end=target, force=False)
         dates = gold_sessions(settings, target, target)
@@ -252,15 +258,16 @@ def child_pipeline(spec: dict) -> dict:
         counts = build_gold(settings, dates, gold_stats)
         loaded = publish_and_report(settings, run_id, "nightly", dates, ingest_stats, gold_stats,
                                     report=spec.get("report", True), probe=probe)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     if profiler:
         profiler.disable()
         profiler.dump_stats(spec["profile"])
     # Whatever no probe covers (the lock, listing dates, run records; a stage added to the pipeline later).
-    probe.add_stage("other (untimed)", max(seconds - sum(probe.stages.values()), 0.0))
+    probe.add_stage("other (untimed)", max(seconds - sum(probe.stages.values()), 0.0),
+                    max(cpu - sum(probe.stage_cpu.values()), 0.0))
     rows_in = {r["dataset"]: r["rows_in"] for r in ingest_stats.frame().group_by("dataset")
                .agg(pl.col("rows_in").sum()).iter_rows(named=True)}
-    return {"seconds": seconds, "stages": probe.stages, "inner": probe.inner, "calls": probe.calls,
+    return {"seconds": seconds, "run_cpu": cpu, "stages": probe.stages, "stage_cpu": probe.stage_cpu, "inner": probe.inner, "calls": probe.calls,
             "peak_after": probe.peak_after, "self_peak_mb": memory_mb()[1], "rows_in": rows_in,
             "gold_rows": {t: sum(c.values()) for t, c in counts.items()}, "loaded": loaded}
 
@@ -309,8 +316,8 @@ def publish_and_report(settings, run_id: str, flow_name: str, dates: list[date],
 
 
 def install_report_probes(probe: Probe, report_module) -> None:
-    def inner(name: str) -> Callable[[dict, float], None]:
-        return lambda _bound, seconds: probe.add_inner(name, seconds)
+    def inner(name: str) -> Callable[[dict, float, float], None]:
+        return lambda _bound, seconds, _cpu: probe.add_inner(name, seconds)
 
     _wrap(report_module, "load_day", inner("report: load the day from DuckDB"))
     _wrap(report_module, "price_history", inner("report: price history from the lake"))
@@ -734,13 +741,16 @@ def summarise(opts: Options, market: dict, nightly: dict, backfill: dict | None)
         "warmup": nightly["warmup"],
         "floor": {"seconds": floor_s, "wall": _median([r["wall"] for r in floors]),
                   "cpu": _median([r.get("cpu", 0.0) for r in floors]),
+                  "run_cpu": _median([r.get("run_cpu", 0.0) for r in floors]),
                   "peak_rss_mb": max(r["peak_mb"] for r in floors), "runs": floors},
         "nightly": {"seconds": nightly_s, "wall": _median([r["wall"] for r in nights]),
                     "cpu": _median([r.get("cpu", 0.0) for r in nights]),
+                    "run_cpu": _median([r.get("run_cpu", 0.0) for r in nights]),
                     "peak_rss_mb": max(r["peak_mb"] for r in nights), "runs": nights},
         "ratio": nightly_s / floor_s if floor_s else float("inf"),
         "ratio_wall": _median([r["wall"] for r in nights]) / _median([r["wall"] for r in floors]),
         "stages": {k: _median([r["stages"].get(k, 0.0) for r in nights]) for k in stage_names},
+        "stage_cpu": {k: _median([r.get("stage_cpu", {}).get(k, 0.0) for r in nights]) for k in stage_names},
         "peak_after": {k: max(r["peak_after"].get(k, 0.0) for r in nights) for k in stage_names},
         "inner": {k: _median([r["inner"].get(k, 0.0) for r in nights]) for k in inner_names},
         "calls": {k: max(r["calls"].get(k, 0) for r in nights) for k in inner_names},
@@ -829,6 +839,8 @@ def render(report: dict) -> str:
         "|---|---:|---:|---:|---|",
         (f"| run time (s, in process) | {floor['seconds']:.2f} | {night['seconds']:.2f} | "
         f"{report['ratio']:.2f} | <= {TARGET_RATIO:g}: {_verdict(report['ratio'] <= TARGET_RATIO)} |"),
+        (f"| run CPU (s, in process, every thread) | {floor.get('run_cpu', 0):.2f} | {night.get('run_cpu', 0):.2f} | "
+         f"{night.get('run_cpu', 0) / (floor.get('run_cpu') or 1):.2f} | |"),
         (f"| process wall (s, with interpreter and imports) | {floor['wall']:.2f} | {night['wall']:.2f} | "
         f"{report['ratio_wall']:.2f} | |"),
         (f"| process CPU (s, user + system, both cores) | {floor.get('cpu', 0):.2f} | {night.get('cpu', 0):.2f} | "
@@ -867,11 +879,18 @@ def render(report: dict) -> str:
 
 def _stage_table(report: dict) -> list[str]:
     total = sum(report["stages"].values()) or 1.0
+    cpu = report.get("stage_cpu", {})
+    total_cpu = sum(cpu.values())
     lines = ["", "## Nightly per stage (median seconds)", "",
-             "| stage | seconds | share | peak RSS at its end (MB) |", "|---|---:|---:|---:|"]
+             ("CPU is the whole process's (every thread) during the stage; cores = CPU / seconds, out of "
+              f"{os.cpu_count()}."), "",
+             "| stage | seconds | share | CPU s | cores | peak RSS at its end (MB) |",
+             "|---|---:|---:|---:|---:|---:|"]
     for name, seconds in report["stages"].items():
-        lines.append(f"| {name} | {seconds:.2f} | {seconds / total:.0%} | {report['peak_after'][name]:.0f} |")
-    lines.append(f"| **total** | **{total:.2f}** | | |")
+        used = cpu.get(name, 0.0)
+        lines.append(f"| {name} | {seconds:.2f} | {seconds / total:.0%} | {used:.2f} | "
+                     f"{used / seconds if seconds >= 0.01 else 0.0:.1f} | {report['peak_after'][name]:.0f} |")
+    lines.append(f"| **total** | **{total:.2f}** | | **{total_cpu:.2f}** | **{total_cpu / total:.1f}** | |")
     return lines
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from bench.bench import (
@@ -43,6 +45,11 @@ def test_every_stage_is_timed_and_the_stages_add_up_to_the_run(report):
     assert all(report["stages"][name] > 0 for name in expected)
     run = report["nightly"]["runs"][0]
     assert sum(run["stages"].values()) == pytest.approx(run["seconds"], rel=1e-6)
+    # Process CPU per stage adds up to the run's too, and no stage used more cores than the machine has.
+    assert set(run["stage_cpu"]) == set(run["stages"])
+    assert sum(run["stage_cpu"].values()) == pytest.approx(run["run_cpu"], rel=1e-6)
+    assert 0 < run["run_cpu"] < run["cpu"] and all(cpu >= 0 for cpu in run["stage_cpu"].values())
+    assert run["stage_cpu"]["ingest: landing -> bronze"] <= run["stages"]["ingest: landing -> bronze"] * os.cpu_count() + 0.05
 
 
 def test_the_nightly_round_ingests_the_last_day_the_floor_reads(report):
@@ -56,8 +63,16 @@ def test_the_nightly_round_ingests_the_last_day_the_floor_reads(report):
 def test_markdown_report_states_the_figures(report):
     text = render(report)
     assert "| run time (s, in process) |" in text
+    floor_cpu, night_cpu = report["floor"]["run_cpu"], report["nightly"]["run_cpu"]
+    assert 0 < floor_cpu < report["floor"]["cpu"] and 0 < night_cpu < report["nightly"]["cpu"]
+    assert (f"| run CPU (s, in process, every thread) | {floor_cpu:.2f} | {night_cpu:.2f} | "
+            f"{night_cpu / floor_cpu:.2f} | |") in text
     assert f"{report['ratio']:.2f}" in text
     assert "| publish: DuckDB |" in text
+    publish = next(line for line in text.splitlines() if line.startswith("| publish: DuckDB |"))
+    seconds, cpu = report["stages"]["publish: DuckDB"], report["stage_cpu"]["publish: DuckDB"]
+    assert publish.split("|")[2:6] == [f" {seconds:.2f} ", publish.split("|")[3], f" {cpu:.2f} ",
+                                       f" {cpu / seconds:.1f} "]
 
 
 def test_other_work_is_the_machines_busy_time_less_the_childs_and_warned_past_a_quarter_core(report, tmp_path):
