@@ -313,7 +313,7 @@ def status(warehouse: Warehouse = None, landing: Landing = None, config: Config 
         for dataset in sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
             days = lake.dates(layer, dataset)
             table.add_row(layer, dataset, str(len(days)), str(days[0]) if days else "-", str(days[-1]) if days else "-")
-    console.print(table)
+    console.print(table if table.row_count else "lake: empty")
     if settings.database.exists():
         from flows.warehouse import connect_read_only
 

@@ -79,6 +79,9 @@ def test_status_lists_tables_and_the_run(note_warehouse: Path, cli_env):
     done = cli("status", "--warehouse", str(note_warehouse / "wh"), env=cli_env)
     assert done.returncode == 0, done.stderr
     assert "trade_ideas" in done.stdout and "2025-12-29" in done.stdout and "success" in done.stdout
+    rows = [[cell for cell in line.split() if cell != "│"] for line in done.stdout.splitlines()]
+    assert [row[:5] for row in rows if row[:2] == ["silver", "chains"]] == [
+        ["silver", "chains", "1", "2025-12-29", "2025-12-29"]]
 
 
 def test_status_shows_a_runs_reason_and_warnings_whole_and_exits_non_zero_after_a_failure(tmp_path: Path, cli_env):
@@ -94,6 +97,7 @@ def test_status_shows_a_runs_reason_and_warnings_whole_and_exits_non_zero_after_
                                     "date": "2025-12-30", "error": reason})
     done = cli("status", "--warehouse", str(tmp_path / "wh"), env=cli_env)
     assert done.returncode == 1
+    assert "lake: empty" in done.stdout and "no warehouse yet" in done.stdout  # said, not an empty table
     shown = done.stdout.split()
     assert all(word in shown for word in reason.split()), done.stdout  # folded over lines, not cut
     # A success's warnings are shown with its rows, as written (brackets are text, not Rich markup).
