@@ -11,6 +11,7 @@ from transforms.ideas import Rule, RuleError, compile_rules
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "chainsignals.toml"
+MIN_HISTORY_YEARS = 2
 
 
 class ConfigError(Exception):
@@ -33,6 +34,7 @@ class Settings:
     bullish_at: float = 20.0
     bearish_at: float = -20.0
     pcr_history_sessions: int = 60
+    history_years: int = MIN_HISTORY_YEARS
     weights: dict[str, float] = field(default_factory=dict)
     stock_horizon_sessions: int = 10
     report_max_symbols: int = 100
@@ -88,6 +90,11 @@ def load_settings(
         rules = compile_rules(raw.get("rules", []))
     except RuleError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    history_years = raw.get("history", {}).get("years", MIN_HISTORY_YEARS)
+    if not isinstance(history_years, int) or history_years < MIN_HISTORY_YEARS:
+        raise ConfigError(f"{path}: [history] years must be a whole number of at least {MIN_HISTORY_YEARS} "
+                          f"(got {history_years!r}): 52-week and 252-session windows need a full year, and "
+                          "EMA, ATR and RSI about two to forget where their pass started")
     return Settings(
         warehouse=wh.resolve(),
         landing=Path(land).resolve(),
@@ -103,6 +110,7 @@ def load_settings(
         bullish_at=float(signals.get("bullish_at", 20)),
         bearish_at=float(signals.get("bearish_at", -20)),
         pcr_history_sessions=int(signals.get("pcr_history_sessions", 60)),
+        history_years=history_years,
         weights={k: float(v) for k, v in signals.get("weights", {}).items()},
         stock_horizon_sessions=int(raw.get("outcomes", {}).get("stock_horizon_sessions", 10)),
         report_max_symbols=int(raw.get("report", {}).get("max_symbols", 100)),

@@ -564,3 +564,21 @@ def test_rationale_formats_floats_with_two_decimals_or_the_given_precision():
 def test_no_rules_no_ideas():
     out = ideas(features(IWM), chain(IWM_LEGS), rules=[])
     assert out.height == 0 and dict(out.schema) == TRADE_IDEA_SCHEMA
+
+
+@pytest.mark.parametrize(("years", "expected"), [(None, 2), ("3", 3), ("1", None), ("2.5", None), ('"2"', None)])
+def test_history_years_defaults_to_two_and_refuses_less_or_a_fraction(tmp_path, years, expected):
+    text = DEFAULT_CONFIG.read_text()
+    assert "\n[history]\nyears = 2 " in text  # the default file states it
+    if years is not None:
+        text = text.replace("\n[history]\nyears = 2 ", f"\n[history]\nyears = {years} ")
+    else:
+        text = text.replace("\n[history]\nyears = 2 ", "\n[history]\n# ")
+    path = tmp_path / "history.toml"
+    path.write_text(text)
+    if expected is None:
+        with pytest.raises(ConfigError, match=r"\[history\] years must be a whole number of at least 2") as err:
+            load_settings(path)
+        assert str(path) in str(err.value) and "\n" not in str(err.value)
+    else:
+        assert load_settings(path).history_years == expected

@@ -18,7 +18,7 @@ from spec_note import NOTE_DATE, note_chain, write_note_landing
 from flows.config import DEFAULT_CONFIG
 from flows.lake import Lake
 from flows.nightly import backfill, nightly
-from flows.pipeline import GOLD_TABLES, RejectedShareError, _in_order, _rows_on
+from flows.pipeline import GOLD_TABLES, RejectedShareError, _in_order, _rows_on, history_start
 from flows.sources import SourceError
 from flows.warehouse import WarehouseBusy, warehouse_lock
 
@@ -478,3 +478,50 @@ def test_silver_takes_a_batch_day_by_day_and_a_one_day_batch_as_it_is():
     one_day = batch.filter(pl.col("trade_date") == days[0])
     assert _rows_on(one_day, days[0]) is one_day
     assert _rows_on(one_day, days[1]).height == 0
+
+
+def test_gold_reads_history_from_two_years_before_its_years_start_and_stays_talibs(tmp_path: Path):
+    import talib
+
+    from flows.demo import generate_demo_market
+
+    # 800 sessions (from 2022) up to 2026-01-02, chains on the year's last session and the next year's first.
+    days = generate_demo_market(tmp_path / "landing", end=date(2026, 1, 2), sessions=800, symbols=["SPY", "IWM"],
+                                chain_sessions=2).sessions
+    assert days[0] < date(2023, 1, 1) and days[-2:] == [date(2025, 12, 31), date(2026, 1, 2)]
+    assert backfill(start=days[-2], end=days[-1], warehouse=str(tmp_path / "wh"),
+                    landing=str(tmp_path / "landing")).warnings == []
+    before = {table: gold(tmp_path, table, days[-1]) for table in GOLD_TABLES}
+
+    # 2026's gold reads no bars from before 2024: made unreadable, they change nothing.
+    lake = Lake(tmp_path / "wh" / "lake")
+    old = lake.files("silver", "bars", end=date(2023, 12, 31))
+    assert len(old) > 250
+    for file in old:
+        file.write_bytes(b"not parquet")
+    assert backfill(start=days[-1], end=days[-1], warehouse=str(tmp_path / "wh"),
+                    landing=str(tmp_path / "landing")).warnings == []
+    for table in GOLD_TABLES:
+        assert gold(tmp_path, table, days[-1]).equals(before[table]), table
+    with pytest.raises(Exception, match="parquet"):  # 2025's do (from 2023 on)
+        backfill(start=days[-2], end=days[-2], warehouse=str(tmp_path / "wh"), landing=str(tmp_path / "landing"))
+
+    # The values are still TA-Lib's over the whole history (SPEC 4's tolerances).
+    history = pl.concat([pl.read_csv(f, try_parse_dates=True) for f in (tmp_path / "landing" / "bars").glob("*.csv")])
+    spy = history.filter(pl.col("symbol") == "SPY").sort("date")
+    assert spy.get_column("date")[-1] == days[-1]
+    row = before["technicals_daily"].filter(pl.col("symbol") == "SPY").row(0, named=True)
+    close, high, low = (spy.get_column(c).to_numpy() for c in ("close", "high", "low"))
+    assert row["sma_200"] == pytest.approx(talib.SMA(close, 200)[-1], rel=1e-9)
+    assert row["ema_20"] == pytest.approx(talib.EMA(close, 20)[-1], rel=1e-9)
+    assert row["atr_14"] == pytest.approx(talib.ATR(high, low, close, 14)[-1], rel=1e-6)
+    assert row["rsi_14"] == pytest.approx(talib.RSI(close, 14)[-1], abs=1e-6)
+    assert (row["high_52w"], row["low_52w"]) == (high[-252:].max(), low[-252:].min())
+
+
+@pytest.mark.parametrize(("day", "years", "start"), [
+    (date(2026, 1, 2), 2, date(2024, 1, 1)), (date(2026, 12, 31), 2, date(2024, 1, 1)),
+    (date(2025, 12, 31), 2, date(2023, 1, 1)), (date(2025, 6, 30), 3, date(2022, 1, 1)),
+])
+def test_history_start_is_one_date_for_every_session_of_a_year(day, years, start):
+    assert history_start(day, years) == start

@@ -10,8 +10,9 @@ NULL where TA-Lib returns NaN (too little history); they are never partial avera
 This is one of the nightly's largest CPU costs, so the work is laid out to do each step once, and the
 result is bit for bit what evaluating every indicator with ``.over("symbol")`` gives:
 - Rolling sums, means and stds carry a compensated running sum, so their last bits depend on where the pass
-  starts: they run per symbol from its first bar, over all of its history, even when the caller keeps only
-  the last session (starting later would change values, and a nightly would differ from a backfill).
+  starts: they run per symbol from its first bar in ``bars``, even when the caller keeps only the last
+  session. A caller that bounds the history must give every session it compares the same first bar (the
+  pipeline starts all sessions of a year at the same date: flows.pipeline.history_start).
 - Steps that do not depend on where a pass starts (previous close, returns, true range, rolling max/min)
   run once over the whole sorted column and are masked at symbol starts with ``session``.
 - Shared sub-results are columns computed once: the previous close feeds change, returns, true range and
