@@ -12,6 +12,7 @@ from transforms.ideas import Rule, RuleError, compile_rules
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "chainsignals.toml"
 MIN_HISTORY_YEARS = 2
+SESSIONS_PER_YEAR = 252  # the least a year of history is relied on to hold
 
 
 class ConfigError(Exception):
@@ -95,6 +96,10 @@ def load_settings(
         raise ConfigError(f"{path}: [history] years must be a whole number of at least {MIN_HISTORY_YEARS} "
                           f"(got {history_years!r}): 52-week and 252-session windows need a full year, and "
                           "EMA, ATR and RSI about two to forget where their pass started")
+    pcr_history_sessions = int(signals.get("pcr_history_sessions", 60))
+    if not 0 < pcr_history_sessions <= SESSIONS_PER_YEAR * history_years:
+        raise ConfigError(f"{path}: [signals] pcr_history_sessions must be between 1 and "
+                          f"{SESSIONS_PER_YEAR * history_years} ([history] years of sessions), got {pcr_history_sessions}")
     return Settings(
         warehouse=wh.resolve(),
         landing=Path(land).resolve(),
@@ -109,7 +114,7 @@ def load_settings(
         block_size=int(flow.get("block_size", 1_000)),
         bullish_at=float(signals.get("bullish_at", 20)),
         bearish_at=float(signals.get("bearish_at", -20)),
-        pcr_history_sessions=int(signals.get("pcr_history_sessions", 60)),
+        pcr_history_sessions=pcr_history_sessions,
         history_years=history_years,
         weights={k: float(v) for k, v in signals.get("weights", {}).items()},
         stock_horizon_sessions=int(raw.get("outcomes", {}).get("stock_horizon_sessions", 10)),

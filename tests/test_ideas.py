@@ -582,3 +582,17 @@ def test_history_years_defaults_to_two_and_refuses_less_or_a_fraction(tmp_path, 
         assert str(path) in str(err.value) and "\n" not in str(err.value)
     else:
         assert load_settings(path).history_years == expected
+
+
+@pytest.mark.parametrize(("sessions", "years", "ok"), [(60, 2, True), (504, 2, True), (505, 2, False),
+                                                        (505, 3, True), (0, 2, False)])
+def test_the_put_call_history_must_fit_in_the_history_read(tmp_path, sessions, years, ok):
+    text = (DEFAULT_CONFIG.read_text().replace("pcr_history_sessions = 60 ", f"pcr_history_sessions = {sessions} ")
+            .replace("\n[history]\nyears = 2 ", f"\n[history]\nyears = {years} "))
+    path = tmp_path / "pcr.toml"
+    path.write_text(text)
+    if ok:
+        assert load_settings(path).pcr_history_sessions == sessions
+    else:
+        with pytest.raises(ConfigError, match=rf"pcr_history_sessions must be between 1 and {252 * years} "):
+            load_settings(path)
