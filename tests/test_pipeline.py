@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -18,9 +18,11 @@ from spec_note import NOTE_DATE, note_chain, write_note_landing
 from flows.config import DEFAULT_CONFIG
 from flows.lake import Lake
 from flows.nightly import backfill, nightly
-from flows.pipeline import GOLD_TABLES, RejectedShareError, _in_order, _rows_on, history_start
-from flows.sources import SourceError
+from flows.pipeline import GOLD_TABLES, SILVER_ORDER, RejectedShareError, _in_order, _rows_on, history_start
+from flows.sources import SourceError, bronze_schema
 from flows.warehouse import WarehouseBusy, warehouse_lock
+from transforms.osi import format_osi
+from transforms.silver import silver_chains
 
 NEXT_DAY = date(2025, 12, 30)
 LAST_DAY = date(2025, 12, 31)
@@ -525,3 +527,36 @@ def test_gold_reads_history_from_two_years_before_its_years_start_and_stays_tali
 ])
 def test_history_start_is_one_date_for_every_session_of_a_year(day, years, start):
     assert history_start(day, years) == start
+
+
+def test_silver_chains_keep_the_vendors_row_order():
+    """Silver sorts a chain listed underlying by underlying with a cheap stable sort by the underlying;
+    that needs the derivation (a join with the bars' closes) to keep the rows' order. 40,000 rows: an
+    unordered join reorders a frame this size."""
+    day = date(2025, 12, 31)
+    rows = 40_000
+    roots = [f"U{i:03d}" for i in range(400)]
+    index = pl.int_range(rows, eager=True)
+    bronze = pl.DataFrame({
+        "trade_date": [day] * rows,
+        "underlying": pl.Series(roots).gather((index // 100 * 7919) % 400),  # runs in no sorted order
+        "expiration": [date(2026, 1, 16)] * rows,
+        "strike": (index % 100).cast(pl.Float64) + 50.0,
+        "option_type": ["C"] * rows,
+        "open_interest": index, "volume": index,
+        "bid": [1.0] * rows, "ask": [1.2] * rows, "last": [1.1] * rows,
+        "implied_volatility": [0.2] * rows, "delta": [0.5] * rows, "gamma": [0.01] * rows,
+        "underlying_price": pl.Series([None] * rows, dtype=pl.Float64),
+        "option_symbol": [""] * rows,
+        "_source_file": ["chains.csv"] * rows, "_source_row": index,
+        "_ingested_at": [datetime(2026, 1, 1, tzinfo=UTC)] * rows,
+        "_parse_errors": pl.Series([None] * rows, dtype=pl.String),
+    }, schema=bronze_schema("chains")).with_columns(
+        format_osi(pl.col("underlying"), pl.col("expiration"), pl.col("option_type"), pl.col("strike"))
+        .alias("option_symbol"))
+    closes = pl.LazyFrame({"trade_date": [day] * 400, "symbol": roots, "close": [100.0] * 400})
+    silver = silver_chains(bronze.lazy(), closes).collect()
+    assert silver.get_column("_source_row").to_list() == list(range(rows))
+    assert silver.get_column("spot_derived").all() and silver.get_column("underlying_price").eq(100.0).all()
+    # Each underlying's contracts come in one run, so the order is settled by a sort on the underlying.
+    assert _in_order(silver, SILVER_ORDER["chains"]).equals(silver.sort(SILVER_ORDER["chains"]))
