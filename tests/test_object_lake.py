@@ -145,7 +145,10 @@ def test_a_cli_run_killed_mid_commit_on_s3_then_rerun_equals_a_clean_run(market,
     assert any(staging.iterdir()), killed.stderr  # it died with staged files not yet uploaded ...
     assert any("/bronze/" in k for k in keys)  # ... after the first half went into place ...
     assert not any(k.endswith("landing_files.parquet") or "/gold/" in k for k in keys)  # ... and before the rest
-    rerun = subprocess.run(command, env=cli_env, capture_output=True, text=True, timeout=600, check=False)
+    # With its traceback should it fail: once in about 80 runs this re-run has exited with only "error:
+    # 'module' object does not support item assignment", cause not yet found.
+    rerun = subprocess.run(command, env={**cli_env, "CHAINSIGNALS_DEBUG": "1"}, capture_output=True, text=True,
+                           timeout=600, check=False)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert tables(tmp_path / "wh") == tables(on_disk / "wh")
     assert_same_lake(Lake(lake), Lake(on_disk / "wh" / "lake"))
