@@ -596,8 +596,8 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
 def history_start(day: date, years: int) -> date:
     """The first session the gold of `day` reads history from: 1 January, `years` years before its year.
 
-    Bounded, so a nightly's cost and memory do not grow with the history in the lake (ten years of bars
-    for 5,000 symbols would take 17 s and 4.3 GB in technicals alone). The same for every session of a
+    Bounded, so a nightly's cost and memory do not grow with the history in the lake (the technicals of
+    5,000 symbols over ten years of bars: 12.7 s and a 5.0 GB peak; over three: 2.0 s, 1.6 GB). The same for every session of a
     year, so a backfill (one pass per year) and a nightly start each rolling sum at the same bar and give
     the same rows, bit for bit. Two years back at least: 52-week and 252-session windows are full, and
     the seeded recursions (EMA, ATR, RSI) have forgotten their start to below a double's precision.
