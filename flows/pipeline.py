@@ -7,6 +7,7 @@ flows/nightly.py wrap each stage in one task; tests may call the stages directly
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -557,7 +558,9 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
         spot = technicals.lazy().filter(pl.col("trade_date").is_in(batch)).select(
             "trade_date", pl.col("symbol").alias("underlying"), pl.col("close").alias("spot"))
         previous = _previous_oi_totals(lake, previous_day, previous_chains, symbols)
-        positioning = _with_iv_rank(lake, batch, since, positioning_daily(chains, spot=spot, previous=previous).join(
+        prior_dates = _prior_chain_sessions(chain_dates, batch)
+        positioning = _with_iv_rank(lake, batch, since, positioning_daily(
+            chains, spot=spot, previous=previous, prior_dates=prior_dates).join(
             session_greeks(chains, spot=spot, rate=settings.risk_free_rate), on=["trade_date", "underlying"],
             how="left").collect())
         write("positioning_daily", positioning, batch, started=started)
@@ -571,7 +574,7 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
         write("blocks", block_prints, batch, started=started)
         write("flow_daily", flow, batch, started=started)
         write("strike_levels", strike_levels(chains, previous_chains=previous_chains, top_n=settings.top_strikes,
-                                             spot=spot).collect(), batch, started=started)
+                                             spot=spot, prior_dates=prior_dates).collect(), batch, started=started)
 
         features = join_features(technicals.lazy().filter(pl.col("trade_date").is_in(batch)), positioning.lazy(),
                                  flow.lazy())
@@ -620,6 +623,15 @@ def _technicals(settings: Settings, lake: Lake, dates: list[date], symbols: list
     if symbols:
         technicals = technicals.filter(pl.col("symbol").is_in(symbols))
     return technicals.collect()
+
+
+def _prior_chain_sessions(chain_dates: set[date], batch: list[date]) -> pl.LazyFrame:
+    """(trade_date, prior_date): for each session of the batch, the lake's chain session before it, which
+    OI changes compare with (the same whether the batch holds one session or a year of them)."""
+    ordered = sorted(chain_dates)
+    prior = [ordered[i - 1] if (i := bisect_left(ordered, day)) else None for day in batch]
+    return pl.LazyFrame({"trade_date": batch, "prior_date": prior},
+                        schema={"trade_date": pl.Date(), "prior_date": pl.Date()})
 
 
 def _previous_oi_totals(lake: Lake, day: date | None, chains: pl.LazyFrame | None,

@@ -214,6 +214,36 @@ def test_backfill_equals_a_sequence_of_nightly_runs(tmp_path: Path):
     assert walls == [(4 * 1200,)]
 
 
+def test_an_underlying_missing_from_a_days_chain_has_no_oi_change_the_next_day_in_both(tmp_path: Path):
+    """SPY's chain is missing on NEXT_DAY: on LAST_DAY its OI changes are NULL (the previous session in the
+    lake has no SPY), whether LAST_DAY runs as a nightly (which reads that previous session only) or in
+    a backfill batch holding all three days (which used to compare with SPY's NOTE_DATE chain)."""
+    seq, bulk = tmp_path / "seq", tmp_path / "bulk"
+    for root in (seq, bulk):
+        landing = root / "landing"
+        write_note_landing(landing)
+        add_session(landing, NEXT_DAY, oi_bump=1200, drift=0.4)
+        add_session(landing, LAST_DAY, oi_bump=-700, drift=-1.1)
+        for day in (NOTE_DATE, LAST_DAY):  # SPY listed on those two days only
+            chain_file = landing / "chains" / f"chains_{day}.csv"
+            iwm = pl.read_csv(chain_file, try_parse_dates=True)
+            spy = iwm.with_columns(pl.lit("SPY").alias("underlying"), (pl.col("strike") * 2.4).alias("strike"),
+                                   pl.lit(None, dtype=pl.Float64).alias("underlying_price"))
+            pl.concat([iwm, spy]).write_csv(chain_file)
+    for day in (NOTE_DATE, NEXT_DAY, LAST_DAY):
+        run_nightly(seq, day)
+    backfill(start=NOTE_DATE, end=LAST_DAY, warehouse=str(bulk / "wh"), landing=str(bulk / "landing"))
+    for day in (NOTE_DATE, NEXT_DAY, LAST_DAY):
+        for table in GOLD_TABLES:
+            assert gold(bulk, table, day).equals(gold(seq, table, day)), (table, day)
+    changes = query(bulk, "SELECT underlying, call_oi_change, put_oi_change FROM positioning_daily "
+                          "WHERE trade_date = ? ORDER BY underlying", [LAST_DAY])
+    assert changes == [("IWM", 4 * -700 - 4 * 1200, 0), ("SPY", None, None)]
+    spy_levels = query(bulk, "SELECT count(*), count(oi_change) FROM strike_levels WHERE trade_date = ? "
+                             "AND underlying = 'SPY'", [LAST_DAY])
+    assert spy_levels == [(10, 0)]
+
+
 def correct_call_oi(landing: Path, day: date, added: int) -> None:
     """A re-delivered chain for `day`: `added` more OI on the 255 call of each expiration."""
     chain_file = landing / "chains" / f"chains_{day}.csv"

@@ -372,9 +372,9 @@ def test_oi_change_inside_a_multi_date_chain_and_across_previous():
     assert (d0["call_oi_change"], d0["put_oi_change"]) == (250, -450)
     d1 = one_row(frame, underlying="IWM", trade_date=D1)
     assert (d1["call_oi_change"], d1["put_oi_change"]) == (1000 - 2250, 3000 - 2050)
-    # QQQ has no D0 session: its latest earlier one is PRIOR, from previous.
+    # QQQ has no D0 session, the one before D1: no change (not one against PRIOR, two sessions back).
     q = one_row(frame, underlying="QQQ")
-    assert (q["call_oi_change"], q["put_oi_change"]) == (5, -5)
+    assert (q["call_oi_change"], q["put_oi_change"]) == (None, None)
 
 
 def _three_sessions() -> list[pl.LazyFrame]:
@@ -406,14 +406,16 @@ def test_positioning_backfill_equals_day_by_day():
     backfill = positioning_daily(pl.concat(days)).collect()
     previous = None
     nightly = []
-    for day in days:
+    for day in days:  # as the nightly runs: the previous session's rows from the lake, no more
         today = positioning_daily(day, previous=previous).collect()
         nightly.append(today)
-        previous = pl.concat(nightly).lazy()
+        previous = today.lazy()
     assert_frame_equal(backfill, pl.concat(nightly).sort("trade_date", "underlying"))
-    # XLF skipped D1: its D2 change is against D0.
+    # XLF skipped D1, the session before D2: its D2 change is unknown, in both.
     xlf = backfill.filter(underlying="XLF", trade_date=date(2025, 6, 4)).row(0, named=True)
-    assert (xlf["call_oi_change"], xlf["put_oi_change"]) == (4, -5)
+    assert (xlf["call_oi_change"], xlf["put_oi_change"]) == (None, None)
+    iwm = backfill.filter(underlying="IWM", trade_date=date(2025, 6, 4)).row(0, named=True)
+    assert (iwm["call_oi_change"], iwm["put_oi_change"]) == (800 - 1000, 2900 - 3000)
 
 
 # --- strike levels --------------------------------------------------------------------------------------
@@ -487,13 +489,16 @@ def test_strike_levels_a_stored_copy_of_the_session_is_replaced_by_the_chain():
 def test_strike_levels_backfill_equals_day_by_day():
     days = _three_sessions()
     backfill = strike_levels(pl.concat(days), top_n=2).collect()
-    # The lake holds every earlier session; XLF skips D1, so its D2 change is against D0.
+    # As the nightly runs: the previous session's chain from the lake, no more. XLF skips D1, the
+    # session before D2, so its D2 changes are unknown (NULL), in both.
     nightly = [
-        strike_levels(day, previous_chains=pl.concat(days[:i]) if i else None, top_n=2).collect()
+        strike_levels(day, previous_chains=days[i - 1] if i else None, top_n=2).collect()
         for i, day in enumerate(days)
     ]
     expected = pl.concat(nightly).sort("trade_date", "underlying", "side", "rank")
     assert_frame_equal(backfill, expected)
+    xlf = backfill.filter(trade_date=date(2025, 6, 4), underlying="XLF")
+    assert xlf.height == 2 and xlf["oi_change"].null_count() == 2
     d1_calls = backfill.filter(trade_date=D1, side="call")
     # D1 call 250: 1000 now vs 500 at D0 (E1 300 + E2 200); the D1-expiring 77 does not count.
     assert d1_calls.rows() == [(D1, "IWM", "call", 1, 250.0, 1000, 3, 500)]

@@ -205,9 +205,11 @@ def max_pain_by_expiration(live: pl.LazyFrame, spot: pl.LazyFrame) -> pl.LazyFra
     )
 
 
-def _with_oi_change(totals: pl.LazyFrame, previous: pl.LazyFrame | None) -> pl.LazyFrame:
-    """call_oi_change and put_oi_change against the latest earlier session of the same underlying,
-    found among `previous` (positioning rows from the lake) and the earlier sessions in `totals`."""
+def _with_oi_change(totals: pl.LazyFrame, previous: pl.LazyFrame | None,
+                    prior_dates: pl.LazyFrame | None) -> pl.LazyFrame:
+    """call_oi_change and put_oi_change against the previous session (prior_dates), found among
+    `previous` (positioning rows from the lake) and the earlier sessions in `totals`; NULL where the
+    underlying has no row on that session."""
     current = totals.select(*SESSION, "call_oi", "put_oi")
     history = current
     if previous is not None:
@@ -219,13 +221,31 @@ def _with_oi_change(totals: pl.LazyFrame, previous: pl.LazyFrame | None) -> pl.L
         ).unique(SESSION, keep="last", maintain_order=True)
         # A session recomputed from chains replaces the stored row for the same date.
         history = pl.concat([earlier.join(current, on=SESSION, how="anti"), current])
+    if prior_dates is None:
+        prior_dates = previous_sessions(history.select("trade_date"))
     prior = history.select(
-        *SESSION,
-        pl.col("call_oi", "put_oi").shift(1).over("underlying", order_by="trade_date").name.prefix("prior_"),
+        "underlying",
+        pl.col("trade_date").alias("prior_date"),
+        pl.col("call_oi", "put_oi").name.prefix("prior_"),
     )
-    return totals.join(prior, on=SESSION, how="left").with_columns(
-        call_oi_change=pl.col("call_oi") - pl.col("prior_call_oi"),
-        put_oi_change=pl.col("put_oi") - pl.col("prior_put_oi"),
+    return (
+        totals.join(prior_dates, on="trade_date", how="left")
+        .join(prior, on=["underlying", "prior_date"], how="left")
+        .with_columns(
+            call_oi_change=pl.col("call_oi") - pl.col("prior_call_oi"),
+            put_oi_change=pl.col("put_oi") - pl.col("prior_put_oi"),
+        )
+    )
+
+
+def previous_sessions(dates: pl.LazyFrame) -> pl.LazyFrame:
+    """(trade_date, prior_date) for every distinct trade_date of `dates`: the session before it among
+    them. OI changes compare with that session, not with an underlying's own last one: an underlying
+    missing from a day's chain has no change the day after (a nightly, which reads only the previous
+    session, and a backfill over both days then agree)."""
+    return (
+        dates.select(pl.col("trade_date").cast(pl.Date)).unique().sort("trade_date")
+        .with_columns(prior_date=pl.col("trade_date").shift(1))
     )
 
 
@@ -236,12 +256,15 @@ def positioning_daily(
     chains: pl.LazyFrame,
     spot: pl.LazyFrame | None = None,
     previous: pl.LazyFrame | None = None,
+    prior_dates: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """One row per (trade_date, underlying) with contracts expiring after trade_date (POSITIONING_COLUMNS).
 
     spot: optional (trade_date, underlying, spot), preferred over the chain's median underlying_price.
     previous: optional positioning rows (trade_date, underlying, call_oi, put_oi) of earlier sessions,
-    for the OI changes; NULL changes where no earlier session exists."""
+    for the OI changes: against the previous session, NULL where the underlying has no row there.
+    prior_dates: optional (trade_date, prior_date), the lake's previous chain session of each date;
+    by default previous_sessions() of the dates in `chains` and `previous`."""
     live = live_contracts(chains)
     # Cached: spots and strikes feed several branches (the walls alone read strikes four times), and
     # the optimizer does not see through the differently pruned copies of them.
@@ -259,7 +282,7 @@ def positioning_daily(
     nearest_expiry = live.filter(pl.col("expiration") == pl.col("expiration").min().over(SESSION))
     max_pain = max_pain_by_expiration(nearest_expiry, spots).rename({"expiration": "max_pain_expiration"})
     return _conform(
-        _with_oi_change(totals, previous)
+        _with_oi_change(totals, previous, prior_dates)
         .join(spots, on=SESSION, how="left")
         .with_columns(
             pcr_oi=_put_call_ratio("put_oi", "call_oi"),
@@ -304,26 +327,20 @@ def _strike_side_oi(chains: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _prior_sessions(sessions: pl.LazyFrame) -> pl.LazyFrame:
-    """Each distinct (trade_date, underlying) session with prior_date, the underlying's latest earlier
-    session."""
-    return sessions.with_columns(
-        prior_date=pl.col("trade_date").shift(1).over("underlying", order_by="trade_date")
-    )
-
-
 def strike_levels(
     chains: pl.LazyFrame,
     previous_chains: pl.LazyFrame | None = None,
     top_n: int = 5,
     spot: pl.LazyFrame | None = None,
+    prior_dates: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """The top_n strikes by OI per (trade_date, underlying, side) (STRIKE_LEVELS_COLUMNS).
 
     Rank 1 is the most OI; ties go to the strike nearer spot, then the lower one; strikes with no OI on
-    that side are not ranked. oi_change compares with the underlying's latest earlier session found in
-    previous_chains or chains: that session's OI at the same strike and side over its own contracts
-    after its own date, 0 where the strike had none; NULL when there is no earlier session."""
+    that side are not ranked. oi_change compares with the previous session (prior_dates, as in
+    positioning_daily) found in previous_chains or chains: that session's OI at the same strike and side
+    over its own contracts after its own date, 0 where the strike had none; NULL when the underlying
+    has no chain on that session (or there is none)."""
     columns = ["trade_date", "underlying", "expiration", "strike", "option_type", "open_interest", "volume"]
     current = chains.select(columns)
     # The history of OI per strike and of sessions, built from parts that never share a session: each
@@ -363,11 +380,16 @@ def strike_levels(
         "strike",
         pl.col("open_interest").alias("prior_oi"),
     )
+    if prior_dates is None:
+        prior_dates = previous_sessions(history_sessions)
+    listed_before = history_sessions.select(
+        "underlying", pl.col("trade_date").alias("prior_date"), pl.lit(True).alias("prior_listed"))
     with_change = (
-        ranked.join(_prior_sessions(history_sessions), on=SESSION, how="left")
+        ranked.join(prior_dates, on="trade_date", how="left")
+        .join(listed_before, on=["underlying", "prior_date"], how="left")
         .join(prior_oi, on=["underlying", "prior_date", "side", "strike"], how="left")
         .with_columns(
-            oi_change=pl.when(pl.col("prior_date").is_not_null()).then(
+            oi_change=pl.when(pl.col("prior_listed")).then(
                 pl.col("open_interest") - pl.col("prior_oi").fill_null(0)
             )
         )
