@@ -148,6 +148,7 @@ BAD_RULES = [
     pytest.param({"expiry_order": ["days_left ASC"]}, "expiry_order", id="expiry-order-unknown-column"),
     pytest.param({"strike_filter": "strik > 0"}, "strike_filter", id="strike-filter-unknown-column"),
     pytest.param({"strike_order": ["abs(strike - wall) DESC"]}, "strike_order", id="strike-order-unknown"),
+    pytest.param({"contract_filter": "premium >= 0.05"}, "contract_filter", id="contract-filter-unknown-column"),
     pytest.param({"rationale": "{symbol} at {closing_price}"}, "closing_price", id="rationale-unknown-column"),
     pytest.param({"rationale": "{close:>10}"}, "close:>10", id="rationale-bad-format"),
     pytest.param({"rationale": "{close"}, "rationale", id="rationale-unclosed"),
@@ -157,6 +158,7 @@ BAD_RULES = [
     # Type errors: caught at start-up, not mid-run by polars without the rule's name.
     pytest.param({"when": "close + 1"}, "when", id="when-not-boolean"),
     pytest.param({"strike_filter": "strike"}, "strike_filter", id="strike-filter-not-boolean"),
+    pytest.param({"contract_filter": "mid"}, "contract_filter", id="contract-filter-not-boolean"),
     pytest.param({"trigger": "symbol"}, "trigger", id="trigger-text"),
     pytest.param({"target": "'266'"}, "target", id="target-text"),
 ]
@@ -421,6 +423,46 @@ def test_expired_and_same_day_contracts_are_never_named():
     assert strikes == [262.0]
     idea = only(ideas(features(IWM), chain(legs), "call_breakout"), symbol="IWM")
     assert idea["option_symbol"] == "IWM   260102C00262000"
+
+
+def with_mid(legs: list[tuple], mids: dict[float, float], trade_date: date = D) -> pl.LazyFrame:
+    """chain(legs) with the mid of the given strikes replaced (a contract quoted under a nickel)."""
+    mid = pl.col("mid")
+    for strike, value in mids.items():
+        mid = pl.when(pl.col("strike") == strike).then(value).otherwise(mid)
+    return chain(legs, trade_date).with_columns(mid.alias("mid"))
+
+
+def test_breakout_ideas_name_the_wall_strike_or_none_when_it_is_quoted_under_a_nickel():
+    """SPEC 5: the call at the call-wall strike. When that contract is a lottery ticket (mid under 0.05)
+    there is no idea; the rule does not move to a nearer, dearer strike the rationale would not match."""
+    legs = [("IWM", JAN02, "C", 253, 10, 2.0), ("IWM", JAN02, "C", 255, 10, 0.0)]
+    assert ideas(features(IWM), with_mid(legs, {255.0: 0.03}), "call_breakout").height == 0
+    idea = only(ideas(features(IWM), with_mid(legs, {255.0: 0.05}), "call_breakout"), symbol="IWM")
+    assert (idea["strike"], idea["entry_premium"]) == (255.0, 0.05)
+    puts = [("IWM", JAN02, "P", 240, 10, 0.0), ("IWM", JAN02, "P", 242, 10, 1.0)]
+    assert ideas(features(IWM), with_mid(puts, {240.0: 0.02}), "put_breakdown").height == 0
+    assert only(ideas(features(IWM), chain(puts), "put_breakdown"), symbol="IWM")["strike"] == 240.0
+
+
+def test_protective_put_is_dropped_not_moved_when_the_heaviest_strike_is_quoted_under_a_nickel():
+    legs = [("IWM", JAN16, "P", 245, 500, 2.0), ("IWM", JAN16, "P", 247, 1_000, 0.0)]
+    assert ideas(features(IWM), with_mid(legs, {247.0: 0.04}), "protective_put").height == 0
+    assert only(ideas(features(IWM), chain(legs), "protective_put"), symbol="IWM")["strike"] == 247.0
+
+
+def test_breakout_ideas_take_the_nearest_friday_expiry_not_a_quarter_end_wednesday():
+    """'The nearest weekly': on Wednesday 2025-12-24 this Friday is 2 days out (under the 3-day minimum),
+    Wednesday 12-31 is the quarter-end expiry, and Friday 2026-01-02 is the nearest weekly."""
+    day = date(2025, 12, 24)
+    legs = [("IWM", date(2025, 12, 26), "C", 255, 10, 1.0), ("IWM", DEC31, "C", 255, 10, 1.0),
+            ("IWM", JAN02, "C", 255, 10, 1.0)]
+    idea = only(ideas(features({**IWM, "trade_date": day}), chain(legs, trade_date=day), "call_breakout"),
+                symbol="IWM")
+    assert (idea["expiration"], idea["dte"], idea["option_symbol"]) == (JAN02, 9, "IWM   260102C00255000")
+    flags = option_contracts(chain(legs, trade_date=day), strike_open_interest(chain(legs, trade_date=day)))
+    assert flags.filter(pl.col("expiration") == DEC31).select("is_weekly", "is_monthly", "is_quarterly").collect(
+        ).row(0) == (False, False, True)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -84,6 +84,8 @@ class Rule:
     expiry_order: tuple[str, ...] = ("dte ASC",)
     strike_filter: str = "TRUE"
     strike_order: tuple[str, ...] = ("strike ASC",)
+    # Applied to the contract strike_order chose: the idea is dropped, not moved to another strike.
+    contract_filter: str = "TRUE"
 
     @property
     def option_type(self) -> str | None:
@@ -142,6 +144,7 @@ def compile_rules(raw_rules: list[dict]) -> list[Rule]:
                 expiry_order=tuple(raw.get("expiry_order", ["dte ASC"])),
                 strike_filter=raw.get("strike_filter", "TRUE"),
                 strike_order=tuple(raw.get("strike_order", ["strike ASC"])),
+                contract_filter=raw.get("contract_filter", "TRUE"),
             )
         except KeyError as exc:
             raise RuleError(f"rule '{name}': missing field {exc.args[0]!r}") from None
@@ -163,6 +166,7 @@ def compile_rules(raw_rules: list[dict]) -> list[Rule]:
             _check(name, "strike_filter", rule.strike_filter, contract_row, "boolean")
             for key in rule.strike_order:
                 _check(name, "strike_order", ORDER_KEY.match(key.strip())["expr"], contract_row)
+            _check(name, "contract_filter", rule.contract_filter, contract_row, "boolean")
         _check(name, "trigger", rule.trigger, level_row, "number")
         with_trigger = {**level_row, "trigger_level": pl.Float64()}
         _check(name, "target", rule.target, with_trigger, "number")
@@ -289,7 +293,8 @@ def _rule_ideas(rule: Rule, features: pl.LazyFrame, contracts: pl.LazyFrame,
             typed.join(chosen_expiry, on=[*keys, "expiration"]).join(candidates, on=keys)
             .filter(pl.sql_expr(rule.strike_filter)),
             keys, rule.strike_order, "option_symbol",
-        ).with_columns(pl.col("mid").alias("entry_premium"), pl.col("open_interest").alias("contract_open_interest"))
+        ).filter(pl.sql_expr(rule.contract_filter)).with_columns(
+            pl.col("mid").alias("entry_premium"), pl.col("open_interest").alias("contract_open_interest"))
     else:
         rows = candidates.with_columns(
             *[pl.lit(None, dtype=t).alias(c) for c, t in {**EXPIRY_FIELDS, **CONTRACT_FIELDS}.items()],
