@@ -7,7 +7,6 @@ flows/nightly.py wrap each stage in one task; tests may call the stages directly
 from __future__ import annotations
 
 import hashlib
-from bisect import bisect_left
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -64,6 +63,7 @@ from transforms.outcomes import exit_mid_sessions, outcomes_for_run, walk_from
 from transforms.positioning import (
     expiry_levels,
     positioning_daily,
+    previous_sessions,
     strike_levels,
     strike_open_interest,
 )
@@ -626,12 +626,10 @@ def _technicals(settings: Settings, lake: Lake, dates: list[date], symbols: list
 
 
 def _prior_chain_sessions(chain_dates: set[date], batch: list[date]) -> pl.LazyFrame:
-    """(trade_date, prior_date): for each session of the batch, the lake's chain session before it, which
-    OI changes compare with (the same whether the batch holds one session or a year of them)."""
-    ordered = sorted(chain_dates)
-    prior = [ordered[i - 1] if (i := bisect_left(ordered, day)) else None for day in batch]
-    return pl.LazyFrame({"trade_date": batch, "prior_date": prior},
-                        schema={"trade_date": pl.Date(), "prior_date": pl.Date()})
+    """(trade_date, prior_date): for each chain session of the batch, the lake's chain session before it,
+    which OI changes compare with (the same whether the batch holds one session or a year of them)."""
+    sessions = pl.LazyFrame({"trade_date": sorted(chain_dates)}, schema={"trade_date": pl.Date()})
+    return previous_sessions(sessions).filter(pl.col("trade_date").is_in(batch))
 
 
 def _previous_oi_totals(lake: Lake, day: date | None, chains: pl.LazyFrame | None,
