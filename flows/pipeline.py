@@ -143,7 +143,8 @@ def silver_schema(dataset: str) -> dict[str, pl.DataType]:
     if dataset == "bars":
         return {c: base[c] for c in BARS_COLUMNS} | {c: base[c] for c in LINEAGE_COLUMNS}
     derived = {"mid": pl.Float64(), "dte": pl.Int64(), "spot_derived": pl.Boolean(), "iv_derived": pl.Boolean(),
-               "greeks_derived": pl.Boolean()}
+               "greeks_derived": pl.Boolean(), "forward": pl.Float64(), "forward_source": pl.String(),
+               "iv_status": pl.String()}
     return {c: base.get(c, derived.get(c)) for c in CHAIN_COLUMNS} | {c: base[c] for c in LINEAGE_COLUMNS}
 
 
@@ -566,7 +567,7 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
         write("positioning_daily", positioning, batch, started=started)
         crash_point("gold-half-written")
         write("expiry_levels", expiry_levels(chains, spot=spot).join(
-            expiry_exposure(chains, spot=spot), on=["trade_date", "underlying", "expiration"], how="left").collect(),
+            expiry_exposure(chains, spot=spot, rate=settings.risk_free_rate), on=["trade_date", "underlying", "expiration"], how="left").collect(),
             batch, started=started)
         trades = _only(lake.scan("silver", "trades", silver_schema("trades"), dates=batch), symbols)
         block_prints = blocks(trades, settings.block_notional, settings.block_size).collect()

@@ -102,6 +102,8 @@ class PositioningDaily(pa.DataFrameModel):
     trade_date: pl.Date
     underlying: str
     spot: pl.Float64 = pa.Field(gt=0)
+    # chain: the vendor's underlying_price; bars: the session's close (SPEC 3 "Spot").
+    spot_source: str = pa.Field(isin=["chain", "bars"])
     contracts: pl.Int64 = pa.Field(ge=0)
     call_oi: pl.Int64 = pa.Field(ge=0)
     put_oi: pl.Int64 = pa.Field(ge=0)
@@ -117,6 +119,8 @@ class PositioningDaily(pa.DataFrameModel):
     max_pain_expiration: pl.Date = pa.Field(nullable=True)
     call_oi_change: pl.Int64 = pa.Field(nullable=True)
     put_oi_change: pl.Int64 = pa.Field(nullable=True)
+    # The share of open interest whose gamma is known: GEX and the flip leave the rest out.
+    gamma_coverage: pl.Float64 = pa.Field(ge=0, le=1, nullable=True)
 
     @pa.check("underlying", error=SYMBOL_RULE)
     def _underlying(cls, data: PolarsData) -> pl.LazyFrame:
@@ -175,6 +179,9 @@ class ExpiryLevels(pa.DataFrameModel):
     call_volume: pl.Int64 = pa.Field(ge=0)
     put_volume: pl.Int64 = pa.Field(ge=0)
     max_pain: pl.Float64 = pa.Field(gt=0, nullable=True)
+    # The implied forward (SPEC 3): put-call parity, or spot grown at the risk-free rate.
+    forward: pl.Float64 = pa.Field(gt=0, nullable=True)
+    forward_source: str = pa.Field(isin=["parity", "spot"], nullable=True)
 
     @pa.check("underlying", error=SYMBOL_RULE)
     def _underlying(cls, data: PolarsData) -> pl.LazyFrame:

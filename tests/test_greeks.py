@@ -71,7 +71,7 @@ def one_row(frame: pl.LazyFrame, **keys) -> dict:
 
 # --- dealer exposure -------------------------------------------------------------------------------------
 
-# Spot 100 (from the spot frame; the chain quotes 99), E1 in 7 days, E2 in 35, so per contract
+# Spot 100 (the chain's; the bars' close of 99 is only a fallback), E1 in 7 days, E2 in 35, so per contract
 # GEX = gamma * OI * 100 * 100^2 * 0.01 = gamma * OI * 10,000 and DEX = delta * OI * 10,000:
 #   C E1  95  OI 100  gamma .02  delta  .80   GEX +20,000   DEX   800,000
 #   C E1 100  OI 200  gamma .05  delta  .50   GEX +100,000  DEX 1,000,000
@@ -96,7 +96,7 @@ EXPOSURE_LEGS = [
 
 
 def test_dealer_exposure_hand_values():
-    row = one_row(dealer_exposure(chain(EXPOSURE_LEGS, spot=99.0), spot_frame(100.0)))
+    row = one_row(dealer_exposure(chain(EXPOSURE_LEGS, spot=100.0), spot_frame(99.0)))
     assert row["net_gex"] == pytest.approx(90_000.0, rel=1e-12)
     assert row["net_dex"] == pytest.approx(1_750_000.0, rel=1e-12)
     assert (row["call_gex_wall"], row["put_gex_wall"]) == (100.0, 95.0)
@@ -108,6 +108,12 @@ def test_dealer_exposure_uses_the_chain_median_spot_without_a_spot_frame():
     assert row["net_dex"] == pytest.approx(1_750_000.0 * 0.99, rel=1e-12)
 
 
+def test_dealer_exposure_takes_the_bars_close_where_the_chain_has_no_spot():
+    row = one_row(dealer_exposure(chain(EXPOSURE_LEGS, spot=None), spot_frame(100.0)))
+    assert row["net_gex"] == pytest.approx(90_000.0, rel=1e-12)
+    assert row["net_dex"] == pytest.approx(1_750_000.0, rel=1e-12)
+
+
 def test_gex_walls_tie_to_the_strike_nearer_spot_and_null_without_puts():
     # Calls at 95 and 105 carry the same GEX; spot 101 is nearer 105.
     legs = [{"kind": "C", "dte": 7, "strike": k, "oi": 100, "gamma": 0.02} for k in (95, 105)]
@@ -116,7 +122,7 @@ def test_gex_walls_tie_to_the_strike_nearer_spot_and_null_without_puts():
 
 
 def test_expiry_exposure_per_expiration():
-    frame = expiry_exposure(chain(EXPOSURE_LEGS, spot=99.0), spot_frame(100.0)).collect()
+    frame = expiry_exposure(chain(EXPOSURE_LEGS, spot=100.0), spot_frame(99.0)).collect()
     assert frame["expiration"].to_list() == [day(7), day(35)]
     # E1: 20k + 100k - 80k; E2: 90k + 10k - 40k - 10k
     assert frame["net_gex"].to_list() == pytest.approx([40_000.0, 50_000.0], rel=1e-12)
@@ -234,40 +240,72 @@ def test_gamma_flip_matches_brute_force_across_blocks(sessions, block, reversed_
 # --- IV and greeks derivation -------------------------------------------------------------------------
 
 
-def test_iv_inversion_round_trips_prices_and_flags_derived_rows():
-    spot, rate = 100.0, 0.04
+def test_iv_inversion_on_the_parity_forward_recovers_a_smile_with_dividends():
+    # A market with a 2% dividend yield the vendor does not state, an IV smile per expiration (one IV per
+    # strike, as put-call parity implies), and no IV or greeks given: the forward comes out of put-call
+    # parity, and Black-76 on it recovers every IV and the greeks with respect to spot.
+    spot, rate, q = 100.0, 0.04, 0.02
     strikes = 100.0 * np.linspace(0.7, 1.3, 13)
     dtes = [2, 7, 30, 91, 365, 730]
-    vols = [0.12, 0.35, 0.9]
-    legs = [
-        {"kind": kind, "dte": dte, "strike": float(k), "iv": None, "delta": None, "gamma": None,
-         "mid": float(bs_price(spot, k, dte / 365, rate, vol, kind == "C")), "true_iv": vol}
-        for kind in ("C", "P") for dte in dtes for k in strikes for vol in vols
-    ]
+    legs = []
+    for dte in dtes:
+        t = dte / 365
+        forward = spot * math.exp((rate - q) * t)
+        for k in strikes:
+            vol = 0.2 + 0.4 * math.log(k / forward) ** 2
+            for kind in ("C", "P"):
+                legs.append({"kind": kind, "dte": dte, "strike": float(k), "iv": None, "delta": None, "gamma": None,
+                             "mid": float(bs_price(spot, k, t, rate, vol, kind == "C", q)), "true_iv": vol})
     frame = derive_iv_and_greeks(chain(legs, spot=spot), rate).collect()
-    assert frame.columns == list(SCHEMA)
+    assert frame.columns == [*SCHEMA, "forward", "forward_source", "iv_status"]
+    forwards = expiry_exposure(chain(legs, spot=spot), rate=rate).collect()
+    np.testing.assert_allclose(forwards["forward"].to_numpy(),
+                               [spot * math.exp((rate - q) * d / 365) for d in dtes], rtol=1e-12)
+    assert set(forwards["forward_source"]) == {"parity"}
     iv = frame["implied_volatility"].to_numpy()
     is_call = (frame["option_type"] == "C").to_numpy()
     t = frame["dte"].to_numpy() / 365
-    mid = frame["mid"].to_numpy()
     strike = frame["strike"].to_numpy()
-    quotable = mid >= 0.005  # a price that rounds to at least a cent
-    derived = frame["iv_derived"].to_numpy()
-    assert derived[quotable].all()
-    np.testing.assert_array_equal(derived, ~np.isnan(iv))
-    repriced = bs_price(spot, strike[derived], t[derived], rate, iv[derived], is_call[derived])
-    assert np.max(np.abs(repriced - mid[derived])) < 0.01
-    # Where the price pins the volatility down (vega of at least a cent per vol point), IV itself matches.
     true_iv = np.array([leg["true_iv"] for leg in legs])
-    vega_ok = derived & (bs_price(spot, strike, t, rate, true_iv + 0.01, is_call) - mid >= 0.01)
-    assert vega_ok.sum() > 200
+    derived = frame["iv_derived"].to_numpy()
+    np.testing.assert_array_equal(derived, ~np.isnan(iv))
+    np.testing.assert_array_equal(frame["iv_status"].to_numpy()[derived], "derived")
+    # Where the out-of-the-money price pins the volatility down (a cent per vol point), IV matches, and
+    # both contracts of the strike get it (the in-the-money one too).
+    fwd = spot * np.exp((rate - q) * t)
+    otm_call = strike >= fwd
+    vega_ok = bs_price(spot, strike, t, rate, true_iv + 0.01, otm_call, q) - bs_price(
+        spot, strike, t, rate, true_iv, otm_call, q) >= 0.01
+    assert vega_ok.sum() > 60 and (derived[vega_ok]).all()
     np.testing.assert_allclose(iv[vega_ok], true_iv[vega_ok], rtol=1e-6)
-    # Greeks come from the derived IV on every row that got one.
+    # Greeks with respect to spot, from the same model (q implied by the forward).
     assert (frame["greeks_derived"].to_numpy() == derived).all()
-    np.testing.assert_allclose(frame["delta"].to_numpy()[derived],
-                               bs_delta(spot, strike, t, rate, iv, is_call)[derived], rtol=1e-12)
-    np.testing.assert_allclose(frame["gamma"].to_numpy()[derived],
-                               bs_gamma(spot, strike, t, rate, iv)[derived], rtol=1e-12)
+    np.testing.assert_allclose(frame["delta"].to_numpy()[vega_ok],
+                               bs_delta(spot, strike, t, rate, true_iv, is_call, q)[vega_ok], rtol=1e-5)
+    np.testing.assert_allclose(frame["gamma"].to_numpy()[vega_ok],
+                               bs_gamma(spot, strike, t, rate, true_iv, True, q)[vega_ok], rtol=1e-5)
+
+
+def test_vendor_iv_of_zero_is_missing_and_the_in_the_money_side_takes_the_strikes_iv():
+    spot, rate = 100.0, 0.04
+    t = 30 / 365
+    put_90 = float(bs_price(spot, 90, t, rate, 0.3, False))
+    call_90 = float(bs_price(spot, 90, t, rate, 0.3, True))
+    legs = [
+        # A vendor IV of 0 is "not computed": derived from the strike's out-of-the-money put.
+        {"kind": "C", "dte": 30, "strike": 90, "iv": 0.0, "delta": None, "gamma": None, "mid": call_90},
+        {"kind": "P", "dte": 30, "strike": 90, "iv": float("nan"), "delta": None, "gamma": None, "mid": put_90},
+        # An out-of-the-money put without a bid: nothing to invert at 80 but the call's own price.
+        {"kind": "P", "dte": 30, "strike": 80, "iv": -1.0, "delta": None, "gamma": None, "mid": 0.0},
+        {"kind": "C", "dte": 30, "strike": 80, "iv": None, "delta": None, "gamma": None,
+         "mid": float(bs_price(spot, 80, t, rate, 0.4, True))},
+    ]
+    rows = derive_iv_and_greeks(chain(legs, spot=spot), rate).collect().to_dicts()
+    assert [r["iv_status"] for r in rows] == ["derived", "derived", "no_bid", "derived_itm"]
+    assert rows[0]["implied_volatility"] == pytest.approx(0.3, rel=1e-7)
+    assert rows[1]["implied_volatility"] == pytest.approx(0.3, rel=1e-7)
+    assert rows[2]["implied_volatility"] is None and rows[2]["gamma"] is None
+    assert rows[3]["implied_volatility"] == pytest.approx(0.4, rel=1e-6)
 
 
 def test_given_values_are_kept_and_unsolvable_rows_stay_null():
@@ -299,6 +337,7 @@ def test_given_values_are_kept_and_unsolvable_rows_stay_null():
     assert rows[1]["delta"] == pytest.approx(float(bs_delta(spot, 95, t, rate, 0.3, False)), rel=1e-12)
     assert rows[1]["gamma"] == pytest.approx(float(bs_gamma(spot, 95, t, rate, 0.3)), rel=1e-12)
     assert rows[2]["delta"] == 0.31 and rows[2]["greeks_derived"]
+    assert [r["iv_status"] for r in rows] == ["vendor", "vendor", "vendor", "below_intrinsic", "no_bid", "expired"]
     assert rows[2]["gamma"] == pytest.approx(float(bs_gamma(spot, 105, t, rate, 0.2)), rel=1e-12)
 
 
@@ -307,7 +346,7 @@ def test_derivation_adds_missing_flag_columns_after_the_others():
     bare = chain(legs).drop("iv_derived", "greeks_derived")
     frame = derive_iv_and_greeks(bare, 0.04).collect()
     assert frame.columns == [c for c in SCHEMA if c not in ("iv_derived", "greeks_derived")] + [
-        "iv_derived", "greeks_derived"]
+        "iv_derived", "greeks_derived", "forward", "forward_source", "iv_status"]
     assert frame["iv_derived"].to_list() == [True] and frame["greeks_derived"].to_list() == [True]
 
 
@@ -475,7 +514,7 @@ def test_session_greeks_joins_the_session_measures():
 def test_empty_chains_and_sessions_without_spot():
     empty = chain(PAIR).filter(pl.lit(False))
     assert session_greeks(empty, rate=0.04).collect().height == 0
-    assert derive_iv_and_greeks(empty, 0.04).collect().columns == list(SCHEMA)
+    assert derive_iv_and_greeks(empty, 0.04).collect().columns == [*SCHEMA, "forward", "forward_source", "iv_status"]
     assert expiry_exposure(empty).collect().height == 0
     no_spot = chain(PAIR, "NOSPOT", spot=None)
     row = one_row(session_greeks(pl.concat([no_spot, chain(PAIR)]), rate=0.0), underlying="NOSPOT")

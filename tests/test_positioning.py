@@ -179,14 +179,27 @@ def test_pcr_is_null_when_the_denominator_is_zero():
     assert calls_only["put_wall"] is None
 
 
-def test_spot_is_the_chain_median_unless_a_spot_frame_gives_it():
+def test_spot_is_the_chain_median_and_the_bars_close_only_where_the_chain_has_none():
     legs = [("C", E1, 100, 1, 0)] * 3
     chains = chain(legs, underlying_price=[99.0, 101.0, 130.0])
-    assert one_row(positioning_daily(chains))["spot"] == 101.0
+    row = one_row(positioning_daily(chains))
+    assert (row["spot"], row["spot_source"]) == (101.0, "chain")
+    # SPEC 3: the vendor's spot goes with its quotes; the bars' close does not replace it.
     given = pl.LazyFrame({"trade_date": [D0], "underlying": ["IWM"], "spot": [100.5]})
-    assert one_row(positioning_daily(chains, spot=given))["spot"] == 100.5
+    row = one_row(positioning_daily(chains, spot=given))
+    assert (row["spot"], row["spot_source"]) == (101.0, "chain")
+    no_spot = chain(legs, underlying_price=None)
+    row = one_row(positioning_daily(no_spot, spot=given))
+    assert (row["spot"], row["spot_source"]) == (100.5, "bars")
+    # Rows silver filled from the bars (spot_derived) are the bars' close too.
+    filled = chain(legs, underlying_price=[99.0, 99.0, 130.0]).with_columns(
+        spot_derived=pl.Series([True, True, False]))
+    row = one_row(positioning_daily(filled))
+    assert (row["spot"], row["spot_source"]) == (130.0, "chain")
+    row = one_row(positioning_daily(filled.filter(pl.col("spot_derived"))))
+    assert (row["spot"], row["spot_source"]) == (99.0, "bars")
     elsewhere = pl.LazyFrame({"trade_date": [D1], "underlying": ["IWM"], "spot": [100.5]})
-    assert one_row(positioning_daily(chains, spot=elsewhere))["spot"] == 101.0
+    assert one_row(positioning_daily(no_spot, spot=elsewhere))["spot"] is None
 
 
 def test_strike_open_interest_sums_live_expirations_per_strike():
@@ -247,9 +260,9 @@ def test_wall_ties_go_nearer_spot_then_lower():
     # Nothing above the highest call strike; below the put wall, 240 carries the same OI.
     assert bbb["next_call_wall"] is None and bbb["next_call_wall_oi"] is None
     assert (bbb["next_put_wall"], bbb["next_put_wall_oi"]) == (240.0, 300)
-    # A given spot of 254 puts 255 nearer than 245.
-    spot = pl.LazyFrame({"trade_date": [D0], "underlying": ["AAA"], "spot": [254.0]})
-    assert one_row(positioning_daily(chains, spot=spot), underlying="AAA")["call_wall"] == 255.0
+    # A spot of 254 puts 255 nearer than 245.
+    moved = chains.with_columns(underlying_price=pl.lit(254.0))
+    assert one_row(positioning_daily(moved), underlying="AAA")["call_wall"] == 255.0
 
 
 # --- max pain -------------------------------------------------------------------------------------------

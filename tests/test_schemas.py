@@ -388,11 +388,11 @@ def positioning(**changes) -> pl.DataFrame:
            "put_oi": 43_600, "call_volume": 100, "put_volume": 0, "pcr_oi": 2.18, "pcr_volume": 0.0,
            "call_wall": 255.0, "call_wall_oi": 10_000, "put_wall": 240.0, "put_wall_oi": 7_739,
            "max_pain": 250.0, "max_pain_expiration": EXPIRY, "call_oi_change": -50,
-           "put_oi_change": None} | changes  # fmt: skip
-    money = ["spot", "pcr_oi", "pcr_volume", "call_wall", "put_wall", "max_pain"]
+           "put_oi_change": None, "spot_source": "chain", "gamma_coverage": 0.97} | changes  # fmt: skip
+    money = ["spot", "pcr_oi", "pcr_volume", "call_wall", "put_wall", "max_pain", "gamma_coverage"]
     dates = ["trade_date", "max_pain_expiration"]
     schema = {c: pl.Int64 for c in row} | dict.fromkeys(money, pl.Float64) | dict.fromkeys(dates, pl.Date)
-    schema["underlying"] = pl.Utf8
+    schema["underlying"] = schema["spot_source"] = pl.Utf8
     return pl.DataFrame([row], schema=schema)
 
 
@@ -404,6 +404,8 @@ def test_gold_positioning():
         GoldValidationError, match="expiration_after_trade_date:max_pain_expiration,trade_date"
     ):
         validate_gold(positioning(max_pain_expiration=QUOTE), PositioningDaily)
+    with pytest.raises(GoldValidationError, match=r"isin\(\['chain', 'bars'\]\):spot_source .*less_than_or_equal_to\(1\):gamma_coverage"):
+        validate_gold(positioning(spot_source="close", gamma_coverage=1.5), PositioningDaily)
 
 
 def test_gold_strike_and_expiry_levels():
@@ -421,9 +423,11 @@ def test_gold_strike_and_expiry_levels():
     expiries = pl.DataFrame(
         {"trade_date": [QUOTE], "underlying": ["IWM"], "expiration": [EXPIRY], "dte": [15], "contracts": [40],
          "call_oi": [20_000], "put_oi": [43_600], "pcr_oi": [2.18], "call_volume": [100], "put_volume": [0],
-         "max_pain": [250.0]}
+         "max_pain": [250.0], "forward": [250.4], "forward_source": ["parity"]}
     )  # fmt: skip
     validate_gold(expiries, ExpiryLevels)
+    with pytest.raises(GoldValidationError, match=r"greater_than\(0\):forward .*isin\(\['parity', 'spot'\]\):forward_source"):
+        validate_gold(expiries.with_columns(forward=pl.lit(-1.0), forward_source=pl.lit("guess")), ExpiryLevels)
     with pytest.raises(GoldValidationError, match="dte_matches_expiration:dte,expiration,trade_date"):
         validate_gold(expiries.with_columns(dte=pl.lit(14, pl.Int64)), ExpiryLevels)
 

@@ -25,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from transforms.black_scholes import IV_LOWER, IV_UPPER, bs_delta, bs_gamma, implied_vol
+from transforms.forwards import FORWARD_COLUMNS, implied_forwards, with_forwards
 from transforms.positioning import EXPIRY, SESSION, _strongest_strike, live_contracts, session_spot
 
 CONTRACT_MULTIPLIER = 100.0
@@ -85,26 +86,52 @@ def _fields(batch: pl.Series, *names: str) -> list[np.ndarray]:
     return [batch.struct.field(name).to_numpy() for name in names]
 
 
+# iv_status of a contract (SPEC 3): where its IV came from, or why no volatility reproduces its price.
+IV_STATUSES = (
+    "vendor",  # the vendor's IV (a 0, negative or non-finite one is "not computed", i.e. missing)
+    "derived",  # Black-76 on the implied forward, from the out-of-the-money side of its strike
+    "derived_itm",  # from its own in-the-money price: the strike's out-of-the-money side has no bid
+    "no_bid",  # neither side of the strike has a bid to invert
+    "below_intrinsic",  # the price is at or under the discounted intrinsic value on the forward
+    "above_cap",  # the price needs a volatility above the search cap
+    "no_spot",  # no spot for the session, so no forward
+    "expired",  # expires on the quote date: no time value left to invert
+)
+_SOLVED, _BELOW, _ABOVE = 0, 1, 2
+
+
 def _solve_iv(batch: pl.Series, rate: float) -> pl.Series:
-    """Black-Scholes IV from the price field where it is set; NULL where no interior volatility fits."""
-    price, spot, strike, t, call = _fields(batch, "price", "spot", "strike", "t", "is_call")
-    out = np.full(len(batch), np.nan)
-    rows = np.flatnonzero(np.isfinite(price) & (price > 0))
+    """Black-76 IV (as Black-Scholes-Merton with the dividend yield q the forward implies) from the
+    price field where it is set, and a code: solved, below intrinsic, above the cap (NULL where no price)."""
+    price, spot, strike, t, q, call = _fields(batch, "price", "spot", "strike", "t", "q", "is_call")
+    iv = np.full(len(batch), np.nan)
+    code = np.full(len(batch), -1, dtype=np.int8)
+    rows = np.flatnonzero(np.isfinite(price) & (price > 0) & np.isfinite(q))
     if rows.size:
-        iv = implied_vol(price[rows], spot[rows], strike[rows], t[rows], rate, call[rows].astype(bool))
+        call_rows = call[rows].astype(bool)
+        solved = implied_vol(price[rows], spot[rows], strike[rows], t[rows], rate, call_rows, q[rows])
         # A solution pinned to the search bracket is no solution (price at the arbitrage floor or beyond
         # the cap), so it stays NULL rather than becoming a fake 0.01% or 500% volatility.
-        out[rows] = np.where((iv > IV_LOWER * 1.001) & (iv < IV_UPPER * 0.999), iv, np.nan)
-    return pl.Series(batch.name, out, dtype=pl.Float64, nan_to_null=True)
+        ok = (solved > IV_LOWER * 1.001) & (solved < IV_UPPER * 0.999)
+        iv[rows] = np.where(ok, solved, np.nan)
+        floor = np.maximum(np.where(call_rows, 1.0, -1.0) * (
+            spot[rows] * np.exp(-q[rows] * t[rows]) - strike[rows] * np.exp(-rate * t[rows])), 0.0)
+        # Unsolved (NaN) or pinned low: the price leaves no time value; pinned high: beyond the cap.
+        low = (price[rows] <= floor * (1.0 + 1e-9) + 1e-12) | (~ok & (solved <= IV_LOWER * 1.001))
+        code[rows] = np.where(ok, _SOLVED, np.where(low, _BELOW, _ABOVE))
+    return pl.DataFrame([pl.Series("iv", iv, nan_to_null=True),
+                         pl.Series("code", np.where(code < 0, np.nan, code), nan_to_null=True).cast(pl.Int8)]
+                        ).to_struct(batch.name)
 
 
 def _delta_gamma(batch: pl.Series, rate: float) -> pl.Series:
-    spot, strike, t, iv, call = _fields(batch, "spot", "strike", "t", "iv", "is_call")
+    spot, strike, t, q, iv, call = _fields(batch, "spot", "strike", "t", "q", "iv", "is_call")
     delta = np.full(len(batch), np.nan)
     gamma = np.full(len(batch), np.nan)
-    rows = np.flatnonzero(np.isfinite(iv) & np.isfinite(spot) & np.isfinite(strike) & np.isfinite(t))
+    rows = np.flatnonzero(np.isfinite(iv) & np.isfinite(spot) & np.isfinite(strike) & np.isfinite(t)
+                          & np.isfinite(q))
     if rows.size:
-        args = (spot[rows], strike[rows], t[rows], rate, iv[rows], call[rows].astype(bool))
+        args = (spot[rows], strike[rows], t[rows], rate, iv[rows], call[rows].astype(bool), q[rows])
         delta[rows] = bs_delta(*args)
         gamma[rows] = bs_gamma(*args)
     return pl.DataFrame(
@@ -112,49 +139,134 @@ def _delta_gamma(batch: pl.Series, rate: float) -> pl.Series:
     ).to_struct(batch.name)
 
 
-def derive_iv_and_greeks(chains: pl.LazyFrame, rate: float) -> pl.LazyFrame:
-    """Fill missing implied_volatility, delta and gamma by Black-Scholes (t = dte/365, q = 0).
-
-    IV: where implied_volatility is NULL, inverted from a positive mid against underlying_price;
-    iv_derived is set on the rows that got one. Rows whose mid is not positive, is below the arbitrage
-    floor (discounted intrinsic) or above the price at the IV cap, or that have no spot or have
-    expired, keep a NULL IV.
-    Greeks: where delta or gamma is NULL and the (given or derived) IV, spot and dte > 0 are known, the
-    missing one(s) are computed; greeks_derived is set. Given values are never overwritten.
-    Same columns out, in the same order (iv_derived/greeks_derived are added, False, if absent).
-    """
-    names = chains.collect_schema().names()
-    flags = [pl.lit(False).alias(flag) for flag in ("iv_derived", "greeks_derived") if flag not in names]
+def implied_dividend_yield(rate: float) -> pl.Expr:
+    """q such that S e^((r - q) T) = F: Black-76 on the forward is Black-Scholes-Merton with this q, so
+    price, delta and gamma with respect to spot (the forward moving one for one with it) come from the
+    same formulas. Needs columns spot, forward and expiration/trade_date (or dte)."""
     t = _years()
-    spot, strike = pl.col("underlying_price").cast(pl.Float64), pl.col("strike").cast(pl.Float64)
-    is_call = _IS_CALL.fill_null(False)
-    usable = (t > 0) & (spot > 0) & (strike > 0)
-    solved_iv = pl.struct(
-        price=pl.when(_IV.is_null() & usable).then(pl.col("mid").cast(pl.Float64)),
-        spot=spot, strike=strike, t=t, is_call=is_call,
-    ).map_batches(partial(_solve_iv, rate=rate), return_dtype=pl.Float64, is_elementwise=True)
-    needs_greeks = (pl.col("delta").is_null() | pl.col("gamma").is_null()) & _IV.is_not_null() & usable
-    greeks = pl.struct(
-        spot=spot, strike=strike, t=t, iv=pl.when(needs_greeks).then(_IV.cast(pl.Float64)), is_call=is_call,
-    ).map_batches(
-        partial(_delta_gamma, rate=rate),
-        return_dtype=pl.Struct({"delta": pl.Float64, "gamma": pl.Float64}),
-        is_elementwise=True,
+    return pl.when((t > 0) & (pl.col("spot") > 0) & (pl.col("forward") > 0)).then(
+        rate - (pl.col("forward") / pl.col("spot")).log() / t)
+
+
+def derive_iv_and_greeks(chains: pl.LazyFrame | pl.DataFrame, rate: float) -> pl.LazyFrame:
+    """Each contract's forward, and missing implied_volatility, delta and gamma from Black-76 on it
+    (SPEC 3 "Implied volatility and greeks").
+
+    Spot is positioning.session_spot (one per underlying and session), the forward and forward_source
+    forwards.implied_forwards (put-call parity, else spot grown at `rate`), t = dte/365. A vendor IV of
+    0, negative or non-finite means "not computed" and is treated as missing.
+    IV: per strike and series, the out-of-the-money side relative to the forward (calls at or above it,
+    puts below) is inverted from its mid and its IV given to both contracts; when that side has no bid,
+    a contract's own mid is inverted. iv_derived marks the rows that got one, and iv_status
+    (IV_STATUSES) says where each row's IV came from or why it has none.
+    Greeks: where delta or gamma is NULL and an IV is known, the missing one(s) are computed with respect
+    to spot (the forward moving one for one with it); greeks_derived is set. Given values are never
+    overwritten. Same columns out, in the same order; iv_derived, greeks_derived, forward,
+    forward_source and iv_status are added at the end when absent.
+
+    The derivation runs on the rows that need it only and is scattered back: a nightly chain has IV
+    and greeks on nearly every row, and joining results back onto every row would cost more than it.
+    """
+    frame = chains.collect() if isinstance(chains, pl.LazyFrame) else chains
+    names = frame.columns
+    defaults = {"iv_derived": pl.lit(False), "greeks_derived": pl.lit(False), "forward": pl.lit(None, pl.Float64),
+                "forward_source": pl.lit(None, pl.String), "iv_status": pl.lit(None, pl.String)}
+    added = [c for c in defaults if c not in names]
+    vendor_iv = pl.when(_IV.is_finite() & (_IV > 0)).then(_IV.cast(pl.Float64))
+    frame = frame.with_columns(*[defaults[c].alias(c) for c in added]).with_columns(vendor_iv.alias("implied_volatility"))
+    forwards = implied_forwards(frame.lazy(), session_spot(frame.lazy()), rate)
+    frame = (
+        frame.lazy()
+        .drop(FORWARD_COLUMNS)
+        .join(forwards, on=EXPIRY, how="left", maintain_order="left")
+        .collect()
     )
+    t, strike = _years(), pl.col("strike").cast(pl.Float64)
+    usable = (t > 0) & (strike > 0)
+    needs_iv = _IV.is_null() & usable
+    needs_greeks = (pl.col("delta").is_null() | pl.col("gamma").is_null()) & usable
+    statuses = pl.when(_IV.is_not_null()).then(pl.coalesce("iv_status", pl.lit("vendor"))).otherwise(
+        pl.when(t <= 0).then(pl.lit("expired")).otherwise(pl.lit("no_spot")))
+    frame = frame.with_columns(statuses.alias("iv_status"))
+    work = frame.lazy().with_row_index("_row").filter(needs_iv | needs_greeks).with_columns(
+        q=implied_dividend_yield(rate),
+        _otm_type=pl.when(strike >= pl.col("forward")).then(pl.lit("C")).otherwise(pl.lit("P")),
+    ).collect()
+    if work.height:
+        frame = _scatter(frame, _derive_rows(work, frame, rate))
+    return frame.drop("spot").select(*names, *added).lazy()
+
+
+def _derive_rows(work: pl.DataFrame, chain: pl.DataFrame, rate: float) -> pl.DataFrame:
+    """IV, delta, gamma and iv_status for the rows of derive_iv_and_greeks that miss one (`_row` kept).
+    `chain`: the whole chain, where each row's out-of-the-money partner is looked up."""
+    # The partner at the strike: the same OSI symbol with the other type letter (same series and strike).
+    symbol = pl.col("option_symbol")
+    partner_symbol = pl.concat_str(symbol.str.slice(0, 12), pl.col("_otm_type"), symbol.str.slice(13))
+    work = work.with_columns(_partner=pl.when(_IV.is_null() & (pl.col("option_type") != pl.col("_otm_type")))
+                             .then(partner_symbol))
+    wanted = work.select("trade_date", pl.col("_partner").alias("option_symbol")).drop_nulls().unique()
+    partners = (
+        chain.lazy().select("trade_date", "option_symbol", "bid", "mid")
+        .join(wanted.lazy(), on=["trade_date", "option_symbol"], how="semi")
+        .unique(["trade_date", "option_symbol"], keep="first")
+        .select("trade_date", pl.col("option_symbol").alias("_partner"),
+                _partner_mid=pl.when((pl.col("bid") > 0) & (pl.col("mid") > 0)).then(pl.col("mid")))
+    )
+    t, strike = _years(), pl.col("strike").cast(pl.Float64)
+    needs_iv = _IV.is_null()
+    otm_call = pl.col("_otm_type") == "C"
+    own_mid = pl.when((pl.col("bid") > 0) & (pl.col("mid") > 0)).then(pl.col("mid"))
+    otm_mid = pl.when(pl.col("_partner").is_null()).then(own_mid).otherwise(pl.col("_partner_mid"))
+    from_otm = needs_iv & otm_mid.is_not_null()
+    solved = pl.struct(
+        price=pl.when(from_otm).then(otm_mid).when(needs_iv).then(own_mid),
+        spot="spot", strike=strike, t=t, q="q",
+        is_call=pl.when(from_otm).then(otm_call).otherwise(_IS_CALL).fill_null(False),
+    ).map_batches(partial(_solve_iv, rate=rate), return_dtype=pl.Struct({"iv": pl.Float64, "code": pl.Int8}),
+                  is_elementwise=True)
+    code = pl.col("_solved").struct.field("code")
+    status = (
+        pl.when(~needs_iv).then(pl.col("iv_status"))
+        .when(pl.col("q").is_null()).then(pl.lit("no_spot"))
+        .when(code == _SOLVED).then(pl.when(from_otm).then(pl.lit("derived")).otherwise(pl.lit("derived_itm")))
+        .when(code == _BELOW).then(pl.lit("below_intrinsic"))
+        .when(code == _ABOVE).then(pl.lit("above_cap"))
+        .otherwise(pl.lit("no_bid"))
+    )
+    greeks = pl.struct(
+        spot="spot", strike=strike, t=t, q="q", is_call=_IS_CALL.fill_null(False),
+        iv=pl.when(pl.col("delta").is_null() | pl.col("gamma").is_null()).then(_IV),
+    ).map_batches(partial(_delta_gamma, rate=rate), return_dtype=pl.Struct({"delta": pl.Float64, "gamma": pl.Float64}),
+                  is_elementwise=True)
     return (
-        chains.with_columns(*flags)
-        .with_columns(_solved_iv=solved_iv)
+        work.lazy()
+        .join(partners, on=["trade_date", "_partner"], how="left")
+        .with_columns(_solved=solved)
         .with_columns(
-            pl.col("iv_derived").fill_null(False) | pl.col("_solved_iv").is_not_null(),
-            pl.coalesce(_IV, "_solved_iv").alias("implied_volatility"),
+            status.alias("iv_status"),
+            (pl.col("iv_derived").fill_null(False) | (needs_iv & pl.col("_solved").struct.field("iv").is_not_null())),
+            pl.coalesce(_IV, pl.col("_solved").struct.field("iv")).alias("implied_volatility"),
         )
         .with_columns(_greeks=greeks)
-        .with_columns(
-            pl.col("greeks_derived").fill_null(False) | pl.col("_greeks").struct.field("gamma").is_not_null(),
+        .select(
+            "_row", "implied_volatility", "iv_derived", "iv_status",
             pl.coalesce("delta", pl.col("_greeks").struct.field("delta")).alias("delta"),
             pl.coalesce("gamma", pl.col("_greeks").struct.field("gamma")).alias("gamma"),
+            (pl.col("greeks_derived").fill_null(False)
+             | (pl.col("delta").is_null() & pl.col("_greeks").struct.field("delta").is_not_null())
+             | (pl.col("gamma").is_null() & pl.col("_greeks").struct.field("gamma").is_not_null())
+             ).alias("greeks_derived"),
         )
-        .select(*names, *(flag for flag in ("iv_derived", "greeks_derived") if flag not in names))
+        .collect()
+    )
+
+
+def _scatter(frame: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+    """`frame` with the columns of `rows` written at the positions in its `_row` column."""
+    at = rows.get_column("_row")
+    return frame.with_columns(
+        frame.get_column(c).scatter(at, rows.get_column(c).cast(frame.schema[c])) for c in rows.columns if c != "_row"
     )
 
 
@@ -351,20 +463,22 @@ def gamma_flip(
     grid_points: int = FLIP_GRID_POINTS,
 ) -> pl.LazyFrame:
     """Per (trade_date, underlying): gamma_flip, the spot level in [0.8, 1.2] * spot where net GEX,
-    recomputed by Black-Scholes from each live contract's own IV at that level (gamma(S) * OI * 100 *
+    recomputed by Black-76 on the implied forward (which moves with spot) from each live contract's own
+    IV at that level (gamma(S) * OI * 100 *
     S^2 * 0.01, calls +, puts -), crosses zero: the crossing nearest to spot on an evenly spaced grid of
     `grid_points` levels, linearly interpolated between them; NULL if the profile never changes sign.
     Contracts without IV, OI or spot add nothing."""
-    return _gamma_flip(live_contracts(chains), session_spot(chains, spot), rate, grid_points)
+    spots = session_spot(chains, spot)
+    return _gamma_flip(with_forwards(live_contracts(chains), rate, spots), spots, rate, grid_points)
 
 
 def _gamma_flip(live: pl.LazyFrame, spots: pl.LazyFrame, rate: float, grid_points: int) -> pl.LazyFrame:
-    """gamma_flip from the live contracts and the session spots."""
+    """gamma_flip from the live contracts (with their forward: forwards.with_forwards) and session spots."""
     # Sorted before numbering, so the ids are the same however often the plan evaluates this frame.
     sessions = spots.sort(SESSION).with_row_index("session")
     t = _years()
     vol_sqrt_t = _IV * t.sqrt()
-    s, k = pl.col("spot"), pl.col("strike").cast(pl.Float64)
+    f, k = pl.col("forward"), pl.col("strike").cast(pl.Float64)
     log_lo, log_hi = math.log(FLIP_RANGE[0]), math.log(FLIP_RANGE[1])
     d1_lo = pl.col("a") + pl.col("b") * log_lo
     d1_hi = pl.col("a") + pl.col("b") * log_hi  # d1 rises with S: these bound it over the grid
@@ -373,13 +487,17 @@ def _gamma_flip(live: pl.LazyFrame, spots: pl.LazyFrame, rate: float, grid_point
                     & _SIDE_SIGN.is_not_null())
         # In chain order: a chain grouped by underlying (as silver stores it) needs no sort in _flip_batch.
         .join(sessions.filter(pl.col("spot") > 0), on=SESSION, how="inner", maintain_order="left")
+        .filter(f > 0)
+        # Black-76 on the forward, which moves one for one with spot: at S = spot * m the forward is
+        # forward * m, so d1 = a + b ln m, and gamma carries the discount e^(-rT) F / S (= e^(-qT)).
         .select(
             "session",
             "spot",
-            a=((s / k).log() + (rate + 0.5 * _IV * _IV) * t) / vol_sqrt_t,
+            a=((f / k).log() + 0.5 * _IV * _IV * t) / vol_sqrt_t,
             b=1.0 / vol_sqrt_t,
             w=_SIDE_SIGN * pl.col("open_interest").cast(pl.Float64) * (CONTRACT_MULTIPLIER * GEX_MOVE
-                                                                     * _INV_SQRT_2PI) / vol_sqrt_t,
+                                                                     * _INV_SQRT_2PI) / vol_sqrt_t
+            * (-rate * t).exp() * f / pl.col("spot"),
         )
         .filter((d1_lo <= _FLIP_DEAD_D1) & (d1_hi >= -_FLIP_DEAD_D1))
     )
@@ -522,9 +640,9 @@ def iv_rank_percentile(history: pl.LazyFrame) -> pl.LazyFrame:
 # --- per expiry and per session -----------------------------------------------------------------------
 
 
-def expiry_exposure(chains: pl.LazyFrame, spot: pl.LazyFrame | None = None) -> pl.LazyFrame:
-    """Per (trade_date, underlying, expiration) after trade_date: net_gex, net_dex (at the session spot)
-    and atm_iv, for expiry_levels."""
+def expiry_exposure(chains: pl.LazyFrame, spot: pl.LazyFrame | None = None, rate: float = 0.0) -> pl.LazyFrame:
+    """Per (trade_date, underlying, expiration) after trade_date: net_gex, net_dex (at the session spot),
+    atm_iv, and the implied forward with its source (forwards.implied_forwards), for expiry_levels."""
     # Cached: every part needs the spots, and the optimizer does not merge their differently pruned copies.
     live, spots = live_contracts(chains), session_spot(chains, spot).cache()
     exposure = (
@@ -532,9 +650,11 @@ def expiry_exposure(chains: pl.LazyFrame, spot: pl.LazyFrame | None = None) -> p
         .join(spots, on=SESSION, how="left")
         .with_columns(_dollar_exposure()[:2])
     )
+    forwards = with_forwards(live, rate, spots).group_by(EXPIRY).agg(pl.col(FORWARD_COLUMNS).first())
     return (
         exposure.join(_atm_iv_by_expiry(live, spots).select(*EXPIRY, "atm_iv"), on=EXPIRY, how="left")
-        .select(*EXPIRY, "net_gex", "net_dex", "atm_iv")
+        .join(forwards, on=EXPIRY, how="left")
+        .select(*EXPIRY, "net_gex", "net_dex", "atm_iv", *FORWARD_COLUMNS)
         .sort(EXPIRY)
     )
 
@@ -547,7 +667,8 @@ def session_greeks(chains: pl.LazyFrame, spot: pl.LazyFrame | None = None, rate:
     live, spots = live_contracts(chains), session_spot(chains, spot).cache()
     return (
         _dealer_exposure(live, spots)
-        .join(_gamma_flip(live, spots, rate, FLIP_GRID_POINTS), on=SESSION, how="full", coalesce=True)
+        .join(_gamma_flip(with_forwards(live, rate, spots), spots, rate, FLIP_GRID_POINTS), on=SESSION, how="full",
+              coalesce=True)
         .join(atm_iv_30(_atm_iv_by_expiry(live, spots)), on=SESSION, how="left")
         .join(rr_25d(chains), on=SESSION, how="left")
         .select(*SESSION, "net_gex", "net_dex", "call_gex_wall", "put_gex_wall", "gamma_flip", "atm_iv_30",

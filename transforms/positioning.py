@@ -22,6 +22,7 @@ POSITIONING_SCHEMA: dict[str, pl.DataType] = {
     "trade_date": pl.Date(),
     "underlying": pl.String(),
     "spot": pl.Float64(),
+    "spot_source": pl.String(),
     "contracts": pl.Int64(),
     "call_oi": pl.Int64(),
     "put_oi": pl.Int64(),
@@ -41,6 +42,7 @@ POSITIONING_SCHEMA: dict[str, pl.DataType] = {
     "max_pain_expiration": pl.Date(),
     "call_oi_change": pl.Int64(),
     "put_oi_change": pl.Int64(),
+    "gamma_coverage": pl.Float64(),
 }
 EXPIRY_LEVELS_SCHEMA: dict[str, pl.DataType] = {
     "trade_date": pl.Date(),
@@ -87,20 +89,34 @@ def live_contracts(chains: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def session_spot(chains: pl.LazyFrame, spot: pl.LazyFrame | None = None) -> pl.LazyFrame:
-    """Spot per (trade_date, underlying): the median underlying_price of the chain (robust to a few
-    stale quotes), overridden by `spot` (trade_date, underlying, spot) where that frame has a value."""
-    from_chain = chains.group_by(SESSION).agg(
-        pl.col("underlying_price").median().cast(pl.Float64).alias("spot")
-    )
-    if spot is None:
-        return from_chain
-    given = spot.select(
-        pl.col("trade_date").cast(pl.Date),
-        pl.col("underlying"),
-        pl.col("spot").cast(pl.Float64).alias("given_spot"),
-    ).unique(SESSION, keep="last", maintain_order=True)
-    return from_chain.join(given, on=SESSION, how="left").select(
-        *SESSION, pl.coalesce("given_spot", "spot").alias("spot")
+    """One spot per (trade_date, underlying), used by every calculation (SPEC 3 "Spot"): spot and
+    spot_source.
+
+    The chain's own underlying_price where the vendor gave one (quotes and spot taken together; the
+    median, robust to a few stale rows), else the bars' close: the `spot` frame (trade_date, underlying,
+    spot) where given, else the rows silver filled from the bars (``spot_derived``).
+    """
+    names = chains.collect_schema().names()
+    price = pl.col("underlying_price").cast(pl.Float64)
+    filled = pl.col("spot_derived").fill_null(False) if "spot_derived" in names else pl.lit(False)
+    # The sides are split before grouping, so the group_by only takes plain medians (its fast path).
+    sessions = chains.select(
+        *SESSION, _chain_spot=pl.when(~filled).then(price), _bars_spot=pl.when(filled).then(price)
+    ).group_by(SESSION).agg(pl.col("_chain_spot", "_bars_spot").median())
+    bars = pl.col("_bars_spot")
+    if spot is not None:
+        given = spot.select(
+            pl.col("trade_date").cast(pl.Date),
+            pl.col("underlying"),
+            pl.col("spot").cast(pl.Float64).alias("_given_spot"),
+        ).unique(SESSION, keep="last", maintain_order=True)
+        sessions = sessions.join(given, on=SESSION, how="left")
+        bars = pl.coalesce("_given_spot", "_bars_spot")
+    return sessions.select(
+        *SESSION,
+        pl.coalesce("_chain_spot", bars).alias("spot"),
+        pl.when(pl.col("_chain_spot").is_not_null()).then(pl.lit("chain"))
+        .when(bars.is_not_null()).then(pl.lit("bars")).alias("spot_source"),
     )
 
 
@@ -260,7 +276,7 @@ def positioning_daily(
 ) -> pl.LazyFrame:
     """One row per (trade_date, underlying) with contracts expiring after trade_date (POSITIONING_COLUMNS).
 
-    spot: optional (trade_date, underlying, spot), preferred over the chain's median underlying_price.
+    spot: optional (trade_date, underlying, spot), the bars' close where the chain has no spot of its own.
     previous: optional positioning rows (trade_date, underlying, call_oi, put_oi) of earlier sessions,
     for the OI changes: against the previous session, NULL where the underlying has no row there.
     prior_dates: optional (trade_date, prior_date), the lake's previous chain session of each date;
@@ -271,14 +287,18 @@ def positioning_daily(
     spots = session_spot(chains, spot).cache()
     strikes = (
         live.group_by([*SESSION, "strike"])
-        .agg(pl.len().alias("contracts"), *_side_totals())
+        .agg(pl.len().alias("contracts"), *_side_totals(),
+             _side_sum(pl.col("open_interest").cast(pl.Int64), pl.col("gamma").is_not_null()).alias("_gamma_oi"))
         .join(spots, on=SESSION, how="left")
         .cache()
     )
     # The session totals add up the strike totals (exact integers) rather than grouping every contract again.
     totals = strikes.group_by(SESSION).agg(
-        pl.col("contracts", "call_oi", "put_oi", "call_volume", "put_volume").sum()
+        pl.col("contracts", "call_oi", "put_oi", "call_volume", "put_volume", "_gamma_oi").sum()
     )
+    # The share of open interest whose gamma is known: GEX, DEX and the flip leave the rest out.
+    all_oi = pl.col("call_oi") + pl.col("put_oi")
+    coverage = pl.when(all_oi > 0).then(pl.col("_gamma_oi").cast(pl.Float64) / all_oi.cast(pl.Float64))
     nearest_expiry = live.filter(pl.col("expiration") == pl.col("expiration").min().over(SESSION))
     max_pain = max_pain_by_expiration(nearest_expiry, spots).rename({"expiration": "max_pain_expiration"})
     return _conform(
@@ -287,6 +307,7 @@ def positioning_daily(
         .with_columns(
             pcr_oi=_put_call_ratio("put_oi", "call_oi"),
             pcr_volume=_put_call_ratio("put_volume", "call_volume"),
+            gamma_coverage=coverage,
         )
         .join(_walls(strikes), on=SESSION, how="left")
         .join(max_pain, on=SESSION, how="left"),

@@ -14,7 +14,7 @@ BARS_COLUMNS = ["trade_date", "symbol", "open", "high", "low", "close", "volume"
 CHAIN_COLUMNS = [
     "trade_date", "underlying", "option_symbol", "expiration", "strike", "option_type", "open_interest",
     "volume", "bid", "ask", "last", "mid", "implied_volatility", "delta", "gamma", "underlying_price", "dte",
-    "spot_derived", "iv_derived", "greeks_derived",
+    "spot_derived", "iv_derived", "greeks_derived", "forward", "forward_source", "iv_status",
 ]
 LINEAGE_COLUMNS = ["_source_file", "_source_row", "_ingested_at", "_parse_errors"]
 
@@ -52,6 +52,9 @@ def silver_chains(bronze: pl.LazyFrame, closes: pl.LazyFrame) -> pl.LazyFrame:
             pl.coalesce("underlying_price", "_bars_close").alias("underlying_price"),
             pl.lit(False).alias("iv_derived"),
             pl.lit(False).alias("greeks_derived"),
+            pl.lit(None, dtype=pl.Float64).alias("forward"),
+            pl.lit(None, dtype=pl.String).alias("forward_source"),
+            pl.lit(None, dtype=pl.String).alias("iv_status"),
         )
         .select(*CHAIN_COLUMNS, *LINEAGE_COLUMNS)
     )
