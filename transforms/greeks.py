@@ -382,23 +382,33 @@ def _gex_profiles(session: np.ndarray, a: np.ndarray, b: np.ndarray, w: np.ndarr
     if session.size == 0:
         return profile
 
+    # A session's contracts are summed in chunks of _FLIP_BLOCK counted from its own first contract, and
+    # the chunk sums added in order: the result depends only on the session's contracts, not on where
+    # they sit in the frame (a shard or a backfill batch holds other sessions before them).
+    position = np.arange(session.size)
+    session_first = np.maximum.accumulate(np.where(np.r_[True, session[1:] != session[:-1]], position, 0))
+    chunk_starts = np.flatnonzero((position - session_first) % _FLIP_BLOCK == 0)
+
     def accumulate(part: slice) -> None:
         # Levels by contracts, so every step runs along contiguous rows of the block (a contract's
-        # terms broadcast down a column), the block buffer is allocated once per part, and the sums
-        # over a session's contracts still add them one after another as before.
-        block_levels = np.empty((log_m.size, _FLIP_BLOCK))
-        for start in range(part.start, part.stop, _FLIP_BLOCK):
-            block = slice(start, min(start + _FLIP_BLOCK, part.stop))
-            d1 = block_levels[:, : block.stop - block.start]
+        # terms broadcast down a column), and the block buffer is allocated once per part. A block
+        # holds the chunks that start in one _FLIP_BLOCK window of the part, so it spans less than
+        # two windows and never two chunks of one session.
+        buffer = np.empty(log_m.size * 2 * _FLIP_BLOCK)
+        starts = chunk_starts[(chunk_starts >= part.start) & (chunk_starts < part.stop)]
+        window = (starts - part.start) // _FLIP_BLOCK
+        block_starts = starts[np.r_[True, window[1:] != window[:-1]]]
+        for lo, hi in pairwise([*block_starts.tolist(), part.stop]):
+            block = slice(lo, hi)
+            d1 = buffer[: log_m.size * (hi - lo)].reshape(log_m.size, hi - lo)  # contiguous: ufuncs' fast path
             np.multiply(log_m[:, None], b[block], out=d1)
             d1 += a[block]
             np.square(d1, out=d1)
             d1 *= -0.5
             np.exp(d1, out=d1)
             d1 *= w[block]
-            ids = session[block]
-            firsts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-            profile[ids[firsts]] += np.add.reduceat(d1, firsts, axis=1).T  # ids[firsts] are distinct
+            firsts = starts[np.searchsorted(starts, lo):np.searchsorted(starts, hi)] - lo
+            profile[session[block][firsts]] += np.add.reduceat(d1, firsts, axis=1).T  # distinct sessions
 
     workers = max(1, min(pl.thread_pool_size(), _FLIP_THREADS))  # polars' budget (POLARS_MAX_THREADS)
     # Cut points moved back to the first contract of their session, so no session spans two parts.
