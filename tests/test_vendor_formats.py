@@ -131,3 +131,26 @@ def test_the_real_files_copied_as_they_are_are_detected(tmp_path):
     assert detect_format("chains", set(read_text_frame(chain).columns), chain) is CBOE_DELAYED
     bars = REALDATA / "GSPC_daily_2016-01_2019-07.csv"
     assert detect_format("bars", set(read_text_frame(bars).columns), bars) is YAHOO_DAILY
+
+
+def test_an_iv_of_zero_negative_or_non_finite_is_missing_in_every_format_canonical_included(tmp_path):
+    from transforms.silver import silver_chains
+
+    ivs = ["0", "0.0", "-0.25", "NaN", "inf", "0.2", ""]
+    canonical = pl.DataFrame({
+        "quote_date": "2019-05-28", "underlying": "SPX", "expiration": "2019-05-31", "strike": "2600",
+        "option_type": "P", "open_interest": "21538", "volume": "790", "bid": "0.15", "ask": "0.2",
+        "implied_volatility": ivs, "delta": "-0.0067", "gamma": "0.0002", "underlying_price": "2814.1"})
+    path = tmp_path / "chains" / "canonical.csv"
+    path.parent.mkdir()
+    canonical.write_csv(path)
+    quotedata = write(tmp_path / "chains" / "quotedata.csv", [QUOTEDATA_HEADER] + [
+        QUOTEDATA_ROWS[0].replace(",0.3518,", f",{iv},") for iv in ivs])
+    closes = pl.LazyFrame({"trade_date": [date(2019, 5, 28)], "symbol": ["SPX"], "close": [2802.39]})
+    for file, expected_format in ((path, "canonical-chains"), (quotedata, "cboe-delayed-chains")):
+        bronze, fmt = bronze_of(file, "chains")
+        assert fmt == expected_format
+        silver = silver_chains(bronze.lazy(), closes).collect()
+        assert silver["implied_volatility"].to_list() == [None, None, None, None, None, 0.2, None], fmt
+        assert silver["delta"].to_list() == [-0.0067] * len(ivs) and silver["gamma"].to_list() == [0.0002] * len(ivs)
+        assert not silver["iv_derived"].any()
