@@ -102,8 +102,7 @@ def _canonical(dataset: str) -> VendorFormat:
     """The canonical landing columns as a format: already canonical, so conforming them is the identity
     (the full-market chain takes no extra pass)."""
     required = frozenset(c for c, f in FIELDS[dataset].items() if f.required)
-    return _CanonicalFormat(f"canonical-{dataset}", dataset, required, {c: c for c in FIELDS[dataset]},
-                            describe=f"canonical {dataset} columns")
+    return _CanonicalFormat(f"canonical-{dataset}", dataset, required, {c: c for c in FIELDS[dataset]})
 
 
 class _CanonicalFormat(VendorFormat):

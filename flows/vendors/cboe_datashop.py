@@ -56,5 +56,4 @@ CBOE_DATASHOP = VendorFormat(
     tickers=("underlying",),
     zero_means_none=("last",),
     not_computed={"implied_volatility": ("delta", "gamma")},
-    describe="CBOE DataShop Option EOD Summary",
 )

@@ -41,5 +41,4 @@ CBOE_DELAYED = VendorFormat(
     osi=("option_symbol",),
     zero_means_none=("last",),
     not_computed={"implied_volatility": ()},
-    describe="CBOE delayed quotes (quotedata)",
 )

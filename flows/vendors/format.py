@@ -102,7 +102,6 @@ class VendorFormat:
     when_missing: Mapping[str, str] = field(default_factory=dict)
     zero_means_none: tuple[str, ...] = ()
     not_computed: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    describe: str = ""
 
     def detect(self, columns: set[str]) -> bool:
         return (self.header <= columns and not self.header_none & columns

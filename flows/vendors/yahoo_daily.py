@@ -34,5 +34,4 @@ YAHOO_DAILY = VendorFormat(
         "adj_close": "adj close",
     },
     dates=("date",),
-    describe="Yahoo Finance daily download",
 )

@@ -85,5 +85,4 @@ YFINANCE = VendorFormat(
         "option_symbol": "contractsymbol",
     },
     when_missing={"open_interest": "0", "volume": "0"},
-    describe="yfinance option_chain() frames saved as CSV",
 )
