@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from functools import lru_cache
 
@@ -24,3 +25,18 @@ def sessions(start: date, end: date, calendar: str = "XNYS") -> list[date]:
 
 def previous_session(day: date, calendar: str = "XNYS") -> date:
     return _calendar(calendar).date_to_session(pd.Timestamp(day), direction="previous").date()
+
+
+def non_sessions(days: Iterable[date], calendar: str = "XNYS") -> list[date]:
+    """The days that are not sessions (weekends, holidays), sorted. A day outside the calendar's range
+    (it covers 2000 to a year ahead) cannot be judged and is not listed."""
+    days = sorted(set(days))
+    if not days:
+        return []
+    cal = _calendar(calendar)
+    first, last = cal.first_session.date(), cal.last_session.date()
+    inside = [d for d in days if first <= d <= last]
+    if not inside:
+        return []
+    known = set(sessions(inside[0], inside[-1], calendar))
+    return [d for d in inside if d not in known]

@@ -52,8 +52,8 @@ class RunSummary:
     rows: dict[str, int] = field(default_factory=dict)
     reason: str = ""
     report: str = ""  # the day's report index (HTML)
-    # For the operator, on a run that succeeded: steps after the publish that failed (the data is in),
-    # sessions left computed from data this run replaced.
+    # For the operator, on a run that succeeded: landing rows dated on a non-session (quarantined), steps
+    # after the publish that failed (the data is in), sessions left computed from data this run replaced.
     warnings: list[str] = field(default_factory=list)
 
 
@@ -75,7 +75,10 @@ def ingest_task(settings: Settings, run_id: str, end: date | None, force: bool) 
         result, stats = ingest_and_validate(settings, run_id, end=end, force=force)
     get_run_logger().info("ingested %d file(s), %d unchanged; dates touched: %s", result.files_read,
                           result.files_skipped, {k: len(v) for k, v in result.touched.items()})
-    return {"files_read": result.files_read, "files_skipped": result.files_skipped}, stats
+    for line in result.warnings:
+        get_run_logger().warning(line)
+    return {"files_read": result.files_read, "files_skipped": result.files_skipped,
+            "warnings": result.warnings}, stats
 
 
 GoldResult = tuple[dict[str, dict[date, int]], StageStats, dict[str, list[int]]]
@@ -277,7 +280,7 @@ def _execute(settings: Settings, flow_name: str, target: date | None, start: dat
             # The day is published: what follows only presents it. A failure there is a warning on a run
             # that succeeded (the warehouse has the day), not a failed run to re-run for nothing.
             report, warnings = _after_publish(settings, dates[-1])
-            warnings = stale + warnings
+            warnings = files["warnings"] + stale + warnings
     except Exception as exc:
         runlog.append(settings.warehouse, {"run_id": run_id, "flow": flow_name, "status": "failed",
                                            "date": target, "start": start, "started_at": started,

@@ -16,6 +16,7 @@ from itertools import groupby
 
 import polars as pl
 
+from flows.calendar import non_sessions
 from flows.config import Settings
 from flows.faults import crash_point
 from flows.lake import (
@@ -53,7 +54,7 @@ from schemas.gold import (
     TradeIdeas,
     validate_gold,
 )
-from schemas.quarantine import REASON, split_duplicates, split_valid
+from schemas.quarantine import NOT_A_SESSION, REASON, split_duplicates, split_valid
 from schemas.silver import Bars, Chains, Trades
 from transforms.features import join_features
 from transforms.flow import blocks, flow_daily
@@ -155,6 +156,7 @@ class IngestResult:
     manifest: pl.DataFrame
     files_read: int
     files_skipped: int
+    warnings: list[str] = field(default_factory=list)  # for the operator; the run goes on
 
 
 def _part_name(relative: str) -> str:
@@ -171,7 +173,7 @@ def ingest_landing(settings: Settings, staging: Staging, *, datasets: tuple[str,
     manifest = read_manifest(staging.lake)
     known = {row["path"]: row for row in manifest.iter_rows(named=True)}
     touched: dict[str, set[date]] = defaultdict(set)
-    new_rows, read, skipped = [], 0, 0
+    new_rows, read, skipped, warnings = [], 0, 0, []
     ingested_at = now_utc()
     with ThreadPoolExecutor(max_workers=1) as hasher:
         for dataset in datasets:
@@ -200,6 +202,11 @@ def ingest_landing(settings: Settings, staging: Staging, *, datasets: tuple[str,
                            else bronze.clear())
                 if len(undated) == len(bronze) and len(bronze):
                     raise SourceError(f"{path}: no row has a readable date")
+                off = non_sessions(dates, settings.calendar)
+                if off:  # e.g. a vendor's stale snapshot on a holiday: quarantined here, never a session
+                    bronze = _stage_non_sessions(staging, dataset, bronze, off, part)
+                    dates = [d for d in dates if d not in off]
+                    warnings.append(_non_session_warning(relative, off, settings.calendar))
                 known_dates = set(previous["dates"]) if previous and not force else set()
                 changed = []
                 for day, rows in split_dates(bronze).items():
@@ -220,7 +227,7 @@ def ingest_landing(settings: Settings, staging: Staging, *, datasets: tuple[str,
                 read += 1
     updated = {r["path"]: r for r in [*known.values(), *new_rows]}
     merged = pl.DataFrame(list(updated.values()), schema=manifest.schema) if updated else manifest
-    return IngestResult(dict(touched), merged, read, skipped)
+    return IngestResult(dict(touched), merged, read, skipped, warnings)
 
 
 def _part_unchanged(staging: Staging, dataset: str, day: date, part: str, rows: pl.DataFrame) -> bool:
@@ -240,6 +247,26 @@ def _part_unchanged(staging: Staging, dataset: str, day: date, part: str, rows: 
     before = read_parquet(committed[0]).drop(delivery, strict=False)
     now = rows.drop(delivery, strict=False)
     return before.schema == now.schema and before.equals(now)
+
+
+def _stage_non_sessions(staging: Staging, dataset: str, bronze: pl.DataFrame, days: list[date],
+                        part: str) -> pl.DataFrame:
+    """Stage the rows dated on `days` (not sessions) to quarantine; the other rows, for bronze.
+
+    They never reach bronze or silver, so such a day is never a session nor any session's previous one,
+    and they are not part of any session's rejected share: a vendor's stale holiday file is normal, not
+    bad data. The run warns about them instead (_non_session_warning)."""
+    off = pl.col("trade_date").is_in(days)
+    rows = bronze.filter(off).with_columns(pl.lit(NOT_A_SESSION).alias(REASON))
+    for day, day_rows in split_dates(rows).items():
+        staging.stage(day_rows, "quarantine", dataset, day, part, exclusive=False)
+    return bronze.filter(~off)
+
+
+def _non_session_warning(relative: str, days: list[date], calendar: str) -> str:
+    shown = ", ".join(map(str, days[:5])) + (f" and {len(days) - 5} more" if len(days) > 5 else "")
+    return (f"{relative}: rows dated {shown}, not {calendar} session(s), quarantined as {NOT_A_SESSION} "
+            f"(a vendor's stale snapshot; never a previous session)")
 
 
 def _stage_undated(staging: Staging, dataset: str, undated: pl.DataFrame, day: date, part: str) -> None:
@@ -487,11 +514,6 @@ def latest_landing_session(settings: Settings) -> date | None:
 
 
 # ------------------------------------------------------------------------------------------ gold
-def _previous_session(lake: Lake, dataset: str, before: date) -> date | None:
-    earlier = [d for d in lake.dates("silver", dataset) if d < before]
-    return earlier[-1] if earlier else None
-
-
 def shard_of(symbol: str, shards: int) -> int:
     """Stable across processes and machines (Python's hash() is salted per process)."""
     return int(hashlib.md5(symbol.encode()).hexdigest()[:8], 16) % shards
@@ -542,6 +564,9 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
     write("technicals_daily", technicals, dates, started=started)
 
     chain_dates = set(lake.dates("silver", "chains"))
+    # Ingest quarantines rows dated on non-sessions; a lake written before it did may still hold such a
+    # day's silver, which must not be any session's previous one.
+    chain_dates -= set(non_sessions(chain_dates, settings.calendar))
     chain_rows = {d: 1 for d in dates}
     for d in dates:
         if d in chain_dates:
@@ -553,7 +578,7 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
         since = history_start(batch[0], settings.history_years)
         # Read once: positioning, greeks, levels and ideas all work on the same day's chain.
         chains = _only(lake.scan("silver", "chains", silver_schema("chains"), dates=batch), symbols).collect().lazy()
-        previous_day = _previous_session(lake, "chains", batch[0])
+        previous_day = max((d for d in chain_dates if d < batch[0]), default=None)
         previous_chains = (_only(lake.scan("silver", "chains", silver_schema("chains"), dates=[previous_day]),
                                  symbols) if previous_day else None)
         spot = technicals.lazy().filter(pl.col("trade_date").is_in(batch)).select(
@@ -728,7 +753,9 @@ def _write_gold(lake: Lake, table: str, frame: pl.DataFrame, dates: list[date], 
 
 def gold_sessions(settings: Settings, start: date, end: date) -> list[date]:
     """Sessions in [start, end] that have silver bars (gold needs at least the bars)."""
-    return [d for d in Lake(settings.lake).dates("silver", "bars") if start <= d <= end]
+    days = [d for d in Lake(settings.lake).dates("silver", "bars") if start <= d <= end]
+    off = set(non_sessions(days, settings.calendar))
+    return [d for d in days if d not in off]
 
 
 __all__ = ["DATASETS", "GOLD_TABLES", "RejectedShareError", "StageStats", "build_gold", "build_silver",

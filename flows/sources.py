@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
+from flows.vendors import VENDOR_FORMATS, VendorFormat
 from transforms.trades import EXCHANGE_TZ, session_date
 
 DATASETS = ("bars", "chains", "trades")
@@ -98,33 +98,31 @@ def bronze_schema(dataset: str) -> dict[str, pl.DataType]:
     return session | {f.name: KIND_DTYPES[f.kind] for f in FIELDS[dataset].values()} | LINEAGE
 
 
-@dataclass(frozen=True)
-class Adapter:
-    """A landing format: how to recognise its header and map it to the canonical columns."""
-
-    name: str
-    dataset: str
-    detect: Callable[[set[str]], bool]
-    conform: Callable[[pl.LazyFrame], pl.LazyFrame]  # all-text frame in, canonical all-text frame out
+def _canonical(dataset: str) -> VendorFormat:
+    """The canonical landing columns as a format: already canonical, so conforming them is the identity
+    (the full-market chain takes no extra pass)."""
+    required = frozenset(c for c, f in FIELDS[dataset].items() if f.required)
+    return _CanonicalFormat(f"canonical-{dataset}", dataset, required, {c: c for c in FIELDS[dataset]})
 
 
-def _canonical(dataset: str) -> Adapter:
-    required = {c for c, f in FIELDS[dataset].items() if f.required}
-    return Adapter(f"canonical-{dataset}", dataset, lambda cols: required <= cols, lambda lf: lf)
+class _CanonicalFormat(VendorFormat):
+    def conform(self, lf: pl.LazyFrame, path: Path | None = None) -> pl.LazyFrame:
+        return lf
 
 
-# Vendor formats register here (detected in order; canonical last so it is the fallback).
-ADAPTERS: list[Adapter] = []
+# Vendor formats in detection order (flows/vendors/); the canonical columns come last, as the fallback.
+ADAPTERS: list[VendorFormat] = list(VENDOR_FORMATS)
+for _format in ADAPTERS:  # a declaration naming a column the dataset does not have is a bug: say so at import
+    if not set(_format.columns) <= set(FIELDS[_format.dataset]):
+        raise ValueError(f"vendor format {_format.name}: columns {sorted(set(_format.columns) - set(FIELDS[_format.dataset]))} "
+                         f"are not canonical {_format.dataset} columns ({', '.join(FIELDS[_format.dataset])})")
 
 
-def adapters_for(dataset: str) -> list[Adapter]:
-    # Imported here, not at the top: flows.sources_vendors imports Adapter from this module.
-    from flows.sources_vendors import VENDOR_ADAPTERS
-
-    return [a for a in [*ADAPTERS, *VENDOR_ADAPTERS] if a.dataset == dataset] + [_canonical(dataset)]
+def adapters_for(dataset: str) -> list[VendorFormat]:
+    return [a for a in ADAPTERS if a.dataset == dataset] + [_canonical(dataset)]
 
 
-def detect_format(dataset: str, columns: set[str], path: Path, explicit: str | None = None) -> Adapter:
+def detect_format(dataset: str, columns: set[str], path: Path, explicit: str | None = None) -> VendorFormat:
     candidates = adapters_for(dataset)
     if explicit:
         for adapter in candidates:
@@ -322,7 +320,7 @@ def conform(frame: pl.DataFrame, dataset: str, path: Path, source_file: str, ing
     `_parse`, and only those can be parse errors.
     """
     adapter = detect_format(dataset, set(frame.columns), path, explicit_format)
-    canonical = adapter.conform(frame.lazy()).collect()
+    canonical = adapter.conform(frame.lazy(), path).collect()
     missing = [c for c, f in FIELDS[dataset].items() if f.required and c not in canonical.columns]
     if missing:
         raise SourceError(f"{path}: missing required column(s) {', '.join(missing)} for {dataset}")

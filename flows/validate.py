@@ -7,9 +7,10 @@ from pathlib import Path
 
 import polars as pl
 
+from flows.calendar import non_sessions
 from flows.config import Settings
 from flows.sources import DATASETS, FIELDS, SourceError, conform, now_utc, read_text_frame
-from schemas.quarantine import REASON, split_duplicates, split_valid
+from schemas.quarantine import NOT_A_SESSION, REASON, split_duplicates, split_valid
 from transforms.silver import dedupe_order, silver_bars, silver_chains
 from transforms.trades import silver_trades
 
@@ -46,21 +47,26 @@ def validate_file(settings: Settings, path: Path, dataset: str | None = None,
     text = read_text_frame(path)
     dataset = dataset or guess_dataset(path, set(text.columns))
     bronze, detected = conform(text, dataset, path, path.name, now_utc(), fmt)
+    # As a run does: rows dated on a non-session are quarantined apart and are not part of the share.
+    off = non_sessions(bronze.get_column("trade_date").drop_nulls().unique().to_list(), settings.calendar)
+    non_session = bronze.filter(pl.col("trade_date").is_in(off)).with_columns(pl.lit(NOT_A_SESSION).alias(REASON))
+    judged = bronze.filter(~pl.col("trade_date").is_in(off)) if off else bronze
     if dataset == "bars":
-        derived = silver_bars(bronze.lazy()).collect()
+        derived = silver_bars(judged.lazy()).collect()
     elif dataset == "chains":  # a chain without spot is judged as if the bars will supply it
-        closes = bronze.lazy().select("trade_date", pl.col("underlying").alias("symbol"),
+        closes = judged.lazy().select("trade_date", pl.col("underlying").alias("symbol"),
                                       pl.col("strike").alias("close")).unique(["trade_date", "symbol"])
-        derived = silver_chains(bronze.lazy(), closes).collect()
+        derived = silver_chains(judged.lazy(), closes).collect()
     else:  # whether a print's contract is listed needs that day's chain: a run checks it
-        derived = silver_trades(bronze.lazy()).collect()
+        derived = silver_trades(judged.lazy()).collect()
     unparsable = derived.filter(pl.col("_parse_errors").is_not_null()).with_columns(
         pl.concat_str(pl.lit("unparsable:"), pl.col("_parse_errors")).alias(REASON))
     valid, invalid = split_valid(derived.filter(pl.col("_parse_errors").is_null()), SILVER_MODELS[dataset], dataset)
     keys = SILVER_KEYS[dataset]
     kept, duplicates = split_duplicates(valid, keys, dedupe_order()) if keys else (valid, valid.clear())
     rejected = pl.concat([unparsable, invalid], how="diagonal_relaxed")
-    reasons = [] if rejected.is_empty() else rejected.group_by(REASON).len().sort("len", descending=True).rows()
-    return FileReport(dataset, detected, bronze.height, kept.height, rejected.height, duplicates.height,
-                      reasons, bronze.height >= settings.min_rows_for_limit
-                      and rejected.height / bronze.height > settings.max_rejected_share)
+    shown = pl.concat([non_session.select(REASON), rejected.select(REASON)])
+    reasons = [] if shown.is_empty() else shown.group_by(REASON).len().sort("len", descending=True).rows()
+    return FileReport(dataset, detected, bronze.height, kept.height, rejected.height + non_session.height,
+                      duplicates.height, reasons, judged.height >= max(settings.min_rows_for_limit, 1)
+                      and rejected.height / judged.height > settings.max_rejected_share)

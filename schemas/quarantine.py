@@ -16,9 +16,12 @@ from pandera.errors import SchemaError, SchemaErrorReason, SchemaErrors
 
 from schemas.rules import SYMBOL_PATTERN
 
-__all__ = ["REASON", "SYMBOL_PATTERN", "StructuralError", "split_duplicates", "split_valid"]
+__all__ = ["NOT_A_SESSION", "REASON", "SYMBOL_PATTERN", "StructuralError", "split_duplicates", "split_valid"]
 
 REASON = "_reason"
+# A row dated on a day that is not a session of the exchange calendar (a vendor's stale holiday snapshot):
+# quarantined at ingest, outside any session's rejected share.
+NOT_A_SESSION = "not_a_session:trade_date"
 _ROW = "__row_nr"  # scratch column; dunder so it cannot clash with lineage columns like _source_file
 
 # Failures pandera reports per row (with a row index); everything else is about the frame's shape.

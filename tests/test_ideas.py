@@ -436,19 +436,38 @@ def with_mid(legs: list[tuple], mids: dict[float, float], trade_date: date = D) 
 def test_breakout_ideas_name_the_wall_strike_or_none_when_it_is_quoted_under_a_nickel():
     """SPEC 5: the call at the call-wall strike. When that contract is a lottery ticket (mid under 0.05)
     there is no idea; the rule does not move to a nearer, dearer strike the rationale would not match."""
-    legs = [("IWM", JAN02, "C", 253, 10, 2.0), ("IWM", JAN02, "C", 255, 10, 0.0)]
+    legs = [("IWM", JAN02, "C", 253, 10, 2.0), ("IWM", JAN02, "C", 255, 10, 0.01)]
     assert ideas(features(IWM), with_mid(legs, {255.0: 0.03}), "call_breakout").height == 0
     idea = only(ideas(features(IWM), with_mid(legs, {255.0: 0.05}), "call_breakout"), symbol="IWM")
     assert (idea["strike"], idea["entry_premium"]) == (255.0, 0.05)
-    puts = [("IWM", JAN02, "P", 240, 10, 0.0), ("IWM", JAN02, "P", 242, 10, 1.0)]
+    puts = [("IWM", JAN02, "P", 240, 10, 0.01), ("IWM", JAN02, "P", 242, 10, 1.0)]
     assert ideas(features(IWM), with_mid(puts, {240.0: 0.02}), "put_breakdown").height == 0
     assert only(ideas(features(IWM), chain(puts), "put_breakdown"), symbol="IWM")["strike"] == 240.0
 
 
 def test_protective_put_is_dropped_not_moved_when_the_heaviest_strike_is_quoted_under_a_nickel():
-    legs = [("IWM", JAN16, "P", 245, 500, 2.0), ("IWM", JAN16, "P", 247, 1_000, 0.0)]
+    legs = [("IWM", JAN16, "P", 245, 500, 2.0), ("IWM", JAN16, "P", 247, 1_000, 0.01)]
     assert ideas(features(IWM), with_mid(legs, {247.0: 0.04}), "protective_put").height == 0
     assert only(ideas(features(IWM), chain(legs), "protective_put"), symbol="IWM")["strike"] == 247.0
+
+
+def test_no_option_idea_names_a_contract_with_a_zero_bid():
+    """A 0.00 bid / 0.10 ask has a mid of 0.05, not under a nickel, but nobody will sell it at 0.05 (the
+    real SPX chain of 2019-05-22 named such a call): the default rules drop the idea, they do not move it."""
+    zero_bid = pl.col("strike") == 255.0
+    legs = [("IWM", JAN02, "C", 253, 10, 2.0), ("IWM", JAN02, "C", 255, 10, 0.0)]
+    quoted = chain(legs).with_columns(pl.when(zero_bid).then(0.10).otherwise(pl.col("ask")).alias("ask"),
+                                      pl.when(zero_bid).then(0.05).otherwise(pl.col("mid")).alias("mid"))
+    assert ideas(features(IWM), quoted, "call_breakout").height == 0
+    bid = pl.when(zero_bid).then(0.01).otherwise(pl.col("bid"))
+    assert only(ideas(features(IWM), quoted.with_columns(bid.alias("bid")), "call_breakout"),
+                symbol="IWM")["strike"] == 255.0
+    puts = [("IWM", JAN02, "P", 240, 10, 0.0), ("IWM", JAN02, "P", 242, 10, 1.0)]
+    assert ideas(features(IWM), chain(puts), "put_breakdown").height == 0  # bid 0.00, mid 0.10
+    legs = [("IWM", JAN16, "P", 245, 500, 2.0), ("IWM", JAN16, "P", 247, 1_000, 0.0)]
+    assert ideas(features(IWM), chain(legs), "protective_put").height == 0
+    assert all("bid > 0" in RULES[name].contract_filter for name in ("call_breakout", "put_breakdown",
+                                                                      "protective_put"))
 
 
 def test_breakout_ideas_take_the_nearest_friday_expiry_not_a_quarter_end_wednesday():

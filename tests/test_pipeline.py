@@ -353,7 +353,8 @@ def test_views_answer_analyst_sql(note: Path):
     latest = query(note, "SELECT symbol, trade_date, bias FROM latest_signals ORDER BY symbol")
     assert [(s, d) for s, d, _ in latest] == [("IWM", NOTE_DATE), ("SPY", NOTE_DATE)]
     ideas = query(note, "SELECT rule, option_symbol, bias FROM todays_ideas WHERE symbol = 'IWM' ORDER BY rule")
-    assert [r[0] for r in ideas] == ["call_breakout", "protective_put", "put_breakdown", "stock_entry"]
+    # No put_breakdown: the put it would name (this Friday's 240, the put wall) is quoted 0.00 bid.
+    assert [r[0] for r in ideas] == ["call_breakout", "protective_put", "stock_entry"]
     assert ideas[0][1] == "IWM   260102C00255000" and ideas[0][2] == "bullish"
     levels = query(note, "SELECT round(sma_30, 2), call_wall, put_wall FROM symbol_levels WHERE symbol = 'IWM'")
     assert levels == [(246.33, 255.0, 240.0)]

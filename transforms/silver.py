@@ -28,7 +28,10 @@ def silver_chains(bronze: pl.LazyFrame, closes: pl.LazyFrame) -> pl.LazyFrame:
 
     closes: (trade_date, symbol, close) from silver bars; it fills a missing underlying_price
     (flagged in spot_derived). A vendor option_symbol is normalised to the 21-char OSI form; one that
-    does not parse keeps its raw text so validation quarantines it with what came in.
+    does not parse keeps its raw text so validation quarantines it with what came in. An IV of 0,
+    negative or non-finite is a vendor's "not computed" in every format, canonical files included: it
+    is missing (NULL), derived like any other; the row's greeks stay as given (a format whose greeks
+    mean nothing without its IV declares so, see flows/vendors/).
     """
     given = normalize_osi(pl.col("option_symbol"))
     own = format_osi(pl.col("underlying"), pl.col("expiration"), pl.col("option_type"), pl.col("strike"))
@@ -50,6 +53,8 @@ def silver_chains(bronze: pl.LazyFrame, closes: pl.LazyFrame) -> pl.LazyFrame:
             (pl.col("expiration") - pl.col("trade_date")).dt.total_days().cast(pl.Int64).alias("dte"),
             (pl.col("underlying_price").is_null() & pl.col("_bars_close").is_not_null()).alias("spot_derived"),
             pl.coalesce("underlying_price", "_bars_close").alias("underlying_price"),
+            pl.when(pl.col("implied_volatility").is_finite() & (pl.col("implied_volatility") > 0))
+            .then(pl.col("implied_volatility")).alias("implied_volatility"),
             pl.lit(False).alias("iv_derived"),
             pl.lit(False).alias("greeks_derived"),
             pl.lit(None, dtype=pl.Float64).alias("forward"),
