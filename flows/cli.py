@@ -373,6 +373,140 @@ def validate(
               f"{settings.max_rejected_share:.0%} limit")
 
 
+OutputFormat = Annotated[str, typer.Option("--format", "-f", help="table | csv | json | parquet (parquet needs "
+                                           "--out).", case_sensitive=False)]
+OutFile = Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead of standard output.",
+                                              show_default=False, dir_okay=False)]
+SymbolFilter = Annotated[list[str] | None, typer.Option("--symbol", "-s", help="Only this symbol (repeatable).",
+                                                        show_default=False)]
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="One SELECT (or DESCRIBE, SHOW, SUMMARIZE, EXPLAIN) statement.")],
+    format_: OutputFormat = "table",
+    out: OutFile = None,
+    warehouse: Warehouse = None,
+    config: Config = None,
+) -> None:
+    """Run one read-only query on the warehouse (signals.duckdb opened read-only)."""
+    settings = _settings(warehouse, None, config)
+    fmt = _output_format(format_, out)
+    from flows.query import QueryError, run_sql
+
+    try:
+        frame = run_sql(settings.database, query)
+    except QueryError as exc:
+        _fail(str(exc))
+    _emit(frame, fmt, out, title=None)
+
+
+def _question_command(name: str, help_text: str):
+    """`ideas`, `levels` and `signals`: one session's rows of one everyday question."""
+
+    def command(
+        date_: Annotated[str | None, typer.Option("--date", "-d", help="Session (default: the latest in the "
+                                                  "warehouse).", show_default=False)] = None,
+        symbol: SymbolFilter = None,
+        format_: OutputFormat = "table",
+        out: OutFile = None,
+        warehouse: Warehouse = None,
+        config: Config = None,
+    ) -> None:
+        settings = _settings(warehouse, None, config)
+        day = _day(date_)
+        fmt = _output_format(format_, out)
+        symbols = _symbol_filter(symbol)
+        from flows.query import QUESTIONS, QueryError, ask
+
+        question = QUESTIONS[name]
+        try:
+            day, frame = ask(settings.database, question, day, symbols)
+        except QueryError as exc:
+            _fail(str(exc))
+        shown = frame.select([c for c in question.table_columns if c in frame.columns]) if fmt == "table" else frame
+        _emit(shown, fmt, out, title=f"{name} {day}")
+
+    command.__doc__ = help_text
+    return app.command(name=name)(command)
+
+
+ideas = _question_command("ideas", "A session's trade ideas with the symbol's bias (the todays_ideas view's "
+                          "rows for the latest session).")
+levels = _question_command("levels", "A session's levels per symbol: close, SMAs, bands, pivots, walls, max "
+                           "pain (the symbol_levels view).")
+signals = _question_command("signals", "A session's bias per symbol with its levels and summary (the "
+                            "latest_signals view's rows for the latest session).")
+
+
+def _output_format(value: str, out: Path | None) -> str:
+    fmt = value.lower()
+    if fmt not in ("table", "csv", "json", "parquet"):
+        raise typer.BadParameter(f"{value!r} is not one of table, csv, json, parquet", param_hint="--format")
+    if fmt == "parquet" and out is None:
+        raise typer.BadParameter("parquet is binary: name a file with --out", param_hint="--format")
+    return fmt
+
+
+def _symbol_filter(values: list[str] | None) -> list[str] | None:
+    from schemas.rules import checked_symbols
+
+    listed = [s for v in values or [] for s in v.split(",") if s.strip()]
+    try:
+        return checked_symbols(listed) if listed else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--symbol") from None
+
+
+TABLE_MAX_ROWS = 1_000
+"""Rows the `table` format prints; csv, json and parquet carry every row."""
+
+
+def _emit(frame, fmt: str, out: Path | None, title: str | None) -> None:
+    """The rows as a Rich table, CSV, JSON (an array of objects) or Parquet, to stdout or --out."""
+    try:
+        if fmt == "parquet":
+            frame.write_parquet(out)
+        elif fmt in ("csv", "json"):
+            text = frame.write_csv() if fmt == "csv" else frame.write_json() + "\n"
+            if out is None:
+                sys.stdout.write(text)
+            else:
+                out.write_text(text)
+        else:
+            target = Console(file=out.open("w"), width=200) if out else console
+            target.print(_rich_table(frame, title))
+            if frame.height > TABLE_MAX_ROWS:
+                err.print(f"the first {TABLE_MAX_ROWS:,} of {frame.height:,} rows: --format csv, json or parquet "
+                          "give them all", highlight=False)
+    except (OSError, ValueError, TypeError) as exc:  # polars: a nested column has no CSV form
+        _fail(f"cannot write {fmt}: {_one_line(exc)}")
+    if out is not None:
+        err.print(f"{frame.height:,} row(s) written to {out}", highlight=False)
+
+
+def _rich_table(frame, title: str | None) -> Table | str:
+    if not frame.width:
+        return "(no columns)"
+    table = Table(*frame.columns, title=title)
+    for row in frame.head(TABLE_MAX_ROWS).iter_rows():
+        table.add_row(*(_cell(v) for v in row))
+    if not frame.height:
+        table.caption = "no rows"
+    return table
+
+
+def _cell(value) -> Text:
+    """One value as plain text (never Rich markup): floats to 2 decimals (2 significant digits under 0.1)."""
+    if value is None:
+        return Text("-")
+    if isinstance(value, float):
+        return Text(f"{value:,.2f}" if abs(value) >= 0.1 or value == 0 else f"{value:.2g}")
+    if value in ("bullish", "bearish"):
+        return Text(value, style="green" if value == "bullish" else "red")
+    return Text(str(value))
+
+
 def _print_summary(summary) -> None:
     if not summary.dates:
         return
