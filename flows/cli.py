@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 from typing import Annotated
 
@@ -81,9 +81,14 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _quiet_prefect() -> None:
-    # The CLI shows its own progress; Prefect's per-task log lines are noise here unless asked for.
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # The CLI shows its own progress, so Prefect's console handler keeps to warnings; the loggers stay at
+    # Prefect's INFO so a server's flow-run page has the night's log (the API handler takes every level).
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not os.environ.get("PREFECT_API_URL"):
+        # The temporary server lives for this one run; stopped when it ends, it logs the events still in
+        # flight as a traceback after the run succeeded. Its own errors do not decide the run's outcome.
+        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
     _run_failures_left_to_the_cli()
 
 
@@ -112,6 +117,8 @@ def _run_failures_left_to_the_cli() -> None:
 def _run_with_progress(label: str, fn, *args, **kwargs):
     from flows.progress import set_reporter
 
+    if not err.is_terminal:
+        return _run_with_progress_lines(label, fn, *args, **kwargs)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
                   transient=not err.is_terminal) as progress:
         tasks: dict[str, int] = {}
@@ -122,13 +129,52 @@ def _run_with_progress(label: str, fn, *args, **kwargs):
             if finished:
                 progress.update(tasks[description], completed=1)
 
-        set_reporter(report)
+        def counter(description: str, done: int, total: int) -> None:
+            if description not in tasks:
+                tasks[description] = progress.add_task(description, total=total)
+            progress.update(tasks[description], description=f"{description} {done}/{total}", completed=done,
+                            total=total)
+
+        set_reporter(report, counter)
         overall = progress.add_task(label, total=None)
         try:
             return fn(*args, **kwargs)
         finally:
             progress.update(overall, total=1, completed=1)
             set_reporter(None)
+
+
+def _run_with_progress_lines(label: str, fn, *args, **kwargs):
+    """Progress as timestamped lines, for a log file or cron mail (a Rich display draws nothing there until
+    the end): one when a stage starts, one when it ends with its duration, and counts (sessions i/N)."""
+    import time
+
+    from flows.progress import set_reporter
+
+    started: dict[str, float] = {}
+
+    def line(text: str) -> None:
+        err.print(f"{time.strftime('%H:%M:%S')} {text}", highlight=False, markup=False, soft_wrap=True)
+
+    def report(description: str, finished: bool) -> None:
+        if finished:
+            line(f"{description}: done in {time.monotonic() - started.pop(description, time.monotonic()):.1f} s")
+        else:
+            started[description] = time.monotonic()
+            line(f"{description} ...")
+
+    def counter(description: str, done: int, total: int) -> None:
+        line(f"{description} {done}/{total}")
+
+    first = time.monotonic()
+    server = "the Prefect server" if os.environ.get("PREFECT_API_URL") else "a temporary Prefect server"
+    line(f"{label}: starting on {server}")
+    set_reporter(report, counter)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        set_reporter(None)
+        line(f"{label}: finished in {time.monotonic() - first:.1f} s")
 
 
 def _guarded(fn, *args, **kwargs):
@@ -173,6 +219,8 @@ def run(
     settings = _settings(warehouse, landing, config, lake)
     target = _day(date_)
     symbol_list = _symbols(symbols)
+    if _answered_before_prefect(settings, target, force, symbol_list):
+        return
     _quiet_prefect()
     from flows.nightly import nightly
 
@@ -182,11 +230,13 @@ def run(
                        landing=str(settings.landing), config=str(settings.config_file),
                        lake=settings.lake_location or None, force=force, shards=shards)
     if summary.status == "skipped":
-        console.print(f"skipped: {summary.reason}")
+        console.print(f"skipped: {summary.reason}", highlight=False, markup=False)
+        _print_flow_run(summary)
         return
     _print_summary(summary)
     _print_day(settings, summary.dates[-1])
     _print_report(summary)
+    _print_flow_run(summary)
 
 
 @app.command()
@@ -214,6 +264,7 @@ def backfill(
                        warehouse=str(settings.warehouse), landing=str(settings.landing),
                        config=str(settings.config_file), lake=settings.lake_location or None, force=force, shards=shards)
     _print_summary(summary)
+    _print_flow_run(summary)
 
 
 @app.command()
@@ -505,6 +556,44 @@ def _cell(value) -> Text:
     if value in ("bullish", "bearish"):
         return Text(value, style="green" if value == "bullish" else "red")
     return Text(str(value))
+
+
+def _answered_before_prefect(settings, target: date | None, force: bool, symbols: list[str] | None) -> bool:
+    """A run with no work answers in a second or two, before Prefect starts: a date the exchange is closed,
+    or nothing new in landing since the run that computed the session. Either is recorded in
+    logs/runs.jsonl. With a Prefect server (PREFECT_API_URL) a closed date still goes to the flow, which
+    records it there as a "Skipped" run: there is no temporary server to wait for."""
+    from datetime import datetime
+
+    started = datetime.now(UTC)
+    if target is not None:
+        from flows.calendar import closed_reason
+
+        reason = _guarded(closed_reason, target, settings.calendar)
+        if reason and os.environ.get("PREFECT_API_URL"):
+            return False
+        if reason:
+            from flows.runlog import record_skip
+
+            record_skip(settings.warehouse, "nightly", target, reason, started)
+            console.print(f"skipped: {reason}", highlight=False, markup=False)
+            return True
+    if force or symbols:
+        return False
+    from flows.precheck import nothing_new
+    from flows.runlog import record_skip
+
+    reason = _guarded(nothing_new, settings, target)
+    if reason:
+        record_skip(settings.warehouse, "nightly", target, reason, started)
+        console.print(f"skipped: {reason}", highlight=False, markup=False)
+    return bool(reason)
+
+
+def _print_flow_run(summary) -> None:
+    """The flow run's page when a Prefect server keeps it (a temporary server's pages end with the run)."""
+    if os.environ.get("PREFECT_API_URL") and summary.flow_run_url:
+        console.print(f"flow run: {summary.flow_run_url}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _print_summary(summary) -> None:
