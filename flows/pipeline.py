@@ -349,6 +349,8 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
             stats.add(f"silver.{dataset}", day, day_in, day_rows.height, day_quarantine.height, started)
             out[day] = day_rows.height
         staging.forget(batch_files)
+    if work:
+        count(f"silver {dataset} sessions", done, len(work))
     return out
 
 
