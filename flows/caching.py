@@ -52,6 +52,11 @@ def inputs_fingerprint(settings: Settings) -> str:
     return digest.hexdigest()
 
 
+def run_inputs_fingerprint(settings: Settings) -> str:
+    """What a whole run computes from: the landing files ingested, the configuration, the paths and the code."""
+    return hashlib.sha256(f"{inputs_fingerprint(settings)}\n{code_fingerprint()}".encode()).hexdigest()
+
+
 def stage_key(stage: str, settings: Settings, **parameters: Any) -> str:
     """The cache key of one stage call: its name and parameters, the inputs and the code."""
     described = json.dumps({k: _plain(v) for k, v in sorted(parameters.items())}, sort_keys=True)

@@ -40,3 +40,22 @@ def non_sessions(days: Iterable[date], calendar: str = "XNYS") -> list[date]:
         return []
     known = set(sessions(inside[0], inside[-1], calendar))
     return [d for d in inside if d not in known]
+
+
+def closed_reason(day: date, calendar: str = "XNYS") -> str | None:
+    """Why `day` is not a session, for the operator: "2025-12-25 is not an XNYS session (Christmas);
+    next session 2025-12-26". None on a session."""
+    cal = _calendar(calendar)
+    stamp = pd.Timestamp(day)
+    if cal.is_session(stamp):  # outside the calendar's years this raises, as is_session does
+        return None
+    if day.weekday() >= 5:
+        why = day.strftime("%A")
+    else:
+        names = cal.regular_holidays.holidays(stamp, stamp, return_name=True) if cal.regular_holidays else None
+        why = str(names.iloc[0]) if names is not None and len(names) else "exchange closed"
+    article = "an" if calendar[:1].upper() in "AEFHILMNORSX" else "a"  # said as letters: an XNYS, a CME
+    reason = f"{day} is not {article} {calendar} session ({why})"
+    if stamp < cal.last_session:
+        reason += f"; next session {cal.date_to_session(stamp, direction='next').date()}"
+    return reason

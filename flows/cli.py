@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 from typing import Annotated
 
@@ -81,9 +81,14 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _quiet_prefect() -> None:
-    # The CLI shows its own progress; Prefect's per-task log lines are noise here unless asked for.
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # The CLI shows its own progress, so Prefect's console handler keeps to warnings; the loggers stay at
+    # Prefect's INFO so a server's flow-run page has the night's log (the API handler takes every level).
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not os.environ.get("PREFECT_API_URL"):
+        # The temporary server lives for this one run; stopped when it ends, it logs the events still in
+        # flight as a traceback after the run succeeded. Its own errors do not decide the run's outcome.
+        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
     _run_failures_left_to_the_cli()
 
 
@@ -112,6 +117,8 @@ def _run_failures_left_to_the_cli() -> None:
 def _run_with_progress(label: str, fn, *args, **kwargs):
     from flows.progress import set_reporter
 
+    if not err.is_terminal:
+        return _run_with_progress_lines(label, fn, *args, **kwargs)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
                   transient=not err.is_terminal) as progress:
         tasks: dict[str, int] = {}
@@ -122,13 +129,52 @@ def _run_with_progress(label: str, fn, *args, **kwargs):
             if finished:
                 progress.update(tasks[description], completed=1)
 
-        set_reporter(report)
+        def counter(description: str, done: int, total: int) -> None:
+            if description not in tasks:
+                tasks[description] = progress.add_task(description, total=total)
+            progress.update(tasks[description], description=f"{description} {done}/{total}", completed=done,
+                            total=total)
+
+        set_reporter(report, counter)
         overall = progress.add_task(label, total=None)
         try:
             return fn(*args, **kwargs)
         finally:
             progress.update(overall, total=1, completed=1)
             set_reporter(None)
+
+
+def _run_with_progress_lines(label: str, fn, *args, **kwargs):
+    """Progress as timestamped lines, for a log file or cron mail (a Rich display draws nothing there until
+    the end): one when a stage starts, one when it ends with its duration, and counts (sessions i/N)."""
+    import time
+
+    from flows.progress import set_reporter
+
+    started: dict[str, float] = {}
+
+    def line(text: str) -> None:
+        err.print(f"{time.strftime('%H:%M:%S')} {text}", highlight=False, markup=False, soft_wrap=True)
+
+    def report(description: str, finished: bool) -> None:
+        if finished:
+            line(f"{description}: done in {time.monotonic() - started.pop(description, time.monotonic()):.1f} s")
+        else:
+            started[description] = time.monotonic()
+            line(f"{description} ...")
+
+    def counter(description: str, done: int, total: int) -> None:
+        line(f"{description} {done}/{total}")
+
+    first = time.monotonic()
+    server = "the Prefect server" if os.environ.get("PREFECT_API_URL") else "a temporary Prefect server"
+    line(f"{label}: starting on {server}")
+    set_reporter(report, counter)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        set_reporter(None)
+        line(f"{label}: finished in {time.monotonic() - first:.1f} s")
 
 
 def _guarded(fn, *args, **kwargs):
@@ -173,6 +219,8 @@ def run(
     settings = _settings(warehouse, landing, config, lake)
     target = _day(date_)
     symbol_list = _symbols(symbols)
+    if _answered_before_prefect(settings, target, force, symbol_list):
+        return
     _quiet_prefect()
     from flows.nightly import nightly
 
@@ -182,11 +230,13 @@ def run(
                        landing=str(settings.landing), config=str(settings.config_file),
                        lake=settings.lake_location or None, force=force, shards=shards)
     if summary.status == "skipped":
-        console.print(f"skipped: {summary.reason}")
+        console.print(f"skipped: {summary.reason}", highlight=False, markup=False)
+        _print_flow_run(summary)
         return
     _print_summary(summary)
     _print_day(settings, summary.dates[-1])
     _print_report(summary)
+    _print_flow_run(summary)
 
 
 @app.command()
@@ -214,6 +264,7 @@ def backfill(
                        warehouse=str(settings.warehouse), landing=str(settings.landing),
                        config=str(settings.config_file), lake=settings.lake_location or None, force=force, shards=shards)
     _print_summary(summary)
+    _print_flow_run(summary)
 
 
 @app.command()
@@ -371,6 +422,178 @@ def validate(
     if report.over_limit:
         _fail(f"{file}: {report.rejected / max(report.rows, 1):.1%} of rows rejected, over the "
               f"{settings.max_rejected_share:.0%} limit")
+
+
+OutputFormat = Annotated[str, typer.Option("--format", "-f", help="table | csv | json | parquet (parquet needs "
+                                           "--out).", case_sensitive=False)]
+OutFile = Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead of standard output.",
+                                              show_default=False, dir_okay=False)]
+SymbolFilter = Annotated[list[str] | None, typer.Option("--symbol", "-s", help="Only this symbol (repeatable).",
+                                                        show_default=False)]
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="One SELECT (or DESCRIBE, SHOW, SUMMARIZE, EXPLAIN) statement.")],
+    format_: OutputFormat = "table",
+    out: OutFile = None,
+    warehouse: Warehouse = None,
+    config: Config = None,
+) -> None:
+    """Run one read-only query on the warehouse (signals.duckdb opened read-only)."""
+    settings = _settings(warehouse, None, config)
+    fmt = _output_format(format_, out)
+    from flows.query import QueryError, run_sql
+
+    try:
+        frame = run_sql(settings.database, query)
+    except QueryError as exc:
+        _fail(str(exc))
+    _emit(frame, fmt, out, title=None)
+
+
+def _question_command(name: str, help_text: str):
+    """`ideas`, `levels` and `signals`: one session's rows of one everyday question."""
+
+    def command(
+        date_: Annotated[str | None, typer.Option("--date", "-d", help="Session (default: the latest in the "
+                                                  "warehouse).", show_default=False)] = None,
+        symbol: SymbolFilter = None,
+        format_: OutputFormat = "table",
+        out: OutFile = None,
+        warehouse: Warehouse = None,
+        config: Config = None,
+    ) -> None:
+        settings = _settings(warehouse, None, config)
+        day = _day(date_)
+        fmt = _output_format(format_, out)
+        symbols = _symbol_filter(symbol)
+        from flows.query import QUESTIONS, QueryError, ask
+
+        question = QUESTIONS[name]
+        try:
+            day, frame = ask(settings.database, question, day, symbols)
+        except QueryError as exc:
+            _fail(str(exc))
+        shown = frame.select([c for c in question.table_columns if c in frame.columns]) if fmt == "table" else frame
+        _emit(shown, fmt, out, title=f"{name} {day}")
+
+    command.__doc__ = help_text
+    return app.command(name=name)(command)
+
+
+ideas = _question_command("ideas", "A session's trade ideas with the symbol's bias (the todays_ideas view's "
+                          "rows for the latest session).")
+levels = _question_command("levels", "A session's levels per symbol: close, SMAs, bands, pivots, walls, max "
+                           "pain (the symbol_levels view).")
+signals = _question_command("signals", "A session's bias per symbol with its levels and summary (the "
+                            "latest_signals view's rows for the latest session).")
+
+
+def _output_format(value: str, out: Path | None) -> str:
+    fmt = value.lower()
+    if fmt not in ("table", "csv", "json", "parquet"):
+        raise typer.BadParameter(f"{value!r} is not one of table, csv, json, parquet", param_hint="--format")
+    if fmt == "parquet" and out is None:
+        raise typer.BadParameter("parquet is binary: name a file with --out", param_hint="--format")
+    return fmt
+
+
+def _symbol_filter(values: list[str] | None) -> list[str] | None:
+    from schemas.rules import checked_symbols
+
+    listed = [s for v in values or [] for s in v.split(",") if s.strip()]
+    try:
+        return checked_symbols(listed) if listed else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--symbol") from None
+
+
+TABLE_MAX_ROWS = 1_000
+"""Rows the `table` format prints; csv, json and parquet carry every row."""
+
+
+def _emit(frame, fmt: str, out: Path | None, title: str | None) -> None:
+    """The rows as a Rich table, CSV, JSON (an array of objects) or Parquet, to stdout or --out."""
+    try:
+        if fmt == "parquet":
+            frame.write_parquet(out)
+        elif fmt in ("csv", "json"):
+            text = frame.write_csv() if fmt == "csv" else frame.write_json() + "\n"
+            if out is None:
+                sys.stdout.write(text)
+            else:
+                out.write_text(text)
+        else:
+            target = Console(file=out.open("w"), width=200) if out else console
+            target.print(_rich_table(frame, title))
+            if frame.height > TABLE_MAX_ROWS:
+                err.print(f"the first {TABLE_MAX_ROWS:,} of {frame.height:,} rows: --format csv, json or parquet "
+                          "give them all", highlight=False)
+    except (OSError, ValueError, TypeError) as exc:  # polars: a nested column has no CSV form
+        _fail(f"cannot write {fmt}: {_one_line(exc)}")
+    if out is not None:
+        err.print(f"{frame.height:,} row(s) written to {out}", highlight=False)
+
+
+def _rich_table(frame, title: str | None) -> Table | str:
+    if not frame.width:
+        return "(no columns)"
+    table = Table(*frame.columns, title=title)
+    for row in frame.head(TABLE_MAX_ROWS).iter_rows():
+        table.add_row(*(_cell(v) for v in row))
+    if not frame.height:
+        table.caption = "no rows"
+    return table
+
+
+def _cell(value) -> Text:
+    """One value as plain text (never Rich markup): floats to 2 decimals (2 significant digits under 0.1)."""
+    if value is None:
+        return Text("-")
+    if isinstance(value, float):
+        return Text(f"{value:,.2f}" if abs(value) >= 0.1 or value == 0 else f"{value:.2g}")
+    if value in ("bullish", "bearish"):
+        return Text(value, style="green" if value == "bullish" else "red")
+    return Text(str(value))
+
+
+def _answered_before_prefect(settings, target: date | None, force: bool, symbols: list[str] | None) -> bool:
+    """A run with no work answers in a second or two, before Prefect starts: a date the exchange is closed,
+    or nothing new in landing since the run that computed the session. Either is recorded in
+    logs/runs.jsonl. With a Prefect server (PREFECT_API_URL) a closed date still goes to the flow, which
+    records it there as a "Skipped" run: there is no temporary server to wait for."""
+    from datetime import datetime
+
+    started = datetime.now(UTC)
+    if target is not None:
+        from flows.calendar import closed_reason
+
+        reason = _guarded(closed_reason, target, settings.calendar)
+        if reason and os.environ.get("PREFECT_API_URL"):
+            return False
+        if reason:
+            from flows.runlog import record_skip
+
+            record_skip(settings.warehouse, "nightly", target, reason, started)
+            console.print(f"skipped: {reason}", highlight=False, markup=False)
+            return True
+    if force or symbols:
+        return False
+    from flows.precheck import nothing_new
+    from flows.runlog import record_skip
+
+    reason = _guarded(nothing_new, settings, target)
+    if reason:
+        record_skip(settings.warehouse, "nightly", target, reason, started)
+        console.print(f"skipped: {reason}", highlight=False, markup=False)
+    return bool(reason)
+
+
+def _print_flow_run(summary) -> None:
+    """The flow run's page when a Prefect server keeps it (a temporary server's pages end with the run)."""
+    if os.environ.get("PREFECT_API_URL") and summary.flow_run_url:
+        console.print(f"flow run: {summary.flow_run_url}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _print_summary(summary) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from zoneinfo import ZoneInfo
@@ -18,8 +19,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from flows import runlog
-from flows.caching import CACHE_EXPIRATION, outputs_fingerprint, result_storage, stage_key
-from flows.calendar import is_session
+from flows.caching import (
+    CACHE_EXPIRATION,
+    outputs_fingerprint,
+    result_storage,
+    run_inputs_fingerprint,
+    stage_key,
+)
+from flows.calendar import closed_reason
 from flows.config import Settings, load_settings
 from flows.lake import Lake
 from flows.pipeline import (
@@ -52,6 +59,7 @@ class RunSummary:
     rows: dict[str, int] = field(default_factory=dict)
     reason: str = ""
     report: str = ""  # the day's report index (HTML)
+    flow_run_url: str = ""  # the flow run's page on the Prefect server's UI
     # For the operator, on a run that succeeded: landing rows dated on a non-session (quarantined), steps
     # after the publish that failed (the data is in), sessions left computed from data this run replaced.
     warnings: list[str] = field(default_factory=list)
@@ -197,9 +205,11 @@ ARTIFACT_MAX_CHARS = 1_000_000
 
 
 @task(name="publish-artifacts", cache_policy=NO_CACHE)
-def artifacts_task(settings: Settings, day: date, report_markdown: str | None = None) -> None:
+def artifacts_task(settings: Settings, day: date, report_path: str | None = None) -> None:
     """The day's ideas as a table artifact and its summary as markdown, under stable keys so the
-    Prefect UI shows their history night after night."""
+    Prefect UI shows their history night after night. The summary is embedded whole and links to
+    nothing: the report's pages are files on the machine that ran the flow, not on the server, so
+    their path is named as text."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     from flows.warehouse import connect_read_only
@@ -222,10 +232,13 @@ def artifacts_task(settings: Settings, day: date, report_markdown: str | None = 
         else f"{total:,}"
     create_table_artifact(key="chainsignals-trade-ideas", table=ideas,
                           description=f"chainsignals trade ideas for {day}: {shown}")
-    if report_markdown is None:
-        lines = [f"# chainsignals {day}", "", "| symbol | bias | score | summary |", "|---|---|---|---|"]
-        lines += [f"| {s} | {b} | {score:+d} | {summary} |" for s, b, score, summary in signals]
-        report_markdown = "\n".join(lines)
+    counts = ", ".join(f"{b} {n}" for b, n in sorted(Counter(b for _, b, _, _ in signals).items()))
+    lines = [f"# chainsignals {day}", "",
+             f"report: `{report_path}` (on the machine that ran the flow)" if report_path else "report: not written",
+             "", f"{len(signals):,} symbols; bias counts: {counts}; {total:,} trade ideas.", "",
+             "| symbol | bias | score | summary |", "|---|---|---|---|"]
+    lines += [f"| {s} | {b} | {score:+d} | {summary} |" for s, b, score, summary in signals]
+    report_markdown = "\n".join(lines)
     if len(report_markdown) > ARTIFACT_MAX_CHARS:
         cut = report_markdown.rfind("\n", 0, ARTIFACT_MAX_CHARS)
         report_markdown = report_markdown[:cut] + "\n\n(truncated here; the report folder has the whole index)"
@@ -254,15 +267,20 @@ def _execute(settings: Settings, flow_name: str, target: date | None, start: dat
     end = target
     try:
         with warehouse_lock(settings.warehouse):
-            if flow_name == "nightly" and target is not None and not is_session(target, settings.calendar):
-                reason = f"{target} is not a {settings.calendar} session"
-                logger.info("skipping: %s", reason)
-                return RunSummary(run_id, flow_name, "skipped", reason=reason)
+            reason = closed_reason(target, settings.calendar) if flow_name == "nightly" and target else None
+            if reason:
+                logger.info("skipped: %s", reason)
+                runlog.append(settings.warehouse, {"run_id": run_id, "flow": flow_name, "status": "skipped",
+                                                   "date": target, "started_at": started, "finished_at": now_utc(),
+                                                   "reason": reason})
+                return RunSummary(run_id, flow_name, "skipped", reason=reason, flow_run_url=flow_run.ui_url or "")
             files, _ = ingest_task(settings, run_id, end, force)
             if flow_name == "nightly":
-                target = target or latest_landing_session(settings)
                 if target is None:
-                    raise RuntimeError(f"no bars or chains in landing ({settings.landing})")
+                    target = latest_landing_session(settings)
+                    if target is None:
+                        raise RuntimeError(f"no bars or chains in landing ({settings.landing})")
+                    _name_run(f"nightly-{target}")
                 dates = gold_sessions(settings, target, target)
                 if not dates:
                     raise RuntimeError(f"no bars for {target} in landing ({settings.landing})")
@@ -288,10 +306,13 @@ def _execute(settings: Settings, flow_name: str, target: date | None, start: dat
         raise
     summary = RunSummary(run_id, flow_name, "success", dates, files["files_read"], files["files_skipped"],
                          {t: sum(c.values()) for t, c in counts.items()}, report=str(report.html) if report else "",
-                         warnings=warnings)
+                         flow_run_url=flow_run.ui_url or "", warnings=warnings)
+    # The inputs a whole-universe run computed from: the next run with the same ones has nothing to do
+    # (flows/precheck.py answers it before Prefect starts).
+    inputs = {"inputs": run_inputs_fingerprint(settings)} if not symbols else {}
     runlog.append(settings.warehouse, {"run_id": run_id, "flow": flow_name, "status": "success",
                                        "dates": [dates[0], dates[-1]], "started_at": started,
-                                       "finished_at": now_utc(), "rows": loaded,
+                                       "finished_at": now_utc(), "rows": loaded, **inputs,
                                        **({"warnings": warnings} if warnings else {})})
     logger.info("%s %s: %s", flow_name, run_id, summary.rows)
     return summary
@@ -320,14 +341,49 @@ def _after_publish(settings: Settings, day: date):
         warnings.append(f"report for {day} not written: {_one_line(report_state.result(raise_on_failure=False))}")
     else:
         report = report_state.result()
-    markdown = report.markdown.read_text() if report else None
-    artifacts_state = artifacts_task(settings, day, markdown, return_state=True)
+    artifacts_state = artifacts_task(settings, day, str(report.html) if report else None, return_state=True)
     if artifacts_state.is_failed():
         warnings.append(f"Prefect artifacts for {day} not published: "
                         f"{_one_line(artifacts_state.result(raise_on_failure=False))}")
     for line in warnings:
         logger.warning("%s (the warehouse has the day)", line)
     return report, warnings
+
+
+def _name_run(name: str) -> None:
+    """Rename this flow run once its session is known (a run for "the latest session" starts unnamed)."""
+    if not flow_run.id:
+        return
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(flow_run.id, name=name)
+    except Exception as exc:  # noqa: BLE001 - a name is for people: the run goes on without it
+        get_run_logger().warning("flow run not renamed to %s: %s", name, _one_line(exc))
+
+
+def _nightly_run_name() -> str:
+    """nightly-<session>: the runs of a night are found by date in the Prefect UI."""
+    parameters = flow_run.parameters
+    day = parameters.get("date")
+    if day is None and parameters.get("default_date") == "today":
+        day = dt.datetime.now(ZoneInfo("America/New_York")).date()
+    return f"nightly-{day or 'latest'}"
+
+
+def _backfill_run_name() -> str:
+    parameters = flow_run.parameters
+    return f"backfill-{parameters.get('start')}..{parameters.get('end')}"
+
+
+def _final_state(summary: RunSummary):
+    """A skip is its own state in the Prefect UI ("Skipped", with the reason), not a plain Completed."""
+    if summary.status != "skipped":
+        return summary
+    from prefect.states import Completed
+
+    return Completed(name="Skipped", message=summary.reason, data=summary)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -339,7 +395,7 @@ def _settings(warehouse: str | None, landing: str | None, config: str | None, la
     return load_settings(config, warehouse=warehouse, landing=landing, lake=lake)
 
 
-@flow(name="nightly", log_prints=True)
+@flow(name="nightly", log_prints=True, flow_run_name=_nightly_run_name)
 def nightly(date: dt.date | None = None, symbols: list[str] | None = None, source: str = "files",
             warehouse: str | None = None, landing: str | None = None, config: str | None = None,
             force: bool = False, default_date: str = "latest", shards: int = 1,
@@ -366,7 +422,7 @@ def nightly(date: dt.date | None = None, symbols: list[str] | None = None, sourc
         generate_demo_market(settings.landing, chain_sessions=30)
     elif source != "files":
         raise ValueError(f"unknown source {source!r} (files | demo)")
-    return _execute(settings, "nightly", date, None, force, symbols, shards)
+    return _final_state(_execute(settings, "nightly", date, None, force, symbols, shards))
 
 
 def _checked_symbols(symbols: list[str] | None) -> list[str] | None:
@@ -374,7 +430,7 @@ def _checked_symbols(symbols: list[str] | None) -> list[str] | None:
     return checked_symbols(symbols) if symbols else None
 
 
-@flow(name="backfill", log_prints=True)
+@flow(name="backfill", log_prints=True, flow_run_name=_backfill_run_name)
 def backfill(start: date, end: date, warehouse: str | None = None, landing: str | None = None,
              config: str | None = None, force: bool = False, shards: int = 1,
              lake: str | None = None) -> RunSummary:

@@ -32,6 +32,7 @@ from flows.lake import (
     write_atomic,
     write_manifest,
 )
+from flows.progress import count
 from flows.sources import (
     DATASETS,
     SourceError,
@@ -321,7 +322,10 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
     if dataset == "trades":  # each batch of prints is checked against its sessions' chains: count them too
         work = {day: n + staging.rows(staging.staged_or_committed("silver", "chains", day)) for day, n in sizes.items()}
     out: dict[date, int] = {}
+    done = 0
     for batch in _date_batches(work, settings.batch_rows):
+        count(f"silver {dataset} sessions", done, len(work))
+        done += len(batch)
         started = now_utc()
         batch_files = [f for day in batch for f in files[day]]
         raw = staging.read(batch_files, bronze)
@@ -373,6 +377,8 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
             stats.add(f"silver.{dataset}", day, day_in, day_rows.height, day_quarantine.height, started)
             out[day] = day_rows.height
         staging.forget(batch_files)
+    if work:
+        count(f"silver {dataset} sessions", done, len(work))
     return out
 
 
@@ -573,7 +579,10 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
             chain_rows[d] = lake.scan("silver", "chains", {"trade_date": pl.Date()}, dates=[d]).select(
                 pl.len()).collect().item()
     # A batch never spans a new year: its sessions share one history start.
+    done = 0
     for batch in [b for year in years for b in _date_batches({d: chain_rows[d] for d in year}, settings.batch_rows)]:
+        count("gold sessions", done, len(dates))
+        done += len(batch)
         started = now_utc()
         since = history_start(batch[0], settings.history_years)
         # Read once: positioning, greeks, levels and ideas all work on the same day's chain.
@@ -618,6 +627,7 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
         # In memory: polars 2.1's streaming engine panics (binview index) on this plan at full-market size.
         ideas = trade_ideas(features, contracts, settings.rules).collect(engine="in-memory")
         write("trade_ideas", ideas, batch, started=started)
+    count("gold sessions", done, len(dates))
     _build_outcomes(settings, lake, dates, write, symbols)
     return dict(counts)
 

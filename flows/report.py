@@ -36,7 +36,7 @@ import duckdb
 import polars as pl
 
 from flows.lake import LakePath
-from flows.report_charts import oi_chart, price_chart, price_history, strike_oi
+from flows.report_charts import oi_chart, price_chart, price_history, price_marks, strike_oi
 from flows.report_pages import (
     NA,
     Chart,
@@ -46,6 +46,7 @@ from flows.report_pages import (
     Mono,
     Para,
     Section,
+    Styled,
     Table,
     fmt_compact,
     fmt_count,
@@ -59,6 +60,7 @@ from schemas.rules import SYMBOL_PATTERN, checked_symbols
 TOP_BLOCKS = 5
 NEW_YORK = ZoneInfo("America/New_York")
 SCORECARD_VIEW = "idea_scorecard"
+SQL_VIEWS = Path(__file__).resolve().parent.parent / "sql" / "views"
 
 
 class ReportError(ValueError):
@@ -97,6 +99,8 @@ class ReportIndex:
 # ------------------------------------------------------------------------------------ warehouse
 
 
+KEYS = {"iv_history": "underlying"}
+"""The symbol column of frames load_day reads besides DAY_QUERIES'."""
 DAY_QUERIES: dict[str, str] = {
     # table -> (symbol column); every query is parameterised on (day, symbols)
     "technicals_daily": "symbol",
@@ -131,7 +135,7 @@ class DayData:
         """The table's rows of one symbol, in the query's order (grouped once per table, from one to_dicts:
         a partition per symbol would cost a polars call each)."""
         if table not in self._by_symbol:
-            key, groups = DAY_QUERIES[table], {}
+            key, groups = DAY_QUERIES.get(table) or KEYS[table], {}
             for row in self.frames[table].to_dicts():
                 groups.setdefault(row[key], []).append(row)
             self._by_symbol[table] = groups
@@ -169,6 +173,33 @@ def _index(con: duckdb.DuckDBPyConnection, day: date, present: set[str]) -> pl.D
         WHERE s.trade_date = ? ORDER BY s.symbol""", [day, day])
 
 
+INDEX_MAX_IDEAS = 300
+"""Ideas listed on the index (a full-market day has thousands: `chainsignals ideas` lists them all)."""
+IV_RANK_SESSIONS = 252
+"""The window of iv_rank_252: a rank from fewer sessions is flagged as such."""
+# Sessions with an ATM IV per underlying among the IV_RANK_SESSIONS sessions up to the day: what its IV
+# rank was computed from.
+IV_HISTORY_SQL = """
+    SELECT underlying, count(atm_iv_30) AS iv_sessions
+    FROM positioning_daily
+    WHERE trade_date <= ? AND trade_date >= (
+        SELECT coalesce(min(trade_date), DATE '0001-01-01') FROM (
+            SELECT DISTINCT trade_date FROM positioning_daily WHERE trade_date <= ?
+            ORDER BY trade_date DESC LIMIT ?))
+      AND underlying IN (SELECT UNNEST(?::VARCHAR[]))
+    GROUP BY underlying"""
+
+
+def _day_ideas(con: duckdb.DuckDBPyConnection, day: date) -> pl.DataFrame:
+    """The session's ideas with the symbol's bias, for the index (all symbols, the first INDEX_MAX_IDEAS)."""
+    return _frame(con, """
+        SELECT i.symbol, s.bias, i.rule, i.direction, i.instrument, i.option_symbol, i.entry_premium,
+               i.trigger_direction, i.trigger_level, i.target, i.stop, i.risk_reward,
+               count(*) OVER () AS total
+        FROM trade_ideas i LEFT JOIN signals_daily s USING (trade_date, symbol)
+        WHERE i.trade_date = ? ORDER BY i.symbol, i.rule, i.idea_id LIMIT ?""", [day, INDEX_MAX_IDEAS])
+
+
 def load_day(database: Path, day: date, symbols: list[str] | None) -> DayData:
     """The session's rows of every table the report prints, for `symbols` (default: the day's signals)."""
     if not Path(database).is_file():
@@ -196,6 +227,9 @@ def load_day(database: Path, day: date, symbols: list[str] | None) -> DayData:
             frames[table] = _frame(con, f"SELECT * FROM {table} WHERE trade_date = ? AND {key} IN "
                                         f"(SELECT UNNEST(?::VARCHAR[])) ORDER BY {order}", [day, wanted])
         frames["index"] = index
+        frames["day_ideas"] = _day_ideas(con, day) if "trade_ideas" in present else pl.DataFrame()
+        frames["iv_history"] = (_frame(con, IV_HISTORY_SQL, [day, day, IV_RANK_SESSIONS, wanted])
+                                if "positioning_daily" in present else pl.DataFrame())
         run = None
         if "pipeline_runs" in present:
             found = con.execute("SELECT run_id, finished_at FROM pipeline_runs WHERE trade_date = ? "
@@ -245,7 +279,16 @@ def _price_section(t: dict[str, Any] | None, chart: Chart | None) -> Section:
     return Section("Price and trend", [facts, *([chart] if chart else [])])
 
 
-def _positioning_section(p: dict[str, Any] | None, levels: list[dict[str, Any]], chart: Chart | None) -> Section:
+def _iv_rank(value: float | None, sessions: int | None) -> str:
+    """IV rank with the history it comes from when that is short of its 252 sessions."""
+    text = fmt_pct(value, scale=100)
+    if sessions is not None and sessions < IV_RANK_SESSIONS:
+        return f"{text} (from {sessions} sessions, fewer than {IV_RANK_SESSIONS}: a short history)"
+    return text
+
+
+def _positioning_section(p: dict[str, Any] | None, levels: list[dict[str, Any]], chart: Chart | None,
+                         iv_sessions: int | None = None) -> Section:
     if p is None:
         return Section("Positioning", [Para("No option chain for this session.")])
     facts = Facts([
@@ -259,13 +302,13 @@ def _positioning_section(p: dict[str, Any] | None, levels: list[dict[str, Any]],
         ("Put wall", f"{fmt_money(p['put_wall'])} ({fmt_count(p['put_wall_oi'])} contracts)"),
         ("Next put wall", f"{fmt_money(p.get('next_put_wall'))} ({fmt_count(p.get('next_put_wall_oi'))} contracts)"),
         ("Max pain", f"{fmt_money(p['max_pain'])} (expiration {_iso(p['max_pain_expiration'])})"),
-        ("Net GEX", f"{fmt_money(p.get('net_gex'), dollar=True)} per 1% move ({fmt_compact(p.get('net_gex'))})"),
-        ("Net DEX", f"{fmt_money(p.get('net_dex'), dollar=True)} ({fmt_compact(p.get('net_dex'))})"),
+        ("Net GEX", f"{fmt_compact(p.get('net_gex'))} per 1% move"),
+        ("Net DEX", f"{fmt_compact(p.get('net_dex'))} (delta-equivalent dollars)"),
         ("Gamma flip", fmt_money(p.get("gamma_flip"))),
         ("ATM IV 30", fmt_pct(p.get("atm_iv_30"), scale=100)),
         ("25-delta risk reversal", fmt_pct(p.get("rr_25d"), scale=100, sign=True)),
-        ("IV rank 252", fmt_pct(p.get("iv_rank_252"), scale=100)),
-        ("IV percentile 252", fmt_pct(p.get("iv_percentile_252"), scale=100)),
+        ("IV rank 252", _iv_rank(p.get("iv_rank_252"), iv_sessions)),
+        ("IV percentile 252", _iv_rank(p.get("iv_percentile_252"), iv_sessions)),
     ])
     table = Table(["Side", "Rank", "Strike", "Open interest", "Volume", "OI change"],
                   [[r["side"], str(r["rank"]), fmt_money(r["strike"]), fmt_count(r["open_interest"]),
@@ -283,10 +326,10 @@ def _flow_section(f: dict[str, Any] | None, prints: list[dict[str, Any]]) -> Sec
     facts = Facts([
         ("Blocks", (f"{fmt_count(f['block_count'])} ({fmt_count(f['buy_block_count'])} buy, "
                     f"{fmt_count(f['sell_block_count'])} sell)")),
-        ("Block notional", fmt_money(f["block_notional"], dollar=True)),
-        ("Buy block notional", fmt_money(f["block_buy_notional"], dollar=True)),
-        ("Sell block notional", fmt_money(f["block_sell_notional"], dollar=True)),
-        ("Largest block", f"{fmt_money(f['largest_block_notional'], dollar=True)} {f['largest_block_side']}"
+        ("Block notional", fmt_compact(f["block_notional"])),
+        ("Buy block notional", fmt_compact(f["block_buy_notional"])),
+        ("Sell block notional", fmt_compact(f["block_sell_notional"])),
+        ("Largest block", f"{fmt_compact(f['largest_block_notional'])} {f['largest_block_side']}"
          if f.get("largest_block_symbol") else "none"),
         *([("Largest block contract", Mono(f["largest_block_symbol"]))] if f.get("largest_block_symbol") else []),
         ("Unusual contracts", fmt_count(f["unusual_contracts"])),
@@ -296,7 +339,7 @@ def _flow_section(f: dict[str, Any] | None, prints: list[dict[str, Any]]) -> Sec
         blocks += [Heading(f"Largest blocks (top {min(TOP_BLOCKS, len(prints))} of {len(prints)})"),
                    Table(["Time", "Contract", "Size", "Price", "Notional", "Side"],
                          [[_time(r["ts"]), Mono(r["option_symbol"]), fmt_count(r["size"]), fmt_money(r["price"]),
-                           fmt_money(r["notional"], dollar=True), str(r["side"])] for r in prints[:TOP_BLOCKS]],
+                           fmt_compact(r["notional"]), str(r["side"])] for r in prints[:TOP_BLOCKS]],
                          numeric=(2, 3, 4))]
     return Section("Flow", blocks)
 
@@ -395,7 +438,8 @@ def _symbol_page(symbol: str, data: DayData, charts: dict[str, Chart]) -> tuple[
     ]
     sections = [
         _price_section(t, charts.get("price")),
-        _positioning_section(p, data.rows("strike_levels", symbol), charts.get("oi")),
+        _positioning_section(p, data.rows("strike_levels", symbol), charts.get("oi"),
+                             (data.row("iv_history", symbol) or {}).get("iv_sessions")),
         _flow_section(data.row("flow_daily", symbol), data.rows("blocks", symbol)),
         _levels_section(t, s),
         _plays_section(data.rows("trade_ideas", symbol)),
@@ -413,13 +457,14 @@ def _index_page(data: DayData, written: set[str]) -> tuple[str, str]:
         have = symbol in written
         rows.append([
             Link(symbol, f"{symbol}.md", f"{symbol}.html") if have else symbol,
-            r["bias"] or NA, fmt_count(r["bias_score"], sign=True), fmt_money(r["close"]),
+            _bias(r["bias"]), fmt_count(r["bias_score"], sign=True), fmt_money(r["close"]),
             fmt_pct(r["change_pct"], sign=True), fmt_count(r["ideas"]),
             [Link("md", f"{symbol}.md", f"{symbol}.md"), Link("html", f"{symbol}.html", f"{symbol}.html")]
             if have else "not written",
         ])
     headers = ["Symbol", "Bias", "Score", "Close", "Change", "Ideas", "Report"]
-    sections = [Section("Symbols", [Table(headers, rows, numeric=(2, 3, 4, 5))])]
+    sections = [_ideas_section(data.frames["day_ideas"], written),
+                Section("Symbols", [Table(headers, rows, numeric=(2, 3, 4, 5))])]
     if data.scorecard is not None:
         sections.append(_scorecard_section(data.scorecard))
     elif data.scorecard_error:
@@ -427,6 +472,41 @@ def _index_page(data: DayData, written: set[str]) -> tuple[str, str]:
     counts = ", ".join(f"{b} {n}" for b, n in index.group_by("bias").len().sort("bias").iter_rows())
     lead = [Para(f"{index.height} symbols; bias counts: {counts}.")]
     return render_page(f"chainsignals report: {data.day.isoformat()}", lead, sections, _footer(data))
+
+
+def _bias(bias: str | None) -> Styled | str:
+    return Styled(bias, bias) if bias in ("bullish", "bearish", "neutral") else bias or NA
+
+
+def _ideas_section(ideas: pl.DataFrame, written: set[str]) -> Section:
+    """Today's ideas, one row each: what to watch (trigger), where it pays (target), where it is wrong (stop)."""
+    if not ideas.height:
+        return Section("Today's ideas", [Para("No rule fired for this session.")])
+    rows = [[Link(r["symbol"], f"{r['symbol']}.md", f"{r['symbol']}.html") if r["symbol"] in written else r["symbol"],
+             _bias(r["bias"]), r["rule"], _bias(r["direction"]),
+             Mono(r["option_symbol"]) if r["option_symbol"] else "stock",
+             fmt_money(r["entry_premium"], dollar=True) if not is_missing(r["entry_premium"]) else NA,
+             f"{r['trigger_direction']} {fmt_money(r['trigger_level'])}", fmt_money(r["target"]),
+             fmt_money(r["stop"]), fmt_money(r["risk_reward"])]
+            for r in ideas.to_dicts()]
+    total = ideas["total"][0]
+    blocks: list = [Table(["Symbol", "Bias", "Rule", "Direction", "Contract", "Premium", "Trigger", "Target", "Stop",
+                           "R:R"], rows, numeric=(5, 7, 8, 9))]
+    if total > ideas.height:
+        blocks.append(Para(f"The first {ideas.height:,} of {total:,} ideas, by symbol; the command chainsignals ideas "
+                           "lists them all.", css="note"))
+    return Section("Today's ideas", blocks)
+
+
+def scorecard_definitions() -> str:
+    """What the scorecard's columns mean: the comment heading the view's SQL file, so the page says what
+    the view computes whoever changes it."""
+    lines = []
+    for line in (SQL_VIEWS / f"{SCORECARD_VIEW}.sql").read_text().splitlines():
+        if not line.startswith("--"):
+            break
+        lines.append(line.removeprefix("--").strip())
+    return " ".join(lines)
 
 
 def _scorecard_section(frame: pl.DataFrame) -> Section:
@@ -442,8 +522,11 @@ def _scorecard_section(frame: pl.DataFrame) -> Section:
     numeric = tuple(i for i, d in enumerate(frame.dtypes) if d.is_numeric())
     rows = [[cell(v, d) for v, d in zip(row, frame.dtypes, strict=True)] for row in frame.iter_rows()]
     headers = [c.replace("_", " ") for c in frame.columns]
+    definitions = scorecard_definitions()
     return Section("Idea scorecard", [
-        Para("How the rules' ideas played out, from the warehouse's idea outcomes (all sessions walked so far)."),
+        Para("How the rules' ideas played out, from the warehouse's idea outcomes (all sessions walked so far); "
+             "the counts are the sample sizes each rate stands on."),
+        *([Para(definitions, css="note")] if definitions else []),
         Table(headers, rows, numeric=numeric)])
 
 
@@ -521,8 +604,10 @@ def _chart_file(symbol: str, kind: str) -> str:
 def _charts(symbol: str, data: DayData, history: pl.DataFrame | None, oi: pl.DataFrame | None) -> dict[str, Chart]:
     drawn = {}
     if history is not None:
-        drawn["price"] = Chart(f"{symbol} price, SMA 30/200, Bollinger bands and pivots",
-                               price_chart(symbol, data.day, history, data.row("technicals_daily", symbol)),
+        drawn["price"] = Chart(f"{symbol} price, SMA 30/200, Bollinger bands, pivots, the day's levels and volume",
+                               price_chart(symbol, data.day, history, data.row("technicals_daily", symbol),
+                                           price_marks(data.row("positioning_daily", symbol),
+                                                       data.rows("trade_ideas", symbol))),
                                _chart_file(symbol, "price"))
     positioning = data.row("positioning_daily", symbol)
     if positioning is not None and oi is not None:

@@ -56,12 +56,13 @@ def fmt_pct(value: float | None, *, scale: float = 1.0, sign: bool = False) -> s
 
 
 def fmt_compact(value: float | None) -> str:
-    """A dollar amount in B/M/K with 2 decimals, for a parenthesis after the exact figure."""
+    """A large dollar amount as a trader reads it: '-$38.6bn', '$412.3m' (1 decimal from a million up);
+    under a million the exact '$85,210.50'."""
     if is_missing(value):
         return NA
-    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(value) >= size:
-            return fmt_money(value / size, dollar=True) + suffix
+    for size, suffix in ((1e12, "tn"), (1e9, "bn"), (1e6, "m")):
+        if abs(value) >= size * 0.9995:  # what rounds to 1,000.0m reads 1.0bn
+            return fmt_money(value / size, decimals=1, dollar=True) + suffix
     return fmt_money(value, dollar=True)
 
 
@@ -105,6 +106,14 @@ class Mono:
 
 
 @dataclass(frozen=True)
+class Styled:
+    """A value with a CSS class in the HTML (a bias in its colour); plain text in the Markdown."""
+
+    text: str
+    css: str
+
+
+@dataclass(frozen=True)
 class Chart:
     title: str
     svg: str  # one <svg> element (report_charts), written to `file` and inlined in the HTML
@@ -133,9 +142,11 @@ def md_escape(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text) if _MD_CANDIDATE.search(text) else text
 
 
-def _md_cell(value: str | Link | Mono | list[Link]) -> str:
+def _md_cell(value: str | Link | Mono | Styled | list[Link]) -> str:
     if isinstance(value, str):  # most cells: tested first
         return md_escape(value)
+    if isinstance(value, Styled):
+        return md_escape(value.text)
     if isinstance(value, Mono):
         return f"`{value.text}`"
     if isinstance(value, list):
@@ -145,9 +156,11 @@ def _md_cell(value: str | Link | Mono | list[Link]) -> str:
     raise TypeError(value)
 
 
-def _html_cell(value: str | Link | Mono | list[Link]) -> str:
+def _html_cell(value: str | Link | Mono | Styled | list[Link]) -> str:
     if isinstance(value, str):  # most cells: tested first
         return html.escape(value)
+    if isinstance(value, Styled):
+        return f'<span class="{html.escape(value.css)}">{html.escape(value.text)}</span>'
     if isinstance(value, Mono):
         return f"<code>{html.escape(value.text)}</code>"
     if isinstance(value, list):
@@ -237,6 +250,7 @@ table.facts td{padding:3px 0;font-variant-numeric:tabular-nums}
 table.grid th,table.grid td{border:1px solid #dde3ea;padding:4px 8px}table.grid th{background:#eef2f6}
 .num{text-align:right;font-variant-numeric:tabular-nums}
 .bullish{color:#1e7b34;font-weight:700}.bearish{color:#b3261e;font-weight:700}.neutral{color:#5f6b76;font-weight:700}
+p.note{color:#5f6b76;font-size:13px}
 p.lead{font-size:16px}
 code{white-space:pre;background:#f0f2f5;padding:1px 4px;border-radius:3px}
 figure{margin:10px 0}figure.chart svg{display:block;max-width:100%;height:auto;border:1px solid #e4e8ec}
@@ -265,5 +279,5 @@ def render_page(title: str, lead: list, sections: list[Section], footer: str, *,
 
 
 
-__all__ = ["NA", "Chart", "Facts", "Heading", "Link", "Mono", "Para", "Section", "Table", "fmt_compact", "fmt_count",
-           "fmt_money", "fmt_pct", "is_missing", "md_escape", "render_page"]
+__all__ = ["NA", "Chart", "Facts", "Heading", "Link", "Mono", "Para", "Section", "Styled", "Table", "fmt_compact",
+           "fmt_count", "fmt_money", "fmt_pct", "is_missing", "md_escape", "render_page"]

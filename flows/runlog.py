@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 
@@ -16,6 +16,13 @@ def append(warehouse: Path, record: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as fh:
         fh.write(json.dumps(record, default=_jsonable) + "\n")
+
+
+def record_skip(warehouse: Path, flow: str, day: date | None, reason: str, started: datetime) -> None:
+    """A run with no work (a closed date, nothing new) is in the log too, with its reason."""
+    finished = datetime.now(UTC)
+    append(warehouse, {"run_id": f"{finished:%Y%m%dT%H%M%SZ}-precheck", "flow": flow, "status": "skipped",
+                       "date": day, "started_at": started, "finished_at": finished, "reason": reason})
 
 
 def read(warehouse: Path, last: int = 20) -> list[dict]:

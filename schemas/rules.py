@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import polars as pl
-from pandera.api.polars.types import PolarsData
+
+if TYPE_CHECKING:  # pandera costs a second to import: the CLI checks symbols with this module without it
+    from pandera.api.polars.types import PolarsData
 
 # Symbols end up in partition paths and SQL, so anything outside this is hostile or a vendor typo.
 # Lowercase is normalised upstream, so it is invalid here.

@@ -399,7 +399,8 @@ def test_a_second_run_while_one_holds_the_warehouse_fails_clearly(note: Path):
 
 def test_a_non_session_is_skipped_with_its_reason(note: Path):
     summary = run_nightly(note, date(2025, 12, 25))
-    assert summary.status == "skipped" and "not a XNYS session" in summary.reason
+    assert summary.status == "skipped"
+    assert summary.reason == "2025-12-25 is not an XNYS session (Christmas); next session 2025-12-26"
     assert not (note / "wh" / "signals.duckdb").exists()
 
 
@@ -461,7 +462,11 @@ def test_nightly_publishes_ideas_and_report_artifacts(note: Path):
     iwm = {r["rule"]: r for r in rows if r["symbol"] == "IWM"}
     assert iwm["call_breakout"]["contract"] == "IWM   260102C00255000"
     assert iwm["call_breakout"]["trigger_level"] == 250.94 and iwm["call_breakout"]["target"] == 266.0
-    assert "2025-12-29" in max(markdown, key=lambda a: a.created).data
+    summary = max(markdown, key=lambda a: a.created).data
+    assert summary.startswith("# chainsignals 2025-12-29\n")
+    # The report's pages are not on the server: named as a path, never linked.
+    assert f"report: `{note / 'wh' / 'reports' / '2025-12-29' / 'index.html'}`" in summary and "](" not in summary
+    assert "| IWM | " in summary
 
 
 def test_nightly_report_is_capped_to_the_most_open_interest(note: Path):

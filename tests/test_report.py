@@ -3,6 +3,7 @@ the symbols filter. One demo warehouse (3 symbols, 260 sessions of bars, 2 of ch
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -23,7 +24,7 @@ from flows.demo import generate_demo_market
 from flows.nightly import backfill
 from flows.report import ReportError, ReportIndex, load_day, write_report
 from flows.report_charts import PRICE_SESSIONS, oi_chart, price_chart, price_history, strike_oi
-from flows.report_pages import Para, Section, fmt_count, fmt_money, fmt_pct, render_page
+from flows.report_pages import Para, Section, fmt_compact, fmt_count, fmt_money, fmt_pct, render_page
 from transforms.text import fmt_fixed
 
 SYMBOLS = ["AAPL", "IWM", "SPY"]
@@ -121,6 +122,18 @@ def shows(printed: str, value: float | None, scale: float = 1.0) -> bool:
     return close_to(first(printed), value, scale)
 
 
+def reads_as_money(printed: str, value: float | None) -> bool:
+    """'-$38.6bn' or '$412.3m' for a large amount (1 decimal of its unit), the exact '$85,210.50' under $1m."""
+    if value is None:
+        return printed.startswith("n/a")
+    found = re.match(r"(-?)\$([\d,.]+)(tn|bn|m)?", printed)
+    scale = {"tn": 1e12, "bn": 1e9, "m": 1e6, None: 1.0}[found.group(3)]
+    number = float(found.group(2).replace(",", ""))
+    if (found.group(1) == "-") != (value < 0) or (scale > 1 and not 0.9995 <= abs(value) / scale < 1000):
+        return False
+    return abs(number - abs(value) / scale) <= (0.05 if scale > 1 else 0.005) + 1e-9 * abs(number)
+
+
 def page(built: Built, symbol: str, kind: str = "md") -> str:
     return (built.report.directory / f"{symbol}.{kind}").read_text()
 
@@ -140,6 +153,8 @@ def test_money_and_counts_are_printed_like_the_warehouse_texts():
     assert fmt_count(1_200, sign=True) == "+1,200" and fmt_count(None) == "n/a"
     assert fmt_pct(-2.449239251444635, sign=True) == "-2.45%"
     assert fmt_pct(0.193723, scale=100) == "19.37%"
+    assert fmt_compact(-38_600_027_182.22) == "-$38.6bn" and fmt_compact(412_345_678) == "$412.3m"
+    assert fmt_compact(999_960_000) == "$1.0bn" and fmt_compact(85_210.5) == "$85,210.50"
     values = [0.005, 0.015, 1.005, 2.675, -2.675, 187.7065, 182.58690519181448, 10.0, 0.0, -0.004]
     polars_text = pl.DataFrame({"v": values}).select(fmt_fixed(pl.col("v"))).to_series().to_list()
     assert [fmt_money(v) for v in values] == polars_text
@@ -168,17 +183,14 @@ def test_markdown_numbers_match_the_warehouse_rows(built: Built):
 
         pos = facts(md["Positioning"])
         for label, column in [("Spot", "spot"), ("Put/call OI ratio", "pcr_oi"),
-                              ("Put/call volume ratio", "pcr_volume"), ("Gamma flip", "gamma_flip"),
-                              ("Net GEX", "net_gex"), ("Net DEX", "net_dex")]:
+                              ("Put/call volume ratio", "pcr_volume"), ("Gamma flip", "gamma_flip")]:
             assert shows(pos[label], p[column]), (symbol, label)
         for label, column in [("ATM IV 30", "atm_iv_30"), ("25-delta risk reversal", "rr_25d"),
                               ("IV rank 252", "iv_rank_252"), ("IV percentile 252", "iv_percentile_252")]:
             assert shows(pos[label], p[column], scale=100), (symbol, label)
         for label, column in [("Net GEX", "net_gex"), ("Net DEX", "net_dex")]:
-            compact = re.search(r"\((-?)\$([\d.]+)([BMK])\)", pos[label])
-            scale = {"B": 1e9, "M": 1e6, "K": 1e3}[compact.group(3)]
-            assert 1 <= abs(p[column]) / scale < 1000 and (compact.group(1) == "-") == (p[column] < 0)
-            assert close_to(float(compact.group(2)), abs(p[column]) / scale), (symbol, label, pos[label])
+            assert reads_as_money(pos[label], p[column]), (symbol, label, pos[label])
+        assert pos["Net GEX"].endswith(" per 1% move")
         assert numbers(pos["Call wall"]) == [round(p["call_wall"], 2), p["call_wall_oi"]]
         assert numbers(pos["Put wall"]) == [round(p["put_wall"], 2), p["put_wall_oi"]]
         assert f"({p['call_wall_oi']:,} contracts)" in pos["Call wall"]  # thousands separators
@@ -188,7 +200,7 @@ def test_markdown_numbers_match_the_warehouse_rows(built: Built):
 
         flow = facts(md["Flow"])
         assert numbers(flow["Blocks"]) == [f["block_count"], f["buy_block_count"], f["sell_block_count"]]
-        assert close_to(first(flow["Block notional"]), f["block_notional"])
+        assert reads_as_money(flow["Block notional"], f["block_notional"])
         assert first(flow["Unusual contracts"]) == f["unusual_contracts"]
 
         levels = facts(md["Levels"])
@@ -248,7 +260,8 @@ def test_every_number_printed_is_a_value_of_that_session(built: Built):
             cell = re.sub(r"`[^`]*`", "", cell)  # OSI symbols are checked as contracts
             cell = re.sub(r"\d{2}:\d{2}:\d{2} ET", "", cell)  # print times
             cell = re.sub(r"\d{4}-\d{2}-\d{2}", "", cell)  # dates are checked as dates above
-            cell = re.sub(r"\(-?\$[\d.]+[BMK]\)", "", cell)  # and the compact GEX/DEX figures
+            cell = re.sub(r"-?\$[\d.]+(?:tn|bn|m)\b", "", cell)  # and money in millions and billions
+            cell = re.sub(r"\(from \d+ sessions, fewer than 252", "", cell)  # the IV rank's history
             for number in numbers(cell):
                 close = np.abs(values - number) <= 0.005 + 1e-9 * abs(number)
                 close |= np.abs(values * 100 - number) <= 0.005 + 1e-9 * abs(number)
@@ -346,9 +359,10 @@ def test_price_chart_svg_draws_the_warehouse_series_and_pivots(built: Built):
     history = price_history(built.lake, built.day, SYMBOLS)
     for symbol in SYMBOLS:
         root = svg(built.report.directory / "charts" / f"{symbol}-price.svg")
-        assert root.get("viewBox") == "0 0 1000 440" and root.get("width") == "1000"
+        assert root.get("viewBox") == "0 0 1000 580" and root.get("width") == "1000"
         assert root.get("font-family") == "sans-serif"
-        assert root.find(f"{SVG}title").text == f"{symbol}: last {PRICE_SESSIONS} sessions to {built.day}, next-session pivots"
+        assert root.find(f"{SVG}title").text == (f"{symbol}: last {PRICE_SESSIONS} sessions to {built.day}, pivots "
+                                                 "and the day's levels")
         mine = history.filter(pl.col("symbol") == symbol).sort("trade_date")
         t = one(built, "technicals_daily", "symbol", symbol)
         y = Axis.read(root, "y")
@@ -386,13 +400,22 @@ def test_price_chart_svg_draws_the_warehouse_series_and_pivots(built: Built):
             assert only(group, "pivot-label").text.endswith(fmt_money(t[column]))
             line = group.find(f"{SVG}line")
             assert y.value(float(line.get("y1"))) == pytest.approx(t[column], abs=y.slack())
+        for group in classed(root, "mark"):  # the day's levels: each line at its value, labelled with it
+            line, level = group.find(f"{SVG}line"), float(group.get("data-level"))
+            assert y.value(float(line.get("y1"))) == pytest.approx(level, abs=y.slack())
+            assert only(group, "mark-label").text.endswith(fmt_money(level))
+        bars = [tuple(map(float, b)) for b in BAR.findall(only(root, "volume").get("d"))]
+        assert len(bars) == PRICE_SESSIONS and [(b[0] + b[3]) / 2 for b in bars] == pytest.approx(close_x, abs=0.11)
+        heights = np.array([b[1] - b[2] for b in bars])  # pixels, proportional to the volume
+        volumes = mine["volume"].to_numpy().astype(float)
+        assert heights / heights.max() == pytest.approx(volumes / volumes.max(), abs=0.01)
 
 
 def test_oi_chart_svg_draws_the_chain_with_walls_and_max_pain(built: Built):
     oi = strike_oi(built.lake, built.day, SYMBOLS)
     for symbol in SYMBOLS:
         root = svg(built.report.directory / "charts" / f"{symbol}-oi.svg")
-        assert root.get("viewBox") == "0 0 1000 660" and root.get("width") == "1000"
+        assert root.get("viewBox") == "0 0 1000 680" and root.get("width") == "1000"
         p = one(built, "positioning_daily", "underlying", symbol)
         pos = facts(sections(page(built, symbol))["Positioning"])
         expiration = p["max_pain_expiration"].isoformat()
@@ -571,6 +594,65 @@ def test_html_is_self_contained_and_renders_in_chromium(built: Built, tmp_path: 
     assert (np.abs(shot - sma30_orange).sum(axis=2) < 40).sum() > 50
 
 
+def dump_dom(browser: str, path: Path, folder: Path) -> str:
+    """The page's DOM as Chromium built it (--dump-dom)."""
+    done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           "--disable-background-networking", f"--user-data-dir={folder}", "--dump-dom",
+                           path.as_uri()], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0 and "</html>" in done.stdout, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_a_trader_sees_the_days_ideas_levels_volume_and_units_in_chromium(built: Built, tmp_path: Path):
+    from flows.report import scorecard_definitions
+
+    browser = chromium()
+    index = dump_dom(browser, built.report.html, tmp_path / "index")
+    ideas = rows(built, "SELECT i.*, s.bias FROM trade_ideas i JOIN signals_daily s USING (trade_date, symbol) "
+                        "WHERE trade_date = ? ORDER BY symbol, rule, idea_id", [built.day])
+    ideas_section = index.split("<h2>Today's ideas</h2>")[1].split("</section>")[0]
+    lines = re.findall(r"<tr>(.*?)</tr>", ideas_section.split("<tbody>")[1])
+    assert len(lines) == len(ideas) > 0
+    for line, idea in zip(lines, ideas, strict=True):
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", line)
+        assert idea["symbol"] in cells[0]
+        assert cells[1] == f'<span class="{idea["bias"]}">{idea["bias"]}</span>'  # coloured by its class
+        assert cells[2] == idea["rule"] and cells[3] == f'<span class="{idea["direction"]}">{idea["direction"]}</span>'
+        assert cells[4] == (f"<code>{idea['option_symbol']}</code>" if idea["option_symbol"] else "stock")
+        assert cells[5] == (fmt_money(idea["entry_premium"], dollar=True) if idea["entry_premium"] else "n/a")
+        assert cells[6:9] == [f"{idea['trigger_direction']} {fmt_money(idea['trigger_level'])}",
+                              fmt_money(idea["target"]), fmt_money(idea["stop"])]
+    for summary in built.report.summary:  # the symbols table's bias in its colour too
+        assert f'<span class="{summary["bias"]}">{summary["bias"]}</span>' in index.split("<h2>Symbols</h2>")[1]
+    scorecard = index.split("<h2>Idea scorecard</h2>")[1].split("</section>")[0]
+    assert scorecard_definitions() and f'<p class="note">{html.escape(scorecard_definitions(), quote=False)}</p>' in scorecard
+    assert "<th class=\"num\">ideas</th>" in scorecard  # the sample sizes: the view's counts
+
+    iwm = dump_dom(browser, built.report.directory / "IWM.html", tmp_path / "iwm")
+    price_svg = re.search(r'<svg[^>]*aria-label="IWM: last.*?</svg>', iwm, flags=re.DOTALL).group(0)
+    drawn = {(kind, float(level)) for kind, level in
+             re.findall(r'<g class="mark ([a-z\-]+)" data-level="([-\d.]+)">', price_svg)}
+    p = one(built, "positioning_daily", "underlying", "IWM")
+    expected = {(kind, round(p[column], 2)) for kind, column in [("call-wall", "call_wall"), ("put-wall", "put_wall"),
+                ("max-pain", "max_pain"), ("gamma-flip", "gamma_flip")] if p[column] is not None}
+    expected |= {(kind, round(i[column], 2)) for i in ideas if i["symbol"] == "IWM"
+                 for kind, column in [("trigger", "trigger_level"), ("target", "target"), ("stop", "stop")]}
+    assert drawn == expected and any(kind == "trigger" for kind, _ in drawn)
+    volume = re.search(r'<path class="volume" d="([^"]+)"', price_svg).group(1)
+    assert volume.count("M") == min(PRICE_SESSIONS, 260)  # a bar per session shown
+    titles = re.findall(r'class="axis-title"[^>]*>([^<]+)</text>', iwm)
+    assert titles == ["Price ($)", "Volume", "Session (trade date)"] + ["Open interest (contracts)", "Strike ($)"] * 2
+    positioning = iwm.split("<h2>Positioning</h2>")[1]
+    gex = re.search(r"<th>Net GEX</th><td>([^<]+)</td>", positioning).group(1)
+    assert re.fullmatch(r"-?\$[\d.]+(bn|m) per 1% move|-?\$[\d,]+\.\d\d per 1% move", gex)
+    assert reads_as_money(gex, p["net_gex"])
+    iv_rank = re.search(r"<th>IV rank 252</th><td>([^<]+)</td>", positioning).group(1)
+    sessions = rows(built, "SELECT count(atm_iv_30) AS n FROM positioning_daily WHERE underlying = 'IWM' "
+                           "AND trade_date <= ?", [built.day])[0]["n"]
+    assert sessions == 2 and iv_rank == (f"{fmt_pct(p['iv_rank_252'], scale=100)} (from 2 sessions, fewer than 252: "
+                                         "a short history)")
+
+
 # ---------------------------------------------------------------------------------------------- index
 
 
@@ -582,7 +664,7 @@ def test_index_lists_every_symbol_with_working_links(built: Built):
     assert day_symbols == SYMBOLS == built.report.symbols
     index_md = (folder / "index.md").read_text()
     index_html = (folder / "index.html").read_text()
-    table = [line for line in index_md.splitlines() if re.match(r"\| \[[A-Z]", line)]
+    table = [line for line in sections(index_md)["Symbols"].splitlines() if re.match(r"\| \[[A-Z]", line)]
     assert [re.match(r"\| \[([A-Z.\-0-9]+)\]", line).group(1) for line in table] == SYMBOLS
     for line, summary in zip(table, built.report.summary, strict=True):
         cells = [c.strip() for c in line.strip("|").split("|")]
