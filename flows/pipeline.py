@@ -55,7 +55,7 @@ from schemas.gold import (
 )
 from schemas.quarantine import REASON, split_duplicates, split_valid
 from schemas.silver import Bars, Chains, Trades
-from transforms.features import join_features
+from transforms.features import join_features, with_signals
 from transforms.flow import blocks, flow_daily
 from transforms.greeks import derive_iv_and_greeks, expiry_exposure, iv_rank_percentile, session_greeks
 from transforms.ideas import TRADE_IDEA_SCHEMA, option_contracts, trade_ideas
@@ -590,7 +590,8 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
         write("signals_daily", signals, batch, started=started)
         contracts = option_contracts(chains, strike_open_interest(chains))
         # In memory: polars 2.1's streaming engine panics (binview index) on this plan at full-market size.
-        ideas = trade_ideas(features, contracts, settings.rules).collect(engine="in-memory")
+        ideas = trade_ideas(with_signals(features, signals.lazy()), contracts, settings.rules).collect(
+            engine="in-memory")
         write("trade_ideas", ideas, batch, started=started)
     _build_outcomes(settings, lake, dates, write, symbols)
     return dict(counts)

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from transforms.features import FEATURE_SCHEMA
+from transforms.features import RULE_ROW_SCHEMA
 from transforms.text import fmt_fixed
 
 RULE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -86,6 +86,8 @@ class Rule:
     strike_order: tuple[str, ...] = ("strike ASC",)
     # Applied to the contract strike_order chose: the idea is dropped, not moved to another strike.
     contract_filter: str = "TRUE"
+    # An idea whose reward/risk (target - trigger) / (trigger - stop) is below this is not emitted.
+    min_risk_reward: float = 0.0
 
     @property
     def option_type(self) -> str | None:
@@ -119,8 +121,10 @@ def _check(rule_name: str, field: str, expr: str, schema: dict[str, pl.DataType]
         raise RuleError(f"rule '{rule_name}': {field} = {expr!r} must be a number, not {dtype}")
 
 
-def compile_rules(raw_rules: list[dict]) -> list[Rule]:
-    """Turn the config's [[rules]] into Rules, checking every expression against the feature schema."""
+def compile_rules(raw_rules: list[dict], min_risk_reward: float = 0.0) -> list[Rule]:
+    """Turn the config's [[rules]] into Rules, checking every expression against the feature schema.
+
+    `min_risk_reward` is the default of rules that do not set their own."""
     rules, seen = [], set()
     for raw in raw_rules:
         name = str(raw.get("name", ""))
@@ -145,9 +149,13 @@ def compile_rules(raw_rules: list[dict]) -> list[Rule]:
                 strike_filter=raw.get("strike_filter", "TRUE"),
                 strike_order=tuple(raw.get("strike_order", ["strike ASC"])),
                 contract_filter=raw.get("contract_filter", "TRUE"),
+                min_risk_reward=raw.get("min_risk_reward", min_risk_reward),
             )
         except KeyError as exc:
             raise RuleError(f"rule '{name}': missing field {exc.args[0]!r}") from None
+        if isinstance(rule.min_risk_reward, bool) or not isinstance(rule.min_risk_reward, int | float) \
+                or rule.min_risk_reward < 0:
+            raise RuleError(f"rule '{name}': min_risk_reward must be a number >= 0, not {rule.min_risk_reward!r}")
         if rule.direction not in ("bullish", "bearish"):
             raise RuleError(f"rule '{name}': direction must be bullish or bearish, not {rule.direction!r}")
         if rule.instrument not in ("stock", "call", "put"):
@@ -155,7 +163,7 @@ def compile_rules(raw_rules: list[dict]) -> list[Rule]:
         if rule.trigger_direction not in ("above", "below"):
             raise RuleError(f"rule '{name}': trigger_direction must be above or below")
 
-        feature_row = dict(FEATURE_SCHEMA)
+        feature_row = dict(RULE_ROW_SCHEMA)
         contract_row = {**feature_row, **EXPIRY_FIELDS, **CONTRACT_FIELDS}
         level_row = contract_row if rule.option_type else feature_row
         _check(name, "when", rule.when, feature_row, "boolean")
@@ -309,8 +317,9 @@ def _rule_ideas(rule: Rule, features: pl.LazyFrame, contracts: pl.LazyFrame,
     trigger, target, stop = pl.col("trigger_level"), pl.col("target"), pl.col("stop")
     consistent = (stop < trigger) & (trigger < target) if rule.direction == "bullish" else (
         (target < trigger) & (trigger < stop))
-    rows = rows.filter(consistent).with_columns(
-        ((target - trigger).abs() / (trigger - stop).abs()).alias("risk_reward"),
+    risk_reward = (target - trigger).abs() / (trigger - stop).abs()
+    rows = rows.filter(consistent & (risk_reward >= rule.min_risk_reward)).with_columns(
+        risk_reward.alias("risk_reward"),
         pl.col("close").alias("underlying_close"),
         pl.lit(rule.name).alias("rule"),
         pl.lit(rule.direction).alias("direction"),
