@@ -71,12 +71,7 @@ def load_settings(
     `warehouse`, `landing` and `lake` override the file's paths (the CLI's --warehouse/--landing/--lake).
     """
     path = Path(config or os.environ.get("CHAINSIGNALS_CONFIG") or DEFAULT_CONFIG)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    raw = _read_toml(path, "config file")
 
     paths = raw.get("paths", {})
     market = raw.get("market", {})
@@ -138,12 +133,16 @@ def load_rules(raw: dict, path: Path, min_risk_reward: float) -> tuple[Rule, ...
 def load_rule_file(path: Path | str, settings: Settings) -> tuple[Rule, ...]:
     """A rule file (same [[rules]] syntax as chainsignals.toml), compiled; ConfigError when unusable."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"rule file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    raw = _read_toml(path, "rule file")
     if not raw.get("rules"):
         raise ConfigError(f"{path}: no [[rules]]")
     return load_rules(raw, path, settings.min_risk_reward)
+
+
+def _read_toml(path: Path, what: str) -> dict:
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
