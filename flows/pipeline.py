@@ -64,6 +64,7 @@ from transforms.positioning import (
     expiry_levels,
     positioning_daily,
     previous_sessions,
+    session_spot,
     strike_levels,
     strike_open_interest,
 )
@@ -77,6 +78,7 @@ from transforms.silver import (
     silver_chains,
 )
 from transforms.technicals import technicals_daily
+from transforms.yardsticks import expiry_yardsticks
 from transforms.trades import TRADE_SCHEMA, contract_reasons, silver_trades
 
 # Order matters: chains take spot from the bars, prints are checked against the chains.
@@ -565,8 +567,10 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
             how="left").collect())
         write("positioning_daily", positioning, batch, started=started)
         crash_point("gold-half-written")
+        yardsticks = expiry_yardsticks(chains, yardstick_forwards(chains, spot, settings.risk_free_rate), spot=spot).collect()
         write("expiry_levels", expiry_levels(chains, spot=spot).join(
-            expiry_exposure(chains, spot=spot), on=["trade_date", "underlying", "expiration"], how="left").collect(),
+            expiry_exposure(chains, spot=spot), on=["trade_date", "underlying", "expiration"], how="left").join(
+            yardsticks.lazy(), on=["trade_date", "underlying", "expiration"], how="left").collect(),
             batch, started=started)
         trades = _only(lake.scan("silver", "trades", silver_schema("trades"), dates=batch), symbols)
         block_prints = blocks(trades, settings.block_notional, settings.block_size).collect()
@@ -588,13 +592,29 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
         signals = signals_daily(features, pcr_z, weights=settings.weights, bullish_at=settings.bullish_at,
                                 bearish_at=settings.bearish_at).collect()
         write("signals_daily", signals, batch, started=started)
-        contracts = option_contracts(chains, strike_open_interest(chains))
+        contracts = option_contracts(chains, strike_open_interest(chains), yardsticks.lazy())
         # In memory: polars 2.1's streaming engine panics (binview index) on this plan at full-market size.
         ideas = trade_ideas(with_signals(features, signals.lazy()), contracts, settings.rules).collect(
             engine="in-memory")
         write("trade_ideas", ideas, batch, started=started)
     _build_outcomes(settings, lake, dates, write, symbols)
     return dict(counts)
+
+
+def yardstick_forwards(chains: pl.LazyFrame, spot: pl.LazyFrame, rate: float) -> pl.LazyFrame:
+    """The forward each expiration's yardsticks (expected move, 25-delta RR and butterfly) are taken at:
+    spot * exp(rate * dte / 365), spot the session's (the close, else the chain's median underlying
+    price), no dividends. The one place the yardsticks' forward is decided: the put-call-parity forward
+    (expiry_levels' `forward`) replaces it here."""
+    spots = session_spot(chains, spot)
+    return (
+        chains.filter(pl.col("expiration") > pl.col("trade_date"))
+        .select("trade_date", "underlying", "expiration").unique()
+        .join(spots, on=["trade_date", "underlying"], how="inner")
+        .select("trade_date", "underlying", "expiration",
+                (pl.col("spot") * ((pl.col("expiration") - pl.col("trade_date")).dt.total_days() * (rate / 365.0)).exp())
+                .alias("forward"))
+    )
 
 
 def history_start(day: date, years: int) -> date:

@@ -22,6 +22,14 @@ RULE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _SESSION_KEYS = ["trade_date", "symbol"]
 ORDER_KEY = re.compile(r"^(?P<expr>.+?)(?:\s+(?P<dir>asc|desc))?$", re.IGNORECASE | re.DOTALL)
 
+# The expiration's yardsticks (transforms/yardsticks.py, expiry_levels) in the rule row, by their rule-row
+# name: rr_25d and bf_25d are prefixed, as the row's rr_25d is positioning's 30-day one.
+YARDSTICK_FIELDS: dict[str, str] = {
+    "expected_move": "expected_move",
+    "expected_move_pct": "expected_move_pct",
+    "rr_25d": "expiry_rr_25d",
+    "bf_25d": "expiry_bf_25d",
+}
 EXPIRY_FIELDS: dict[str, pl.DataType] = {
     "expiration": pl.Date(),
     "dte": pl.Int64(),
@@ -29,6 +37,7 @@ EXPIRY_FIELDS: dict[str, pl.DataType] = {
     "is_monthly": pl.Boolean(),
     "is_quarterly": pl.Boolean(),
     "is_leaps": pl.Boolean(),
+    **{name: pl.Float64() for name in YARDSTICK_FIELDS.values()},
 }
 CONTRACT_FIELDS: dict[str, pl.DataType] = {
     "option_symbol": pl.String(),
@@ -263,8 +272,18 @@ def _first_per(frame: pl.LazyFrame, group: list[str], keys: tuple[str, ...], tie
                       nulls_last=True).unique(subset=group, keep="first", maintain_order=True)
 
 
-def option_contracts(chains: pl.LazyFrame, strike_oi: pl.LazyFrame) -> pl.LazyFrame:
-    """The contracts ideas may name: listed, expiring after the session, with their strike's total OI."""
+def option_contracts(chains: pl.LazyFrame, strike_oi: pl.LazyFrame, yardsticks: pl.LazyFrame | None = None
+                     ) -> pl.LazyFrame:
+    """The contracts ideas may name: listed, expiring after the session, with their strike's total OI and
+    their expiration's yardsticks (trade_date, underlying, expiration and the keys of YARDSTICK_FIELDS, as
+    in expiry_levels; NULL without)."""
+    keys = ["trade_date", "symbol", "expiration"]
+    if yardsticks is None:
+        yardsticks = pl.LazyFrame(schema={"trade_date": pl.Date(), "symbol": pl.String(), "expiration": pl.Date(),
+                                          **{name: pl.Float64() for name in YARDSTICK_FIELDS.values()}})
+    else:
+        yardsticks = yardsticks.select("trade_date", pl.col("underlying").alias("symbol"), "expiration",
+                                       *[pl.col(c).cast(pl.Float64).alias(n) for c, n in YARDSTICK_FIELDS.items()])
     return (
         chains.filter(pl.col("expiration") > pl.col("trade_date"))
         .select("trade_date", pl.col("underlying").alias("symbol"), "expiration", "dte", "option_symbol",
@@ -276,6 +295,7 @@ def option_contracts(chains: pl.LazyFrame, strike_oi: pl.LazyFrame) -> pl.LazyFr
             on=["trade_date", "symbol", "strike"],
             how="left",
         )
+        .join(yardsticks, on=keys, how="left")
     )
 
 
