@@ -78,8 +78,8 @@ from transforms.silver import (
     silver_chains,
 )
 from transforms.technicals import technicals_daily
-from transforms.yardsticks import expiry_yardsticks
 from transforms.trades import TRADE_SCHEMA, contract_reasons, silver_trades
+from transforms.yardsticks import expiry_yardsticks
 
 # Order matters: chains take spot from the bars, prints are checked against the chains.
 PIPELINE_DATASETS = ("bars", "chains", "trades")
