@@ -459,9 +459,8 @@ def _print_day(settings, day: date) -> None:
             "SELECT symbol, close, change_pct, bias, bias_score, support, resistance, summary "
             "FROM signals_daily WHERE trade_date = ? ORDER BY symbol", [day]).fetchall()
         ideas = con.execute(
-            "SELECT symbol, rule, coalesce(option_symbol, 'stock'), entry_premium, trigger_direction, "
-            "trigger_level, target, stop, risk_reward FROM trade_ideas WHERE trade_date = ? "
-            "ORDER BY symbol, rule", [day]).fetchall()
+            "SELECT symbol, rule, direction, contract, premium_per_contract, trigger_text, target_text, stop_text, "
+            "risk_reward FROM idea_display WHERE trade_date = ? ORDER BY symbol, rule", [day]).fetchall()
     finally:
         con.close()
     table = Table("symbol", "close", "chg %", "bias", "score", "support", "resistance",
@@ -471,11 +470,13 @@ def _print_day(settings, day: date) -> None:
         table.add_row(s, f"{close:.2f}", f"{chg:+.2f}" if chg is not None else "-", f"[{colour}]{bias}[/]",
                       f"{score:+d}", f"{sup:.2f}" if sup is not None else "-", f"{res:.2f}" if res is not None else "-")
     console.print(table)
-    table = Table("symbol", "rule", "contract", "premium", "trigger", "target", "stop", "R:R",
-                  title=f"trade ideas {day}")
-    for s, rule, contract, premium, direction, trig, target, stop, rr in ideas:
-        table.add_row(s, rule, contract, f"{premium:.2f}" if premium is not None else "-",
-                      f"{direction} {trig:.2f}", f"{target:.2f}", f"{stop:.2f}", f"{rr:.1f}")
+    # Trigger, target and stop are the underlying's levels, option ideas' too: each cell names the symbol.
+    table = Table("symbol", "rule", "direction", "contract", "$ / contract", "trigger", "target", "stop", "R:R",
+                  title=f"trade ideas {day} (levels are the underlying's; premium = mid x 100)")
+    for s, rule, direction, contract, premium, trig, target, stop, rr in ideas:
+        colour = {"bullish": "green", "bearish": "red"}.get(direction, "yellow")
+        table.add_row(s, rule, f"[{colour}]{direction}[/]", contract, f"{premium:,.2f}" if premium is not None else "-",
+                      trig, target, stop, f"{rr:.1f}")
     console.print(table)
 
 

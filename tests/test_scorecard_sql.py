@@ -221,3 +221,39 @@ def test_views_on_empty_tables():
 def test_views_are_create_or_replace():
     for view in ("idea_scorecard", "open_ideas", "bias_record"):
         assert f"CREATE OR REPLACE VIEW {view} AS" in (SQL / "views" / f"{view}.sql").read_text()
+
+
+def test_ideas_read_unambiguously_in_idea_display_and_todays_ideas():
+    ideas = pl.DataFrame([
+        {"trade_date": D[1], "symbol": "IWM", "idea_id": "c1", "rule": "call_breakout", "direction": "bullish",
+         "instrument": "call", "option_symbol": "IWM   260102C00255000", "expiration": date(2026, 1, 2),
+         "strike": 255.0, "entry_premium": 1.2345, "trigger_level": 250.944999, "trigger_direction": "above",
+         "target": 266.0, "stop": 249.3549, "risk_reward": 15.0 / 1.59},
+        {"trade_date": D[1], "symbol": "IWM", "idea_id": "s1", "rule": "stock_entry", "direction": "bullish",
+         "instrument": "stock", "option_symbol": None, "expiration": None, "strike": None, "entry_premium": None,
+         "trigger_level": 249.73, "trigger_direction": "below", "target": 256.96, "stop": 248.23, "risk_reward": 4.82},
+        {"trade_date": D[0], "symbol": "IWM", "idea_id": "old", "rule": "stock_entry", "direction": "bullish",
+         "instrument": "stock", "option_symbol": None, "expiration": None, "strike": None, "entry_premium": None,
+         "trigger_level": 1.0, "trigger_direction": "below", "target": 3.0, "stop": 0.5, "risk_reward": 4.0},
+    ], schema=IDEA_SCHEMA).with_columns(pl.lit(None, dtype=pl.Int64).alias("dte"),
+                                        pl.lit(None, dtype=pl.Float64).alias("underlying_close"),
+                                        pl.lit("why").alias("rationale"))
+    signals = pl.DataFrame({"trade_date": [D[1]], "symbol": ["IWM"], "bias": ["bearish"], "bias_score": [-30]})
+    con = warehouse(ideas, outcomes_frame().clear(), technicals_frame(), signals.select("trade_date", "symbol", "bias"))
+    con.execute("DROP TABLE signals_daily")
+    con.register("frame", signals.to_arrow())
+    con.execute("CREATE TABLE signals_daily AS SELECT * FROM frame")
+    for view in ("idea_display", "todays_ideas"):
+        con.execute((SQL / "views" / f"{view}.sql").read_text())
+    got = {r["idea_id"]: r for r in rows(con, "SELECT * FROM todays_ideas")}
+    assert list(got) == ["c1", "s1"]  # the latest session only
+    call = got["c1"]
+    assert (call["direction"], call["contract"], call["premium_per_contract"]) == ("bullish", "IWM   260102C00255000",
+                                                                                  123.45)
+    assert (call["trigger_text"], call["target_text"], call["stop_text"]) == ("IWM above 250.94", "IWM 266.00",
+                                                                              "IWM 249.35")
+    assert (call["trigger_level"], call["stop"], call["risk_reward"]) == (250.94, 249.35, 9.43)
+    assert (call["bias"], call["bias_score"]) == ("bearish", -30)
+    stock = got["s1"]
+    assert (stock["contract"], stock["premium_per_contract"], stock["trigger_text"]) == ("stock", None,
+                                                                                         "IWM below 249.73")
