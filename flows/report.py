@@ -443,7 +443,11 @@ def _scorecard_section(frame: pl.DataFrame) -> Section:
     rows = [[cell(v, d) for v, d in zip(row, frame.dtypes, strict=True)] for row in frame.iter_rows()]
     headers = [c.replace("_", " ") for c in frame.columns]
     return Section("Idea scorecard", [
-        Para("How the rules' ideas played out, from the warehouse's idea outcomes (all sessions walked so far)."),
+        Para("How the rules' ideas played out, from the warehouse's idea outcomes (all sessions walked so far; "
+             "the last 60 sessions too when they differ). closed = target hits + stop hits + expired (an option's "
+             "expiry, a stock idea's horizon); hit rate = target hits / closed; mean R over the closed ideas; "
+             "expectancy = R per resolved idea, one that never triggered earning 0. Each rate rests on the "
+             "closed count in its row."),
         Table(headers, rows, numeric=numeric)])
 
 
