@@ -388,8 +388,7 @@ def backtest(
     config: Config = None,
     lake: LakeOption = None,
 ) -> None:
-    """Run rule sets over the lake's history, point in time; print their scorecards. Writes nothing to
-    the warehouse or the lake."""
+    """Score a rule file over the lake's history, point in time, without writing to the warehouse or lake."""
     settings = _settings(warehouse, landing, config, lake)
     from rich.progress import BarColumn, MofNCompleteColumn
 
