@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import polars as pl
 
-BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_RESAMPLES = 2_000  # enough for the ends of a 95% interval; the cost grows with resamples x ideas
 BOOTSTRAP_LEVEL = 0.95
 # Resampled values held at once: the means are taken block by block, so memory stays flat however many
 # ideas a rule has.
