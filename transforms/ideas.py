@@ -284,11 +284,14 @@ def option_contracts(chains: pl.LazyFrame, strike_oi: pl.LazyFrame, yardsticks: 
     else:
         yardsticks = yardsticks.select("trade_date", pl.col("underlying").alias("symbol"), "expiration",
                                        *[pl.col(c).cast(pl.Float64).alias(n) for c, n in YARDSTICK_FIELDS.items()])
+    live = chains.filter(pl.col("expiration") > pl.col("trade_date")).select(
+        "trade_date", pl.col("underlying").alias("symbol"), "expiration", "dte", "option_symbol", "option_type",
+        "strike", "open_interest", "volume", "bid", "ask", "mid").cache()
+    # The flags depend on the expiration and dte only: classified once per pair, not once per contract
+    # (millions of contracts share a few hundred pairs, and the date arithmetic was most of the cost).
+    flags = live.select("expiration", "dte").unique().with_columns(expiry_flags(pl.col("expiration"), pl.col("dte")))
     return (
-        chains.filter(pl.col("expiration") > pl.col("trade_date"))
-        .select("trade_date", pl.col("underlying").alias("symbol"), "expiration", "dte", "option_symbol",
-                "option_type", "strike", "open_interest", "volume", "bid", "ask", "mid")
-        .with_columns(expiry_flags(pl.col("expiration"), pl.col("dte")))
+        live.join(flags, on=["expiration", "dte"], how="left", nulls_equal=True, maintain_order="left")
         .join(
             strike_oi.select("trade_date", pl.col("underlying").alias("symbol"), "strike",
                              pl.col("call_oi").alias("strike_call_oi"), pl.col("put_oi").alias("strike_put_oi")),
