@@ -596,6 +596,66 @@ def _print_flow_run(summary) -> None:
         console.print(f"flow run: {summary.flow_run_url}", highlight=False, markup=False, soft_wrap=True)
 
 
+@app.command()
+def backtest(
+    rules: Annotated[Path, typer.Argument(help="A TOML file of [[rules]] (the syntax of chainsignals.toml).")],
+    start: Annotated[str | None, typer.Option("--start", help="First session (default: the lake's first).")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Last session (default: the lake's last).")] = None,
+    baseline: Annotated[bool, typer.Option("--baseline", help="Also run the config's rules, side by side.")] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the ideas and outcomes here (Parquet; default "
+                                             "<warehouse>/scratch/backtest-<time>.parquet).")] = None,
+    symbols: Annotated[str | None, typer.Option("--symbols", help="Comma-separated underlyings (default: all).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap interval of mean R.")] = 16,
+    warehouse: Warehouse = None,
+    landing: Landing = None,
+    config: Config = None,
+    lake: LakeOption = None,
+) -> None:
+    """Score a rule file over the lake's history, point in time, without writing to the warehouse or lake."""
+    settings = _settings(warehouse, landing, config, lake)
+    from rich.progress import BarColumn, MofNCompleteColumn
+
+    from flows.backtest import run_backtest
+    from flows.config import ConfigError, load_rule_file
+
+    first, last, symbol_list = _day(start), _day(end), _symbols(symbols)
+    if first and last and last < first:
+        _fail(f"--end {last} is before --start {first}", 2)
+    try:
+        candidate = load_rule_file(rules, settings)
+    except ConfigError as exc:
+        _fail(_one_line(exc), 2)
+    rule_sets = {"baseline": settings.rules} if baseline else {}
+    rule_sets[rules.stem if rules.stem != "baseline" else "candidate"] = candidate
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as progress:
+        task = progress.add_task("backtest: session batches", total=None)
+        result = _guarded(run_backtest, settings, rule_sets, start=first, end=last, symbols=symbol_list, seed=seed,
+                          out=out, progress=lambda done, total: progress.update(task, completed=done, total=total))
+    _print_backtest(result, seed)
+
+
+def _print_backtest(result, seed: int) -> None:
+    def num(value, spec: str = ".2f") -> str:
+        return "-" if value is None else format(value, spec)
+
+    table = Table(title=f"backtest {result.sessions[0]}..{result.sessions[-1]} ({len(result.sessions)} sessions)")
+    for header in ("rule set", "rule", "direction", "ideas", "triggered", "targets", "stops", "expired", "closed",
+                   "hit rate", "mean R", "95% CI mean R", "expectancy", "worst losing run"):
+        table.add_column(header, no_wrap=header in ("rule set", "rule", "direction", "hit rate", "95% CI mean R"))
+    for r in result.scorecard.iter_rows(named=True):
+        interval = "-" if r["mean_r_low"] is None else f"[{r['mean_r_low']:+.2f}, {r['mean_r_high']:+.2f}]"
+        table.add_row(r["rule_set"], r["rule"], r["direction"], *(f"{r[c]:,}" for c in (
+            "ideas", "triggered", "target_hits", "stop_hits", "expired", "closed")),
+            f"{num(r['hit_rate'])} of {r['closed']:,}", num(r["mean_r"], "+.2f"), interval,
+            num(r["expectancy"], "+.2f"), str(r["worst_losing_streak"]))
+    console.print(table)
+    console.print(f"closed = target + stop + expired (option expiry or stock horizon); hit rate = targets / closed; "
+                  f"mean R over closed, its interval a bootstrap (seed {seed}); expectancy = R per idea resolved "
+                  f"(an untriggered one earns 0). Outcomes as of {result.sessions[-1]}: ideas still open or pending "
+                  f"then are not closed. {result.seconds:.1f} s; ideas and outcomes in {result.out}", highlight=False)
+
+
 def _print_summary(summary) -> None:
     if not summary.dates:
         return
@@ -621,9 +681,8 @@ def _print_day(settings, day: date) -> None:
             "SELECT symbol, close, change_pct, bias, bias_score, support, resistance, summary "
             "FROM signals_daily WHERE trade_date = ? ORDER BY symbol", [day]).fetchall()
         ideas = con.execute(
-            "SELECT symbol, rule, coalesce(option_symbol, 'stock'), entry_premium, trigger_direction, "
-            "trigger_level, target, stop, risk_reward FROM trade_ideas WHERE trade_date = ? "
-            "ORDER BY symbol, rule", [day]).fetchall()
+            "SELECT symbol, rule, direction, contract, premium_per_contract, trigger_text, target_text, stop_text, "
+            "risk_reward FROM idea_display WHERE trade_date = ? ORDER BY symbol, rule", [day]).fetchall()
     finally:
         con.close()
     table = Table("symbol", "close", "chg %", "bias", "score", "support", "resistance",
@@ -633,11 +692,13 @@ def _print_day(settings, day: date) -> None:
         table.add_row(s, f"{close:.2f}", f"{chg:+.2f}" if chg is not None else "-", f"[{colour}]{bias}[/]",
                       f"{score:+d}", f"{sup:.2f}" if sup is not None else "-", f"{res:.2f}" if res is not None else "-")
     console.print(table)
-    table = Table("symbol", "rule", "contract", "premium", "trigger", "target", "stop", "R:R",
-                  title=f"trade ideas {day}")
-    for s, rule, contract, premium, direction, trig, target, stop, rr in ideas:
-        table.add_row(s, rule, contract, f"{premium:.2f}" if premium is not None else "-",
-                      f"{direction} {trig:.2f}", f"{target:.2f}", f"{stop:.2f}", f"{rr:.1f}")
+    # Trigger, target and stop are the underlying's levels, option ideas' too: each cell names the symbol.
+    table = Table("symbol", "rule", "direction", "contract", "$ / contract", "trigger", "target", "stop", "R:R",
+                  title=f"trade ideas {day} (levels are the underlying's; premium = mid x 100)")
+    for s, rule, direction, contract, premium, trig, target, stop, rr in ideas:
+        colour = {"bullish": "green", "bearish": "red"}.get(direction, "yellow")
+        table.add_row(s, rule, f"[{colour}]{direction}[/]", contract, f"{premium:,.2f}" if premium is not None else "-",
+                      trig, target, stop, f"{rr:.1f}")
     console.print(table)
 
 

@@ -38,6 +38,7 @@ class Settings:
     history_years: int = MIN_HISTORY_YEARS
     weights: dict[str, float] = field(default_factory=dict)
     stock_horizon_sessions: int = 10
+    min_risk_reward: float = 0.0  # [ideas] min_risk_reward: the default of rules without their own
     report_max_symbols: int = 100
     rules: tuple[Rule, ...] = ()
     config_file: Path | None = None
@@ -70,12 +71,7 @@ def load_settings(
     `warehouse`, `landing` and `lake` override the file's paths (the CLI's --warehouse/--landing/--lake).
     """
     path = Path(config or os.environ.get("CHAINSIGNALS_CONFIG") or DEFAULT_CONFIG)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    raw = _read_toml(path, "config file")
 
     paths = raw.get("paths", {})
     market = raw.get("market", {})
@@ -87,10 +83,8 @@ def load_settings(
     lake_location = str(lake or os.environ.get("CHAINSIGNALS_LAKE") or paths.get("lake") or "")
     if lake_location and "://" not in lake_location:
         lake_location = str(Path(lake_location).resolve())
-    try:
-        rules = compile_rules(raw.get("rules", []))
-    except RuleError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    min_risk_reward = float(raw.get("ideas", {}).get("min_risk_reward", 0.0))
+    rules = load_rules(raw, path, min_risk_reward)
     history_years = raw.get("history", {}).get("years", MIN_HISTORY_YEARS)
     if not isinstance(history_years, int) or history_years < MIN_HISTORY_YEARS:
         raise ConfigError(f"{path}: [history] years must be a whole number of at least {MIN_HISTORY_YEARS} "
@@ -118,8 +112,37 @@ def load_settings(
         history_years=history_years,
         weights={k: float(v) for k, v in signals.get("weights", {}).items()},
         stock_horizon_sessions=int(raw.get("outcomes", {}).get("stock_horizon_sessions", 10)),
+        min_risk_reward=min_risk_reward,
         report_max_symbols=int(raw.get("report", {}).get("max_symbols", 100)),
         rules=tuple(rules),
         config_file=path,
         lake_location=lake_location,
     )
+
+
+def load_rules(raw: dict, path: Path, min_risk_reward: float) -> tuple[Rule, ...]:
+    """The [[rules]] of a parsed TOML file (the config or a rule file for `backtest`), compiled. A file's
+    own [ideas] min_risk_reward is the default of its rules; without one, `min_risk_reward`."""
+    default = raw.get("ideas", {}).get("min_risk_reward", min_risk_reward)
+    try:
+        return tuple(compile_rules(raw.get("rules", []), float(default)))
+    except (RuleError, ValueError, TypeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def load_rule_file(path: Path | str, settings: Settings) -> tuple[Rule, ...]:
+    """A rule file (same [[rules]] syntax as chainsignals.toml), compiled; ConfigError when unusable."""
+    path = Path(path)
+    raw = _read_toml(path, "rule file")
+    if not raw.get("rules"):
+        raise ConfigError(f"{path}: no [[rules]]")
+    return load_rules(raw, path, settings.min_risk_reward)
+
+
+def _read_toml(path: Path, what: str) -> dict:
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None

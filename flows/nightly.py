@@ -217,9 +217,8 @@ def artifacts_task(settings: Settings, day: date, report_path: str | None = None
     con = connect_read_only(settings.database)
     try:
         cursor = con.execute(
-            "SELECT symbol, rule, direction, coalesce(option_symbol, 'stock') AS contract, entry_premium, "
-            "trigger_direction, round(trigger_level, 2) AS trigger_level, round(target, 2) AS target, "
-            "round(stop, 2) AS stop, round(risk_reward, 2) AS risk_reward FROM trade_ideas "
+            "SELECT symbol, rule, direction, contract, premium_per_contract, trigger_text, target_text, stop_text, "
+            "trigger_level, target, stop, risk_reward FROM idea_display "
             "WHERE trade_date = ? ORDER BY symbol, rule LIMIT ?", [day, ARTIFACT_MAX_IDEAS])
         names = [d[0] for d in cursor.description]
         ideas = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -57,8 +57,9 @@ from schemas.gold import (
 )
 from schemas.quarantine import NOT_A_SESSION, REASON, split_duplicates, split_valid
 from schemas.silver import Bars, Chains, Trades
-from transforms.features import join_features
+from transforms.features import join_features, with_signals
 from transforms.flow import blocks, flow_daily
+from transforms.forwards import expiry_forwards
 from transforms.greeks import derive_iv_and_greeks, expiry_exposure, iv_rank_percentile, session_greeks
 from transforms.ideas import TRADE_IDEA_SCHEMA, option_contracts, trade_ideas
 from transforms.outcomes import exit_mid_sessions, outcomes_for_run, walk_from
@@ -66,6 +67,7 @@ from transforms.positioning import (
     expiry_levels,
     positioning_daily,
     previous_sessions,
+    session_spot,
     strike_levels,
     strike_open_interest,
 )
@@ -80,6 +82,7 @@ from transforms.silver import (
 )
 from transforms.technicals import technicals_daily
 from transforms.trades import TRADE_SCHEMA, contract_reasons, silver_trades
+from transforms.yardsticks import expiry_yardsticks
 
 # Order matters: chains take spot from the bars, prints are checked against the chains.
 PIPELINE_DATASETS = ("bars", "chains", "trades")
@@ -600,8 +603,10 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
             how="left").collect())
         write("positioning_daily", positioning, batch, started=started)
         crash_point("gold-half-written")
+        yardsticks = expiry_yardsticks(chains, expiry_forwards(chains, settings.risk_free_rate), spot=spot).collect()
         write("expiry_levels", expiry_levels(chains, spot=spot).join(
-            expiry_exposure(chains, spot=spot, rate=settings.risk_free_rate), on=["trade_date", "underlying", "expiration"], how="left").collect(),
+            expiry_exposure(chains, spot=spot, rate=settings.risk_free_rate), on=["trade_date", "underlying", "expiration"], how="left").join(
+            yardsticks.lazy(), on=["trade_date", "underlying", "expiration"], how="left").collect(),
             batch, started=started)
         trades = _only(lake.scan("silver", "trades", silver_schema("trades"), dates=batch), symbols)
         block_prints = blocks(trades, settings.block_notional, settings.block_size).collect()
@@ -623,9 +628,10 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
         signals = signals_daily(features, pcr_z, weights=settings.weights, bullish_at=settings.bullish_at,
                                 bearish_at=settings.bearish_at).collect()
         write("signals_daily", signals, batch, started=started)
-        contracts = option_contracts(chains, strike_open_interest(chains))
+        contracts = option_contracts(chains, strike_open_interest(chains), yardsticks.lazy())
         # In memory: polars 2.1's streaming engine panics (binview index) on this plan at full-market size.
-        ideas = trade_ideas(features, contracts, settings.rules).collect(engine="in-memory")
+        ideas = trade_ideas(with_signals(features, signals.lazy()), contracts, settings.rules).collect(
+            engine="in-memory")
         write("trade_ideas", ideas, batch, started=started)
     count("gold sessions", done, len(dates))
     _build_outcomes(settings, lake, dates, write, symbols)

@@ -182,6 +182,12 @@ class ExpiryLevels(pa.DataFrameModel):
     # The implied forward (SPEC 3): put-call parity, or spot grown at the risk-free rate.
     forward: pl.Float64 = pa.Field(gt=0, nullable=True)
     forward_source: str = pa.Field(isin=["parity", "spot"], nullable=True)
+    # The yardsticks (transforms/yardsticks.py): straddle at the forward in dollars and percent of spot,
+    # 25-delta risk reversal and butterfly in IV units. NULL where the chain cannot give them.
+    expected_move: pl.Float64 = pa.Field(ge=0, nullable=True)
+    expected_move_pct: pl.Float64 = pa.Field(ge=0, nullable=True)
+    rr_25d: pl.Float64 = pa.Field(nullable=True)
+    bf_25d: pl.Float64 = pa.Field(nullable=True)
 
     @pa.check("underlying", error=SYMBOL_RULE)
     def _underlying(cls, data: PolarsData) -> pl.LazyFrame:

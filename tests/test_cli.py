@@ -73,7 +73,10 @@ def test_run_reproduces_the_notes_plays(note_warehouse: Path):
                           & (pl.col("option_type") == "C")).row(0, named=True)
     assert ideas["call_breakout"][7] == pytest.approx((listed["bid"] + listed["ask"]) / 2)
     printed = (note_warehouse / "stdout.txt").read_text()
-    assert "IWM   260102C00255000" in printed and "above 250.94" in printed
+    assert "IWM   260102C00255000" in printed and "IWM above 250.94" in printed
+    # The levels are the underlying's, named so; the premium is per contract, in dollars.
+    assert "IWM 266.00" in printed and "IWM 249.35" in printed and "bullish" in printed
+    assert f"{ideas['call_breakout'][7] * 100:,.2f}" in printed
 
 
 def test_status_lists_tables_and_the_run(note_warehouse: Path, cli_env):

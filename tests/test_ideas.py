@@ -657,3 +657,43 @@ def test_the_put_call_history_must_fit_in_the_history_read(tmp_path, sessions, y
     else:
         with pytest.raises(ConfigError, match=rf"pcr_history_sessions must be between 1 and {252 * years} "):
             load_settings(path)
+
+
+# --- the rule vocabulary: the day's signals, min_risk_reward ---------------------------------------------
+
+
+def test_a_rule_can_follow_the_days_bias_and_its_components():
+    from transforms.features import SIGNAL_FEATURES, with_signals
+
+    following = compile_rules([_variant(2, name="stock_with_bias", when="bias = 'bullish' AND score_trend > 0 "
+                                        "AND bias_score >= 25 AND sma_30 IS NOT NULL")])
+    signals = pl.DataFrame([
+        {"trade_date": D, "symbol": "IWM", "bias": "bullish", "bias_score": 30, "score_trend": 15.0},
+        {"trade_date": D, "symbol": "QQQ", "bias": "bearish", "bias_score": -40, "score_trend": -15.0},
+        {"trade_date": D, "symbol": "SPY", "bias": "bullish", "bias_score": 20, "score_trend": 10.0},
+    ], schema={"trade_date": pl.Date, "symbol": pl.String, **SIGNAL_FEATURES})
+    feats = features(IWM, {**IWM, "symbol": "QQQ"}, {**IWM, "symbol": "SPY"}, {**IWM, "symbol": "DIA"})
+    rows = trade_ideas(with_signals(feats, signals.lazy()), option_contracts(chain([]), strike_open_interest(chain([]))),
+                       following).collect()
+    # QQQ is bearish, SPY's score is under 25, DIA has no signals row (NULL bias): only IWM follows.
+    assert rows["symbol"].to_list() == ["IWM"]
+    assert rows["trigger_level"].to_list() == [249.73]
+
+
+def test_min_risk_reward_per_rule_and_as_the_files_default(tmp_path):
+    # stock_entry on IWM: reward 256.96 - 249.73 = 7.23 over risk 1.5, a risk/reward of 4.82.
+    def emitted(**changes) -> bool:
+        return ideas(features(IWM), chain([]), rules=compile_rules([_variant(2, **changes)])).height == 1
+
+    assert emitted() and emitted(min_risk_reward=4.8) and not emitted(min_risk_reward=4.9)
+    assert compile_rules([_variant(2)], min_risk_reward=5.0)[0].min_risk_reward == 5.0
+    assert compile_rules([_variant(2, min_risk_reward=1)], min_risk_reward=5.0)[0].min_risk_reward == 1
+    with pytest.raises(RuleError, match="min_risk_reward"):
+        compile_rules([_variant(2, min_risk_reward=-1)])
+    with pytest.raises(RuleError, match="min_risk_reward"):
+        compile_rules([_variant(2, min_risk_reward="2")])
+    # The global default ([ideas] min_risk_reward) reaches the rules without their own; 0 keeps the seed rules.
+    assert {r.min_risk_reward for r in load_settings(DEFAULT_CONFIG).rules} == {0.0}
+    config = tmp_path / "c.toml"
+    config.write_text(DEFAULT_CONFIG.read_text().replace("min_risk_reward = 0.0", "min_risk_reward = 1.5"))
+    assert {r.min_risk_reward for r in load_settings(config).rules} == {1.5}

@@ -423,13 +423,16 @@ def test_gold_strike_and_expiry_levels():
     expiries = pl.DataFrame(
         {"trade_date": [QUOTE], "underlying": ["IWM"], "expiration": [EXPIRY], "dte": [15], "contracts": [40],
          "call_oi": [20_000], "put_oi": [43_600], "pcr_oi": [2.18], "call_volume": [100], "put_volume": [0],
-         "max_pain": [250.0], "forward": [250.4], "forward_source": ["parity"]}
+         "max_pain": [250.0], "forward": [250.4], "forward_source": ["parity"], "expected_move": [6.12],
+         "expected_move_pct": [2.45], "rr_25d": [-0.06], "bf_25d": [0.01]}
     )  # fmt: skip
     validate_gold(expiries, ExpiryLevels)
     with pytest.raises(GoldValidationError, match=r"greater_than\(0\):forward .*isin\(\['parity', 'spot'\]\):forward_source"):
         validate_gold(expiries.with_columns(forward=pl.lit(-1.0), forward_source=pl.lit("guess")), ExpiryLevels)
     with pytest.raises(GoldValidationError, match="dte_matches_expiration:dte,expiration,trade_date"):
         validate_gold(expiries.with_columns(dte=pl.lit(14, pl.Int64)), ExpiryLevels)
+    with pytest.raises(GoldValidationError, match="expected_move"):
+        validate_gold(expiries.with_columns(expected_move=pl.lit(-1.0)), ExpiryLevels)
 
 
 def test_gold_signals_and_ideas():

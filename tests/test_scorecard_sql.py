@@ -121,30 +121,56 @@ def rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
 
 def test_scorecard_counts(con):
     got = {(r["rule"], r["period"]): r for r in rows(con, "SELECT * FROM idea_scorecard")}
+    # put_breakdown's ideas are all in the last 60 sessions: that row would repeat 'all', so it is left out.
     assert list(got) == [("call_breakout", "all"), ("call_breakout", "last_60_sessions"), ("put_breakdown", "all"),
-                         ("put_breakdown", "last_60_sessions"), ("stock_entry", "all"),
-                         ("stock_entry", "last_60_sessions")]
-    counts = ("ideas", "triggered", "target_hits", "stop_hits", "expired", "not_triggered", "open", "pending")
+                         ("stock_entry", "all"), ("stock_entry", "last_60_sessions")]
+    counts = ("ideas", "triggered", "target_hits", "stop_hits", "expired", "not_triggered", "open", "pending",
+              "closed", "worst_losing_streak")
     # i1..i6: i1 target (R 2), i2 stop (R -1), i3 expired (R 0.5), i4 not triggered, i5 open, i6 no row yet.
-    assert [got["call_breakout", "all"][c] for c in counts] == [6, 4, 1, 1, 1, 1, 1, 1]
-    assert got["call_breakout", "all"]["hit_rate"] == pytest.approx(0.5)
+    assert [got["call_breakout", "all"][c] for c in counts] == [6, 4, 1, 1, 1, 1, 1, 1, 3, 1]
+    # closed = target + stop + expired: hit rate and mean R rest on the same three ideas.
+    assert got["call_breakout", "all"]["hit_rate"] == pytest.approx(1 / 3)
     assert got["call_breakout", "all"]["mean_r"] == pytest.approx((2.0 - 1.0 + 0.5) / 3)
+    # expectancy: R over the closed ideas and the one that never triggered (0 R).
+    assert got["call_breakout", "all"]["expectancy"] == pytest.approx((2.0 - 1.0 + 0.5) / 4)
     # i1 (D[5]) is older than the last 60 sessions (from D[10]).
-    assert [got["call_breakout", "last_60_sessions"][c] for c in counts] == [5, 3, 0, 1, 1, 1, 1, 1]
+    assert [got["call_breakout", "last_60_sessions"][c] for c in counts] == [5, 3, 0, 1, 1, 1, 1, 1, 2, 1]
     assert got["call_breakout", "last_60_sessions"]["hit_rate"] == 0.0
     assert got["call_breakout", "last_60_sessions"]["mean_r"] == pytest.approx(-0.25)
-    # k2's stop has no R (it opened past the stop): mean_r is k1's alone.
-    assert [got["put_breakdown", "all"][c] for c in counts] == [4, 3, 1, 1, 0, 0, 1, 1]
+    assert got["call_breakout", "last_60_sessions"]["expectancy"] == pytest.approx(-0.5 / 3)
+    # k2's stop has no R (it opened past the stop): it is closed and a loss, but mean_r is k1's alone.
+    assert [got["put_breakdown", "all"][c] for c in counts] == [4, 3, 1, 1, 0, 0, 1, 1, 2, 1]
     assert got["put_breakdown", "all"]["hit_rate"] == pytest.approx(0.5)
     assert got["put_breakdown", "all"]["mean_r"] == pytest.approx(1.5)
-    assert got["put_breakdown", "last_60_sessions"]["ideas"] == 4
+    assert got["put_breakdown", "all"]["expectancy"] == pytest.approx(0.75)
     assert got["stock_entry", "all"]["direction"] == "bullish"
-    assert [got["stock_entry", "all"][c] for c in counts] == [1, 1, 0, 1, 0, 0, 0, 0]
+    assert [got["stock_entry", "all"][c] for c in counts] == [1, 1, 0, 1, 0, 0, 0, 0, 1, 1]
     assert (got["stock_entry", "all"]["hit_rate"], got["stock_entry", "all"]["mean_r"]) == (0.0, -1.0)
-    # No stock_entry idea in the last 60 sessions: the row is there, with zeros and no rates.
-    assert [got["stock_entry", "last_60_sessions"][c] for c in counts] == [0] * 8
-    assert (got["stock_entry", "last_60_sessions"]["hit_rate"], got["stock_entry", "last_60_sessions"]["mean_r"]) == (
-        None, None)
+    # No stock_entry idea in the last 60 sessions: that differs from 'all', so the row is there, with zeros
+    # and no rates.
+    assert [got["stock_entry", "last_60_sessions"][c] for c in counts] == [0] * 10
+    last_60 = got["stock_entry", "last_60_sessions"]
+    assert (last_60["hit_rate"], last_60["mean_r"], last_60["expectancy"]) == (None, None, None)
+
+
+def test_worst_losing_streak_counts_consecutive_losses_in_closing_order():
+    # Five closed ideas of one rule, closing on D[1..5]: loss, loss, win, loss (R -0.2 at expiry), loss.
+    day_r = [(1, "stop_hit", -1.0), (2, "stop_hit", -1.0), (3, "target_hit", 2.0), (4, "expired", -0.2),
+             (5, "stop_hit", -1.0), (6, "stop_hit", -1.0)]
+    ideas = pl.DataFrame([
+        {"trade_date": D[0], "symbol": f"S{i}", "idea_id": f"x{i}", "rule": "r", "direction": "bullish",
+         "instrument": "stock", "option_symbol": None, "expiration": None, "strike": None, "entry_premium": None,
+         "trigger_level": 10.0, "trigger_direction": "above", "target": 12.0, "stop": 9.0, "risk_reward": 2.0}
+        for i in range(len(day_r))], schema=IDEA_SCHEMA)
+    outcomes = pl.DataFrame([
+        {"trade_date": D[7], "idea_id": f"x{i}", "idea_date": D[0], "symbol": f"S{i}", "rule": "r",
+         "direction": "bullish", "instrument": "stock", "option_symbol": None, "status": status,
+         "triggered_on": D[1], "entry_price": 10.0, "closed_on": D[day], "exit_price": 10.0 + r,
+         "r_multiple": r, "sessions_walked": day, "option_exit_mid": None, "option_mid_source": None,
+         "option_r_multiple": None} for i, (day, status, r) in enumerate(day_r)], schema=IDEA_OUTCOME_SCHEMA)
+    card = rows(warehouse(ideas, outcomes, technicals_frame(), signals_frame()), "SELECT * FROM idea_scorecard")
+    assert [(r["period"], r["closed"], r["worst_losing_streak"]) for r in card] == [
+        ("all", 6, 3), ("last_60_sessions", 0, 0)]
 
 
 def test_open_ideas(con):
@@ -195,3 +221,39 @@ def test_views_on_empty_tables():
 def test_views_are_create_or_replace():
     for view in ("idea_scorecard", "open_ideas", "bias_record"):
         assert f"CREATE OR REPLACE VIEW {view} AS" in (SQL / "views" / f"{view}.sql").read_text()
+
+
+def test_ideas_read_unambiguously_in_idea_display_and_todays_ideas():
+    ideas = pl.DataFrame([
+        {"trade_date": D[1], "symbol": "IWM", "idea_id": "c1", "rule": "call_breakout", "direction": "bullish",
+         "instrument": "call", "option_symbol": "IWM   260102C00255000", "expiration": date(2026, 1, 2),
+         "strike": 255.0, "entry_premium": 1.2345, "trigger_level": 250.944999, "trigger_direction": "above",
+         "target": 266.0, "stop": 249.3549, "risk_reward": 15.0 / 1.59},
+        {"trade_date": D[1], "symbol": "IWM", "idea_id": "s1", "rule": "stock_entry", "direction": "bullish",
+         "instrument": "stock", "option_symbol": None, "expiration": None, "strike": None, "entry_premium": None,
+         "trigger_level": 249.73, "trigger_direction": "below", "target": 256.96, "stop": 248.23, "risk_reward": 4.82},
+        {"trade_date": D[0], "symbol": "IWM", "idea_id": "old", "rule": "stock_entry", "direction": "bullish",
+         "instrument": "stock", "option_symbol": None, "expiration": None, "strike": None, "entry_premium": None,
+         "trigger_level": 1.0, "trigger_direction": "below", "target": 3.0, "stop": 0.5, "risk_reward": 4.0},
+    ], schema=IDEA_SCHEMA).with_columns(pl.lit(None, dtype=pl.Int64).alias("dte"),
+                                        pl.lit(None, dtype=pl.Float64).alias("underlying_close"),
+                                        pl.lit("why").alias("rationale"))
+    signals = pl.DataFrame({"trade_date": [D[1]], "symbol": ["IWM"], "bias": ["bearish"], "bias_score": [-30]})
+    con = warehouse(ideas, outcomes_frame().clear(), technicals_frame(), signals.select("trade_date", "symbol", "bias"))
+    con.execute("DROP TABLE signals_daily")
+    con.register("frame", signals.to_arrow())
+    con.execute("CREATE TABLE signals_daily AS SELECT * FROM frame")
+    for view in ("idea_display", "todays_ideas"):
+        con.execute((SQL / "views" / f"{view}.sql").read_text())
+    got = {r["idea_id"]: r for r in rows(con, "SELECT * FROM todays_ideas")}
+    assert list(got) == ["c1", "s1"]  # the latest session only
+    call = got["c1"]
+    assert (call["direction"], call["contract"], call["premium_per_contract"]) == ("bullish", "IWM   260102C00255000",
+                                                                                  123.45)
+    assert (call["trigger_text"], call["target_text"], call["stop_text"]) == ("IWM above 250.94", "IWM 266.00",
+                                                                              "IWM 249.35")
+    assert (call["trigger_level"], call["stop"], call["risk_reward"]) == (250.94, 249.35, 9.43)
+    assert (call["bias"], call["bias_score"]) == ("bearish", -30)
+    stock = got["s1"]
+    assert (stock["contract"], stock["premium_per_contract"], stock["trigger_text"]) == ("stock", None,
+                                                                                         "IWM below 249.73")

@@ -33,6 +33,16 @@ POSITIONING_FEATURES: dict[str, pl.DataType] = {
 # Block-flow columns (flow_daily): NULL without prints.
 FLOW_FEATURES: dict[str, pl.DataType] = {c: t for c, t in FLOW_DAILY_SCHEMA.items() if c not in _KEYS}
 FEATURE_SCHEMA: dict[str, pl.DataType] = {**TECHNICAL_FEATURES, **POSITIONING_FEATURES, **FLOW_FEATURES}
+# The day's signals (signals_daily) a rule may also read: the bias, its score and components, and the levels
+# behind the scenarios. Not part of FEATURE_SCHEMA: the signals are computed from the features.
+SIGNAL_FEATURES: dict[str, pl.DataType] = {
+    "bias": pl.String(),
+    "bias_score": pl.Int64(),
+    **{c: pl.Float64() for c in ("score_trend", "score_rsi", "score_percent_b", "score_pcr", "score_flow",
+                                 "score_gamma", "percent_b", "pcr_oi_z", "support", "resistance",
+                                 "breakout_level", "breakdown_level")},
+}
+RULE_ROW_SCHEMA: dict[str, pl.DataType] = {**FEATURE_SCHEMA, **SIGNAL_FEATURES}
 
 
 def _by_symbol(frame: pl.LazyFrame, columns: dict[str, pl.DataType]) -> tuple[pl.LazyFrame, list[str]]:
@@ -56,3 +66,9 @@ def join_features(technicals: pl.LazyFrame, positioning: pl.LazyFrame,
         present.update(cols)
     return joined.with_columns(
         [pl.lit(None, dtype=t).alias(c) for c, t in FEATURE_SCHEMA.items() if c not in present])
+
+
+def with_signals(features: pl.LazyFrame, signals: pl.LazyFrame) -> pl.LazyFrame:
+    """The rule row: the features with the same session's signals (SIGNAL_FEATURES) left-joined."""
+    return features.join(signals.select("trade_date", "symbol", *[pl.col(c).cast(t) for c, t in SIGNAL_FEATURES.items()]),
+                         on=["trade_date", "symbol"], how="left")

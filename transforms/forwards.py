@@ -21,7 +21,7 @@ YEARS_PER_DAY = 1.0 / 365.0
 _BAND_BASE, _BAND_PER_SQRT_YEAR = 0.05, 0.15
 FORWARD_COLUMNS = ["forward", "forward_source"]
 
-__all__ = ["FORWARD_COLUMNS", "implied_forwards", "osi_root", "parity_pairs", "with_forwards",
+__all__ = ["FORWARD_COLUMNS", "expiry_forwards", "implied_forwards", "osi_root", "parity_pairs", "with_forwards",
            "years_to_expiry"]
 
 
@@ -102,3 +102,10 @@ def with_forwards(chains: pl.LazyFrame, rate: float, spots: pl.LazyFrame | None 
         spots = session_spot(chains)
     forwards = implied_forwards(chains, spots, rate).select(*EXPIRY, *FORWARD_COLUMNS)
     return chains.join(forwards, on=EXPIRY, how="left", maintain_order="left")
+
+
+def expiry_forwards(chains: pl.LazyFrame, rate: float, spots: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    """Per live (trade_date, underlying, expiration): forward and forward_source, as the contracts of
+    `chains` carry them (with_forwards)."""
+    live = live_contracts(chains)
+    return with_forwards(live, rate, spots).group_by(EXPIRY).agg(pl.col(FORWARD_COLUMNS).first())

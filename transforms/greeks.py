@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from transforms.black_scholes import IV_LOWER, IV_UPPER, bs_delta, bs_gamma, implied_vol
-from transforms.forwards import FORWARD_COLUMNS, implied_forwards, with_forwards
+from transforms.forwards import FORWARD_COLUMNS, expiry_forwards, implied_forwards, with_forwards
 from transforms.positioning import EXPIRY, SESSION, _strongest_strike, live_contracts, session_spot
 
 CONTRACT_MULTIPLIER = 100.0
@@ -660,7 +660,7 @@ def expiry_exposure(chains: pl.LazyFrame, spot: pl.LazyFrame | None = None, rate
         .join(spots, on=SESSION, how="left")
         .with_columns(_dollar_exposure()[:2])
     )
-    forwards = with_forwards(live, rate, spots).group_by(EXPIRY).agg(pl.col(FORWARD_COLUMNS).first())
+    forwards = expiry_forwards(live, rate, spots)
     return (
         exposure.join(_atm_iv_by_expiry(live, spots).select(*EXPIRY, "atm_iv"), on=EXPIRY, how="left")
         .join(forwards, on=EXPIRY, how="left")

@@ -15,13 +15,21 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from transforms.features import FEATURE_SCHEMA
+from transforms.features import RULE_ROW_SCHEMA
 from transforms.text import fmt_fixed
 
 RULE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _SESSION_KEYS = ["trade_date", "symbol"]
 ORDER_KEY = re.compile(r"^(?P<expr>.+?)(?:\s+(?P<dir>asc|desc))?$", re.IGNORECASE | re.DOTALL)
 
+# The expiration's yardsticks (transforms/yardsticks.py, expiry_levels) in the rule row, by their rule-row
+# name: rr_25d and bf_25d are prefixed, as the row's rr_25d is positioning's 30-day one.
+YARDSTICK_FIELDS: dict[str, str] = {
+    "expected_move": "expected_move",
+    "expected_move_pct": "expected_move_pct",
+    "rr_25d": "expiry_rr_25d",
+    "bf_25d": "expiry_bf_25d",
+}
 EXPIRY_FIELDS: dict[str, pl.DataType] = {
     "expiration": pl.Date(),
     "dte": pl.Int64(),
@@ -29,6 +37,7 @@ EXPIRY_FIELDS: dict[str, pl.DataType] = {
     "is_monthly": pl.Boolean(),
     "is_quarterly": pl.Boolean(),
     "is_leaps": pl.Boolean(),
+    **{name: pl.Float64() for name in YARDSTICK_FIELDS.values()},
 }
 CONTRACT_FIELDS: dict[str, pl.DataType] = {
     "option_symbol": pl.String(),
@@ -86,6 +95,8 @@ class Rule:
     strike_order: tuple[str, ...] = ("strike ASC",)
     # Applied to the contract strike_order chose: the idea is dropped, not moved to another strike.
     contract_filter: str = "TRUE"
+    # An idea whose reward/risk (target - trigger) / (trigger - stop) is below this is not emitted.
+    min_risk_reward: float = 0.0
 
     @property
     def option_type(self) -> str | None:
@@ -119,8 +130,10 @@ def _check(rule_name: str, field: str, expr: str, schema: dict[str, pl.DataType]
         raise RuleError(f"rule '{rule_name}': {field} = {expr!r} must be a number, not {dtype}")
 
 
-def compile_rules(raw_rules: list[dict]) -> list[Rule]:
-    """Turn the config's [[rules]] into Rules, checking every expression against the feature schema."""
+def compile_rules(raw_rules: list[dict], min_risk_reward: float = 0.0) -> list[Rule]:
+    """Turn the config's [[rules]] into Rules, checking every expression against the feature schema.
+
+    `min_risk_reward` is the default of rules that do not set their own."""
     rules, seen = [], set()
     for raw in raw_rules:
         name = str(raw.get("name", ""))
@@ -145,9 +158,13 @@ def compile_rules(raw_rules: list[dict]) -> list[Rule]:
                 strike_filter=raw.get("strike_filter", "TRUE"),
                 strike_order=tuple(raw.get("strike_order", ["strike ASC"])),
                 contract_filter=raw.get("contract_filter", "TRUE"),
+                min_risk_reward=raw.get("min_risk_reward", min_risk_reward),
             )
         except KeyError as exc:
             raise RuleError(f"rule '{name}': missing field {exc.args[0]!r}") from None
+        if isinstance(rule.min_risk_reward, bool) or not isinstance(rule.min_risk_reward, int | float) \
+                or rule.min_risk_reward < 0:
+            raise RuleError(f"rule '{name}': min_risk_reward must be a number >= 0, not {rule.min_risk_reward!r}")
         if rule.direction not in ("bullish", "bearish"):
             raise RuleError(f"rule '{name}': direction must be bullish or bearish, not {rule.direction!r}")
         if rule.instrument not in ("stock", "call", "put"):
@@ -155,7 +172,7 @@ def compile_rules(raw_rules: list[dict]) -> list[Rule]:
         if rule.trigger_direction not in ("above", "below"):
             raise RuleError(f"rule '{name}': trigger_direction must be above or below")
 
-        feature_row = dict(FEATURE_SCHEMA)
+        feature_row = dict(RULE_ROW_SCHEMA)
         contract_row = {**feature_row, **EXPIRY_FIELDS, **CONTRACT_FIELDS}
         level_row = contract_row if rule.option_type else feature_row
         _check(name, "when", rule.when, feature_row, "boolean")
@@ -255,19 +272,33 @@ def _first_per(frame: pl.LazyFrame, group: list[str], keys: tuple[str, ...], tie
                       nulls_last=True).unique(subset=group, keep="first", maintain_order=True)
 
 
-def option_contracts(chains: pl.LazyFrame, strike_oi: pl.LazyFrame) -> pl.LazyFrame:
-    """The contracts ideas may name: listed, expiring after the session, with their strike's total OI."""
+def option_contracts(chains: pl.LazyFrame, strike_oi: pl.LazyFrame, yardsticks: pl.LazyFrame | None = None
+                     ) -> pl.LazyFrame:
+    """The contracts ideas may name: listed, expiring after the session, with their strike's total OI and
+    their expiration's yardsticks (trade_date, underlying, expiration and the keys of YARDSTICK_FIELDS, as
+    in expiry_levels; NULL without)."""
+    keys = ["trade_date", "symbol", "expiration"]
+    if yardsticks is None:
+        yardsticks = pl.LazyFrame(schema={"trade_date": pl.Date(), "symbol": pl.String(), "expiration": pl.Date(),
+                                          **{name: pl.Float64() for name in YARDSTICK_FIELDS.values()}})
+    else:
+        yardsticks = yardsticks.select("trade_date", pl.col("underlying").alias("symbol"), "expiration",
+                                       *[pl.col(c).cast(pl.Float64).alias(n) for c, n in YARDSTICK_FIELDS.items()])
+    live = chains.filter(pl.col("expiration") > pl.col("trade_date")).select(
+        "trade_date", pl.col("underlying").alias("symbol"), "expiration", "dte", "option_symbol", "option_type",
+        "strike", "open_interest", "volume", "bid", "ask", "mid").cache()
+    # The flags depend on the expiration and dte only: classified once per pair, not once per contract
+    # (millions of contracts share a few hundred pairs, and the date arithmetic was most of the cost).
+    flags = live.select("expiration", "dte").unique().with_columns(expiry_flags(pl.col("expiration"), pl.col("dte")))
     return (
-        chains.filter(pl.col("expiration") > pl.col("trade_date"))
-        .select("trade_date", pl.col("underlying").alias("symbol"), "expiration", "dte", "option_symbol",
-                "option_type", "strike", "open_interest", "volume", "bid", "ask", "mid")
-        .with_columns(expiry_flags(pl.col("expiration"), pl.col("dte")))
+        live.join(flags, on=["expiration", "dte"], how="left", nulls_equal=True, maintain_order="left")
         .join(
             strike_oi.select("trade_date", pl.col("underlying").alias("symbol"), "strike",
                              pl.col("call_oi").alias("strike_call_oi"), pl.col("put_oi").alias("strike_put_oi")),
             on=["trade_date", "symbol", "strike"],
             how="left",
         )
+        .join(yardsticks, on=keys, how="left")
     )
 
 
@@ -309,8 +340,9 @@ def _rule_ideas(rule: Rule, features: pl.LazyFrame, contracts: pl.LazyFrame,
     trigger, target, stop = pl.col("trigger_level"), pl.col("target"), pl.col("stop")
     consistent = (stop < trigger) & (trigger < target) if rule.direction == "bullish" else (
         (target < trigger) & (trigger < stop))
-    rows = rows.filter(consistent).with_columns(
-        ((target - trigger).abs() / (trigger - stop).abs()).alias("risk_reward"),
+    risk_reward = (target - trigger).abs() / (trigger - stop).abs()
+    rows = rows.filter(consistent & (risk_reward >= rule.min_risk_reward)).with_columns(
+        risk_reward.alias("risk_reward"),
         pl.col("close").alias("underlying_close"),
         pl.lit(rule.name).alias("rule"),
         pl.lit(rule.direction).alias("direction"),

@@ -1,0 +1,170 @@
+"""`chainsignals backtest`: rule sets over the lake's history, point in time, nothing published.
+
+Each session's ideas come from that session's gold features only (technicals, positioning, block flow,
+signals and the per-expiration yardsticks of expiry_levels, all as the nightly wrote them) and that
+session's silver chain, through the same `trade_ideas` the nightly runs. Their outcomes are
+`idea_outcomes` as of the last session of the range: the very function whose rows the nightly's
+incremental runs add up to. So for the config's rules a backtest gives the nightly's trade_ideas and
+its latest idea_outcomes row per idea, and for a session D the same rows whatever later sessions the
+lake holds (only outcomes still open at the range's end differ from a longer backtest's).
+
+Nothing is written to the warehouse or to gold: the ideas and outcomes go to a Parquet file (under
+<warehouse>/scratch/ or --out). The scorecard is sql/views/idea_scorecard.sql run by DuckDB over them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from flows.config import Settings
+from flows.lake import Lake
+from flows.warehouse import SQL_DIR
+from transforms.features import (
+    FLOW_FEATURES,
+    POSITIONING_FEATURES,
+    SIGNAL_FEATURES,
+    TECHNICAL_FEATURES,
+    join_features,
+    with_signals,
+)
+from transforms.ideas import TRADE_IDEA_SCHEMA, Rule, option_contracts, trade_ideas
+from transforms.outcomes import IDEA_OUTCOME_SCHEMA, idea_outcomes
+from transforms.positioning import strike_open_interest
+from transforms.scorecard import mean_r_intervals
+from transforms.yardsticks import YARDSTICK_COLUMNS
+
+SCORECARD_SQL = SQL_DIR / "views" / "idea_scorecard.sql"
+DEFAULT_SEED = 16
+CHAIN_COLUMNS: dict[str, pl.DataType] = {
+    "trade_date": pl.Date(), "underlying": pl.String(), "expiration": pl.Date(), "dte": pl.Int64(),
+    "option_symbol": pl.String(), "option_type": pl.String(), "strike": pl.Float64(),
+    "open_interest": pl.Int64(), "volume": pl.Int64(), "bid": pl.Float64(), "ask": pl.Float64(),
+    "mid": pl.Float64(),
+}
+_KEYS = {"trade_date": pl.Date(), "underlying": pl.String()}
+
+
+class BacktestError(Exception):
+    """A backtest that cannot run (no sessions in the range, an empty lake); the message is one line."""
+
+
+@dataclass
+class BacktestResult:
+    sessions: list[date]
+    ideas: pl.DataFrame  # TRADE_IDEA_SCHEMA + rule_set
+    outcomes: pl.DataFrame  # IDEA_OUTCOME_SCHEMA + rule_set, as of the last session
+    scorecard: pl.DataFrame  # idea_scorecard rows + rule_set, mean_r_low, mean_r_high
+    seconds: float
+    out: Path | None = None
+
+
+def _session_batches(lake: Lake, sessions: list[date], batch_rows: int) -> list[list[date]]:
+    """Sessions in batches of about `batch_rows` chain rows (the first chain's size stands for all)."""
+    chain_days = [d for d in lake.dates("silver", "chains") if sessions[0] <= d <= sessions[-1]]
+    per_session = 1
+    if chain_days:
+        per_session = max(1, lake.scan("silver", "chains", {"trade_date": pl.Date()}, dates=[chain_days[-1]])
+                          .select(pl.len()).collect().item())
+    size = max(1, batch_rows // per_session)
+    return [sessions[i:i + size] for i in range(0, len(sessions), size)]
+
+
+def _of(frame: pl.LazyFrame, column: str, symbols: list[str] | None) -> pl.LazyFrame:
+    return frame.filter(pl.col(column).is_in(symbols)) if symbols else frame
+
+
+def session_ideas(lake: Lake, batch: list[date], rule_sets: dict[str, tuple[Rule, ...]],
+                  symbols: list[str] | None) -> dict[str, pl.DataFrame]:
+    """Every rule set's ideas of the sessions in `batch`, from the gold features and silver chains of
+    those sessions alone."""
+    gold = lambda table, schema, key: _of(lake.scan("gold", table, schema, dates=batch), key, symbols)
+    features = join_features(
+        gold("technicals_daily", TECHNICAL_FEATURES, "symbol"),
+        gold("positioning_daily", {**_KEYS, **POSITIONING_FEATURES}, "underlying"),
+        gold("flow_daily", {**_KEYS, **FLOW_FEATURES}, "underlying"))
+    signals = gold("signals_daily", {"trade_date": pl.Date(), "symbol": pl.String(), **SIGNAL_FEATURES}, "symbol")
+    rows = with_signals(features, signals).collect().lazy()
+    chains = _of(lake.scan("silver", "chains", CHAIN_COLUMNS, dates=batch), "underlying", symbols).collect().lazy()
+    yardsticks = gold("expiry_levels", {**_KEYS, "expiration": pl.Date(), **YARDSTICK_COLUMNS}, "underlying")
+    contracts = option_contracts(chains, strike_open_interest(chains), yardsticks)
+    return {name: trade_ideas(rows, contracts, rules).collect(engine="in-memory") for name, rules in rule_sets.items()}
+
+
+def scorecard(ideas: pl.DataFrame, outcomes: pl.DataFrame, sessions: list[date]) -> pl.DataFrame:
+    """idea_scorecard.sql, the warehouse view's own text, over one rule set's ideas and outcomes."""
+    con = duckdb.connect()
+    try:
+        frames = {"trade_ideas": ideas.select(list(TRADE_IDEA_SCHEMA)),
+                  "idea_outcomes": outcomes.select(list(IDEA_OUTCOME_SCHEMA)),
+                  "technicals_daily": pl.DataFrame({"trade_date": sessions}, schema={"trade_date": pl.Date})}
+        for name, frame in frames.items():
+            con.register("frame", frame.to_arrow())
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
+            con.unregister("frame")
+        con.execute(SCORECARD_SQL.read_text())
+        return con.sql("SELECT * FROM idea_scorecard").pl()
+    finally:
+        con.close()
+
+
+def run_backtest(settings: Settings, rule_sets: dict[str, tuple[Rule, ...]], *, start: date | None = None,
+                 end: date | None = None, symbols: list[str] | None = None, seed: int = DEFAULT_SEED,
+                 out: Path | None = None, progress: Callable[[int, int], None] | None = None) -> BacktestResult:
+    """Ideas and outcomes of each rule set over the lake's gold sessions in [start, end].
+
+    progress(done, total) is called after each batch of sessions (and once before the first).
+    """
+    started = time.perf_counter()
+    lake = Lake(settings.lake)
+    sessions = [d for d in lake.dates("gold", "technicals_daily")
+                if (start is None or d >= start) and (end is None or d <= end)]
+    if not sessions:
+        raise BacktestError(f"no gold sessions in the lake {settings.lake} between {start or 'the first'} and "
+                            f"{end or 'the last'}: run `chainsignals backfill` first")
+    batches = _session_batches(lake, sessions, settings.batch_rows)
+    collected: dict[str, list[pl.DataFrame]] = {name: [] for name in rule_sets}
+    if progress:
+        progress(0, len(batches))
+    for done, batch in enumerate(batches, 1):
+        for name, frame in session_ideas(lake, batch, rule_sets, symbols).items():
+            collected[name].append(frame)
+        if progress:
+            progress(done, len(batches))
+    bars = _of(lake.scan("silver", "bars", {"trade_date": pl.Date(), "symbol": pl.String(),
+                                            **{c: pl.Float64() for c in ("open", "high", "low", "close")}},
+                         start=sessions[0], end=sessions[-1]), "symbol", symbols).collect().lazy()
+    mids = lake.scan("silver", "chains", {"trade_date": pl.Date(), "option_symbol": pl.String(), "mid": pl.Float64()},
+                     start=sessions[0], end=sessions[-1])
+    ideas, outcomes, cards = [], [], []
+    for name in rule_sets:
+        set_ideas = pl.concat(collected[name])
+        set_outcomes = idea_outcomes(set_ideas.lazy(), bars, sessions[-1], mids, settings.stock_horizon_sessions).collect()
+        tag = pl.lit(name).alias("rule_set")
+        ideas.append(set_ideas.with_columns(tag))
+        outcomes.append(set_outcomes.with_columns(tag))
+        cards.append(scorecard(set_ideas, set_outcomes, sessions).with_columns(tag))
+    ideas_frame, outcomes_frame = pl.concat(ideas), pl.concat(outcomes)
+    keys = ["rule_set", "rule", "direction"]
+    intervals = mean_r_intervals(outcomes_frame, keys, seed)
+    # Every rule gets its row, in its file's order: one that never fired says so with zeros.
+    declared = pl.DataFrame([{"rule_set": name, "rule": r.name, "direction": r.direction}
+                             for name, rules in rule_sets.items() for r in rules], schema={k: pl.String for k in keys})
+    card = pl.concat(cards).filter(pl.col("period") == "all").drop("period").join(intervals, on=keys, how="left")
+    counts = [c for c, t in card.schema.items() if t.is_integer()]
+    card = declared.join(card, on=keys, how="left", maintain_order="left").with_columns(
+        pl.col(counts).fill_null(0)).select(
+        *keys, pl.exclude(*keys, "mean_r_low", "mean_r_high", "expectancy", "worst_losing_streak"),
+        "mean_r_low", "mean_r_high", "expectancy", "worst_losing_streak")
+    out = out or settings.warehouse / "scratch" / f"backtest-{datetime.now(UTC):%Y%m%dT%H%M%S}.parquet"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # One row per idea: its levels and how it played out (the outcome columns it shares are the idea's own).
+    ideas_frame.join(outcomes_frame.drop("symbol", "rule", "direction", "instrument", "option_symbol")
+                     .rename({"trade_date": "as_of"}), on=["rule_set", "idea_id"], how="left").write_parquet(out)
+    return BacktestResult(sessions, ideas_frame, outcomes_frame, card, time.perf_counter() - started, out)

@@ -1,0 +1,157 @@
+"""`chainsignals backtest` (flows/backtest.py) against what the nightly pipeline wrote for the same rules.
+
+One small lake (the demo generator: three underlyings, 16 chain sessions) is built by the pipeline's own
+stages; the backtest then reads its gold and silver only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from flows.backtest import run_backtest
+from flows.config import DEFAULT_CONFIG, load_rule_file, load_settings
+from flows.lake import Lake
+from transforms.outcomes import FINAL_STATUSES, IDEA_OUTCOME_SCHEMA
+from transforms.scorecard import bootstrap_mean_interval, mean_r_intervals
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "rules"
+SYMBOLS = ["SPY", "IWM", "AAPL"]
+CHAIN_SESSIONS = 16
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A lake the pipeline built session by session, as the nightly would; and its settings."""
+    from flows.demo import generate_demo_market
+    from flows.pipeline import StageStats, build_gold, gold_sessions, ingest_and_validate
+
+    root = tmp_path_factory.mktemp("backtest")
+    market = generate_demo_market(root / "landing", symbols=SYMBOLS, sessions=260, chain_sessions=CHAIN_SESSIONS)
+    settings = load_settings(warehouse=root / "wh", landing=root / "landing")
+    ingest_and_validate(settings, "test", end=market.chain_sessions[-1])
+    dates = gold_sessions(settings, market.chain_sessions[0], market.chain_sessions[-1])
+    build_gold(settings, dates, StageStats())
+    return settings, dates
+
+
+def nightly(settings, table: str, schema: dict) -> pl.DataFrame:
+    return Lake(settings.lake).scan("gold", table, schema).collect()
+
+
+def latest_outcomes(settings, before_or_on=None) -> pl.DataFrame:
+    rows = nightly(settings, "idea_outcomes", IDEA_OUTCOME_SCHEMA)
+    if before_or_on is not None:
+        rows = rows.filter(pl.col("trade_date") <= before_or_on)
+    return rows.sort("trade_date").unique("idea_id", keep="last")
+
+
+def by_idea(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.select([c for c in IDEA_OUTCOME_SCHEMA if c != "trade_date"]).sort("idea_id")
+
+
+def test_backtest_equals_the_nightly_ideas_and_outcomes_row_for_row(built, tmp_path):
+    settings, dates = built
+    result = run_backtest(settings, {"config": settings.rules}, out=tmp_path / "bt.parquet")
+    assert result.sessions == dates
+    from transforms.ideas import TRADE_IDEA_SCHEMA
+
+    gold_ideas = nightly(settings, "trade_ideas", TRADE_IDEA_SCHEMA).sort("trade_date", "symbol", "rule", "idea_id")
+    ideas = result.ideas.drop("rule_set").sort("trade_date", "symbol", "rule", "idea_id")
+    assert ideas.height > 40 and set(ideas["instrument"]) == {"stock", "call", "put"}
+    assert ideas.equals(gold_ideas)
+    # The nightly's latest row per idea (ideas of the last session have none yet: nor in the backtest).
+    expected = by_idea(latest_outcomes(settings))
+    got = by_idea(result.outcomes)
+    assert got.equals(expected)
+    statuses = set(got["status"])
+    assert {"target_hit", "stop_hit"} <= statuses or {"stop_hit", "expired"} <= statuses, statuses
+    # Written to the Parquet file, one row per idea; nothing to the lake's gold or a warehouse.
+    written = pl.read_parquet(tmp_path / "bt.parquet")
+    assert written.height == ideas.height and written["status"].null_count() == ideas.filter(
+        pl.col("trade_date") == dates[-1]).height
+    assert not settings.database.exists()
+
+
+def test_no_lookahead_a_backtest_ending_earlier_gives_the_same_rows_except_what_was_open(built, tmp_path):
+    settings, dates = built
+    cut = dates[len(dates) // 2]
+    early = run_backtest(settings, {"config": settings.rules}, end=cut, out=tmp_path / "early.parquet")
+    late = run_backtest(settings, {"config": settings.rules}, out=tmp_path / "late.parquet")
+    early_ideas = early.ideas.sort("idea_id")
+    assert early_ideas.equals(late.ideas.filter(pl.col("trade_date") <= cut).sort("idea_id"))
+    final = by_idea(early.outcomes.filter(pl.col("status").is_in(FINAL_STATUSES)))
+    assert final.height > 5
+    assert final.equals(by_idea(late.outcomes.join(final.select("idea_id"), on="idea_id", how="semi")))
+    # And the early backtest is the nightly as it stood at the cut.
+    assert by_idea(early.outcomes).equals(by_idea(latest_outcomes(settings, cut)))
+
+
+def test_the_scorecard_is_the_views_definition_and_the_interval_is_seeded(built, tmp_path):
+    settings, _ = built
+    one = run_backtest(settings, {"config": settings.rules}, seed=3, out=tmp_path / "a.parquet")
+    two = run_backtest(settings, {"config": settings.rules}, seed=3, out=tmp_path / "b.parquet")
+    other = run_backtest(settings, {"config": settings.rules}, seed=4, out=tmp_path / "c.parquet")
+    assert one.scorecard.equals(two.scorecard)
+    assert not one.scorecard["mean_r_low"].equals(other.scorecard["mean_r_low"])
+    closed = one.outcomes.filter(pl.col("status").is_in(["target_hit", "stop_hit", "expired"]))
+    for row in one.scorecard.iter_rows(named=True):
+        mine = closed.filter(pl.col("rule") == row["rule"])
+        assert row["closed"] == mine.height
+        assert row["target_hits"] == mine.filter(pl.col("status") == "target_hit").height
+        if row["closed"]:
+            assert row["hit_rate"] == pytest.approx(row["target_hits"] / row["closed"])
+            assert row["mean_r"] == pytest.approx(mine["r_multiple"].mean())
+            assert row["mean_r_low"] <= row["mean_r"] <= row["mean_r_high"]
+
+
+def test_bootstrap_interval_by_hand():
+    # A constant has a zero-width interval; the interval depends on the seed and the key only.
+    assert bootstrap_mean_interval(np.full(7, -1.0), seed=1) == (-1.0, -1.0)
+    assert bootstrap_mean_interval(np.array([]), seed=1) == (None, None)
+    values = np.array([-1.0, -0.97, 2.13, -1.0, 0.52, 3.07, -0.88, -1.0])
+    low, high = bootstrap_mean_interval(values, seed=7, key="r")
+    assert (low, high) == bootstrap_mean_interval(values, seed=7, key="r")
+    assert (low, high) != bootstrap_mean_interval(values, seed=8, key="r")
+    # The mean (0.10875) inside; the standard error is about 1.6 / sqrt(8) = 0.56: +- 1.96 of it, roughly.
+    assert -1.3 < low < 0.10875 < high < 1.5
+    frame = pl.DataFrame({"rule": ["a"] * 8 + ["b"] * 2, "direction": ["bullish"] * 10,
+                          "status": ["stop_hit"] * 8 + ["target_hit", "open"], "idea_date": [None] * 10,
+                          "symbol": ["X"] * 10, "idea_id": [str(i) for i in range(10)],
+                          "r_multiple": [*values, 2.0, None]}, schema_overrides={"idea_date": pl.Date})
+    got = {r["rule"]: r for r in mean_r_intervals(frame, ["rule", "direction"], seed=7).to_dicts()}
+    assert (got["a"]["mean_r_low"], got["a"]["mean_r_high"]) == bootstrap_mean_interval(values, 7, "a|bullish")
+    assert (got["b"]["mean_r_low"], got["b"]["mean_r_high"]) == (2.0, 2.0)  # the open idea is not closed
+
+
+def test_the_seed_note_file_declares_the_configs_rules():
+    settings = load_settings(DEFAULT_CONFIG)
+    assert load_rule_file(RULES / "seed_note.toml", settings) == settings.rules
+    variant = load_rule_file(RULES / "bias_following.toml", settings)
+    assert {r.min_risk_reward for r in variant} == {1.5}
+
+
+def test_cli_backtest_prints_both_rule_sets_and_writes_only_its_file(built, tmp_path):
+    from flows.cli import app
+
+    settings, dates = built
+    lake_files = sorted(str(p) for p in Path(settings.lake).rglob("*.parquet"))
+    out = tmp_path / "cli.parquet"
+    result = CliRunner().invoke(app, ["backtest", str(RULES / "bias_following.toml"), "--baseline", "--out", str(out),
+                                      "--warehouse", str(settings.warehouse), "--start", dates[2].isoformat()],
+                                env={**os.environ, "COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert f"backtest {dates[2]}..{dates[-1]} ({len(dates) - 2} sessions)" in text
+    for name in ("baseline", "bias_following", "call_breakout", "stock_entry", "95% CI"):
+        assert name in text
+    assert out.exists() and set(pl.read_parquet(out)["rule_set"]) <= {"baseline", "bias_following"}
+    assert sorted(str(p) for p in Path(settings.lake).rglob("*.parquet")) == lake_files
+    bad = CliRunner().invoke(app, ["backtest", str(tmp_path / "missing.toml"), "--warehouse", str(settings.warehouse)])
+    assert bad.exit_code == 2 and "rule file not found" in bad.output
