@@ -52,10 +52,13 @@ def test_expected_move_is_the_straddle_at_the_forward_interpolated_in_strike():
     # 6.0 at 100, 6.6 at 105: a fifth of the way, 6.12 dollars; spot 100, so 6.12% of spot.
     assert got["expected_move"] == pytest.approx(6.12)
     assert got["expected_move_pct"] == pytest.approx(6.12)
-    # At a listed strike, that strike's straddle; the spot given (the close) wins over the chain's.
+    # At a listed strike, that strike's straddle; the percent is of the chain's own spot (SPEC 3: the
+    # bars' close given beside it is only the fallback for a chain without one).
     spot = pl.LazyFrame({"trade_date": [D], "underlying": ["XYZ"], "spot": [102.0]})
     got = one(expiry_yardsticks(chain(STRADDLE_LEGS), forwards(near=95.0), spot=spot), NEAR)
-    assert (got["expected_move"], got["expected_move_pct"]) == (pytest.approx(8.5), pytest.approx(8.5 / 102 * 100))
+    assert (got["expected_move"], got["expected_move_pct"]) == (pytest.approx(8.5), pytest.approx(8.5))
+    got = one(expiry_yardsticks(chain(STRADDLE_LEGS, spot=None), forwards(near=95.0), spot=spot), NEAR)
+    assert got["expected_move_pct"] == pytest.approx(8.5 / 102 * 100)
     # Beyond the strikes quoted on both sides (110 has no put): no expected move.
     assert one(expiry_yardsticks(chain(STRADDLE_LEGS), forwards(near=107.0)), NEAR)["expected_move"] is None
 

@@ -58,7 +58,7 @@ def expiry_yardsticks(chains: pl.LazyFrame, forwards: pl.LazyFrame, spot: pl.Laz
 
     chains: silver chains (trade_date, underlying, expiration, strike, option_type, mid,
     implied_volatility, delta, underlying_price). forwards: trade_date, underlying, expiration, forward.
-    spot: (trade_date, underlying, spot) overriding the chain's median underlying_price, as elsewhere.
+    spot: (trade_date, underlying, spot), the bars' close where the chain has no spot (session_spot).
     """
     live = live_contracts(chains).select(*EXPIRY, pl.col("strike").cast(pl.Float64), "option_type",
                                          pl.col("mid").cast(pl.Float64), _IV.cast(pl.Float64),
