@@ -64,12 +64,13 @@ def expiry_yardsticks(chains: pl.LazyFrame, forwards: pl.LazyFrame, spot: pl.Laz
                                          pl.col("mid").cast(pl.Float64), _IV.cast(pl.Float64),
                                          pl.col("delta").cast(pl.Float64)).cache()
     fwd = forwards.select(*EXPIRY, pl.col("forward").cast(pl.Float64))
-    # Two roots (SPX and SPXW) can list one strike and expiration: their quotes are averaged.
+    # Two roots (SPX and SPXW) can list one strike and expiration: their quotes are averaged. The sides
+    # are split before grouping, so the group_by only takes plain means (its fast path).
     per_strike = (
-        live.group_by(*EXPIRY, "strike")
-        .agg(pl.col("mid").filter(_IS_CALL).mean().alias("call_mid"),
-             pl.col("mid").filter(_IS_PUT).mean().alias("put_mid"),
-             _IV.filter(_IV > 0).mean().alias("strike_iv"))
+        live.select(*EXPIRY, "strike", call_mid=pl.when(_IS_CALL).then(pl.col("mid")),
+                    put_mid=pl.when(_IS_PUT).then(pl.col("mid")), strike_iv=pl.when(_IV > 0).then(_IV))
+        .group_by(*EXPIRY, "strike")
+        .agg(pl.col("call_mid", "put_mid", "strike_iv").mean())
         .join(fwd, on=EXPIRY, how="inner")
         .with_columns((pl.col("call_mid") + pl.col("put_mid")).alias("straddle"))
     )
@@ -78,12 +79,17 @@ def expiry_yardsticks(chains: pl.LazyFrame, forwards: pl.LazyFrame, spot: pl.Laz
 
     quoted = live.filter((_IV > 0) & pl.col("delta").is_not_null())
 
-    def nearest_iv(side: pl.Expr, target: float) -> pl.Expr:
+    def nearest_iv(side: pl.Expr, target: float, name: str) -> pl.LazyFrame:
+        # The contracts at the smallest distance (a window minimum), then the lowest strike among them.
         distance = (pl.col("delta") - target).abs()
-        return _IV.filter(side).sort_by(distance.filter(side), pl.col("strike").filter(side)).first()
+        return (
+            quoted.filter(side).with_columns(_distance=distance)
+            .filter(pl.col("_distance") == pl.col("_distance").min().over(EXPIRY))
+            .group_by(EXPIRY).agg(_IV.sort_by("strike").first().alias(name))
+        )
 
-    wings = quoted.group_by(EXPIRY).agg(nearest_iv(_IS_CALL, WING_DELTA).alias("call_iv"),
-                                        nearest_iv(_IS_PUT, -WING_DELTA).alias("put_iv"))
+    wings = nearest_iv(_IS_CALL, WING_DELTA, "call_iv").join(
+        nearest_iv(_IS_PUT, -WING_DELTA, "put_iv"), on=EXPIRY, how="full", coalesce=True)
     spots = session_spot(chains, spot)
     move = pl.col("straddle")
     return (
