@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.config import PROJECT_ROOT, Settings
-from flows.lake import Lake, read_manifest, version
+from flows.lake import GoldStagedLake, Lake, read_manifest, version
 
 CACHE_EXPIRATION = timedelta(days=7)
 CODE_PACKAGES = ("transforms", "schemas", "flows", "sql")
@@ -73,15 +73,17 @@ def _plain(value: Any) -> Any:
 
 
 def outputs_fingerprint(settings: Settings, tables: Iterable[str], dates: Iterable[date],
-                        part: str | None = None) -> dict[str, list]:
+                        part: str | None = None, run_id: str | None = None) -> dict[str, list]:
     """Relative path -> [size, mtime_ns] (object storage: [size, ETag]) of the gold files a stage wrote
-    (`part`: one shard's files)."""
-    lake = Lake(settings.lake)
+    (`part`: one shard's files). With `run_id`, the run's staged files over the committed ones, by the
+    path each has in the lake: the commit renames them, which keeps size and time."""
+    lake = GoldStagedLake(settings.lake, run_id=run_id) if run_id else Lake(settings.lake)
     found: dict[str, list] = {}
     for table in tables:
         for path in lake.files("gold", table, dates=list(dates)):
             if part is None or path.stem == part:
-                found[str(path.relative_to(lake.root))] = version(path)
+                name = lake.logical(path) if run_id else str(path.relative_to(lake.root))
+                found[name] = version(path)
     return found
 
 

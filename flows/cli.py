@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
+from contextlib import contextmanager
 from datetime import UTC, date
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -50,28 +53,51 @@ def _flow_for(flow_fn, workers: int, dask_address: str | None):
     return with_dask(flow_fn, workers=workers or None, address=dask_address), workers or 4
 
 
+# Sessions the exchange calendar and the pipeline's date arithmetic can take (a date near 9999-12-31
+# overflows the calendar's timestamps: a usage error, not a failed run).
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2199, 12, 31)
+
+
 def _day(value: str | None) -> date | None:
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+        raise typer.BadParameter(f"{_safe(value)!r} is not a date (YYYY-MM-DD)") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise typer.BadParameter(f"{day} is outside the dates a run can take ({FIRST_DAY}..{LAST_DAY})")
+    return day
 
 
 def _symbols(value: str | None) -> list[str] | None:
     """--symbols checked before Prefect starts: a typo is a usage error, not a failed flow run."""
-    from schemas.rules import checked_symbols
-
     listed = [s for s in (value or "").split(",") if s.strip()]
+    if not listed:
+        return None
+    from schemas.rules import checked_symbols  # pandera: a second and more to import, only when needed
+
     try:
         return checked_symbols(listed) if listed else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--symbols") from None
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _visible(text: object) -> str:
+    """Control characters (a file named with an escape sequence) shown as \\xNN, never sent raw."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+def _safe(text: object) -> str:
+    """Text from files, paths and errors inside Rich markup: shown as it is ([final], ^{0,62}$)."""
+    return escape(_visible(text))
+
+
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {_safe(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -89,7 +115,28 @@ def _quiet_prefect() -> None:
         # The temporary server lives for this one run; stopped when it ends, it logs the events still in
         # flight as a traceback after the run succeeded. Its own errors do not decide the run's outcome.
         os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+    from flows.launcher import server_dies_with_cli
+
+    server_dies_with_cli()
     _run_failures_left_to_the_cli()
+
+
+@contextmanager
+def _holding_the_lock(settings):
+    """The warehouse lock, taken before Prefect starts: a second run is refused at once, in one line
+    (exit 75, EX_TEMPFAIL: try later), and records no failed run. The flow takes it again (re-entrant
+    in this process)."""
+    from flows.warehouse import WarehouseBusy, warehouse_lock
+
+    try:
+        lock = warehouse_lock(settings.warehouse, for_this_process=True)
+        lock.__enter__()
+    except WarehouseBusy as exc:
+        _fail(f"{_one_line(exc)}: not started", 75)
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
 
 
 class _RunFailuresLeftToTheCLI(logging.Filter):
@@ -178,19 +225,38 @@ def _run_with_progress_lines(label: str, fn, *args, **kwargs):
 
 
 def _guarded(fn, *args, **kwargs):
-    """Run a pipeline call; any failure becomes one line on stderr and exit code 1."""
+    """Run a pipeline call; any failure becomes one line on stderr and exit code 1; SIGINT or SIGTERM
+    one line and 130 or 143 (the shell's codes for them)."""
     from flows.config import ConfigError
+    from flows.launcher import Terminated
 
     try:
         return fn(*args, **kwargs)
     except (typer.Exit, typer.BadParameter):
         raise
+    except KeyboardInterrupt as exc:
+        _record_interrupt(kwargs, exc)
+        _fail(f"interrupted ({'SIGTERM' if isinstance(exc, Terminated) else 'SIGINT'}): the run is recorded as "
+              "interrupted; nothing it had not committed is visible", 143 if isinstance(exc, Terminated) else 130)
     except ConfigError as exc:
         _fail(_one_line(exc), 2)
     except Exception as exc:  # the one-line contract: the reason, not a traceback
         if os.environ.get("CHAINSIGNALS_DEBUG"):
             raise
         _fail(_one_line(exc))
+
+
+def _record_interrupt(flow_kwargs: dict, exc: BaseException) -> None:
+    """A signal before the flow's own bookkeeping began (Prefect still starting): the run log still
+    says a run was interrupted."""
+    from flows import runlog
+    from flows.sources import now_utc
+
+    if flow_kwargs.get("warehouse") and not runlog.APPENDED:
+        runlog.append(Path(flow_kwargs["warehouse"]), {
+            "run_id": None, "flow": "backfill" if "start" in flow_kwargs else "nightly", "status": "interrupted",
+            "date": flow_kwargs.get("date") or flow_kwargs.get("end"), "finished_at": now_utc(),
+            "error": f"{_one_line(exc)} before the run began"})
 
 
 def _settings(warehouse: Path | None, landing: Path | None, config: Path | None, lake: str | None = None):
@@ -218,19 +284,20 @@ def run(
     """Ingest what is new in landing and compute one session."""
     settings = _settings(warehouse, landing, config, lake)
     target = _day(date_)
-    symbol_list = _symbols(symbols)
-    if _answered_before_prefect(settings, target, force, symbol_list):
-        return
-    _quiet_prefect()
-    from flows.nightly import nightly
+    with _holding_the_lock(settings):
+        symbol_list = _symbols(symbols)
+        if _answered_before_prefect(settings, target, force, symbol_list):
+            return
+        _quiet_prefect()
+        from flows.nightly import nightly
 
-    flow_fn, shards = _flow_for(nightly, workers, dask_address)
-    summary = _guarded(_run_with_progress, f"nightly {target or 'latest'}", flow_fn,
-                       date=target, symbols=symbol_list, warehouse=str(settings.warehouse),
-                       landing=str(settings.landing), config=str(settings.config_file),
-                       lake=settings.lake_location or None, force=force, shards=shards)
+        flow_fn, shards = _flow_for(nightly, workers, dask_address)
+        summary = _guarded(_run_with_progress, f"nightly {target or 'latest'}", flow_fn,
+                           date=target, symbols=symbol_list, warehouse=str(settings.warehouse),
+                           landing=str(settings.landing), config=str(settings.config_file),
+                           lake=settings.lake_location or None, force=force, shards=shards)
     if summary.status == "skipped":
-        console.print(f"skipped: {summary.reason}", highlight=False, markup=False)
+        console.print(f"skipped: {_safe(summary.reason)}", highlight=False)
         _print_flow_run(summary)
         return
     _print_summary(summary)
@@ -256,13 +323,15 @@ def backfill(
     first, last = _day(start), _day(end)
     if last < first:
         _fail(f"--end {last} is before --start {first}", 2)
-    _quiet_prefect()
-    from flows.nightly import backfill as backfill_flow
+    with _holding_the_lock(settings):
+        _quiet_prefect()
+        from flows.nightly import backfill as backfill_flow
 
-    flow_fn, shards = _flow_for(backfill_flow, workers, dask_address)
-    summary = _guarded(_run_with_progress, f"backfill {first}..{last}", flow_fn, start=first, end=last,
-                       warehouse=str(settings.warehouse), landing=str(settings.landing),
-                       config=str(settings.config_file), lake=settings.lake_location or None, force=force, shards=shards)
+        flow_fn, shards = _flow_for(backfill_flow, workers, dask_address)
+        summary = _guarded(_run_with_progress, f"backfill {first}..{last}", flow_fn, start=first, end=last,
+                           warehouse=str(settings.warehouse), landing=str(settings.landing),
+                           config=str(settings.config_file), lake=settings.lake_location or None, force=force,
+                           shards=shards)
     _print_summary(summary)
     _print_flow_run(summary)
 
@@ -326,7 +395,7 @@ def report(
         finally:
             con.close()
     index = _guarded(write_report, settings.database, settings.lake, settings.reports, day, symbol or None)
-    console.print(f"report {day}: {len(index.reports)} symbol page(s)\n{index.html}", highlight=False)
+    console.print(f"report {day}: {len(index.reports)} symbol page(s)\n{_safe(index.html)}", highlight=False)
 
 
 @app.command()
@@ -350,13 +419,27 @@ def serve(
 
 @app.command()
 def status(warehouse: Warehouse = None, landing: Landing = None, config: Config = None,
-           lake: LakeOption = None) -> None:
+           lake: LakeOption = None,
+           verify_files: Annotated[bool, typer.Option("--verify", help="Also check every committed lake file "
+                                                      "against its recorded sha256.")] = False) -> None:
     """What the warehouse holds and how the last runs went."""
     settings = _settings(warehouse, landing, config, lake)
-    from flows import runlog
-    from flows.lake import Lake
+    # Whatever the files look like (a truncated partition, an analyst's WAL), status says so in a line.
+    failed = _guarded(_status, settings)
+    if verify_files and not _guarded(_verify, settings):
+        failed = True
+    if failed:
+        raise typer.Exit(1)
 
-    console.print(f"warehouse  {settings.warehouse}\nlanding    {settings.landing}\nlake       {settings.lake}")
+
+def _status(settings) -> bool:
+    """Print the status; True when the last run failed."""
+    from flows import runlog
+    from flows.lake import Lake, journal_path
+    from flows.pipeline import uncomputed_sessions
+
+    console.print(f"warehouse  {_safe(settings.warehouse)}\nlanding    {_safe(settings.landing)}\n"
+                  f"lake       {_safe(settings.lake)}", highlight=False)
     lake = Lake(settings.lake)
     table = Table("layer", "dataset", "partitions", "first", "last", title="lake")
     for layer in ("bronze", "silver", "quarantine", "gold"):
@@ -365,20 +448,31 @@ def status(warehouse: Warehouse = None, landing: Landing = None, config: Config 
             days = lake.dates(layer, dataset)
             table.add_row(layer, dataset, str(len(days)), str(days[0]) if days else "-", str(days[-1]) if days else "-")
     console.print(table if table.row_count else "lake: empty")
+    waiting = uncomputed_sessions(lake)
+    if waiting:
+        span = str(waiting[0]) if len(waiting) == 1 else f"{len(waiting)} sessions, {waiting[0]}..{waiting[-1]}"
+        console.print(f"[yellow]ingested, not computed:[/] {span} (the next run computes them)", highlight=False)
+    if journal_path(settings.warehouse).exists():
+        console.print("[yellow]a publish was interrupted after its decision:[/] the next run completes it",
+                      highlight=False)
     if settings.database.exists():
         from flows.warehouse import connect_read_only
 
-        con = connect_read_only(settings.database)
         try:
-            rows = con.sql("SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
-                           "ORDER BY table_name").fetchall()
-            counts = Table("table", "rows", "last trade_date", title=str(settings.database))
-            for (name,) in rows:
-                n, last = con.sql(f'SELECT count(*), max(trade_date) FROM "{name}"').fetchall()[0]
-                counts.add_row(name, f"{n:,}", str(last))
-            console.print(counts)
-        finally:
-            con.close()
+            con = connect_read_only(settings.database)
+        except Exception as exc:  # noqa: BLE001 - duckdb raises several kinds; the operator needs one line
+            console.print(f"[red]{_safe(settings.database)} does not open:[/] {_safe(_one_line(exc))}", highlight=False)
+        else:
+            try:
+                rows = con.sql("SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+                               "ORDER BY table_name").fetchall()
+                counts = Table("table", "rows", "last trade_date", title=_safe(settings.database))
+                for (name,) in rows:
+                    n, last = con.sql(f'SELECT count(*), max(trade_date) FROM "{name}"').fetchall()[0]
+                    counts.add_row(Text(_visible(name)), f"{n:,}", str(last))
+                console.print(counts)
+            finally:
+                con.close()
     else:
         console.print("no warehouse yet: run `chainsignals demo` or `chainsignals run`")
     runs = runlog.read(settings.warehouse, last=10)
@@ -390,9 +484,28 @@ def status(warehouse: Warehouse = None, landing: Landing = None, config: Config 
             detail = r.get("error") or ", ".join(f"{k} {v:,}" for k, v in (r.get("rows") or {}).items())
             detail = "; ".join(filter(None, [detail, *(f"warning: {w}" for w in r.get("warnings") or [])]))
             recent.add_row(str(r.get("finished_at", ""))[:19], r.get("flow", ""), r.get("status", ""),
-                           "..".join(str(d) for d in dates if d), Text(detail))  # not Rich markup
+                           "..".join(str(d) for d in dates if d), Text(_visible(detail)))  # not Rich markup
         console.print(recent)
-    if runs and runs[-1].get("status") == "failed":
+    return bool(runs) and runs[-1].get("status") == "failed"
+
+
+def _verify(settings) -> bool:
+    """Check the lake's committed files against their recorded sha256; True when all match."""
+    from flows.lake import Lake, verify_lake
+
+    checked, problems = verify_lake(Lake(settings.lake))
+    for line in problems:
+        err.print(f"[bold red]bad:[/] {_safe(line)}", highlight=False, soft_wrap=True)
+    console.print(f"verify: {checked:,} committed file(s) checked, {len(problems)} bad", highlight=False)
+    return not problems
+
+
+@app.command()
+def verify(warehouse: Warehouse = None, landing: Landing = None, config: Config = None,
+           lake: LakeOption = None) -> None:
+    """Check every committed lake file against the sha256 recorded when it was committed; name each bad one."""
+    settings = _settings(warehouse, landing, config, lake)
+    if not _guarded(_verify, settings):
         raise typer.Exit(1)
 
 
@@ -412,12 +525,12 @@ def validate(
     from flows.validate import validate_file
 
     report = _guarded(validate_file, settings, file, dataset, format_)
-    console.print(f"{file}: {report.dataset} ({report.format}), {report.rows:,} rows, "
+    console.print(f"{_safe(file)}: {report.dataset} ({report.format}), {report.rows:,} rows, "
                   f"{report.valid:,} valid, {report.rejected:,} rejected, {report.duplicates:,} duplicates")
     if report.reasons:
         table = Table("reason", "rows", title="rejected rows")
         for reason, count in report.reasons:
-            table.add_row(reason, f"{count:,}")
+            table.add_row(Text(_visible(reason)), f"{count:,}")
         console.print(table)
     if report.over_limit:
         _fail(f"{file}: {report.rejected / max(report.rows, 1):.1%} of rows rejected, over the "
@@ -661,14 +774,15 @@ def _print_summary(summary) -> None:
         return
     span = f"{summary.dates[0]}" if len(summary.dates) == 1 else f"{summary.dates[0]}..{summary.dates[-1]}"
     rows = ", ".join(f"{t} {n:,}" for t, n in summary.rows.items())
+    hidden = f", {summary.files_hidden} hidden skipped" if summary.files_hidden else ""
     console.print(f"[green]{summary.flow} {span}[/] ({summary.run_id}): {summary.files_read} file(s) ingested, "
-                  f"{summary.files_skipped} unchanged; {rows}", highlight=False)
+                  f"{summary.files_skipped} unchanged{hidden}; {rows}", highlight=False)
     for line in summary.warnings:
-        console.print(f"[yellow]warning:[/] {line}", highlight=False)
+        console.print(f"[yellow]warning:[/] {_safe(line)}", highlight=False)
 
 
 def _print_report(summary) -> None:
-    console.print(f"report: {summary.report}" if summary.report else "report: not written (see the warning above)",
+    console.print(f"report: {_safe(summary.report)}" if summary.report else "report: not written (see the warning above)",
                   highlight=False)
 
 

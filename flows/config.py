@@ -15,6 +15,17 @@ MIN_HISTORY_YEARS = 2
 SESSIONS_PER_YEAR = 252  # the least a year of history is relied on to hold
 
 
+# [ingest] keys and their defaults, declared once: a key not listed here is a typo, refused.
+DEFAULT_MAX_FILE_BYTES = 2 << 30  # decompressed bytes of one landing file (a full-market chain is ~0.3 GB)
+DEFAULT_STABLE_SECONDS = 2.0
+INGEST_DEFAULTS: dict[str, object] = {
+    "max_rejected_share": 0.05, "min_rows_for_limit": 50, "batch_rows": 4_000_000,
+    "max_file_bytes": DEFAULT_MAX_FILE_BYTES, "stable_seconds": DEFAULT_STABLE_SECONDS,
+    "min_chain_share": 0.5, "on_short_chain": "warn",
+}
+STABLE_SECONDS_VARIABLE = "CHAINSIGNALS_STABLE_SECONDS"  # overrides [ingest] stable_seconds (tests: 0)
+
+
 class ConfigError(Exception):
     """A configuration file that cannot be used; the message is one line."""
 
@@ -29,6 +40,10 @@ class Settings:
     max_rejected_share: float = 0.05
     min_rows_for_limit: int = 50
     batch_rows: int = 4_000_000
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    stable_seconds: float = DEFAULT_STABLE_SECONDS
+    min_chain_share: float = 0.5
+    on_short_chain: str = "warn"
     top_strikes: int = 5
     block_notional: float = 1_000_000.0
     block_size: int = 1_000
@@ -85,6 +100,15 @@ def load_settings(
         lake_location = str(Path(lake_location).resolve())
     min_risk_reward = float(raw.get("ideas", {}).get("min_risk_reward", 0.0))
     rules = load_rules(raw, path, min_risk_reward)
+    unknown = sorted(set(ingest) - set(INGEST_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown [ingest] key(s) {', '.join(unknown)} "
+                          f"(known: {', '.join(INGEST_DEFAULTS)})")
+    ingest = INGEST_DEFAULTS | ingest
+    if ingest["on_short_chain"] not in ("warn", "fail"):
+        raise ConfigError(f"{path}: [ingest] on_short_chain must be \"warn\" or \"fail\", "
+                          f"got {ingest['on_short_chain']!r}")
+    stable_seconds = float(os.environ.get(STABLE_SECONDS_VARIABLE) or ingest["stable_seconds"])
     history_years = raw.get("history", {}).get("years", MIN_HISTORY_YEARS)
     if not isinstance(history_years, int) or history_years < MIN_HISTORY_YEARS:
         raise ConfigError(f"{path}: [history] years must be a whole number of at least {MIN_HISTORY_YEARS} "
@@ -100,9 +124,13 @@ def load_settings(
         benchmark=str(market.get("benchmark", "SPY")).upper(),
         calendar=market.get("calendar", "XNYS"),
         risk_free_rate=float(market.get("risk_free_rate", 0.04)),
-        max_rejected_share=float(ingest.get("max_rejected_share", 0.05)),
-        min_rows_for_limit=int(ingest.get("min_rows_for_limit", 50)),
-        batch_rows=int(ingest.get("batch_rows", 4_000_000)),
+        max_rejected_share=float(ingest["max_rejected_share"]),
+        min_rows_for_limit=int(ingest["min_rows_for_limit"]),
+        batch_rows=int(ingest["batch_rows"]),
+        max_file_bytes=int(ingest["max_file_bytes"]),
+        stable_seconds=stable_seconds,
+        min_chain_share=float(ingest["min_chain_share"]),
+        on_short_chain=str(ingest["on_short_chain"]),
         top_strikes=int(raw.get("positioning", {}).get("top_strikes", 5)),
         block_notional=float(flow.get("block_notional", 1_000_000)),
         block_size=int(flow.get("block_size", 1_000)),

@@ -14,6 +14,9 @@ uploads each file to its final key, so each file still flips from old to new in 
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import json
 import os
 import shutil
 import uuid
@@ -26,7 +29,7 @@ from pathlib import Path
 import polars as pl
 from upath import UPath
 
-from flows.faults import crash_point
+from flows.faults import crash_point, disk_full_point
 
 LAYERS = ("bronze", "silver", "quarantine", "gold")
 PARTITION_PREFIX = "trade_date="
@@ -64,17 +67,37 @@ def uri(path: LakePath) -> str:
 
 def write_atomic(frame: pl.DataFrame, path: LakePath, compression: str = "zstd", statistics: bool = True) -> None:
     """Write Parquet under a temporary name in the same folder, then rename over `path` (on object
-    storage: one PUT, which is atomic by itself)."""
+    storage: one PUT, which is atomic by itself). A full disk raises OSError(ENOSPC) naming `path`."""
+    disk_full_point(f"write:{_layer_of(path)}", path)
     if is_remote(path):
         frame.write_parquet(uri(path), compression=compression, statistics=statistics)
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         frame.write_parquet(tmp, compression=compression, statistics=statistics)
         os.replace(tmp, path)
+    except pl.exceptions.PolarsError as exc:
+        # polars reports a full disk as "underlying IO error: No space left on device (os error 28)"
+        # (or, mid-footer, "Invalid thrift: transport error") without the file: say what and where.
+        if "os error 28" in str(exc) or "No space left" in str(exc) or _nearly_full(path.parent):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
+        raise OSError(f"{path}: could not be written: {str(exc).strip().splitlines()[0]}") from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _nearly_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < 16 << 20
+    except OSError:
+        return False
+
+
+def _layer_of(path: LakePath) -> str:
+    """The lake layer a path is in (for fault injection and messages), else its file name."""
+    parts = path.parts
+    return next((part for part in reversed(parts) if part in LAYERS), path.name)
 
 
 def replace(source: LakePath, target: LakePath) -> None:
@@ -145,7 +168,26 @@ def version(path: LakePath) -> list:
 
 
 def read_parquet(path: LakePath) -> pl.DataFrame:
-    return pl.read_parquet(uri(path))
+    """One lake file; a file that does not read (truncated, corrupt) fails naming it."""
+    try:
+        return pl.read_parquet(uri(path), glob=False)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise OSError(f"{path}: unreadable Parquet ({first}); `chainsignals verify` checks the lake") from None
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_and_hash(frame: pl.DataFrame, path: LakePath, compression: str, statistics: bool) -> str | None:
+    """write_atomic, then the file's sha256 (on the staging writer's thread, beside the parsing)."""
+    write_atomic(frame, path, compression, statistics)
+    return None if is_remote(path) else file_sha256(path)
 
 
 def _partition_date(name: str) -> date | None:
@@ -254,6 +296,121 @@ class Lake:
         remove_files(f for f in present if f.stem not in parts)
 
 
+GOLD_STAGING_PREFIX = "gold-"
+
+
+@dataclass
+class GoldStagedLake(Lake):
+    """The lake as a run's gold stage sees it: its gold partitions written under
+    `_staging/gold-<run_id>/` and read back over the committed ones (a staged partition replaces the
+    committed one whole); every other layer is the lake's. Nothing a reader of the lake sees changes
+    until the publish commits the staged partitions together with the database (`GoldCommit`)."""
+
+    run_id: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.staged = Lake(self.root / "_staging" / f"{GOLD_STAGING_PREFIX}{self.run_id}")
+
+    def dates(self, layer: str, dataset: str) -> list[date]:
+        if layer != "gold":
+            return super().dates(layer, dataset)
+        return sorted(set(super().dates(layer, dataset)) | set(self.staged.dates(layer, dataset)))
+
+    def files(self, layer: str, dataset: str, **select) -> list[LakePath]:
+        if layer != "gold":
+            return super().files(layer, dataset, **select)
+        staged = self.staged.files(layer, dataset, **select)
+        replaced = {f.parent.name for f in staged}
+        committed = [f for f in super().files(layer, dataset, **select) if f.parent.name not in replaced]
+        return sorted([*committed, *staged], key=lambda f: (f.parent.name, f.name))
+
+    def write_partitions(self, frame: pl.DataFrame, layer: str, dataset: str, **kwargs) -> list[LakePath]:
+        if layer != "gold":
+            raise ValueError(f"a gold stage writes gold only, not {layer}")
+        return self.staged.write_partitions(frame, layer, dataset, **kwargs)
+
+    def keep_only_parts(self, layer: str, dataset: str, days: Iterable[date], parts: set[str]) -> None:
+        self.staged.keep_only_parts(layer, dataset, days, parts)
+
+    def logical(self, path: LakePath) -> str:
+        """A gold file's path as it will be in the lake (staged or committed alike)."""
+        text = str(path)
+        for root in (str(self.staged.root), str(self.root)):
+            if text.startswith(root + "/"):
+                return text[len(root) + 1:]
+        return text
+
+    def partitions(self) -> list[tuple[LakePath, LakePath, list[str]]]:
+        """(staged folder, lake folder, file names) of every staged gold partition."""
+        out = []
+        gold = self.staged.root / "gold"
+        if not (gold.exists() if self.remote else gold.is_dir()):
+            return out
+        for table in sorted(p.name for p in gold.iterdir()):
+            for day in self.staged.dates("gold", table):
+                files = parquet_files(self.staged.partition_dir("gold", table, day))
+                out.append((self.staged.partition_dir("gold", table, day), self.partition_dir("gold", table, day),
+                            [f.name for f in files]))
+        return out
+
+    def discard(self) -> None:
+        remove_tree(self.staged.root)
+
+
+def journal_path(warehouse: Path) -> Path:
+    return warehouse / ".publish-journal.json"
+
+
+def write_journal(warehouse: Path, lake: GoldStagedLake, database_next: Path, database: Path) -> None:
+    """Record a decided publish: which staged gold partitions replace which, and the database file to
+    swap in. From here the publish only goes forward: `roll_forward` finishes it, now or in the next
+    run if this one is killed half-way."""
+    partitions = lake.partitions()
+    digests = {} if lake.remote else {str(f / n): file_sha256(s / n) for s, f, names in partitions for n in names}
+    record = {"lake": str(lake.root), "run_id": lake.run_id, "database_next": str(database_next),
+              "database": str(database), "sha256": digests,
+              "partitions": [[str(s), str(f), names] for s, f, names in partitions]}
+    path = journal_path(warehouse)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def roll_forward(warehouse: Path) -> bool:
+    """Finish a decided publish (see write_journal); idempotent, so a kill at any point of it is
+    finished by the next call. True when there was one to finish."""
+    path = journal_path(warehouse)
+    if not path.exists():
+        return False
+    record = json.loads(path.read_text())
+    lake = GoldStagedLake(lake_root(record["lake"]), run_id=record["run_id"])
+    record_checksums(lake, {Path(name): digest for name, digest in record.get("sha256", {}).items()})
+    for index, (staged, final, names) in enumerate(record["partitions"]):
+        if index == len(record["partitions"]) // 2:
+            crash_point("publish-half-committed")
+        staged_dir, final_dir = _as_lake_path(lake, staged), _as_lake_path(lake, final)
+        for name in names:
+            source = staged_dir / name
+            if source.exists():
+                replace(source, final_dir / name)
+        remove_files(f for f in parquet_files(final_dir) if f.name not in names)
+    record_checksums(lake, {}, prune=True)
+    database_next = Path(record["database_next"])
+    if database_next.exists():
+        os.replace(database_next, record["database"])
+    lake.discard()
+    path.unlink()
+    return True
+
+
+def _as_lake_path(lake: Lake, text: str) -> LakePath:
+    return lake_root(text) if lake.remote else Path(text)
+
+
 def split_dates(frame: pl.DataFrame) -> dict[date, pl.DataFrame]:
     """The rows of each trade_date (rows without one are left out). A frame of one date, what a nightly
     drop is, comes back as it is: partition_by would copy every row of it."""
@@ -303,6 +460,7 @@ class Staging:
     keep_rows: int = 0
     kept: dict[LakePath, pl.DataFrame] = field(default_factory=dict)
     writes: dict[LakePath, Future] = field(default_factory=dict)
+    digests: dict[LakePath, str | None] = field(default_factory=dict)  # staged file -> sha256
     _writer: ThreadPoolExecutor | None = None
     # Object storage: each dataset's committed files, listed once per run (the run holds the lock, so
     # nothing else changes them before its commit).
@@ -324,7 +482,7 @@ class Staging:
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staging-writer")
         self.writes[staged] = self._writer.submit(
-            write_atomic, frame.drop("trade_date", strict=False), staged, CODECS.get(layer, "zstd"),
+            _write_and_hash, frame.drop("trade_date", strict=False), staged, CODECS.get(layer, "zstd"),
             STATISTICS.get(layer, True))
         self.moves.append((staged, final, exclusive, (layer, dataset, day)))
         self._moves_by_partition.setdefault((layer, dataset, day), []).append((staged, final, exclusive))
@@ -340,7 +498,7 @@ class Staging:
         """Until the given staged files (all when None) are written; a failed write raises here."""
         pending = list(self.writes) if files is None else [f for f in files if f in self.writes]
         for path in pending:
-            self.writes.pop(path).result()
+            self.digests[path] = self.writes.pop(path).result()
 
     def read(self, files: list[LakePath], schema: dict[str, pl.DataType]) -> pl.LazyFrame:
         """Staged or committed partition files as one frame with `schema`'s columns, in file order:
@@ -398,6 +556,9 @@ class Staging:
         if self.lake.remote:
             self._commit_remote()
             return
+        # The committed files' sha256 are recorded first: a commit killed half-way is redone by the next
+        # run, which records its own.
+        record_checksums(self.lake, {final: self.digests.get(staged) for staged, final, *_ in self.moves})
         for path in (p for paths in self.removals.values() for p in paths):
             path.unlink(missing_ok=True)
         for index, (staged, final, exclusive, _) in enumerate(self.moves):
@@ -408,6 +569,7 @@ class Staging:
                 for other in parquet_files(final.parent):
                     if other != final:
                         other.unlink(missing_ok=True)
+        record_checksums(self.lake, {}, prune=True)  # the files this commit replaced
         self.discard()
 
     def _commit_remote(self) -> None:
@@ -488,3 +650,48 @@ def read_manifest(lake: Lake) -> pl.DataFrame:
 
 def write_manifest(lake: Lake, manifest: pl.DataFrame) -> None:
     write_atomic(manifest.select(list(MANIFEST_SCHEMA)).sort("dataset", "path"), manifest_path(lake))
+    if not lake.remote:
+        record_checksums(lake, {manifest_path(lake): file_sha256(manifest_path(lake))})
+
+
+# ------------------------------------------------------------------------------------------ integrity
+CHECKSUMS_SCHEMA: dict[str, pl.DataType] = {"path": pl.String(), "sha256": pl.String()}
+
+
+def checksums_path(lake: Lake) -> LakePath:
+    return lake.root / "_manifest" / "lake_files.parquet"
+
+
+def read_checksums(lake: Lake) -> dict[str, str]:
+    """Lake file (relative path) -> the sha256 it had when committed."""
+    path = checksums_path(lake)
+    if lake.remote or not path.exists():
+        return {}
+    return dict(read_parquet(path).select("path", "sha256").iter_rows())
+
+
+def record_checksums(lake: Lake, files: dict[LakePath, str | None], *, prune: bool = False) -> None:
+    """Record committed files' sha256 (a None digest is computed here), dropping records of files
+    that are gone (`prune`: only that). Local lakes only: object stores keep their own checksums."""
+    if lake.remote or not (files or prune):
+        return
+    root = Path(lake.root)
+    known = {rel: sha for rel, sha in read_checksums(lake).items() if (root / rel).exists()}
+    for path, digest in files.items():
+        rel = Path(path).relative_to(root).as_posix()
+        known[rel] = digest or file_sha256(Path(path))
+    frame = pl.DataFrame({"path": list(known), "sha256": list(known.values())}, schema=CHECKSUMS_SCHEMA)
+    write_atomic(frame.sort("path"), checksums_path(lake))
+
+
+def verify_lake(lake: Lake) -> tuple[int, list[str]]:
+    """(files checked, one line per committed file that is missing or whose bytes changed)."""
+    recorded = read_checksums(lake)
+    problems = []
+    for rel, sha in sorted(recorded.items()):
+        path = Path(lake.root) / rel
+        if not path.exists():
+            problems.append(f"{path}: missing (committed with sha256 {sha[:12]}...)")
+        elif (now := file_sha256(path)) != sha:
+            problems.append(f"{path}: sha256 {now[:12]}... differs from the {sha[:12]}... it was committed with")
+    return len(recorded), problems

@@ -13,6 +13,8 @@ of 3.1 GB, so only the one-session commands get it, and an operator's own settin
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -36,10 +38,70 @@ def allocator_environment(argv: Sequence[str], environ: Mapping[str, str]) -> di
     return {}
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread as Ctrl-C is: the run stops, is recorded as interrupted, and
+    everything that cleans up on an interrupt (staging, the temporary Prefect server) does so."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated(f"stopped by signal {signal.Signals(signum).name}")
+
+
+def stop_on_signals() -> None:
+    """SIGTERM and SIGINT both interrupt the main thread, whatever an import installed before."""
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _parent_death_signal(parent: int):
+    """A function for the child to run between fork and exec: the kernel then sends it SIGTERM when
+    the CLI dies, however it dies (SIGKILL, the OOM killer). Everything it needs is looked up here,
+    in the parent: after a fork only the calls themselves are safe. None where prctl is missing."""
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def in_child() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the CLI died before prctl took effect
+            os._exit(1)
+
+    return in_child
+
+
+class _ServerSubprocess:
+    """`subprocess` as Prefect's temporary-server module sees it: the server process gets its own
+    session (a Ctrl-C to the terminal's process group reaches the CLI only, which then still reports to
+    a live server and stops it) and dies with the CLI."""
+
+    def __getattr__(self, name: str):
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def Popen(*args, **kwargs):
+        # preexec_fn runs only prctl and getppid (no import, no lock) in the child.
+        return subprocess.Popen(*args, start_new_session=True,
+                                preexec_fn=_parent_death_signal(os.getpid()), **kwargs)  # noqa: PLW1509
+
+
+def server_dies_with_cli() -> None:
+    """Prefect's temporary server (a serverless run starts one) is started through _ServerSubprocess."""
+    from prefect.server.api import server
+
+    server.subprocess = _ServerSubprocess()
+
+
 def main() -> None:
     if "polars" not in sys.modules:  # too late otherwise: the allocator is configured once
         os.environ.update(allocator_environment(sys.argv[1:], os.environ))
     os.environ.setdefault(STARTUP_TIMEOUT_VARIABLE, STARTUP_TIMEOUT_SECONDS)
+    stop_on_signals()
     from flows.cli import app
 
     app()

@@ -7,6 +7,7 @@ data lives in the lake. Works with no Prefect server (ephemeral) or against one 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
 
 from flows import runlog
@@ -28,7 +30,7 @@ from flows.caching import (
 )
 from flows.calendar import closed_reason
 from flows.config import Settings, load_settings
-from flows.lake import Lake
+from flows.lake import GoldStagedLake, Lake, journal_path, roll_forward
 from flows.pipeline import (
     GOLD_TABLES,
     StageStats,
@@ -40,11 +42,13 @@ from flows.pipeline import (
     latest_landing_session,
     pending_stats,
     shard_part,
+    short_chain,
     stale_gold_sessions,
+    uncomputed_sessions,
 )
 from flows.progress import stage
 from flows.sources import SourceError, now_utc
-from flows.warehouse import publish, warehouse_lock
+from flows.warehouse import WarehouseBusy, check_no_writer, publish, warehouse_lock
 from schemas.rules import checked_symbols
 
 
@@ -56,6 +60,7 @@ class RunSummary:
     dates: list[date] = field(default_factory=list)
     files_read: int = 0
     files_skipped: int = 0
+    files_hidden: int = 0  # landing files skipped for a leading dot
     rows: dict[str, int] = field(default_factory=dict)
     reason: str = ""
     report: str = ""  # the day's report index (HTML)
@@ -72,6 +77,8 @@ def _new_run_id() -> str:
 def _source_may_recover(task, task_run, state) -> bool:
     """Retry reads that can succeed later (I/O errors, a file still being copied), not bad data."""
     error = state.data
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:  # a full disk stays full for seconds
+        return False
     return isinstance(error, OSError) or (isinstance(error, SourceError) and error.transient)
 
 
@@ -81,12 +88,15 @@ def ingest_task(settings: Settings, run_id: str, end: date | None, force: bool) 
     """Landing -> bronze -> silver. Retried: landing files may still be arriving (partial copies)."""
     with stage("ingest and validate landing files"):
         result, stats = ingest_and_validate(settings, run_id, end=end, force=force)
-    get_run_logger().info("ingested %d file(s), %d unchanged; dates touched: %s", result.files_read,
-                          result.files_skipped, {k: len(v) for k, v in result.touched.items()})
+    get_run_logger().info("ingested %d file(s), %d unchanged, %d hidden skipped; dates touched: %s",
+                          result.files_read, result.files_skipped, len(result.hidden),
+                          {k: len(v) for k, v in result.touched.items()})
     for line in result.warnings:
         get_run_logger().warning(line)
-    return {"files_read": result.files_read, "files_skipped": result.files_skipped,
-            "warnings": result.warnings}, stats
+    for name in result.unsettled:
+        get_run_logger().warning("%s is still being written: left for the next run", name)
+    return {"files_read": result.files_read, "files_skipped": result.files_skipped, "hidden": result.hidden,
+            "unsettled": result.unsettled, "warnings": result.warnings}, stats
 
 
 GoldResult = tuple[dict[str, dict[date, int]], StageStats, dict[str, list[int]]]
@@ -103,24 +113,36 @@ def _gold_shard_key(context, inputs: dict) -> str:
 
 
 @task(name="build-gold", cache_key_fn=_gold_key, cache_expiration=CACHE_EXPIRATION, persist_result=True)
-def gold_task(settings: Settings, dates: list[date], symbols: list[str] | None) -> GoldResult:
+def gold_task(settings: Settings, dates: list[date], symbols: list[str] | None, run_id: str) -> GoldResult:
+    """The gold tables staged under `run_id` (the publish commits them); run_id is not in the cache
+    key: a cached result stands for the files as the lake holds them once committed."""
     stats = StageStats()
     with stage(f"compute gold tables for {len(dates)} session(s)"):
-        counts = build_gold(settings, dates, stats, symbols)
-    return counts, stats, outputs_fingerprint(settings, GOLD_TABLES, dates)
+        counts = build_gold(settings, dates, stats, symbols, run_id=run_id)
+    _computed_by(stats, run_id)
+    return counts, stats, outputs_fingerprint(settings, GOLD_TABLES, dates, run_id=run_id)
 
 
 @task(name="build-gold-shard", cache_key_fn=_gold_shard_key, cache_expiration=CACHE_EXPIRATION,
       persist_result=True)
-def gold_shard_task(settings: Settings, dates: list[date], index: int, shards: int) -> GoldResult:
+def gold_shard_task(settings: Settings, dates: list[date], index: int, shards: int, run_id: str) -> GoldResult:
     """One shard's underlyings (hashed) for every gold table; runs wherever the task runner puts it."""
     stats = StageStats()
-    counts = build_gold(settings, dates, stats, shard=(index, shards))
-    return counts, stats, outputs_fingerprint(settings, GOLD_TABLES, dates, part=shard_part(index, shards))
+    counts = build_gold(settings, dates, stats, shard=(index, shards), run_id=run_id)
+    _computed_by(stats, run_id)
+    return counts, stats, outputs_fingerprint(settings, GOLD_TABLES, dates, part=shard_part(index, shards),
+                                              run_id=run_id)
 
 
-def _cached_gold(gold, settings: Settings, force: bool, parts: list[str | None], calls: list[tuple]
-                 ) -> list[GoldResult]:
+def _computed_by(stats: StageStats, run_id: str) -> None:
+    """Gold stats name the run that computed them: a later run reusing the cached result (a publish
+    finished after a kill) records no second copy of them in pipeline_runs."""
+    for row in stats.rows:
+        row["run_id"] = run_id
+
+
+def _cached_gold(gold, settings: Settings, force: bool, parts: list[str | None], calls: list[tuple],
+                 run_id: str) -> list[GoldResult]:
     """Run the gold task once per argument tuple (submitted together), reusing a cached result only when
     the files it wrote are still on disk unchanged; otherwise (or with `force`) recompute."""
     logger = get_run_logger()
@@ -135,7 +157,7 @@ def _cached_gold(gold, settings: Settings, force: bool, parts: list[str | None],
     for args, part, state in zip(calls, parts, states, strict=True):
         result: GoldResult = state.result()
         if state.name == "Cached":
-            if result[2] != outputs_fingerprint(settings, GOLD_TABLES, args[0], part=part):
+            if result[2] != outputs_fingerprint(settings, GOLD_TABLES, args[0], part=part, run_id=run_id):
                 logger.warning("%s: the cached result's gold files changed since: recomputing", gold.name)
                 result = gold.with_options(result_storage=storage, refresh_cache=True)(settings, *args)
             else:
@@ -144,17 +166,17 @@ def _cached_gold(gold, settings: Settings, force: bool, parts: list[str | None],
     return results
 
 
-def _gold(settings: Settings, dates: list[date], symbols: list[str] | None, shards: int, force: bool = False
-          ) -> tuple[dict[str, dict[date, int]], StageStats]:
+def _gold(settings: Settings, dates: list[date], symbols: list[str] | None, shards: int, run_id: str,
+          force: bool = False) -> tuple[dict[str, dict[date, int]], StageStats]:
     if shards <= 1:
-        (result,) = _cached_gold(gold_task, settings, force, [None], [(dates, symbols)])
+        (result,) = _cached_gold(gold_task, settings, force, [None], [(dates, symbols, run_id)], run_id)
         return result[0], result[1]
     if symbols:
         raise ValueError("symbols and shards do not combine: a shard is a hash of all underlyings")
     with stage(f"compute gold tables for {len(dates)} session(s) in {shards} shards"):
         results = _cached_gold(gold_shard_task, settings, force, [shard_part(i, shards) for i in range(shards)],
-                               [(dates, i, shards) for i in range(shards)])
-        finish_shards(settings, dates, shards)
+                               [(dates, i, shards, run_id) for i in range(shards)], run_id)
+        finish_shards(settings, dates, shards, run_id)
     counts: dict[str, dict[date, int]] = {}
     stats = StageStats()
     for shard_counts, shard_stats, _ in results:
@@ -166,9 +188,11 @@ def _gold(settings: Settings, dates: list[date], symbols: list[str] | None, shar
 
 
 @task(name="publish-warehouse", cache_policy=NO_CACHE)
-def publish_task(settings: Settings, dates: list[date], runs: pl.DataFrame) -> dict[str, int]:
+def publish_task(settings: Settings, dates: list[date], runs: pl.DataFrame, run_id: str) -> dict[str, int]:
+    """The run's staged gold and the database, committed together."""
     with stage("publish to the DuckDB warehouse"):
-        return publish(settings.database, Lake(settings.lake), {t: dates for t in GOLD_TABLES}, runs)
+        return publish(settings.database, GoldStagedLake(settings.lake, run_id=run_id),
+                       {t: dates for t in GOLD_TABLES}, runs)
 
 
 @task(name="write-report", cache_policy=NO_CACHE)
@@ -247,10 +271,13 @@ def artifacts_task(settings: Settings, day: date, report_path: str | None = None
 
 def _run_records(run_id: str, flow_name: str, pending: pl.DataFrame, gold: StageStats) -> pl.DataFrame:
     """pipeline_runs rows: silver stats awaiting publication (this run's or a killed run's) + gold."""
-    gold_rows = gold.frame().group_by("dataset", "trade_date").agg(  # shards: one row per table and date
+    frame = gold.frame()
+    if "run_id" not in frame.columns:
+        frame = frame.with_columns(pl.lit(run_id).alias("run_id"))
+    gold_rows = frame.group_by("dataset", "trade_date").agg(  # shards: one row per table and date
         pl.col("rows_in", "rows_out", "rows_rejected").sum(), pl.col("started_at").min(),
-        pl.col("finished_at").max())
-    rows = pl.concat([pending, gold_rows.with_columns(pl.lit(run_id).alias("run_id"))], how="diagonal_relaxed")
+        pl.col("finished_at").max(), pl.col("run_id").min())
+    rows = pl.concat([pending, gold_rows], how="diagonal_relaxed")
     return rows.with_columns(
         pl.lit(str(flow_run.id) if flow_run.id else None, dtype=pl.String).alias("flow_run_id"),
         pl.lit(flow_name).alias("flow_name"),
@@ -266,6 +293,10 @@ def _execute(settings: Settings, flow_name: str, target: date | None, start: dat
     end = target
     try:
         with warehouse_lock(settings.warehouse):
+            # A publish killed after its decision is finished first: the lake and database then agree.
+            roll_forward(settings.warehouse)
+            # An analyst's read-write connection: refused now, not after an hour of work.
+            wal_warning = check_no_writer(settings.database)
             reason = closed_reason(target, settings.calendar) if flow_name == "nightly" and target else None
             if reason:
                 logger.info("skipped: %s", reason)
@@ -274,6 +305,7 @@ def _execute(settings: Settings, flow_name: str, target: date | None, start: dat
                                                    "reason": reason})
                 return RunSummary(run_id, flow_name, "skipped", reason=reason, flow_run_url=flow_run.ui_url or "")
             files, _ = ingest_task(settings, run_id, end, force)
+            incomplete = None
             if flow_name == "nightly":
                 if target is None:
                     target = latest_landing_session(settings)
@@ -283,38 +315,76 @@ def _execute(settings: Settings, flow_name: str, target: date | None, start: dat
                 dates = gold_sessions(settings, target, target)
                 if not dates:
                     raise RuntimeError(f"no bars for {target} in landing ({settings.landing})")
+                incomplete = short_chain(Lake(settings.lake), target, settings.min_chain_share)
+                if incomplete and settings.on_short_chain == "fail":
+                    raise RuntimeError(f"{incomplete} ([ingest] on_short_chain = \"fail\")")
+                # Sessions a failed run ingested after the last computed one are computed with this one.
+                lake = Lake(settings.lake)
+                if lake.dates("gold", "technicals_daily"):
+                    dates = sorted({*dates, *(d for d in uncomputed_sessions(lake) if d < target)})
             else:
                 dates = gold_sessions(settings, start, end)
                 if not dates:
                     raise RuntimeError(f"no sessions with bars between {start} and {end}")
-            counts, gold_stats = _gold(settings, dates, symbols, shards, force)
+            counts, gold_stats = _gold(settings, dates, symbols, shards, run_id, force)
             lake = Lake(settings.lake)
             pending = pending_stats(lake)
             runs = _run_records(run_id, flow_name, pending, gold_stats)
-            loaded = publish_task(settings, dates, runs)
+            loaded = publish_task(settings, dates, runs, run_id)
             clear_pending_stats(lake)
             stale = _stale_warning(stale_gold_sessions(lake, pending, dates))
             # The day is published: what follows only presents it. A failure there is a warning on a run
             # that succeeded (the warehouse has the day), not a failed run to re-run for nothing.
             report, warnings = _after_publish(settings, dates[-1])
-            warnings = files["warnings"] + stale + warnings
-    except Exception as exc:
-        runlog.append(settings.warehouse, {"run_id": run_id, "flow": flow_name, "status": "failed",
+            arriving = [f"{name} is still being written: left for the next run" for name in files["unsettled"]]
+            chain = [incomplete] if flow_name == "nightly" and incomplete else []
+            for line in chain:
+                logger.warning(line)
+            warnings = files["warnings"] + arriving + chain + stale + ([wal_warning] if wal_warning else []) + warnings
+    except WarehouseBusy:
+        raise  # another run's warehouse: refused, not a run of this one
+    except BaseException as exc:
+        if not journal_path(settings.warehouse).exists():  # not decided: its staged gold goes
+            GoldStagedLake(settings.lake, run_id=run_id).discard()
+        named = _name_bad_lake_files(settings, exc)
+        # Ctrl-C and SIGTERM stop a run, not fail it (in a flow run Prefect turns SIGTERM into its
+        # TerminationSignal; outside one flows.launcher raises it as a KeyboardInterrupt).
+        status = "interrupted" if isinstance(exc, (KeyboardInterrupt, TerminationSignal)) else "failed"
+        runlog.append(settings.warehouse, {"run_id": run_id, "flow": flow_name, "status": status,
                                            "date": target, "start": start, "started_at": started,
-                                           "finished_at": now_utc(), "error": _one_line(exc)})
+                                           "finished_at": now_utc(), "error": _one_line(named or exc)})
+        if named is not None:
+            raise named from exc
         raise
     summary = RunSummary(run_id, flow_name, "success", dates, files["files_read"], files["files_skipped"],
-                         {t: sum(c.values()) for t, c in counts.items()}, report=str(report.html) if report else "",
-                         flow_run_url=flow_run.ui_url or "", warnings=warnings)
+                         len(files["hidden"]), {t: sum(c.values()) for t, c in counts.items()},
+                         report=str(report.html) if report else "", flow_run_url=flow_run.ui_url or "",
+                         warnings=warnings)
     # The inputs a whole-universe run computed from: the next run with the same ones has nothing to do
     # (flows/precheck.py answers it before Prefect starts).
     inputs = {"inputs": run_inputs_fingerprint(settings)} if not symbols else {}
     runlog.append(settings.warehouse, {"run_id": run_id, "flow": flow_name, "status": "success",
                                        "dates": [dates[0], dates[-1]], "started_at": started,
                                        "finished_at": now_utc(), "rows": loaded, **inputs,
+                                       "files": {"read": files["files_read"], "unchanged": files["files_skipped"],
+                                                 "hidden": len(files["hidden"])},
                                        **({"warnings": warnings} if warnings else {})})
     logger.info("%s %s: %s", flow_name, run_id, summary.rows)
     return summary
+
+
+def _name_bad_lake_files(settings: Settings, exc: BaseException) -> Exception | None:
+    """A lake file that does not read fails a scan of many files with polars' message alone ("expected
+    parquet magic bytes"): the lake's recorded sha256 find which file it was."""
+    if not isinstance(exc, pl.exceptions.PolarsError):
+        return None
+    from flows.lake import verify_lake
+
+    _, problems = verify_lake(Lake(settings.lake))
+    if not problems:
+        return None
+    return RuntimeError(f"{_one_line(exc)}; the lake file(s) that no longer match their commit: "
+                        + "; ".join(problems))
 
 
 def _stale_warning(stale: list[date]) -> list[str]:

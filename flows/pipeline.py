@@ -7,12 +7,14 @@ flows/nightly.py wrap each stage in one task; tests may call the stages directly
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
 from itertools import groupby
+from pathlib import Path
 
 import polars as pl
 
@@ -20,6 +22,7 @@ from flows.calendar import non_sessions
 from flows.config import Settings
 from flows.faults import crash_point
 from flows.lake import (
+    GoldStagedLake,
     Lake,
     LakePath,
     Staging,
@@ -67,7 +70,6 @@ from transforms.positioning import (
     expiry_levels,
     positioning_daily,
     previous_sessions,
-    session_spot,
     strike_levels,
     strike_open_interest,
 )
@@ -135,10 +137,12 @@ class StageStats:
                           "rows_rejected": rows_rejected, "started_at": started_at, "finished_at": now_utc()})
 
     def frame(self) -> pl.DataFrame:
+        # A row may name the run that computed it (a cached gold result reused by a later run).
+        by = {"run_id": pl.String} if self.rows and "run_id" in self.rows[0] else {}
         return pl.DataFrame(self.rows, schema={
             "dataset": pl.String, "trade_date": pl.Date, "rows_in": pl.Int64, "rows_out": pl.Int64,
             "rows_rejected": pl.Int64, "started_at": pl.Datetime("us", "UTC"),
-            "finished_at": pl.Datetime("us", "UTC")})
+            "finished_at": pl.Datetime("us", "UTC"), **by})
 
 
 def silver_schema(dataset: str) -> dict[str, pl.DataType]:
@@ -161,44 +165,70 @@ class IngestResult:
     files_read: int
     files_skipped: int
     warnings: list[str] = field(default_factory=list)  # for the operator; the run goes on
+    hidden: list[str] = field(default_factory=list)  # landing files skipped for a leading dot
+    unsettled: list[str] = field(default_factory=list)  # still changing: left for the next run
 
 
 def _part_name(relative: str) -> str:
     return "src-" + hashlib.sha1(relative.encode()).hexdigest()[:16]
 
 
+def _settled(paths: list[Path], seconds: float) -> tuple[list[Path], list[Path]]:
+    """(files whose size and mtime held still for `seconds`, files still changing). A file younger
+    than that is looked at again once it would be old enough (one wait for all, at most `seconds`):
+    a copy in progress keeps growing and is left for the next run."""
+    if seconds <= 0 or not paths:
+        return paths, []
+    before = {p: p.stat() for p in paths}
+    youngest = max(st.st_mtime for st in before.values())
+    wait = youngest + seconds - time.time()
+    if wait <= 0:
+        return paths, []
+    time.sleep(min(wait, seconds))
+    settled, moving = [], []
+    for path in paths:
+        now = path.stat()
+        same = (now.st_size, now.st_mtime_ns) == (before[path].st_size, before[path].st_mtime_ns)
+        (settled if same else moving).append(path)
+    return settled, moving
+
+
 def ingest_landing(settings: Settings, staging: Staging, *, datasets: tuple[str, ...] = PIPELINE_DATASETS,
                    force: bool = False, formats: dict[str, str] | None = None) -> IngestResult:
     """Stage bronze parts for every new or changed landing file; unchanged files are skipped.
 
-    A file is unchanged when its size and mtime match the manifest, or failing that its sha256 does.
-    Each file owns one part per date partition, so re-ingesting a changed file replaces its rows.
+    A file is unchanged when its sha256 matches the manifest's, whatever its size and mtime (a
+    corrected file extracted from an archive keeps both). Each file owns one part per date partition,
+    so re-ingesting a changed file replaces its rows. Files still being written (see _settled) and
+    hidden files are left out, and listed in the result.
     """
     manifest = read_manifest(staging.lake)
     known = {row["path"]: row for row in manifest.iter_rows(named=True)}
     touched: dict[str, set[date]] = defaultdict(set)
     new_rows, read, skipped, warnings = [], 0, 0, []
+    hidden: list[Path] = []
+    listed = {dataset: landing_files(settings.landing, dataset, hidden) for dataset in datasets}
+    settled, unsettled = _settled([p for paths in listed.values() for p in paths], settings.stable_seconds)
+    settled_set = set(settled)
     ingested_at = now_utc()
     with ThreadPoolExecutor(max_workers=1) as hasher:
         for dataset in datasets:
-            for path in landing_files(settings.landing, dataset):
+            for path in (p for p in listed[dataset] if p in settled_set):
                 relative = path.relative_to(settings.landing).as_posix()
                 stat = path.stat()
                 previous = known.get(relative)
-                if previous and not force and previous["size"] == stat.st_size and previous["mtime_ns"] == stat.st_mtime_ns:
-                    skipped += 1
-                    continue
-                if previous and not force:  # touched or rewritten: the content decides whether to read it
+                if previous and not force:  # the content decides whether to read it
                     digest = file_digest(path)
                     if previous["sha256"] == digest:
-                        new_rows.append({**previous, "mtime_ns": stat.st_mtime_ns})
+                        if previous["mtime_ns"] != stat.st_mtime_ns:
+                            new_rows.append({**previous, "mtime_ns": stat.st_mtime_ns})
                         skipped += 1
                         continue
                     pending_digest = None
                 else:  # a new file: hash it on another thread while polars parses it (both mostly GIL-free)
                     digest, pending_digest = None, hasher.submit(file_digest, path)
-                bronze, fmt = conform(read_text_frame(path), dataset, path, relative, ingested_at,
-                                      (formats or {}).get(dataset))
+                bronze, fmt = conform(read_text_frame(path, settings.max_file_bytes), dataset, path, relative,
+                                      ingested_at, (formats or {}).get(dataset))
                 digest = pending_digest.result() if pending_digest else digest
                 part = _part_name(relative)
                 dates = sorted(d for d in bronze.get_column("trade_date").unique().to_list() if d is not None)
@@ -231,7 +261,9 @@ def ingest_landing(settings: Settings, staging: Staging, *, datasets: tuple[str,
                 read += 1
     updated = {r["path"]: r for r in [*known.values(), *new_rows]}
     merged = pl.DataFrame(list(updated.values()), schema=manifest.schema) if updated else manifest
-    return IngestResult(dict(touched), merged, read, skipped, warnings)
+    return IngestResult(dict(touched), merged, read, skipped, warnings,
+                        [p.relative_to(settings.landing).as_posix() for p in hidden],
+                        [p.relative_to(settings.landing).as_posix() for p in unsettled])
 
 
 def _part_unchanged(staging: Staging, dataset: str, day: date, part: str, rows: pl.DataFrame) -> bool:
@@ -315,8 +347,9 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
 
     Raises RejectedShareError (nothing is committed then) when a date's rejected share passes the limit
     (dates with fewer than `min_rows_for_limit` rows are not judged: a share of three rows means nothing).
-    Duplicates are resolved deterministically and quarantined too, but do not count towards the limit:
-    a re-delivered file is not bad data.
+    Duplicates are resolved deterministically, quarantined too, and count towards the limit (SPEC 7):
+    a re-delivered file replaces its own rows (same path), so a day that is mostly duplicates is two
+    names for one delivery, or a file of repeated rows, for the operator to look at.
     """
     bronze = bronze_schema(dataset)
     files = {day: staging.staged_or_committed("bronze", dataset, day) for day in dates}
@@ -362,7 +395,8 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
         # peak rose from 2.7 to 4.0 GB that way).
         for day in batch:
             day_in = sizes[day]
-            day_rejected = _rows_on(rejected, day)
+            # Duplicates count too (SPEC 7): a file of one row repeated ten million times is not a day.
+            day_rejected = pl.concat([_rows_on(rejected, day), _rows_on(duplicates, day)], how="diagonal_relaxed")
             day_bad = day_rejected.height
             if day_in >= settings.min_rows_for_limit and day_bad / day_in > settings.max_rejected_share:
                 reasons = (day_rejected.group_by(REASON).len()
@@ -461,6 +495,9 @@ def ingest_and_validate(settings: Settings, run_id: str, *, end: date | None = N
         result = ingest_landing(settings, staging, force=force, formats=formats)
         for dataset in PIPELINE_DATASETS:  # bars first: chains take spot from them
             dates = result.touched.get(dataset, set()) | dirty_silver_dates(lake, dataset)
+            if dataset == "trades":  # a changed chain re-judges that day's prints (unknown_contract...)
+                dates |= {d for d in result.touched.get("chains", set())
+                          if staging.staged_or_committed("bronze", "trades", d)}
             if end is not None:
                 dates = {d for d in dates if d <= end}
             build_silver(settings, staging, dataset, dates, stats)
@@ -542,25 +579,32 @@ def shard_symbols(settings: Settings, dates: list[date], index: int, shards: int
     return sorted(s for s in universe if shard_of(s, shards) == index)
 
 
-def finish_shards(settings: Settings, dates: list[date], shards: int) -> None:
+def gold_lake(settings: Settings, run_id: str | None) -> Lake:
+    """Where a gold stage writes: the run's staged gold (committed with the publish), or with no run
+    the lake itself (tests and benchmarks calling build_gold directly)."""
+    return GoldStagedLake(settings.lake, run_id=run_id) if run_id else Lake(settings.lake)
+
+
+def finish_shards(settings: Settings, dates: list[date], shards: int, run_id: str | None = None) -> None:
     """After every shard wrote its parts: drop parts from earlier runs (other shard counts, part-0)."""
-    lake = Lake(settings.lake)
+    lake = gold_lake(settings, run_id)
     expected = {shard_part(i, shards) for i in range(shards)}
     for table in GOLD_TABLES:
         lake.keep_only_parts("gold", table, dates, expected)
 
 
 def build_gold(settings: Settings, dates: list[date], stats: StageStats,
-               symbols: list[str] | None = None, shard: tuple[int, int] | None = None
-               ) -> dict[str, dict[date, int]]:
+               symbols: list[str] | None = None, shard: tuple[int, int] | None = None,
+               run_id: str | None = None) -> dict[str, dict[date, int]]:
     """All gold tables for `dates`, from silver data dated on or before each date (no lookahead).
 
     `symbols` restricts the run to those underlyings: their rows are recomputed and merged into the
     day's partitions, other symbols' rows are kept as they are. `shard` (index, count) computes the
     underlyings hashed to that shard and writes them as the partition's part `part-<i>-of-<n>`
-    (then call finish_shards once every shard is done).
+    (then call finish_shards once every shard is done). `run_id`: stage the tables under that run
+    (see GoldStagedLake) for the publish to commit; without it they are written into the lake.
     """
-    lake = Lake(settings.lake)
+    lake = gold_lake(settings, run_id)
     dates = sorted(set(dates))
     counts: dict[str, dict[date, int]] = defaultdict(dict)
     started = now_utc()
@@ -772,6 +816,37 @@ def gold_sessions(settings: Settings, start: date, end: date) -> list[date]:
     days = [d for d in Lake(settings.lake).dates("silver", "bars") if start <= d <= end]
     off = set(non_sessions(days, settings.calendar))
     return [d for d in days if d not in off]
+
+
+def short_chain(lake: Lake, day: date, share: float) -> str | None:
+    """Why `day`'s chain looks incomplete (missing, or under `share` of the previous chain session's
+    rows), or None: a file still being copied, or one skipped, publishes a day of partial positioning."""
+    sessions = lake.dates("silver", "chains")
+    before = [d for d in sessions if d < day]
+    if not before:
+        return None
+    def rows(d: date) -> int:
+        return lake.scan("silver", "chains", {"trade_date": pl.Date()}, dates=[d]).select(pl.len()).collect().item()
+    previous = rows(before[-1])
+    now = rows(day) if day in sessions else 0
+    if now >= share * previous:
+        return None
+    what = "has no option chain" if not now else f"has a chain of {now:,} rows"
+    return (f"{day} {what}, under {share:.0%} of the previous session's ({before[-1]}: {previous:,} rows): "
+            "positioning for that day is partial")
+
+
+def uncomputed_sessions(lake: Lake) -> list[date]:
+    """Sessions ingested but not computed: silver a run committed before it failed (its stats still
+    await a publish) with bars, and after the last session with gold (an older date rebuilt is the
+    stale-gold warning's case, not this one)."""
+    pending = pending_stats(lake).filter(pl.col("dataset").str.starts_with("silver."))
+    rebuilt = set(pending.get_column("trade_date").drop_nulls().to_list())
+    if not rebuilt:
+        return []
+    computed = lake.dates("gold", "technicals_daily")
+    with_bars = set(lake.dates("silver", "bars"))
+    return sorted(d for d in rebuilt & with_bars if not computed or d > computed[-1])
 
 
 __all__ = ["DATASETS", "GOLD_TABLES", "RejectedShareError", "StageStats", "build_gold", "build_silver",

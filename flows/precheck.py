@@ -11,7 +11,7 @@ from flows.caching import run_inputs_fingerprint
 from flows.config import Settings
 from flows.lake import Lake, read_manifest
 from flows.pipeline import PIPELINE_DATASETS, dirty_silver_dates, latest_landing_session, pending_stats
-from flows.sources import landing_files
+from flows.sources import file_digest, landing_files
 
 RUNS_LOOKED_AT = 200
 """runs.jsonl records searched for the run that computed the session (skips of a long holiday included)."""
@@ -19,7 +19,8 @@ RUNS_LOOKED_AT = 200
 
 def nothing_new(settings: Settings, target: date | None) -> str | None:
     """Why a nightly for `target` (None: the latest session in landing) has nothing to do, or None when it
-    has: every landing file is as the manifest recorded it (size and mtime), no silver or publish is left
+    has: every landing file is as the manifest recorded it (its sha256: a file corrected in place keeps its
+    size and may keep its mtime, so neither says it is unchanged), no silver or publish is left
     pending by a killed run, and a successful run computed the session from these same inputs (landing
     files, configuration, code) with nothing failing since."""
     lake = Lake(settings.lake)
@@ -28,13 +29,12 @@ def nothing_new(settings: Settings, target: date | None) -> str | None:
     manifest = read_manifest(lake)
     if manifest.is_empty():
         return None
-    recorded = dict(zip(manifest.get_column("path").to_list(),
-                        zip(manifest.get_column("size").to_list(), manifest.get_column("mtime_ns").to_list(),
-                            strict=True), strict=True))
+    recorded = dict(zip(manifest.get_column("path").to_list(), manifest.get_column("sha256").to_list(),
+                        strict=True))
     for dataset in PIPELINE_DATASETS:
         for path in landing_files(settings.landing, dataset):
-            stat = path.stat()
-            if recorded.get(path.relative_to(settings.landing).as_posix()) != (stat.st_size, stat.st_mtime_ns):
+            known = recorded.get(path.relative_to(settings.landing).as_posix())
+            if known is None or known != file_digest(path):
                 return None
     if not pending_stats(lake).is_empty() or any(dirty_silver_dates(lake, d) for d in PIPELINE_DATASETS):
         return None

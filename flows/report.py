@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import polars as pl
 
+from flows.faults import disk_full_point
 from flows.lake import LakePath
 from flows.report_charts import oi_chart, price_chart, price_history, price_marks, strike_oi
 from flows.report_pages import (
@@ -415,6 +417,7 @@ def _score_line(s: dict[str, Any]) -> str:
 def _write_atomic(path: Path, content: str | bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
+        disk_full_point("report-write", path)
         if isinstance(content, bytes):
             tmp.write_bytes(content)
         else:
@@ -546,25 +549,47 @@ def write_report(database: Path, lake_root: LakePath | str, out_dir: Path, day: 
     bad = [s for s in selected if not re.fullmatch(SYMBOL_PATTERN, s)]
     if bad:  # the warehouse validates symbols; a name reaching a file path is checked once more
         raise ReportError(f"warehouse symbol(s) {bad!r} do not match {SYMBOL_PATTERN}")
-    folder = Path(out_dir) / day.isoformat()
-    (folder / "charts").mkdir(parents=True, exist_ok=True)
-    earlier_charts = set(os.listdir(folder / "charts"))  # only these can be stale: no unlink for the rest
+    final = Path(out_dir) / day.isoformat()
+    # A day's first report is written in a temporary folder renamed into place once its index is
+    # written: a run interrupted (disk full, a signal) leaves no folder without an index.html. A later
+    # one (more symbols, a rerun) updates the folder in place, file by file.
+    fresh = not final.exists()
+    folder = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}") if fresh else final
+    try:
+        (folder / "charts").mkdir(parents=True, exist_ok=True)
+        earlier_charts = set(os.listdir(folder / "charts"))  # only these can be stale: no unlink for the rest
 
-    history = _by_symbol(price_history(lake_root, day, selected) if charts else None, "symbol")
-    oi = _by_symbol(strike_oi(lake_root, day, selected) if charts else None, "underlying")
-    reports = tuple(_write_symbol(folder, symbol, data, history.get(symbol), oi.get(symbol), earlier_charts)
-                    for symbol in selected)
+        history = _by_symbol(price_history(lake_root, day, selected) if charts else None, "symbol")
+        oi = _by_symbol(strike_oi(lake_root, day, selected) if charts else None, "underlying")
+        reports = tuple(_write_symbol(folder, symbol, data, history.get(symbol), oi.get(symbol), earlier_charts)
+                        for symbol in selected)
 
-    day_symbols = data.frames["index"]["symbol"].to_list()
-    files = {entry.name for entry in os.scandir(folder) if entry.is_file()}  # one listing, no stat per page
-    written = {s for s in day_symbols
-               if re.fullmatch(SYMBOL_PATTERN, s) and f"{s}.md" in files and f"{s}.html" in files}
-    markdown, page = _index_page(data, written)
-    _write_atomic(folder / "index.md", markdown)
-    _write_atomic(folder / "index.html", page)
+        day_symbols = data.frames["index"]["symbol"].to_list()
+        files = {entry.name for entry in os.scandir(folder) if entry.is_file()}  # one listing, no stat per page
+        written = {s for s in day_symbols
+                   if re.fullmatch(SYMBOL_PATTERN, s) and f"{s}.md" in files and f"{s}.html" in files}
+        markdown, page = _index_page(data, written)
+        _write_atomic(folder / "index.md", markdown)
+        _write_atomic(folder / "index.html", page)
+        if fresh:
+            os.replace(folder, final)
+    except BaseException:
+        if fresh:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    folder = final
+    reports = tuple(_moved(r, final) for r in reports)
     return ReportIndex(day, folder, folder / "index.md", folder / "index.html", reports,
                        data.frames["index"].to_dicts(), data.scorecard is not None,
                        time.perf_counter() - started, {r.symbol: r.chart_seconds for r in reports})
+
+
+def _moved(report: SymbolReport, folder: Path) -> SymbolReport:
+    """The report's paths once its folder is in place."""
+    def there(path: Path) -> Path:
+        return folder / path.relative_to(path.parent if path.parent.name != "charts" else path.parent.parent)
+    return replace(report, markdown=there(report.markdown), html=there(report.html),
+                   charts=tuple(there(c) for c in report.charts))
 
 
 def _by_symbol(frame: pl.DataFrame | None, key: str) -> dict[str, pl.DataFrame]:

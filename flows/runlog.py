@@ -11,7 +11,12 @@ def log_path(warehouse: Path) -> Path:
     return warehouse / "logs" / "runs.jsonl"
 
 
+APPENDED: list[str] = []
+"""Statuses this process recorded (the CLI records an interrupt itself when the flow had not)."""
+
+
 def append(warehouse: Path, record: dict) -> None:
+    APPENDED.append(str(record.get("status")))
     path = log_path(warehouse)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as fh:

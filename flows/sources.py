@@ -9,6 +9,7 @@ run with one line naming the file and the problem.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import re
 from dataclasses import dataclass
@@ -137,12 +138,28 @@ def detect_format(dataset: str, columns: set[str], path: Path, explicit: str | N
     raise SourceError(f"{path}: missing required column(s) {', '.join(missing)} for {dataset}")
 
 
-def landing_files(landing: Path, dataset: str) -> list[Path]:
+def landing_files(landing: Path, dataset: str, hidden: list[Path] | None = None) -> list[Path]:
+    """The dataset's landing files. Hidden ones (a leading dot, as copy tools name a file in transit)
+    are skipped and appended to `hidden` for the run summary. A symbolic link leading out of landing
+    is refused: the run reads what landing holds, not what a link points at elsewhere."""
     folder = landing / dataset
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
-                  and p.name.lower().endswith(SUFFIXES))
+    root = landing.resolve()
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if not path.name.lower().endswith(SUFFIXES) or not path.is_file():
+            continue
+        if any(part.startswith(".") for part in path.relative_to(folder).parts):
+            if hidden is not None:
+                hidden.append(path)
+            continue
+        target = path.resolve()
+        if not target.is_relative_to(root):
+            raise SourceError(f"{path}: a symbolic link to {target}, outside landing ({root}): refused "
+                              "(copy the file into landing instead)")
+        found.append(path)
+    return found
 
 
 def file_digest(path: Path) -> str:
@@ -153,23 +170,52 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _read_csv_text(path: Path) -> pl.DataFrame:
+class TooLargeError(SourceError):
+    """A landing file over the per-file limit of decompressed bytes; not retried."""
+
+
+def _bounded_source(path: Path, max_bytes: int | None) -> Path | bytes:
+    """What polars reads: the path itself (a plain file within the limit), or a gzip file's content,
+    decompressed here a block at a time and refused as soon as it passes `max_bytes` (a gzip bomb
+    never expands in memory beyond the limit)."""
+    if not path.name.lower().endswith(".gz"):
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            raise TooLargeError(f"{path}: {size:,} bytes, over the {max_bytes:,}-byte limit per file "
+                                "([ingest] max_file_bytes): refused")
+        return path
+    out = bytearray()
+    with gzip.open(path, "rb") as stream:
+        while block := stream.read(1 << 24):
+            out += block
+            if max_bytes is not None and len(out) > max_bytes:
+                raise TooLargeError(f"{path}: decompresses to more than {max_bytes:,} bytes ([ingest] "
+                                    "max_file_bytes): refused")
+    return bytes(out)
+
+
+def _read_csv_text(path: Path | bytes) -> pl.DataFrame:
     """Every column as text; bytes that are not UTF-8 become U+FFFD. Strict UTF-8 is read first (it is
-    faster and, for a valid file, gives the same frame); only a file it refuses is read again lossily."""
+    faster and, for a valid file, gives the same frame); only a file it refuses is read again lossily.
+    A path is a path, never a glob pattern (`bars [final].csv`, a file named `bars_*.csv`)."""
     try:
-        return pl.read_csv(path, infer_schema=False, encoding="utf8", truncate_ragged_lines=False)
+        return pl.read_csv(path, infer_schema=False, encoding="utf8", truncate_ragged_lines=False, glob=False)
     except Exception:  # noqa: BLE001 - invalid UTF-8 or unreadable: the lossy read decides which
-        return pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", truncate_ragged_lines=False)
+        return pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", truncate_ragged_lines=False, glob=False)
 
 
-def read_text_frame(path: Path) -> pl.DataFrame:
-    """The file with every column as text and lower-cased, trimmed header names."""
+def read_text_frame(path: Path, max_bytes: int | None = None) -> pl.DataFrame:
+    """The file with every column as text and lower-cased, trimmed header names. `max_bytes`: the
+    most (decompressed) bytes the file may hold; a larger one is refused, naming it."""
     try:
         if path.name.lower().endswith(".parquet"):
-            frame = pl.read_parquet(path)
+            _bounded_source(path, max_bytes)
+            frame = pl.read_parquet(path, glob=False)
             frame = frame.with_columns(pl.all().cast(pl.String))
         else:
-            frame = _read_csv_text(path)
+            frame = _read_csv_text(_bounded_source(path, max_bytes))
+    except TooLargeError:
+        raise
     except Exception as exc:  # noqa: BLE001 - polars/arrow raise many kinds; the user needs the file and why
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SourceError(f"{path}: unreadable: {first}", transient=True) from None

@@ -44,7 +44,7 @@ def validate_file(settings: Settings, path: Path, dataset: str | None = None,
 
     if not path.is_file():
         raise SourceError(f"{path}: no such file")
-    text = read_text_frame(path)
+    text = read_text_frame(path, settings.max_file_bytes)
     dataset = dataset or guess_dataset(path, set(text.columns))
     bronze, detected = conform(text, dataset, path, path.name, now_utc(), fmt)
     # As a run does: rows dated on a non-session are quarantined apart and are not part of the share.

@@ -9,9 +9,11 @@ block the nightly.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
+import struct
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,8 +23,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from flows.faults import crash_point
-from flows.lake import Lake, uri
+from flows.faults import crash_point, disk_full_point
+from flows.lake import GoldStagedLake, Lake, roll_forward, uri, write_journal
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
@@ -31,13 +33,26 @@ class WarehouseBusy(Exception):
     """Another run holds the warehouse; the message says which."""
 
 
+_HELD: dict[Path, int] = {}
+"""Locks the CLI took for the flow it runs in this process, with their depth: the flow takes the lock
+again and enters (a second flock on another open file would refuse it)."""
+
+
 @contextmanager
-def warehouse_lock(root: Path, wait_seconds: float = 0.0) -> Iterator[None]:
-    """One run at a time per warehouse (the lake and the database file are shared state)."""
+def warehouse_lock(root: Path, wait_seconds: float = 0.0, *, for_this_process: bool = False) -> Iterator[None]:
+    """One run at a time per warehouse (the lake and the database file are shared state).
+    `for_this_process`: later calls in this process enter it (the CLI holds it for its flow)."""
     import time
 
     root.mkdir(parents=True, exist_ok=True)
-    path = root / ".chainsignals.lock"
+    path = (root / ".chainsignals.lock").resolve()
+    if _HELD.get(path):
+        _HELD[path] += 1
+        try:
+            yield
+        finally:
+            _HELD[path] -= 1
+        return
     with path.open("a+") as handle:
         deadline = time.monotonic() + wait_seconds
         while True:
@@ -54,10 +69,59 @@ def warehouse_lock(root: Path, wait_seconds: float = 0.0) -> Iterator[None]:
         handle.truncate()
         handle.write(f"pid {os.getpid()}")
         handle.flush()
+        if for_this_process:
+            _HELD[path] = 1
         try:
             yield
         finally:
+            _HELD.pop(path, None)
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class WarehouseInUse(Exception):
+    """An analyst's read-write connection holds signals.duckdb; the message says how to reconnect."""
+
+
+def _writer_pid(database: Path) -> int | None:
+    """The process holding DuckDB's write lock on the file (a read-write connection), if another one
+    does: fcntl F_GETLK asks who would conflict with a write lock. Read-only connections hold read
+    locks, which a publish does not mind (it swaps the file; they keep the old one)."""
+    try:
+        with database.open("rb") as handle:
+            query = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+            kind, _, _, _, pid = struct.unpack("hhqqi4x", fcntl.fcntl(handle.fileno(), fcntl.F_GETLK, query))
+    except OSError:
+        return None
+    return pid if kind == fcntl.F_WRLCK else None
+
+
+def check_no_writer(database: Path) -> str | None:
+    """Refuse to publish under an analyst's read-write connection, and fold the WAL one left behind
+    into the file (their changes kept) so the database the publish copies opens. Returns a warning
+    line when a WAL had to be set aside instead."""
+    if not database.exists():
+        return None
+    pid = _writer_pid(database)
+    if pid:
+        raise WarehouseInUse(
+            f"{database} is open read-write by process {pid} (DuckDB's default): a publish would lose what that "
+            f"connection writes. Close it and reconnect read-only: duckdb.connect('{database}', read_only=True)")
+    wal = database.with_name(database.name + ".wal")
+    if not wal.exists():
+        return None
+    try:  # a connection that ended without a checkpoint: replay its WAL and checkpoint it into the file
+        con = duckdb.connect(str(database))
+        try:
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        return None
+    except duckdb.Error as exc:
+        # A WAL written against a file a publish has since replaced cannot apply to this one.
+        aside = wal.with_name(f"{wal.name}.orphaned-{uuid.uuid4().hex[:8]}")
+        os.replace(wal, aside)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"{wal} did not apply to {database} ({first}): set aside as {aside.name}"
 
 
 def sql_files(kind: str) -> list[Path]:
@@ -118,19 +182,33 @@ def clone_file(source: Path, target: Path) -> None:
             return
         except OSError:  # EOPNOTSUPP, EXDEV, EINVAL...: this filesystem or pair cannot share extents
             pass
-    shutil.copyfile(source, target)  # an in-kernel copy (sendfile) on Linux
+    try:
+        shutil.copyfile(source, target)  # an in-kernel copy (sendfile) on Linux
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:  # sendfile's error names no file: the operator needs the path
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target)) from None
+        raise
 
 
 def publish(database: Path, lake: Lake, tables: dict[str, list[date]], runs: pl.DataFrame) -> dict[str, int]:
-    """Load the given gold partitions and run records into a new database file and swap it in."""
+    """Load the given gold partitions and run records into a new database file and swap it in.
+
+    With a run's staged gold (a GoldStagedLake) the staged partitions are committed into the lake with
+    the swap: a journal written once the new database is complete records both, and `roll_forward`
+    carries them out (the next run finishes it if this one is killed half-way). Before the journal,
+    a failure leaves the lake's gold and the database as they were."""
     database.parent.mkdir(parents=True, exist_ok=True)
+    roll_forward(database.parent)  # a publish killed after its decision: finish it before the next one
+    check_no_writer(database)
     for debris in database.parent.glob(f".{database.name}.next-*"):  # from a publish that was killed
         debris.unlink(missing_ok=True)
     next_file = database.with_name(f".{database.name}.next-{uuid.uuid4().hex[:8]}")
-    if database.exists():
-        clone_file(database, next_file)
     loaded: dict[str, int] = {}
+    decided = False
     try:
+        if database.exists():
+            disk_full_point("database-copy", next_file)
+            clone_file(database, next_file)
         con = duckdb.connect(str(next_file))
         try:
             con.execute("BEGIN TRANSACTION")
@@ -139,6 +217,7 @@ def publish(database: Path, lake: Lake, tables: dict[str, list[date]], runs: pl.
             for index, (table, dates) in enumerate(tables.items()):
                 if index == len(tables) // 2:
                     crash_point("load-mid-transaction")
+                    disk_full_point("database-load", next_file)
                 loaded[table] = _load_table(con, lake, table, sorted(set(dates)))
             if runs.height:
                 con.register("new_runs", runs.to_arrow())
@@ -162,9 +241,15 @@ def publish(database: Path, lake: Lake, tables: dict[str, list[date]], runs: pl.
         finally:
             con.close()
         crash_point("database-built")
-        os.replace(next_file, database)
+        if isinstance(lake, GoldStagedLake):
+            write_journal(database.parent, lake, next_file, database)
+            decided = True
+            roll_forward(database.parent)
+        else:
+            os.replace(next_file, database)
     finally:
-        next_file.unlink(missing_ok=True)
+        if not decided:
+            next_file.unlink(missing_ok=True)
         Path(str(next_file) + ".wal").unlink(missing_ok=True)
     return loaded
 

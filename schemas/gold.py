@@ -454,6 +454,13 @@ def validate_gold(df: pl.DataFrame | pl.LazyFrame, model: type[pa.DataFrameModel
     # Collect once: pandera would otherwise re-run a lazy plan for every check.
     frame = df.collect() if isinstance(df, pl.LazyFrame) else df
     table = model.to_schema().name
+    # Nothing non-finite is published: an inf or NaN here is a transform's bug (silver quarantines them).
+    floats = [c for c, t in frame.schema.items() if t.is_float()]
+    if floats and frame.height:
+        counts = frame.select((~pl.col(c).is_finite()).sum().alias(c) for c in floats).row(0, named=True)
+        bad = [f"non_finite:{c} ({n} rows)" for c, n in counts.items() if n]
+        if bad:
+            raise GoldValidationError(f"{table}: {'; '.join(bad)}")
     errors, failure_cases = run_lazy_validation(frame, model)
     if not errors:
         return frame
@@ -463,7 +470,7 @@ def validate_gold(df: pl.DataFrame | pl.LazyFrame, model: type[pa.DataFrameModel
     failures = row_reasons(failure_cases)
     summary = (
         failures.group_by(REASON, maintain_order=True)
-        .agg(pl.len().alias("rows"), pl.col("failure_case").first().alias("example"))
+        .agg(pl.len().alias("rows"), pl.col("failure_case").first().cast(pl.String).fill_null("null").alias("example"))
         .select(pl.format("{} ({} rows, e.g. {})", REASON, "rows", "example"))
         .to_series()
         .to_list()

@@ -28,6 +28,37 @@ EXPIRATION_RULE = reason("expiration_ge_trade_date", "expiration", "trade_date")
 BID_ASK_RULE = reason("bid_le_ask", "bid", "ask")
 
 
+# Every number is checked: a non-finite value (inf, NaN) is quarantined as non_finite:<col>, a finite one
+# beyond what any listed instrument shows as out_of_range:<col>. The bounds keep derived numbers
+# representable (gamma*OI and delta*OI are summed as Int64 fixed point at 1e-8 in transforms.greeks).
+MAX_PRICE = 1e7            # a price, strike or spot (the dearest share trades under 1e6)
+MAX_IV = 100.0             # implied volatility as a fraction (10,000%)
+MAX_GAMMA = 1_000.0        # per share; a 0DTE at-the-money option on a $1 stock is under 100
+MAX_OPEN_INTEREST = 10_000_000
+MAX_VOLUME = 10_000_000_000_000  # shares a day (bars); contracts (chains, prints) are held to the OI bound
+NON_FINITE = "non_finite"
+OUT_OF_RANGE = "out_of_range"
+
+
+def _not_infinite(column: str) -> pl.Expr:
+    """For a column that is not nullable: NaN is already a null there (not_nullable:<col>)."""
+    return ~pl.col(column).is_infinite()
+
+
+def _finite(column: str) -> pl.Expr:
+    """For a nullable column: NaN is not a missing value but a broken one."""
+    return pl.col(column).is_finite()
+
+
+def _within(column: str, bound: float) -> pl.Expr:
+    """|value| <= bound; a non-finite value is non_finite's to report, not this rule's."""
+    return ~pl.col(column).is_finite() | (pl.col(column).abs() <= bound)
+
+
+def _int_within(column: str, bound: int) -> pl.Expr:
+    return pl.col(column).abs() <= bound
+
+
 def _expiration_not_before_quote() -> pl.Expr:
     # Expiring ON the quote date is a live contract (0DTE); before it, the quote cannot exist.
     return pl.col("expiration") >= pl.col("trade_date")
@@ -38,7 +69,7 @@ class Bars(pa.DataFrameModel):
 
     Reasons: not_nullable:<col>, symbol_pattern:symbol, greater_than(0):open|high|low|close|adj_close,
     greater_than_or_equal_to(0):volume, high_ge_low:high,low, open_in_range:open,low,high,
-    close_in_range:close,low,high.
+    close_in_range:close,low,high, non_finite:open|high|low|close|adj_close, out_of_range:the same|volume.
     """
 
     trade_date: pl.Date
@@ -53,6 +84,22 @@ class Bars(pa.DataFrameModel):
     @pa.check("symbol", error=SYMBOL_RULE)
     def _symbol(cls, data: PolarsData) -> pl.LazyFrame:
         return rows(data, symbol_ok("symbol"))
+
+    @pa.check("open", "high", "low", "close", error=NON_FINITE)
+    def _finite(cls, data: PolarsData) -> pl.LazyFrame:
+        return rows(data, _not_infinite(data.key))
+
+    @pa.check("adj_close", error=NON_FINITE)
+    def _finite_or_null(cls, data: PolarsData) -> pl.LazyFrame:
+        return rows(data, _finite(data.key))
+
+    @pa.check("open", "high", "low", "close", "adj_close", error=OUT_OF_RANGE)
+    def _price_range(cls, data: PolarsData) -> pl.LazyFrame:
+        return rows(data, _within(data.key, MAX_PRICE))
+
+    @pa.check("volume", error=OUT_OF_RANGE)
+    def _volume_range(cls, data: PolarsData) -> pl.LazyFrame:
+        return rows(data, _int_within("volume", MAX_VOLUME))
 
     @pa.check("high", error=reason("high_ge_low", "high", "low"))
     def _high_ge_low(cls, data: PolarsData) -> pl.LazyFrame:
@@ -79,7 +126,9 @@ class Chains(pa.DataFrameModel):
     osi_matches_contract:option_symbol,expiration,option_type,strike, isin(C,P):option_type,
     greater_than(0):strike|underlying_price, greater_than_or_equal_to(0):open_interest|volume|bid|ask|
     last|mid|implied_volatility|gamma, in_unit_range:delta, bid_le_ask:bid,ask,
-    expiration_ge_trade_date:expiration,trade_date, dte_matches_expiration:dte,expiration,trade_date.
+    expiration_ge_trade_date:expiration,trade_date, dte_matches_expiration:dte,expiration,trade_date,
+    non_finite:<every float column>, out_of_range:strike|bid|ask|last|mid|underlying_price|
+    implied_volatility|gamma|open_interest|volume.
     """
 
     trade_date: pl.Date
@@ -105,6 +154,30 @@ class Chains(pa.DataFrameModel):
     @pa.check("underlying", error=SYMBOL_RULE)
     def _underlying(cls, data: PolarsData) -> pl.LazyFrame:
         return rows(data, symbol_ok("underlying"))
+
+    @pa.check("strike", "bid", "ask", "mid", "underlying_price", error=NON_FINITE)
+    def _finite(cls, data: PolarsData) -> pl.LazyFrame:
+        return rows(data, _not_infinite(data.key))
+
+    @pa.check("last", "implied_volatility", "delta", "gamma", error=NON_FINITE)
+    def _finite_or_null(cls, data: PolarsData) -> pl.LazyFrame:
+        return rows(data, _finite(data.key))
+
+    @pa.check("strike", "bid", "ask", "last", "mid", "underlying_price", error=OUT_OF_RANGE)
+    def _price_range(cls, data: PolarsData) -> pl.LazyFrame:
+        return rows(data, _within(data.key, MAX_PRICE))
+
+    @pa.check("implied_volatility", error=OUT_OF_RANGE)
+    def _iv_range(cls, data: PolarsData) -> pl.LazyFrame:
+        return rows(data, _within("implied_volatility", MAX_IV))
+
+    @pa.check("gamma", error=OUT_OF_RANGE)
+    def _gamma_range(cls, data: PolarsData) -> pl.LazyFrame:
+        return rows(data, _within("gamma", MAX_GAMMA))
+
+    @pa.check("open_interest", "volume", error=OUT_OF_RANGE)
+    def _count_range(cls, data: PolarsData) -> pl.LazyFrame:
+        return rows(data, _int_within(data.key, MAX_OPEN_INTEREST))
 
     @pa.check("option_symbol", error=OSI_RULE)
     def _option_symbol(cls, data: PolarsData) -> pl.LazyFrame:
@@ -164,7 +237,8 @@ class Trades(pa.DataFrameModel):
 
     Reasons: not_nullable:<col>, symbol_pattern:underlying, osi_symbol:option_symbol,
     isin(C,P):option_type, greater_than(0):strike|price|size, greater_than_or_equal_to(0):bid|ask,
-    bid_le_ask:bid,ask, expiration_ge_trade_date:expiration,trade_date.
+    bid_le_ask:bid,ask, expiration_ge_trade_date:expiration,trade_date, non_finite:strike|price|bid|ask,
+    out_of_range:strike|price|bid|ask|size.
     """
 
     trade_date: pl.Date
@@ -184,6 +258,22 @@ class Trades(pa.DataFrameModel):
     @pa.check("underlying", error=SYMBOL_RULE)
     def _underlying(cls, data: PolarsData) -> pl.LazyFrame:
         return rows(data, symbol_ok("underlying"))
+
+    @pa.check("strike", "price", error=NON_FINITE)
+    def _finite(cls, data: PolarsData) -> pl.LazyFrame:
+        return rows(data, _not_infinite(data.key))
+
+    @pa.check("bid", "ask", error=NON_FINITE)
+    def _finite_or_null(cls, data: PolarsData) -> pl.LazyFrame:
+        return rows(data, _finite(data.key))
+
+    @pa.check("strike", "price", "bid", "ask", error=OUT_OF_RANGE)
+    def _price_range(cls, data: PolarsData) -> pl.LazyFrame:
+        return rows(data, _within(data.key, MAX_PRICE))
+
+    @pa.check("size", error=OUT_OF_RANGE)
+    def _size_range(cls, data: PolarsData) -> pl.LazyFrame:
+        return rows(data, _int_within("size", MAX_OPEN_INTEREST))
 
     @pa.check("option_symbol", error=OSI_RULE)
     def _option_symbol(cls, data: PolarsData) -> pl.LazyFrame:

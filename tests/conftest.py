@@ -11,6 +11,8 @@ os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["DO_NOT_TRACK"] = "1"
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# Tests write landing files and run at once: the stability wait (flows.config) would only add seconds.
+os.environ["CHAINSIGNALS_STABLE_SECONDS"] = "0"
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ helpers such as spec_note
 
 import pytest

@@ -52,8 +52,9 @@ def warehouse_contents(root: Path) -> dict[str, list[tuple]]:
         con.close()
 
 
-GOLD_FINISHED = ("load-mid-transaction", "database-built")
-"""Crash points after the gold task completed: the re-run reuses its cached result."""
+GOLD_COMMITTED = ("publish-half-committed",)
+"""Crash points after the publish decided: the re-run finishes the commit and reuses the gold task's
+cached result. Before it, the staged gold is not the lake's: the re-run computes it again."""
 
 
 def gold_file_times(root: Path) -> dict[str, int]:
@@ -61,6 +62,12 @@ def gold_file_times(root: Path) -> dict[str, int]:
     lake = root / "wh" / "lake"
     return {str(p.relative_to(lake)): p.stat().st_mtime_ns
             for p in (lake / "gold").glob(f"*/trade_date={NEXT_DAY}/*.parquet")}
+
+
+def gold_bytes(root: Path) -> dict[str, bytes]:
+    """Every gold file of the lake, by path, with its bytes."""
+    lake = root / "wh" / "lake" / "gold"
+    return {str(p.relative_to(lake)): p.read_bytes() for p in sorted(lake.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -94,15 +101,19 @@ def test_killed_run_then_rerun_equals_one_clean_run(crash_at, before_next_day, c
     shutil.copytree(base, tmp_path, dirs_exist_ok=True)
     killed = cli_run(tmp_path, env, crash_at=crash_at)
     assert killed.returncode == -signal.SIGKILL, (crash_at, killed.stderr[-500:])
-    if crash_at != "database-built":  # before the swap an analyst still sees only the note's day
-        con = duckdb.connect(str(tmp_path / "wh" / "signals.duckdb"), read_only=True)
-        assert con.execute("SELECT max(trade_date) FROM signals_daily").fetchall() == [(NOTE_DATE,)]
-        con.close()
+    # Until the publish is decided, an analyst sees only the note's day, in the database and the lake.
+    con = duckdb.connect(str(tmp_path / "wh" / "signals.duckdb"), read_only=True)
+    assert con.execute("SELECT max(trade_date) FROM signals_daily").fetchall() == [(NOTE_DATE,)]
+    con.close()
     gold_files = gold_file_times(tmp_path)
+    if crash_at not in GOLD_COMMITTED:
+        assert gold_files == {}, crash_at
+        assert gold_bytes(tmp_path) == gold_bytes(base)
     rerun = cli_run(tmp_path, env)
     assert rerun.returncode == 0, rerun.stderr
-    if crash_at in GOLD_FINISHED:  # the gold task's cached result was reused: its files were not rewritten
-        assert gold_file_times(tmp_path) == gold_files and len(gold_files) == len(GOLD_TABLES)
+    if crash_at in GOLD_COMMITTED:  # the gold task's cached result was reused: its files were not rewritten
+        committed = gold_file_times(tmp_path)
+        assert {k: v for k, v in committed.items() if k in gold_files} == gold_files and len(committed) == len(GOLD_TABLES)
     recovered, clean = lake_contents(tmp_path), lake_contents(clean_run)
     assert recovered.keys() == clean.keys()
     for name, frame in clean.items():

@@ -22,8 +22,8 @@ RATE = 0.024  # 2019's short rate: it only discounts, the forward carries the re
 
 def _read(path: Path) -> pl.DataFrame:
     raw = pl.read_csv(path, infer_schema=False)
-    day = lambda c: pl.col(c).str.to_date("%m/%d/%Y")  # noqa: E731
-    num = lambda c: pl.col(c).cast(pl.Float64)  # noqa: E731
+    day = lambda c: pl.col(c).str.to_date("%m/%d/%Y")
+    num = lambda c: pl.col(c).cast(pl.Float64)
     return raw.select(
         trade_date=day("quotedate"),
         underlying=pl.col("underlying").str.strip_prefix("^"),

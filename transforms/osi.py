@@ -176,7 +176,8 @@ def normalize_osi(symbol: pl.Expr) -> pl.Expr:
 def _format_parts(parts: pl.Expr) -> pl.Expr:
     root = pl.field("root").str.strip_chars().str.to_uppercase()
     option_type = pl.field("option_type").str.strip_chars().str.to_uppercase()
-    strike_millis = (pl.field("strike") * 1000).round(0).cast(pl.Int64)
+    # Not strict: a strike beyond Int64 (1e308, inf) is not representable, not an error of the frame.
+    strike_millis = (pl.field("strike") * 1000).round(0).cast(pl.Int64, strict=False)
     expiration = pl.field("expiration")
     representable = (
         root.str.contains(rf"^{ROOT_PATTERN}$")
