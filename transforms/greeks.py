@@ -175,12 +175,10 @@ def derive_iv_and_greeks(chains: pl.LazyFrame | pl.DataFrame, rate: float) -> pl
     vendor_iv = pl.when(_IV.is_finite() & (_IV > 0)).then(_IV.cast(pl.Float64))
     frame = frame.with_columns(*[defaults[c].alias(c) for c in added]).with_columns(vendor_iv.alias("implied_volatility"))
     forwards = implied_forwards(frame.lazy(), session_spot(frame.lazy()), rate)
-    frame = (
-        frame.lazy()
-        .drop(FORWARD_COLUMNS)
-        .join(forwards, on=EXPIRY, how="left", maintain_order="left")
-        .collect()
-    )
+    # Only the keys are joined and the three new columns added beside the others: a join of the whole
+    # chain would copy every column of it.
+    per_row = frame.select(EXPIRY).join(forwards.collect(), on=EXPIRY, how="left", maintain_order="left")
+    frame = frame.with_columns(per_row.get_column(c) for c in ("spot", *FORWARD_COLUMNS))
     t, strike = _years(), pl.col("strike").cast(pl.Float64)
     usable = (t > 0) & (strike > 0)
     needs_iv = _IV.is_null() & usable
