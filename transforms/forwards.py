@@ -21,7 +21,7 @@ YEARS_PER_DAY = 1.0 / 365.0
 _BAND_BASE, _BAND_PER_SQRT_YEAR = 0.05, 0.15
 FORWARD_COLUMNS = ["forward", "forward_source"]
 
-__all__ = ["FORWARD_COLUMNS", "expiry_forwards", "implied_forwards", "osi_root", "parity_pairs", "with_forwards",
+__all__ = ["FORWARD_COLUMNS", "expiry_forwards", "implied_forwards", "near_the_money", "osi_root", "parity_pairs", "with_forwards",
            "years_to_expiry"]
 
 
@@ -35,22 +35,25 @@ def osi_root(symbol: str = "option_symbol") -> pl.Expr:
     return pl.col(symbol).str.slice(0, 6)
 
 
-def parity_pairs(chains: pl.LazyFrame) -> pl.LazyFrame:
-    """Per live (trade_date, underlying, expiration), root and strike near the money: the mids of the
-    call (call_mid) and the put (put_mid) where that side has a bid, else NULL.
+def near_the_money() -> pl.Expr:
+    """Strikes within |ln(K / S)| <= 0.05 + 0.15 sqrt(T) of the row's underlying_price: F / S =
+    e^((r - q) T) stays inside that band for any carry within +-15% a year over three years, so the
+    strikes around the forward are in it; the far wings (half of a full chain) are not. A row without
+    an underlying_price is kept (nothing to judge it by)."""
+    moneyness = (pl.col("strike").cast(pl.Float64) / pl.col("underlying_price").cast(pl.Float64)).log().abs()
+    return (moneyness <= _BAND_BASE + _BAND_PER_SQRT_YEAR * years_to_expiry().sqrt()).fill_null(True)
 
-    Only strikes within |ln(K / S)| <= 0.05 + 0.15 sqrt(T) of the row's underlying_price are paired: the
-    strike where C - P is smallest sits at the forward, and F / S = e^((r - q) T) stays inside that band
-    for any carry within +-15% a year over three years. The far wings (half of a full chain) are skipped.
-    """
+
+def parity_pairs(chains: pl.LazyFrame) -> pl.LazyFrame:
+    """Per live (trade_date, underlying, expiration), root and strike near_the_money: the mids of the
+    call (call_mid) and the put (put_mid) where that side has a bid, else NULL. The strike where C - P
+    is smallest sits at the forward, so the wings are not paired."""
     has_bid = (pl.col("bid") > 0) & pl.col("mid").is_finite()
     mid = pl.col("mid").cast(pl.Float64)
-    moneyness = (pl.col("strike").cast(pl.Float64) / pl.col("underlying_price").cast(pl.Float64)).log().abs()
-    near = moneyness <= _BAND_BASE + _BAND_PER_SQRT_YEAR * years_to_expiry().sqrt()
     # The sides are split before grouping: the group_by then only takes plain maxima, its fast path.
     return (
         live_contracts(chains)
-        .filter(has_bid & near)
+        .filter(has_bid & near_the_money())
         .select(
             *EXPIRY,
             osi_root().alias("root"),

@@ -4,7 +4,8 @@ Per (trade_date, underlying, expiration) after trade_date, taken at that expirat
   expected_move      the ATM straddle's mid at F, in dollars: call mid + put mid per strike (both sides
                      quoted), interpolated linearly in strike between the listed strikes nearest at or
                      below and at or above F (the strike's own straddle when F is a strike). NULL when F
-                     is outside the strikes quoted on both sides.
+                     is outside the strikes quoted on both sides near the money
+                     (forwards.near_the_money).
   expected_move_pct  expected_move as a percent of spot (6.12 means 6.12%, as change_pct).
   rr_25d             the 25-delta risk reversal: the IV of the call with delta nearest +0.25 minus the IV
                      of the put with delta nearest -0.25 (ties: the lower strike). Negative: puts richer.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from transforms.forwards import near_the_money
 from transforms.positioning import EXPIRY, SESSION, live_contracts, session_spot
 
 YARDSTICK_COLUMNS: dict[str, pl.DataType] = {
@@ -66,8 +68,12 @@ def expiry_yardsticks(chains: pl.LazyFrame, forwards: pl.LazyFrame, spot: pl.Laz
     fwd = forwards.select(*EXPIRY, pl.col("forward").cast(pl.Float64))
     # Two roots (SPX and SPXW) can list one strike and expiration: their quotes are averaged. The sides
     # are split before grouping, so the group_by only takes plain means (its fast path).
+    # Only strikes near the money can bracket the forward (forwards.near_the_money).
     per_strike = (
-        live.select(*EXPIRY, "strike", call_mid=pl.when(_IS_CALL).then(pl.col("mid")),
+        live_contracts(chains).filter(near_the_money())
+        .select(*EXPIRY, pl.col("strike").cast(pl.Float64), "option_type", pl.col("mid").cast(pl.Float64),
+                _IV.cast(pl.Float64))
+        .select(*EXPIRY, "strike", call_mid=pl.when(_IS_CALL).then(pl.col("mid")),
                     put_mid=pl.when(_IS_PUT).then(pl.col("mid")), strike_iv=pl.when(_IV > 0).then(_IV))
         .group_by(*EXPIRY, "strike")
         .agg(pl.col("call_mid", "put_mid", "strike_iv").mean())
