@@ -69,4 +69,5 @@ def validate_file(settings: Settings, path: Path, dataset: str | None = None,
     reasons = [] if shown.is_empty() else shown.group_by(REASON).len().sort("len", descending=True).rows()
     return FileReport(dataset, detected, bronze.height, kept.height, rejected.height + non_session.height,
                       duplicates.height, reasons, judged.height >= max(settings.min_rows_for_limit, 1)
-                      and rejected.height / judged.height > settings.max_rejected_share)
+                      # duplicates count toward the share, as in a run (SPEC 7)
+                      and (rejected.height + duplicates.height) / judged.height > settings.max_rejected_share)

@@ -116,11 +116,22 @@ def test_non_finite_and_overflowing_numbers_are_quarantined_and_never_reach_gold
     lake = Lake(tmp_path / "wh" / "lake")
     chain_q = pl.read_parquet(lake.files("quarantine", "chains", dates=[NOTE_DATE]))
     reasons = chain_q.get_column("_reason").to_list()
-    for expected in ("non_finite:gamma", "non_finite:implied_volatility", "out_of_range:implied_volatility",
+    for expected in ("non_finite:gamma", "out_of_range:implied_volatility",
                      "non_finite:underlying_price", "non_finite:ask", "out_of_range:strike"):
         assert sum(expected in r.split("; ") for r in reasons) == 1, (expected, reasons)
+    # SPEC 3: a vendor's non-finite IV means "not computed", so that row is kept with its IV derived
+    # from the mid; as it repeats a good row and comes later in the file, the good one is the duplicate.
+    assert not any("implied_volatility" in r and "out_of_range" not in r for r in reasons)
+    assert sum(r.startswith("duplicate:") for r in reasons) == 1
     assert len(chain_q) == 6
-    assert len(pl.read_parquet(lake.files("silver", "chains", dates=[NOTE_DATE]))) == len(good)
+    silver = pl.read_parquet(lake.files("silver", "chains", dates=[NOTE_DATE]))
+    assert len(silver) == len(good)
+    first = row.row(0, named=True)
+    kept = silver.filter(pl.col("expiration") == first["expiration"], pl.col("strike") == first["strike"],
+                         pl.col("option_type") == first["option_type"])
+    # (the 225 call is deep in the money and its put has no bid, so its own mid is inverted)
+    assert kept.select("iv_status", "iv_derived").row(0) == ("derived_itm", True)
+    assert kept.get_column("implied_volatility").item() > 0
     bars_q = pl.read_parquet(lake.files("quarantine", "bars", dates=[NOTE_DATE])).sort("symbol")
     assert bars_q.select("symbol", "_reason").rows() == [
         ("HUGE", "out_of_range:high"), ("INF", "non_finite:open; non_finite:high")]
@@ -128,7 +139,7 @@ def test_non_finite_and_overflowing_numbers_are_quarantined_and_never_reach_gold
     # The same rows through `validate`: counted, never a crash.
     report = validate_file(load_settings(config, warehouse=tmp_path / "wh", landing=tmp_path / "landing"),
                            chains, "chains", None)
-    assert (report.rows, report.rejected) == (len(good) + 6, 6)
+    assert (report.rows, report.rejected, report.duplicates) == (len(good) + 6, 5, 1)
 
 
 def test_the_gold_validator_refuses_a_non_finite_number_and_names_it():
