@@ -27,6 +27,7 @@ import polars as pl
 from transforms.black_scholes import IV_LOWER, IV_UPPER, bs_delta, bs_gamma, implied_vol
 from transforms.forwards import FORWARD_COLUMNS, expiry_forwards, implied_forwards, with_forwards
 from transforms.positioning import EXPIRY, SESSION, _strongest_strike, live_contracts, session_spot
+from transforms.silver import computed_iv
 
 CONTRACT_MULTIPLIER = 100.0
 _FIXED_POINT, _FROM_FIXED_POINT = 1e8, 1e-8
@@ -172,8 +173,7 @@ def derive_iv_and_greeks(chains: pl.LazyFrame | pl.DataFrame, rate: float) -> pl
     defaults = {"iv_derived": pl.lit(False), "greeks_derived": pl.lit(False), "forward": pl.lit(None, pl.Float64),
                 "forward_source": pl.lit(None, pl.String), "iv_status": pl.lit(None, pl.String)}
     added = [c for c in defaults if c not in names]
-    vendor_iv = pl.when(_IV.is_finite() & (_IV > 0)).then(_IV.cast(pl.Float64))
-    frame = frame.with_columns(*[defaults[c].alias(c) for c in added]).with_columns(vendor_iv.alias("implied_volatility"))
+    frame = frame.with_columns(*[defaults[c].alias(c) for c in added]).with_columns(computed_iv().alias("implied_volatility"))
     forwards = implied_forwards(frame.lazy(), session_spot(frame.lazy()), rate)
     # Only the keys are joined and the three new columns added beside the others: a join of the whole
     # chain would copy every column of it.

@@ -53,8 +53,7 @@ def silver_chains(bronze: pl.LazyFrame, closes: pl.LazyFrame) -> pl.LazyFrame:
             (pl.col("expiration") - pl.col("trade_date")).dt.total_days().cast(pl.Int64).alias("dte"),
             (pl.col("underlying_price").is_null() & pl.col("_bars_close").is_not_null()).alias("spot_derived"),
             pl.coalesce("underlying_price", "_bars_close").alias("underlying_price"),
-            pl.when(pl.col("implied_volatility").is_finite() & (pl.col("implied_volatility") > 0))
-            .then(pl.col("implied_volatility")).alias("implied_volatility"),
+            computed_iv().alias("implied_volatility"),
             pl.lit(False).alias("iv_derived"),
             pl.lit(False).alias("greeks_derived"),
             pl.lit(None, dtype=pl.Float64).alias("forward"),
@@ -63,6 +62,13 @@ def silver_chains(bronze: pl.LazyFrame, closes: pl.LazyFrame) -> pl.LazyFrame:
         )
         .select(*CHAIN_COLUMNS, *LINEAGE_COLUMNS)
     )
+
+
+def computed_iv() -> pl.Expr:
+    """implied_volatility where the vendor computed one: an IV of 0, negative or non-finite is a vendor's
+    "not computed" (SPEC 3), so it is missing (NULL), in every format."""
+    iv = pl.col("implied_volatility")
+    return pl.when(iv.is_finite() & (iv > 0)).then(iv.cast(pl.Float64))
 
 
 def dedupe_order() -> list[str]:
