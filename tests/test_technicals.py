@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -11,7 +12,7 @@ import pytest
 import talib
 from polars.testing import assert_frame_equal
 
-from transforms.technicals import technicals_columns, technicals_daily
+from transforms.technicals import carry_forward, technicals_columns, technicals_daily, technicals_with_state
 
 BENCHMARK = "SPY"
 SESSIONS = 320
@@ -373,7 +374,7 @@ def test_no_lookahead(bars: pl.DataFrame, technicals: pl.DataFrame):
 # technicals_daily lays the work out for speed: whole-column passes masked at symbol starts, sub-results
 # shared between indicators, per-symbol passes exploded back in row order, final formulas after a caller's
 # filter. The reference below writes every indicator as one expression over a symbol's series evaluated
-# with .over("symbol"); on messy bars (gaps in the benchmark, short listings, NaN, NULL, zero prices and
+# with .over("symbol") (a window sum being a running sum from the symbol's first bar); on messy bars (gaps in the benchmark, short listings, NaN, NULL, zero prices and
 # volumes, flat stretches, shuffled rows) the two must agree bit for bit.
 
 
@@ -383,13 +384,32 @@ def _reference_technicals(bars: pl.LazyFrame, benchmark: str) -> pl.DataFrame:
     def simple_return(price: pl.Expr) -> pl.Expr:
         return pl.when(price.shift(1) != 0).then(price / price.shift(1) - 1.0)
 
+    def running_sum(values: pl.Expr, window: int) -> pl.Expr:
+        # A window sum is a running sum (the value entering minus the one leaving, from the first bar).
+        finite = pl.when(values.is_finite()).then(values).otherwise(0.0)
+        return (finite - finite.shift(window, fill_value=0.0)).cum_sum()
+
+    def count(values: pl.Expr, window: int) -> pl.Expr:
+        return running_sum(values.is_not_null().cast(pl.Float64), window)
+
+    def window_mean(values: pl.Expr, window: int) -> pl.Expr:
+        return pl.when(count(values, window) >= window).then(running_sum(values, window) * (1.0 / window))
+
+    def window_std(values: pl.Expr, window: int, ddof: int) -> pl.Expr:
+        total, squares = running_sum(values, window), running_sum(values * values, window)
+        moment = (squares - total * total * (1.0 / window)).clip(lower_bound=0.0)
+        return pl.when(count(values, window) >= window).then((moment * (1.0 / (window - ddof))).sqrt())
+
     def seeded(values: pl.Expr, period: int, alpha: float, seed_row: int) -> pl.Expr:
         row = pl.int_range(pl.len())
-        seed = pl.when(row == seed_row).then(values.rolling_mean(period)).when(row > seed_row).then(values)
+        # As a rolling mean: NaN when the window holds a NaN.
+        mean = pl.when(running_sum(values.is_nan().cast(pl.Float64), period) > 0).then(float("nan")).otherwise(
+            window_mean(values, period))
+        seed = pl.when(row == seed_row).then(mean).when(row > seed_row).then(values)
         return seed.ewm_mean(alpha=alpha, adjust=False, ignore_nulls=True)
 
     def window_sum(values: pl.Expr) -> pl.Expr:
-        return values.rolling_sum(252, min_samples=1)
+        return running_sum(values, 252)
 
     prev = close.shift(1)
     true_range = pl.when(prev.is_not_null()).then(
@@ -403,19 +423,19 @@ def _reference_technicals(bars: pl.LazyFrame, benchmark: str) -> pl.DataFrame:
     x, y = pl.when(paired).then(bench), pl.when(paired).then(asset)
     pairs, sum_x, sum_y = window_sum(paired.cast(pl.Float64)), window_sum(x), window_sum(y)
     x_moment = window_sum(x * x) - sum_x * sum_x / pairs
-    volume_average = volume.shift(1).rolling_mean(20)
-    middle, width = close.rolling_mean(20), 2.0 * close.rolling_std(20, ddof=0)
+    volume_average = window_mean(volume.shift(1).cast(pl.Float64), 20)
+    middle, width = window_mean(close, 20), 2.0 * window_std(close, 20, 0)
     indicators = {
         "prev_close": prev,
         "change_pct": pl.when(prev != 0).then((close / prev - 1.0) * 100.0),
-        **{f"sma_{n}": close.rolling_mean(n) for n in (20, 30, 50, 200)},
+        **{f"sma_{n}": window_mean(close, n) for n in (20, 30, 50, 200)},
         "ema_20": seeded(close, 20, 2.0 / 21, 19),
         "bb_upper": middle + width,
         "bb_middle": middle,
         "bb_lower": middle - width,
         "atr_14": seeded(true_range, 14, 1.0 / 14, 14),
         "rsi_14": pl.when(gain + loss == 0).then(0.0).otherwise(100.0 * gain / (gain + loss)),
-        "rv_20": log_return.rolling_std(20, ddof=1) * math.sqrt(252),
+        "rv_20": window_std(log_return, 20, 1) * math.sqrt(252),
         "high_52w": high.rolling_max(252),
         "low_52w": low.rolling_min(252),
         "beta_252": pl.when((pairs >= 60) & (x_moment > 0)).then(
@@ -505,3 +525,65 @@ def test_same_bits_as_per_symbol_formulation(seed: int, benchmark: str):
     last = expected["trade_date"].max()
     kept = technicals_daily(bars.lazy(), benchmark).filter(pl.col("trade_date") == last).collect()
     assert_frame_equal(kept, expected.filter(pl.col("trade_date") == last), check_exact=True)
+
+
+# --- carried forward from the previous session's state -----------------------------------------------------
+# A nightly computes its session from the state the previous one left (window sums and tails, the EMA,
+# ATR and RSI recursions) instead of re-reading the history; it must give the very rows a pass over the
+# whole series gives, bit for bit, on every session.
+
+REAL_BARS = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "GSPC_daily_2016-01_2019-07.csv"
+
+
+def _gspc_bars() -> pl.DataFrame:
+    path = REAL_BARS if REAL_BARS.exists() else Path("/work/shared/realdata") / REAL_BARS.name
+    return pl.read_csv(path, schema_overrides={"Date": pl.Date, "Volume": pl.Int64}).select(
+        trade_date="Date", symbol=pl.lit("SPX"), open="Open", high="High", low="Low", close="Close",
+        volume="Volume")
+
+
+def _carry_session_by_session(bars: pl.DataFrame, benchmark: str, first: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rows of every session after the first `first` ones, each carried forward from the state the
+    session before left (collected in between, as a nightly stores it), and the last state."""
+    dates = bars["trade_date"].unique().sort()
+    _, state = technicals_with_state(bars.filter(pl.col("trade_date") < dates[first]).lazy(), benchmark)
+    state = state.collect()
+    rows = []
+    for day in dates[first:]:
+        today, state = carry_forward(state.lazy(), bars.filter(pl.col("trade_date") == day).lazy(), benchmark)
+        rows.append(today.collect())
+        state = state.collect()
+    return pl.concat(rows).sort("symbol", "trade_date"), state
+
+
+def test_carried_forward_equals_full_pass_on_real_gspc_bars():
+    bars = _gspc_bars()
+    assert bars.height == 900
+    full = technicals_daily(bars.lazy(), "SPX").collect()
+    carried, state = _carry_session_by_session(bars, "SPX", first=1)
+    assert carried.height == 899 and carried["beta_252"].drop_nulls().len() > 500, "comparison would be vacuous"
+    assert_frame_equal(carried, full.filter(pl.col("trade_date") > bars["trade_date"].min()), check_exact=True)
+    _, expected_state = technicals_with_state(bars.lazy(), "SPX")
+    assert_frame_equal(state, expected_state.collect(), check_exact=True)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_carried_forward_equals_full_pass_on_messy_bars(seed: int):
+    # Several symbols listed and delisted mid-way, a benchmark with gaps, NULL, NaN and zero prices.
+    bars = _messy_bars(seed)
+    full = technicals_daily(bars.lazy(), BENCHMARK).collect()
+    first = 5
+    carried, _ = _carry_session_by_session(bars, BENCHMARK, first=first)
+    start = bars["trade_date"].unique().sort()[first]
+    expected = full.filter(pl.col("trade_date") >= start)
+    assert expected["atr_14"].drop_nulls().len() > 0 and expected["beta_252"].drop_nulls().len() > 0
+    assert_frame_equal(carried, expected, check_exact=True)
+
+
+def test_carried_forward_from_the_demo_like_market_state(bars: pl.DataFrame):
+    # The benchmark, a high-beta name and a late listing (its first bar arrives in a carried session).
+    full = technicals_daily(bars.lazy(), BENCHMARK).collect()
+    carried, _ = _carry_session_by_session(bars, BENCHMARK, first=SESSIONS - SHORT_HISTORY - 3)
+    expected = full.filter(pl.col("trade_date") >= carried["trade_date"].min())
+    assert expected.filter(pl.col("symbol") == "NEWCO")["close"].len() == SHORT_HISTORY
+    assert_frame_equal(carried, expected, check_exact=True)

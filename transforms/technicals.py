@@ -78,15 +78,34 @@ def technicals_daily(bars: pl.LazyFrame, benchmark: str) -> pl.LazyFrame:
     ``bars`` is silver bars over the full history wanted (any number of symbols and dates); ``benchmark``
     is the symbol that ``beta_252`` is measured against (it must be among ``bars`` for beta to exist).
     """
+    return _technicals_of(_passes(bars, benchmark))
+
+
+def technicals_with_state(bars: pl.LazyFrame, benchmark: str) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """``technicals_daily`` of ``bars`` and the state after its last row per symbol (see
+    ``carry_forward``), from one pass."""
+    passes = _passes(bars, benchmark).cache()
+    return _technicals_of(passes), _state_of(passes)
+
+
+def _technicals_of(passes: pl.LazyFrame) -> pl.LazyFrame:
     return (
-        _symbol_sessions(bars)
-        .with_columns(**_daily_moves(benchmark))
-        .with_columns(**_windows())
-        .with_columns(**_recursions())
-        .with_columns(**_indicators(), **_floor_pivots())
+        passes.with_columns(**_indicators(), **_floor_pivots())
         .select(technicals_columns())
         # TA-Lib conventions aside, consumers (DuckDB, BI tools) should only ever see NULL for "no value".
         .with_columns(cs.float().fill_nan(None))
+    )
+
+
+def _passes(bars: pl.LazyFrame, benchmark: str) -> pl.LazyFrame:
+    """Every per-row quantity the indicators are made of, over each symbol's whole series."""
+    return (
+        _symbol_sessions(bars)
+        .with_columns(**_daily_moves(benchmark))
+        .with_columns(**_window_inputs())
+        .with_columns(**_running_sums())
+        .with_columns(**_window_statistics(), **_range_windows())
+        .with_columns(**_recursions())
     )
 
 
@@ -137,72 +156,299 @@ def _per_symbol(values: pl.Expr) -> pl.Expr:
     return values.over("symbol", mapping_strategy="explode")
 
 
-def _mean(values: pl.Expr, window: int) -> pl.Expr:
-    # min_samples defaults to the window: short history is NULL, never a partial average.
-    return _per_symbol(values.rolling_mean(window))
+# Windowed sums are running sums: each row adds the value entering the window and subtracts the one
+# leaving it, one left-to-right cum_sum per symbol. Its whole state after a row is the sum itself plus
+# the values still in the window, which is what lets carry_forward continue a symbol's series bit for
+# bit from the previous session (polars' rolling kernels keep a hidden compensation term instead).
+# A sum of 0/1 indicators counts the values present, so a window with a missing value is NULL, never a
+# partial average.
+
+# The per-row values that windowed sums run over, from the bar's own columns and the daily moves.
+# carry_forward computes the value leaving a window with the same expressions over the stored tails.
+_BASE_INPUTS = ("close", "true_range", "close_change", "log_return", "prev_volume", "close_return",
+                "benchmark_return")
 
 
-def _windows() -> dict[str, pl.Expr]:
-    close = pl.col("close")
+def _window_inputs(base: dict[str, pl.Expr] | None = None) -> dict[str, pl.Expr]:
+    """Columns named as WINDOW_SUMS's inputs, over `base` (default: this row's _BASE_INPUTS columns)."""
+    close, true_range, change, log_return, prev_volume, asset_return, benchmark_return = (
+        (base or {}).get(name, pl.col(name)) for name in _BASE_INPUTS)
     # Beta only uses sessions where both returns exist.
-    asset_return, benchmark_return = pl.col("close_return"), pl.col("benchmark_return")
     paired = asset_return.is_not_null() & benchmark_return.is_not_null()
     x, y = pl.when(paired).then(benchmark_return), pl.when(paired).then(asset_return)
-
-    def beta_sum(values: pl.Expr) -> pl.Expr:
-        return _per_symbol(values.rolling_sum(BETA_WINDOW, min_samples=1))
-
     return {
-        **{f"sma_{window}": _mean(close, window) for window in SMA_WINDOWS},
-        # Population standard deviation, as TA-Lib's BBANDS.
-        "bb_std": _per_symbol(close.rolling_std(BB_WINDOW, ddof=0)),
-        "atr_seed": _mean(pl.col("true_range"), ATR_PERIOD),
-        "gain_seed": _mean(_gain(), RSI_PERIOD),
-        "loss_seed": _mean(_loss(), RSI_PERIOD),
-        "log_return_std": _per_symbol(pl.col("log_return").rolling_std(RV_WINDOW, ddof=1)),
-        # A running max/min only looks at the window's values: no need to restart it per symbol.
-        "high_252": pl.col("high").rolling_max(RANGE_WINDOW),
-        "low_252": pl.col("low").rolling_min(RANGE_WINDOW),
-        "beta_pairs": beta_sum(paired.cast(pl.Float64)),
-        "beta_sum_x": beta_sum(x),
-        "beta_sum_y": beta_sum(y),
-        "beta_sum_xy": beta_sum(x * y),
-        "beta_sum_xx": beta_sum(x * x),
-        "prev_volume_mean": _mean(pl.col("prev_volume"), VOLUME_WINDOW),
+        "close": close,
+        "close_present": _present(close),
+        "close_squared": close * close,
+        "true_range": true_range,
+        "true_range_present": _present(true_range),
+        "true_range_nan": true_range.is_nan().cast(pl.Float64),
+        "gain": change.clip(lower_bound=0.0),
+        "loss": (-change).clip(lower_bound=0.0),
+        "change_present": _present(change),
+        "log_return": log_return,
+        "log_return_present": _present(log_return),
+        "log_return_squared": log_return * log_return,
+        "prev_volume_value": prev_volume.cast(pl.Float64),
+        "prev_volume_present": _present(prev_volume),
+        "beta_pair": _present(x),
+        "beta_x": x,
+        "beta_y": y,
+        "beta_xy": x * y,
+        "beta_xx": x * x,
     }
 
 
-def _gain() -> pl.Expr:
-    return pl.col("close_change").clip(lower_bound=0.0)
+def _present(values: pl.Expr) -> pl.Expr:
+    return values.is_not_null().cast(pl.Float64)
 
 
-def _loss() -> pl.Expr:
-    return (-pl.col("close_change")).clip(lower_bound=0.0)
+# input column -> the windows summed over it (only those the indicators below read).
+_SUMMED: dict[str, tuple[int, ...]] = {
+    "close": SMA_WINDOWS,
+    "close_present": SMA_WINDOWS,
+    "close_squared": (BB_WINDOW,),
+    # The seeds of ATR and RSI: read on one row per symbol only (session ATR_PERIOD / RSI_PERIOD).
+    **{name: (ATR_PERIOD,) for name in ("true_range", "true_range_present", "true_range_nan")},
+    **{name: (RSI_PERIOD,) for name in ("gain", "loss", "change_present")},
+    **{name: (RV_WINDOW,) for name in ("log_return", "log_return_squared", "log_return_present")},
+    **{name: (VOLUME_WINDOW,) for name in ("prev_volume_value", "prev_volume_present")},
+    **{f"beta_{name}": (BETA_WINDOW,) for name in ("pair", "x", "y", "xy", "xx")},
+}
+# sum name -> (input column, window)
+WINDOW_SUMS: dict[str, tuple[str, int]] = {
+    f"{column}_{window}": (column, window) for column, windows in _SUMMED.items() for window in windows}
+SEED_SUMS = {name for name, (_, window) in WINDOW_SUMS.items() if window in (ATR_PERIOD, RSI_PERIOD)}
 
 
-def _seeded_recursion(values: pl.Expr, seed: str, alpha: float, seed_row: int) -> pl.Expr:
-    """TA-Lib's seeded exponential recursion: NULL before ``seed_row``, the ``seed`` column (the simple
-    mean of the ``period`` values ending there) on it, then ``y = y_prev + alpha * (x - y_prev)``.
+def _entering(values: pl.Expr) -> pl.Expr:
+    # A missing value adds nothing (its window is NULL through its count); NaN is counted apart, as a
+    # NaN inside a sum would stay in it after leaving the window.
+    return pl.when(values.is_finite()).then(values).otherwise(0.0)
 
-    Feeding ewm_mean(adjust=False) a series that starts with the seed reproduces exactly that.
-    """
+
+def _window_step(name: str, leaving: pl.Expr) -> pl.Expr:
+    """The change of sum `name` on a row: the value entering minus ``leaving`` (the input `window` rows
+    back on the symbol, or 0.0 while the symbol has fewer rows)."""
+    column, window = WINDOW_SUMS[name]
+    return _entering(pl.col(column)) - pl.when(pl.col("session") >= window).then(_entering(leaving)).otherwise(0.0)
+
+
+def _running_sums() -> dict[str, pl.Expr]:
+    # The value leaving the window is `window` rows up the sorted column; rows before a symbol's
+    # window-th are masked by `session` in _window_step.
+    return {
+        f"sum_{name}": _per_symbol(_window_step(name, pl.col(column).shift(window)).cum_sum())
+        for name, (column, window) in WINDOW_SUMS.items()
+    }
+
+
+def _sum(name: str) -> pl.Expr:
+    return pl.col(f"sum_{name}")
+
+
+def _window_mean(name: str, present: str, window: int) -> pl.Expr:
+    # Multiply, not divide: see _floor_pivots.
+    return pl.when(_sum(present) >= window).then(_sum(name) * (1.0 / window))
+
+
+def _window_variance(name: str, present: str, window: int, ddof: int) -> pl.Expr:
+    total, squares = _sum(name), _sum(f"{name.rsplit('_', 1)[0]}_squared_{window}")
+    moment = (squares - total * total * (1.0 / window)).clip(lower_bound=0.0)
+    return pl.when(_sum(present) >= window).then(moment * (1.0 / (window - ddof)))
+
+
+def _seed_mean(name: str, present: str, nan: str | None, window: int) -> pl.Expr:
+    # As a rolling mean would be: NaN when a NaN is in the window, so the recursion it seeds stays NaN.
+    mean = _window_mean(name, present, window)
+    return mean if nan is None else pl.when(_sum(nan) > 0).then(float("nan")).otherwise(mean)
+
+
+def _window_statistics() -> dict[str, pl.Expr]:
+    return {
+        **{f"sma_{w}": _window_mean(f"close_{w}", f"close_present_{w}", w) for w in SMA_WINDOWS},
+        # Population standard deviation, as TA-Lib's BBANDS.
+        "bb_std": _window_variance(f"close_{BB_WINDOW}", f"close_present_{BB_WINDOW}", BB_WINDOW, 0).sqrt(),
+        "atr_seed": _seed_mean(f"true_range_{ATR_PERIOD}", f"true_range_present_{ATR_PERIOD}",
+                               f"true_range_nan_{ATR_PERIOD}", ATR_PERIOD),
+        "gain_seed": _seed_mean(f"gain_{RSI_PERIOD}", f"change_present_{RSI_PERIOD}", None, RSI_PERIOD),
+        "loss_seed": _seed_mean(f"loss_{RSI_PERIOD}", f"change_present_{RSI_PERIOD}", None, RSI_PERIOD),
+        "log_return_std": _window_variance(f"log_return_{RV_WINDOW}", f"log_return_present_{RV_WINDOW}",
+                                           RV_WINDOW, 1).sqrt(),
+        "prev_volume_mean": _window_mean(f"prev_volume_value_{VOLUME_WINDOW}", f"prev_volume_present_{VOLUME_WINDOW}",
+                                         VOLUME_WINDOW),
+        **{f"beta_sum_{name}": _sum(f"beta_{name}_{BETA_WINDOW}") for name in ("x", "y", "xy", "xx")},
+        "beta_pairs": _sum(f"beta_pair_{BETA_WINDOW}"),
+    }
+
+
+def _range_windows() -> dict[str, pl.Expr]:
+    # A running max/min only looks at the window's values: no need to restart it per symbol.
+    return {"high_252": pl.col("high").rolling_max(RANGE_WINDOW), "low_252": pl.col("low").rolling_min(RANGE_WINDOW)}
+
+
+# (recursion, input, seed column, alpha, seed row). TA-Lib's seeded exponential recursion: NULL before
+# the seed row, the seed (the simple mean of the `period` values ending there) on it, then
+# y = y_prev + alpha * (x - y_prev). Feeding ewm_mean(adjust=False) a series that starts with the seed
+# reproduces exactly that, and its step depends on the previous output and the input only.
+def _recursion_specs() -> dict[str, tuple[pl.Expr, str, float, int]]:
+    return {
+        f"ema_{EMA_WINDOW}": (pl.col("close"), f"sma_{EMA_WINDOW}", 2.0 / (EMA_WINDOW + 1), EMA_WINDOW - 1),
+        # Wilder smoothing, first value at row `period` = mean of TR[1..period].
+        f"atr_{ATR_PERIOD}": (pl.col("true_range"), "atr_seed", 1.0 / ATR_PERIOD, ATR_PERIOD),
+        "avg_gain": (pl.col("gain"), "gain_seed", 1.0 / RSI_PERIOD, RSI_PERIOD),
+        "avg_loss": (pl.col("loss"), "loss_seed", 1.0 / RSI_PERIOD, RSI_PERIOD),
+    }
+
+
+def _seeded(values: pl.Expr, seed: str, seed_row: int) -> pl.Expr:
     session = pl.col("session")
-    seeded = pl.when(session == seed_row).then(pl.col(seed)).when(session > seed_row).then(values)
-    return _per_symbol(seeded.ewm_mean(alpha=alpha, adjust=False, ignore_nulls=True))
+    return pl.when(session == seed_row).then(pl.col(seed)).when(session > seed_row).then(values)
 
 
 def _recursions() -> dict[str, pl.Expr]:
     return {
-        f"ema_{EMA_WINDOW}": _seeded_recursion(
-            pl.col("close"), f"sma_{EMA_WINDOW}", alpha=2.0 / (EMA_WINDOW + 1), seed_row=EMA_WINDOW - 1
-        ),
-        # Wilder smoothing, first value at row `period` = mean of TR[1..period].
-        f"atr_{ATR_PERIOD}": _seeded_recursion(
-            pl.col("true_range"), "atr_seed", alpha=1.0 / ATR_PERIOD, seed_row=ATR_PERIOD
-        ),
-        "avg_gain": _seeded_recursion(_gain(), "gain_seed", alpha=1.0 / RSI_PERIOD, seed_row=RSI_PERIOD),
-        "avg_loss": _seeded_recursion(_loss(), "loss_seed", alpha=1.0 / RSI_PERIOD, seed_row=RSI_PERIOD),
+        name: _per_symbol(_seeded(values, seed, row).ewm_mean(alpha=alpha, adjust=False, ignore_nulls=True))
+        for name, (values, seed, alpha, row) in _recursion_specs().items()
     }
+
+
+# ------------------------------------------------------------------------------ carrying forward
+# The state of a symbol after its last bar: what the next session's row is computed from. Tails hold
+# the inputs still inside a window (oldest first), as many as the longest window over them needs; the
+# seeds' inputs need none: their sums are read on the seed row only, where the value leaving is the
+# first bar's (always missing: it has no previous close).
+TAIL_LENGTHS: dict[str, int] = {
+    "close": max(SMA_WINDOWS),
+    "log_return": RV_WINDOW,
+    "prev_volume": VOLUME_WINDOW,
+    "close_return": BETA_WINDOW,
+    "benchmark_return": BETA_WINDOW,
+    "high": RANGE_WINDOW - 1,
+    "low": RANGE_WINDOW - 1,
+}
+_STATE_SCALARS = ["trade_date", "symbol", "session", "close", "volume"]
+
+
+def state_columns() -> list[str]:
+    return [*_STATE_SCALARS, *(f"sum_{name}" for name in WINDOW_SUMS), *_recursion_specs(),
+            *(f"tail_{name}" for name in TAIL_LENGTHS)]
+
+
+def _state_of(passes: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per symbol: its last row's sums, the recursions' last values and the tails."""
+    return (
+        passes.group_by("symbol", maintain_order=True)
+        .agg(
+            *(pl.col(c).last() for c in _STATE_SCALARS if c != "symbol"),
+            *(_seed_sum_kept(pl.col(f"sum_{name}").last(), name, pl.col("session").last()) for name in WINDOW_SUMS),
+            # An input the recursion skips (NULL) leaves its value as it was.
+            *(pl.col(name).drop_nulls().last() for name in _recursion_specs()),
+            *(pl.col(name).tail(length).alias(f"tail_{name}") for name, length in TAIL_LENGTHS.items()),
+        )
+        .select(state_columns())
+    )
+
+
+def carry_forward(state: pl.LazyFrame, bars: pl.LazyFrame, benchmark: str) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """``technicals_daily`` rows of one session's ``bars`` (every symbol of that trade_date, the benchmark
+    among them for beta) from ``state`` (``technicals_with_state`` or an earlier ``carry_forward`` over
+    the sessions before), and the state after it. Bit for bit the rows ``technicals_daily`` gives over
+    the whole series; a symbol absent from ``state`` starts its series here, one absent from ``bars``
+    keeps its state."""
+    previous = state.rename({"trade_date": "state_date", "close": "prev_close", "volume": "prev_volume"})
+    today = (
+        bars.select(_BAR_COLUMNS)
+        .join(previous, on="symbol", how="left")
+        .sort("symbol")
+        .with_columns(session=pl.when(pl.col("session").is_null()).then(pl.lit(0, pl.UInt32))
+                      .otherwise(pl.col("session") + 1))
+        .with_columns(**_daily_moves(benchmark))
+        .with_columns(**_window_inputs())
+        .with_columns(**_carried_sums())
+        .with_columns(**_window_statistics(), **_carried_ranges())
+    )
+    today = _carried_recursions(today.cache(), previous)
+    carried = (
+        previous.join(bars.select("symbol"), on="symbol", how="anti")
+        .rename({"state_date": "trade_date", "prev_close": "close", "prev_volume": "volume"})
+        .select(state_columns())
+    )
+    updated = today.with_columns(
+        *(_with_today(name).list.tail(length).alias(f"tail_{name}") for name, length in TAIL_LENGTHS.items()),
+        # An input the recursion skips (NULL) leaves its value as it was.
+        *(pl.coalesce(pl.col(name), pl.col(f"{name}_before")).alias(name) for name in _recursion_specs()),
+    ).select(state_columns())
+    return _technicals_of(today), pl.concat([carried, updated]).sort("symbol")
+
+
+def _lagged(name: str, lag: int) -> pl.Expr:
+    return pl.col(f"tail_{name}").list.get(-lag, null_on_oob=True)
+
+
+def _carried_sums() -> dict[str, pl.Expr]:
+    # The inputs `window` rows back, from the tails, with the same expressions as today's.
+    # The seeds' inputs have no tail: their value leaving is the first bar's, always missing.
+    lagged = {
+        window: _window_inputs({name: _lagged(name, window) if name in TAIL_LENGTHS else pl.lit(None, pl.Float64)
+                                for name in _BASE_INPUTS})
+        for window in {window for _, window in WINDOW_SUMS.values()}
+    }
+    sums = {}
+    for name, (column, window) in WINDOW_SUMS.items():
+        step = _window_step(name, lagged[window][column])
+        before = _sum(name)
+        # cum_sum starts from the first value itself.
+        sums[f"sum_{name}"] = _seed_sum_kept(pl.when(before.is_null()).then(step).otherwise(before + step), name,
+                                             pl.col("session"))
+    return sums
+
+
+def _seed_sum_kept(value: pl.Expr, name: str, session: pl.Expr) -> pl.Expr:
+    """A seed's sum in the state while a later session can still read it (NULL after its seed row)."""
+    return pl.when(session <= WINDOW_SUMS[name][1]).then(value) if name in SEED_SUMS else value
+
+
+def _with_today(name: str) -> pl.Expr:
+    """The tail of `name` with today's value appended (a symbol new today has no tail yet)."""
+    tail, today = pl.col(f"tail_{name}"), pl.concat_list(pl.col(name))
+    return pl.when(tail.is_null()).then(today).otherwise(tail.list.concat(today))
+
+
+def _carried_ranges() -> dict[str, pl.Expr]:
+    def ranged(name: str, pick: str) -> pl.Expr:
+        values = _with_today(name)
+        # As rolling_max/min: NULL unless the window holds RANGE_WINDOW values, NaN when one is NaN.
+        full = values.list.drop_nulls().list.len() >= RANGE_WINDOW
+        extreme = values.list.max() if pick == "max" else values.list.min()
+        has_nan = values.list.eval(pl.element().is_nan().any()).list.first()
+        return pl.when(full).then(pl.when(has_nan).then(float("nan")).otherwise(extreme))
+
+    return {"high_252": ranged("high", "max"), "low_252": ranged("low", "min")}
+
+
+def _carried_recursions(today: pl.LazyFrame, previous: pl.LazyFrame) -> pl.LazyFrame:
+    """Each recursion's next value: ewm_mean over two rows per symbol, its previous value and today's input."""
+    specs = _recursion_specs()
+    inputs = today.select("symbol", pl.lit(1, pl.Int8).alias("order"),
+                          *(_seeded(values, seed, row).alias(name) for name, (values, seed, _, row) in specs.items()))
+    before = previous.join(today.select("symbol"), on="symbol", how="semi").select(
+        "symbol", pl.lit(0, pl.Int8).alias("order"), *specs)
+    stepped = (
+        pl.concat([before, inputs])
+        .sort("symbol", "order")
+        .with_columns(
+            pl.col(name).ewm_mean(alpha=alpha, adjust=False, ignore_nulls=True).over("symbol")
+            for name, (_, _, alpha, _) in specs.items()
+        )
+        .filter(pl.col("order") == 1)
+        .drop("order")
+    )
+    return (
+        today.drop(*specs)
+        .join(before.drop("order").rename({name: f"{name}_before" for name in specs}), on="symbol", how="left")
+        .join(stepped, on="symbol", how="left")
+    )
 
 
 def _indicators() -> dict[str, pl.Expr]:
