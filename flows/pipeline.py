@@ -18,6 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
+from flows.caching import code_fingerprint
 from flows.calendar import non_sessions
 from flows.config import Settings
 from flows.faults import crash_point
@@ -32,6 +33,7 @@ from flows.lake import (
     read_parquet,
     split_dates,
     sweep_debris,
+    version,
     write_atomic,
     write_manifest,
 )
@@ -82,7 +84,7 @@ from transforms.silver import (
     silver_bars,
     silver_chains,
 )
-from transforms.technicals import technicals_daily
+from transforms.technicals import carry_forward, technicals_daily, technicals_with_state
 from transforms.trades import TRADE_SCHEMA, contract_reasons, silver_trades
 from transforms.yardsticks import expiry_yardsticks
 
@@ -700,15 +702,72 @@ def _by_year(dates: list[date]) -> list[list[date]]:
 
 
 def _technicals(settings: Settings, lake: Lake, dates: list[date], symbols: list[str] | None) -> pl.DataFrame:
-    """technicals_daily for `dates` (one calendar year), from the bars since their history start."""
-    bars = lake.scan("silver", "bars", silver_schema("bars"),
-                     start=history_start(dates[0], settings.history_years), end=dates[-1])
+    """technicals_daily for `dates` (one calendar year): carried forward from the state the session before
+    them left when that state still stands for the lake's bars, else from the bars since their history
+    start. Either way the same rows, bit for bit (transforms.technicals.carry_forward)."""
+    start = history_start(dates[0], settings.history_years)
     if symbols:  # the benchmark stays in: every beta needs it
-        bars = _of_symbols(bars, [*symbols, settings.benchmark])
-    technicals = technicals_daily(bars, settings.benchmark).filter(pl.col("trade_date").is_in(dates))
-    if symbols:
-        technicals = technicals.filter(pl.col("symbol").is_in(symbols))
-    return technicals.collect()
+        bars = _of_symbols(lake.scan("silver", "bars", silver_schema("bars"), start=start, end=dates[-1]),
+                           [*symbols, settings.benchmark])
+        return (technicals_daily(bars, settings.benchmark).filter(pl.col("trade_date").is_in(dates))
+                .filter(pl.col("symbol").is_in(symbols)).collect())
+    sessions = [d for d in lake.dates("silver", "bars") if start <= d <= dates[-1]]
+    before = [d for d in sessions if d < dates[0]]
+    state = _technicals_state(settings, lake, before[-1], start) if before else None
+    if state is None:
+        bars = lake.scan("silver", "bars", silver_schema("bars"), start=start, end=dates[-1])
+        technicals, state = technicals_with_state(bars, settings.benchmark)
+        technicals, state = pl.collect_all([technicals.filter(pl.col("trade_date").is_in(dates)), state])
+    else:
+        days, state = [], state.lazy()
+        for day in (d for d in sessions if d > before[-1]):  # the sessions a run computes: a few at most
+            today, state = carry_forward(state, lake.scan("silver", "bars", silver_schema("bars"), dates=[day]),
+                                         settings.benchmark)
+            today, collected = pl.collect_all([today, state])
+            state = collected.lazy()
+            days.append(today)
+        technicals, state = pl.concat(days).filter(pl.col("trade_date").is_in(dates)), collected
+    _keep_technicals_state(settings, lake, sessions[-1], start, state)
+    return technicals.sort("symbol", "trade_date")
+
+
+# The technicals' state after a session is a cache of what its bars give (like the task cache, under
+# <warehouse>/.cache, never published): a state that no longer matches the lake is recomputed, never used.
+TECHNICALS_STATES_KEPT = 2
+"""The newest sessions' states kept: the last one, and the one before it for a re-run of the last session."""
+
+
+def _technicals_state_file(settings: Settings, day: date) -> Path:
+    return Path(settings.warehouse) / ".cache" / "technicals" / f"state-{day.isoformat()}.parquet"
+
+
+def _technicals_state_key(settings: Settings, lake: Lake, day: date, start: date) -> str:
+    """What a state after `day` was computed from: the history start, the benchmark, the code and every
+    bars partition up to `day` as the lake holds it (a late or corrected bar changes its file)."""
+    digest = hashlib.sha256(f"{start}\0{settings.benchmark}\0{code_fingerprint()}".encode())
+    for path in lake.files("silver", "bars", start=start, end=day):
+        digest.update(f"\n{Path(str(path)).relative_to(Path(str(lake.root)))}\0{version(path)}".encode())
+    return digest.hexdigest()
+
+
+def _technicals_state(settings: Settings, lake: Lake, day: date, start: date) -> pl.DataFrame | None:
+    """The state after `day` if one was kept and the lake's bars up to `day` are still the ones it was
+    computed from (same files, same history start, benchmark and code); otherwise None."""
+    path = _technicals_state_file(settings, day)
+    if not path.exists():
+        return None
+    state = read_parquet(path)
+    if state.is_empty() or state["state_key"][0] != _technicals_state_key(settings, lake, day, start):
+        return None
+    return state.drop("state_key")
+
+
+def _keep_technicals_state(settings: Settings, lake: Lake, day: date, start: date, state: pl.DataFrame) -> None:
+    path = _technicals_state_file(settings, day)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(state.with_columns(state_key=pl.lit(_technicals_state_key(settings, lake, day, start))), path)
+    for older in sorted(path.parent.glob("state-*.parquet"), reverse=True)[TECHNICALS_STATES_KEPT:]:
+        older.unlink(missing_ok=True)
 
 
 def _prior_chain_sessions(chain_dates: set[date], batch: list[date]) -> pl.LazyFrame:

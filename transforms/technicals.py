@@ -103,6 +103,7 @@ def _passes(bars: pl.LazyFrame, benchmark: str) -> pl.LazyFrame:
         _symbol_sessions(bars)
         .with_columns(**_daily_moves(benchmark))
         .with_columns(**_window_inputs())
+        .with_columns(**_summands())
         .with_columns(**_running_sums())
         .with_columns(**_window_statistics(), **_range_windows())
         .with_columns(**_recursions())
@@ -227,20 +228,24 @@ def _entering(values: pl.Expr) -> pl.Expr:
     return pl.when(values.is_finite()).then(values).otherwise(0.0)
 
 
-def _window_step(name: str, leaving: pl.Expr) -> pl.Expr:
-    """The change of sum `name` on a row: the value entering minus ``leaving`` (the input `window` rows
-    back on the symbol, or 0.0 while the symbol has fewer rows)."""
-    column, window = WINDOW_SUMS[name]
-    return _entering(pl.col(column)) - pl.when(pl.col("session") >= window).then(_entering(leaving)).otherwise(0.0)
+def _window_step(entering: pl.Expr, leaving: pl.Expr, window: int) -> pl.Expr:
+    """The change of a window sum on a row: the value entering minus the one leaving (the input
+    `window` rows back on the symbol, or 0.0 while the symbol has fewer rows); both through _entering."""
+    return entering - pl.when(pl.col("session") >= window).then(leaving).otherwise(0.0)
+
+
+def _summands() -> dict[str, pl.Expr]:
+    return {f"summand_{column}": _entering(pl.col(column)) for column in _SUMMED}
 
 
 def _running_sums() -> dict[str, pl.Expr]:
     # The value leaving the window is `window` rows up the sorted column; rows before a symbol's
     # window-th are masked by `session` in _window_step.
-    return {
-        f"sum_{name}": _per_symbol(_window_step(name, pl.col(column).shift(window)).cum_sum())
-        for name, (column, window) in WINDOW_SUMS.items()
-    }
+    def step(column: str, window: int) -> pl.Expr:
+        summand = pl.col(f"summand_{column}")
+        return _window_step(summand, summand.shift(window), window)
+
+    return {f"sum_{name}": _per_symbol(step(column, window).cum_sum()) for name, (column, window) in WINDOW_SUMS.items()}
 
 
 def _sum(name: str) -> pl.Expr:
@@ -396,7 +401,7 @@ def _carried_sums() -> dict[str, pl.Expr]:
     }
     sums = {}
     for name, (column, window) in WINDOW_SUMS.items():
-        step = _window_step(name, lagged[window][column])
+        step = _window_step(_entering(pl.col(column)), _entering(lagged[window][column]), window)
         before = _sum(name)
         # cum_sum starts from the first value itself.
         sums[f"sum_{name}"] = _seed_sum_kept(pl.when(before.is_null()).then(step).otherwise(before + step), name,
