@@ -9,10 +9,13 @@ NULL where TA-Lib returns NaN (too little history); they are never partial avera
 
 This is one of the nightly's largest CPU costs, so the work is laid out to do each step once, and the
 result is bit for bit what evaluating every indicator with ``.over("symbol")`` gives:
-- Rolling sums, means and stds carry a compensated running sum, so their last bits depend on where the pass
+- Window sums (means, stds, beta's moments) are running sums, so their last bits depend on where the pass
   starts: they run per symbol from its first bar in ``bars``, even when the caller keeps only the last
   session. A caller that bounds the history must give every session it compares the same first bar (the
   pipeline starts all sessions of a year at the same date: flows.pipeline.history_start).
+- A running sum's whole state is the sum and the values still in its window, and the EMA, ATR and RSI
+  recursions' is their last value: ``technicals_with_state`` returns that state after a pass and
+  ``carry_forward`` continues from it one session at a time, giving the same rows as the pass would.
 - Steps that do not depend on where a pass starts (previous close, returns, true range, rolling max/min)
   run once over the whole sorted column and are masked at symbol starts with ``session``.
 - Shared sub-results are columns computed once: the previous close feeds change, returns, true range and
@@ -143,12 +146,16 @@ def _daily_moves(benchmark: str) -> dict[str, pl.Expr]:
         "true_range": pl.when(prev_close.is_not_null()).then(
             pl.max_horizontal(high - low, (high - prev_close).abs(), (low - prev_close).abs())
         ),
-        "log_return": pl.when((close > 0) & (prev_close > 0)).then((close / prev_close).log()),
+        "log_return": _log_return(close, prev_close),
     }
 
 
 def _simple_return(price: pl.Expr, previous: pl.Expr) -> pl.Expr:
     return pl.when(previous != 0).then(price / previous - 1.0)
+
+
+def _log_return(price: pl.Expr, previous: pl.Expr) -> pl.Expr:
+    return pl.when((price > 0) & (previous > 0)).then((price / previous).log())
 
 
 def _per_symbol(values: pl.Expr) -> pl.Expr:
@@ -324,10 +331,10 @@ def _recursions() -> dict[str, pl.Expr]:
 # seeds' inputs need none: their sums are read on the seed row only, where the value leaving is the
 # first bar's (always missing: it has no previous close).
 TAIL_LENGTHS: dict[str, int] = {
-    "close": max(SMA_WINDOWS),
-    "log_return": RV_WINDOW,
+    # The averages' windows, and the close before the oldest return a window holds (returns are
+    # recomputed from closes).
+    "close": max(*SMA_WINDOWS, RV_WINDOW + 1, BETA_WINDOW + 1),
     "prev_volume": VOLUME_WINDOW,
-    "close_return": BETA_WINDOW,
     "benchmark_return": BETA_WINDOW,
     "high": RANGE_WINDOW - 1,
     "low": RANGE_WINDOW - 1,
@@ -391,14 +398,18 @@ def _lagged(name: str, lag: int) -> pl.Expr:
     return pl.col(f"tail_{name}").list.get(-lag, null_on_oob=True)
 
 
+def _lagged_inputs(lag: int) -> dict[str, pl.Expr]:
+    """_BASE_INPUTS of the row `lag` rows back. The seeds' inputs have no tail: their value leaving is
+    the first bar's, always missing."""
+    close, previous = _lagged("close", lag), _lagged("close", lag + 1)
+    return {"close": close, "true_range": pl.lit(None, pl.Float64), "close_change": pl.lit(None, pl.Float64),
+            "log_return": _log_return(close, previous), "prev_volume": _lagged("prev_volume", lag),
+            "close_return": _simple_return(close, previous), "benchmark_return": _lagged("benchmark_return", lag)}
+
+
 def _carried_sums() -> dict[str, pl.Expr]:
     # The inputs `window` rows back, from the tails, with the same expressions as today's.
-    # The seeds' inputs have no tail: their value leaving is the first bar's, always missing.
-    lagged = {
-        window: _window_inputs({name: _lagged(name, window) if name in TAIL_LENGTHS else pl.lit(None, pl.Float64)
-                                for name in _BASE_INPUTS})
-        for window in {window for _, window in WINDOW_SUMS.values()}
-    }
+    lagged = {window: _window_inputs(_lagged_inputs(window)) for window in {w for _, w in WINDOW_SUMS.values()}}
     sums = {}
     for name, (column, window) in WINDOW_SUMS.items():
         step = _window_step(_entering(pl.col(column)), _entering(lagged[window][column]), window)
