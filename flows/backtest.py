@@ -34,7 +34,7 @@ from transforms.features import (
     join_features,
     with_signals,
 )
-from transforms.ideas import TRADE_IDEA_SCHEMA, Rule, option_contracts, trade_ideas
+from transforms.ideas import TRADE_IDEA_SCHEMA, Rule, option_chain, trade_ideas
 from transforms.outcomes import IDEA_OUTCOME_SCHEMA, idea_outcomes
 from transforms.positioning import strike_open_interest
 from transforms.scorecard import mean_r_intervals
@@ -93,7 +93,8 @@ def session_ideas(lake: Lake, batch: list[date], rule_sets: dict[str, tuple[Rule
     rows = with_signals(features, signals).collect().lazy()
     chains = _of(lake.scan("silver", "chains", CHAIN_COLUMNS, dates=batch), "underlying", symbols).collect().lazy()
     yardsticks = gold("expiry_levels", {**_KEYS, "expiration": pl.Date(), **YARDSTICK_COLUMNS}, "underlying")
-    contracts = option_contracts(chains, strike_open_interest(chains), yardsticks)
+    # Built once for every rule set of the batch.
+    contracts = option_chain(chains, strike_open_interest(chains), yardsticks).collect()
     return {name: trade_ideas(rows, contracts, rules).collect(engine="in-memory") for name, rules in rule_sets.items()}
 
 
