@@ -34,7 +34,7 @@ from transforms.features import (
     join_features,
     with_signals,
 )
-from transforms.ideas import TRADE_IDEA_SCHEMA, Rule, option_contracts, trade_ideas
+from transforms.ideas import TRADE_IDEA_SCHEMA, Rule, option_chain, trade_ideas
 from transforms.outcomes import IDEA_OUTCOME_SCHEMA, idea_outcomes
 from transforms.positioning import strike_open_interest
 from transforms.scorecard import mean_r_intervals
@@ -48,7 +48,10 @@ CHAIN_COLUMNS: dict[str, pl.DataType] = {
     "open_interest": pl.Int64(), "volume": pl.Int64(), "bid": pl.Float64(), "ask": pl.Float64(),
     "mid": pl.Float64(),
 }
-_KEYS = {"trade_date": pl.Date(), "underlying": pl.String()}
+# The symbol column of the gold tables keyed by underlying (positioning_daily, flow_daily, expiry_levels).
+GOLD_SYMBOL = "underlying"
+_KEYS = {"trade_date": pl.Date(), GOLD_SYMBOL: pl.String()}
+_MID_COLUMNS = {"trade_date": pl.Date(), "option_symbol": pl.String(), "mid": pl.Float64()}
 
 
 class BacktestError(Exception):
@@ -81,20 +84,31 @@ def _of(frame: pl.LazyFrame, column: str, symbols: list[str] | None) -> pl.LazyF
 
 
 def session_ideas(lake: Lake, batch: list[date], rule_sets: dict[str, tuple[Rule, ...]],
-                  symbols: list[str] | None) -> dict[str, pl.DataFrame]:
+                  symbols: list[str] | None, named: pl.Series | None = None
+                  ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
     """Every rule set's ideas of the sessions in `batch`, from the gold features and silver chains of
-    those sessions alone."""
+    those sessions alone; and the batch's chain mids (_MID_COLUMNS) of the contracts an idea names, in
+    this batch or in `named` (the option symbols earlier batches' ideas named).
+
+    The mids are every exit mid the outcomes of ideas up to this batch can look up (an idea exits
+    after its own session), taken while the chain is in memory instead of reading every contract's
+    symbol and mid again."""
     gold = lambda table, schema, key: _of(lake.scan("gold", table, schema, dates=batch), key, symbols)
     features = join_features(
         gold("technicals_daily", TECHNICAL_FEATURES, "symbol"),
-        gold("positioning_daily", {**_KEYS, **POSITIONING_FEATURES}, "underlying"),
-        gold("flow_daily", {**_KEYS, **FLOW_FEATURES}, "underlying"))
+        gold("positioning_daily", {**_KEYS, **POSITIONING_FEATURES}, GOLD_SYMBOL),
+        gold("flow_daily", {**_KEYS, **FLOW_FEATURES}, GOLD_SYMBOL))
     signals = gold("signals_daily", {"trade_date": pl.Date(), "symbol": pl.String(), **SIGNAL_FEATURES}, "symbol")
     rows = with_signals(features, signals).collect().lazy()
     chains = _of(lake.scan("silver", "chains", CHAIN_COLUMNS, dates=batch), "underlying", symbols).collect().lazy()
-    yardsticks = gold("expiry_levels", {**_KEYS, "expiration": pl.Date(), **YARDSTICK_COLUMNS}, "underlying")
-    contracts = option_contracts(chains, strike_open_interest(chains), yardsticks)
-    return {name: trade_ideas(rows, contracts, rules).collect(engine="in-memory") for name, rules in rule_sets.items()}
+    yardsticks = gold("expiry_levels", {**_KEYS, "expiration": pl.Date(), **YARDSTICK_COLUMNS}, GOLD_SYMBOL)
+    # Built once for every rule set of the batch.
+    contracts = option_chain(chains, strike_open_interest(chains), yardsticks).collect()
+    ideas = {name: trade_ideas(rows, contracts, rules).collect(engine="in-memory") for name, rules in rule_sets.items()}
+    named = pl.concat([*(frame["option_symbol"] for frame in ideas.values()),
+                       *([] if named is None else [named])]).drop_nulls().unique()
+    mids = chains.select(list(_MID_COLUMNS)).filter(pl.col("option_symbol").is_in(named.implode())).collect()
+    return ideas, mids
 
 
 def scorecard(ideas: pl.DataFrame, outcomes: pl.DataFrame, sessions: list[date]) -> pl.DataFrame:
@@ -130,18 +144,27 @@ def run_backtest(settings: Settings, rule_sets: dict[str, tuple[Rule, ...]], *, 
                             f"{end or 'the last'}: run `chainsignals backfill` first")
     batches = _session_batches(lake, sessions, settings.batch_rows)
     collected: dict[str, list[pl.DataFrame]] = {name: [] for name in rule_sets}
+    named, exit_mids = pl.Series("option_symbol", [], dtype=pl.String), []
     if progress:
         progress(0, len(batches))
     for done, batch in enumerate(batches, 1):
-        for name, frame in session_ideas(lake, batch, rule_sets, symbols).items():
+        batch_ideas, batch_mids = session_ideas(lake, batch, rule_sets, symbols, named)
+        for name, frame in batch_ideas.items():
             collected[name].append(frame)
+            named = pl.concat([named, frame["option_symbol"].drop_nulls()]).unique()
+        exit_mids.append(batch_mids)
         if progress:
             progress(done, len(batches))
     bars = _of(lake.scan("silver", "bars", {"trade_date": pl.Date(), "symbol": pl.String(),
                                             **{c: pl.Float64() for c in ("open", "high", "low", "close")}},
                          start=sessions[0], end=sessions[-1]), "symbol", symbols).collect().lazy()
-    mids = lake.scan("silver", "chains", {"trade_date": pl.Date(), "option_symbol": pl.String(), "mid": pl.Float64()},
-                     start=sessions[0], end=sessions[-1])
+    # A chain session without gold (ingested, not computed) gives no ideas but can hold an exit mid.
+    ungold = sorted(set(lake.dates("silver", "chains")) - set(sessions))
+    ungold = [d for d in ungold if sessions[0] <= d <= sessions[-1]]
+    if ungold:
+        exit_mids.append(lake.scan("silver", "chains", _MID_COLUMNS, dates=ungold)
+                         .filter(pl.col("option_symbol").is_in(named.implode())).collect())
+    mids = pl.concat(exit_mids).lazy()
     ideas, outcomes, cards = [], [], []
     for name in rule_sets:
         set_ideas = pl.concat(collected[name])

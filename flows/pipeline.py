@@ -66,7 +66,7 @@ from transforms.features import join_features, with_signals
 from transforms.flow import blocks, flow_daily
 from transforms.forwards import expiry_forwards
 from transforms.greeks import derive_iv_and_greeks, expiry_exposure, iv_rank_percentile, session_greeks
-from transforms.ideas import TRADE_IDEA_SCHEMA, option_contracts, trade_ideas
+from transforms.ideas import TRADE_IDEA_SCHEMA, option_chain, trade_ideas
 from transforms.outcomes import exit_mid_sessions, outcomes_for_run, walk_from
 from transforms.positioning import (
     expiry_levels,
@@ -674,7 +674,7 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
         signals = signals_daily(features, pcr_z, weights=settings.weights, bullish_at=settings.bullish_at,
                                 bearish_at=settings.bearish_at).collect()
         write("signals_daily", signals, batch, started=started)
-        contracts = option_contracts(chains, strike_open_interest(chains), yardsticks.lazy())
+        contracts = option_chain(chains, strike_open_interest(chains), yardsticks.lazy())
         # In memory: polars 2.1's streaming engine panics (binview index) on this plan at full-market size.
         ideas = trade_ideas(with_signals(features, signals.lazy()), contracts, settings.rules).collect(
             engine="in-memory")

@@ -109,12 +109,12 @@ DAY_QUERIES: dict[str, str] = {
     "positioning_daily": "underlying",
     "signals_daily": "symbol",
     "flow_daily": "underlying",
-    "trade_ideas": "symbol",
+    "idea_display": "symbol",  # the ideas as they read (sql/views/idea_display.sql)
     "strike_levels": "underlying",
     "blocks": "underlying",
 }
 ORDER_BY = {
-    "trade_ideas": "symbol, rule, idea_id",
+    "idea_display": "symbol, rule, idea_id",
     "strike_levels": "underlying, side, rank",
     "blocks": "underlying, notional DESC, ts",
 }
@@ -193,12 +193,12 @@ IV_HISTORY_SQL = """
 
 
 def _day_ideas(con: duckdb.DuckDBPyConnection, day: date) -> pl.DataFrame:
-    """The session's ideas with the symbol's bias, for the index (all symbols, the first INDEX_MAX_IDEAS)."""
+    """The session's ideas as they read (idea_display) with the symbol's bias, for the index (all symbols,
+    the first INDEX_MAX_IDEAS)."""
     return _frame(con, """
-        SELECT i.symbol, s.bias, i.rule, i.direction, i.instrument, i.option_symbol, i.entry_premium,
-               i.trigger_direction, i.trigger_level, i.target, i.stop, i.risk_reward,
-               count(*) OVER () AS total
-        FROM trade_ideas i LEFT JOIN signals_daily s USING (trade_date, symbol)
+        SELECT i.symbol, s.bias, i.rule, i.direction, i.instrument, i.option_symbol, i.premium_per_contract,
+               i.trigger_text, i.target_text, i.stop_text, i.risk_reward, count(*) OVER () AS total
+        FROM idea_display i LEFT JOIN signals_daily s USING (trade_date, symbol)
         WHERE i.trade_date = ? ORDER BY i.symbol, i.rule, i.idea_id LIMIT ?""", [day, INDEX_MAX_IDEAS])
 
 
@@ -229,7 +229,7 @@ def load_day(database: Path, day: date, symbols: list[str] | None) -> DayData:
             frames[table] = _frame(con, f"SELECT * FROM {table} WHERE trade_date = ? AND {key} IN "
                                         f"(SELECT UNNEST(?::VARCHAR[])) ORDER BY {order}", [day, wanted])
         frames["index"] = index
-        frames["day_ideas"] = _day_ideas(con, day) if "trade_ideas" in present else pl.DataFrame()
+        frames["day_ideas"] = _day_ideas(con, day) if "idea_display" in present else pl.DataFrame()
         frames["iv_history"] = (_frame(con, IV_HISTORY_SQL, [day, day, IV_RANK_SESSIONS, wanted])
                                 if "positioning_daily" in present else pl.DataFrame())
         run = None
@@ -366,15 +366,17 @@ def _plays_section(ideas: list[dict[str, Any]]) -> Section:
             contract = [("Contract", Mono(idea["option_symbol"])),
                         ("Expiration", f"{_iso(idea['expiration'])} ({fmt_count(idea.get('dte'))} days)"),
                         ("Strike", fmt_money(idea["strike"])),
-                        ("Premium", fmt_money(idea["entry_premium"]) + " (option mid)"),
+                        ("Premium", (f"{fmt_money(idea['premium_per_contract'], dollar=True)} per contract "
+                                     f"(option mid {fmt_money(idea['entry_premium'])})")),
                         ("Contract OI", fmt_count(idea.get("contract_open_interest")))]
         else:
             contract = [("Contract", "stock")]
         blocks.append(Facts([
             *contract,
-            ("Trigger", f"{idea['trigger_direction']} {fmt_money(idea['trigger_level'])}"),
-            ("Target", fmt_money(idea["target"])),
-            ("Stop", fmt_money(idea["stop"])),
+            # The underlying's levels, named as such: an option idea's trigger is not the option's price.
+            ("Trigger", idea["trigger_text"]),
+            ("Target", idea["target_text"]),
+            ("Stop", idea["stop_text"]),
             ("R:R", fmt_money(idea["risk_reward"])),
             ("Idea id", str(idea["idea_id"])),
         ]))
@@ -445,7 +447,7 @@ def _symbol_page(symbol: str, data: DayData, charts: dict[str, Chart]) -> tuple[
                              (data.row("iv_history", symbol) or {}).get("iv_sessions")),
         _flow_section(data.row("flow_daily", symbol), data.rows("blocks", symbol)),
         _levels_section(t, s),
-        _plays_section(data.rows("trade_ideas", symbol)),
+        _plays_section(data.rows("idea_display", symbol)),
         _scenarios_section(s),
     ]
     return render_page(f"{symbol}: {data.day.isoformat()}", lead, sections, _footer(data),
@@ -488,13 +490,12 @@ def _ideas_section(ideas: pl.DataFrame, written: set[str]) -> Section:
     rows = [[Link(r["symbol"], f"{r['symbol']}.md", f"{r['symbol']}.html") if r["symbol"] in written else r["symbol"],
              _bias(r["bias"]), r["rule"], _bias(r["direction"]),
              Mono(r["option_symbol"]) if r["option_symbol"] else "stock",
-             fmt_money(r["entry_premium"], dollar=True) if not is_missing(r["entry_premium"]) else NA,
-             f"{r['trigger_direction']} {fmt_money(r['trigger_level'])}", fmt_money(r["target"]),
-             fmt_money(r["stop"]), fmt_money(r["risk_reward"])]
+             fmt_money(r["premium_per_contract"], dollar=True) if not is_missing(r["premium_per_contract"]) else NA,
+             r["trigger_text"], r["target_text"], r["stop_text"], fmt_money(r["risk_reward"])]
             for r in ideas.to_dicts()]
     total = ideas["total"][0]
-    blocks: list = [Table(["Symbol", "Bias", "Rule", "Direction", "Contract", "Premium", "Trigger", "Target", "Stop",
-                           "R:R"], rows, numeric=(5, 7, 8, 9))]
+    blocks: list = [Table(["Symbol", "Bias", "Rule", "Direction", "Contract", "Premium per contract", "Trigger",
+                           "Target", "Stop", "R:R"], rows, numeric=(5, 9))]
     if total > ideas.height:
         blocks.append(Para(f"The first {ideas.height:,} of {total:,} ideas, by symbol; the command chainsignals ideas "
                            "lists them all.", css="note"))
@@ -632,7 +633,7 @@ def _charts(symbol: str, data: DayData, history: pl.DataFrame | None, oi: pl.Dat
         drawn["price"] = Chart(f"{symbol} price, SMA 30/200, Bollinger bands, pivots, the day's levels and volume",
                                price_chart(symbol, data.day, history, data.row("technicals_daily", symbol),
                                            price_marks(data.row("positioning_daily", symbol),
-                                                       data.rows("trade_ideas", symbol))),
+                                                       data.rows("idea_display", symbol))),
                                _chart_file(symbol, "price"))
     positioning = data.row("positioning_daily", symbol)
     if positioning is not None and oi is not None:

@@ -23,10 +23,9 @@ from transforms.ideas import (
     EXPIRY_FIELDS,
     TRADE_IDEA_SCHEMA,
     RuleError,
-    _listed_expirations,
     compile_rules,
     expiry_flags,
-    option_contracts,
+    option_chain,
     trade_ideas,
 )
 from transforms.osi import format_osi
@@ -84,7 +83,7 @@ def osi(underlying: str, expiration: date, option_type: str, strike: float) -> s
 
 def ideas(feats: pl.LazyFrame, chains: pl.LazyFrame, *names: str, rules=None) -> pl.DataFrame:
     chosen = rules if rules is not None else [RULES[n] for n in names]
-    return trade_ideas(feats, option_contracts(chains, strike_open_interest(chains)), chosen).collect()
+    return trade_ideas(feats, option_chain(chains, strike_open_interest(chains)), chosen).collect()
 
 
 def only(frame: pl.DataFrame, **match) -> dict:
@@ -323,9 +322,9 @@ def test_monthly_matches_the_exchange_calendar_for_every_month():
 
 
 def test_listed_expirations_one_row_per_session_side_and_expiration():
-    contracts = option_contracts(chain(IWM_LEGS), strike_open_interest(chain(IWM_LEGS)))
-    listed = _listed_expirations(contracts).collect().sort("option_type", "expiration")
-    assert listed.columns == ["trade_date", "symbol", "option_type", *EXPIRY_FIELDS]
+    listed = option_chain(chain(IWM_LEGS), strike_open_interest(chain(IWM_LEGS))).expirations.collect().sort(
+        "option_type", "expiration")
+    assert listed.columns == ["_listing", "trade_date", "symbol", "option_type", *EXPIRY_FIELDS]
     # Several strikes of one expiration are one row; DEC31 expires the day after D, so it is listed.
     assert listed.select("option_type", "expiration", "dte", "is_weekly", "is_monthly").rows() == [
         ("C", DEC31, 2, False, False),
@@ -418,7 +417,7 @@ def test_no_contract_no_option_idea_but_stock_ideas_remain():
 def test_expired_and_same_day_contracts_are_never_named():
     legs = [("IWM", D, "C", 255, 10, 1.0), ("IWM", D - timedelta(days=3), "C", 255, 10, 1.0),
             ("IWM", JAN02, "C", 262, 10, 0.2)]
-    strikes = [r["strike"] for r in option_contracts(chain(legs), strike_open_interest(chain(legs))).collect()
+    strikes = [r["strike"] for r in option_chain(chain(legs), strike_open_interest(chain(legs))).contracts.collect()
                .to_dicts()]
     assert strikes == [262.0]
     idea = only(ideas(features(IWM), chain(legs), "call_breakout"), symbol="IWM")
@@ -479,7 +478,7 @@ def test_breakout_ideas_take_the_nearest_friday_expiry_not_a_quarter_end_wednesd
     idea = only(ideas(features({**IWM, "trade_date": day}), chain(legs, trade_date=day), "call_breakout"),
                 symbol="IWM")
     assert (idea["expiration"], idea["dte"], idea["option_symbol"]) == (JAN02, 9, "IWM   260102C00255000")
-    flags = option_contracts(chain(legs, trade_date=day), strike_open_interest(chain(legs, trade_date=day)))
+    flags = option_chain(chain(legs, trade_date=day), strike_open_interest(chain(legs, trade_date=day))).expirations
     assert flags.filter(pl.col("expiration") == DEC31).select("is_weekly", "is_monthly", "is_quarterly").collect(
         ).row(0) == (False, False, True)
 
@@ -673,7 +672,7 @@ def test_a_rule_can_follow_the_days_bias_and_its_components():
         {"trade_date": D, "symbol": "SPY", "bias": "bullish", "bias_score": 20, "score_trend": 10.0},
     ], schema={"trade_date": pl.Date, "symbol": pl.String, **SIGNAL_FEATURES})
     feats = features(IWM, {**IWM, "symbol": "QQQ"}, {**IWM, "symbol": "SPY"}, {**IWM, "symbol": "DIA"})
-    rows = trade_ideas(with_signals(feats, signals.lazy()), option_contracts(chain([]), strike_open_interest(chain([]))),
+    rows = trade_ideas(with_signals(feats, signals.lazy()), option_chain(chain([]), strike_open_interest(chain([]))),
                        following).collect()
     # QQQ is bearish, SPY's score is under 25, DIA has no signals row (NULL bias): only IWM follows.
     assert rows["symbol"].to_list() == ["IWM"]

@@ -134,6 +134,12 @@ def reads_as_money(printed: str, value: float | None) -> bool:
     return abs(number - abs(value) / scale) <= (0.05 if scale > 1 else 0.005) + 1e-9 * abs(number)
 
 
+def labelled(idea: dict) -> tuple[str, str, str]:
+    """An idea's trigger, target and stop as they must read: the underlying's levels, named, to the cent."""
+    return (f"{idea['symbol']} {idea['trigger_direction']} {idea['trigger_level']:.2f}",
+            f"{idea['symbol']} {idea['target']:.2f}", f"{idea['symbol']} {idea['stop']:.2f}")
+
+
 def page(built: Built, symbol: str, kind: str = "md") -> str:
     return (built.report.directory / f"{symbol}.{kind}").read_text()
 
@@ -225,15 +231,18 @@ def test_every_trade_idea_is_a_play_with_its_numbers(built: Built):
     for idea in ideas:
         play = printed[idea["idea_id"]]
         assert play["heading"].endswith(f"{idea['rule']} ({idea['direction']}, {idea['instrument']})")
-        assert play["Trigger"] == f"{idea['trigger_direction']} {fmt_money(idea['trigger_level'])}"
-        for label, column in [("Target", "target"), ("Stop", "stop"), ("R:R", "risk_reward")]:
-            assert close_to(first(play[label]), idea[column]), (idea["idea_id"], label)
+        # The levels are the underlying's, labelled with it, to the cent (also for option ideas).
+        assert (play["Trigger"], play["Target"], play["Stop"]) == labelled(idea)
+        assert close_to(first(play["R:R"]), idea["risk_reward"]), idea["idea_id"]
         assert play["rationale"] == idea["rationale"]
         if idea["instrument"] == "stock":
             assert play["Contract"] == "stock"
             continue
         assert play["Contract"] == f"`{idea['option_symbol']}`" and len(idea["option_symbol"]) == 21
-        assert close_to(first(play["Premium"]), idea["entry_premium"])
+        premium = re.fullmatch(r"\$([\d,]+\.\d\d) per contract \(option mid ([\d,]+\.\d\d)\)", play["Premium"])
+        assert premium, play["Premium"]
+        assert close_to(first(premium.group(1)), idea["entry_premium"], scale=100)  # dollars per contract
+        assert close_to(first(premium.group(2)), idea["entry_premium"])
         assert close_to(first(play["Strike"]), idea["strike"])
         assert play["Expiration"] == f"{idea['expiration'].isoformat()} ({idea['dte']} days)"
         assert first(play["Contract OI"]) == idea["contract_open_interest"]
@@ -619,9 +628,11 @@ def test_a_trader_sees_the_days_ideas_levels_volume_and_units_in_chromium(built:
         assert cells[1] == f'<span class="{idea["bias"]}">{idea["bias"]}</span>'  # coloured by its class
         assert cells[2] == idea["rule"] and cells[3] == f'<span class="{idea["direction"]}">{idea["direction"]}</span>'
         assert cells[4] == (f"<code>{idea['option_symbol']}</code>" if idea["option_symbol"] else "stock")
-        assert cells[5] == (fmt_money(idea["entry_premium"], dollar=True) if idea["entry_premium"] else "n/a")
-        assert cells[6:9] == [f"{idea['trigger_direction']} {fmt_money(idea['trigger_level'])}",
-                              fmt_money(idea["target"]), fmt_money(idea["stop"])]
+        if idea["entry_premium"] is None:
+            assert cells[5] == "n/a"
+        else:  # dollars per contract: the mid x 100
+            assert cells[5].startswith("$") and close_to(first(cells[5]), idea["entry_premium"], scale=100)
+        assert tuple(cells[6:9]) == labelled(idea)
     for summary in built.report.summary:  # the symbols table's bias in its colour too
         assert f'<span class="{summary["bias"]}">{summary["bias"]}</span>' in index.split("<h2>Symbols</h2>")[1]
     scorecard = index.split("<h2>Idea scorecard</h2>")[1].split("</section>")[0]
@@ -752,7 +763,7 @@ def test_unknown_symbol_or_day_is_a_one_line_error(built: Built, tmp_path: Path)
 
 def test_a_symbol_without_chain_or_prints_gets_text_pages(built: Built, tmp_path: Path):
     data = load_day(built.database, built.day, ["IWM"])
-    for table in ("positioning_daily", "flow_daily", "trade_ideas", "strike_levels", "blocks"):
+    for table in ("positioning_daily", "flow_daily", "idea_display", "strike_levels", "blocks"):
         data.frames[table] = data.frames[table].clear()
     from flows.report import _symbol_page
 

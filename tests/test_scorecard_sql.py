@@ -95,17 +95,23 @@ def signals_frame() -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"trade_date": pl.Date(), "symbol": pl.String(), "bias": pl.String()})
 
 
+# trade_ideas columns the views read beyond IDEA_SCHEMA (idea_display shows them): NULL unless a test sets them.
+DISPLAY_ONLY: dict[str, pl.DataType] = {"dte": pl.Int64(), "contract_open_interest": pl.Int64(),
+                                        "underlying_close": pl.Float64(), "rationale": pl.String()}
+
+
 def warehouse(ideas: pl.DataFrame, outcomes: pl.DataFrame, technicals: pl.DataFrame,
               signals: pl.DataFrame) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute((SQL / "tables" / "idea_outcomes.sql").read_text())
+    ideas = ideas.with_columns(pl.lit(None, dtype=t).alias(c) for c, t in DISPLAY_ONLY.items() if c not in ideas.columns)
     for name, frame in {"trade_ideas": ideas, "technicals_daily": technicals, "signals_daily": signals,
                         "new_outcomes": outcomes}.items():
         con.register("frame", frame.to_arrow())
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
         con.unregister("frame")
     con.execute("INSERT INTO idea_outcomes BY NAME SELECT * FROM new_outcomes")
-    for view in ("idea_scorecard", "open_ideas", "bias_record"):
+    for view in ("idea_display", "idea_scorecard", "open_ideas", "bias_record"):
         con.execute((SQL / "views" / f"{view}.sql").read_text())
     return con
 
@@ -184,6 +190,29 @@ def test_open_ideas(con):
     assert got["i5"]["unrealized_r"] == pytest.approx((103.45 - 101.0) / 2.0)
     assert got["k3"]["unrealized_r"] == pytest.approx((104.0 - 103.45) / 2.0)  # bearish: entry 104, stop 106
     assert (got["k4"]["status"], got["k4"]["entry_price"], got["k4"]["unrealized_r"]) == ("pending", None, None)
+
+
+def test_open_ideas_read_as_idea_display_rounded_to_the_cent_and_labelled_as_the_underlyings():
+    """An open call idea with unrounded levels: the view prints them to the cent, labelled with the
+    underlying (the levels are AAA's, not the option's), the premium per contract in dollars; its
+    unrealized R comes from the unrounded levels."""
+    idea = {"trade_date": D[68], "symbol": "AAA", "idea_id": "c1", "rule": "call_breakout", "direction": "bullish",
+            "instrument": "call", "option_symbol": "AAA   250930C00105000", "expiration": date(2025, 9, 30),
+            "strike": 105.0, "entry_premium": 1.23456, "trigger_level": 101.23456, "trigger_direction": "above",
+            "target": 105.004999, "stop": 99.3351, "risk_reward": (105.004999 - 101.23456) / (101.23456 - 99.3351)}  # 1.985
+    outcome = outcomes_frame().filter(pl.col("idea_id") == "i5").with_columns(
+        pl.lit("c1").alias("idea_id"), pl.lit("call").alias("instrument"), pl.lit(101.23456).alias("entry_price"))
+    technicals = technicals_frame().with_columns(
+        pl.when(pl.col("trade_date") == D[69]).then(103.456789).otherwise(pl.col("close")).alias("close"))
+    con = warehouse(pl.DataFrame([idea], schema=IDEA_SCHEMA), outcome, technicals, signals_frame())
+    (got,) = rows(con, "SELECT * FROM open_ideas")
+    assert (got["status"], got["direction"], got["contract"]) == ("open", "bullish", "AAA   250930C00105000")
+    assert (got["trigger_text"], got["target_text"], got["stop_text"]) == ("AAA above 101.23", "AAA 105.00",
+                                                                          "AAA 99.34")
+    assert (got["trigger_level"], got["target"], got["stop"], got["risk_reward"]) == (101.23, 105.0, 99.34, 1.99)
+    assert (got["entry_premium"], got["premium_per_contract"]) == (1.23, 123.46)
+    assert (got["entry_price"], got["last_close"]) == (101.23, 103.46)
+    assert got["unrealized_r"] == pytest.approx((103.456789 - 101.23456) / (101.23456 - 99.3351), rel=1e-12)
 
 
 def test_bias_record(con):

@@ -272,11 +272,54 @@ def _first_per(frame: pl.LazyFrame, group: list[str], keys: tuple[str, ...], tie
                       nulls_last=True).unique(subset=group, keep="first", maintain_order=True)
 
 
-def option_contracts(chains: pl.LazyFrame, strike_oi: pl.LazyFrame, yardsticks: pl.LazyFrame | None = None
-                     ) -> pl.LazyFrame:
-    """The contracts ideas may name: listed, expiring after the session, with their strike's total OI and
-    their expiration's yardsticks (trade_date, underlying, expiration and the keys of YARDSTICK_FIELDS, as
-    in expiry_levels; NULL without)."""
+@dataclass(frozen=True)
+class OptionChain:
+    """The chain as rules read it, at the grains they choose at: a rule picks its expiration among
+    `expirations` (small: one row per session, symbol, side and listed expiration), and only the
+    contracts of the expiration it picked are joined with the features and the strike totals, so the
+    per-contract table is never widened with every feature and expiry column.
+
+    expirations: trade_date, symbol, option_type and EXPIRY_FIELDS.
+    contracts: trade_date, symbol, expiration and CONTRACT_FIELDS but the strike totals.
+    strike_oi: trade_date, symbol, strike, strike_call_oi, strike_put_oi (the strike's OI over every
+    live expiration).
+    """
+
+    expirations: pl.LazyFrame
+    contracts: pl.LazyFrame
+    strike_oi: pl.LazyFrame
+
+    def cache(self) -> OptionChain:
+        """The same chain with each part computed once however many rules or rule sets read it."""
+        return OptionChain(self.expirations.cache(), self.contracts.cache(), self.strike_oi.cache())
+
+    def collect(self) -> OptionChain:
+        """The same chain held in memory (for several trade_ideas calls over one batch)."""
+        return OptionChain(*(part.collect().lazy() for part in (self.expirations, self.contracts, self.strike_oi)))
+
+
+_STRIKE_TOTALS = ["strike_call_oi", "strike_put_oi"]
+_CONTRACT_COLUMNS = [c for c in CONTRACT_FIELDS if c not in _STRIKE_TOTALS]
+_LISTING = "_listing"
+
+
+def _listing_key() -> pl.Expr:
+    """One integer per listing (session, symbol, side, expiration) of live contracts, exact: the symbol's
+    categorical code, the side, the session's day number and the days to expiry packed in 25 + 1 + 18 +
+    20 bits (sessions before the year 2687, fewer than 33 million symbols in the process). Grouping and joining the chain on one integer instead of four columns, one of them text,
+    is what keeps choosing an expiration cheap."""
+    code = pl.col("symbol").cast(pl.Categorical).to_physical().cast(pl.UInt64)
+    put = (pl.col("option_type") == "P").cast(pl.UInt64)
+    day = pl.col("trade_date").cast(pl.Int32).cast(pl.UInt64, strict=True)
+    to_expiry = (pl.col("expiration") - pl.col("trade_date")).dt.total_days().cast(pl.UInt64, strict=True)
+    return (((code * 2 + put) * 2**18 + day) * 2**20 + to_expiry).alias(_LISTING)
+
+
+def option_chain(chains: pl.LazyFrame, strike_oi: pl.LazyFrame, yardsticks: pl.LazyFrame | None = None
+                 ) -> OptionChain:
+    """The contracts ideas may name: listed, expiring after the session; their expirations with the
+    expiry flags and yardsticks (trade_date, underlying, expiration and the keys of YARDSTICK_FIELDS, as
+    in expiry_levels; NULL without); their strikes' total OI (strike_open_interest)."""
     keys = ["trade_date", "symbol", "expiration"]
     if yardsticks is None:
         yardsticks = pl.LazyFrame(schema={"trade_date": pl.Date(), "symbol": pl.String(), "expiration": pl.Date(),
@@ -285,43 +328,37 @@ def option_contracts(chains: pl.LazyFrame, strike_oi: pl.LazyFrame, yardsticks: 
         yardsticks = yardsticks.select("trade_date", pl.col("underlying").alias("symbol"), "expiration",
                                        *[pl.col(c).cast(pl.Float64).alias(n) for c, n in YARDSTICK_FIELDS.items()])
     live = chains.filter(pl.col("expiration") > pl.col("trade_date")).select(
-        "trade_date", pl.col("underlying").alias("symbol"), "expiration", "dte", "option_symbol", "option_type",
-        "strike", "open_interest", "volume", "bid", "ask", "mid").cache()
-    # The flags depend on the expiration and dte only: classified once per pair, not once per contract
-    # (millions of contracts share a few hundred pairs, and the date arithmetic was most of the cost).
-    flags = live.select("expiration", "dte").unique().with_columns(expiry_flags(pl.col("expiration"), pl.col("dte")))
-    return (
-        live.join(flags, on=["expiration", "dte"], how="left", nulls_equal=True, maintain_order="left")
-        .join(
-            strike_oi.select("trade_date", pl.col("underlying").alias("symbol"), "strike",
-                             pl.col("call_oi").alias("strike_call_oi"), pl.col("put_oi").alias("strike_put_oi")),
-            on=["trade_date", "symbol", "strike"],
-            how="left",
-        )
+        "trade_date", pl.col("underlying").alias("symbol"), "expiration", "dte", *_CONTRACT_COLUMNS,
+    ).with_columns(_listing_key())
+    # The flags depend on the expiration and dte only: classified once per listed expiration, not once
+    # per contract (millions of contracts share a few thousand expirations).
+    expirations = (
+        live.select(_LISTING, "trade_date", "symbol", "option_type", "expiration", "dte").unique(subset=[_LISTING])
+        .with_columns(expiry_flags(pl.col("expiration"), pl.col("dte")))
         .join(yardsticks, on=keys, how="left")
+        .select(_LISTING, "trade_date", "symbol", "option_type", *EXPIRY_FIELDS)
     )
+    totals = strike_oi.select("trade_date", pl.col("underlying").alias("symbol"), "strike",
+                              pl.col("call_oi").alias("strike_call_oi"), pl.col("put_oi").alias("strike_put_oi"))
+    return OptionChain(expirations, live.drop("dte"), totals)
 
 
-def _listed_expirations(contracts: pl.LazyFrame) -> pl.LazyFrame:
-    """Per (trade_date, symbol, option_type): the expirations listed, with their EXPIRY_FIELDS."""
-    return contracts.select(*_SESSION_KEYS, "option_type", *EXPIRY_FIELDS).unique()
-
-
-def _rule_ideas(rule: Rule, features: pl.LazyFrame, contracts: pl.LazyFrame,
-                listed_expirations: pl.LazyFrame) -> pl.LazyFrame:
-    """`listed_expirations` is _listed_expirations(contracts)."""
+def _rule_ideas(rule: Rule, features: pl.LazyFrame, chain: OptionChain) -> pl.LazyFrame:
     candidates = features.filter(pl.sql_expr(rule.when))
     keys = _SESSION_KEYS
     if rule.option_type:
-        is_type = pl.col("option_type") == rule.option_type
-        typed = contracts.filter(is_type)
-        expirations = listed_expirations.filter(is_type).drop("option_type")
         chosen_expiry = _first_per(
-            expirations.join(candidates, on=keys).filter(pl.sql_expr(rule.expiry_filter)),
+            chain.expirations.filter(pl.col("option_type") == rule.option_type)
+            .join(candidates, on=keys).filter(pl.sql_expr(rule.expiry_filter)),
             keys, rule.expiry_order, "expiration",
-        ).select(*keys, "expiration")
+        )
+        # The chosen listings' contracts, found by their one integer key (a semi join first: only the
+        # few matching contracts are copied). On the left, the contract's columns keep their names:
+        # `volume` is the contract's, as in compile_rules' contract row.
+        chosen = chosen_expiry.drop("trade_date", "symbol", "expiration", "option_type")
         rows = _first_per(
-            typed.join(chosen_expiry, on=[*keys, "expiration"]).join(candidates, on=keys)
+            chain.contracts.join(chosen.select(_LISTING), on=_LISTING, how="semi").join(chosen, on=_LISTING)
+            .join(chain.strike_oi, on=[*keys, "strike"], how="left")
             .filter(pl.sql_expr(rule.strike_filter)),
             keys, rule.strike_order, "option_symbol",
         ).filter(pl.sql_expr(rule.contract_filter)).with_columns(
@@ -352,14 +389,13 @@ def _rule_ideas(rule: Rule, features: pl.LazyFrame, contracts: pl.LazyFrame,
     return rows.with_columns(_render(rule.rationale, dict(rows.collect_schema())).alias("rationale"))
 
 
-def trade_ideas(features: pl.LazyFrame, contracts: pl.LazyFrame, rules: tuple[Rule, ...] | list[Rule]) -> pl.LazyFrame:
-    """All rules over all symbols and sessions at once; `contracts` comes from option_contracts()."""
+def trade_ideas(features: pl.LazyFrame, chain: OptionChain, rules: tuple[Rule, ...] | list[Rule]) -> pl.LazyFrame:
+    """All rules over all symbols and sessions at once; `chain` comes from option_chain()."""
     if not rules:
         return pl.LazyFrame(schema=TRADE_IDEA_SCHEMA)
-    # Every option rule reads the contracts and their expirations: each is built once, not once per rule.
-    contracts = contracts.cache()
-    listed_expirations = _listed_expirations(contracts).cache()
-    ideas = pl.concat([_rule_ideas(rule, features, contracts, listed_expirations).select(
+    # Every option rule reads the chain's parts: each is built once, not once per rule.
+    chain = chain.cache()
+    ideas = pl.concat([_rule_ideas(rule, features, chain).select(
         [c for c in TRADE_IDEA_COLUMNS if c != "idea_id"]) for rule in rules], how="vertical_relaxed")
     key = pl.concat_str(
         [pl.col("trade_date").cast(pl.String), "symbol", "rule", pl.coalesce("option_symbol", pl.lit("stock"))],

@@ -15,6 +15,7 @@ SELECT
     expiration,
     strike,
     dte,
+    contract_open_interest,
     round(entry_premium, 2) AS entry_premium,
     round(entry_premium * 100, 2) AS premium_per_contract,
     round(underlying_close, 2) AS underlying_close,
