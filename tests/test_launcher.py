@@ -8,9 +8,9 @@ import sys
 
 import pytest
 import yaml
-from conftest import ROOT
 
 from flows.launcher import ALLOCATOR_VARIABLE, NIGHTLY_ALLOCATOR, allocator_environment
+from tests.helpers import ROOT
 
 POLARS_DEFAULT = "dirty_decay_ms:500,muzzy_decay_ms:1000"  # what polars sets when nobody else does
 
