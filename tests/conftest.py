@@ -1,5 +1,5 @@
-"""Test-session setup: Prefect without network or telemetry, started once per session; and the fixtures
-shared across modules."""
+"""Test-session setup: Prefect without network or telemetry, started once per session; the fixtures
+shared across modules; and the `e2e` marker on every test that needs the session's Prefect."""
 
 from __future__ import annotations
 
@@ -17,6 +17,14 @@ import pytest
 
 from tests.helpers import cli
 from tests.spec_note import NEXT_DAY, NOTE_DATE, add_session, write_note_landing
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that reaches the session's Prefect (directly or through a fixture) starts a server, so it
+    is `e2e` wherever it is written; modules that start subprocesses mark themselves."""
+    for item in items:
+        if "prefect_api" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from flows.pipeline import GOLD_TABLES
 from tests.helpers import config_with, gold, query, run_nightly
 from tests.spec_note import NOTE_DATE
 
-pytestmark = pytest.mark.usefixtures("prefect_api")
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_api")]
 
 
 def gold_times(root: Path) -> dict[str, int]:

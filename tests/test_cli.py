@@ -13,6 +13,8 @@ import pytest
 from tests.helpers import cli
 from tests.spec_note import NOTE_DATE, note_chain, write_note_landing
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def note_warehouse(tmp_path_factory, prefect_api) -> Path:

@@ -19,6 +19,8 @@ import pytest
 from tests.helpers import cli
 from tests.spec_note import NOTE_DATE, write_note_landing
 
+pytestmark = pytest.mark.e2e
+
 CHRISTMAS = "2025-12-25 is not an XNYS session (Christmas); next session 2025-12-26"
 
 

@@ -15,6 +15,8 @@ from flows.pipeline import GOLD_TABLES
 from tests.helpers import cli_run, gold_bytes
 from tests.spec_note import NEXT_DAY, NOTE_DATE
 
+pytestmark = pytest.mark.e2e
+
 LINEAGE_THAT_VARIES = ("_ingested_at",)  # when a row was read differs between two runs by design
 
 

@@ -29,7 +29,7 @@ from schemas.gold import GoldValidationError, TechnicalsDaily, validate_gold
 from tests.helpers import CHAINSIGNALS, cli, cli_run, config_with, gold_bytes, query, run_nightly
 from tests.spec_note import LAST_DAY, NEXT_DAY, NOTE_DATE, add_session, note_chain, write_note_landing
 
-pytestmark = pytest.mark.usefixtures("prefect_api")
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_api")]
 
 
 def debris(root: Path) -> list[str]:

@@ -22,6 +22,8 @@ from flows.nightly import backfill, nightly, with_dask
 from flows.pipeline import GOLD_TABLES
 from tests.helpers import CHAINSIGNALS
 
+pytestmark = pytest.mark.e2e
+
 BUCKET = "chainsignals-test"
 
 

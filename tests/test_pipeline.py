@@ -22,7 +22,7 @@ from tests.spec_note import LAST_DAY, NEXT_DAY, NOTE_DATE, add_session, note_cha
 from transforms.osi import format_osi
 from transforms.silver import silver_chains
 
-pytestmark = pytest.mark.usefixtures("prefect_api")
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_api")]
 
 
 def snapshot(root: Path) -> dict[str, str]:

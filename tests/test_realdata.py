@@ -25,6 +25,8 @@ from polars.testing import assert_frame_equal
 from tests import helpers
 from tests.helpers import ROOT
 
+pytestmark = pytest.mark.e2e
+
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 CHAIN_FILES = sorted((REALDATA / "spx_chains_2019").glob("SPX_*.csv.gz"))
 BARS_FILE = REALDATA / "GSPC_daily_2016-01_2019-07.csv"
