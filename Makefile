@@ -34,7 +34,7 @@ setup: $(VENV)/.synced ## create .venv from uv.lock (installs uv with pip if mis
 demo: setup ## generate the demo market, run the pipeline, print today's signals and ideas
 	$(VENV)/bin/chainsignals demo --warehouse $(WAREHOUSE)
 
-test: setup ## the whole test suite, e2e included (what CI runs)
+test: setup ## the whole test suite, e2e included (what CI runs): 682 tests, 17 CPU min, 50 min wall on 2 cores at load 45
 	$(VENV)/bin/pytest -n 2 --dist loadfile
 
 test-fast: setup ## the tests not marked e2e (no Prefect server, no subprocesses): 540 tests, 1.8 CPU min, 5 min wall on 2 cores at load 45
