@@ -1,4 +1,5 @@
-"""The note of SPEC section 1 rebuilt as landing files (bars for IWM and SPY, IWM's chain on 2025-12-29).
+"""The note of SPEC section 1 rebuilt as landing files (bars for IWM and SPY, IWM's chain on 2025-12-29),
+and the sessions after it (NEXT_DAY, LAST_DAY) derived from it.
 
 Closes are solved so that, on 2025-12-29: SMA 30 = 246.33, Bollinger 20/2 = 244.92 / 250.94 / 256.96,
 SMA 200 = 224.02, close 249.80 from 251.42, low 249.35. The chain puts call OI peaks at 255 (10,000)
@@ -17,6 +18,8 @@ from flows.calendar import sessions
 from transforms.black_scholes import bs_price
 
 NOTE_DATE = date(2025, 12, 29)
+NEXT_DAY = date(2025, 12, 30)
+LAST_DAY = date(2025, 12, 31)
 EXPIRATIONS = [date(2026, 1, 2), date(2026, 1, 9), date(2026, 1, 16), date(2026, 2, 20)]
 CALL_OI = {255.0: 10_000, 266.0: 8_401}
 PUT_OI = {240.0: 7_739, 235.0: 7_321, 245.0: 5_000}
@@ -61,6 +64,19 @@ def write_note_landing(landing: Path, *, with_chain: bool = True) -> None:
     if with_chain:
         (landing / "chains").mkdir(parents=True, exist_ok=True)
         note_chain().write_csv(landing / "chains" / f"chains_{NOTE_DATE}.csv")
+
+
+def add_session(landing: Path, day: date, *, oi_bump: int = 0, drift: float = 0.5) -> None:
+    """Bars and IWM's chain for one more session, derived from the note's last day."""
+    bars = pl.read_csv(landing / "bars" / f"bars_{NOTE_DATE}.csv", try_parse_dates=True)
+    bars = bars.with_columns(pl.lit(day).alias("date"), *[(pl.col(c) + drift) for c in ("open", "high", "low", "close")])
+    bars.write_csv(landing / "bars" / f"bars_{day}.csv")
+    chain = note_chain(spot=249.80 + drift).with_columns(
+        pl.lit(day).alias("quote_date"),
+        (pl.col("open_interest") + pl.when((pl.col("strike") == 255) & (pl.col("option_type") == "C"))
+         .then(oi_bump).otherwise(0)).alias("open_interest"),
+    )
+    chain.write_csv(landing / "chains" / f"chains_{day}.csv")
 
 
 def _oi(side: str, strike: float, expiration_index: int) -> int:

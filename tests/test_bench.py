@@ -18,6 +18,8 @@ from bench.bench import (
 from flows.demo import generate_demo_market
 from flows.pipeline import GOLD_TABLES
 
+pytestmark = pytest.mark.e2e  # the bench's rounds run in child processes
+
 UNDERLYINGS = 12  # the report draws charts per symbol (~0.2 s each): keep the universe small
 
 

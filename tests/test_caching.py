@@ -7,25 +7,16 @@ import json
 from pathlib import Path
 
 import pytest
-from spec_note import NOTE_DATE, write_note_landing
-from test_pipeline import config_with, gold, query, run_nightly
 
 import flows.nightly
 from flows.caching import inputs_fingerprint, stage_key
 from flows.config import load_settings
 from flows.lake import Lake
 from flows.pipeline import GOLD_TABLES
+from tests.helpers import config_with, gold, query, run_nightly
+from tests.spec_note import NOTE_DATE
 
-
-@pytest.fixture(autouse=True)
-def _prefect(prefect_api):
-    return prefect_api
-
-
-@pytest.fixture()
-def note(tmp_path: Path) -> Path:
-    write_note_landing(tmp_path / "landing")
-    return tmp_path
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_api")]
 
 
 def gold_times(root: Path) -> dict[str, int]:

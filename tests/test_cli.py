@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import polars as pl
 import pytest
-from conftest import CHAINSIGNALS
-from spec_note import NOTE_DATE, note_chain, write_note_landing
 
+from tests.helpers import cli
+from tests.spec_note import NOTE_DATE, note_chain, write_note_landing
 
-def cli(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CHAINSIGNALS), *args], capture_output=True, text=True, env=env, timeout=300,
-                          check=False)
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")

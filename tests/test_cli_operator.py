@@ -15,8 +15,11 @@ from uuid import UUID
 
 import polars as pl
 import pytest
-from spec_note import NOTE_DATE, write_note_landing
-from test_cli import cli
+
+from tests.helpers import cli
+from tests.spec_note import NOTE_DATE, write_note_landing
+
+pytestmark = pytest.mark.e2e
 
 CHRISTMAS = "2025-12-25 is not an XNYS session (Christmas); next session 2025-12-26"
 

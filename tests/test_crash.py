@@ -4,30 +4,20 @@ from __future__ import annotations
 
 import shutil
 import signal
-import subprocess
 from pathlib import Path
 
 import duckdb
 import polars as pl
 import pytest
-from conftest import CHAINSIGNALS
-from spec_note import NOTE_DATE, write_note_landing
-from test_pipeline import NEXT_DAY, add_session
 
 from flows.faults import CRASH_POINTS
 from flows.pipeline import GOLD_TABLES
+from tests.helpers import cli_run, gold_bytes
+from tests.spec_note import NEXT_DAY, NOTE_DATE
+
+pytestmark = pytest.mark.e2e
 
 LINEAGE_THAT_VARIES = ("_ingested_at",)  # when a row was read differs between two runs by design
-
-
-def cli_run(root: Path, env: dict, crash_at: str | None = None) -> subprocess.CompletedProcess:
-    env = dict(env)
-    if crash_at:
-        env["CHAINSIGNALS_CRASH_AT"] = crash_at
-    return subprocess.run(
-        [str(CHAINSIGNALS), "run", "--date", str(NEXT_DAY), "--warehouse", str(root / "wh"),
-         "--landing", str(root / "landing")],
-        capture_output=True, text=True, env=env, timeout=300, check=False)
 
 
 def lake_contents(root: Path) -> dict[str, pl.DataFrame]:
@@ -62,28 +52,6 @@ def gold_file_times(root: Path) -> dict[str, int]:
     lake = root / "wh" / "lake"
     return {str(p.relative_to(lake)): p.stat().st_mtime_ns
             for p in (lake / "gold").glob(f"*/trade_date={NEXT_DAY}/*.parquet")}
-
-
-def gold_bytes(root: Path) -> dict[str, bytes]:
-    """Every gold file of the lake, by path, with its bytes."""
-    lake = root / "wh" / "lake" / "gold"
-    return {str(p.relative_to(lake)): p.read_bytes() for p in sorted(lake.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture(scope="module")
-def before_next_day(tmp_path_factory, prefect_api) -> tuple[Path, dict]:
-    """A warehouse holding the note's day, with the next session waiting in landing."""
-    import os
-
-    env = dict(os.environ, PREFECT_API_URL=prefect_api)
-    root = tmp_path_factory.mktemp("base")
-    write_note_landing(root / "landing")
-    done = subprocess.run([str(CHAINSIGNALS), "run", "--date", str(NOTE_DATE), "--warehouse", str(root / "wh"),
-                           "--landing", str(root / "landing")], capture_output=True, text=True, env=env,
-                          timeout=300, check=False)
-    assert done.returncode == 0, done.stderr
-    add_session(root / "landing", NEXT_DAY, oi_bump=900)
-    return root, env
 
 
 @pytest.fixture(scope="module")

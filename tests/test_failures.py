@@ -17,10 +17,6 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from conftest import CHAINSIGNALS
-from spec_note import NOTE_DATE, note_chain, write_note_landing
-from test_crash import before_next_day, cli_run, gold_bytes  # noqa: F401 - the fixture is used by name
-from test_pipeline import LAST_DAY, NEXT_DAY, add_session, config_with, query, run_nightly
 
 from flows.config import DEFAULT_CONFIG, load_settings
 from flows.faults import DISK_FULL_POINTS
@@ -30,17 +26,10 @@ from flows.sources import SourceError
 from flows.validate import validate_file
 from flows.warehouse import warehouse_lock
 from schemas.gold import GoldValidationError, TechnicalsDaily, validate_gold
+from tests.helpers import CHAINSIGNALS, cli, cli_run, config_with, gold_bytes, query, run_nightly
+from tests.spec_note import LAST_DAY, NEXT_DAY, NOTE_DATE, add_session, note_chain, write_note_landing
 
-
-@pytest.fixture(autouse=True)
-def _prefect(prefect_api):
-    return prefect_api
-
-
-@pytest.fixture()
-def note_root(tmp_path: Path) -> Path:
-    write_note_landing(tmp_path / "landing")
-    return tmp_path
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_api")]
 
 
 def debris(root: Path) -> list[str]:
@@ -50,7 +39,7 @@ def debris(root: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("point", DISK_FULL_POINTS)
-def test_disk_full_at_each_write_point_says_so_with_the_path_and_changes_nothing(point, before_next_day,  # noqa: F811
+def test_disk_full_at_each_write_point_says_so_with_the_path_and_changes_nothing(point, before_next_day,
                                                                                  tmp_path):
     base, env = before_next_day
     shutil.copytree(base, tmp_path, dirs_exist_ok=True)
@@ -191,7 +180,7 @@ def wait_for(condition, seconds: float) -> bool:
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGKILL, -9)])
 def test_a_signal_mid_run_stops_it_within_seconds_records_it_and_leaves_no_process(sig, code,
-                                                                                  before_next_day,  # noqa: F811
+                                                                                  before_next_day,
                                                                                   tmp_path):
     base, env = before_next_day
     shutil.copytree(base, tmp_path, dirs_exist_ok=True)
@@ -223,7 +212,7 @@ def test_a_signal_mid_run_stops_it_within_seconds_records_it_and_leaves_no_proce
     assert debris(tmp_path) == [] and not any((tmp_path / "wh" / "lake" / "_staging").glob("*"))
 
 
-def test_ctrl_c_in_the_first_second_stops_the_run_at_once(before_next_day, tmp_path):  # noqa: F811
+def test_ctrl_c_in_the_first_second_stops_the_run_at_once(before_next_day, tmp_path):
     base, env = before_next_day
     shutil.copytree(base, tmp_path, dirs_exist_ok=True)
     run = start_serverless_run(tmp_path, env)
@@ -246,42 +235,42 @@ PRINTS = ("ts,option_symbol,price,size,bid,ask,exchange\n"
           "2025-12-29T10:15:00-05:00,IWM   260116C00255000,4.10,2500,4.00,4.10,CBOE\n")
 
 
-def test_a_file_with_new_bytes_but_the_same_size_and_mtime_is_ingested_again(note_root: Path):
-    run_nightly(note_root, NOTE_DATE)
-    bars = note_root / "landing" / "bars" / f"bars_{NOTE_DATE}.csv"
+def test_a_file_with_new_bytes_but_the_same_size_and_mtime_is_ingested_again(note: Path):
+    run_nightly(note, NOTE_DATE)
+    bars = note / "landing" / "bars" / f"bars_{NOTE_DATE}.csv"
     before = bars.stat()
     text = bars.read_text()
     assert ",30000000" in text
     bars.write_text(text.replace(",30000000", ",30000001", 1))  # IWM's volume, one digit: same size
     os.utime(bars, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert (bars.stat().st_size, bars.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
-    summary = run_nightly(note_root, NOTE_DATE)
+    summary = run_nightly(note, NOTE_DATE)
     assert summary.files_read == 1
-    assert query(note_root, "SELECT volume FROM technicals_daily WHERE symbol = 'IWM' AND trade_date = ?",
+    assert query(note, "SELECT volume FROM technicals_daily WHERE symbol = 'IWM' AND trade_date = ?",
                  [NOTE_DATE]) == [(30_000_001,)]
 
 
-def test_a_corrected_chain_re_validates_that_days_prints(note_root: Path):
-    chains = note_root / "landing" / "chains" / f"chains_{NOTE_DATE}.csv"
+def test_a_corrected_chain_re_validates_that_days_prints(note: Path):
+    chains = note / "landing" / "chains" / f"chains_{NOTE_DATE}.csv"
     full = note_chain()
     missing = (pl.col("strike") == 255) & (pl.col("option_type") == "C") & (pl.col("expiration") == date(2026, 1, 16))
     full.filter(~missing).write_csv(chains)
-    (note_root / "landing" / "trades").mkdir()
-    (note_root / "landing" / "trades" / f"trades_{NOTE_DATE}.csv").write_text(PRINTS)
-    run_nightly(note_root, NOTE_DATE)
-    quarantined = Lake(note_root / "wh" / "lake").files("quarantine", "trades", dates=[NOTE_DATE])
+    (note / "landing" / "trades").mkdir()
+    (note / "landing" / "trades" / f"trades_{NOTE_DATE}.csv").write_text(PRINTS)
+    run_nightly(note, NOTE_DATE)
+    quarantined = Lake(note / "wh" / "lake").files("quarantine", "trades", dates=[NOTE_DATE])
     assert [r.split(":")[0] for r in pl.read_parquet(quarantined).get_column("_reason")] == ["unknown_contract"]
-    assert query(note_root, "SELECT count(*) FROM blocks") == [(0,)]
+    assert query(note, "SELECT count(*) FROM blocks") == [(0,)]
     full.write_csv(chains)  # the vendor's corrected chain; the prints file is unchanged
-    run_nightly(note_root, NOTE_DATE)
-    assert pl.read_parquet(Lake(note_root / "wh" / "lake").files("quarantine", "trades", dates=[NOTE_DATE])).height == 0
-    assert query(note_root, "SELECT option_symbol, size FROM blocks") == [("IWM   260116C00255000", 2500)]
+    run_nightly(note, NOTE_DATE)
+    assert pl.read_parquet(Lake(note / "wh" / "lake").files("quarantine", "trades", dates=[NOTE_DATE])).height == 0
+    assert query(note, "SELECT option_symbol, size FROM blocks") == [("IWM   260116C00255000", 2500)]
 
 
-def test_a_file_still_being_written_is_left_for_the_next_run_with_a_warning(note_root: Path, monkeypatch):
-    run_nightly(note_root, NOTE_DATE)
-    add_session(note_root / "landing", NEXT_DAY)
-    chain = note_root / "landing" / "chains" / f"chains_{NEXT_DAY}.csv"
+def test_a_file_still_being_written_is_left_for_the_next_run_with_a_warning(note: Path, monkeypatch):
+    run_nightly(note, NOTE_DATE)
+    add_session(note / "landing", NEXT_DAY)
+    chain = note / "landing" / "chains" / f"chains_{NEXT_DAY}.csv"
     data = chain.read_bytes()
     chain.unlink()
     monkeypatch.setenv("CHAINSIGNALS_STABLE_SECONDS", "1.5")
@@ -300,38 +289,38 @@ def test_a_file_still_being_written_is_left_for_the_next_run_with_a_warning(note
     writer.start()
     try:
         time.sleep(0.5)
-        summary = run_nightly(note_root, NEXT_DAY)
+        summary = run_nightly(note, NEXT_DAY)
     finally:
         stop.set()
         writer.join()
     assert any(f"chains/chains_{NEXT_DAY}.csv is still being written" in w for w in summary.warnings), summary.warnings
     assert any(f"{NEXT_DAY} has no option chain" in w for w in summary.warnings), summary.warnings
-    assert query(note_root, "SELECT count(*) FROM positioning_daily WHERE trade_date = ?", [NEXT_DAY]) == [(0,)]
+    assert query(note, "SELECT count(*) FROM positioning_daily WHERE trade_date = ?", [NEXT_DAY]) == [(0,)]
     chain.write_bytes(data)  # the copy finished: the next run takes it whole
     monkeypatch.setenv("CHAINSIGNALS_STABLE_SECONDS", "0")
-    summary = run_nightly(note_root, NEXT_DAY)
+    summary = run_nightly(note, NEXT_DAY)
     assert not summary.warnings
-    assert query(note_root, "SELECT contracts FROM positioning_daily WHERE trade_date = ?", [NEXT_DAY]) == [
+    assert query(note, "SELECT contracts FROM positioning_daily WHERE trade_date = ?", [NEXT_DAY]) == [
         (note_chain().filter(pl.col("expiration") > NEXT_DAY).height,)]
 
 
-def test_a_missing_chain_warns_by_default_fails_when_configured_and_hidden_files_are_counted(note_root: Path):
-    run_nightly(note_root, NOTE_DATE)
-    add_session(note_root / "landing", NEXT_DAY)
-    chain = note_root / "landing" / "chains" / f"chains_{NEXT_DAY}.csv"
+def test_a_missing_chain_warns_by_default_fails_when_configured_and_hidden_files_are_counted(note: Path):
+    run_nightly(note, NOTE_DATE)
+    add_session(note / "landing", NEXT_DAY)
+    chain = note / "landing" / "chains" / f"chains_{NEXT_DAY}.csv"
     chain.rename(chain.with_name(f".{chain.name}"))  # delivered under a hidden name: skipped
     text = DEFAULT_CONFIG.read_text().replace('on_short_chain = "warn"', 'on_short_chain = "fail"')
-    (note_root / "strict.toml").write_text(text)
+    (note / "strict.toml").write_text(text)
     with pytest.raises(RuntimeError, match=rf"^{NEXT_DAY} has no option chain, under 50% of the previous "
                                            rf"session's \({NOTE_DATE}: \d+ rows\)"):
-        run_nightly(note_root, NEXT_DAY, config=str(note_root / "strict.toml"))
-    summary = run_nightly(note_root, NEXT_DAY)
+        run_nightly(note, NEXT_DAY, config=str(note / "strict.toml"))
+    summary = run_nightly(note, NEXT_DAY)
     assert summary.files_hidden == 1
     assert summary.warnings[0].startswith(f"{NEXT_DAY} has no option chain"), summary.warnings
 
 
-def test_a_gzip_bomb_is_refused_naming_the_file_before_it_expands(note_root: Path):
-    bars = note_root / "landing" / "bars"
+def test_a_gzip_bomb_is_refused_naming_the_file_before_it_expands(note: Path):
+    bars = note / "landing" / "bars"
     row = (bars / f"bars_{NOTE_DATE}.csv").read_text().splitlines()[1] + "\n"
     bomb = bars / "bars_bomb.csv.gz"
     with gzip.open(bomb, "wb") as out:  # 64 MB of one valid row repeated: about 0.2 MB on disk
@@ -341,9 +330,9 @@ def test_a_gzip_bomb_is_refused_naming_the_file_before_it_expands(note_root: Pat
             out.write(block)
     assert bomb.stat().st_size < 1 << 20
     text = DEFAULT_CONFIG.read_text().replace("max_file_bytes = 2_147_483_648", "max_file_bytes = 8_000_000")
-    (note_root / "small.toml").write_text(text)
+    (note / "small.toml").write_text(text)
     with pytest.raises(SourceError, match=rf"^{bomb}: decompresses to more than 8,000,000 bytes"):
-        run_nightly(note_root, NOTE_DATE, config=str(note_root / "small.toml"))
+        run_nightly(note, NOTE_DATE, config=str(note / "small.toml"))
     # Memory: a fresh process's peak grows by about the limit, not by the 64 MB the file expands to.
     probe = subprocess.run([sys.executable, "-c", f"""
 import resource, polars
@@ -361,34 +350,29 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
     with gzip.open(bomb, "wb") as out:  # small enough, but the same row 1,000 times: duplicates count
         out.write(b"date,symbol,open,high,low,close,volume\n" + row.encode() * 1000)
     with pytest.raises(RejectedShareError, match=r"duplicate:trade_date,symbol"):
-        run_nightly(note_root, NOTE_DATE, config=str(note_root / "small.toml"))
+        run_nightly(note, NOTE_DATE, config=str(note / "small.toml"))
 
 
-def test_landing_paths_are_paths_and_links_out_of_landing_are_refused(note_root: Path, tmp_path_factory):
-    bars = note_root / "landing" / "bars"
+def test_landing_paths_are_paths_and_links_out_of_landing_are_refused(note: Path, tmp_path_factory):
+    bars = note / "landing" / "bars"
     day = bars / f"bars_{NOTE_DATE}.csv"
     day.rename(bars / f"bars_{NOTE_DATE} [final].csv")
     one = day.read_text() if day.exists() else (bars / f"bars_{NOTE_DATE} [final].csv").read_text()
     (bars / "bars_*.csv").write_text(one.splitlines()[0] + "\n" + one.splitlines()[1] + "\n")  # IWM only
-    run_nightly(note_root, NOTE_DATE, config=config_with(note_root, max_rejected_share=0.9))
-    manifest = read_manifest(Lake(note_root / "wh" / "lake"))
+    run_nightly(note, NOTE_DATE, config=config_with(note, max_rejected_share=0.9))
+    manifest = read_manifest(Lake(note / "wh" / "lake"))
     rows = dict(manifest.select("path", "rows").iter_rows())
     assert rows[f"bars/bars_{NOTE_DATE} [final].csv"] == 2 and rows["bars/bars_*.csv"] == 1
     outside = tmp_path_factory.mktemp("elsewhere") / "secret.csv"
     outside.write_text(one)
     (bars / "linked.csv").symlink_to(outside)
     with pytest.raises(SourceError, match=rf"^{bars / 'linked.csv'}: a symbolic link to {outside}, outside landing"):
-        run_nightly(note_root, NOTE_DATE)
+        run_nightly(note, NOTE_DATE)
 
 
 # ------------------------------------------------------------------------------------------ items 8, 9, 12
-def cli(*args: str, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CHAINSIGNALS), *args], capture_output=True, text=True, env=env, timeout=timeout,
-                          check=False)
-
-
 def test_verify_names_every_lake_file_whose_bytes_changed_and_status_never_shows_a_traceback(
-        before_next_day, tmp_path):  # noqa: F811
+        before_next_day, tmp_path):
     base, env = before_next_day
     shutil.copytree(base, tmp_path, dirs_exist_ok=True)
     wh = str(tmp_path / "wh")
@@ -415,7 +399,7 @@ def test_verify_names_every_lake_file_whose_bytes_changed_and_status_never_shows
     assert run.returncode == 1 and str(truncated) in run.stderr.replace("\n", ""), run.stderr[-1000:]
 
 
-def test_an_analysts_read_write_connection_is_refused_early_and_its_wal_folded_in(before_next_day,  # noqa: F811
+def test_an_analysts_read_write_connection_is_refused_early_and_its_wal_folded_in(before_next_day,
                                                                                 tmp_path):
     base, env = before_next_day
     shutil.copytree(base, tmp_path, dirs_exist_ok=True)
@@ -450,7 +434,7 @@ def test_an_analysts_read_write_connection_is_refused_early_and_its_wal_folded_i
     assert not database.with_name("signals.duckdb.wal").exists()
 
 
-def test_a_second_run_is_refused_at_once_and_is_not_a_failed_run(before_next_day, tmp_path):  # noqa: F811
+def test_a_second_run_is_refused_at_once_and_is_not_a_failed_run(before_next_day, tmp_path):
     base, env = before_next_day
     shutil.copytree(base, tmp_path, dirs_exist_ok=True)
     with warehouse_lock(tmp_path / "wh"):
@@ -463,21 +447,21 @@ def test_a_second_run_is_refused_at_once_and_is_not_a_failed_run(before_next_day
     assert status.returncode == 0, status.stdout[-500:]
 
 
-def test_cli_messages_show_file_names_as_they_are_and_impossible_dates_are_usage_errors(note_root, cli_env):
-    bars = note_root / "landing" / "bars"
+def test_cli_messages_show_file_names_as_they_are_and_impossible_dates_are_usage_errors(note, cli_env):
+    bars = note / "landing" / "bars"
     (bars / "bars_x [final] \x1b[2J.csv").write_text("date,symbol\n2025-12-29,IWM\n")
-    done = cli("run", "--date", str(NOTE_DATE), "--warehouse", str(note_root / "wh"), "--landing",
-               str(note_root / "landing"), env=cli_env)
+    done = cli("run", "--date", str(NOTE_DATE), "--warehouse", str(note / "wh"), "--landing",
+               str(note / "landing"), env=cli_env)
     assert done.returncode == 1
     assert "bars_x [final] \\x1b[2J.csv: missing required column(s)" in done.stderr, done.stderr
     assert "\x1b[2J" not in done.stderr
     for day in ("9999-12-31", "0001-01-01"):
-        done = cli("run", "--date", day, "--warehouse", str(note_root / "wh"), env=cli_env)
+        done = cli("run", "--date", day, "--warehouse", str(note / "wh"), env=cli_env)
         assert done.returncode == 2 and "outside the dates a run can take" in done.stderr, done.stderr
 
 
 def test_silver_a_failed_run_committed_shows_as_ingested_not_computed_and_the_next_run_computes_it(
-        before_next_day, tmp_path):  # noqa: F811
+        before_next_day, tmp_path):
     base, env = before_next_day
     shutil.copytree(base, tmp_path, dirs_exist_ok=True)
     wh = str(tmp_path / "wh")

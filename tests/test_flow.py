@@ -7,9 +7,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from spec_note import NOTE_DATE, note_chain
 
 from flows.sources import conform
+from tests import builders
+from tests.spec_note import NOTE_DATE, note_chain
 from transforms.flow import (
     BLOCKS_COLUMNS,
     BLOCKS_SCHEMA,
@@ -20,7 +21,6 @@ from transforms.flow import (
     flow_daily,
     unusual_contracts,
 )
-from transforms.osi import format_osi
 from transforms.trades import EXPIRED_CONTRACT, TRADE_SCHEMA, silver_trades, unknown_or_expired
 
 D1, D2 = date(2025, 12, 29), date(2025, 12, 30)
@@ -67,18 +67,8 @@ def test_quote_rule_takes_expressions_and_names_its_output_side():
 
 
 def silver_prints(rows: list[dict]) -> pl.LazyFrame:
-    """Silver print rows; contract fields from the 21-char symbol; defaults fill what a test leaves out."""
-    base = {"trade_date": D1, "exchange": "CBOE", "bid": None, "ask": None}
-    frame = pl.DataFrame([base | r for r in rows]).with_columns(
-        pl.col("option_symbol").str.slice(0, 6).str.strip_chars().alias("underlying_from_root"))
-    if "underlying" not in frame.columns:
-        frame = frame.with_columns(pl.col("underlying_from_root").alias("underlying"))
-    return frame.lazy().with_columns(
-        pl.col("underlying").fill_null(pl.col("underlying_from_root")),
-        pl.col("option_symbol").str.slice(6, 6).str.to_date("%y%m%d").alias("expiration"),
-        pl.col("option_symbol").str.slice(12, 1).alias("option_type"),
-        (pl.col("option_symbol").str.slice(13, 8).cast(pl.Int64) * 0.001).alias("strike"),
-    ).select(*[pl.col(c).cast(t) for c, t in TRADE_SCHEMA.items()])
+    """Silver prints on D1 (tests/builders.py)."""
+    return builders.silver_prints(rows, trade_date=D1)
 
 
 def at(hour: int, minute: int = 0, day: date = D1) -> datetime:
@@ -151,12 +141,9 @@ def test_no_prints_means_empty_typed_blocks():
 
 def chain_rows(rows: list[tuple]) -> pl.LazyFrame:
     """(trade_date, underlying, option_type, strike, volume, open_interest, last) -> silver-like chain rows."""
-    frame = pl.DataFrame(rows, schema={"trade_date": pl.Date, "underlying": pl.String, "option_type": pl.String,
-                                       "strike": pl.Float64, "volume": pl.Int64, "open_interest": pl.Int64,
-                                       "last": pl.Float64}, orient="row")
-    return frame.lazy().with_columns(pl.lit(date(2026, 1, 16)).alias("expiration")).with_columns(
-        format_osi(pl.col("underlying"), pl.col("expiration"), pl.col("option_type"), pl.col("strike"))
-        .alias("option_symbol"))
+    names = ["trade_date", "underlying", "option_type", "strike", "volume", "open_interest", "last"]
+    return builders.silver_chain([dict(zip(names, row, strict=True)) for row in rows],
+                                 columns=[*names, "expiration", "option_symbol"], expiration=date(2026, 1, 16))
 
 
 CHAINS = chain_rows([
@@ -243,9 +230,8 @@ def test_no_prints_at_all_means_empty_typed_flow():
 
 
 def note_silver_chain() -> pl.LazyFrame:
-    return note_chain().lazy().rename({"quote_date": "trade_date"}).with_columns(
-        format_osi(pl.col("underlying"), pl.col("expiration"), pl.col("option_type"), pl.col("strike"))
-        .alias("option_symbol"))
+    note = note_chain().rename({"quote_date": "trade_date"})
+    return builders.silver_chain(note.to_dicts(), columns=[*note.columns, "option_symbol"])
 
 
 def test_spec_note_prints_one_block_buy_and_the_stale_symbol_is_expired():

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.builders import CHAIN_MODEL_COLUMNS, SILVER_CHAIN_SCHEMA, osi, silver_chain
 from transforms import greeks
 from transforms.black_scholes import bs_delta, bs_gamma, bs_price
 from transforms.greeks import (
@@ -27,14 +28,9 @@ from transforms.greeks import (
 )
 
 D0 = date(2025, 6, 2)
-SCHEMA = {
-    "trade_date": pl.Date, "underlying": pl.String, "option_symbol": pl.String, "expiration": pl.Date,
-    "strike": pl.Float64, "option_type": pl.String, "open_interest": pl.Int64, "volume": pl.Int64,
-    "bid": pl.Float64, "ask": pl.Float64, "last": pl.Float64, "mid": pl.Float64,
-    "implied_volatility": pl.Float64, "delta": pl.Float64, "gamma": pl.Float64,
-    "underlying_price": pl.Float64, "dte": pl.Int64, "spot_derived": pl.Boolean, "iv_derived": pl.Boolean,
-    "greeks_derived": pl.Boolean, "_source_file": pl.String,
-}
+# The silver chain's columns up to greeks_derived, and its source file.
+SCHEMA = {c: SILVER_CHAIN_SCHEMA[c]
+          for c in [*CHAIN_MODEL_COLUMNS, "spot_derived", "iv_derived", "greeks_derived", "_source_file"]}
 
 
 def day(dte: int) -> date:
@@ -43,20 +39,17 @@ def day(dte: int) -> date:
 
 def chain(legs: list[dict], underlying="XYZ", trade_date=D0, spot=100.0) -> pl.LazyFrame:
     """Silver chain rows. Each leg: kind, dte, strike and any of oi, iv, delta, gamma, mid, spot."""
-    rows = []
-    for leg in legs:
-        expiration = trade_date + timedelta(days=leg["dte"])
-        mid = leg.get("mid", 1.0)
-        rows.append({
-            "trade_date": trade_date, "underlying": leg.get("underlying", underlying),
-            "option_symbol": f"{underlying:<6}{expiration:%y%m%d}{leg['kind']}{round(leg['strike'] * 1000):08d}",
-            "expiration": expiration, "strike": float(leg["strike"]), "option_type": leg["kind"],
-            "open_interest": leg.get("oi", 100), "volume": 10, "bid": mid, "ask": mid, "last": mid, "mid": mid,
-            "implied_volatility": leg.get("iv", 0.2), "delta": leg.get("delta", 0.5 if leg["kind"] == "C" else -0.5),
-            "gamma": leg.get("gamma", 0.01), "underlying_price": leg.get("spot", spot), "dte": leg["dte"],
-            "spot_derived": False, "iv_derived": False, "greeks_derived": False, "_source_file": "f.csv",
-        })
-    return pl.LazyFrame(rows, schema=SCHEMA, orient="row")
+    return silver_chain(
+        [{"underlying": leg.get("underlying", underlying),
+          "option_symbol": osi(trade_date + timedelta(days=leg["dte"]), leg["kind"], leg["strike"], underlying),
+          "expiration": trade_date + timedelta(days=leg["dte"]), "strike": float(leg["strike"]),
+          "option_type": leg["kind"], "open_interest": leg.get("oi", 100),
+          **dict.fromkeys(("bid", "ask", "last", "mid"), leg.get("mid", 1.0)),
+          "implied_volatility": leg.get("iv", 0.2), "delta": leg.get("delta", 0.5 if leg["kind"] == "C" else -0.5),
+          "gamma": leg.get("gamma", 0.01), "underlying_price": leg.get("spot", spot), "dte": leg["dte"]}
+         for leg in legs],
+        columns=list(SCHEMA), trade_date=trade_date, volume=10, spot_derived=False, iv_derived=False,
+        greeks_derived=False, _source_file="f.csv")
 
 
 def spot_frame(spot: float, underlying="XYZ", trade_date=D0) -> pl.LazyFrame:

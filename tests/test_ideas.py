@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flows.config import DEFAULT_CONFIG, ConfigError, load_settings
-from transforms.features import FEATURE_SCHEMA
+from tests.builders import features, osi, silver_chain
 from transforms.ideas import (
     EXPIRY_FIELDS,
     TRADE_IDEA_SCHEMA,
@@ -28,7 +28,6 @@ from transforms.ideas import (
     option_chain,
     trade_ideas,
 )
-from transforms.osi import format_osi
 from transforms.positioning import strike_open_interest
 
 D = date(2025, 12, 29)  # Monday
@@ -52,33 +51,14 @@ IWM = {
 }
 
 
-def features(*rows: dict) -> pl.LazyFrame:
-    """A feature frame with every FEATURE_SCHEMA column; what a row does not name is NULL."""
-    unknown = {k for r in rows for k in r} - set(FEATURE_SCHEMA)
-    assert not unknown, unknown
-    return pl.DataFrame([{c: r.get(c) for c in FEATURE_SCHEMA} for r in rows], schema=FEATURE_SCHEMA).lazy()
-
-
 def chain(legs: list[tuple], trade_date: date = D) -> pl.LazyFrame:
     """A silver chain. legs: (underlying, expiration, option_type, strike, open_interest, bid); ask = bid + 0.2."""
-    rows = [
-        {"trade_date": trade_date, "underlying": u, "expiration": e, "strike": float(k), "option_type": t,
-         "open_interest": oi, "volume": 10, "bid": bid, "ask": bid + 0.2, "mid": bid + 0.1,
-         "dte": (e - trade_date).days}
-        for u, e, t, k, oi, bid in legs
-    ]
-    schema = {"trade_date": pl.Date, "underlying": pl.String, "expiration": pl.Date, "strike": pl.Float64,
-              "option_type": pl.String, "open_interest": pl.Int64, "volume": pl.Int64, "bid": pl.Float64,
-              "ask": pl.Float64, "mid": pl.Float64, "dte": pl.Int64}
-    frame = pl.DataFrame(rows, schema=schema).with_columns(
-        format_osi(pl.col("underlying"), pl.col("expiration"), pl.col("option_type"), pl.col("strike"))
-        .alias("option_symbol"))
-    assert frame["option_symbol"].str.len_chars().to_list() == [21] * len(rows)
-    return frame.lazy()
-
-
-def osi(underlying: str, expiration: date, option_type: str, strike: float) -> str:
-    return f"{underlying:<6}{expiration:%y%m%d}{option_type}{round(strike * 1000):08d}"
+    return silver_chain(
+        [{"underlying": u, "expiration": e, "strike": float(k), "option_type": t, "open_interest": oi,
+          "bid": bid, "ask": bid + 0.2, "mid": bid + 0.1} for u, e, t, k, oi, bid in legs],
+        columns=["trade_date", "underlying", "expiration", "strike", "option_type", "open_interest", "volume",
+                 "bid", "ask", "mid", "dte", "option_symbol"],
+        trade_date=trade_date, volume=10)
 
 
 def ideas(feats: pl.LazyFrame, chains: pl.LazyFrame, *names: str, rules=None) -> pl.DataFrame:
@@ -498,7 +478,7 @@ def test_the_named_call_is_a_listed_strike_nearest_the_wall(strikes, wall):
     idea = only(out, symbol="IWM")
     expected = min(strikes, key=lambda s: (abs(s - wall), s)) / 2
     assert idea["strike"] == expected
-    assert idea["option_symbol"] == osi("IWM", JAN02, "C", expected)
+    assert idea["option_symbol"] == osi(JAN02, "C", expected, "IWM")
 
 
 # --- protective_put, stock_entry, put_breakdown -----------------------------------------------------

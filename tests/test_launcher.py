@@ -8,9 +8,9 @@ import sys
 
 import pytest
 import yaml
-from conftest import ROOT
 
 from flows.launcher import ALLOCATOR_VARIABLE, NIGHTLY_ALLOCATOR, allocator_environment
+from tests.helpers import ROOT
 
 POLARS_DEFAULT = "dirty_decay_ms:500,muzzy_decay_ms:1000"  # what polars sets when nobody else does
 
@@ -50,6 +50,7 @@ def _allocator_seen_by_polars(*argv: str) -> str:
     return next(line for line in done.stdout.splitlines() if line.startswith("CONF=")).removeprefix("CONF=")
 
 
+@pytest.mark.e2e
 def test_polars_starts_with_the_nightly_allocator_under_run_and_its_own_under_backfill():
     # polars appends an override it finds at import after its defaults (the last setting wins), so
     # seeing ours appended proves it was in place before polars loaded.
@@ -63,6 +64,7 @@ def test_the_work_pool_deployment_sets_it_too():
     assert nightly["work_pool"]["job_variables"]["env"][ALLOCATOR_VARIABLE] == NIGHTLY_ALLOCATOR
 
 
+@pytest.mark.e2e
 def test_the_temporary_prefect_server_gets_time_to_start_unless_told_otherwise():
     probe = ("import os, sys\n"
              "import flows.cli\n"

@@ -15,12 +15,14 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from conftest import CHAINSIGNALS
 from polars.testing import assert_frame_equal
 
 from flows.lake import Lake, Staging, lake_root
 from flows.nightly import backfill, nightly, with_dask
 from flows.pipeline import GOLD_TABLES
+from tests.helpers import CHAINSIGNALS
+
+pytestmark = pytest.mark.e2e
 
 BUCKET = "chainsignals-test"
 

@@ -14,7 +14,9 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from schemas.gold import GoldValidationError, IdeaOutcomes, validate_gold
+from tests.builders import BARS_SCHEMA, silver_bars
 from transforms.outcomes import (
+    BAR_COLUMNS,
     IDEA_OUTCOME_SCHEMA,
     exit_mid_sessions,
     idea_outcomes,
@@ -31,8 +33,7 @@ IDEA_SCHEMA: dict[str, pl.DataType] = {
     "entry_premium": pl.Float64(), "trigger_level": pl.Float64(), "trigger_direction": pl.String(),
     "target": pl.Float64(), "stop": pl.Float64(),
 }
-BAR_SCHEMA: dict[str, pl.DataType] = {"trade_date": pl.Date(), "symbol": pl.String(), "open": pl.Float64(),
-                                      "high": pl.Float64(), "low": pl.Float64(), "close": pl.Float64()}
+BAR_SCHEMA: dict[str, pl.DataType] = {c: BARS_SCHEMA[c] for c in BAR_COLUMNS}  # what the walk reads of a bar
 MID_SCHEMA: dict[str, pl.DataType] = {"trade_date": pl.Date(), "option_symbol": pl.String(), "mid": pl.Float64()}
 
 IDEA_DAY = (100.0, 101.5, 99.5, 100.5)  # crosses the trigger, but the idea's own session is not walked
@@ -44,8 +45,8 @@ CALL = "XYZ   260109C00105000"
 
 
 def bars(*ohlc: tuple[float, float, float, float], symbol: str = "XYZ") -> pl.LazyFrame:
-    return pl.DataFrame([{"trade_date": S[i], "symbol": symbol, "open": o, "high": h, "low": lo, "close": c}
-                         for i, (o, h, lo, c) in enumerate(ohlc)], schema=BAR_SCHEMA).lazy()
+    return silver_bars([{"trade_date": S[i], "open": o, "high": h, "low": lo, "close": c}
+                        for i, (o, h, lo, c) in enumerate(ohlc)], columns=BAR_COLUMNS, symbol=symbol)
 
 
 def idea(**fields) -> dict:

@@ -4,66 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from spec_note import NOTE_DATE, note_chain, write_note_landing
 
-from flows.config import DEFAULT_CONFIG
 from flows.lake import Lake
-from flows.nightly import backfill, nightly
+from flows.nightly import backfill
 from flows.pipeline import GOLD_TABLES, SILVER_ORDER, RejectedShareError, _in_order, _rows_on, history_start
 from flows.sources import SourceError, bronze_schema
 from flows.warehouse import WarehouseBusy, warehouse_lock
+from tests.helpers import config_with, gold, query, run_nightly
+from tests.spec_note import LAST_DAY, NEXT_DAY, NOTE_DATE, add_session, note_chain, write_note_landing
 from transforms.osi import format_osi
 from transforms.silver import silver_chains
 
-NEXT_DAY = date(2025, 12, 30)
-LAST_DAY = date(2025, 12, 31)
-
-
-@pytest.fixture(autouse=True)
-def _prefect(prefect_api):
-    return prefect_api
-
-
-def add_session(landing: Path, day: date, *, oi_bump: int = 0, drift: float = 0.5) -> None:
-    """Bars and IWM's chain for one more session, derived from the note's last day."""
-    bars = pl.read_csv(landing / "bars" / f"bars_{NOTE_DATE}.csv", try_parse_dates=True)
-    bars = bars.with_columns(pl.lit(day).alias("date"), *[(pl.col(c) + drift) for c in ("open", "high", "low", "close")])
-    bars.write_csv(landing / "bars" / f"bars_{day}.csv")
-    chain = note_chain(spot=249.80 + drift).with_columns(
-        pl.lit(day).alias("quote_date"),
-        (pl.col("open_interest") + pl.when((pl.col("strike") == 255) & (pl.col("option_type") == "C"))
-         .then(oi_bump).otherwise(0)).alias("open_interest"),
-    )
-    chain.write_csv(landing / "chains" / f"chains_{day}.csv")
-
-
-def run_nightly(root: Path, day: date | None = None, **kw):
-    return nightly(date=day, warehouse=str(root / "wh"), landing=str(root / "landing"), **kw)
-
-
-def config_with(tmp: Path, **ingest: float) -> str:
-    """The default config with [ingest] settings replaced (e.g. a looser reject limit)."""
-    text = DEFAULT_CONFIG.read_text()
-    for key, value in ingest.items():
-        text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
-    path = tmp / "chainsignals.toml"
-    path.write_text(text)
-    return str(path)
-
-
-def gold(root: Path, table: str, day: date) -> pl.DataFrame:
-    files = Lake(root / "wh" / "lake").files("gold", table, dates=[day])
-    frame = pl.read_parquet(files, hive_partitioning=True)
-    return frame.sort(frame.columns[:3])
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_api")]
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -71,20 +30,6 @@ def snapshot(root: Path) -> dict[str, str]:
     wh = root / "wh"
     return {str(p.relative_to(wh)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(wh.rglob("*")) if p.is_file() and "logs" not in p.parts and p.name != ".chainsignals.lock"}
-
-
-def query(root: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(root / "wh" / "signals.duckdb"), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
-
-
-@pytest.fixture()
-def note(tmp_path: Path) -> Path:
-    write_note_landing(tmp_path / "landing")
-    return tmp_path
 
 
 def test_bad_rows_are_quarantined_with_their_reason(note: Path):

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
+from tests.builders import CHAIN_MODEL_COLUMNS, silver_chain
 from transforms.positioning import (
     EXPIRY_LEVELS_COLUMNS,
     POSITIONING_COLUMNS,
@@ -32,48 +33,12 @@ def chain(legs, trade_date=D0, underlying="IWM", underlying_price=250.0) -> pl.L
     """A silver chain for one session. legs: (option_type, expiration, strike, open_interest, volume).
     underlying_price: one value, or one per leg."""
     prices = underlying_price if isinstance(underlying_price, list) else [underlying_price] * len(legs)
-    rows = [
-        {
-            "trade_date": trade_date,
-            "underlying": underlying,
-            "option_symbol": f"{underlying:<6}{expiration:%y%m%d}{kind}{round(strike * 1000):08d}",
-            "expiration": expiration,
-            "strike": float(strike),
-            "option_type": kind,
-            "open_interest": oi,
-            "volume": volume,
-            "bid": 1.0,
-            "ask": 1.2,
-            "last": 1.1,
-            "mid": 1.1,
-            "implied_volatility": 0.2,
-            "delta": 0.5 if kind == "C" else -0.5,
-            "gamma": 0.01,
-            "underlying_price": price,
-            "dte": (expiration - trade_date).days,
-        }
-        for (kind, expiration, strike, oi, volume), price in zip(legs, prices, strict=True)
-    ]
-    schema = {
-        "trade_date": pl.Date,
-        "underlying": pl.String,
-        "option_symbol": pl.String,
-        "expiration": pl.Date,
-        "strike": pl.Float64,
-        "option_type": pl.String,
-        "open_interest": pl.Int64,
-        "volume": pl.Int64,
-        "bid": pl.Float64,
-        "ask": pl.Float64,
-        "last": pl.Float64,
-        "mid": pl.Float64,
-        "implied_volatility": pl.Float64,
-        "delta": pl.Float64,
-        "gamma": pl.Float64,
-        "underlying_price": pl.Float64,
-        "dte": pl.Int64,
-    }
-    return pl.LazyFrame(rows, schema=schema, orient="row")
+    return silver_chain(
+        [{"expiration": expiration, "strike": float(strike), "option_type": kind, "open_interest": oi,
+          "volume": volume, "delta": 0.5 if kind == "C" else -0.5, "underlying_price": price}
+         for (kind, expiration, strike, oi, volume), price in zip(legs, prices, strict=True)],
+        columns=CHAIN_MODEL_COLUMNS, trade_date=trade_date, underlying=underlying,
+        bid=1.0, ask=1.2, last=1.1, mid=1.1, implied_volatility=0.2, gamma=0.01)
 
 
 # IWM on D0, spot 250. Per strike over the live expirations E1 and E2:

@@ -20,8 +20,12 @@ import duckdb
 import numpy as np
 import polars as pl
 import pytest
-from conftest import CHAINSIGNALS, ROOT
 from polars.testing import assert_frame_equal
+
+from tests import helpers
+from tests.helpers import ROOT
+
+pytestmark = pytest.mark.e2e
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 CHAIN_FILES = sorted((REALDATA / "spx_chains_2019").glob("SPX_*.csv.gz"))
@@ -36,8 +40,7 @@ KEYS = {"technicals_daily": ["symbol"], "positioning_daily": ["underlying"], "ex
 
 
 def cli(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CHAINSIGNALS), *args], capture_output=True, text=True, env=env, timeout=900,
-                          check=False)
+    return helpers.cli(*args, env=env, timeout=900)  # a backfill of the real files takes minutes
 
 
 def land(landing: Path, chain_files: list[Path]) -> None:

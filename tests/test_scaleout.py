@@ -13,6 +13,8 @@ from flows.lake import Lake
 from flows.nightly import backfill, with_dask
 from flows.pipeline import GOLD_TABLES, shard_of
 
+pytestmark = pytest.mark.e2e  # Prefect flows, and Dask worker processes
+
 
 def tables(root: Path) -> dict[str, list[tuple]]:
     con = duckdb.connect(str(root / "wh" / "signals.duckdb"), read_only=True)

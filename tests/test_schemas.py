@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, date, datetime
+from datetime import date
 
 import polars as pl
 import pytest
@@ -21,54 +21,20 @@ from schemas.gold import (
 )
 from schemas.quarantine import REASON, SYMBOL_PATTERN, StructuralError, split_duplicates, split_valid
 from schemas.silver import Bars, Chains, Trades
+from tests.builders import (
+    BARS_SCHEMA,
+    CHAINS_SCHEMA,
+    EXPIRY,
+    HOSTILE,
+    QUOTE,
+    TRADES_SCHEMA,
+    bar,
+    chain_row,
+    osi,
+    trade,
+)
 
-QUOTE = date(2025, 1, 2)
-EXPIRY = date(2025, 1, 17)
-HOSTILE = ["../etc", "IWM'; DROP TABLE x;--", "iwm", "", "IWM/..", " IWM", "ABCDEFGHIJK"]
-
-# --- builders: one good row, overridden per case ----------------------------------------------------------
-
-BARS_SCHEMA = {
-    "trade_date": pl.Date, "symbol": pl.Utf8, "open": pl.Float64, "high": pl.Float64, "low": pl.Float64,
-    "close": pl.Float64, "volume": pl.Int64, "adj_close": pl.Float64,
-}  # fmt: skip
-CHAINS_SCHEMA = {
-    "trade_date": pl.Date, "underlying": pl.Utf8, "option_symbol": pl.Utf8, "expiration": pl.Date,
-    "strike": pl.Float64, "option_type": pl.Utf8, "open_interest": pl.Int64, "volume": pl.Int64,
-    "bid": pl.Float64, "ask": pl.Float64, "last": pl.Float64, "mid": pl.Float64,
-    "implied_volatility": pl.Float64, "delta": pl.Float64, "gamma": pl.Float64,
-    "underlying_price": pl.Float64, "dte": pl.Int64, "_source_file": pl.Utf8,
-}  # fmt: skip
-TRADES_SCHEMA = {
-    "trade_date": pl.Date, "ts": pl.Datetime("us", "UTC"), "option_symbol": pl.Utf8, "underlying": pl.Utf8,
-    "expiration": pl.Date, "strike": pl.Float64, "option_type": pl.Utf8, "price": pl.Float64,
-    "size": pl.Int64, "bid": pl.Float64, "ask": pl.Float64, "exchange": pl.Utf8,
-}  # fmt: skip
-
-
-def bar(**changes) -> dict:
-    return {"trade_date": QUOTE, "symbol": "IWM", "open": 250.0, "high": 252.0, "low": 249.0, "close": 251.0,
-            "volume": 1_000_000, "adj_close": 251.0} | changes  # fmt: skip
-
-
-def osi(expiration: date, option_type: str, strike: float, root: str = "IWM") -> str:
-    return f"{root:<6}{expiration:%y%m%d}{option_type}{round(strike * 1000):08d}"
-
-
-def chain_row(**changes) -> dict:
-    row = {"trade_date": QUOTE, "underlying": "IWM", "expiration": EXPIRY, "strike": 250.0,
-           "option_type": "C", "open_interest": 100, "volume": 10, "bid": 1.0, "ask": 1.2, "last": 1.1,
-           "mid": 1.1, "implied_volatility": 0.2, "delta": 0.5, "gamma": 0.02, "underlying_price": 249.8,
-           "dte": 15, "_source_file": "chains/x.csv"} | changes  # fmt: skip
-    row.setdefault("option_symbol", osi(row["expiration"], "C", row["strike"]))
-    return row
-
-
-def trade(**changes) -> dict:
-    return {"trade_date": QUOTE, "ts": datetime(2025, 1, 2, 15, 30, tzinfo=UTC),
-            "option_symbol": osi(EXPIRY, "C", 250.0), "underlying": "IWM", "expiration": EXPIRY,
-            "strike": 250.0, "option_type": "C", "price": 1.1, "size": 10, "bid": 1.0, "ask": 1.2,
-            "exchange": "CBOE"} | changes  # fmt: skip
+# --- a bad row among good ones (the rows of tests/builders.py, overridden per case) -----------------------
 
 
 def frame(rows: list[dict], schema: dict) -> pl.DataFrame:

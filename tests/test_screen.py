@@ -17,7 +17,7 @@ from pandera.errors import SchemaErrors
 from schemas.gold import StrikeLevels
 from schemas.quarantine import meets_model, split_valid
 from schemas.silver import Bars, Chains, Trades
-from tests.test_schemas import (
+from tests.builders import (
     BARS_SCHEMA,
     CHAINS_SCHEMA,
     EXPIRY,

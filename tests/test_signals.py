@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from transforms.features import FEATURE_SCHEMA
+from tests import builders
 from transforms.signals import SCORE_COLUMNS, SIGNAL_COLUMNS, pcr_zscore, signals_daily
 from transforms.text import fmt_fixed, fmt_signed, fmt_value
 
@@ -19,12 +19,8 @@ NO_Z = pl.LazyFrame(schema=Z_SCHEMA)
 
 
 def features(*rows: dict, extra: dict[str, pl.DataType] | None = None) -> pl.LazyFrame:
-    """FEATURE_SCHEMA columns (plus `extra`); what a row does not name is NULL."""
-    schema = {**FEATURE_SCHEMA, **(extra or {})}
-    unknown = {k for r in rows for k in r} - set(schema)
-    assert not unknown, unknown
-    full = [{"trade_date": D, **{c: r.get(c) for c in schema if c != "trade_date"}, **r} for r in rows]
-    return pl.DataFrame(full, schema=schema).lazy()
+    """Feature rows on D (tests/builders.py), with `extra` columns beyond FEATURE_SCHEMA."""
+    return builders.features(*rows, extra=extra, trade_date=D)
 
 
 def signals(*rows: dict, z: list[tuple[str, float | None]] | None = None, extra=None, **kwargs) -> dict[str, dict]:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from pathlib import Path
+from datetime import date
 
 import polars as pl
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from flows.sources import conform
 from schemas.quarantine import split_valid
 from schemas.silver import Trades
+from tests.builders import bronze_prints, print_row, silver_chain
 from transforms.osi import format_osi, is_canonical_osi, parse_fixed_osi, parse_osi
 from transforms.silver import LINEAGE_COLUMNS
 from transforms.trades import (
@@ -25,22 +24,6 @@ from transforms.trades import (
     silver_trades,
     unknown_or_expired,
 )
-
-INGESTED = datetime(2025, 12, 30, 1, 0, tzinfo=UTC)
-PATH = Path("/landing/trades/trades_2025-12-29.csv")
-
-
-def bronze_prints(rows: list[dict]) -> pl.DataFrame:
-    """Landing text rows -> bronze via the real reader (flows.sources.conform)."""
-    columns = ["ts", "option_symbol", "price", "size", "bid", "ask", "exchange", "underlying"]
-    text = pl.DataFrame([{c: r.get(c) for c in columns} for r in rows], schema={c: pl.String for c in columns})
-    bronze, _ = conform(text, "trades", PATH, PATH.name, INGESTED)
-    return bronze
-
-
-def print_row(symbol: str, ts: str = "2025-12-29T15:30:00Z", **extra) -> dict:
-    return {"ts": ts, "option_symbol": symbol, "price": "4.10", "size": "10", "bid": "4.00", "ask": "4.10",
-            "exchange": "CBOE"} | extra
 
 
 def test_every_spelling_becomes_the_21_char_symbol_with_its_contract():
@@ -101,12 +84,9 @@ def test_incoming_trade_date_is_replaced_by_the_session_of_ts():
 
 
 def chain(day: date, contracts: list[tuple[str, date, str, float]]) -> pl.LazyFrame:
-    frame = pl.DataFrame(contracts, schema=["underlying", "expiration", "option_type", "strike"], orient="row")
-    return frame.lazy().with_columns(
-        pl.lit(day).alias("trade_date"),
-        format_osi(pl.col("underlying"), pl.col("expiration"), pl.col("option_type"), pl.col("strike"))
-        .alias("option_symbol"),
-    )
+    return silver_chain([{"underlying": u, "expiration": e, "option_type": t, "strike": k} for u, e, t, k in contracts],
+                        columns=["underlying", "expiration", "option_type", "strike", "trade_date", "option_symbol"],
+                        trade_date=day)
 
 
 def test_unknown_and_expired_contracts_are_flagged_with_reasons():

@@ -365,6 +365,7 @@ def test_missing_extra_gives_a_clear_error(monkeypatch):
         fetch_chain("IWM")
 
 
+@pytest.mark.e2e
 def test_yfinance_is_imported_only_when_used():
     code = "import sys, flows.yfinance_source, flows.sources_vendors; print('yfinance' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -8,20 +8,20 @@ from datetime import date
 import polars as pl
 import pytest
 
+from tests.builders import silver_chain
 from transforms.yardsticks import expiry_yardsticks
 
 D = date(2026, 3, 2)
 NEAR, FAR = date(2026, 3, 20), date(2026, 4, 17)
-CHAIN_SCHEMA = {"trade_date": pl.Date, "underlying": pl.String, "expiration": pl.Date, "strike": pl.Float64,
-                "option_type": pl.String, "mid": pl.Float64, "implied_volatility": pl.Float64,
-                "delta": pl.Float64, "underlying_price": pl.Float64}
 
 
 def chain(legs: list[tuple], spot: float = 100.0) -> pl.LazyFrame:
     """legs: (expiration, option_type, strike, mid, iv, delta)."""
-    return pl.DataFrame([{"trade_date": D, "underlying": "XYZ", "expiration": e, "strike": k, "option_type": t,
-                          "mid": mid, "implied_volatility": iv, "delta": delta, "underlying_price": spot}
-                         for e, t, k, mid, iv, delta in legs], schema=CHAIN_SCHEMA).lazy()
+    return silver_chain([{"expiration": e, "strike": k, "option_type": t, "mid": mid, "implied_volatility": iv,
+                          "delta": delta} for e, t, k, mid, iv, delta in legs],
+                        columns=["trade_date", "underlying", "expiration", "strike", "option_type", "mid",
+                                 "implied_volatility", "delta", "underlying_price"],
+                        trade_date=D, underlying="XYZ", underlying_price=spot)
 
 
 def forwards(**by_expiry: float) -> pl.LazyFrame:

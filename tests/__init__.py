@@ -1,0 +1,1 @@
+"""chainsignals' tests: a package, so shared modules (builders, helpers, spec_note) import as `tests.<name>`."""
