@@ -48,7 +48,7 @@ CHAIN_COLUMNS: dict[str, pl.DataType] = {
     "open_interest": pl.Int64(), "volume": pl.Int64(), "bid": pl.Float64(), "ask": pl.Float64(),
     "mid": pl.Float64(),
 }
-_KEYS = {"trade_date": pl.Date(), "underlying": pl.String()}
+_KEYS = {"trade_date": pl.Date(), "symbol": pl.String()}
 
 
 class BacktestError(Exception):
@@ -87,12 +87,13 @@ def session_ideas(lake: Lake, batch: list[date], rule_sets: dict[str, tuple[Rule
     gold = lambda table, schema, key: _of(lake.scan("gold", table, schema, dates=batch), key, symbols)
     features = join_features(
         gold("technicals_daily", TECHNICAL_FEATURES, "symbol"),
-        gold("positioning_daily", {**_KEYS, **POSITIONING_FEATURES}, "underlying"),
-        gold("flow_daily", {**_KEYS, **FLOW_FEATURES}, "underlying"))
+        gold("positioning_daily", {**_KEYS, **POSITIONING_FEATURES}, "symbol"),
+        gold("flow_daily", {**_KEYS, **FLOW_FEATURES}, "symbol"))
     signals = gold("signals_daily", {"trade_date": pl.Date(), "symbol": pl.String(), **SIGNAL_FEATURES}, "symbol")
     rows = with_signals(features, signals).collect().lazy()
     chains = _of(lake.scan("silver", "chains", CHAIN_COLUMNS, dates=batch), "underlying", symbols).collect().lazy()
-    yardsticks = gold("expiry_levels", {**_KEYS, "expiration": pl.Date(), **YARDSTICK_COLUMNS}, "underlying")
+    yardsticks = gold("expiry_levels", {**_KEYS, "expiration": pl.Date(), **YARDSTICK_COLUMNS}, "symbol").rename(
+        {"symbol": "underlying"})
     contracts = option_contracts(chains, strike_open_interest(chains), yardsticks)
     return {name: trade_ideas(rows, contracts, rules).collect(engine="in-memory") for name, rules in rule_sets.items()}
 
