@@ -524,8 +524,10 @@ class GoldTable:
     key: tuple[str, ...]
     # The transform computing it (module.function); flows/pipeline.py build_gold calls it.
     producer: str
-    # Whether the key identifies a row: then it is the warehouse table's PRIMARY KEY.
-    unique_key: bool = True
+    # The key as the warehouse table's PRIMARY KEY. Only where the key identifies a row and the table
+    # has a few rows per symbol and session: DuckDB's index on the per-expiry and per-strike tables
+    # would cost the nightly's load more than the rest of it and grow the file several times over.
+    primary_key: bool = True
 
     @property
     def name(self) -> str:
@@ -542,11 +544,11 @@ class GoldTable:
 
     def ddl(self) -> str:
         """CREATE TABLE IF NOT EXISTS with every column's type, NOT NULL where the model refuses NULL,
-        and the key as PRIMARY KEY where it is unique."""
+        and the key as PRIMARY KEY where declared."""
         columns = self.model.to_schema().columns
         lines = [f"    {quoted(name)} {duckdb_type(column.dtype.type)}{'' if column.nullable else ' NOT NULL'}"
                  for name, column in columns.items()]
-        if self.unique_key:
+        if self.primary_key:
             lines.append(f"    PRIMARY KEY ({', '.join(quoted(c) for c in self.key)})")
         return f"CREATE TABLE IF NOT EXISTS {self.name} (\n" + ",\n".join(lines) + "\n)"
 
@@ -564,11 +566,13 @@ class GoldTable:
 GOLD: tuple[GoldTable, ...] = (
     GoldTable(TechnicalsDaily, ("trade_date", "symbol"), "transforms.technicals.technicals_daily"),
     GoldTable(PositioningDaily, ("trade_date", "symbol"), "transforms.positioning.positioning_daily"),
-    GoldTable(ExpiryLevels, ("trade_date", "symbol", "expiration"), "transforms.positioning.expiry_levels"),
-    GoldTable(StrikeLevels, ("trade_date", "symbol", "side", "rank"), "transforms.positioning.strike_levels"),
+    GoldTable(ExpiryLevels, ("trade_date", "symbol", "expiration"), "transforms.positioning.expiry_levels",
+              primary_key=False),
+    GoldTable(StrikeLevels, ("trade_date", "symbol", "side", "rank"), "transforms.positioning.strike_levels",
+              primary_key=False),
     # Two prints alike in every column are both real: no key identifies a block.
     GoldTable(Blocks, ("trade_date", "symbol", "ts", "option_symbol", "size", "price"), "transforms.flow.blocks",
-              unique_key=False),
+              primary_key=False),
     GoldTable(FlowDaily, ("trade_date", "symbol"), "transforms.flow.flow_daily"),
     GoldTable(SignalsDaily, ("trade_date", "symbol"), "transforms.signals.signals_daily"),
     GoldTable(TradeIdeas, ("trade_date", "symbol", "rule", "idea_id"), "transforms.ideas.trade_ideas"),
