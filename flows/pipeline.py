@@ -751,12 +751,21 @@ def _with_iv_rank(lake: Lake, batch: list[date], since: date, positioning: pl.Da
     return positioning.join(ranks.collect(), on=["trade_date", "underlying"], how="left")
 
 
+def _scan_gold(lake: Lake, table: str, schema: dict[str, pl.DataType], **select) -> pl.LazyFrame:
+    """A gold table's partitions with `schema`'s columns. Files written before gold named the instrument
+    `symbol` hold it as `underlying`: either is read as `symbol`."""
+    if "symbol" not in schema:
+        return lake.scan("gold", table, schema, **select)
+    either = {**schema, **{old: pl.String() for old in GOLD_RENAMES}}
+    return lake.scan("gold", table, either, **select).with_columns(
+        pl.coalesce("symbol", *GOLD_RENAMES)).select(list(schema))
+
+
 def _gold_positioning(lake: Lake, columns: dict[str, pl.DataType], **select) -> pl.LazyFrame:
     """Earlier sessions of gold positioning_daily in the transforms' vocabulary (trade_date, underlying,
-    *columns). Files written before gold named the instrument `symbol` hold `underlying`: either is read."""
-    schema = {"trade_date": pl.Date(), "symbol": pl.String(), "underlying": pl.String(), **columns}
-    return lake.scan("gold", "positioning_daily", schema, **select).select(
-        "trade_date", pl.coalesce("symbol", "underlying").alias("underlying"), *columns)
+    *columns)."""
+    schema = {"trade_date": pl.Date(), "symbol": pl.String(), **columns}
+    return _scan_gold(lake, "positioning_daily", schema, **select).rename({"symbol": "underlying"})
 
 
 def _of_symbols(bars: pl.LazyFrame, symbols: list[str]) -> pl.LazyFrame:
@@ -780,7 +789,7 @@ def _write_gold(lake: Lake, table: str, frame: pl.DataFrame, dates: list[date], 
         lake.write_partitions(frame.sort(key, nulls_last=True), "gold", table, dates=dates,
                               part=part, exclusive=False)
     elif symbols:  # keep the other symbols' rows of these partitions
-        kept = lake.scan("gold", table, dict(frame.schema), dates=dates).filter(~pl.col("symbol").is_in(symbols))
+        kept = _scan_gold(lake, table, dict(frame.schema), dates=dates).filter(~pl.col("symbol").is_in(symbols))
         frame = pl.concat([kept.collect(), frame])
     if not part:
         lake.write_partitions(frame.sort(key, nulls_last=True), "gold", table, dates=dates)

@@ -159,3 +159,22 @@ def test_latest_idea_outcomes_is_each_ideas_latest_snapshot(built: Built):
         WHERE trade_date = (SELECT max(trade_date) FROM idea_outcomes AS i WHERE i.idea_id = o.idea_id)
         ORDER BY idea_id""")
     assert latest == expected and len(latest) == snapshots[1]
+
+
+def test_gold_files_from_before_the_rename_are_read_by_symbol(tmp_path: Path):
+    """A lake whose earlier gold still names the instrument `underlying` keeps feeding IV rank, the PCR
+    history, the OI changes and a --symbols re-run's kept rows."""
+    from flows.lake import Lake
+    from flows.pipeline import _gold_positioning, _scan_gold
+
+    lake = Lake(tmp_path)
+    old = tmp_path / "gold" / "positioning_daily" / "trade_date=2025-01-02"
+    old.mkdir(parents=True)
+    pl.DataFrame({"underlying": ["IWM"], "pcr_oi": [1.5]}).write_parquet(old / "part-0.parquet")
+    lake.write_partitions(pl.DataFrame({"trade_date": [date(2025, 1, 3)], "symbol": ["SPY"], "pcr_oi": [0.7]}),
+                          "gold", "positioning_daily")
+    schema = {"trade_date": pl.Date(), "symbol": pl.String(), "pcr_oi": pl.Float64()}
+    assert _scan_gold(lake, "positioning_daily", schema).collect().rows() == [
+        (date(2025, 1, 2), "IWM", 1.5), (date(2025, 1, 3), "SPY", 0.7)]
+    assert _gold_positioning(lake, {"pcr_oi": pl.Float64()}).collect().columns == ["trade_date", "underlying",
+                                                                                    "pcr_oi"]
