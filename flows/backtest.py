@@ -49,7 +49,7 @@ CHAIN_COLUMNS: dict[str, pl.DataType] = {
     "mid": pl.Float64(),
 }
 # The symbol column of the gold tables keyed by underlying (positioning_daily, flow_daily, expiry_levels).
-GOLD_SYMBOL = "underlying"
+GOLD_SYMBOL = "symbol"
 _KEYS = {"trade_date": pl.Date(), GOLD_SYMBOL: pl.String()}
 _MID_COLUMNS = {"trade_date": pl.Date(), "option_symbol": pl.String(), "mid": pl.Float64()}
 
@@ -101,7 +101,8 @@ def session_ideas(lake: Lake, batch: list[date], rule_sets: dict[str, tuple[Rule
     signals = gold("signals_daily", {"trade_date": pl.Date(), "symbol": pl.String(), **SIGNAL_FEATURES}, "symbol")
     rows = with_signals(features, signals).collect().lazy()
     chains = _of(lake.scan("silver", "chains", CHAIN_COLUMNS, dates=batch), "underlying", symbols).collect().lazy()
-    yardsticks = gold("expiry_levels", {**_KEYS, "expiration": pl.Date(), **YARDSTICK_COLUMNS}, GOLD_SYMBOL)
+    yardsticks = gold("expiry_levels", {**_KEYS, "expiration": pl.Date(), **YARDSTICK_COLUMNS}, GOLD_SYMBOL).rename(
+        {GOLD_SYMBOL: "underlying"})
     # Built once for every rule set of the batch.
     contracts = option_chain(chains, strike_open_interest(chains), yardsticks).collect()
     ideas = {name: trade_ideas(rows, contracts, rules).collect(engine="in-memory") for name, rules in rule_sets.items()}

@@ -39,6 +39,10 @@ CODECS = {"bronze": "lz4"}
 # Bronze is read back whole, partition by partition, never filtered: min/max statistics (about 10% of
 # its write CPU) would serve no reader.
 STATISTICS = {"bronze": False}
+# Layers whose files also hold their partition column `trade_date` (a DATE, first), so readers that ignore
+# folder names (pyarrow or pandas on a file, polars globs) still see the date (SPEC 2). Bronze is the
+# delivery as it came; quarantine keeps undated rows, whose partition date is not theirs.
+DATED_LAYERS = ("silver", "gold")
 # Staged files waiting for the background writer; staging waits beyond this, so a run that parses
 # faster than it writes (a backfill) never holds more than a few frames in memory for the writer.
 MAX_QUEUED_WRITES = 3
@@ -275,7 +279,7 @@ class Lake:
         by_date = split_dates(frame)
         listing = self.remote_listing(layer, dataset) if self.remote and exclusive else {}
         for day in sorted(set(by_date) | set(dates or ())):
-            data = by_date.get(day, frame.clear()).drop("trade_date")
+            data = _file_columns(by_date.get(day, frame.clear()), layer)
             folder = self.partition_dir(layer, dataset, day)
             target = folder / f"{part}.parquet"
             write_atomic(data, target)
@@ -430,6 +434,14 @@ def scan_files(files: list[LakePath], schema: dict[str, pl.DataType]) -> pl.Lazy
                            schema=_without_date(schema)).select(list(schema))
 
 
+def _file_columns(frame: pl.DataFrame, layer: str) -> pl.DataFrame:
+    """The columns a partition file of `layer` holds: `trade_date` first in dated layers, none elsewhere
+    (a selection, no copy of the rows)."""
+    if layer in DATED_LAYERS and "trade_date" in frame.columns:
+        return frame.select("trade_date", pl.exclude("trade_date"))
+    return frame.drop("trade_date", strict=False)
+
+
 def _without_date(schema: dict[str, pl.DataType]) -> dict[str, pl.DataType]:
     return {c: t for c, t in schema.items() if c != "trade_date"}
 
@@ -482,7 +494,7 @@ class Staging:
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staging-writer")
         self.writes[staged] = self._writer.submit(
-            _write_and_hash, frame.drop("trade_date", strict=False), staged, CODECS.get(layer, "zstd"),
+            _write_and_hash, _file_columns(frame, layer), staged, CODECS.get(layer, "zstd"),
             STATISTICS.get(layer, True))
         self.moves.append((staged, final, exclusive, (layer, dataset, day)))
         self._moves_by_partition.setdefault((layer, dataset, day), []).append((staged, final, exclusive))

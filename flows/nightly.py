@@ -213,7 +213,7 @@ def report_symbols(settings: Settings, day: date) -> list[str] | None:
     try:
         rows = con.execute(
             "SELECT s.symbol FROM signals_daily AS s LEFT JOIN positioning_daily AS p "
-            "ON p.trade_date = s.trade_date AND p.underlying = s.symbol WHERE s.trade_date = ? "
+            "ON p.trade_date = s.trade_date AND p.symbol = s.symbol WHERE s.trade_date = ? "
             "ORDER BY coalesce(p.call_oi + p.put_oi, 0) DESC, s.symbol", [day]).fetchall()
     finally:
         con.close()

@@ -48,18 +48,7 @@ from flows.sources import (
     now_utc,
     read_text_frame,
 )
-from schemas.gold import (
-    Blocks,
-    ExpiryLevels,
-    FlowDaily,
-    IdeaOutcomes,
-    PositioningDaily,
-    SignalsDaily,
-    StrikeLevels,
-    TechnicalsDaily,
-    TradeIdeas,
-    validate_gold,
-)
+from schemas.gold import GOLD_BY_NAME, GOLD_TABLES, validate_gold
 from schemas.quarantine import NOT_A_SESSION, REASON, split_duplicates, split_valid
 from schemas.silver import Bars, Chains, Trades
 from transforms.features import join_features, with_signals
@@ -103,24 +92,8 @@ SILVER_MODELS = {"bars": Bars, "chains": Chains, "trades": Trades}
 SILVER_ORDER = {"bars": ["trade_date", "symbol"],
                 "chains": ["trade_date", "underlying", "option_symbol", "strike"],
                 "trades": ["ts", "_source_file", "_source_row"]}
-GOLD_TABLES = ("technicals_daily", "positioning_daily", "expiry_levels", "strike_levels", "blocks", "flow_daily",
-               "signals_daily", "trade_ideas", "idea_outcomes")
-# Each gold table is written sorted by its key, so a file's rows never depend on join or thread order.
-GOLD_KEYS = {
-    "technicals_daily": ["trade_date", "symbol"],
-    "positioning_daily": ["trade_date", "underlying"],
-    "expiry_levels": ["trade_date", "underlying", "expiration"],
-    "strike_levels": ["trade_date", "underlying", "side", "rank"],
-    "blocks": ["trade_date", "underlying", "ts", "option_symbol", "size", "price"],
-    "flow_daily": ["trade_date", "underlying"],
-    "signals_daily": ["trade_date", "symbol"],
-    "trade_ideas": ["trade_date", "symbol", "rule", "idea_id"],
-    "idea_outcomes": ["trade_date", "idea_id"],
-}
-GOLD_MODELS = {"technicals_daily": TechnicalsDaily, "positioning_daily": PositioningDaily,
-               "expiry_levels": ExpiryLevels, "strike_levels": StrikeLevels, "blocks": Blocks,
-               "flow_daily": FlowDaily, "signals_daily": SignalsDaily, "trade_ideas": TradeIdeas,
-               "idea_outcomes": IdeaOutcomes}
+# The instrument a chain row is on: `underlying` in silver (the landing name), `symbol` in gold (SPEC 2).
+GOLD_RENAMES = {"underlying": "symbol"}
 
 
 class RejectedShareError(Exception):
@@ -662,11 +635,10 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
         write("strike_levels", strike_levels(chains, previous_chains=previous_chains, top_n=settings.top_strikes,
                                              spot=spot, prior_dates=prior_dates).collect(), batch, started=started)
 
-        features = join_features(technicals.lazy().filter(pl.col("trade_date").is_in(batch)), positioning.lazy(),
-                                 flow.lazy())
+        features = join_features(technicals.lazy().filter(pl.col("trade_date").is_in(batch)),
+                                 positioning.lazy().rename(GOLD_RENAMES), flow.lazy().rename(GOLD_RENAMES))
         history = pl.concat([
-            lake.scan("gold", "positioning_daily", {"trade_date": pl.Date(), "underlying": pl.String(),
-                                                     "pcr_oi": pl.Float64()}, start=since, end=batch[0])
+            _gold_positioning(lake, {"pcr_oi": pl.Float64()}, start=since, end=batch[0])
             .filter(pl.col("trade_date") < batch[0]),
             positioning.lazy().select("trade_date", "underlying", "pcr_oi"),
         ])
@@ -792,8 +764,7 @@ def _previous_oi_totals(lake: Lake, day: date | None, chains: pl.LazyFrame | Non
     # Object storage keeps whole seconds: there a tie may hide a later delivery, so only a strictly
     # newer gold row is trusted.
     if gold and (built > delivered or (built == delivered and not lake.remote)):
-        schema = {"trade_date": pl.Date(), "underlying": pl.String(), "call_oi": pl.Int64(), "put_oi": pl.Int64()}
-        return _only(lake.scan("gold", "positioning_daily", schema, dates=[day]), symbols)
+        return _only(_gold_positioning(lake, {"call_oi": pl.Int64(), "put_oi": pl.Int64()}, dates=[day]), symbols)
     return positioning_daily(chains).select(columns)
 
 
@@ -832,14 +803,30 @@ def _with_iv_rank(lake: Lake, batch: list[date], since: date, positioning: pl.Da
     """IV rank and percentile of atm_iv_30 against the sessions in the lake from `since` up to each
     row's date."""
     history = pl.concat([
-        lake.scan("gold", "positioning_daily", {"trade_date": pl.Date(), "underlying": pl.String(),
-                                                 "atm_iv_30": pl.Float64()}, start=since, end=batch[0])
+        _gold_positioning(lake, {"atm_iv_30": pl.Float64()}, start=since, end=batch[0])
         .filter(pl.col("trade_date") < batch[0]),
         positioning.lazy().select("trade_date", "underlying", "atm_iv_30"),
     ])
     ranks = iv_rank_percentile(history).filter(pl.col("trade_date").is_in(batch)).select(
         "trade_date", "underlying", "iv_rank_252", "iv_percentile_252")
     return positioning.join(ranks.collect(), on=["trade_date", "underlying"], how="left")
+
+
+def _scan_gold(lake: Lake, table: str, schema: dict[str, pl.DataType], **select) -> pl.LazyFrame:
+    """A gold table's partitions with `schema`'s columns. Files written before gold named the instrument
+    `symbol` hold it as `underlying`: either is read as `symbol`."""
+    if "symbol" not in schema:
+        return lake.scan("gold", table, schema, **select)
+    either = {**schema, **{old: pl.String() for old in GOLD_RENAMES}}
+    return lake.scan("gold", table, either, **select).with_columns(
+        pl.coalesce("symbol", *GOLD_RENAMES)).select(list(schema))
+
+
+def _gold_positioning(lake: Lake, columns: dict[str, pl.DataType], **select) -> pl.LazyFrame:
+    """Earlier sessions of gold positioning_daily in the transforms' vocabulary (trade_date, underlying,
+    *columns)."""
+    schema = {"trade_date": pl.Date(), "symbol": pl.String(), **columns}
+    return _scan_gold(lake, "positioning_daily", schema, **select).rename({"symbol": "underlying"})
 
 
 def _of_symbols(bars: pl.LazyFrame, symbols: list[str]) -> pl.LazyFrame:
@@ -856,16 +843,17 @@ def _only(frame: pl.LazyFrame, symbols: list[str] | None) -> pl.LazyFrame:
 def _write_gold(lake: Lake, table: str, frame: pl.DataFrame, dates: list[date], *,
                 counts: dict[str, dict[date, int]], stats: StageStats, started: datetime,
                 symbols: list[str] | None = None, part: str | None = None) -> None:
-    validate_gold(frame, GOLD_MODELS[table])
+    gold = GOLD_BY_NAME[table]
+    frame = validate_gold(frame.rename(GOLD_RENAMES, strict=False), gold.model)
+    key = list(gold.key)
     if part:  # a shard: its own file beside the other shards'
-        lake.write_partitions(frame.sort(GOLD_KEYS[table], nulls_last=True), "gold", table, dates=dates,
+        lake.write_partitions(frame.sort(key, nulls_last=True), "gold", table, dates=dates,
                               part=part, exclusive=False)
     elif symbols:  # keep the other symbols' rows of these partitions
-        key = "symbol" if "symbol" in frame.columns else "underlying"
-        kept = lake.scan("gold", table, dict(frame.schema), dates=dates).filter(~pl.col(key).is_in(symbols))
+        kept = _scan_gold(lake, table, dict(frame.schema), dates=dates).filter(~pl.col("symbol").is_in(symbols))
         frame = pl.concat([kept.collect(), frame])
     if not part:
-        lake.write_partitions(frame.sort(GOLD_KEYS[table], nulls_last=True), "gold", table, dates=dates)
+        lake.write_partitions(frame.sort(key, nulls_last=True), "gold", table, dates=dates)
     per_day = dict(frame.group_by("trade_date").len().iter_rows())
     for day in dates:
         counts[table][day] = per_day.get(day, 0)

@@ -101,22 +101,22 @@ class ReportIndex:
 # ------------------------------------------------------------------------------------ warehouse
 
 
-KEYS = {"iv_history": "underlying"}
+KEYS = {"iv_history": "symbol"}
 """The symbol column of frames load_day reads besides DAY_QUERIES'."""
 DAY_QUERIES: dict[str, str] = {
     # table -> (symbol column); every query is parameterised on (day, symbols)
     "technicals_daily": "symbol",
-    "positioning_daily": "underlying",
+    "positioning_daily": "symbol",
     "signals_daily": "symbol",
-    "flow_daily": "underlying",
+    "flow_daily": "symbol",
     "idea_display": "symbol",  # the ideas as they read (sql/views/idea_display.sql)
-    "strike_levels": "underlying",
-    "blocks": "underlying",
+    "strike_levels": "symbol",
+    "blocks": "symbol",
 }
 ORDER_BY = {
     "idea_display": "symbol, rule, idea_id",
-    "strike_levels": "underlying, side, rank",
-    "blocks": "underlying, notional DESC, ts",
+    "strike_levels": "symbol, side, rank",
+    "blocks": "symbol, notional DESC, ts",
 }
 
 
@@ -182,14 +182,14 @@ IV_RANK_SESSIONS = 252
 # Sessions with an ATM IV per underlying among the IV_RANK_SESSIONS sessions up to the day: what its IV
 # rank was computed from.
 IV_HISTORY_SQL = """
-    SELECT underlying, count(atm_iv_30) AS iv_sessions
+    SELECT symbol, count(atm_iv_30) AS iv_sessions
     FROM positioning_daily
     WHERE trade_date <= ? AND trade_date >= (
         SELECT coalesce(min(trade_date), DATE '0001-01-01') FROM (
             SELECT DISTINCT trade_date FROM positioning_daily WHERE trade_date <= ?
             ORDER BY trade_date DESC LIMIT ?))
-      AND underlying IN (SELECT UNNEST(?::VARCHAR[]))
-    GROUP BY underlying"""
+      AND symbol IN (SELECT UNNEST(?::VARCHAR[]))
+    GROUP BY symbol"""
 
 
 def _day_ideas(con: duckdb.DuckDBPyConnection, day: date) -> pl.DataFrame:

@@ -19,12 +19,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import polars as pl
 
 from flows.faults import crash_point, disk_full_point
 from flows.lake import GoldStagedLake, Lake, roll_forward, uri, write_journal
+
+if TYPE_CHECKING:
+    from schemas.gold import GoldTable
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
@@ -132,11 +136,6 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
-                            [table]).fetchall()[0][0])
-
-
 def _gold_source(con: duckdb.DuckDBPyConnection, lake: Lake, table: str, files: list) -> str:
     """What the load selects from: DuckDB reads local gold files itself; from object storage polars
     reads them (DuckDB's httpfs extension would be a download at run time) and DuckDB scans the Arrow."""
@@ -148,16 +147,30 @@ def _gold_source(con: duckdb.DuckDBPyConnection, lake: Lake, table: str, files: 
     return f"gold_{table}"
 
 
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    return {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
+
+
+def declare_gold_table(con: duckdb.DuckDBPyConnection, table: GoldTable) -> None:
+    """The gold table as its model declares it (types, NOT NULL, key, comments). A database from before
+    gold named the instrument `symbol` gets its column renamed; its other columns stay as they were."""
+    con.execute(table.ddl())
+    columns = _columns(con, table.name)
+    if "underlying" in columns and "symbol" not in columns:
+        con.execute(f"ALTER TABLE {table.name} RENAME COLUMN underlying TO symbol")
+        columns = _columns(con, table.name)
+    for statement in table.comments(columns):
+        con.execute(statement)
+
+
 def _load_table(con: duckdb.DuckDBPyConnection, lake: Lake, table: str, dates: list[date]) -> int:
     files = lake.files("gold", table, dates=dates)
     if not files:
         return 0
     source = _gold_source(con, lake, table, files)
     select = f"SELECT trade_date, * EXCLUDE (trade_date) FROM {source}"
-    if not _table_exists(con, table):
-        con.execute(f"CREATE TABLE {table} AS {select} LIMIT 0")
-    existing = {r[0] for r in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
+    existing = _columns(con, table)
     for name, dtype, *_ in con.execute(f"DESCRIBE {select}").fetchall():
         if name not in existing:  # gold gained a column: the table gains it too (older rows NULL)
             con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {dtype}')
@@ -197,6 +210,8 @@ def publish(database: Path, lake: Lake, tables: dict[str, list[date]], runs: pl.
     the swap: a journal written once the new database is complete records both, and `roll_forward`
     carries them out (the next run finishes it if this one is killed half-way). Before the journal,
     a failure leaves the lake's gold and the database as they were."""
+    from schemas.gold import GOLD  # pandera costs a second to import: read-only commands do without it
+
     database.parent.mkdir(parents=True, exist_ok=True)
     roll_forward(database.parent)  # a publish killed after its decision: finish it before the next one
     check_no_writer(database)
@@ -214,6 +229,8 @@ def publish(database: Path, lake: Lake, tables: dict[str, list[date]], runs: pl.
             con.execute("BEGIN TRANSACTION")
             for ddl in sql_files("tables"):
                 con.execute(ddl.read_text())
+            for gold in GOLD:
+                declare_gold_table(con, gold)
             for index, (table, dates) in enumerate(tables.items()):
                 if index == len(tables) // 2:
                     crash_point("load-mid-transaction")

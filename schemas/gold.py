@@ -1,12 +1,16 @@
 """Gold models: the published tables (SPEC section 4). A failure here is a bug in a transform, not bad
 input, so validate_gold raises instead of quarantining.
 
-``strict=False``: the contract columns are the minimum, more columns are welcome.
+Every published column is declared, typed, described (with its unit) and checked here; GOLD lists the
+tables, from which the pipeline and the warehouse take theirs (a new gold table is its model and one
+GOLD entry, its transform, and its build step).
 """
 
 from __future__ import annotations
 
+import inspect
 import itertools
+from dataclasses import dataclass
 from typing import Annotated
 
 import pandera.polars as pa
@@ -30,45 +34,69 @@ def _dte_matches() -> pl.Expr:
     return pl.col("dte") == (pl.col("expiration") - pl.col("trade_date")).dt.total_days()
 
 
-class TechnicalsDaily(pa.DataFrameModel):
-    """One row per symbol and session. Indicators are NULL while the window lacks history."""
+class GoldModel(pa.DataFrameModel):
+    """The columns, checks and settings every gold table shares: the session and the instrument, named
+    alike in every table so they join with USING (trade_date, symbol)."""
 
-    trade_date: pl.Date
-    symbol: str
-    open: pl.Float64 = pa.Field(gt=0)
-    high: pl.Float64 = pa.Field(gt=0)
-    low: pl.Float64 = pa.Field(gt=0)
-    close: pl.Float64 = pa.Field(gt=0)
-    volume: pl.Int64 = pa.Field(ge=0)
-    prev_close: pl.Float64 = pa.Field(gt=0, nullable=True)
-    change_pct: pl.Float64 = pa.Field(nullable=True)
-    sma_20: pl.Float64 = pa.Field(gt=0, nullable=True)
-    sma_30: pl.Float64 = pa.Field(gt=0, nullable=True)
-    sma_50: pl.Float64 = pa.Field(gt=0, nullable=True)
-    sma_200: pl.Float64 = pa.Field(gt=0, nullable=True)
-    ema_20: pl.Float64 = pa.Field(gt=0, nullable=True)
-    bb_upper: pl.Float64 = pa.Field(gt=0, nullable=True)
-    bb_middle: pl.Float64 = pa.Field(gt=0, nullable=True)
-    # The lower band can go negative on a violent low-priced name: middle - 2 std.
-    bb_lower: pl.Float64 = pa.Field(nullable=True)
-    atr_14: pl.Float64 = pa.Field(ge=0, nullable=True)
-    rsi_14: pl.Float64 = pa.Field(ge=0, le=100, nullable=True)
-    rv_20: pl.Float64 = pa.Field(ge=0, nullable=True)
-    high_52w: pl.Float64 = pa.Field(gt=0, nullable=True)
-    low_52w: pl.Float64 = pa.Field(gt=0, nullable=True)
-    beta_252: pl.Float64 = pa.Field(nullable=True)
-    volume_ratio_20: pl.Float64 = pa.Field(ge=0, nullable=True)
-    pivot_point: pl.Float64 = pa.Field(nullable=True)
-    r1: pl.Float64 = pa.Field(nullable=True)
-    s1: pl.Float64 = pa.Field(nullable=True)
-    r2: pl.Float64 = pa.Field(nullable=True)
-    s2: pl.Float64 = pa.Field(nullable=True)
-    r3: pl.Float64 = pa.Field(nullable=True)
-    s3: pl.Float64 = pa.Field(nullable=True)
+    trade_date: pl.Date = pa.Field(description="The session the row describes (exchange date)")
+    symbol: str = pa.Field(description="The instrument: the stock, ETF or index ticker (an option's underlying)")
 
     @pa.check("symbol", error=SYMBOL_RULE)
     def _symbol(cls, data: PolarsData) -> pl.LazyFrame:
         return rows(data, symbol_ok("symbol"))
+
+    class Config:
+        # Every published column is declared: an undeclared one fails, so nothing reaches gold unchecked.
+        strict = True
+        coerce = False
+
+
+class TechnicalsDaily(GoldModel):
+    """One row per symbol and session, from the bars up to and including that session. Indicators are
+    NULL while the window lacks history."""
+
+    open: pl.Float64 = pa.Field(gt=0, description="Session open (dollars)")
+    high: pl.Float64 = pa.Field(gt=0, description="Session high (dollars)")
+    low: pl.Float64 = pa.Field(gt=0, description="Session low (dollars)")
+    close: pl.Float64 = pa.Field(gt=0, description="Session close (dollars)")
+    volume: pl.Int64 = pa.Field(ge=0, description="Shares traded in the session (shares)")
+    prev_close: pl.Float64 = pa.Field(gt=0, nullable=True, description="Previous session's close (dollars)")
+    change_pct: pl.Float64 = pa.Field(
+        nullable=True, description="Close vs the previous close (percent: -0.64 means -0.64%)")
+    sma_20: pl.Float64 = pa.Field(gt=0, nullable=True, description="Simple moving average of 20 closes (dollars)")
+    sma_30: pl.Float64 = pa.Field(gt=0, nullable=True, description="Simple moving average of 30 closes (dollars)")
+    sma_50: pl.Float64 = pa.Field(gt=0, nullable=True, description="Simple moving average of 50 closes (dollars)")
+    sma_200: pl.Float64 = pa.Field(gt=0, nullable=True,
+                                   description="Simple moving average of 200 closes (dollars)")
+    ema_20: pl.Float64 = pa.Field(gt=0, nullable=True,
+                                  description="Exponential moving average of 20 closes, as TA-Lib (dollars)")
+    bb_upper: pl.Float64 = pa.Field(gt=0, nullable=True,
+                                    description="Upper Bollinger band: sma_20 + 2 population std (dollars)")
+    bb_middle: pl.Float64 = pa.Field(gt=0, nullable=True, description="Middle Bollinger band: sma_20 (dollars)")
+    # The lower band can go negative on a violent low-priced name: middle - 2 std.
+    bb_lower: pl.Float64 = pa.Field(nullable=True,
+                                    description="Lower Bollinger band: sma_20 - 2 population std (dollars)")
+    atr_14: pl.Float64 = pa.Field(ge=0, nullable=True, description="Average true range, Wilder, 14 sessions (dollars)")
+    rsi_14: pl.Float64 = pa.Field(ge=0, le=100, nullable=True,
+                                  description="Relative strength index, Wilder, 14 sessions (0-100 points)")
+    rv_20: pl.Float64 = pa.Field(ge=0, nullable=True,
+                                 description="Realised volatility: annualised std of 20 log returns (fraction)")
+    high_52w: pl.Float64 = pa.Field(gt=0, nullable=True,
+                                    description="Highest high of the last 252 sessions, this one included (dollars)")
+    low_52w: pl.Float64 = pa.Field(gt=0, nullable=True,
+                                   description="Lowest low of the last 252 sessions, this one included (dollars)")
+    beta_252: pl.Float64 = pa.Field(
+        nullable=True, description="Beta vs the configured benchmark over 252 sessions of daily returns (ratio)")
+    volume_ratio_20: pl.Float64 = pa.Field(
+        ge=0, nullable=True, description="Volume over its 20-session average (ratio)")
+    pivot_point: pl.Float64 = pa.Field(
+        nullable=True, description="Floor pivot for the next session: (high + low + close) / 3 (dollars)")
+    r1: pl.Float64 = pa.Field(nullable=True, description="First pivot resistance: 2P - low (dollars)")
+    s1: pl.Float64 = pa.Field(nullable=True, description="First pivot support: 2P - high (dollars)")
+    r2: pl.Float64 = pa.Field(nullable=True, description="Second pivot resistance: P + (high - low) (dollars)")
+    s2: pl.Float64 = pa.Field(nullable=True, description="Second pivot support: P - (high - low) (dollars)")
+    r3: pl.Float64 = pa.Field(nullable=True, description="Third pivot resistance: high + 2(P - low) (dollars)")
+    s3: pl.Float64 = pa.Field(nullable=True, description="Third pivot support: low - 2(high - P) (dollars)")
 
     @pa.check("high", error=reason("high_ge_low", "high", "low"))
     def _high_ge_low(cls, data: PolarsData) -> pl.LazyFrame:
@@ -92,39 +120,65 @@ class TechnicalsDaily(pa.DataFrameModel):
 
     class Config:
         name = "technicals_daily"
-        strict = False
-        coerce = False
 
 
-class PositioningDaily(pa.DataFrameModel):
-    """One row per underlying and session, over contracts expiring after trade_date."""
+class PositioningDaily(GoldModel):
+    """One row per underlying and session, over its contracts expiring after trade_date."""
 
-    trade_date: pl.Date
-    underlying: str
-    spot: pl.Float64 = pa.Field(gt=0)
+    spot: pl.Float64 = pa.Field(gt=0, description="The session's one spot, used by every calculation (dollars)")
     # chain: the vendor's underlying_price; bars: the session's close (SPEC 3 "Spot").
-    spot_source: str = pa.Field(isin=["chain", "bars"])
-    contracts: pl.Int64 = pa.Field(ge=0)
-    call_oi: pl.Int64 = pa.Field(ge=0)
-    put_oi: pl.Int64 = pa.Field(ge=0)
-    call_volume: pl.Int64 = pa.Field(ge=0)
-    put_volume: pl.Int64 = pa.Field(ge=0)
-    pcr_oi: pl.Float64 = pa.Field(ge=0, nullable=True)
-    pcr_volume: pl.Float64 = pa.Field(ge=0, nullable=True)
-    call_wall: pl.Float64 = pa.Field(gt=0, nullable=True)
-    call_wall_oi: pl.Int64 = pa.Field(ge=0, nullable=True)
-    put_wall: pl.Float64 = pa.Field(gt=0, nullable=True)
-    put_wall_oi: pl.Int64 = pa.Field(ge=0, nullable=True)
-    max_pain: pl.Float64 = pa.Field(gt=0, nullable=True)
-    max_pain_expiration: pl.Date = pa.Field(nullable=True)
-    call_oi_change: pl.Int64 = pa.Field(nullable=True)
-    put_oi_change: pl.Int64 = pa.Field(nullable=True)
+    spot_source: str = pa.Field(isin=["chain", "bars"],
+                                description="Where spot comes from: chain (the vendor's) or bars (the close)")
+    contracts: pl.Int64 = pa.Field(ge=0, description="Contracts listed after trade_date (contracts)")
+    call_oi: pl.Int64 = pa.Field(ge=0, description="Call open interest, all expirations (contracts)")
+    put_oi: pl.Int64 = pa.Field(ge=0, description="Put open interest, all expirations (contracts)")
+    call_volume: pl.Int64 = pa.Field(ge=0, description="Call volume traded in the session (contracts)")
+    put_volume: pl.Int64 = pa.Field(ge=0, description="Put volume traded in the session (contracts)")
+    pcr_oi: pl.Float64 = pa.Field(ge=0, nullable=True,
+                                  description="Put/call open-interest ratio, NULL without call OI (ratio)")
+    pcr_volume: pl.Float64 = pa.Field(ge=0, nullable=True,
+                                      description="Put/call volume ratio, NULL without call volume (ratio)")
+    call_wall: pl.Float64 = pa.Field(
+        gt=0, nullable=True, description="Strike with the most call OI over all expirations (dollars)")
+    call_wall_oi: pl.Int64 = pa.Field(ge=0, nullable=True, description="Call OI at call_wall (contracts)")
+    put_wall: pl.Float64 = pa.Field(
+        gt=0, nullable=True, description="Strike with the most put OI over all expirations (dollars)")
+    put_wall_oi: pl.Int64 = pa.Field(ge=0, nullable=True, description="Put OI at put_wall (contracts)")
+    next_call_wall: pl.Float64 = pa.Field(
+        gt=0, nullable=True, description="Strike above call_wall with the most call OI (dollars)")
+    next_call_wall_oi: pl.Int64 = pa.Field(ge=0, nullable=True, description="Call OI at next_call_wall (contracts)")
+    next_put_wall: pl.Float64 = pa.Field(
+        gt=0, nullable=True, description="Strike below put_wall with the most put OI (dollars)")
+    next_put_wall_oi: pl.Int64 = pa.Field(ge=0, nullable=True, description="Put OI at next_put_wall (contracts)")
+    max_pain: pl.Float64 = pa.Field(
+        gt=0, nullable=True, description="Max-pain strike of the nearest expiration (dollars)")
+    max_pain_expiration: pl.Date = pa.Field(nullable=True, description="The expiration max_pain is computed on")
+    call_oi_change: pl.Int64 = pa.Field(
+        nullable=True, description="Call OI vs the previous session in the lake (contracts)")
+    put_oi_change: pl.Int64 = pa.Field(
+        nullable=True, description="Put OI vs the previous session in the lake (contracts)")
     # The share of open interest whose gamma is known: GEX and the flip leave the rest out.
-    gamma_coverage: pl.Float64 = pa.Field(ge=0, le=1, nullable=True)
-
-    @pa.check("underlying", error=SYMBOL_RULE)
-    def _underlying(cls, data: PolarsData) -> pl.LazyFrame:
-        return rows(data, symbol_ok("underlying"))
+    gamma_coverage: pl.Float64 = pa.Field(
+        ge=0, le=1, nullable=True, description="Share of open interest whose gamma is known (fraction)")
+    net_gex: pl.Float64 = pa.Field(
+        nullable=True,
+        description="Net dealer gamma exposure, calls + puts -: gamma*OI*100*spot^2*0.01 (dollars per 1% move)")
+    net_dex: pl.Float64 = pa.Field(nullable=True, description="Net delta exposure: delta*OI*100*spot (dollars)")
+    call_gex_wall: pl.Float64 = pa.Field(gt=0, nullable=True, description="Strike with the largest call GEX (dollars)")
+    put_gex_wall: pl.Float64 = pa.Field(
+        gt=0, nullable=True, description="Strike with the largest put GEX in absolute value (dollars)")
+    gamma_flip: pl.Float64 = pa.Field(
+        gt=0, nullable=True,
+        description="Spot level in [0.8, 1.2] x spot where net GEX crosses zero, nearest to spot (dollars)")
+    atm_iv_30: pl.Float64 = pa.Field(
+        gt=0, nullable=True, description="Constant-maturity 30-day at-the-money implied volatility (fraction)")
+    rr_25d: pl.Float64 = pa.Field(
+        nullable=True, description="25-delta risk reversal nearest 30 days: call IV - put IV (fraction)")
+    iv_rank_252: pl.Float64 = pa.Field(
+        ge=0, le=1, nullable=True, description="IV rank of atm_iv_30 over up to 252 sessions (fraction)")
+    iv_percentile_252: pl.Float64 = pa.Field(
+        ge=0, le=1, nullable=True,
+        description="Share of up to 252 earlier sessions whose atm_iv_30 was lower (fraction)")
 
     @pa.check(
         "max_pain_expiration",
@@ -133,27 +187,32 @@ class PositioningDaily(pa.DataFrameModel):
     def _max_pain_expiration(cls, data: PolarsData) -> pl.LazyFrame:
         return rows(data, pl.col("max_pain_expiration") > pl.col("trade_date"))
 
+    @pa.check("next_call_wall", error=reason("walls_ordered", "next_put_wall", "put_wall", "call_wall",
+                                             "next_call_wall"))
+    def _walls_ordered(cls, data: PolarsData) -> pl.LazyFrame:
+        return rows(data, (pl.col("next_call_wall") > pl.col("call_wall"))
+                    & (pl.col("next_put_wall") < pl.col("put_wall")))
+
+    # The flip is searched on a grid of [0.8, 1.2] x spot (SPEC 4).
+    @pa.check("gamma_flip", error=reason("flip_within_20pct_of_spot", "gamma_flip", "spot"))
+    def _flip_near_spot(cls, data: PolarsData) -> pl.LazyFrame:
+        flip, spot = pl.col("gamma_flip"), pl.col("spot")
+        return rows(data, (flip >= 0.8 * spot * (1 - 1e-9)) & (flip <= 1.2 * spot * (1 + 1e-9)))
+
     class Config:
         name = "positioning_daily"
-        strict = False
-        coerce = False
 
 
-class StrikeLevels(pa.DataFrameModel):
-    """Top N strikes by open interest per underlying, side and session."""
+class StrikeLevels(GoldModel):
+    """The top N strikes by open interest per underlying, side and session."""
 
-    trade_date: pl.Date
-    underlying: str
-    side: str
-    rank: pl.Int64 = pa.Field(ge=1)
-    strike: pl.Float64 = pa.Field(gt=0)
-    open_interest: pl.Int64 = pa.Field(ge=0)
-    volume: pl.Int64 = pa.Field(ge=0)
-    oi_change: pl.Int64 = pa.Field(nullable=True)
-
-    @pa.check("underlying", error=SYMBOL_RULE)
-    def _underlying(cls, data: PolarsData) -> pl.LazyFrame:
-        return rows(data, symbol_ok("underlying"))
+    side: str = pa.Field(description="call or put")
+    rank: pl.Int64 = pa.Field(ge=1, description="1 = the most open interest on this side")
+    strike: pl.Float64 = pa.Field(gt=0, description="Strike (dollars)")
+    open_interest: pl.Int64 = pa.Field(ge=0, description="Open interest at the strike, all expirations (contracts)")
+    volume: pl.Int64 = pa.Field(ge=0, description="Volume at the strike, all expirations (contracts)")
+    oi_change: pl.Int64 = pa.Field(
+        nullable=True, description="Open interest vs the previous session in the lake (contracts)")
 
     @pa.check("side", error="isin(call,put)")
     def _side(cls, data: PolarsData) -> pl.LazyFrame:
@@ -161,37 +220,37 @@ class StrikeLevels(pa.DataFrameModel):
 
     class Config:
         name = "strike_levels"
-        strict = False
-        coerce = False
 
 
-class ExpiryLevels(pa.DataFrameModel):
+class ExpiryLevels(GoldModel):
     """Per underlying, session and expiration: the term structure and per-expiry max pain."""
 
-    trade_date: pl.Date
-    underlying: str
-    expiration: pl.Date
-    dte: pl.Int64 = pa.Field(ge=0)
-    contracts: pl.Int64 = pa.Field(ge=0)
-    call_oi: pl.Int64 = pa.Field(ge=0)
-    put_oi: pl.Int64 = pa.Field(ge=0)
-    pcr_oi: pl.Float64 = pa.Field(ge=0, nullable=True)
-    call_volume: pl.Int64 = pa.Field(ge=0)
-    put_volume: pl.Int64 = pa.Field(ge=0)
-    max_pain: pl.Float64 = pa.Field(gt=0, nullable=True)
+    expiration: pl.Date = pa.Field(description="Expiration date")
+    dte: pl.Int64 = pa.Field(ge=0, description="Calendar days from trade_date to expiration (days)")
+    contracts: pl.Int64 = pa.Field(ge=0, description="Contracts listed for the expiration (contracts)")
+    call_oi: pl.Int64 = pa.Field(ge=0, description="Call open interest (contracts)")
+    put_oi: pl.Int64 = pa.Field(ge=0, description="Put open interest (contracts)")
+    pcr_oi: pl.Float64 = pa.Field(ge=0, nullable=True, description="Put/call open-interest ratio (ratio)")
+    call_volume: pl.Int64 = pa.Field(ge=0, description="Call volume (contracts)")
+    put_volume: pl.Int64 = pa.Field(ge=0, description="Put volume (contracts)")
+    max_pain: pl.Float64 = pa.Field(gt=0, nullable=True, description="Max-pain strike of the expiration (dollars)")
+    net_gex: pl.Float64 = pa.Field(
+        nullable=True, description="Net dealer gamma exposure of the expiration (dollars per 1% move)")
+    net_dex: pl.Float64 = pa.Field(nullable=True, description="Net delta exposure of the expiration (dollars)")
+    atm_iv: pl.Float64 = pa.Field(
+        gt=0, nullable=True, description="At-the-money implied volatility of the expiration (fraction)")
     # The implied forward (SPEC 3): put-call parity, or spot grown at the risk-free rate.
-    forward: pl.Float64 = pa.Field(gt=0, nullable=True)
-    forward_source: str = pa.Field(isin=["parity", "spot"], nullable=True)
-    # The yardsticks (transforms/yardsticks.py): straddle at the forward in dollars and percent of spot,
-    # 25-delta risk reversal and butterfly in IV units. NULL where the chain cannot give them.
-    expected_move: pl.Float64 = pa.Field(ge=0, nullable=True)
-    expected_move_pct: pl.Float64 = pa.Field(ge=0, nullable=True)
-    rr_25d: pl.Float64 = pa.Field(nullable=True)
-    bf_25d: pl.Float64 = pa.Field(nullable=True)
-
-    @pa.check("underlying", error=SYMBOL_RULE)
-    def _underlying(cls, data: PolarsData) -> pl.LazyFrame:
-        return rows(data, symbol_ok("underlying"))
+    forward: pl.Float64 = pa.Field(gt=0, nullable=True, description="Implied forward price (dollars)")
+    forward_source: str = pa.Field(isin=["parity", "spot"], nullable=True,
+                                   description="parity (put-call parity) or spot (spot grown at the rate)")
+    # The yardsticks (transforms/yardsticks.py): NULL where the chain cannot give them.
+    expected_move: pl.Float64 = pa.Field(
+        ge=0, nullable=True, description="At-the-forward straddle price: the expected move (dollars)")
+    expected_move_pct: pl.Float64 = pa.Field(
+        ge=0, nullable=True, description="expected_move over spot (percent)")
+    rr_25d: pl.Float64 = pa.Field(nullable=True, description="25-delta risk reversal: call IV - put IV (fraction)")
+    bf_25d: pl.Float64 = pa.Field(
+        nullable=True, description="25-delta butterfly: mean wing IV - at-the-forward IV (fraction)")
 
     @pa.check("expiration", error=reason("expiration_ge_trade_date", "expiration", "trade_date"))
     def _not_expired(cls, data: PolarsData) -> pl.LazyFrame:
@@ -203,24 +262,20 @@ class ExpiryLevels(pa.DataFrameModel):
 
     class Config:
         name = "expiry_levels"
-        strict = False
-        coerce = False
 
 
-class Blocks(pa.DataFrameModel):
+class Blocks(GoldModel):
     """Block prints: notional (price*size*100) or size over the configured thresholds, quote-rule side."""
 
-    trade_date: pl.Date
-    underlying: str
-    ts: Annotated[pl.Datetime, "us", "UTC"]
-    option_symbol: str
-    expiration: pl.Date
-    strike: pl.Float64 = pa.Field(gt=0)
-    option_type: str = pa.Field(isin=["C", "P"])
-    size: pl.Int64 = pa.Field(gt=0)
-    price: pl.Float64 = pa.Field(gt=0)
-    notional: pl.Float64 = pa.Field(gt=0)
-    side: str = pa.Field(isin=["buy", "sell", "unknown"])
+    ts: Annotated[pl.Datetime, "us", "UTC"] = pa.Field(description="Print time (UTC)")
+    option_symbol: str = pa.Field(description="Contract, 21-char OSI")
+    expiration: pl.Date = pa.Field(description="Contract expiration")
+    strike: pl.Float64 = pa.Field(gt=0, description="Contract strike (dollars)")
+    option_type: str = pa.Field(isin=["C", "P"], description="C (call) or P (put)")
+    size: pl.Int64 = pa.Field(gt=0, description="Print size (contracts)")
+    price: pl.Float64 = pa.Field(gt=0, description="Print price per share (dollars)")
+    notional: pl.Float64 = pa.Field(gt=0, description="price * size * 100 (dollars)")
+    side: str = pa.Field(isin=["buy", "sell", "unknown"], description="Quote-rule side: buy, sell or unknown")
 
     @pa.check("option_symbol", error=OSI_RULE)
     def _option_symbol(cls, data: PolarsData) -> pl.LazyFrame:
@@ -228,25 +283,25 @@ class Blocks(pa.DataFrameModel):
 
     class Config:
         name = "blocks"
-        strict = False
-        coerce = False
 
 
-class FlowDaily(pa.DataFrameModel):
+class FlowDaily(GoldModel):
     """Per underlying and session: block counts and notionals by side, the largest block, unusual contracts."""
 
-    trade_date: pl.Date
-    underlying: str
-    block_count: pl.Int64 = pa.Field(ge=0)
-    buy_block_count: pl.Int64 = pa.Field(ge=0)
-    sell_block_count: pl.Int64 = pa.Field(ge=0)
-    block_buy_notional: pl.Float64 = pa.Field(ge=0)
-    block_sell_notional: pl.Float64 = pa.Field(ge=0)
-    block_notional: pl.Float64 = pa.Field(ge=0)
-    largest_block_symbol: str = pa.Field(nullable=True)
-    largest_block_notional: pl.Float64 = pa.Field(nullable=True, gt=0)
-    largest_block_side: str = pa.Field(nullable=True, isin=["buy", "sell", "unknown"])
-    unusual_contracts: pl.Int64 = pa.Field(nullable=True, ge=0)
+    block_count: pl.Int64 = pa.Field(ge=0, description="Block prints (prints)")
+    buy_block_count: pl.Int64 = pa.Field(ge=0, description="Block prints on the buy side (prints)")
+    sell_block_count: pl.Int64 = pa.Field(ge=0, description="Block prints on the sell side (prints)")
+    block_buy_notional: pl.Float64 = pa.Field(ge=0, description="Notional of buy blocks (dollars)")
+    block_sell_notional: pl.Float64 = pa.Field(ge=0, description="Notional of sell blocks (dollars)")
+    block_notional: pl.Float64 = pa.Field(ge=0, description="Notional of all blocks (dollars)")
+    largest_block_symbol: str = pa.Field(nullable=True, description="Contract of the largest block, 21-char OSI")
+    largest_block_notional: pl.Float64 = pa.Field(nullable=True, gt=0,
+                                                  description="Notional of the largest block (dollars)")
+    largest_block_side: str = pa.Field(nullable=True, isin=["buy", "sell", "unknown"],
+                                       description="Side of the largest block")
+    unusual_contracts: pl.Int64 = pa.Field(
+        nullable=True, ge=0,
+        description="Contracts with volume > 500, OI > 100, last > 0.10 and volume/OI >= 1.25 (contracts)")
 
     @pa.check("block_count", error=reason("sides_within_total", "buy_block_count", "sell_block_count",
                                           "block_count"))
@@ -255,35 +310,33 @@ class FlowDaily(pa.DataFrameModel):
 
     class Config:
         name = "flow_daily"
-        strict = False
-        coerce = False
 
 
-class SignalsDaily(pa.DataFrameModel):
+class SignalsDaily(GoldModel):
     """One row per symbol and session: the bias, its score and the levels behind the scenarios."""
 
-    trade_date: pl.Date
-    symbol: str
-    close: pl.Float64 = pa.Field(gt=0)
-    bias_score: pl.Int64 = pa.Field(ge=-100, le=100)
-    score_trend: pl.Float64
-    score_rsi: pl.Float64
-    score_percent_b: pl.Float64
-    score_pcr: pl.Float64
-    score_flow: pl.Float64
-    score_gamma: pl.Float64
-    bias: str
-    support: pl.Float64 = pa.Field(nullable=True)
-    resistance: pl.Float64 = pa.Field(nullable=True)
-    breakout_level: pl.Float64 = pa.Field(nullable=True)
-    breakdown_level: pl.Float64 = pa.Field(nullable=True)
-    bull_case: str = pa.Field(nullable=True)
-    bear_case: str = pa.Field(nullable=True)
-    summary: str
-
-    @pa.check("symbol", error=SYMBOL_RULE)
-    def _symbol(cls, data: PolarsData) -> pl.LazyFrame:
-        return rows(data, symbol_ok("symbol"))
+    close: pl.Float64 = pa.Field(gt=0, description="Session close (dollars)")
+    change_pct: pl.Float64 = pa.Field(nullable=True, description="Close vs the previous close (percent)")
+    bias_score: pl.Int64 = pa.Field(ge=-100, le=100, description="Sum of the score_ components (-100..100 points)")
+    bias: str = pa.Field(description="bullish, bearish or neutral, from bias_score")
+    score_trend: pl.Float64 = pa.Field(description="Trend component: close vs SMA 30/50/200 (points)")
+    score_rsi: pl.Float64 = pa.Field(description="RSI component (points)")
+    score_percent_b: pl.Float64 = pa.Field(description="Bollinger %B component (points)")
+    score_pcr: pl.Float64 = pa.Field(description="Put/call OI vs its own history component (points)")
+    score_flow: pl.Float64 = pa.Field(description="Block-flow direction component (points)")
+    score_gamma: pl.Float64 = pa.Field(description="Spot vs gamma flip component (points)")
+    percent_b: pl.Float64 = pa.Field(
+        nullable=True, description="Bollinger %B: (close - lower) / (upper - lower) (fraction, 1 = upper band)")
+    pcr_oi: pl.Float64 = pa.Field(ge=0, nullable=True, description="Put/call open-interest ratio (ratio)")
+    pcr_oi_z: pl.Float64 = pa.Field(
+        nullable=True, description="z-score of pcr_oi vs its own recent sessions (standard deviations)")
+    support: pl.Float64 = pa.Field(nullable=True, description="Nearest support below close (dollars)")
+    resistance: pl.Float64 = pa.Field(nullable=True, description="Nearest resistance above close (dollars)")
+    breakout_level: pl.Float64 = pa.Field(nullable=True, description="Level whose break is bullish (dollars)")
+    breakdown_level: pl.Float64 = pa.Field(nullable=True, description="Level whose break is bearish (dollars)")
+    bull_case: str = pa.Field(nullable=True, description="One-sentence bullish scenario with its levels")
+    bear_case: str = pa.Field(nullable=True, description="One-sentence bearish scenario with its levels")
+    summary: str = pa.Field(description="One-line summary of the session")
 
     @pa.check("bias", error="isin(bullish,bearish,neutral)")
     def _bias(cls, data: PolarsData) -> pl.LazyFrame:
@@ -306,33 +359,30 @@ class SignalsDaily(pa.DataFrameModel):
 
     class Config:
         name = "signals_daily"
-        strict = False
-        coerce = False
 
 
-class TradeIdeas(pa.DataFrameModel):
-    """One row per idea; option ideas name a 21-char OSI contract, stock ideas have none."""
+class TradeIdeas(GoldModel):
+    """One row per idea; option ideas name a 21-char OSI contract of that day's chain, stock ideas none."""
 
-    trade_date: pl.Date
-    symbol: str
-    idea_id: str = pa.Field(unique=True)
-    rule: str
-    direction: str
-    instrument: str
-    option_symbol: str = pa.Field(nullable=True)
-    expiration: pl.Date = pa.Field(nullable=True)
-    strike: pl.Float64 = pa.Field(gt=0, nullable=True)
-    entry_premium: pl.Float64 = pa.Field(ge=0, nullable=True)
-    trigger_level: pl.Float64
-    trigger_direction: str
-    target: pl.Float64
-    stop: pl.Float64
-    risk_reward: pl.Float64 = pa.Field(ge=0, nullable=True)
-    rationale: str
-
-    @pa.check("symbol", error=SYMBOL_RULE)
-    def _symbol(cls, data: PolarsData) -> pl.LazyFrame:
-        return rows(data, symbol_ok("symbol"))
+    idea_id: str = pa.Field(unique=True, description="Stable hash of date, symbol, rule and instrument")
+    rule: str = pa.Field(description="The rule that produced the idea (chainsignals.toml)")
+    direction: str = pa.Field(description="bullish or bearish")
+    instrument: str = pa.Field(description="stock, call or put")
+    option_symbol: str = pa.Field(nullable=True, description="Contract, 21-char OSI; NULL for stock")
+    expiration: pl.Date = pa.Field(nullable=True, description="Contract expiration; NULL for stock")
+    strike: pl.Float64 = pa.Field(gt=0, nullable=True, description="Contract strike (dollars); NULL for stock")
+    dte: pl.Int64 = pa.Field(ge=0, nullable=True, description="Calendar days to expiration (days); NULL for stock")
+    entry_premium: pl.Float64 = pa.Field(ge=0, nullable=True, description="Contract mid at entry (dollars per share)")
+    contract_open_interest: pl.Int64 = pa.Field(
+        ge=0, nullable=True, description="Contract open interest on trade_date (contracts)")
+    underlying_close: pl.Float64 = pa.Field(gt=0, nullable=True, description="The symbol's close on trade_date (dollars)")
+    trigger_level: pl.Float64 = pa.Field(description="Underlying level that triggers the idea (dollars)")
+    trigger_direction: str = pa.Field(description="above or below: how trigger_level must be crossed")
+    target: pl.Float64 = pa.Field(description="Underlying target level (dollars)")
+    stop: pl.Float64 = pa.Field(description="Underlying stop level (dollars)")
+    risk_reward: pl.Float64 = pa.Field(ge=0, nullable=True,
+                                       description="|target - trigger| / |trigger - stop| (ratio)")
+    rationale: str = pa.Field(description="Why, in one sentence with the levels")
 
     @pa.check("direction", error="isin(bullish,bearish)")
     def _direction(cls, data: PolarsData) -> pl.LazyFrame:
@@ -368,39 +418,36 @@ class TradeIdeas(pa.DataFrameModel):
 
     class Config:
         name = "trade_ideas"
-        strict = False
-        coerce = False
 
 
-class IdeaOutcomes(pa.DataFrameModel):
-    """One row per idea and run: how the idea stood at `trade_date` (the run's as_of session).
+class IdeaOutcomes(GoldModel):
+    """One row per idea and run: how the idea stood as of trade_date (the run's session). Each run adds a
+    snapshot; the view latest_idea_outcomes holds each idea's latest one, its current outcome."""
 
-    The partition date is the as_of session; the idea's own date is `idea_date`. The latest row per
-    idea_id is its current outcome (the views of sql/ read it so).
-    """
-
-    trade_date: pl.Date
-    idea_id: str = pa.Field(unique=True)
-    idea_date: pl.Date
-    symbol: str
-    rule: str
-    direction: str
-    instrument: str
-    option_symbol: str = pa.Field(nullable=True)
-    status: str
-    triggered_on: pl.Date = pa.Field(nullable=True)
-    entry_price: pl.Float64 = pa.Field(gt=0, nullable=True)
-    closed_on: pl.Date = pa.Field(nullable=True)
-    exit_price: pl.Float64 = pa.Field(gt=0, nullable=True)
-    r_multiple: pl.Float64 = pa.Field(nullable=True)
-    sessions_walked: pl.Int64 = pa.Field(ge=0)
-    option_exit_mid: pl.Float64 = pa.Field(ge=0, nullable=True)
-    option_mid_source: str = pa.Field(nullable=True)
-    option_r_multiple: pl.Float64 = pa.Field(nullable=True)
-
-    @pa.check("symbol", error=SYMBOL_RULE)
-    def _symbol(cls, data: PolarsData) -> pl.LazyFrame:
-        return rows(data, symbol_ok("symbol"))
+    trade_date: pl.Date = pa.Field(description="As of this session (data dated on or before it)")
+    idea_id: str = pa.Field(unique=True, description="trade_ideas.idea_id")
+    idea_date: pl.Date = pa.Field(description="The idea's own session (trade_ideas.trade_date)")
+    rule: str = pa.Field(description="The rule that produced the idea")
+    direction: str = pa.Field(description="bullish or bearish")
+    instrument: str = pa.Field(description="stock, call or put")
+    option_symbol: str = pa.Field(nullable=True, description="Contract, 21-char OSI; NULL for stock")
+    status: str = pa.Field(description="pending, not_triggered, open, target_hit, stop_hit or expired")
+    triggered_on: pl.Date = pa.Field(nullable=True, description="Session the trigger level was crossed")
+    entry_price: pl.Float64 = pa.Field(
+        gt=0, nullable=True, description="Underlying entry: the trigger level, or the open on a gap (dollars)")
+    closed_on: pl.Date = pa.Field(nullable=True, description="Session of the target, stop or last close")
+    exit_price: pl.Float64 = pa.Field(
+        gt=0, nullable=True,
+        description="Underlying exit: target or stop (the open on a gap), or the last close (dollars)")
+    r_multiple: pl.Float64 = pa.Field(
+        nullable=True, description="(exit - entry) / (entry - stop), mirrored for bearish ideas (R)")
+    sessions_walked: pl.Int64 = pa.Field(ge=0, description="Sessions after idea_date looked at (sessions)")
+    option_exit_mid: pl.Float64 = pa.Field(
+        ge=0, nullable=True, description="The contract's mid on closed_on, from the chain (dollars per share)")
+    option_mid_source: str = pa.Field(
+        nullable=True, description="chain or missing, for option ideas with an exit; else NULL")
+    option_r_multiple: pl.Float64 = pa.Field(
+        nullable=True, description="(option_exit_mid - entry_premium) / entry_premium (R)")
 
     @pa.check("status", error="isin(pending,not_triggered,open,target_hit,stop_hit,expired)")
     def _status(cls, data: PolarsData) -> pl.LazyFrame:
@@ -445,8 +492,94 @@ class IdeaOutcomes(pa.DataFrameModel):
 
     class Config:
         name = "idea_outcomes"
-        strict = False
-        coerce = False
+
+
+# ------------------------------------------------------------------------------------------ registry
+_DUCKDB_TYPES = {pl.Date: "DATE", pl.String: "VARCHAR", pl.Float64: "DOUBLE", pl.Int64: "BIGINT",
+                 pl.Boolean: "BOOLEAN"}
+
+
+def duckdb_type(dtype: pl.DataType) -> str:
+    if isinstance(dtype, pl.Datetime):
+        return "TIMESTAMPTZ" if dtype.time_zone else "TIMESTAMP"
+    return _DUCKDB_TYPES[dtype.base_type()]
+
+
+def quoted(identifier: str) -> str:
+    """A column name as a DuckDB identifier (some, such as rank, are SQL words)."""
+    return f'"{identifier}"'
+
+
+def sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class GoldTable:
+    """One gold table, declared once: the pipeline's table list, key sorts, validation and the
+    warehouse's DDL and comments are all derived from it."""
+
+    model: type[GoldModel]
+    # Rows are written sorted by the key, so a file's rows never depend on join or thread order.
+    key: tuple[str, ...]
+    # The transform computing it (module.function); flows/pipeline.py build_gold calls it.
+    producer: str
+    # The key as the warehouse table's PRIMARY KEY. Only where the key identifies a row and the table
+    # has a few rows per symbol and session: DuckDB's index on the per-expiry and per-strike tables
+    # would cost the nightly's load more than the rest of it and grow the file several times over.
+    primary_key: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.model.to_schema().name
+
+    @property
+    def schema(self) -> dict[str, pl.DataType]:
+        """The table's columns and polars types, in the model's order."""
+        return {name: column.dtype.type for name, column in self.model.to_schema().columns.items()}
+
+    @property
+    def description(self) -> str:
+        return " ".join(inspect.getdoc(self.model).split())
+
+    def ddl(self) -> str:
+        """CREATE TABLE IF NOT EXISTS with every column's type, NOT NULL where the model refuses NULL,
+        and the key as PRIMARY KEY where declared."""
+        columns = self.model.to_schema().columns
+        lines = [f"    {quoted(name)} {duckdb_type(column.dtype.type)}{'' if column.nullable else ' NOT NULL'}"
+                 for name, column in columns.items()]
+        if self.primary_key:
+            lines.append(f"    PRIMARY KEY ({', '.join(quoted(c) for c in self.key)})")
+        return f"CREATE TABLE IF NOT EXISTS {self.name} (\n" + ",\n".join(lines) + "\n)"
+
+    def comments(self, present: set[str] | None = None) -> list[str]:
+        """COMMENT ON statements for the table and each of its columns (those `present` when given), from
+        the model's descriptions."""
+        statements = [f"COMMENT ON TABLE {self.name} IS {sql_literal(self.description)}"]
+        for name, column in self.model.to_schema().columns.items():
+            if present is not None and name not in present:
+                continue
+            statements.append(f"COMMENT ON COLUMN {self.name}.{quoted(name)} IS {sql_literal(column.description)}")
+        return statements
+
+
+GOLD: tuple[GoldTable, ...] = (
+    GoldTable(TechnicalsDaily, ("trade_date", "symbol"), "transforms.technicals.technicals_daily"),
+    GoldTable(PositioningDaily, ("trade_date", "symbol"), "transforms.positioning.positioning_daily"),
+    GoldTable(ExpiryLevels, ("trade_date", "symbol", "expiration"), "transforms.positioning.expiry_levels",
+              primary_key=False),
+    GoldTable(StrikeLevels, ("trade_date", "symbol", "side", "rank"), "transforms.positioning.strike_levels",
+              primary_key=False),
+    # Two prints alike in every column are both real: no key identifies a block.
+    GoldTable(Blocks, ("trade_date", "symbol", "ts", "option_symbol", "size", "price"), "transforms.flow.blocks",
+              primary_key=False),
+    GoldTable(FlowDaily, ("trade_date", "symbol"), "transforms.flow.flow_daily"),
+    GoldTable(SignalsDaily, ("trade_date", "symbol"), "transforms.signals.signals_daily"),
+    GoldTable(TradeIdeas, ("trade_date", "symbol", "rule", "idea_id"), "transforms.ideas.trade_ideas"),
+    GoldTable(IdeaOutcomes, ("trade_date", "idea_id"), "transforms.outcomes.outcomes_for_run"),
+)
+GOLD_BY_NAME: dict[str, GoldTable] = {table.name: table for table in GOLD}
+GOLD_TABLES: tuple[str, ...] = tuple(GOLD_BY_NAME)
 
 
 def validate_gold(df: pl.DataFrame | pl.LazyFrame, model: type[pa.DataFrameModel]) -> pl.DataFrame:
@@ -480,7 +613,14 @@ def validate_gold(df: pl.DataFrame | pl.LazyFrame, model: type[pa.DataFrameModel
 
 
 __all__ = [
+    "GOLD",
+    "GOLD_BY_NAME",
+    "GOLD_TABLES",
+    "Blocks",
     "ExpiryLevels",
+    "FlowDaily",
+    "GoldModel",
+    "GoldTable",
     "GoldValidationError",
     "IdeaOutcomes",
     "PositioningDaily",

@@ -128,8 +128,10 @@ def meets_model(df: pl.DataFrame, model: type[pa.DataFrameModel]) -> bool:
     schema.register_default_backends(pl.LazyFrame)
     if not issubclass(pa.Check.get_backend(pl.LazyFrame()), PolarsCheckBackend):  # e.g. the Narwhals one
         return False
-    if (schema.unique or schema.ordered or schema.coerce or schema.strict is not False
+    if (schema.unique or schema.ordered or schema.coerce or schema.strict not in (False, True)
             or schema.add_missing_columns or schema.drop_invalid_rows or getattr(schema, "parsers", None)):
+        return False
+    if schema.strict and not set(df.columns) <= set(schema.columns):  # an undeclared column
         return False
     columns = {name: column for name, column in schema.columns.items() if name in df.schema}
     for name, column in schema.columns.items():

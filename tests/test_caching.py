@@ -47,7 +47,7 @@ def test_unchanged_inputs_reuse_gold_and_changed_ones_recompute(note: Path, monk
         summary = run_nightly(note, NOTE_DATE)
     assert calls == [] and gold_times(note) == first
     assert summary.rows["positioning_daily"] == 1  # the cached counts still reach the summary
-    assert query(note, "SELECT call_wall FROM positioning_daily WHERE underlying = 'IWM'") == [(255.0,)]
+    assert query(note, "SELECT call_wall FROM positioning_daily WHERE symbol = 'IWM'") == [(255.0,)]
 
     # A removed gold file invalidates the record: gold is computed again and the file is back.
     removed = Lake(note / "wh" / "lake").files("gold", "strike_levels", dates=[NOTE_DATE])[0]

@@ -48,7 +48,7 @@ def test_run_reproduces_the_notes_figures(note_warehouse: Path):
     positioning = one(note_warehouse, """
         SELECT call_wall, call_wall_oi, next_call_wall, next_call_wall_oi, put_wall, put_wall_oi,
                next_put_wall, next_put_wall_oi, round(pcr_oi, 2)
-        FROM positioning_daily WHERE underlying = 'IWM'""")
+        FROM positioning_daily WHERE symbol = 'IWM'""")
     assert positioning == [(255.0, 10_000, 266.0, 8_401, 240.0, 7_739, 235.0, 7_321, 2.18)]
     calls = one(note_warehouse, "SELECT strike, open_interest FROM strike_levels WHERE side = 'call' ORDER BY rank")
     puts = one(note_warehouse, "SELECT strike, open_interest FROM strike_levels WHERE side = 'put' ORDER BY rank")

@@ -181,11 +181,11 @@ def test_an_underlying_missing_from_a_days_chain_has_no_oi_change_the_next_day_i
     for day in (NOTE_DATE, NEXT_DAY, LAST_DAY):
         for table in GOLD_TABLES:
             assert gold(bulk, table, day).equals(gold(seq, table, day)), (table, day)
-    changes = query(bulk, "SELECT underlying, call_oi_change, put_oi_change FROM positioning_daily "
-                          "WHERE trade_date = ? ORDER BY underlying", [LAST_DAY])
+    changes = query(bulk, "SELECT symbol, call_oi_change, put_oi_change FROM positioning_daily "
+                          "WHERE trade_date = ? ORDER BY symbol", [LAST_DAY])
     assert changes == [("IWM", 4 * -700 - 4 * 1200, 0), ("SPY", None, None)]
     spy_levels = query(bulk, "SELECT count(*), count(oi_change) FROM strike_levels WHERE trade_date = ? "
-                             "AND underlying = 'SPY'", [LAST_DAY])
+                             "AND symbol = 'SPY'", [LAST_DAY])
     assert spy_levels == [(10, 0)]
 
 
@@ -366,7 +366,7 @@ def test_symbols_recompute_only_those_and_keep_the_rest(note: Path):
                        .alias("open_interest")).write_csv(chain_file)
     run_nightly(note, NOTE_DATE, symbols=["iwm"])
     assert query(note, "SELECT symbol FROM signals_daily ORDER BY symbol") == [("IWM",), ("SPY",)]
-    assert query(note, "SELECT call_wall FROM positioning_daily WHERE underlying = 'IWM'") == [(266.0,)]
+    assert query(note, "SELECT call_wall FROM positioning_daily WHERE symbol = 'IWM'") == [(266.0,)]
     assert gold(note, "technicals_daily", NOTE_DATE).filter(pl.col("symbol") == "SPY").equals(spy_before)
     with pytest.raises(ValueError, match="invalid symbol"):
         run_nightly(note, NOTE_DATE, symbols=["IWM'; DROP TABLE x"])
@@ -384,7 +384,7 @@ def test_note_prints_give_one_block_and_quarantine_the_stale_print(note: Path):
     assert query(note, "SELECT option_symbol, size, price, notional, side, expiration, strike FROM blocks") == [
         ("IWM   260116C00255000", 2500, 4.10, 1_025_000.0, "buy", date(2026, 1, 16), 255.0)]
     flow = query(note, "SELECT block_count, buy_block_count, block_buy_notional, largest_block_side "
-                       "FROM flow_daily WHERE underlying = 'IWM'")
+                       "FROM flow_daily WHERE symbol = 'IWM'")
     assert flow == [(1, 1, 1_025_000.0, "buy")]
     quarantine = pl.read_parquet(Lake(note / "wh" / "lake").files("quarantine", "trades", dates=[NOTE_DATE]))
     assert quarantine.select("option_symbol", "_reason").rows() == [

@@ -34,8 +34,8 @@ START, END = date(2019, 4, 25), date(2019, 7, 22)
 HOLIDAYS = [date(2019, 5, 27), date(2019, 7, 4)]  # Memorial Day, Independence Day (SOURCES.md)
 GOLD = ["technicals_daily", "positioning_daily", "expiry_levels", "strike_levels", "blocks", "flow_daily",
         "signals_daily", "trade_ideas", "idea_outcomes"]
-KEYS = {"technicals_daily": ["symbol"], "positioning_daily": ["underlying"], "expiry_levels": ["underlying", "expiration"],
-        "strike_levels": ["underlying", "side", "rank"], "blocks": ["ts", "option_symbol"], "flow_daily": ["underlying"],
+KEYS = {"technicals_daily": ["symbol"], "positioning_daily": ["symbol"], "expiry_levels": ["symbol", "expiration"],
+        "strike_levels": ["symbol", "side", "rank"], "blocks": ["ts", "option_symbol"], "flow_daily": ["symbol"],
         "signals_daily": ["symbol"], "trade_ideas": ["idea_id"], "idea_outcomes": ["idea_id"]}
 
 
@@ -204,7 +204,7 @@ def test_positioning_of_every_session_equals_an_independent_recomputation(backfi
         # One spot per session: the bar's close or the chain's own spot (what the walls' tie rule uses).
         assert spot in (closes[day], chain["underlying_last"][0]), day
         t = truth[day]
-        assert (row["symbol"] if "symbol" in row else row["underlying"]) == "SPX"
+        assert row["symbol"] == "SPX"
         assert (row["call_oi"], row["put_oi"], row["call_volume"], row["put_volume"]) == (
             t["call_oi"], t["put_oi"], t["call_volume"], t["put_volume"]), day
         assert row["pcr_oi"] == pytest.approx(t["put_oi"] / t["call_oi"], rel=1e-12)

@@ -170,9 +170,9 @@ def test_markdown_numbers_match_the_warehouse_rows(built: Built):
     for symbol in SYMBOLS:
         md = sections(page(built, symbol))
         t = one(built, "technicals_daily", "symbol", symbol)
-        p = one(built, "positioning_daily", "underlying", symbol)
+        p = one(built, "positioning_daily", "symbol", symbol)
         s = one(built, "signals_daily", "symbol", symbol)
-        f = one(built, "flow_daily", "underlying", symbol)
+        f = one(built, "flow_daily", "symbol", symbol)
 
         price = facts(md["Price and trend"])
         for label, column in [("Close", "close"), ("Previous close", "prev_close"), ("SMA 30", "sma_30"),
@@ -253,9 +253,9 @@ def test_every_number_printed_is_a_value_of_that_session(built: Built):
     (percent figures scaled by 100), never something computed by the report."""
     for symbol in SYMBOLS:
         known: list[float] = []
-        for table, key in [("technicals_daily", "symbol"), ("positioning_daily", "underlying"),
-                           ("signals_daily", "symbol"), ("flow_daily", "underlying"), ("trade_ideas", "symbol"),
-                           ("strike_levels", "underlying"), ("blocks", "underlying")]:
+        for table, key in [("technicals_daily", "symbol"), ("positioning_daily", "symbol"),
+                           ("signals_daily", "symbol"), ("flow_daily", "symbol"), ("trade_ideas", "symbol"),
+                           ("strike_levels", "symbol"), ("blocks", "symbol")]:
             for row in rows(built, f"SELECT * FROM {table} WHERE trade_date = ? AND {key} = ?", [built.day, symbol]):
                 known += [float(v) for v in row.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
         values = np.array([v for v in known if np.isfinite(v)])
@@ -293,7 +293,7 @@ def test_the_charts_are_drawn_from_the_same_numbers(built: Built):
     oi = strike_oi(built.lake, built.day, SYMBOLS)
     totals = oi.filter(pl.col("scope") == "all").group_by("underlying").agg(pl.col("call_oi", "put_oi").sum())
     for row in totals.iter_rows(named=True):
-        p = one(built, "positioning_daily", "underlying", row["underlying"])
+        p = one(built, "positioning_daily", "symbol", row["underlying"])
         assert (row["call_oi"], row["put_oi"]) == (p["call_oi"], p["put_oi"])
         walls = oi.filter((pl.col("scope") == "all") & (pl.col("underlying") == row["underlying"]))
         assert walls["call_oi"].max() == p["call_wall_oi"] and walls["put_oi"].max() == p["put_wall_oi"]
@@ -425,7 +425,7 @@ def test_oi_chart_svg_draws_the_chain_with_walls_and_max_pain(built: Built):
     for symbol in SYMBOLS:
         root = svg(built.report.directory / "charts" / f"{symbol}-oi.svg")
         assert root.get("viewBox") == "0 0 1000 680" and root.get("width") == "1000"
-        p = one(built, "positioning_daily", "underlying", symbol)
+        p = one(built, "positioning_daily", "symbol", symbol)
         pos = facts(sections(page(built, symbol))["Positioning"])
         expiration = p["max_pain_expiration"].isoformat()
         assert [e.text for e in classed(root, "legend")] == [
@@ -643,7 +643,7 @@ def test_a_trader_sees_the_days_ideas_levels_volume_and_units_in_chromium(built:
     price_svg = re.search(r'<svg[^>]*aria-label="IWM: last.*?</svg>', iwm, flags=re.DOTALL).group(0)
     drawn = {(kind, float(level)) for kind, level in
              re.findall(r'<g class="mark ([a-z\-]+)" data-level="([-\d.]+)">', price_svg)}
-    p = one(built, "positioning_daily", "underlying", "IWM")
+    p = one(built, "positioning_daily", "symbol", "IWM")
     expected = {(kind, round(p[column], 2)) for kind, column in [("call-wall", "call_wall"), ("put-wall", "put_wall"),
                 ("max-pain", "max_pain"), ("gamma-flip", "gamma_flip")] if p[column] is not None}
     expected |= {(kind, round(i[column], 2)) for i in ideas if i["symbol"] == "IWM"
@@ -658,7 +658,7 @@ def test_a_trader_sees_the_days_ideas_levels_volume_and_units_in_chromium(built:
     assert re.fullmatch(r"-?\$[\d.]+(bn|m) per 1% move|-?\$[\d,]+\.\d\d per 1% move", gex)
     assert reads_as_money(gex, p["net_gex"])
     iv_rank = re.search(r"<th>IV rank 252</th><td>([^<]+)</td>", positioning).group(1)
-    sessions = rows(built, "SELECT count(atm_iv_30) AS n FROM positioning_daily WHERE underlying = 'IWM' "
+    sessions = rows(built, "SELECT count(atm_iv_30) AS n FROM positioning_daily WHERE symbol = 'IWM' "
                            "AND trade_date <= ?", [built.day])[0]["n"]
     assert sessions == 2 and iv_rank == (f"{fmt_pct(p['iv_rank_252'], scale=100)} (from 2 sessions, fewer than 252: "
                                          "a short history)")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
-from datetime import date
+import re
+from datetime import UTC, date, datetime
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
 from schemas.gold import (
+    GOLD,
+    GOLD_BY_NAME,
+    GOLD_TABLES,
     ExpiryLevels,
     GoldValidationError,
     PositioningDaily,
@@ -350,15 +355,20 @@ def test_gold_missing_column_and_wrong_dtype_raise():
 
 
 def positioning(**changes) -> pl.DataFrame:
-    row = {"trade_date": QUOTE, "underlying": "IWM", "spot": 249.8, "contracts": 40, "call_oi": 20_000,
+    row = {"trade_date": QUOTE, "symbol": "IWM", "spot": 249.8, "contracts": 40, "call_oi": 20_000,
            "put_oi": 43_600, "call_volume": 100, "put_volume": 0, "pcr_oi": 2.18, "pcr_volume": 0.0,
            "call_wall": 255.0, "call_wall_oi": 10_000, "put_wall": 240.0, "put_wall_oi": 7_739,
            "max_pain": 250.0, "max_pain_expiration": EXPIRY, "call_oi_change": -50,
-           "put_oi_change": None, "spot_source": "chain", "gamma_coverage": 0.97} | changes  # fmt: skip
-    money = ["spot", "pcr_oi", "pcr_volume", "call_wall", "put_wall", "max_pain", "gamma_coverage"]
+           "put_oi_change": None, "spot_source": "chain", "gamma_coverage": 0.97, "next_call_wall": 266.0,
+           "next_call_wall_oi": 8_401, "next_put_wall": 235.0, "next_put_wall_oi": 7_321, "net_gex": 1.5e9,
+           "net_dex": -2.0e8, "call_gex_wall": 255.0, "put_gex_wall": 240.0, "gamma_flip": 246.1,
+           "atm_iv_30": 0.21, "rr_25d": -0.04, "iv_rank_252": 0.35, "iv_percentile_252": 0.4} | changes  # fmt: skip
+    money = ["spot", "pcr_oi", "pcr_volume", "call_wall", "put_wall", "max_pain", "gamma_coverage",
+             "next_call_wall", "next_put_wall", "net_gex", "net_dex", "call_gex_wall", "put_gex_wall",
+             "gamma_flip", "atm_iv_30", "rr_25d", "iv_rank_252", "iv_percentile_252"]
     dates = ["trade_date", "max_pain_expiration"]
     schema = {c: pl.Int64 for c in row} | dict.fromkeys(money, pl.Float64) | dict.fromkeys(dates, pl.Date)
-    schema["underlying"] = schema["spot_source"] = pl.Utf8
+    schema["symbol"] = schema["spot_source"] = pl.Utf8
     return pl.DataFrame([row], schema=schema)
 
 
@@ -376,7 +386,7 @@ def test_gold_positioning():
 
 def test_gold_strike_and_expiry_levels():
     strikes = pl.DataFrame(
-        {"trade_date": [QUOTE] * 2, "underlying": ["IWM"] * 2, "side": ["call", "put"], "rank": [1, 1],
+        {"trade_date": [QUOTE] * 2, "symbol": ["IWM"] * 2, "side": ["call", "put"], "rank": [1, 1],
          "strike": [255.0, 240.0], "open_interest": [10_000, 7_739], "volume": [5, 0],
          "oi_change": [None, -3]},
         schema_overrides={"oi_change": pl.Int64},
@@ -387,9 +397,9 @@ def test_gold_strike_and_expiry_levels():
     ):
         validate_gold(strikes.with_columns(side=pl.lit("both"), rank=pl.lit(0, pl.Int64)), StrikeLevels)
     expiries = pl.DataFrame(
-        {"trade_date": [QUOTE], "underlying": ["IWM"], "expiration": [EXPIRY], "dte": [15], "contracts": [40],
+        {"trade_date": [QUOTE], "symbol": ["IWM"], "expiration": [EXPIRY], "dte": [15], "contracts": [40],
          "call_oi": [20_000], "put_oi": [43_600], "pcr_oi": [2.18], "call_volume": [100], "put_volume": [0],
-         "max_pain": [250.0], "forward": [250.4], "forward_source": ["parity"], "expected_move": [6.12],
+         "max_pain": [250.0], "net_gex": [4.0e8], "net_dex": [-1.0e7], "atm_iv": [0.2], "forward": [250.4], "forward_source": ["parity"], "expected_move": [6.12],
          "expected_move_pct": [2.45], "rr_25d": [-0.06], "bf_25d": [0.01]}
     )  # fmt: skip
     validate_gold(expiries, ExpiryLevels)
@@ -403,7 +413,8 @@ def test_gold_strike_and_expiry_levels():
 
 def test_gold_signals_and_ideas():
     signals = pl.DataFrame(
-        {"trade_date": [QUOTE], "symbol": ["IWM"], "close": [249.80], "bias_score": [35], "bias": ["bullish"],
+        {"trade_date": [QUOTE], "symbol": ["IWM"], "close": [249.80], "change_pct": [-0.64], "bias_score": [35],
+         "bias": ["bullish"], "percent_b": [0.41], "pcr_oi": [2.18], "pcr_oi_z": [1.2],
          "score_trend": [35.0], "score_rsi": [2.4], "score_percent_b": [-2.0], "score_pcr": [0.0],
          "score_flow": [0.0], "score_gamma": [0.0],
          "support": [249.73], "resistance": [252.08], "breakout_level": [250.94],
@@ -424,7 +435,8 @@ def test_gold_signals_and_ideas():
         {"trade_date": [QUOTE] * 2, "symbol": ["IWM"] * 2, "idea_id": ["a", "b"],
          "rule": ["call_breakout", "stock_entry"], "direction": ["bullish"] * 2,
          "instrument": ["call", "stock"], "option_symbol": [osi(EXPIRY, "C", 255.0), None],
-         "expiration": [EXPIRY, None], "strike": [255.0, None], "entry_premium": [1.2, None],
+         "expiration": [EXPIRY, None], "strike": [255.0, None], "dte": [15, None], "entry_premium": [1.2, None],
+         "contract_open_interest": [10_000, None], "underlying_close": [249.8, 249.8],
          "trigger_level": [250.94, 249.73], "trigger_direction": ["above", "below"],
          "target": [266.0, 256.96],
          "stop": [249.35, 248.0], "risk_reward": [9.0, 4.2], "rationale": ["x", "y"]},
@@ -439,3 +451,95 @@ def test_gold_signals_and_ideas():
     assert "field_uniqueness:idea_id (2 rows" in str(info.value)
     assert "contract_iff_option:instrument,option_symbol (1 rows" in str(info.value)
     assert "levels_ordered:stop,trigger_level,target,direction (2 rows" in str(info.value)
+
+
+# --- one declaration per gold table ------------------------------------------------------------------
+
+
+def test_gold_data_and_model_disagreeing_fails_naming_the_column():
+    good = positioning()
+    assert_frame_equal(validate_gold(good, PositioningDaily), good)
+    with pytest.raises(GoldValidationError, match=r"^positioning_daily: .*'undeclared'"):
+        validate_gold(good.with_columns(undeclared=pl.lit(1.0)), PositioningDaily)
+    with pytest.raises(GoldValidationError, match=r"^positioning_daily: missing column 'gamma_flip'$"):
+        validate_gold(good.drop("gamma_flip"), PositioningDaily)
+    with pytest.raises(GoldValidationError, match=r"column 'next_call_wall_oi' has dtype Float64, expected Int64"):
+        validate_gold(good.with_columns(pl.col("next_call_wall_oi").cast(pl.Float64)), PositioningDaily)
+    # The instrument is `symbol` in gold: the silver name is refused.
+    with pytest.raises(GoldValidationError, match="missing column 'symbol'"):
+        validate_gold(good.rename({"symbol": "underlying"}), PositioningDaily)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"gamma_flip": 0.79 * 249.8}, "flip_within_20pct_of_spot:gamma_flip,spot"),
+        ({"gamma_flip": 1.21 * 249.8}, "flip_within_20pct_of_spot:gamma_flip,spot"),
+        ({"atm_iv_30": -0.2}, "greater_than(0):atm_iv_30"),
+        ({"atm_iv_30": 0.0}, "greater_than(0):atm_iv_30"),
+        ({"iv_rank_252": 1.5}, "less_than_or_equal_to(1):iv_rank_252"),
+        ({"iv_percentile_252": -0.1}, "greater_than_or_equal_to(0):iv_percentile_252"),
+        ({"next_call_wall": 250.0}, "walls_ordered:next_put_wall,put_wall,call_wall,next_call_wall"),
+        ({"next_put_wall": 245.0}, "walls_ordered:next_put_wall,put_wall,call_wall,next_call_wall"),
+        ({"next_put_wall_oi": -1}, "greater_than_or_equal_to(0):next_put_wall_oi"),
+        ({"call_gex_wall": 0.0}, "greater_than(0):call_gex_wall"),
+    ],
+)  # fmt: skip
+def test_gold_positioning_ranges_of_the_spec(changes, message):
+    with pytest.raises(GoldValidationError, match=re.escape(message)):
+        validate_gold(positioning(**changes), PositioningDaily)
+
+
+def test_gold_flip_at_the_edges_of_its_range_passes():
+    validate_gold(positioning(gamma_flip=0.8 * 249.8), PositioningDaily)
+    validate_gold(positioning(gamma_flip=1.2 * 249.8, iv_rank_252=1.0, iv_percentile_252=0.0), PositioningDaily)
+
+
+def test_every_gold_table_is_declared_once_with_its_transform_schema():
+    """The registry lists each table once; a transform's published columns and types are its model's."""
+    from flows.pipeline import GOLD_RENAMES
+    from transforms.flow import BLOCKS_SCHEMA, FLOW_DAILY_SCHEMA
+    from transforms.ideas import TRADE_IDEA_SCHEMA
+    from transforms.outcomes import IDEA_OUTCOME_SCHEMA
+    from transforms.positioning import EXPIRY_LEVELS_SCHEMA, POSITIONING_SCHEMA, STRIKE_LEVELS_SCHEMA
+    from transforms.signals import SIGNAL_COLUMNS
+    from transforms.technicals import technicals_columns
+    from transforms.yardsticks import YARDSTICK_COLUMNS
+
+    assert [t.name for t in GOLD] == list(GOLD_TABLES) and len(set(GOLD_TABLES)) == 9
+    for table in GOLD:
+        module, function = table.producer.rsplit(".", 1)
+        assert callable(getattr(importlib.import_module(module), function)), table.producer
+        assert set(table.key) <= set(table.schema) and table.key[0] == "trade_date"
+
+    def published(schema: dict) -> dict:
+        return {GOLD_RENAMES.get(c, c): t for c, t in schema.items()}
+
+    exact = {"strike_levels": STRIKE_LEVELS_SCHEMA, "blocks": BLOCKS_SCHEMA, "flow_daily": FLOW_DAILY_SCHEMA,
+             "trade_ideas": TRADE_IDEA_SCHEMA, "idea_outcomes": IDEA_OUTCOME_SCHEMA}
+    for name, schema in exact.items():
+        assert published(schema) == GOLD_BY_NAME[name].schema, name
+    assert technicals_columns() == list(GOLD_BY_NAME["technicals_daily"].schema)
+    assert SIGNAL_COLUMNS == list(GOLD_BY_NAME["signals_daily"].schema)
+    # Built by joins of several transforms: each part's columns and types are in the model, and together
+    # they are all of it.
+    greeks = {c: pl.Float64() for c in ("net_gex", "net_dex", "call_gex_wall", "put_gex_wall", "gamma_flip",
+                                        "atm_iv_30", "rr_25d", "iv_rank_252", "iv_percentile_252")}
+    assert published(POSITIONING_SCHEMA) | greeks == GOLD_BY_NAME["positioning_daily"].schema
+    exposure = {"net_gex": pl.Float64(), "net_dex": pl.Float64(), "atm_iv": pl.Float64(),
+                "forward": pl.Float64(), "forward_source": pl.String()}
+    assert published(EXPIRY_LEVELS_SCHEMA) | exposure | YARDSTICK_COLUMNS == GOLD_BY_NAME["expiry_levels"].schema
+
+
+def test_every_gold_column_is_described_with_a_unit_where_it_has_one():
+    for table in GOLD:
+        assert table.description, table.name
+        for name, column in table.model.to_schema().columns.items():
+            assert column.description, f"{table.name}.{name}"
+            dtype = column.dtype.type
+            if dtype in (pl.Float64, pl.Int64) and name not in ("rank", "bias_score"):
+                assert re.search(r"\((dollars|fraction|percent|ratio|contracts|shares|days|sessions|prints|points|"
+                                 r"R|standard deviations|dollars per 1% move|dollars per share|0-100 points|"
+                                 r"-100\.\.100 points)[),:]", column.description), f"{table.name}.{name}"
+            if name.endswith("_pct"):
+                assert "(percent" in column.description, f"{table.name}.{name}"

@@ -13,6 +13,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from schemas.gold import GOLD_BY_NAME
 from transforms.outcomes import IDEA_OUTCOME_SCHEMA
 
 SQL = Path(__file__).resolve().parent.parent / "sql"
@@ -103,7 +104,7 @@ DISPLAY_ONLY: dict[str, pl.DataType] = {"dte": pl.Int64(), "contract_open_intere
 def warehouse(ideas: pl.DataFrame, outcomes: pl.DataFrame, technicals: pl.DataFrame,
               signals: pl.DataFrame) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    con.execute((SQL / "tables" / "idea_outcomes.sql").read_text())
+    con.execute(GOLD_BY_NAME["idea_outcomes"].ddl())
     ideas = ideas.with_columns(pl.lit(None, dtype=t).alias(c) for c, t in DISPLAY_ONLY.items() if c not in ideas.columns)
     for name, frame in {"trade_ideas": ideas, "technicals_daily": technicals, "signals_daily": signals,
                         "new_outcomes": outcomes}.items():

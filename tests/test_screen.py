@@ -127,9 +127,9 @@ def test_a_rule_the_screen_does_not_evaluate_sends_the_frame_to_pandera():
 
 
 def test_gold_model_checks_are_screened_too():
-    row = {"trade_date": date(2025, 1, 2), "underlying": "IWM", "side": "call", "rank": 1, "strike": 250.0,
+    row = {"trade_date": date(2025, 1, 2), "symbol": "IWM", "side": "call", "rank": 1, "strike": 250.0,
            "open_interest": 100, "volume": 5, "oi_change": 3}
-    schema = {"trade_date": pl.Date, "underlying": pl.String, "side": pl.String, "rank": pl.Int64,
+    schema = {"trade_date": pl.Date, "symbol": pl.String, "side": pl.String, "rank": pl.Int64,
               "strike": pl.Float64, "open_interest": pl.Int64, "volume": pl.Int64, "oi_change": pl.Int64}
     good = pl.DataFrame([row], schema=schema)
     assert meets_model(good, StrikeLevels) == pandera_passes(good, StrikeLevels)

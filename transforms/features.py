@@ -23,7 +23,7 @@ TECHNICAL_FEATURES: dict[str, pl.DataType] = {
         )
     },
 }
-_KEYS = ("trade_date", "underlying")
+_KEYS = ("trade_date", "symbol", "underlying")
 POSITIONING_FEATURES: dict[str, pl.DataType] = {
     **{c: t for c, t in POSITIONING_SCHEMA.items() if c not in _KEYS},
     # from transforms.greeks.session_greeks and iv_rank_percentile
@@ -47,12 +47,12 @@ RULE_ROW_SCHEMA: dict[str, pl.DataType] = {**FEATURE_SCHEMA, **SIGNAL_FEATURES}
 
 def _by_symbol(frame: pl.LazyFrame, columns: dict[str, pl.DataType]) -> tuple[pl.LazyFrame, list[str]]:
     present = [c for c in columns if c in frame.collect_schema().names()]
-    return frame.select("trade_date", pl.col("underlying").alias("symbol"), *present), present
+    return frame.select("trade_date", "symbol", *present), present
 
 
 def join_features(technicals: pl.LazyFrame, positioning: pl.LazyFrame,
                   flow: pl.LazyFrame | None = None) -> pl.LazyFrame:
-    """Technicals left-joined with positioning and block flow on (trade_date, symbol = underlying).
+    """Technicals left-joined with gold positioning and block flow on (trade_date, symbol).
 
     Left joins: a bars-only symbol still gets a row (and a bias from its technicals). Columns a
     source does not have are NULL, so every rule sees the whole FEATURE_SCHEMA.

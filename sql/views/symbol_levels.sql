@@ -23,4 +23,4 @@ SELECT
     positioning.max_pain_expiration
 FROM technicals_daily AS technicals
 LEFT JOIN positioning_daily AS positioning
-    ON positioning.trade_date = technicals.trade_date AND positioning.underlying = technicals.symbol;
+    ON positioning.trade_date = technicals.trade_date AND positioning.symbol = technicals.symbol;
