@@ -375,23 +375,23 @@ def child_backfill(spec: dict) -> dict:
     from flows.pipeline import StageStats, build_gold, gold_sessions, ingest_and_validate
 
     sampler = PeakSampler()
-    original_add, original_stage = StageStats.add, Staging.stage
+    original_add, original_scratch = StageStats.add, Staging.stage_scratch
 
     def add(self, dataset, day, rows_in, rows_out, *args, **kwargs):
         original_add(self, dataset, day, rows_in, rows_out, *args, **kwargs)
         if dataset != "silver.bars":
             sampler.sample(dataset, day, rows_out)
 
-    def stage(self, frame, layer, dataset, day, *args, **kwargs):
-        staged = original_stage(self, frame, layer, dataset, day, *args, **kwargs)
-        if layer == "bronze" and dataset != "bars":
+    def stage_scratch(self, frame, dataset, day, *args, **kwargs):  # ingest hands a session's rows to silver
+        staged = original_scratch(self, frame, dataset, day, *args, **kwargs)
+        if dataset != "bars":
             sampler.sample(f"bronze.{dataset}", day, frame.height)
         return staged
 
     settings = load_settings(warehouse=spec["warehouse"], landing=spec["landing"])
     start, end = date.fromisoformat(spec["start"]), date.fromisoformat(spec["end"])
     timings = {}
-    StageStats.add, Staging.stage = add, stage
+    StageStats.add, Staging.stage_scratch = add, stage_scratch
     try:
         t0 = time.perf_counter()
         _, ingest_stats = ingest_and_validate(settings, "bench-backfill", end=end)
@@ -402,7 +402,7 @@ def child_backfill(spec: dict) -> dict:
         build_gold(settings, dates, gold_stats)
         timings["gold"] = time.perf_counter() - t0
     finally:
-        StageStats.add, Staging.stage = original_add, original_stage
+        StageStats.add, Staging.stage_scratch = original_add, original_scratch
     probe = Probe()
     publish_and_report(settings, "bench-backfill", "backfill", dates, ingest_stats, gold_stats,
                        report=spec.get("report", True), probe=probe)

@@ -435,17 +435,22 @@ def status(warehouse: Warehouse = None, landing: Landing = None, config: Config 
 def _status(settings) -> bool:
     """Print the status; True when the last run failed."""
     from flows import runlog
-    from flows.lake import Lake, journal_path
+    from flows.lake import Lake, journal_path, read_manifest
     from flows.pipeline import uncomputed_sessions
 
     console.print(f"warehouse  {_safe(settings.warehouse)}\nlanding    {_safe(settings.landing)}\n"
                   f"lake       {_safe(settings.lake)}", highlight=False)
     lake = Lake(settings.lake)
     table = Table("layer", "dataset", "partitions", "first", "last", title="lake")
+    manifest = read_manifest(lake)
     for layer in ("bronze", "silver", "quarantine", "gold"):
         folder = settings.lake / layer
         for dataset in sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
-            days = lake.dates(layer, dataset)
+            if layer == "bronze":  # raw files by content: the sessions they hold are in the manifest
+                days = sorted({d for name, held in manifest.select("dataset", "dates").iter_rows()
+                               if name == dataset for d in held or []})
+            else:
+                days = lake.dates(layer, dataset)
             table.add_row(layer, dataset, str(len(days)), str(days[0]) if days else "-", str(days[-1]) if days else "-")
     console.print(table if table.row_count else "lake: empty")
     waiting = uncomputed_sessions(lake)

@@ -1,9 +1,11 @@
 """The Parquet lake: hive partitions (one date each), atomic writes, run staging and the landing manifest.
 
-Every partition file is written under a temporary name and renamed into place, so a reader or a crash
-never sees half a file. A run stages everything it ingests (bronze, silver, quarantine) under
-`_staging/<run_id>/` and commits by renames only after every input passed validation: a failed run
-leaves the lake as it was.
+Bronze is the landing files' raw bytes, one immutable copy per content at
+`bronze/<dataset>/<sha256[:2]>/<sha256><suffix>`; the manifest maps each landing path to its copy.
+Silver, quarantine and gold are Parquet. Every partition file is written under a temporary name and
+renamed into place, so a reader or a crash never sees half a file. A run stages everything it ingests
+(bronze copies, silver, quarantine) under `_staging/<run_id>/` and commits by renames only after every
+input passed validation: a failed run leaves the lake as it was.
 
 The lake's root is a local path or an object-storage URL (`s3://bucket/prefix`, `gs://`, `az://`; fsspec
 through universal-pathlib for listing, copying and deleting, polars' own object-store client for reading
@@ -15,6 +17,7 @@ uploads each file to its final key, so each file still flips from old to new in 
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -33,15 +36,15 @@ from flows.faults import crash_point, disk_full_point
 
 LAYERS = ("bronze", "silver", "quarantine", "gold")
 PARTITION_PREFIX = "trade_date="
-# Bronze is written once and read back once per run, right away: LZ4 writes about 40% faster than zstd
-# for files about 1.7x larger. The layers people keep and query (silver, gold) stay zstd.
-CODECS = {"bronze": "lz4"}
-# Bronze is read back whole, partition by partition, never filtered: min/max statistics (about 10% of
-# its write CPU) would serve no reader.
-STATISTICS = {"bronze": False}
+# A run's typed copy of the rows it read (scratch, never committed) is written only when it does not fit
+# in memory and is read back once, whole: LZ4 without min/max statistics is the cheapest to write. The
+# layers people keep and query (silver, gold) are zstd with statistics.
+SCRATCH_CODEC = "lz4"
+# Linux's FICLONE ioctl: a copy sharing the source's blocks until either is written (btrfs, XFS).
+FICLONE = 0x40049409
 # Layers whose files also hold their partition column `trade_date` (a DATE, first), so readers that ignore
-# folder names (pyarrow or pandas on a file, polars globs) still see the date (SPEC 2). Bronze is the
-# delivery as it came; quarantine keeps undated rows, whose partition date is not theirs.
+# folder names (pyarrow or pandas on a file, polars globs) still see the date (SPEC 2). Quarantine keeps
+# undated rows, whose partition date is not theirs.
 DATED_LAYERS = ("silver", "gold")
 # Staged files waiting for the background writer; staging waits beyond this, so a run that parses
 # faster than it writes (a backfill) never holds more than a few frames in memory for the writer.
@@ -188,6 +191,38 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def copy_file(source: Path, target: Path) -> None:
+    """`source`'s bytes at `target`, written under a temporary name and renamed: a reflink where the
+    filesystem has them, else a copy (the kernel's, without passing through Python). Never a hard link:
+    it would share the inode, so a vendor rewriting a landing file in place would change bronze too."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        try:
+            with open(source, "rb") as src, open(tmp, "wb") as dst:
+                fcntl.ioctl(dst.fileno(), FICLONE, src.fileno())
+        except OSError:  # a filesystem without reflinks, or source and target on two of them
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target)) from None
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def bronze_key(dataset: str, sha256: str, suffix: str) -> str:
+    """Where, under the lake root, the landing file with this content keeps its raw bytes."""
+    return f"bronze/{dataset}/{sha256[:2]}/{sha256}{suffix}"
+
+
+def raw_suffix(name: str) -> str:
+    """The suffix a landing file's bronze copy keeps, so a reader knows how to read it."""
+    lower = name.lower()
+    return next((s for s in (".csv.gz", ".csv", ".parquet", ".gz") if lower.endswith(s)), "")
+
+
 def _write_and_hash(frame: pl.DataFrame, path: LakePath, compression: str, statistics: bool) -> str | None:
     """write_atomic, then the file's sha256 (on the staging writer's thread, beside the parsing)."""
     write_atomic(frame, path, compression, statistics)
@@ -220,6 +255,10 @@ class Lake:
 
     def partition_dir(self, layer: str, dataset: str, day: date) -> LakePath:
         return self.dataset_dir(layer, dataset) / f"{PARTITION_PREFIX}{day.isoformat()}"
+
+    def bronze_file(self, key: str) -> LakePath:
+        """A bronze copy by its key (`bronze_key`, what the manifest records)."""
+        return self.root / key
 
     def dates(self, layer: str, dataset: str) -> list[date]:
         if self.remote:
@@ -474,6 +513,13 @@ class Staging:
     writes: dict[LakePath, Future] = field(default_factory=dict)
     digests: dict[LakePath, str | None] = field(default_factory=dict)  # staged file -> sha256
     _writer: ThreadPoolExecutor | None = None
+    # Bronze: each landing file read this run, as final path -> (staged copy, sha256).
+    raw: dict[LakePath, tuple[Path, str]] = field(default_factory=dict)
+    # The typed rows this run read, by (dataset, day) then part: scratch files (or kept frames) that
+    # silver reads and the commit leaves out; a kept one is written only when memory runs short.
+    scratch: dict[tuple[str, date], dict[str, LakePath]] = field(default_factory=dict)
+    _unwritten: dict[LakePath, pl.DataFrame] = field(default_factory=dict)
+    _downloads: dict[LakePath, Path] = field(default_factory=dict)
     # Object storage: each dataset's committed files, listed once per run (the run holds the lock, so
     # nothing else changes them before its commit).
     _listings: dict[tuple[str, str], dict[date, list[LakePath]]] = field(default_factory=dict)
@@ -488,23 +534,81 @@ class Staging:
         `keep`: also hold the frame in memory for `read` (within the run's `keep_rows`)."""
         final = self.lake.partition_dir(layer, dataset, day) / f"{part}.parquet"
         staged = self.root / layer / dataset / final.parent.name / final.name
+        self._submit(_file_columns(frame, layer), staged, "zstd", True)
+        self.moves.append((staged, final, exclusive, (layer, dataset, day)))
+        self._moves_by_partition.setdefault((layer, dataset, day), []).append((staged, final, exclusive))
+        if keep:
+            self._keep(staged, frame)
+        return staged
+
+    def _submit(self, frame: pl.DataFrame, staged: LakePath, compression: str, statistics: bool) -> None:
         self.wait([staged])  # a file staged again replaces the earlier write, never races it
         while len(self.writes) >= MAX_QUEUED_WRITES:  # back-pressure: queued frames are held in memory
             self.wait([next(iter(self.writes))])
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staging-writer")
         self.writes[staged] = self._writer.submit(
-            _write_and_hash, _file_columns(frame, layer), staged, CODECS.get(layer, "zstd"),
-            STATISTICS.get(layer, True))
-        self.moves.append((staged, final, exclusive, (layer, dataset, day)))
-        self._moves_by_partition.setdefault((layer, dataset, day), []).append((staged, final, exclusive))
-        if keep and self.keep_rows:
-            if sum(map(len, self.kept.values())) + len(frame) <= self.keep_rows:
-                self.kept[staged] = frame
-            else:  # a backfill: it reads its batches from the files; memory stays bounded
-                self.kept.clear()
-                self.keep_rows = 0
+            _write_and_hash, frame, staged, compression, statistics)
+
+    def _keep(self, staged: LakePath, frame: pl.DataFrame) -> bool:
+        """Hold `frame` in memory for `read` while the run's frames fit `keep_rows`; False when not."""
+        if not self.keep_rows:
+            return False
+        if sum(map(len, self.kept.values())) + len(frame) <= self.keep_rows:
+            self.kept[staged] = frame
+            return True
+        # A backfill: it reads its batches from the files; memory stays bounded.
+        for path, unwritten in self._unwritten.items():
+            self._submit(unwritten.drop("trade_date", strict=False), path, SCRATCH_CODEC, False)
+        self._unwritten.clear()
+        self.kept.clear()
+        self.keep_rows = 0
+        return False
+
+    def stage_scratch(self, frame: pl.DataFrame, dataset: str, day: date, part: str) -> LakePath:
+        """Hold a landing file's typed rows of `day` for silver: in memory while they fit, else in a
+        scratch file under the staging folder. Never committed: bronze keeps the raw bytes."""
+        staged = self.root / "scratch" / dataset / f"{PARTITION_PREFIX}{day.isoformat()}" / f"{part}.parquet"
+        self._unwritten.pop(staged, None)
+        self.kept.pop(staged, None)
+        if self._keep(staged, frame):
+            self.wait([staged])
+            self._unwritten[staged] = frame
+        else:
+            self._submit(frame.drop("trade_date", strict=False), staged, SCRATCH_CODEC, False)
+        self.scratch.setdefault((dataset, day), {})[part] = staged
         return staged
+
+    def scratch_files(self, dataset: str, day: date) -> list[LakePath]:
+        """The typed rows this run holds for `day`, one entry per landing file, in part order."""
+        parts = self.scratch.get((dataset, day), {})
+        return [parts[name] for name in sorted(parts)]
+
+    def stage_raw(self, source: Path) -> Path:
+        """A copy of landing file `source` in the staging folder: what the run parses and hashes, so
+        bronze holds exactly the bytes that were read even if the vendor rewrites the file meanwhile."""
+        staged = Path(self.root) / "raw" / f"{uuid.uuid4().hex}{raw_suffix(source.name)}"
+        disk_full_point("write:bronze", staged)
+        copy_file(source, staged)
+        return staged
+
+    def keep_raw(self, staged: Path, final: LakePath, sha256: str) -> None:
+        """On commit, the staged copy becomes bronze file `final` (unless the lake has those bytes)."""
+        self.raw[final] = (staged, sha256)
+
+    def raw_copy(self, final: LakePath) -> Path:
+        """A local path holding bronze file `final`'s bytes: the run's staged copy, the lake's file, or
+        (object storage) a download into the staging folder."""
+        if final in self.raw:
+            return self.raw[final][0]
+        if not is_remote(final):
+            return final
+        if final not in self._downloads:
+            local = Path(self.root) / "raw" / f"{uuid.uuid4().hex}{raw_suffix(final.name)}"
+            local.parent.mkdir(parents=True, exist_ok=True)
+            final.fs.get_file(final.path, str(local))
+            self._downloads[final] = local
+        return self._downloads[final]
 
     def wait(self, files: Iterable[LakePath] | None = None) -> None:
         """Until the given staged files (all when None) are written; a failed write raises here."""
@@ -533,6 +637,7 @@ class Staging:
         """Drop frames the run no longer needs from memory."""
         for f in files:
             self.kept.pop(f, None)
+            self._unwritten.pop(f, None)
 
     def staged_or_committed(self, layer: str, dataset: str, day: date) -> list[LakePath]:
         """The files partition `day` will hold after commit (staged ones win over committed).
@@ -570,7 +675,12 @@ class Staging:
             return
         # The committed files' sha256 are recorded first: a commit killed half-way is redone by the next
         # run, which records its own.
-        record_checksums(self.lake, {final: self.digests.get(staged) for staged, final, *_ in self.moves})
+        record_checksums(self.lake, {final: self.digests.get(staged) for staged, final, *_ in self.moves}
+                         | {final: digest for final, (_, digest) in self.raw.items()})
+        # Bronze first: what silver is built from is in the lake before silver is.
+        for final, (staged, _) in self.raw.items():
+            if not final.exists():  # content-addressed: a file already there holds these very bytes
+                replace(staged, final)
         for path in (p for paths in self.removals.values() for p in paths):
             path.unlink(missing_ok=True)
         for index, (staged, final, exclusive, _) in enumerate(self.moves):
@@ -590,6 +700,8 @@ class Staging:
         for layer, dataset, _ in self._moves_by_partition:  # listed before the first copy changes them
             self._listing(layer, dataset)
         remove_files(p for paths in self.removals.values() for p in paths)
+        if self.raw:  # bronze first, as on disk
+            _place([(staged, final) for final, (staged, _) in self.raw.items()])
         placed: dict[tuple[str, str, date], dict[str, LakePath]] = {}
         replaced: dict[tuple[str, str, date], dict[str, LakePath]] = {}
         half = len(self.moves) // 2
@@ -612,6 +724,7 @@ class Staging:
         self._stop_writer()
         self.writes.clear()
         self.kept.clear()
+        self._unwritten.clear()
         remove_tree(self.root)
 
     def _stop_writer(self) -> None:
@@ -642,10 +755,15 @@ def sweep_debris(lake: Lake, staging_folder: Path | None = None) -> int:
     return removed
 
 
+# One row per landing file: its bronze copy (`bronze`, relative to the lake root), the sessions it holds
+# (`dates`) and, for a file of several, each session's rows digest (`digests`, in `dates` order) so a
+# file delivered again re-validates only the sessions whose rows changed; `unbuilt`: sessions whose rows
+# changed but whose silver a run left for later (a backfill's `end`).
 MANIFEST_SCHEMA: dict[str, pl.DataType] = {
     "path": pl.String(), "dataset": pl.String(), "format": pl.String(), "size": pl.Int64(),
     "mtime_ns": pl.Int64(), "sha256": pl.String(), "part": pl.String(), "dates": pl.List(pl.Date()),
-    "rows": pl.Int64(), "ingested_at": pl.Datetime("us", "UTC"),
+    "rows": pl.Int64(), "ingested_at": pl.Datetime("us", "UTC"), "bronze": pl.String(),
+    "digests": pl.List(pl.String()), "unbuilt": pl.List(pl.Date()),
 }
 
 
@@ -657,7 +775,10 @@ def read_manifest(lake: Lake) -> pl.DataFrame:
     path = manifest_path(lake)
     if not path.exists():
         return pl.DataFrame(schema=MANIFEST_SCHEMA)
-    return read_parquet(path).select(list(MANIFEST_SCHEMA)).cast(MANIFEST_SCHEMA)
+    frame = read_parquet(path)
+    # A manifest from before bronze kept raw bytes has no copies: its files are read again, once.
+    absent = [pl.lit(None, dtype=t).alias(c) for c, t in MANIFEST_SCHEMA.items() if c not in frame.columns]
+    return frame.with_columns(absent).select(list(MANIFEST_SCHEMA)).cast(MANIFEST_SCHEMA)
 
 
 def write_manifest(lake: Lake, manifest: pl.DataFrame) -> None:

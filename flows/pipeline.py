@@ -27,8 +27,9 @@ from flows.lake import (
     Lake,
     LakePath,
     Staging,
+    bronze_key,
     modified_ns,
-    parquet_files,
+    raw_suffix,
     read_manifest,
     read_parquet,
     split_dates,
@@ -42,6 +43,7 @@ from flows.sources import (
     DATASETS,
     SourceError,
     bronze_schema,
+    check_size,
     conform,
     file_digest,
     landing_files,
@@ -170,12 +172,14 @@ def _settled(paths: list[Path], seconds: float) -> tuple[list[Path], list[Path]]
 
 def ingest_landing(settings: Settings, staging: Staging, *, datasets: tuple[str, ...] = PIPELINE_DATASETS,
                    force: bool = False, formats: dict[str, str] | None = None) -> IngestResult:
-    """Stage bronze parts for every new or changed landing file; unchanged files are skipped.
+    """Copy every new or changed landing file into bronze (its raw bytes, keyed by sha256) and hold its
+    typed rows for silver; unchanged files are skipped.
 
     A file is unchanged when its sha256 matches the manifest's, whatever its size and mtime (a
-    corrected file extracted from an archive keeps both). Each file owns one part per date partition,
-    so re-ingesting a changed file replaces its rows. Files still being written (see _settled) and
-    hidden files are left out, and listed in the result.
+    corrected file extracted from an archive keeps both). The run parses and hashes its own copy of the
+    file, so bronze holds exactly the bytes that were read. A file of several sessions delivered again
+    re-validates only the sessions whose rows changed (the manifest keeps each session's rows digest).
+    Files still being written (see _settled) and hidden files are left out, and listed in the result.
     """
     manifest = read_manifest(staging.lake)
     known = {row["path"]: row for row in manifest.iter_rows(named=True)}
@@ -192,19 +196,22 @@ def ingest_landing(settings: Settings, staging: Staging, *, datasets: tuple[str,
                 relative = path.relative_to(settings.landing).as_posix()
                 stat = path.stat()
                 previous = known.get(relative)
-                if previous and not force:  # the content decides whether to read it
-                    digest = file_digest(path)
-                    if previous["sha256"] == digest:
-                        if previous["mtime_ns"] != stat.st_mtime_ns:
-                            new_rows.append({**previous, "mtime_ns": stat.st_mtime_ns})
-                        skipped += 1
-                        continue
-                    pending_digest = None
-                else:  # a new file: hash it on another thread while polars parses it (both mostly GIL-free)
-                    digest, pending_digest = None, hasher.submit(file_digest, path)
-                bronze, fmt = conform(read_text_frame(path, settings.max_file_bytes), dataset, path, relative,
-                                      ingested_at, (formats or {}).get(dataset))
-                digest = pending_digest.result() if pending_digest else digest
+                # A row from before bronze kept raw bytes has no copy: the file is read again, once.
+                # The content decides whether to read it.
+                if previous and previous["bronze"] and not force and previous["sha256"] == file_digest(path):
+                    if previous["mtime_ns"] != stat.st_mtime_ns:
+                        new_rows.append({**previous, "mtime_ns": stat.st_mtime_ns})
+                    skipped += 1
+                    continue
+                check_size(path, settings.max_file_bytes)
+                # Parse the copy and hash it on another thread meanwhile (both mostly GIL-free).
+                copy = staging.stage_raw(path)
+                pending_digest = hasher.submit(file_digest, copy)
+                bronze, fmt = conform(read_text_frame(copy, settings.max_file_bytes, shown=path), dataset, path,
+                                      relative, ingested_at, (formats or {}).get(dataset))
+                digest = pending_digest.result()
+                key = bronze_key(dataset, digest, raw_suffix(path.name))
+                staging.keep_raw(copy, staging.lake.bronze_file(key), digest)
                 part = _part_name(relative)
                 dates = sorted(d for d in bronze.get_column("trade_date").unique().to_list() if d is not None)
                 undated = (bronze.filter(pl.col("trade_date").is_null()) if bronze.get_column("trade_date").null_count()
@@ -216,23 +223,29 @@ def ingest_landing(settings: Settings, staging: Staging, *, datasets: tuple[str,
                     bronze = _stage_non_sessions(staging, dataset, bronze, off, part)
                     dates = [d for d in dates if d not in off]
                     warnings.append(_non_session_warning(relative, off, settings.calendar))
-                known_dates = set(previous["dates"]) if previous and not force else set()
+                by_day = split_dates(bronze)
+                # A file of one session that changed has changed that session: no digest needed.
+                digests = {day: _rows_digest(rows) for day, rows in by_day.items()} if len(by_day) > 1 else {}
+                before = (dict(zip(previous["dates"], previous["digests"], strict=True))
+                          if previous and previous["digests"] and not force else {})
                 changed = []
-                for day, rows in split_dates(bronze).items():
-                    if day in known_dates and _part_unchanged(staging, dataset, day, part, rows):
+                for day, rows in by_day.items():
+                    if before.get(day) is not None and before[day] == digests.get(day):
                         continue  # a cumulative file delivered again: this day's rows as they were
-                    staging.stage(rows, "bronze", dataset, day, part, exclusive=False, keep=True)
+                    staging.stage_scratch(rows, dataset, day, part)
                     changed.append(day)
                 if len(undated):
                     # Rows without a date cannot be partitioned: they go straight to quarantine.
                     _stage_undated(staging, dataset, undated, ingested_at.date(), part)
                 for stale in set(previous["dates"] if previous else []) - set(dates):
-                    staging.remove("bronze", dataset, stale, part)
-                    touched[dataset].add(stale)
+                    touched[dataset].add(stale)  # the file no longer holds it: rebuilt from the others
                 touched[dataset].update(changed)
+                unbuilt = (set(previous["unbuilt"] or []) & set(dates) if previous else set()) | set(changed)
                 new_rows.append({"path": relative, "dataset": dataset, "format": fmt, "size": stat.st_size,
                                  "mtime_ns": stat.st_mtime_ns, "sha256": digest, "part": part, "dates": dates,
-                                 "rows": len(bronze), "ingested_at": ingested_at})
+                                 "rows": len(bronze), "ingested_at": ingested_at, "bronze": key,
+                                 "digests": [digests[d] for d in dates] if digests else None,
+                                 "unbuilt": sorted(unbuilt)})
                 read += 1
     updated = {r["path"]: r for r in [*known.values(), *new_rows]}
     merged = pl.DataFrame(list(updated.values()), schema=manifest.schema) if updated else manifest
@@ -241,23 +254,38 @@ def ingest_landing(settings: Settings, staging: Staging, *, datasets: tuple[str,
                         [p.relative_to(settings.landing).as_posix() for p in unsettled])
 
 
-def _part_unchanged(staging: Staging, dataset: str, day: date, part: str, rows: pl.DataFrame) -> bool:
-    """Whether the file's committed bronze part for `day` holds exactly `rows`, in the same order.
+# What a delivery adds to a row, left out of a session's rows digest: in a file sorted by symbol a new
+# session's rows land between the old ones and shift every row number.
+DELIVERY_COLUMNS = ["trade_date", "_source_row", "_ingested_at"]
 
-    A vendor file holding every session, delivered again with one more, then re-validates only the
-    sessions whose rows changed, not its whole history every night. The row numbers are left out: in a
-    file sorted by symbol the new session's rows land between the old ones and shift them all. A part
-    kept this way keeps its lineage, the row numbers and ingest time of the delivery it was read from;
-    the order within the day, which decides duplicates, is the same.
-    """
-    name = f"{part}.parquet"
-    committed = [f for f in staging.staged_or_committed("bronze", dataset, day) if f.name == name]
-    if not committed:
-        return False
-    delivery = ["trade_date", "_source_row", "_ingested_at"]
-    before = read_parquet(committed[0]).drop(delivery, strict=False)
-    now = rows.drop(delivery, strict=False)
-    return before.schema == now.schema and before.equals(now)
+
+def _rows_digest(rows: pl.DataFrame) -> str:
+    """A session's rows, in order (the order decides duplicates), as one digest. polars' row hashes
+    are stable within its version; after an upgrade a cumulative file's sessions are re-validated once."""
+    hashes = rows.drop(DELIVERY_COLUMNS, strict=False).hash_rows()
+    return hashlib.sha256(hashes.to_numpy().tobytes()).hexdigest()
+
+
+def hold_sources(settings: Settings, staging: Staging, manifest: pl.DataFrame, dataset: str,
+                 dates: set[date]) -> None:
+    """Complete silver's input for `dates`: the typed rows of every landing file holding one of them.
+    Files this run did not read (or read only in part) are conformed again from their bronze copy,
+    through the same vendor format as at ingest."""
+    holders = manifest.filter((pl.col("dataset") == dataset)
+                              & pl.col("dates").list.eval(pl.element().is_in(list(dates))).list.any())
+    for row in holders.iter_rows(named=True):
+        missing = [d for d in row["dates"] if d in dates and row["part"] not in staging.scratch.get((dataset, d), {})]
+        if not missing:
+            continue
+        landing = settings.landing / row["path"]
+        if not row["bronze"]:
+            raise SourceError(f"{landing}: no bronze copy of it in the lake; deliver it again to re-validate "
+                              f"{', '.join(map(str, missing))}")
+        copy = staging.raw_copy(staging.lake.bronze_file(row["bronze"]))
+        frame, _ = conform(read_text_frame(copy, settings.max_file_bytes, shown=landing), dataset, landing,
+                           row["path"], row["ingested_at"], row["format"])
+        for day, rows in split_dates(frame.filter(pl.col("trade_date").is_in(missing))).items():
+            staging.stage_scratch(rows, dataset, day, row["part"])
 
 
 def _stage_non_sessions(staging: Staging, dataset: str, bronze: pl.DataFrame, days: list[date],
@@ -285,23 +313,14 @@ def _stage_undated(staging: Staging, dataset: str, undated: pl.DataFrame, day: d
     staging.stage(rows.drop("trade_date"), "quarantine", f"{dataset}_undated", day, part, exclusive=False)
 
 
-def dirty_silver_dates(lake: Lake, dataset: str) -> set[date]:
-    """Committed bronze partitions newer than their silver partition (or without one)."""
-    if lake.remote:  # two listings carry every file's time; a request per file would not
-        bronze, silver = lake.remote_entries("bronze", dataset), lake.remote_entries("silver", dataset)
-        built = {day: stamp for day, entries in silver.items() for f, stamp in entries if f.name == "part-0.parquet"}
-        return {day for day, entries in bronze.items()
-                if day not in built or any(stamp > built[day] for _, stamp in entries)}
-    dirty = set()
-    for day in lake.dates("bronze", dataset):
-        silver_file = lake.partition_dir("silver", dataset, day) / "part-0.parquet"
-        if not silver_file.exists():
-            dirty.add(day)
-            continue
-        built_at = modified_ns(silver_file)
-        if any(modified_ns(p) > built_at for p in parquet_files(lake.partition_dir("bronze", dataset, day))):
-            dirty.add(day)
-    return dirty
+def dirty_silver_dates(lake: Lake, dataset: str, manifest: pl.DataFrame | None = None) -> set[date]:
+    """Sessions bronze holds whose silver is missing, or whose rows changed in a run that left their
+    silver for later (the manifest's `unbuilt`). `manifest`: this run's, when it has one."""
+    manifest = read_manifest(lake) if manifest is None else manifest
+    rows = manifest.filter(pl.col("dataset") == dataset)
+    held = set(rows.get_column("dates").explode().drop_nulls().to_list())
+    unbuilt = set(rows.get_column("unbuilt").explode().drop_nulls().to_list())
+    return (held - set(lake.dates("silver", dataset))) | unbuilt
 
 
 # ------------------------------------------------------------------------------------------ silver
@@ -317,7 +336,7 @@ def _date_batches(day_rows: dict[date, int], budget: int) -> list[list[date]]:
 
 
 def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[date],
-                 stats: StageStats) -> dict[date, int]:
+                 stats: StageStats, manifest: pl.DataFrame | None = None) -> dict[date, int]:
     """Validate, de-duplicate and derive the given dates; stage silver and quarantine partitions.
 
     Raises RejectedShareError (nothing is committed then) when a date's rejected share passes the limit
@@ -325,9 +344,11 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
     Duplicates are resolved deterministically, quarantined too, and count towards the limit (SPEC 7):
     a re-delivered file replaces its own rows (same path), so a day that is mostly duplicates is two
     names for one delivery, or a file of repeated rows, for the operator to look at.
+    `manifest`: the landing files as this run leaves them (default: the lake's).
     """
     bronze = bronze_schema(dataset)
-    files = {day: staging.staged_or_committed("bronze", dataset, day) for day in dates}
+    hold_sources(settings, staging, read_manifest(staging.lake) if manifest is None else manifest, dataset, dates)
+    files = {day: staging.scratch_files(dataset, day) for day in dates}
     sizes = {day: staging.rows(fs) for day, fs in files.items()}
     work = dict(sizes)
     if dataset == "trades":  # each batch of prints is checked against its sessions' chains: count them too
@@ -462,20 +483,29 @@ def ingest_and_validate(settings: Settings, run_id: str, *, end: date | None = N
     # A lake on object storage stages on local disk, beside the lock that guards it.
     staging_folder = settings.warehouse / ".staging" if lake.remote else None
     sweep_debris(lake, staging_folder)
-    # A nightly's bronze (one session of every dataset, each up to a batch) passes to silver in memory;
-    # a backfill's does not fit and is re-read from the staged files.
+    # A nightly's typed rows (one session of every dataset, each up to a batch) pass to silver in memory;
+    # a backfill's do not fit and are re-read from scratch files.
     staging = Staging(lake, run_id, folder=staging_folder, keep_rows=2 * settings.batch_rows)
     stats = StageStats()
     try:
         result = ingest_landing(settings, staging, force=force, formats=formats)
+        manifest = result.manifest
+        built: dict[str, list[date]] = {}
         for dataset in PIPELINE_DATASETS:  # bars first: chains take spot from them
-            dates = result.touched.get(dataset, set()) | dirty_silver_dates(lake, dataset)
+            dates = result.touched.get(dataset, set()) | dirty_silver_dates(lake, dataset, manifest)
             if dataset == "trades":  # a changed chain re-judges that day's prints (unknown_contract...)
-                dates |= {d for d in result.touched.get("chains", set())
-                          if staging.staged_or_committed("bronze", "trades", d)}
+                printed = set(manifest.filter(pl.col("dataset") == "trades").get_column("dates").explode().to_list())
+                dates |= result.touched.get("chains", set()) & printed
             if end is not None:
                 dates = {d for d in dates if d <= end}
-            build_silver(settings, staging, dataset, dates, stats)
+            build_silver(settings, staging, dataset, dates, stats, manifest)
+            built[dataset] = sorted(dates)
+        # Sessions whose silver this run built are no longer waiting for it.
+        result.manifest = manifest.with_columns(pl.coalesce(
+            *(pl.when(pl.col("dataset") == dataset).then(
+                pl.col("unbuilt").list.set_difference(pl.lit(days, dtype=pl.List(pl.Date))))
+              for dataset, days in built.items()),
+            pl.col("unbuilt")).alias("unbuilt"))
         crash_point("ingest-staged")
         staging.commit()
         # Silver's row counts travel with the lake until a publish records them: a run killed after

@@ -174,22 +174,29 @@ class TooLargeError(SourceError):
     """A landing file over the per-file limit of decompressed bytes; not retried."""
 
 
-def _bounded_source(path: Path, max_bytes: int | None) -> Path | bytes:
+def check_size(path: Path, max_bytes: int | None, shown: Path | None = None) -> None:
+    """Refuse a plain (not gzip) file over `max_bytes` before anything reads or copies it."""
+    if path.name.lower().endswith(".gz"):
+        return
+    size = path.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise TooLargeError(f"{shown or path}: {size:,} bytes, over the {max_bytes:,}-byte limit per file "
+                            "([ingest] max_file_bytes): refused")
+
+
+def _bounded_source(path: Path, max_bytes: int | None, shown: Path | None = None) -> Path | bytes:
     """What polars reads: the path itself (a plain file within the limit), or a gzip file's content,
     decompressed here a block at a time and refused as soon as it passes `max_bytes` (a gzip bomb
     never expands in memory beyond the limit)."""
     if not path.name.lower().endswith(".gz"):
-        size = path.stat().st_size
-        if max_bytes is not None and size > max_bytes:
-            raise TooLargeError(f"{path}: {size:,} bytes, over the {max_bytes:,}-byte limit per file "
-                                "([ingest] max_file_bytes): refused")
+        check_size(path, max_bytes, shown)
         return path
     out = bytearray()
     with gzip.open(path, "rb") as stream:
         while block := stream.read(1 << 24):
             out += block
             if max_bytes is not None and len(out) > max_bytes:
-                raise TooLargeError(f"{path}: decompresses to more than {max_bytes:,} bytes ([ingest] "
+                raise TooLargeError(f"{shown or path}: decompresses to more than {max_bytes:,} bytes ([ingest] "
                                     "max_file_bytes): refused")
     return bytes(out)
 
@@ -204,21 +211,22 @@ def _read_csv_text(path: Path | bytes) -> pl.DataFrame:
         return pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", truncate_ragged_lines=False, glob=False)
 
 
-def read_text_frame(path: Path, max_bytes: int | None = None) -> pl.DataFrame:
+def read_text_frame(path: Path, max_bytes: int | None = None, shown: Path | None = None) -> pl.DataFrame:
     """The file with every column as text and lower-cased, trimmed header names. `max_bytes`: the
-    most (decompressed) bytes the file may hold; a larger one is refused, naming it."""
+    most (decompressed) bytes the file may hold; a larger one is refused, naming it. `shown`: the name
+    messages give (the landing file, when `path` is its bronze copy)."""
     try:
         if path.name.lower().endswith(".parquet"):
-            _bounded_source(path, max_bytes)
+            _bounded_source(path, max_bytes, shown)
             frame = pl.read_parquet(path, glob=False)
             frame = frame.with_columns(pl.all().cast(pl.String))
         else:
-            frame = _read_csv_text(_bounded_source(path, max_bytes))
+            frame = _read_csv_text(_bounded_source(path, max_bytes, shown))
     except TooLargeError:
         raise
     except Exception as exc:  # noqa: BLE001 - polars/arrow raise many kinds; the user needs the file and why
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SourceError(f"{path}: unreadable: {first}", transient=True) from None
+        raise SourceError(f"{shown or path}: unreadable: {first}", transient=True) from None
     return frame.rename({c: c.strip().lower() for c in frame.columns})
 
 

@@ -118,19 +118,52 @@ def test_split_dates_partitions_a_history_and_leaves_out_rows_without_a_date():
     assert lake_module.split_dates(history.clear()) == {}
 
 
-def test_bronze_is_lz4_without_statistics_and_silver_zstd_with_them(tmp_path: Path):
+def parquet_close_column(path: Path) -> tuple:
     import duckdb
 
-    committed_silver_and_bronze(tmp_path)
+    return duckdb.sql("SELECT compression, stats_min_value, stats_max_value FROM parquet_metadata(?) "
+                      "WHERE path_in_schema = 'close'", params=[str(path)]).fetchall()[0]
+
+
+def test_scratch_rows_stay_in_memory_until_the_budget_is_passed_then_go_to_lz4_files_never_the_lake(
+        tmp_path: Path):
     lake = Lake(tmp_path / "lake")
+    staging = Staging(lake, "run-1", keep_rows=1)
+    first = staging.stage_scratch(frame("IWM", 249.8), "bars", DAY, "src-a")
+    assert first in staging.kept and not first.exists()  # a nightly's rows never touch the disk
+    second = staging.stage_scratch(frame("SPY", 600.0), "bars", DAY, "src-b")
+    staging.wait()
+    assert staging.kept == {} and first.exists() and second.exists()  # both spilled, the kept one too
+    assert parquet_close_column(first) == ("LZ4_RAW", None, None)
+    assert staging.scratch_files("bars", DAY) == [first, second]
+    assert staging.read([first, second], SCHEMA).collect().rows() == [(DAY, "IWM", 249.8), (DAY, "SPY", 600.0)]
+    staging.stage(frame("IWM", 249.8), "silver", "bars", DAY, "part-0", exclusive=True)
+    staging.commit()
+    [silver] = lake.files("silver", "bars")
+    assert parquet_close_column(silver) == ("ZSTD", "249.8", "249.8")
+    assert sorted(p.relative_to(lake.root).as_posix() for p in lake.root.rglob("*.parquet")
+                  if "_manifest" not in p.parts) == [f"silver/bars/trade_date={DAY}/part-0.parquet"]
 
-    def close_column(layer: str) -> tuple:
-        [path] = lake.files(layer, "bars")
-        return duckdb.sql("SELECT compression, stats_min_value, stats_max_value FROM parquet_metadata(?) "
-                          "WHERE path_in_schema = 'close'", params=[str(path)]).fetchall()[0]
 
-    assert close_column("bronze") == ("LZ4_RAW", None, None)
-    assert close_column("silver") == ("ZSTD", "249.8", "249.8")
+def test_a_raw_copy_commits_at_its_content_address_with_its_checksum(tmp_path: Path):
+    landing = tmp_path / "bars_2025-12-29.csv"
+    landing.write_text("date,symbol,close\n2025-12-29,IWM,249.8\n")
+    lake = Lake(tmp_path / "lake")
+    staging = Staging(lake, "run-1")
+    copy = staging.stage_raw(landing)
+    digest = lake_module.file_sha256(copy)
+    final = lake.bronze_file(lake_module.bronze_key("bars", digest, lake_module.raw_suffix(landing.name)))
+    staging.keep_raw(copy, final, digest)
+    landing.write_text("date,symbol,close\n2025-12-29,IWM,1.0\n")  # rewritten in place meanwhile
+    assert not final.exists()  # nothing in the lake before the commit
+    staging.commit()
+    assert final == lake.root / "bronze" / "bars" / digest[:2] / f"{digest}.csv"
+    assert final.read_text() == "date,symbol,close\n2025-12-29,IWM,249.8\n"  # the bytes that were read
+    assert lake_module.verify_lake(lake) == (1, [])
+    final.write_text("tampered")
+    now = lake_module.file_sha256(final)
+    assert lake_module.verify_lake(lake)[1] == [
+        f"{final}: sha256 {now[:12]}... differs from the {digest[:12]}... it was committed with"]
 
 
 def test_files_of_named_dates_are_the_listings_without_listing_the_history(tmp_path: Path, monkeypatch):

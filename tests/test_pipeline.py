@@ -127,6 +127,30 @@ def test_unchanged_files_are_skipped_and_changed_ones_reingested(note: Path):
     assert query(note, "SELECT call_wall FROM positioning_daily")[0][0] == 266.0
 
 
+def test_bronze_is_each_landing_files_bytes_by_sha256_and_silver_is_rebuilt_from_it(note: Path):
+    """Bronze holds the landing files' raw bytes at their content address; a session whose silver is
+    gone is re-validated from bronze alone, the landing file deleted meanwhile, to the same rows."""
+    run_nightly(note, NOTE_DATE)
+    lake = Lake(note / "wh" / "lake")
+    landing = sorted(p for p in (note / "landing").rglob("*.csv"))
+    copies = sorted(p for p in (lake.root / "bronze").rglob("*") if p.is_file())
+    expected = {}
+    for path in landing:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        expected[lake.root / "bronze" / path.parent.name / digest[:2] / f"{digest}.csv"] = path.read_bytes()
+    assert copies == sorted(expected)
+    assert all(copy.read_bytes() == expected[copy] for copy in copies)
+    assert not list((lake.root / "bronze").rglob("*.parquet"))  # silver is the first typed write
+    silver = lake.files("silver", "chains", dates=[NOTE_DATE])
+    before = pl.read_parquet(silver)
+    (note / "landing" / "chains" / f"chains_{NOTE_DATE}.csv").unlink()
+    for f in silver:
+        f.unlink()
+    summary = run_nightly(note, NOTE_DATE)
+    assert summary.files_read == 0
+    assert pl.read_parquet(lake.files("silver", "chains", dates=[NOTE_DATE])).equals(before)
+
+
 def test_a_date_with_later_data_present_gives_the_same_rows(tmp_path: Path):
     alone, later = tmp_path / "alone", tmp_path / "later"
     write_note_landing(alone / "landing")
