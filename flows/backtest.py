@@ -24,6 +24,7 @@ import duckdb
 import polars as pl
 
 from flows.config import Settings
+from flows.errors import ChainsignalsError
 from flows.lake import Lake
 from flows.warehouse import SQL_DIR
 from transforms.features import (
@@ -51,7 +52,7 @@ CHAIN_COLUMNS: dict[str, pl.DataType] = {
 _KEYS = {"trade_date": pl.Date(), "underlying": pl.String()}
 
 
-class BacktestError(Exception):
+class BacktestError(ChainsignalsError):
     """A backtest that cannot run (no sessions in the range, an empty lake); the message is one line."""
 
 
@@ -127,7 +128,7 @@ def run_backtest(settings: Settings, rule_sets: dict[str, tuple[Rule, ...]], *, 
                 if (start is None or d >= start) and (end is None or d <= end)]
     if not sessions:
         raise BacktestError(f"no gold sessions in the lake {settings.lake} between {start or 'the first'} and "
-                            f"{end or 'the last'}: run `chainsignals backfill` first")
+                            f"{end or 'the last'}: run `chainsignals backfill` first", file=settings.lake)
     batches = _session_batches(lake, sessions, settings.batch_rows)
     collected: dict[str, list[pl.DataFrame]] = {name: [] for name in rule_sets}
     if progress:

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from flows.errors import ChainsignalsError
 from transforms.ideas import Rule, RuleError, compile_rules
 from transforms.signals import DEFAULT_WEIGHTS
 
@@ -34,8 +35,8 @@ DEFAULT_MAX_FILE_BYTES = 2 << 30  # decompressed bytes of one landing file (a fu
 STABLE_SECONDS_VARIABLE = "CHAINSIGNALS_STABLE_SECONDS"  # overrides [ingest] stable_seconds (tests: 0)
 
 
-class ConfigError(Exception):
-    """A configuration file that cannot be used; the message is one line."""
+class ConfigError(ChainsignalsError):
+    """A configuration or rule file that cannot be used (`file`); the message is one line."""
 
 
 # One model per TOML table. Each setting and its default are declared here and nowhere else;
@@ -251,7 +252,7 @@ def load_rule_file(path: Path | str, settings: Settings) -> tuple[Rule, ...]:
     path = Path(path)
     parsed = _parse(_read_toml(path, "rule file"), path)
     if not parsed.rules:
-        raise ConfigError(f"{path}: no [[rules]]")
+        raise ConfigError(f"{path}: no [[rules]]", file=path)
     own = "min_risk_reward" in parsed.ideas.model_fields_set
     return _compile(parsed, path, parsed.ideas.min_risk_reward if own else settings.min_risk_reward)
 
@@ -261,7 +262,7 @@ def _compile(parsed: ConfigFile, path: Path, min_risk_reward: float) -> tuple[Ru
     try:
         return tuple(compile_rules(tables, min_risk_reward))
     except (RuleError, ValueError, TypeError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"{path}: {exc}", file=path) from None
 
 
 def _parse(raw: dict, path: Path) -> ConfigFile:
@@ -272,7 +273,7 @@ def _parse(raw: dict, path: Path) -> ConfigFile:
     except ValidationError as exc:
         problems = exc.errors()
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ConfigError(f"{path}: {_refusal(ConfigFile, raw, problems[0])}{more}") from None
+        raise ConfigError(f"{path}: {_refusal(ConfigFile, raw, problems[0])}{more}", file=path) from None
 
 
 def _refusal(model: type[BaseModel], raw: dict, problem: dict) -> str:
@@ -345,6 +346,6 @@ def _read_toml(path: Path, what: str) -> dict:
     try:
         return tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"{what} not found: {path}") from None
+        raise ConfigError(f"{what} not found: {path}", file=path) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        raise ConfigError(f"{path}: not valid TOML: {exc}", file=path) from None
