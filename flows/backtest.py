@@ -24,6 +24,7 @@ import duckdb
 import polars as pl
 
 from flows.config import Settings
+from flows.errors import ChainsignalsError
 from flows.lake import Lake
 from flows.warehouse import SQL_DIR
 from transforms.features import (
@@ -54,7 +55,7 @@ _KEYS = {"trade_date": pl.Date(), GOLD_SYMBOL: pl.String()}
 _MID_COLUMNS = {"trade_date": pl.Date(), "option_symbol": pl.String(), "mid": pl.Float64()}
 
 
-class BacktestError(Exception):
+class BacktestError(ChainsignalsError):
     """A backtest that cannot run (no sessions in the range, an empty lake); the message is one line."""
 
 
@@ -142,7 +143,7 @@ def run_backtest(settings: Settings, rule_sets: dict[str, tuple[Rule, ...]], *, 
                 if (start is None or d >= start) and (end is None or d <= end)]
     if not sessions:
         raise BacktestError(f"no gold sessions in the lake {settings.lake} between {start or 'the first'} and "
-                            f"{end or 'the last'}: run `chainsignals backfill` first")
+                            f"{end or 'the last'}: run `chainsignals backfill` first", file=settings.lake)
     batches = _session_batches(lake, sessions, settings.batch_rows)
     collected: dict[str, list[pl.DataFrame]] = {name: [] for name in rule_sets}
     named, exit_mids = pl.Series("option_symbol", [], dtype=pl.String), []

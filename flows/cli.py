@@ -226,8 +226,11 @@ def _run_with_progress_lines(label: str, fn, *args, **kwargs):
 
 def _guarded(fn, *args, **kwargs):
     """Run a pipeline call; any failure becomes one line on stderr and exit code 1; SIGINT or SIGTERM
-    one line and 130 or 143 (the shell's codes for them)."""
+    one line and 130 or 143 (the shell's codes for them). A failure the code names (a ChainsignalsError,
+    an OSError such as a full disk) is its reason; anything else is a bug, and the line also says where
+    its traceback is."""
     from flows.config import ConfigError
+    from flows.errors import ChainsignalsError
     from flows.launcher import Terminated
 
     try:
@@ -240,10 +243,34 @@ def _guarded(fn, *args, **kwargs):
               "interrupted; nothing it had not committed is visible", 143 if isinstance(exc, Terminated) else 130)
     except ConfigError as exc:
         _fail(_one_line(exc), 2)
-    except Exception as exc:  # the one-line contract: the reason, not a traceback
+    except (ChainsignalsError, OSError) as exc:
         if os.environ.get("CHAINSIGNALS_DEBUG"):
             raise
         _fail(_one_line(exc))
+    except Exception as exc:  # a bug: still one line, its traceback kept for whoever fixes it
+        if os.environ.get("CHAINSIGNALS_DEBUG"):
+            raise
+        _fail(f"{_one_line(exc)} ({type(exc).__name__}, unexpected: {_traceback_kept(exc)})")
+
+
+def _traceback_kept(exc: BaseException) -> str:
+    """Where the traceback of an unexpected failure is: a file written for it (a cron job's one line
+    cannot be re-run with CHAINSIGNALS_DEBUG=1 after the fact)."""
+    import tempfile
+    import traceback
+
+    unkept = "CHAINSIGNALS_DEBUG=1 shows the traceback"
+    try:
+        handle, name = tempfile.mkstemp(prefix="chainsignals-", suffix=".traceback")
+    except OSError:
+        return unkept
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write("".join(traceback.format_exception(exc)))
+    except OSError:  # a full disk: no half-written file left behind
+        Path(name).unlink(missing_ok=True)
+        return unkept
+    return f"traceback in {name}"
 
 
 def _record_interrupt(flow_kwargs: dict, exc: BaseException) -> None:

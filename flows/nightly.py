@@ -30,6 +30,7 @@ from flows.caching import (
 )
 from flows.calendar import closed_reason
 from flows.config import Settings, load_settings
+from flows.errors import ChainsignalsError
 from flows.lake import GoldStagedLake, Lake, journal_path, roll_forward
 from flows.pipeline import (
     GOLD_TABLES,
@@ -50,6 +51,11 @@ from flows.progress import stage
 from flows.sources import SourceError, now_utc
 from flows.warehouse import WarehouseBusy, check_no_writer, publish, warehouse_lock
 from schemas.rules import checked_symbols
+
+
+class RunError(ChainsignalsError, RuntimeError):
+    """A run that cannot compute what it was asked (nothing in landing for the session, a short chain set
+    to fail, lake files that no longer match their commit); the message is one line."""
 
 
 @dataclass
@@ -310,14 +316,15 @@ def _execute(settings: Settings, flow_name: str, target: date | None, start: dat
                 if target is None:
                     target = latest_landing_session(settings)
                     if target is None:
-                        raise RuntimeError(f"no bars or chains in landing ({settings.landing})")
+                        raise RunError(f"no bars or chains in landing ({settings.landing})", file=settings.landing)
                     _name_run(f"nightly-{target}")
                 dates = gold_sessions(settings, target, target)
                 if not dates:
-                    raise RuntimeError(f"no bars for {target} in landing ({settings.landing})")
+                    raise RunError(f"no bars for {target} in landing ({settings.landing})", date=target,
+                                   dataset="bars")
                 incomplete = short_chain(Lake(settings.lake), target, settings.min_chain_share)
                 if incomplete and settings.on_short_chain == "fail":
-                    raise RuntimeError(f"{incomplete} ([ingest] on_short_chain = \"fail\")")
+                    raise RunError(f"{incomplete} ([ingest] on_short_chain = \"fail\")", date=target, dataset="chains")
                 # Sessions a failed run ingested after the last computed one are computed with this one.
                 lake = Lake(settings.lake)
                 if lake.dates("gold", "technicals_daily"):
@@ -325,7 +332,7 @@ def _execute(settings: Settings, flow_name: str, target: date | None, start: dat
             else:
                 dates = gold_sessions(settings, start, end)
                 if not dates:
-                    raise RuntimeError(f"no sessions with bars between {start} and {end}")
+                    raise RunError(f"no sessions with bars between {start} and {end}", dataset="bars")
             counts, gold_stats = _gold(settings, dates, symbols, shards, run_id, force)
             lake = Lake(settings.lake)
             pending = pending_stats(lake)
@@ -383,8 +390,8 @@ def _name_bad_lake_files(settings: Settings, exc: BaseException) -> Exception | 
     _, problems = verify_lake(Lake(settings.lake))
     if not problems:
         return None
-    return RuntimeError(f"{_one_line(exc)}; the lake file(s) that no longer match their commit: "
-                        + "; ".join(problems))
+    return RunError(f"{_one_line(exc)}; the lake file(s) that no longer match their commit: "
+                    + "; ".join(problems))
 
 
 def _stale_warning(stale: list[date]) -> list[str]:

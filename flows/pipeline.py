@@ -21,6 +21,7 @@ import polars as pl
 from flows.caching import code_fingerprint
 from flows.calendar import non_sessions
 from flows.config import Settings
+from flows.errors import ChainsignalsError
 from flows.faults import crash_point
 from flows.lake import (
     GoldStagedLake,
@@ -98,8 +99,8 @@ SILVER_ORDER = {"bars": ["trade_date", "symbol"],
 GOLD_RENAMES = {"underlying": "symbol"}
 
 
-class RejectedShareError(Exception):
-    """Too many rows of a dataset and date failed validation; the message is one line."""
+class RejectedShareError(ChainsignalsError):
+    """Too many rows of a `dataset` and `date` failed validation; the message is one line."""
 
 
 @dataclass
@@ -217,7 +218,7 @@ def ingest_landing(settings: Settings, staging: Staging, *, datasets: tuple[str,
                 undated = (bronze.filter(pl.col("trade_date").is_null()) if bronze.get_column("trade_date").null_count()
                            else bronze.clear())
                 if len(undated) == len(bronze) and len(bronze):
-                    raise SourceError(f"{path}: no row has a readable date")
+                    raise SourceError(f"{path}: no row has a readable date", file=path, dataset=dataset)
                 off = non_sessions(dates, settings.calendar)
                 if off:  # e.g. a vendor's stale snapshot on a holiday: quarantined here, never a session
                     bronze = _stage_non_sessions(staging, dataset, bronze, off, part)
@@ -400,7 +401,7 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
                 top = ", ".join(f"{r} ({n})" for r, n in reasons)
                 raise RejectedShareError(
                     f"{dataset} {day}: {day_bad} of {day_in} rows rejected ({day_bad / day_in:.1%}) "
-                    f"> limit {settings.max_rejected_share:.1%}; top reasons: {top}")
+                    f"> limit {settings.max_rejected_share:.1%}; top reasons: {top}", dataset=dataset, date=day)
             day_rows = _in_order(_rows_on(kept, day).select(list(schema)), SILVER_ORDER[dataset])
             day_quarantine = _rows_on(quarantine, day)
             # Kept in memory for the next datasets' checks (chains need the bars, prints the chains).

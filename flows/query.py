@@ -14,11 +14,13 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from flows.errors import ChainsignalsError
+
 FORMATS = ("table", "csv", "json", "parquet")
 READ_ONLY_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
 
 
-class QueryError(Exception):
+class QueryError(ChainsignalsError):
     """A query the command refuses or the warehouse cannot answer; the message is one line."""
 
 
@@ -71,7 +73,8 @@ QUESTIONS = {q.name: q for q in (IDEAS, LEVELS, SIGNALS)}
 
 def connect(database: Path) -> duckdb.DuckDBPyConnection:
     if not database.exists():
-        raise QueryError(f"no warehouse at {database}: run `chainsignals demo` or `chainsignals run` first")
+        raise QueryError(f"no warehouse at {database}: run `chainsignals demo` or `chainsignals run` first",
+                         file=database)
     return duckdb.connect(str(database), read_only=True)
 
 

@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import polars as pl
 
+from flows.errors import ChainsignalsError
 from flows.faults import disk_full_point
 from flows.lake import LakePath
 from flows.report_charts import oi_chart, price_chart, price_history, price_marks, strike_oi
@@ -65,7 +66,7 @@ SCORECARD_VIEW = "idea_scorecard"
 SQL_VIEWS = Path(__file__).resolve().parent.parent / "sql" / "views"
 
 
-class ReportError(ValueError):
+class ReportError(ChainsignalsError, ValueError):
     """A report that cannot be written (bad symbol, no data for the day); the message is one line."""
 
 
@@ -205,20 +206,20 @@ def _day_ideas(con: duckdb.DuckDBPyConnection, day: date) -> pl.DataFrame:
 def load_day(database: Path, day: date, symbols: list[str] | None) -> DayData:
     """The session's rows of every table the report prints, for `symbols` (default: the day's signals)."""
     if not Path(database).is_file():
-        raise ReportError(f"no warehouse at {database}")
+        raise ReportError(f"no warehouse at {database}", file=database)
     con = duckdb.connect(str(database), read_only=True)
     try:
         present = _relations(con)
         if "signals_daily" not in present:
-            raise ReportError(f"{database}: no signals_daily table (has the pipeline run?)")
+            raise ReportError(f"{database}: no signals_daily table (has the pipeline run?)", file=database)
         index = _index(con, day, present)  # also the day's symbols: no query of its own for them
         day_symbols = index["symbol"].unique(maintain_order=True).to_list()
         if not day_symbols:
-            raise ReportError(f"no signals for {day} in {database}")
+            raise ReportError(f"no signals for {day} in {database}", file=database, date=day)
         if symbols is not None:
             missing = sorted(set(symbols) - set(day_symbols))
             if missing:
-                raise ReportError(f"no signals for {', '.join(missing)} on {day}")
+                raise ReportError(f"no signals for {', '.join(missing)} on {day}", file=database, date=day)
         wanted = symbols if symbols is not None else day_symbols
         frames = {}
         for table, key in DAY_QUERIES.items():

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
+from flows.errors import ChainsignalsError
 from flows.vendors import VENDOR_FORMATS, VendorFormat
 from transforms.trades import EXCHANGE_TZ, session_date
 
@@ -25,14 +26,14 @@ DATASETS = ("bars", "chains", "trades")
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
 
 
-class SourceError(Exception):
-    """A landing file the run cannot use; the message is one line naming the file and the problem.
+class SourceError(ChainsignalsError):
+    """A landing file (`file`) the run cannot use; the message is one line naming the file and the problem.
 
     `transient`: the file may still be arriving (unreadable, truncated); a retry can succeed.
     """
 
-    def __init__(self, message: str, *, transient: bool = False) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, transient: bool = False, **context) -> None:
+        super().__init__(message, **context)
         self.transient = transient
 
 
@@ -130,12 +131,13 @@ def detect_format(dataset: str, columns: set[str], path: Path, explicit: str | N
             if adapter.name in (explicit, f"{explicit}-{dataset}"):
                 return adapter
         raise SourceError(f"{path}: unknown format {explicit!r} for {dataset} "
-                          f"(known: {', '.join(a.name for a in candidates)})")
+                          f"(known: {', '.join(a.name for a in candidates)})", file=path, dataset=dataset)
     for adapter in candidates:
         if adapter.detect(columns):
             return adapter
     missing = sorted(c for c, f in FIELDS[dataset].items() if f.required and c not in columns)
-    raise SourceError(f"{path}: missing required column(s) {', '.join(missing)} for {dataset}")
+    raise SourceError(f"{path}: missing required column(s) {', '.join(missing)} for {dataset}", file=path,
+                      dataset=dataset)
 
 
 def landing_files(landing: Path, dataset: str, hidden: list[Path] | None = None) -> list[Path]:
@@ -157,7 +159,7 @@ def landing_files(landing: Path, dataset: str, hidden: list[Path] | None = None)
         target = path.resolve()
         if not target.is_relative_to(root):
             raise SourceError(f"{path}: a symbolic link to {target}, outside landing ({root}): refused "
-                              "(copy the file into landing instead)")
+                              "(copy the file into landing instead)", file=path)
         found.append(path)
     return found
 
@@ -181,7 +183,7 @@ def check_size(path: Path, max_bytes: int | None, shown: Path | None = None) -> 
     size = path.stat().st_size
     if max_bytes is not None and size > max_bytes:
         raise TooLargeError(f"{shown or path}: {size:,} bytes, over the {max_bytes:,}-byte limit per file "
-                            "([ingest] max_file_bytes): refused")
+                            "([ingest] max_file_bytes): refused", file=shown or path)
 
 
 def _bounded_source(path: Path, max_bytes: int | None, shown: Path | None = None) -> Path | bytes:
@@ -197,7 +199,7 @@ def _bounded_source(path: Path, max_bytes: int | None, shown: Path | None = None
             out += block
             if max_bytes is not None and len(out) > max_bytes:
                 raise TooLargeError(f"{shown or path}: decompresses to more than {max_bytes:,} bytes ([ingest] "
-                                    "max_file_bytes): refused")
+                                    "max_file_bytes): refused", file=shown or path)
     return bytes(out)
 
 
@@ -226,7 +228,7 @@ def read_text_frame(path: Path, max_bytes: int | None = None, shown: Path | None
         raise
     except Exception as exc:  # noqa: BLE001 - polars/arrow raise many kinds; the user needs the file and why
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SourceError(f"{shown or path}: unreadable: {first}", transient=True) from None
+        raise SourceError(f"{shown or path}: unreadable: {first}", transient=True, file=shown or path) from None
     return frame.rename({c: c.strip().lower() for c in frame.columns})
 
 
@@ -377,7 +379,8 @@ def conform(frame: pl.DataFrame, dataset: str, path: Path, source_file: str, ing
     canonical = adapter.conform(frame.lazy(), path).collect()
     missing = [c for c, f in FIELDS[dataset].items() if f.required and c not in canonical.columns]
     if missing:
-        raise SourceError(f"{path}: missing required column(s) {', '.join(missing)} for {dataset}")
+        raise SourceError(f"{path}: missing required column(s) {', '.join(missing)} for {dataset}", file=path,
+                          dataset=dataset)
     fields = {c: f for c, f in FIELDS[dataset].items() if c in canonical.columns}
     raw = {c: canonical.get_column(c).cast(pl.String) for c in fields}
     shapes = {c: _Shape.detect(raw[c].drop_nulls().head(1000).str.strip_chars().to_list())
@@ -404,7 +407,8 @@ def conform(frame: pl.DataFrame, dataset: str, path: Path, source_file: str, ing
         if given and len(bad) == given and len(canonical) > 1:
             sample = raw[column].drop_nulls().head(1).to_list()
             raise SourceError(f"{path}: column {column!r} has no value readable as {fields[column].kind}"
-                              f" (e.g. {sample[0]!r})" if sample else f"{path}: column {column!r} is unreadable")
+                              f" (e.g. {sample[0]!r})" if sample else f"{path}: column {column!r} is unreadable",
+                              file=path, dataset=dataset)
     height = len(canonical)
     flags = [pl.Series(f"__failed_{c}", [], dtype=pl.Boolean).extend_constant(False, height).scatter(bad, True)
              for c, bad in failed.items()]

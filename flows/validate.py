@@ -34,7 +34,7 @@ def guess_dataset(path: Path, columns: set[str]) -> str:
     scores = {d: len(columns & set(FIELDS[d])) for d in DATASETS}
     best = max(scores, key=scores.get)
     if scores[best] == 0:
-        raise SourceError(f"{path}: cannot tell whether this is bars, chains or trades; pass --dataset")
+        raise SourceError(f"{path}: cannot tell whether this is bars, chains or trades; pass --dataset", file=path)
     return best
 
 
@@ -43,7 +43,7 @@ def validate_file(settings: Settings, path: Path, dataset: str | None = None,
     from flows.pipeline import SILVER_KEYS, SILVER_MODELS
 
     if not path.is_file():
-        raise SourceError(f"{path}: no such file")
+        raise SourceError(f"{path}: no such file", file=path)
     text = read_text_frame(path, settings.max_file_bytes)
     dataset = dataset or guess_dataset(path, set(text.columns))
     bronze, detected = conform(text, dataset, path, path.name, now_utc(), fmt)

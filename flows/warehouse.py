@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import polars as pl
 
+from flows.errors import ChainsignalsError
 from flows.faults import crash_point, disk_full_point
 from flows.lake import GoldStagedLake, Lake, roll_forward, uri, write_journal
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
 
-class WarehouseBusy(Exception):
+class WarehouseBusy(ChainsignalsError):
     """Another run holds the warehouse; the message says which."""
 
 
@@ -67,7 +68,7 @@ def warehouse_lock(root: Path, wait_seconds: float = 0.0, *, for_this_process: b
                 if time.monotonic() >= deadline:
                     handle.seek(0)
                     holder = handle.read().strip() or "unknown"
-                    raise WarehouseBusy(f"another chainsignals run holds {path} ({holder})") from None
+                    raise WarehouseBusy(f"another chainsignals run holds {path} ({holder})", file=path) from None
                 time.sleep(0.2)
         handle.seek(0)
         handle.truncate()
@@ -82,7 +83,7 @@ def warehouse_lock(root: Path, wait_seconds: float = 0.0, *, for_this_process: b
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-class WarehouseInUse(Exception):
+class WarehouseInUse(ChainsignalsError):
     """An analyst's read-write connection holds signals.duckdb; the message says how to reconnect."""
 
 
@@ -109,7 +110,8 @@ def check_no_writer(database: Path) -> str | None:
     if pid:
         raise WarehouseInUse(
             f"{database} is open read-write by process {pid} (DuckDB's default): a publish would lose what that "
-            f"connection writes. Close it and reconnect read-only: duckdb.connect('{database}', read_only=True)")
+            f"connection writes. Close it and reconnect read-only: duckdb.connect('{database}', read_only=True)",
+            file=database)
     wal = database.with_name(database.name + ".wal")
     if not wal.exists():
         return None

@@ -22,13 +22,14 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
+from flows.errors import ChainsignalsError
 from flows.sources_vendors import CHAIN_COLUMNS, conform_yfinance
 
 NY = ZoneInfo("America/New_York")
 INSTALL_HINT = "install the optional extra: `uv sync --extra yfinance` (or `pip install 'chainsignals[yfinance]'`)"
 
 
-class MissingExtraError(ImportError):
+class MissingExtraError(ChainsignalsError, ImportError):
     """An optional extra the requested source needs is not installed."""
 
 

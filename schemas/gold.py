@@ -19,10 +19,11 @@ from pandera.api.polars.types import PolarsData
 
 from schemas.quarantine import REASON, describe_structural, is_row_failure, row_reasons, run_lazy_validation
 from schemas.rules import OSI_RULE, SYMBOL_RULE, le_tol, osi21_ok, reason, rows, symbol_ok
+from transforms.errors import ChainsignalsError
 
 
-class GoldValidationError(Exception):
-    """A gold table broke its contract; the message is one line naming the table and the failed checks."""
+class GoldValidationError(ChainsignalsError):
+    """A gold table (`dataset`) broke its contract; the message is one line naming it and the failed checks."""
 
 
 def _ordered(*columns: str) -> pl.Expr:
@@ -593,13 +594,13 @@ def validate_gold(df: pl.DataFrame | pl.LazyFrame, model: type[pa.DataFrameModel
         counts = frame.select((~pl.col(c).is_finite()).sum().alias(c) for c in floats).row(0, named=True)
         bad = [f"non_finite:{c} ({n} rows)" for c, n in counts.items() if n]
         if bad:
-            raise GoldValidationError(f"{table}: {'; '.join(bad)}")
+            raise GoldValidationError(f"{table}: {'; '.join(bad)}", dataset=table)
     errors, failure_cases = run_lazy_validation(frame, model)
     if not errors:
         return frame
     structural = [e for e in errors if not is_row_failure(e)]
     if structural:
-        raise GoldValidationError(f"{table}: {describe_structural(structural)}")
+        raise GoldValidationError(f"{table}: {describe_structural(structural)}", dataset=table)
     failures = row_reasons(failure_cases)
     summary = (
         failures.group_by(REASON, maintain_order=True)
@@ -609,7 +610,8 @@ def validate_gold(df: pl.DataFrame | pl.LazyFrame, model: type[pa.DataFrameModel
         .to_list()
     )
     bad_rows = failures.get_column(failures.columns[0]).n_unique()
-    raise GoldValidationError(f"{table}: {bad_rows} of {len(frame)} rows failed: {'; '.join(summary)}")
+    raise GoldValidationError(f"{table}: {bad_rows} of {len(frame)} rows failed: {'; '.join(summary)}",
+                              dataset=table)
 
 
 __all__ = [

@@ -15,6 +15,7 @@ from pandera.constants import CHECK_OUTPUT_KEY
 from pandera.errors import SchemaError, SchemaErrorReason, SchemaErrors
 
 from schemas.rules import SYMBOL_PATTERN
+from transforms.errors import ChainsignalsError
 
 __all__ = ["NOT_A_SESSION", "REASON", "SYMBOL_PATTERN", "StructuralError", "split_duplicates", "split_valid"]
 
@@ -34,8 +35,8 @@ _ROW_REASONS = {
 _SHAPE_REASONS = {SchemaErrorReason.COLUMN_NOT_IN_DATAFRAME, SchemaErrorReason.WRONG_DATATYPE}
 
 
-class StructuralError(Exception):
-    """The dataset cannot be validated row by row; the message is one line naming dataset and problem."""
+class StructuralError(ChainsignalsError):
+    """The `dataset` cannot be validated row by row; the message is one line naming dataset and problem."""
 
 
 def split_valid(
@@ -51,7 +52,7 @@ def split_valid(
 
     structural = [e for e in errors if not is_row_failure(e)]
     if structural:
-        raise StructuralError(f"{dataset}: {describe_structural(structural)}")
+        raise StructuralError(f"{dataset}: {describe_structural(structural)}", dataset=dataset)
 
     reasons = (
         row_reasons(failure_cases)

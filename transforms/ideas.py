@@ -15,6 +15,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
+from transforms.errors import ChainsignalsError
 from transforms.features import RULE_ROW_SCHEMA
 from transforms.text import fmt_fixed
 
@@ -74,7 +75,7 @@ TRADE_IDEA_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-class RuleError(ValueError):
+class RuleError(ChainsignalsError, ValueError):
     """A rule that cannot be compiled; the message names the rule and the field."""
 
 
