@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import CHAINSIGNALS
+from tests.helpers import CHAINSIGNALS
 
 from flows.config import DEFAULT_CONFIG, ConfigError, ConfigFile, load_rule_file, load_settings
 from transforms.signals import DEFAULT_WEIGHTS
