@@ -786,34 +786,61 @@ def _print_report(summary) -> None:
                   highlight=False)
 
 
-def _print_day(settings, day: date) -> None:
+SUMMARY_TOP = 20
+"""Signals and ideas a run prints; the counts cover all of them and the query commands list the rest."""
+SIGNALS_ORDER = "strongest first: |score| descending, then symbol"
+IDEAS_ORDER = "best reward/risk first: R:R descending, then symbol and rule"
+
+
+def _print_day(settings, day: date, top: int = SUMMARY_TOP) -> None:
+    """The day as counts (symbols by bias, ideas by rule and direction), the `top` strongest signals and
+    best ideas in a stated order, and where the rest is: a full-market day stays a screen or two."""
     from flows.warehouse import connect_read_only
 
     con = connect_read_only(settings.database)
     try:
+        by_bias = con.execute("SELECT bias, count(*) FROM signals_daily WHERE trade_date = ? GROUP BY bias "
+                              "ORDER BY bias", [day]).fetchall()
+        by_rule = con.execute("SELECT rule, direction, count(*) FROM trade_ideas WHERE trade_date = ? "
+                              "GROUP BY rule, direction ORDER BY rule, direction", [day]).fetchall()
         signals = con.execute(
-            "SELECT symbol, close, change_pct, bias, bias_score, support, resistance, summary "
-            "FROM signals_daily WHERE trade_date = ? ORDER BY symbol", [day]).fetchall()
+            "SELECT symbol, close, change_pct, bias, bias_score, support, resistance FROM signals_daily "
+            "WHERE trade_date = ? ORDER BY abs(bias_score) DESC, symbol LIMIT ?", [day, top]).fetchall()
         ideas = con.execute(
             "SELECT symbol, rule, direction, contract, premium_per_contract, trigger_text, target_text, stop_text, "
-            "risk_reward FROM idea_display WHERE trade_date = ? ORDER BY symbol, rule", [day]).fetchall()
+            "risk_reward FROM idea_display WHERE trade_date = ? "
+            "ORDER BY risk_reward DESC NULLS LAST, symbol, rule LIMIT ?", [day, top]).fetchall()
     finally:
         con.close()
+    n_signals, n_ideas = sum(n for _, n in by_bias), sum(n for *_, n in by_rule)
+    console.print(f"{n_signals:,} symbols: " + ", ".join(f"{b} {n:,}" for b, n in by_bias)
+                  + f"; {n_ideas:,} trade ideas" + (": " if by_rule else "")
+                  + ", ".join(f"{r} {d} {n:,}" for r, d, n in by_rule), highlight=False, markup=False)
     table = Table("symbol", "close", "chg %", "bias", "score", "support", "resistance",
-                  title=f"signals {day}")
-    for s, close, chg, bias, score, sup, res, _ in signals:
+                  title=_shown(f"signals {day}", len(signals), n_signals, SIGNALS_ORDER))
+    for s, close, chg, bias, score, sup, res in signals:
         colour = {"bullish": "green", "bearish": "red"}.get(bias, "yellow")
         table.add_row(s, f"{close:.2f}", f"{chg:+.2f}" if chg is not None else "-", f"[{colour}]{bias}[/]",
                       f"{score:+d}", f"{sup:.2f}" if sup is not None else "-", f"{res:.2f}" if res is not None else "-")
     console.print(table)
     # Trigger, target and stop are the underlying's levels, option ideas' too: each cell names the symbol.
     table = Table("symbol", "rule", "direction", "contract", "$ / contract", "trigger", "target", "stop", "R:R",
-                  title=f"trade ideas {day} (levels are the underlying's; premium = mid x 100)")
+                  title=_shown(f"trade ideas {day}", len(ideas), n_ideas, IDEAS_ORDER)
+                  + " (levels are the underlying's; premium = mid x 100)")
     for s, rule, direction, contract, premium, trig, target, stop, rr in ideas:
         colour = {"bullish": "green", "bearish": "red"}.get(direction, "yellow")
         table.add_row(s, rule, f"[{colour}]{direction}[/]", contract, f"{premium:,.2f}" if premium is not None else "-",
                       trig, target, stop, f"{rr:.1f}")
     console.print(table)
+    if len(signals) < n_signals or len(ideas) < n_ideas:
+        where = f" --date {day} --warehouse {settings.warehouse}"
+        console.print(f"all of them: `chainsignals signals{where}` and `chainsignals ideas{where}` (--format csv, "
+                      "json or parquet for every column), and the report's index below", highlight=False, markup=False,
+                      soft_wrap=True)
+
+
+def _shown(title: str, shown: int, total: int, order: str) -> str:
+    return f"{title}: {shown:,} of {total:,}, {order}" if shown < total else f"{title}, {order}"
 
 
 def main() -> None:  # pragma: no cover - console-script shim
