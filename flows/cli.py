@@ -106,18 +106,31 @@ def _one_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+def _prefect_server() -> str | None:
+    """The operator's Prefect server (PREFECT_API_URL), not the temporary one the launcher started."""
+    from flows.launcher import temporary_server
+
+    return None if temporary_server() else os.environ.get("PREFECT_API_URL")
+
+
 def _quiet_prefect() -> None:
     # The CLI shows its own progress, so Prefect's console handler keeps to warnings; the loggers stay at
     # Prefect's INFO so a server's flow-run page has the night's log (the API handler takes every level).
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    if not os.environ.get("PREFECT_API_URL"):
-        # The temporary server lives for this one run; stopped when it ends, it logs the events still in
-        # flight as a traceback after the run succeeded. Its own errors do not decide the run's outcome.
-        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
-    from flows.launcher import server_dies_with_cli
+    from flows.launcher import STARTUP_TIMEOUT_SECONDS, STARTUP_TIMEOUT_VARIABLE, temporary_server
 
-    server_dies_with_cli()
+    server = temporary_server()
+    if server:  # started by the launcher; booting since the process began
+        _guarded(server.wait_ready, float(os.environ.get(STARTUP_TIMEOUT_VARIABLE, STARTUP_TIMEOUT_SECONDS)))
+    elif not os.environ.get("PREFECT_API_URL"):
+        # Prefect starts its own temporary server, which lives for this one run; stopped when it ends, it
+        # logs the events still in flight as a traceback after the run succeeded. Its own errors do not
+        # decide the run's outcome.
+        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+        from flows.launcher import server_dies_with_cli
+
+        server_dies_with_cli()
     _run_failures_left_to_the_cli()
 
 
@@ -214,7 +227,7 @@ def _run_with_progress_lines(label: str, fn, *args, **kwargs):
         line(f"{description} {done}/{total}")
 
     first = time.monotonic()
-    server = "the Prefect server" if os.environ.get("PREFECT_API_URL") else "a temporary Prefect server"
+    server = "the Prefect server" if _prefect_server() else "a temporary Prefect server"
     line(f"{label}: starting on {server}")
     set_reporter(report, counter)
     try:
@@ -683,7 +696,7 @@ def _answered_before_prefect(settings, target: date | None, force: bool, symbols
         from flows.calendar import closed_reason
 
         reason = _guarded(closed_reason, target, settings.calendar)
-        if reason and os.environ.get("PREFECT_API_URL"):
+        if reason and _prefect_server():
             return False
         if reason:
             from flows.runlog import record_skip
@@ -705,7 +718,7 @@ def _answered_before_prefect(settings, target: date | None, force: bool, symbols
 
 def _print_flow_run(summary) -> None:
     """The flow run's page when a Prefect server keeps it (a temporary server's pages end with the run)."""
-    if os.environ.get("PREFECT_API_URL") and summary.flow_run_url:
+    if _prefect_server() and summary.flow_run_url:
         console.print(f"flow run: {summary.flow_run_url}", highlight=False, markup=False, soft_wrap=True)
 
 
