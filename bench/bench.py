@@ -4,13 +4,16 @@
    about 5,000 underlyings, 2 million contracts, 300 sessions of bars, 2 million prints, plain CSV.
 2. Warm-up (reported, not compared): load the previous session (the bars history and that session's
    chains) into a fresh warehouse, then keep a snapshot of it.
-3. Measure in fresh child processes, alternated, `--rounds` of each:
+3. Measure in fresh processes, alternated (the order reversed every other round), `--rounds` of each:
    - floor: polars reads the last session's raw files (chains, bars drop, trades) and writes each once
      as Parquet;
-   - nightly: the stages `flows.nightly._execute` runs for the last session (ingest + silver, gold,
-     publish, the day's report), called directly (no Prefect), on a fresh copy of the snapshot, so
-     every round does the same work. Timing wrappers give the per-stage breakdown and hot spots.
-   Each child's peak RSS comes from `wait4` (the kernel's high-water mark of that process alone).
+   - pandas: `bench/pandas_reference.py`, the night's analysis as a plain pandas script;
+   - chainsignals run: the whole CLI process as cron runs it, on a fresh copy of the snapshot (its own
+     temporary Prefect server, output to a file); its progress lines, timestamped as they arrive, split
+     it into before the flow, the flow's stages and after;
+   - nightly: the same run's stages in process (`flows.run.run_stages`, plain steps, no Prefect), each
+     timed through the composition's `timed` hook: the per-stage view.
+   Each process's peak RSS and CPU come from `wait4` (the kernel's figures for that process alone).
 4. `--prefect`: also one `flows.nightly.nightly` Prefect flow run on another copy (orchestration cost).
 5. Backfill: a 500-underlying market (`generate_demo_market`), a year of chains, through the same
    stages in one process (each stage over every session, as the `backfill` flow does). RSS is sampled
@@ -81,29 +84,39 @@ def _maxrss_mb(maxrss: int) -> float:
 
 
 # ------------------------------------------------------------------------------------------ probes
+STAGE_LABELS = {"ingest": "ingest + silver", "gold": "gold", "publish": "publish: DuckDB",
+                "present": "report: Markdown, HTML, charts"}
+"""flows.run's stages as the report names them."""
+
+
 @dataclass
 class Probe:
-    """Timings of the pipeline's own functions, recorded by wrappers installed in a child process.
-
-    `stages` are consecutive, non-overlapping segments of the run (they add up to its time, with
-    `other`); `stage_cpu` is the CPU the whole process (every thread) spent in each, so CPU over seconds
-    is how many of the cores a stage kept busy. `inner` are hot spots inside them (CSV reads,
-    validation, Parquet writes), which overlap the stages. `peak_after` is the process's RSS
-    high-water mark when each stage ended.
+    """Timings of one run: `stages` are the run composition's stages (flows.run.run_stages times them
+    through its `timed` hook), consecutive and adding up to the run with `other`; `stage_cpu` is the
+    CPU the whole process (every thread) spent in each, so CPU over seconds is how many of the cores a
+    stage kept busy. `parts` split the ingest stage (its steps) and the gold stage (per table, from
+    the run's pipeline_runs rows: wall only). `inner` are hot spots (CSV reads, validation, Parquet
+    writes), which overlap. `peak_after` is the process's RSS high-water mark when each stage ended.
     """
 
     stages: dict[str, float] = field(default_factory=dict)
     stage_cpu: dict[str, float] = field(default_factory=dict)
+    parts: dict[str, float] = field(default_factory=dict)
+    part_cpu: dict[str, float] = field(default_factory=dict)
     inner: dict[str, float] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
     peak_after: dict[str, float] = field(default_factory=dict)
-    mark: float = 0.0
-    cpu_mark: float = 0.0
+    started_at: dict[str, float] = field(default_factory=dict)  # epoch seconds, to place pipeline_runs rows
 
     def add_stage(self, name: str, seconds: float, cpu: float) -> None:
         self.stages[name] = self.stages.get(name, 0.0) + seconds
         self.stage_cpu[name] = self.stage_cpu.get(name, 0.0) + cpu
         self.peak_after[name] = memory_mb()[1]
+
+    def add_part(self, name: str, seconds: float, cpu: float | None = None) -> None:
+        self.parts[name] = self.parts.get(name, 0.0) + seconds
+        if cpu is not None:
+            self.part_cpu[name] = self.part_cpu.get(name, 0.0) + cpu
 
     def add_inner(self, name: str, seconds: float) -> None:
         self.inner[name] = self.inner.get(name, 0.0) + seconds
@@ -112,18 +125,22 @@ class Probe:
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         started, cpu = time.perf_counter(), time.process_time()
+        self.started_at.setdefault(name, time.time())
         try:
             yield
         finally:
             self.add_stage(name, time.perf_counter() - started, time.process_time() - cpu)
 
+    def timed(self, stage: str):
+        """flows.run's `timed` hook."""
+        return self.stage(STAGE_LABELS.get(stage, stage))
 
-def _wrap(module, attribute: str, record: Callable[[dict, float, float], None]) -> None:
-    """Replace module.attribute by a timing wrapper; `record(bound arguments, seconds, process CPU)`.
 
-    Missing attributes are skipped: the pipeline may be refactored under the benchmark.
-    """
-    original = getattr(module, attribute, None)
+def _wrap(owner, attribute: str, record: Callable[[dict, float, float], None]) -> None:
+    """Replace owner.attribute (a public function or method) by a timing wrapper; `record(bound
+    arguments, seconds, process CPU)`. Missing attributes are skipped: the pipeline may change under
+    the benchmark, and what is gone is then not broken down, never mistimed."""
+    original = getattr(owner, attribute, None)
     if original is None or getattr(original, "__bench_wrapped__", False):
         return
     signature = inspect.signature(original)
@@ -141,20 +158,20 @@ def _wrap(module, attribute: str, record: Callable[[dict, float, float], None]) 
             record(bound, time.perf_counter() - started, time.process_time() - cpu)
 
     wrapper.__bench_wrapped__ = True
-    setattr(module, attribute, wrapper)
+    setattr(owner, attribute, wrapper)
 
 
 def install_probes(probe: Probe) -> None:
-    """Time the stages by wrapping the functions flows.pipeline looks up at call time."""
-    from flows import lake, pipeline, warehouse
+    """Break the ingest stage into its steps and time hot spots, through public functions only."""
+    from flows import lake, pipeline
 
     def inner(name: str) -> Callable[[dict, float, float], None]:
         return lambda _bound, seconds, _cpu: probe.add_inner(name, seconds)
 
-    _wrap(pipeline, "ingest_landing", lambda _b, s, c: probe.add_stage("ingest: landing -> bronze", s, c))
-    _wrap(pipeline, "build_silver", lambda b, s, c: probe.add_stage(f"silver: {b.get('dataset', '?')}", s, c))
-    _wrap(lake.Staging, "commit", lambda _b, s, c: probe.add_stage("ingest: commit staged partitions", s, c))
-    _wrap(pipeline, "write_manifest", lambda _b, s, c: probe.add_stage("ingest: write manifest", s, c))
+    _wrap(pipeline, "ingest_landing", lambda _b, s, c: probe.add_part("ingest: landing -> bronze", s, c))
+    _wrap(pipeline, "build_silver", lambda b, s, c: probe.add_part(f"ingest: silver {b.get('dataset', '?')}", s, c))
+    _wrap(lake.Staging, "commit", lambda _b, s, c: probe.add_part("ingest: commit staged partitions", s, c))
+    _wrap(pipeline, "write_manifest", lambda _b, s, c: probe.add_part("ingest: write manifest", s, c))
     _wrap(pipeline, "read_text_frame", inner("read landing file (text)"))
     _wrap(pipeline, "conform", inner("conform to bronze (parse, type)"))
     _wrap(pipeline, "file_digest", inner("sha256 of landing files"))
@@ -163,45 +180,30 @@ def install_probes(probe: Probe) -> None:
     _wrap(pipeline, "split_duplicates", inner("de-duplication"))
     _wrap(pipeline, "validate_gold", inner("pandera: gold validation"))
     _wrap(lake, "write_atomic", inner("parquet writes (all layers)"))
-    _wrap(warehouse, "_load_table", inner("duckdb: load gold partitions"))
-
-    # Gold: each table's time runs from the previous table's write (or the start of build_gold) to the
-    # end of its own write, so it holds the table's compute (the .collect()), validation and write.
-    original_build_gold = pipeline.build_gold
-
-    @functools.wraps(original_build_gold)
-    def build_gold(*args, **kwargs):
-        probe.mark, probe.cpu_mark = time.perf_counter(), time.process_time()
-        return original_build_gold(*args, **kwargs)
-
-    if not getattr(original_build_gold, "__bench_wrapped__", False):
-        build_gold.__bench_wrapped__ = True
-        pipeline.build_gold = build_gold
-
-    original_write_gold = getattr(pipeline, "_write_gold", None)
-    if original_write_gold is not None and not getattr(original_write_gold, "__bench_wrapped__", False):
-        table_at = _argument_index(original_write_gold, "table")
-
-        @functools.wraps(original_write_gold)
-        def write_gold(*args, **kwargs):
-            try:
-                return original_write_gold(*args, **kwargs)
-            finally:
-                table = kwargs.get("table", args[table_at] if table_at < len(args) else "?")
-                now, cpu = time.perf_counter(), time.process_time()
-                probe.add_stage(f"gold: {table}", now - probe.mark, cpu - probe.cpu_mark)
-                probe.mark, probe.cpu_mark = now, cpu
-
-        write_gold.__bench_wrapped__ = True
-        pipeline._write_gold = write_gold
 
 
-def _argument_index(function: Callable, name: str) -> int:
-    names = list(inspect.signature(function).parameters)
-    return names.index(name) if name in names else len(names)
+def gold_parts(database: Path, run_id: str, gold_started: float) -> dict[str, float]:
+    """Each gold table's seconds, from the run's pipeline_runs rows: from the previous table's end
+    (the gold stage's start for the first) to its own, so compute, validation and write."""
+    from flows.warehouse import connect_read_only
+
+    con = connect_read_only(database)
+    try:
+        rows = con.execute("SELECT dataset, max(finished_at) AS done FROM pipeline_runs WHERE run_id = ? "
+                           "AND dataset LIKE 'gold.%' GROUP BY dataset ORDER BY done", [run_id]).fetchall()
+    finally:
+        con.close()
+    parts, mark = {}, gold_started
+    for dataset, done in rows:
+        parts[f"gold: {dataset.removeprefix('gold.')}"] = max(done.timestamp() - mark, 0.0)
+        mark = done.timestamp()
+    return parts
 
 
-# ------------------------------------------------------------------------------------------ children
+def _no_report(_settings, _day, _logger):
+    return None, []
+
+
 def child_floor(spec: dict) -> dict:
     """The floor: read that day's raw files with polars and write each once as Parquet."""
     import polars as pl
@@ -223,8 +225,8 @@ def child_floor(spec: dict) -> dict:
 
 
 def child_pipeline(spec: dict) -> dict:
-    """The nightly run for one session: the stages `flows.nightly._execute` composes, called directly
-    (no Prefect): ingest + silver, gold, publish, the day's report."""
+    """The nightly run for one session in this process: flows.run.run_stages with its plain steps (no
+    Prefect), each stage timed through its hook: ingest + silver, gold, publish, the day's report."""
     probe = Probe()
     install_probes(probe)
     profiler = None
@@ -232,87 +234,45 @@ def child_pipeline(spec: dict) -> dict:
         import cProfile
 
         profiler = cProfile.Profile()
-    import polars as pl
+    from dataclasses import replace
 
+    from flows import report
     from flows.config import load_settings
-    from flows.pipeline import StageStats, build_gold, gold_sessions, ingest_and_validate
-    from flows.warehouse import warehouse_lock
-
-    if spec.get("report", True):
-        # The report stage picks its symbols with flows.nightly.report_symbols; importing that module
-        # loads Prefect, which the real flow has loaded before any stage runs: keep it out of the timing.
-        import flows.nightly  # noqa: F401
+    from flows.run import PLAIN, run_stages
 
     settings = load_settings(warehouse=spec["warehouse"], landing=spec["landing"])
     target = date.fromisoformat(spec["target"])
     run_id = f"bench-{os.getpid()}"
+    steps = PLAIN if spec.get("report", True) else replace(PLAIN, present=_no_report)
+    install_report_probes(probe, report)
     if profiler:
         profiler.enable()
     started, cpu_started = time.perf_counter(), time.process_time()
-    with warehouse_lock(settings.warehouse):
-        _, ingest_stats = ingest_and_validate(settings, run_id, end=target, force=False)
-        dates = gold_sessions(settings, target, target)
-        if not dates:
-            raise BenchError(f"no bars for {target} in {settings.landing}")
-        gold_stats = StageStats()
-        counts = build_gold(settings, dates, gold_stats)
-        loaded = publish_and_report(settings, run_id, "nightly", dates, ingest_stats, gold_stats,
-                                    report=spec.get("report", True), probe=probe)
+    summary = run_stages(settings, "nightly", target, None, False, steps=steps, timed=probe.timed, run_id=run_id)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     if profiler:
         profiler.disable()
         profiler.dump_stats(spec["profile"])
-    # Whatever no probe covers (the lock, listing dates, run records; a stage added to the pipeline later).
+    # Whatever no stage covers (the lock, listing dates, the run log).
     probe.add_stage("other (untimed)", max(seconds - sum(probe.stages.values()), 0.0),
                     max(cpu - sum(probe.stage_cpu.values()), 0.0))
-    rows_in = {r["dataset"]: r["rows_in"] for r in ingest_stats.frame().group_by("dataset")
-               .agg(pl.col("rows_in").sum()).iter_rows(named=True)}
-    return {"seconds": seconds, "run_cpu": cpu, "stages": probe.stages, "stage_cpu": probe.stage_cpu, "inner": probe.inner, "calls": probe.calls,
-            "peak_after": probe.peak_after, "self_peak_mb": memory_mb()[1], "rows_in": rows_in,
-            "gold_rows": {t: sum(c.values()) for t, c in counts.items()}, "loaded": loaded}
+    for name, part in gold_parts(settings.database, run_id, probe.started_at[STAGE_LABELS["gold"]]).items():
+        probe.add_part(name, part)
+    return {"seconds": seconds, "run_cpu": cpu, "stages": probe.stages, "stage_cpu": probe.stage_cpu,
+            "parts": probe.parts, "part_cpu": probe.part_cpu, "inner": probe.inner, "calls": probe.calls,
+            "peak_after": probe.peak_after, "self_peak_mb": memory_mb()[1], "rows_in": _rows_in(settings, run_id),
+            "gold_rows": summary.rows}
 
 
-def run_records(lake, run_id: str, flow_name: str, ingest_stats, gold_stats):
-    """pipeline_runs rows as `flows.nightly._run_records` builds them (without a Prefect flow run id)."""
-    import polars as pl
+def _rows_in(settings, run_id: str) -> dict[str, int]:
+    from flows.warehouse import connect_read_only
 
-    from flows import pipeline
-
-    if hasattr(pipeline, "pending_stats"):  # silver stats the ingest left for publication
-        pending = pipeline.pending_stats(lake)
-    else:
-        pending = ingest_stats.frame().with_columns(pl.lit(run_id).alias("run_id"))
-    gold = gold_stats.frame().group_by("dataset", "trade_date").agg(
-        pl.col("rows_in", "rows_out", "rows_rejected").sum(), pl.col("started_at").min(),
-        pl.col("finished_at").max())
-    return pl.concat([pending, gold.with_columns(pl.lit(run_id).alias("run_id"))], how="diagonal_relaxed") \
-        .with_columns(pl.lit(None, dtype=pl.String).alias("flow_run_id"), pl.lit(flow_name).alias("flow_name"),
-                      pl.lit("success").alias("status"))
-
-
-def publish_and_report(settings, run_id: str, flow_name: str, dates: list[date], ingest_stats, gold_stats, *,
-                       report: bool, probe: Probe | None = None) -> dict[str, int]:
-    """The end of `_execute`: run records, publish, clear the pending stats, the last day's report."""
-    from flows import pipeline
-    from flows.lake import Lake
-    from flows.warehouse import publish
-
-    probe = probe or Probe()
-    lake = Lake(settings.lake)
-    runs = run_records(lake, run_id, flow_name, ingest_stats, gold_stats)
-    with probe.stage("publish: DuckDB"):
-        loaded = publish(settings.database, lake, {t: dates for t in pipeline.GOLD_TABLES}, runs)
-    if hasattr(pipeline, "clear_pending_stats"):
-        pipeline.clear_pending_stats(lake)
-    if report:
-        with probe.stage("report: Markdown, HTML, charts"):
-            from flows import report as report_module  # imported inside the stage, as report_task does
-            from flows.nightly import report_symbols  # preloaded by child_pipeline: Prefect is not timed
-
-            install_report_probes(probe, report_module)
-            report_module.write_report(settings.database, settings.lake, settings.reports, dates[-1],
-                                       report_symbols(settings, dates[-1]))
-    return loaded
+    con = connect_read_only(settings.database)
+    try:
+        return dict(con.execute("SELECT dataset, sum(rows_in)::BIGINT FROM pipeline_runs WHERE run_id = ? "
+                                "AND dataset LIKE 'silver.%' GROUP BY dataset", [run_id]).fetchall())
+    finally:
+        con.close()
 
 
 def install_report_probes(probe: Probe, report_module) -> None:
@@ -324,7 +284,6 @@ def install_report_probes(probe: Probe, report_module) -> None:
     _wrap(report_module, "strike_oi", inner("report: strike OI from the lake"))
     _wrap(report_module, "price_chart", inner("report: price chart SVG (per symbol)"))
     _wrap(report_module, "oi_chart", inner("report: OI chart SVG (per symbol)"))
-    _wrap(report_module, "_symbol_page", inner("report: Markdown + HTML page (per symbol)"))
 
 
 def child_prefect(spec: dict) -> dict:
@@ -368,11 +327,15 @@ class PeakSampler:
 
 
 def child_backfill(spec: dict) -> dict:
-    """The backfill flow's stages over every chain session in one process, sampling RSS after each
-    session a stage writes: bronze (ingest, one landing file per session), silver and gold."""
+    """The backfill (flows.run.run_stages over every chain session, plain steps) in one process,
+    sampling RSS after each session a stage writes: bronze (ingest, one landing file per session),
+    silver and gold."""
+    from dataclasses import replace
+
     from flows.config import load_settings
     from flows.lake import Staging
-    from flows.pipeline import StageStats, build_gold, gold_sessions, ingest_and_validate
+    from flows.pipeline import StageStats
+    from flows.run import PLAIN, run_stages
 
     sampler = PeakSampler()
     original_add, original_scratch = StageStats.add, Staging.stage_scratch
@@ -390,25 +353,15 @@ def child_backfill(spec: dict) -> dict:
 
     settings = load_settings(warehouse=spec["warehouse"], landing=spec["landing"])
     start, end = date.fromisoformat(spec["start"]), date.fromisoformat(spec["end"])
-    timings = {}
+    steps = PLAIN if spec.get("report", True) else replace(PLAIN, present=_no_report)
+    probe = Probe()
     StageStats.add, Staging.stage_scratch = add, stage_scratch
     try:
-        t0 = time.perf_counter()
-        _, ingest_stats = ingest_and_validate(settings, "bench-backfill", end=end)
-        timings["ingest + silver"] = time.perf_counter() - t0
-        dates = gold_sessions(settings, start, end)
-        t0 = time.perf_counter()
-        gold_stats = StageStats()
-        build_gold(settings, dates, gold_stats)
-        timings["gold"] = time.perf_counter() - t0
+        summary = run_stages(settings, "backfill", end, start, False, steps=steps, timed=probe.timed)
     finally:
         StageStats.add, Staging.stage_scratch = original_add, original_scratch
-    probe = Probe()
-    publish_and_report(settings, "bench-backfill", "backfill", dates, ingest_stats, gold_stats,
-                       report=spec.get("report", True), probe=probe)
-    timings.update(probe.stages)
     peak = max(sampler.peak_mb, memory_mb()[1])
-    return {"timings": timings, "samples": sampler.samples, "sessions": len(dates), "peak_mb": peak,
+    return {"timings": probe.stages, "samples": sampler.samples, "sessions": len(summary.dates), "peak_mb": peak,
             "peak_resets": sampler.resets}
 
 
@@ -460,16 +413,111 @@ def spawn(role: str, spec: dict, work: Path, name: str, env: dict | None = None)
     started, busy_before = time.perf_counter(), machine_busy_seconds()
     with log_file.open("w") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
+        code, figures = _reaped(process, started, busy_before)
+    if code != 0:
+        raise BenchError(f"{name} ({role}) {_exit_reason(code)} after {figures['wall']:.0f}s; "
+                         f"last output: {_tail(log_file)} (log: {log_file})")
+    return ChildRun(json.loads(result_file.read_text()), figures["wall"], figures["peak_mb"], figures["other_cores"],
+                    figures["cpu"])
+
+
+CHAINSIGNALS = Path(sys.executable).parent / "chainsignals"
+
+# The CLI's own progress lines (stderr, one per line when not a terminal: as cron records them) that
+# split the process: the flow is called, its first stage starts, its last stage ends, the flow returns.
+FLOW_CALLED = "starting on"
+STAGE_STARTED = " ..."
+STAGE_DONE = ": done in "
+FLOW_RETURNED = ": finished in "
+
+
+def cli_split(lines: list[tuple[float, str]], wall: float) -> dict[str, float]:
+    """The whole process cut at the CLI's progress lines (seconds since the process started, as the
+    parent saw each line arrive): start-up (interpreter, imports, pre-checks), Prefect's start (the
+    temporary server, the flow run), the stages, Prefect's end, and the output up to the exit."""
+    def first(marker: str) -> float | None:
+        return next((t for t, line in lines if marker in line), None)
+
+    called, returned = first(FLOW_CALLED), first(FLOW_RETURNED)
+    started = next((t for t, line in lines if line.endswith(STAGE_STARTED)), None)
+    done = max((t for t, line in lines if STAGE_DONE in line), default=None)
+    if None in (called, returned, started, done):
+        raise BenchError("the CLI's progress lines are missing (" + "; ".join(line for _, line in lines[-3:]) + ")")
+    return {"start-up": called, "prefect start": started - called, "stages": done - started,
+            "prefect end": returned - done, "output and exit": wall - returned,
+            "before the flow": started, "the flow": done - started, "after the flow": wall - done}
+
+
+def spawn_cli(args: list[str], work: Path, name: str, env: dict) -> dict:
+    """`chainsignals run ...` as cron runs it: a fresh process, output to pipes; each stderr line
+    timestamped as it arrives; peak RSS and CPU from wait4 (the process and the children it reaped:
+    the temporary Prefect server)."""
+    import threading
+
+    logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    stdout_file = logs / f"{name}.stdout"
+    lines: list[tuple[float, str]] = []
+    started, busy_before = time.perf_counter(), machine_busy_seconds()
+    with stdout_file.open("w") as stdout:
+        process = subprocess.Popen([str(CHAINSIGNALS), *args], cwd=work, env=env, stdout=stdout,
+                                   stderr=subprocess.PIPE, text=True)
+
+        def read() -> None:
+            for line in process.stderr:
+                lines.append((time.perf_counter() - started, line.rstrip("\n")))
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        code, figures = _reaped(process, started, busy_before)
+        reader.join(timeout=10)
+    (logs / f"{name}.stderr").write_text("".join(f"{t:8.2f} {line}\n" for t, line in lines))
+    if code != 0:
+        raise BenchError(f"{name} (chainsignals {' '.join(args[:1])}) {_exit_reason(code)} after "
+                         f"{figures['wall']:.0f}s; last output: {lines[-1][1] if lines else '(none)'} "
+                         f"(log: {logs / name}.stderr)")
+    return {**figures, "split": cli_split(lines, figures["wall"]),
+            "stdout_lines": len(stdout_file.read_text().splitlines())}
+
+
+def _reaped(process: subprocess.Popen, started: float, busy_before: float | None) -> tuple[int, dict]:
+    """Wait for a process: its exit code, wall, CPU and peak RSS (wait4: it and the children it reaped),
+    and the cores other processes kept busy meanwhile."""
+    _, status, usage = os.wait4(process.pid, 0)
     process.returncode = code = os.waitstatus_to_exitcode(status)
     wall, busy_after = time.perf_counter() - started, machine_busy_seconds()
     cpu = usage.ru_utime + usage.ru_stime
     other = (None if busy_before is None or busy_after is None
              else max(busy_after - busy_before - cpu, 0.0) / max(wall, 1e-9))
+    return code, {"wall": wall, "seconds": wall, "cpu": cpu, "peak_mb": _maxrss_mb(usage.ru_maxrss),
+                  "other_cores": other}
+
+
+def cron_env() -> dict[str, str]:
+    """The environment a cron job gives `chainsignals run`: the operator's, without the allocator setting
+    polars' import wrote into this process (the launcher sets its own), Prefect at home and quiet."""
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    env.update(STARTED_ALLOCATOR)
+    env.update({"PREFECT_HOME": os.environ.get("PREFECT_HOME", str(ROOT / ".prefect")),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"})
+    env.pop("PREFECT_API_URL", None)  # as the nightly runs by default: its own temporary server
+    return env
+
+
+def spawn_pandas(spec: dict, work: Path, name: str) -> dict:
+    """bench/pandas_reference.py in a fresh interpreter, timed like the others."""
+    logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "bench.pandas_reference", *(f"--{k}={v}" for k, v in spec.items())]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    started, busy_before = time.perf_counter(), machine_busy_seconds()
+    with (logs / f"{name}.log").open("w") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        code, figures = _reaped(process, started, busy_before)
     if code != 0:
-        raise BenchError(f"{name} ({role}) {_exit_reason(code)} after {wall:.0f}s; "
-                         f"last output: {_tail(log_file)} (log: {log_file})")
-    return ChildRun(json.loads(result_file.read_text()), wall, _maxrss_mb(usage.ru_maxrss), other, cpu)
+        raise BenchError(f"{name} (pandas reference) {_exit_reason(code)} after {figures['wall']:.0f}s; last output: "
+                         f"{_tail(logs / f'{name}.log')}")
+    return figures
 
 
 def machine_busy_seconds(stat: Path = Path("/proc/stat")) -> float | None:
@@ -588,25 +636,38 @@ def measure_nightly(opts: Options, work: Path, market: dict, log: Callable[[str]
     warm = spawn("pipeline", {"warehouse": str(snapshot), "landing": str(landing_prev),
                               "target": previous.isoformat(), "report": False}, work, "warmup", env=nightly_env())
 
-    floors: list[dict] = []
-    nightlies: list[dict] = []
+    # The pandas script's own store of the bars before the night (what the lake is to the pipeline),
+    # written once here, outside every timing.
+    history = work / "pandas_history.parquet"
+    _pandas_history([p for p in market["all_files"] if p.parent.name == "bars" and p not in market["day_files"]],
+                    history)
+    day_file = {p.parent.name: p for p in market["day_files"]}
+
+    runs: dict[str, list[dict]] = {"floor": [], "pandas": [], "cli": [], "nightly": []}
     rounds = work / "rounds"
-    order = [kind for i in range(opts.rounds) for kind in (("floor", "nightly") if i % 2 == 0
-                                                          else ("nightly", "floor"))]
+    kinds = ("floor", "pandas", "cli", "nightly")
+    order = [kind for i in range(opts.rounds) for kind in (kinds if i % 2 == 0 else kinds[::-1])]
     for kind in order:
-        index = len(floors if kind == "floor" else nightlies) + 1
+        index = len(runs[kind]) + 1
         log(f"{kind} round {index}")
+        out = rounds / f"{kind}-{index}"
         if kind == "floor":
-            out = rounds / f"floor-{index}"
             run = spawn("floor", {"files": [str(p) for p in market["day_files"]], "out": str(out)}, work,
-                        f"floor-{index}", env=nightly_env())
-            floors.append(run.figures())
+                        f"floor-{index}", env=nightly_env()).figures()
+        elif kind == "pandas":
+            run = spawn_pandas({"history": history, "bars": day_file["bars"], "chains": day_file["chains"],
+                                "trades": day_file["trades"], "out": out}, work, f"pandas-{index}")
+        elif kind == "cli":
+            shutil.copytree(snapshot, out)
+            # The whole process, report included (the CLI has no switch to leave it out, nor should it).
+            run = spawn_cli(["run", "--date", target.isoformat(), "--warehouse", str(out), "--landing", str(landing)],
+                            work, f"cli-{index}", cron_env())
         else:
-            out = rounds / f"nightly-{index}"
             shutil.copytree(snapshot, out)
             run = spawn("pipeline", {"warehouse": str(out), "landing": str(landing), "target": target.isoformat(),
-                                     "report": not opts.skip_report}, work, f"nightly-{index}", env=nightly_env())
-            nightlies.append(run.figures())
+                                     "report": not opts.skip_report}, work, f"nightly-{index}",
+                        env=nightly_env()).figures()
+        runs[kind].append(run)
         if not opts.keep:
             shutil.rmtree(out, ignore_errors=True)
 
@@ -614,8 +675,16 @@ def measure_nightly(opts: Options, work: Path, market: dict, log: Callable[[str]
     if opts.profile:
         profile = _profile_round(work, snapshot, landing, target, not opts.skip_report, log)
     prefect = _prefect_round(work, snapshot, landing, target, log) if opts.prefect else None
-    return {"warmup": warm.figures(),
-            "floor_runs": floors, "nightly_runs": nightlies, "prefect": prefect, "profile": profile}
+    return {"warmup": warm.figures(), "floor_runs": runs["floor"], "nightly_runs": runs["nightly"],
+            "pandas_runs": runs["pandas"], "cli_runs": runs["cli"], "prefect": prefect, "profile": profile}
+
+
+def _pandas_history(files: list[Path], out: Path) -> None:
+    import polars as pl
+
+    frames = [pl.read_csv(f, try_parse_dates=True).with_columns(pl.col("date").cast(pl.Datetime("us")))
+              for f in files]
+    pl.concat(frames, how="diagonal_relaxed").write_parquet(out)
 
 
 def _profile_round(work: Path, snapshot: Path, landing: Path, target: date, report: bool,
@@ -728,7 +797,10 @@ def summarise(opts: Options, market: dict, nightly: dict, backfill: dict | None)
     floor_s = _median([r["seconds"] for r in floors])
     nightly_s = _median([r["seconds"] for r in nights])
     stage_names = list(dict.fromkeys(k for r in nights for k in r["stages"]))
+    part_names = list(dict.fromkeys(k for r in nights for k in r.get("parts", {})))
     inner_names = list(dict.fromkeys(k for r in nights for k in r["inner"]))
+    pandas_runs, cli_runs = nightly.get("pandas_runs", []), nightly.get("cli_runs", [])
+    everything = [*floors, *nights, *pandas_runs, *cli_runs]
     import polars as pl
 
     return {
@@ -747,15 +819,23 @@ def summarise(opts: Options, market: dict, nightly: dict, backfill: dict | None)
                     "cpu": _median([r.get("cpu", 0.0) for r in nights]),
                     "run_cpu": _median([r.get("run_cpu", 0.0) for r in nights]),
                     "peak_rss_mb": max(r["peak_mb"] for r in nights), "runs": nights},
+        "pandas": _process_figures(pandas_runs),
+        "cli": {**_process_figures(cli_runs),
+                "split": {k: _median([r["split"][k] for r in cli_runs]) for k in (cli_runs[0]["split"] if cli_runs
+                                                                                 else {})},
+                "stdout_lines": max((r["stdout_lines"] for r in cli_runs), default=0)},
         "ratio": nightly_s / floor_s if floor_s else float("inf"),
         "ratio_wall": _median([r["wall"] for r in nights]) / _median([r["wall"] for r in floors]),
         "stages": {k: _median([r["stages"].get(k, 0.0) for r in nights]) for k in stage_names},
         "stage_cpu": {k: _median([r.get("stage_cpu", {}).get(k, 0.0) for r in nights]) for k in stage_names},
         "peak_after": {k: max(r["peak_after"].get(k, 0.0) for r in nights) for k in stage_names},
+        "parts": {k: _median([r["parts"].get(k, 0.0) for r in nights]) for k in part_names},
+        "part_cpu": {k: _median([r["part_cpu"][k] for r in nights]) for k in part_names
+                     if all(k in r.get("part_cpu", {}) for r in nights)},
         "inner": {k: _median([r["inner"].get(k, 0.0) for r in nights]) for k in inner_names},
         "calls": {k: max(r["calls"].get(k, 0) for r in nights) for k in inner_names},
-        "other_work": {"max_cores": max((r["other_cores"] or 0.0 for r in [*floors, *nights]), default=0.0),
-                       "measured": all(r["other_cores"] is not None for r in [*floors, *nights]),
+        "other_work": {"max_cores": max((r["other_cores"] or 0.0 for r in everything), default=0.0),
+                       "measured": all(r["other_cores"] is not None for r in everything),
                        "cpus": os.cpu_count()},
         "pipeline_datasets": list(_pipeline_datasets()),
         "with_report": not opts.skip_report,
@@ -764,6 +844,14 @@ def summarise(opts: Options, market: dict, nightly: dict, backfill: dict | None)
         "backfill": backfill,
         "options": {k: str(v) for k, v in vars(opts).items()},
     }
+
+
+def _process_figures(runs: list[dict]) -> dict:
+    """Medians of whole-process figures (wall, CPU from wait4) and the highest peak RSS."""
+    if not runs:
+        return {}
+    return {"wall": _median([r["wall"] for r in runs]), "cpu": _median([r["cpu"] for r in runs]),
+            "peak_rss_mb": max(r["peak_mb"] for r in runs), "runs": runs}
 
 
 def _pipeline_datasets() -> tuple[str, ...]:
@@ -825,8 +913,11 @@ def render(report: dict) -> str:
         f"Generated in {scale['generate_seconds']:.0f} s."),
         (f"Warm-up (previous session: {rows.get('bars', 0):,} bars rows of history, its chains, gold for one "
         f"day): {report['warmup']['seconds']:.1f} s, peak RSS {report['warmup']['peak_mb']:.0f} MB."),
+    ]
+    lines += _user_view(report)
+    lines += [
         "",
-        "## Nightly run vs floor",
+        "## Nightly stages in process vs floor",
         "",
         ("Floor: polars reads the day's raw files and writes each once as Parquet. Nightly: what the "
          "`nightly` flow runs for the last session (ingest + silver, gold, DuckDB publish"
@@ -877,6 +968,45 @@ def render(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _user_view(report: dict) -> list[str]:
+    """`chainsignals run` as cron runs it, beside the floor and the pandas script (whole processes)."""
+    cli, pandas, floor = report.get("cli") or {}, report.get("pandas") or {}, report["floor"]
+    if not cli:
+        return []
+    split = cli["split"]
+    whole, floor_wall = cli["wall"], floor["wall"]
+    lines = ["", "## The user's view: `chainsignals run`, whole process", "",
+             ("The night as cron runs it: `chainsignals run --date D` in a fresh process on a copy of the lake "
+              "holding everything up to the previous session, the night's drop in landing, its own temporary "
+              "Prefect server, output to a file. Beside it, whole processes too: the floor and "
+              "`bench/pandas_reference.py` (pandas: technicals, put/call, walls, max pain, blocks; no validation, "
+              "IV, greeks, database or report). Wall is what the user waits for; CPU (user + system, from wait4, "
+              "the temporary server included) is what a loaded machine distorts least. "
+              f"Medians over {len(cli['runs'])} round(s), alternated."), "",
+             "| process | wall s | CPU s | peak RSS (MB) | wall / floor | wall / pandas |", "|---|---:|---:|---:|---:|---:|",
+             f"| floor | {floor_wall:.2f} | {floor.get('cpu', 0):.2f} | {floor['peak_rss_mb']:.0f} | 1.00 | |"]
+    if pandas:
+        lines.append(f"| pandas script | {pandas['wall']:.2f} | {pandas['cpu']:.2f} | {pandas['peak_rss_mb']:.0f} | "
+                     f"{pandas['wall'] / floor_wall:.2f} | 1.00 |")
+    vs_pandas = f"{whole / pandas['wall']:.2f}" if pandas else ""
+    lines.append(f"| **chainsignals run** | **{whole:.2f}** | {cli['cpu']:.2f} | {cli['peak_rss_mb']:.0f} | "
+                 f"**{whole / floor_wall:.2f}** | {vs_pandas} |")
+    lines += ["", (f"Targets: whole run <= {TARGET_RATIO:g}x the floor: {_verdict(whole <= TARGET_RATIO * floor_wall)}"
+                   + (f"; faster than the pandas script: {_verdict(whole < pandas['wall'])}" if pandas else "")
+                   + f"; peak RSS < {TARGET_RSS_MB:.0f} MB: {_verdict(cli['peak_rss_mb'] < TARGET_RSS_MB)}."),
+              "",
+              ("Where the run's seconds go, cut at the CLI's own progress lines (stderr, timestamped on arrival): "
+               f"before the flow {split['before the flow']:.2f} (start-up {split['start-up']:.2f}: interpreter, "
+               f"imports, pre-checks; Prefect's start {split['prefect start']:.2f}: temporary server, flow run), "
+               f"the flow's stages {split['the flow']:.2f}, after the flow {split['after the flow']:.2f} "
+               f"(Prefect's end {split['prefect end']:.2f}, output and exit {split['output and exit']:.2f}; "
+               f"{cli['stdout_lines']:,} lines printed)."),
+              "", "Rounds (wall s): " + "; ".join(
+                  f"{name} " + ", ".join(f"{r['wall']:.2f}" for r in runs["runs"])
+                  for name, runs in (("floor", floor), ("pandas", pandas), ("chainsignals run", cli)) if runs)]
+    return lines
+
+
 def _stage_table(report: dict) -> list[str]:
     total = sum(report["stages"].values()) or 1.0
     cpu = report.get("stage_cpu", {})
@@ -891,6 +1021,14 @@ def _stage_table(report: dict) -> list[str]:
         lines.append(f"| {name} | {seconds:.2f} | {seconds / total:.0%} | {used:.2f} | "
                      f"{used / seconds if seconds >= 0.01 else 0.0:.1f} | {report['peak_after'][name]:.0f} |")
     lines.append(f"| **total** | **{total:.2f}** | | **{total_cpu:.2f}** | **{total_cpu / total:.1f}** | |")
+    parts = report.get("parts", {})
+    if parts:
+        part_cpu = report.get("part_cpu", {})
+        lines += ["", ("Inside the ingest and gold stages (gold per table from its pipeline_runs rows: from the "
+                       "previous table's end to its own, wall only):"), "",
+                  "| part | seconds | CPU s |", "|---|---:|---:|"]
+        lines += [f"| {name} | {seconds:.2f} | {f'{part_cpu[name]:.2f}' if name in part_cpu else ''} |"
+                  for name, seconds in parts.items()]
     return lines
 
 

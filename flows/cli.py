@@ -106,18 +106,31 @@ def _one_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+def _prefect_server() -> str | None:
+    """The operator's Prefect server (PREFECT_API_URL), not the temporary one the launcher started."""
+    from flows.launcher import temporary_server
+
+    return None if temporary_server() else os.environ.get("PREFECT_API_URL")
+
+
 def _quiet_prefect() -> None:
     # The CLI shows its own progress, so Prefect's console handler keeps to warnings; the loggers stay at
     # Prefect's INFO so a server's flow-run page has the night's log (the API handler takes every level).
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    if not os.environ.get("PREFECT_API_URL"):
-        # The temporary server lives for this one run; stopped when it ends, it logs the events still in
-        # flight as a traceback after the run succeeded. Its own errors do not decide the run's outcome.
-        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
-    from flows.launcher import server_dies_with_cli
+    from flows.launcher import STARTUP_TIMEOUT_SECONDS, STARTUP_TIMEOUT_VARIABLE, temporary_server
 
-    server_dies_with_cli()
+    server = temporary_server()
+    if server:  # started by the launcher; booting since the process began
+        _guarded(server.wait_ready, float(os.environ.get(STARTUP_TIMEOUT_VARIABLE, STARTUP_TIMEOUT_SECONDS)))
+    elif not os.environ.get("PREFECT_API_URL"):
+        # Prefect starts its own temporary server, which lives for this one run; stopped when it ends, it
+        # logs the events still in flight as a traceback after the run succeeded. Its own errors do not
+        # decide the run's outcome.
+        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+        from flows.launcher import server_dies_with_cli
+
+        server_dies_with_cli()
     _run_failures_left_to_the_cli()
 
 
@@ -214,7 +227,7 @@ def _run_with_progress_lines(label: str, fn, *args, **kwargs):
         line(f"{description} {done}/{total}")
 
     first = time.monotonic()
-    server = "the Prefect server" if os.environ.get("PREFECT_API_URL") else "a temporary Prefect server"
+    server = "the Prefect server" if _prefect_server() else "a temporary Prefect server"
     line(f"{label}: starting on {server}")
     set_reporter(report, counter)
     try:
@@ -715,7 +728,7 @@ def _answered_before_prefect(settings, target: date | None, force: bool, symbols
         from flows.calendar import closed_reason
 
         reason = _guarded(closed_reason, target, settings.calendar)
-        if reason and os.environ.get("PREFECT_API_URL"):
+        if reason and _prefect_server():
             return False
         if reason:
             from flows.runlog import record_skip
@@ -737,7 +750,7 @@ def _answered_before_prefect(settings, target: date | None, force: bool, symbols
 
 def _print_flow_run(summary) -> None:
     """The flow run's page when a Prefect server keeps it (a temporary server's pages end with the run)."""
-    if os.environ.get("PREFECT_API_URL") and summary.flow_run_url:
+    if _prefect_server() and summary.flow_run_url:
         console.print(f"flow run: {summary.flow_run_url}", highlight=False, markup=False, soft_wrap=True)
 
 
@@ -818,34 +831,61 @@ def _print_report(summary) -> None:
                   highlight=False)
 
 
-def _print_day(settings, day: date) -> None:
+SUMMARY_TOP = 20
+"""Signals and ideas a run prints; the counts cover all of them and the query commands list the rest."""
+SIGNALS_ORDER = "strongest first: |score| descending, then symbol"
+IDEAS_ORDER = "best reward/risk first: R:R descending, then symbol and rule"
+
+
+def _print_day(settings, day: date, top: int = SUMMARY_TOP) -> None:
+    """The day as counts (symbols by bias, ideas by rule and direction), the `top` strongest signals and
+    best ideas in a stated order, and where the rest is: a full-market day stays a screen or two."""
     from flows.warehouse import connect_read_only
 
     con = connect_read_only(settings.database)
     try:
+        by_bias = con.execute("SELECT bias, count(*) FROM signals_daily WHERE trade_date = ? GROUP BY bias "
+                              "ORDER BY bias", [day]).fetchall()
+        by_rule = con.execute("SELECT rule, direction, count(*) FROM trade_ideas WHERE trade_date = ? "
+                              "GROUP BY rule, direction ORDER BY rule, direction", [day]).fetchall()
         signals = con.execute(
-            "SELECT symbol, close, change_pct, bias, bias_score, support, resistance, summary "
-            "FROM signals_daily WHERE trade_date = ? ORDER BY symbol", [day]).fetchall()
+            "SELECT symbol, close, change_pct, bias, bias_score, support, resistance FROM signals_daily "
+            "WHERE trade_date = ? ORDER BY abs(bias_score) DESC, symbol LIMIT ?", [day, top]).fetchall()
         ideas = con.execute(
             "SELECT symbol, rule, direction, contract, premium_per_contract, trigger_text, target_text, stop_text, "
-            "risk_reward FROM idea_display WHERE trade_date = ? ORDER BY symbol, rule", [day]).fetchall()
+            "risk_reward FROM idea_display WHERE trade_date = ? "
+            "ORDER BY risk_reward DESC NULLS LAST, symbol, rule LIMIT ?", [day, top]).fetchall()
     finally:
         con.close()
+    n_signals, n_ideas = sum(n for _, n in by_bias), sum(n for *_, n in by_rule)
+    console.print(f"{n_signals:,} symbols: " + ", ".join(f"{b} {n:,}" for b, n in by_bias)
+                  + f"; {n_ideas:,} trade ideas" + (": " if by_rule else "")
+                  + ", ".join(f"{r} {d} {n:,}" for r, d, n in by_rule), highlight=False, markup=False)
     table = Table("symbol", "close", "chg %", "bias", "score", "support", "resistance",
-                  title=f"signals {day}")
-    for s, close, chg, bias, score, sup, res, _ in signals:
+                  title=_shown(f"signals {day}", len(signals), n_signals, SIGNALS_ORDER))
+    for s, close, chg, bias, score, sup, res in signals:
         colour = {"bullish": "green", "bearish": "red"}.get(bias, "yellow")
         table.add_row(s, f"{close:.2f}", f"{chg:+.2f}" if chg is not None else "-", f"[{colour}]{bias}[/]",
                       f"{score:+d}", f"{sup:.2f}" if sup is not None else "-", f"{res:.2f}" if res is not None else "-")
     console.print(table)
     # Trigger, target and stop are the underlying's levels, option ideas' too: each cell names the symbol.
     table = Table("symbol", "rule", "direction", "contract", "$ / contract", "trigger", "target", "stop", "R:R",
-                  title=f"trade ideas {day} (levels are the underlying's; premium = mid x 100)")
+                  title=_shown(f"trade ideas {day}", len(ideas), n_ideas, IDEAS_ORDER)
+                  + " (levels are the underlying's; premium = mid x 100)")
     for s, rule, direction, contract, premium, trig, target, stop, rr in ideas:
         colour = {"bullish": "green", "bearish": "red"}.get(direction, "yellow")
         table.add_row(s, rule, f"[{colour}]{direction}[/]", contract, f"{premium:,.2f}" if premium is not None else "-",
                       trig, target, stop, f"{rr:.1f}")
     console.print(table)
+    if len(signals) < n_signals or len(ideas) < n_ideas:
+        where = f" --date {day} --warehouse {settings.warehouse}"
+        console.print(f"all of them: `chainsignals signals{where}` and `chainsignals ideas{where}` (--format csv, "
+                      "json or parquet for every column), and the report's index below", highlight=False, markup=False,
+                      soft_wrap=True)
+
+
+def _shown(title: str, shown: int, total: int, order: str) -> str:
+    return f"{title}: {shown:,} of {total:,}, {order}" if shown < total else f"{title}, {order}"
 
 
 def main() -> None:  # pragma: no cover - console-script shim

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
-import uuid
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import date
 from zoneinfo import ZoneInfo
 
@@ -20,64 +18,34 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
 
-from flows import runlog
 from flows.caching import (
     CACHE_EXPIRATION,
     outputs_fingerprint,
     result_storage,
-    run_inputs_fingerprint,
     stage_key,
 )
-from flows.calendar import closed_reason
 from flows.config import Settings, load_settings
-from flows.errors import ChainsignalsError
-from flows.lake import GoldStagedLake, Lake, journal_path, roll_forward
 from flows.pipeline import (
     GOLD_TABLES,
     StageStats,
     build_gold,
-    clear_pending_stats,
     finish_shards,
-    gold_sessions,
     ingest_and_validate,
-    latest_landing_session,
-    pending_stats,
     shard_part,
-    short_chain,
-    stale_gold_sessions,
-    uncomputed_sessions,
 )
 from flows.progress import stage
-from flows.sources import SourceError, now_utc
-from flows.warehouse import WarehouseBusy, check_no_writer, publish, warehouse_lock
+from flows.run import (
+    RunSummary,
+    Steps,
+    ingest_summary,
+    one_line,
+    publish_staged,
+    report_symbols,
+    run_stages,
+    write_day_report,
+)
+from flows.sources import SourceError
 from schemas.rules import checked_symbols
-
-
-class RunError(ChainsignalsError, RuntimeError):
-    """A run that cannot compute what it was asked (nothing in landing for the session, a short chain set
-    to fail, lake files that no longer match their commit); the message is one line."""
-
-
-@dataclass
-class RunSummary:
-    run_id: str
-    flow: str
-    status: str  # success | skipped
-    dates: list[date] = field(default_factory=list)
-    files_read: int = 0
-    files_skipped: int = 0
-    files_hidden: int = 0  # landing files skipped for a leading dot
-    rows: dict[str, int] = field(default_factory=dict)
-    reason: str = ""
-    report: str = ""  # the day's report index (HTML)
-    flow_run_url: str = ""  # the flow run's page on the Prefect server's UI
-    # For the operator, on a run that succeeded: landing rows dated on a non-session (quarantined), steps
-    # after the publish that failed (the data is in), sessions left computed from data this run replaced.
-    warnings: list[str] = field(default_factory=list)
-
-
-def _new_run_id() -> str:
-    return now_utc().strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
 
 
 def _source_may_recover(task, task_run, state) -> bool:
@@ -101,8 +69,7 @@ def ingest_task(settings: Settings, run_id: str, end: date | None, force: bool) 
         get_run_logger().warning(line)
     for name in result.unsettled:
         get_run_logger().warning("%s is still being written: left for the next run", name)
-    return {"files_read": result.files_read, "files_skipped": result.files_skipped, "hidden": result.hidden,
-            "unsettled": result.unsettled, "warnings": result.warnings}, stats
+    return ingest_summary(result), stats
 
 
 GoldResult = tuple[dict[str, dict[date, int]], StageStats, dict[str, list[int]]]
@@ -197,35 +164,14 @@ def _gold(settings: Settings, dates: list[date], symbols: list[str] | None, shar
 def publish_task(settings: Settings, dates: list[date], runs: pl.DataFrame, run_id: str) -> dict[str, int]:
     """The run's staged gold and the database, committed together."""
     with stage("publish to the DuckDB warehouse"):
-        return publish(settings.database, GoldStagedLake(settings.lake, run_id=run_id),
-                       {t: dates for t in GOLD_TABLES}, runs)
+        return publish_staged(settings, dates, runs, run_id)
 
 
 @task(name="write-report", cache_policy=NO_CACHE)
 def report_task(settings: Settings, day: date):
     """The day's Markdown and HTML pages under <warehouse>/reports/<day>/, from the published warehouse."""
-    from flows.report import write_report
-
     with stage(f"write the {day} report"):
-        return write_report(settings.database, settings.lake, settings.reports, day, report_symbols(settings, day))
-
-
-def report_symbols(settings: Settings, day: date) -> list[str] | None:
-    """All symbols of the day, or on a full-market day the `report_max_symbols` with the most open
-    interest (5,000 pages with charts, ~20 ms each, would add minutes to a night; the index lists all)."""
-    from flows.warehouse import connect_read_only
-
-    con = connect_read_only(settings.database)
-    try:
-        rows = con.execute(
-            "SELECT s.symbol FROM signals_daily AS s LEFT JOIN positioning_daily AS p "
-            "ON p.trade_date = s.trade_date AND p.symbol = s.symbol WHERE s.trade_date = ? "
-            "ORDER BY coalesce(p.call_oi + p.put_oi, 0) DESC, s.symbol", [day]).fetchall()
-    finally:
-        con.close()
-    if len(rows) <= settings.report_max_symbols:
-        return None
-    return [r[0] for r in rows[: settings.report_max_symbols]]
+        return write_day_report(settings, day)
 
 
 ARTIFACT_MAX_IDEAS = 2_000
@@ -275,152 +221,19 @@ def artifacts_task(settings: Settings, day: date, report_path: str | None = None
                              description=f"chainsignals daily report for {day}")
 
 
-def _run_records(run_id: str, flow_name: str, pending: pl.DataFrame, gold: StageStats) -> pl.DataFrame:
-    """pipeline_runs rows: silver stats awaiting publication (this run's or a killed run's) + gold."""
-    frame = gold.frame()
-    if "run_id" not in frame.columns:
-        frame = frame.with_columns(pl.lit(run_id).alias("run_id"))
-    gold_rows = frame.group_by("dataset", "trade_date").agg(  # shards: one row per table and date
-        pl.col("rows_in", "rows_out", "rows_rejected").sum(), pl.col("started_at").min(),
-        pl.col("finished_at").max(), pl.col("run_id").min())
-    rows = pl.concat([pending, gold_rows], how="diagonal_relaxed")
-    return rows.with_columns(
-        pl.lit(str(flow_run.id) if flow_run.id else None, dtype=pl.String).alias("flow_run_id"),
-        pl.lit(flow_name).alias("flow_name"),
-        pl.lit("success").alias("status"),
-    )
-
-
-def _execute(settings: Settings, flow_name: str, target: date | None, start: date | None,
-             force: bool, symbols: list[str] | None = None, shards: int = 1) -> RunSummary:
-    logger = get_run_logger()
-    run_id = _new_run_id()
-    started = now_utc()
-    end = target
-    try:
-        with warehouse_lock(settings.warehouse):
-            # A publish killed after its decision is finished first: the lake and database then agree.
-            roll_forward(settings.warehouse)
-            # An analyst's read-write connection: refused now, not after an hour of work.
-            wal_warning = check_no_writer(settings.database)
-            reason = closed_reason(target, settings.calendar) if flow_name == "nightly" and target else None
-            if reason:
-                logger.info("skipped: %s", reason)
-                runlog.append(settings.warehouse, {"run_id": run_id, "flow": flow_name, "status": "skipped",
-                                                   "date": target, "started_at": started, "finished_at": now_utc(),
-                                                   "reason": reason})
-                return RunSummary(run_id, flow_name, "skipped", reason=reason, flow_run_url=flow_run.ui_url or "")
-            files, _ = ingest_task(settings, run_id, end, force)
-            incomplete = None
-            if flow_name == "nightly":
-                if target is None:
-                    target = latest_landing_session(settings)
-                    if target is None:
-                        raise RunError(f"no bars or chains in landing ({settings.landing})", file=settings.landing)
-                    _name_run(f"nightly-{target}")
-                dates = gold_sessions(settings, target, target)
-                if not dates:
-                    raise RunError(f"no bars for {target} in landing ({settings.landing})", date=target,
-                                   dataset="bars")
-                incomplete = short_chain(Lake(settings.lake), target, settings.min_chain_share)
-                if incomplete and settings.on_short_chain == "fail":
-                    raise RunError(f"{incomplete} ([ingest] on_short_chain = \"fail\")", date=target, dataset="chains")
-                # Sessions a failed run ingested after the last computed one are computed with this one.
-                lake = Lake(settings.lake)
-                if lake.dates("gold", "technicals_daily"):
-                    dates = sorted({*dates, *(d for d in uncomputed_sessions(lake) if d < target)})
-            else:
-                dates = gold_sessions(settings, start, end)
-                if not dates:
-                    raise RunError(f"no sessions with bars between {start} and {end}", dataset="bars")
-            counts, gold_stats = _gold(settings, dates, symbols, shards, run_id, force)
-            lake = Lake(settings.lake)
-            pending = pending_stats(lake)
-            runs = _run_records(run_id, flow_name, pending, gold_stats)
-            loaded = publish_task(settings, dates, runs, run_id)
-            clear_pending_stats(lake)
-            stale = _stale_warning(stale_gold_sessions(lake, pending, dates))
-            # The day is published: what follows only presents it. A failure there is a warning on a run
-            # that succeeded (the warehouse has the day), not a failed run to re-run for nothing.
-            report, warnings = _after_publish(settings, dates[-1])
-            arriving = [f"{name} is still being written: left for the next run" for name in files["unsettled"]]
-            chain = [incomplete] if flow_name == "nightly" and incomplete else []
-            for line in chain:
-                logger.warning(line)
-            warnings = files["warnings"] + arriving + chain + stale + ([wal_warning] if wal_warning else []) + warnings
-    except WarehouseBusy:
-        raise  # another run's warehouse: refused, not a run of this one
-    except BaseException as exc:
-        if not journal_path(settings.warehouse).exists():  # not decided: its staged gold goes
-            GoldStagedLake(settings.lake, run_id=run_id).discard()
-        named = _name_bad_lake_files(settings, exc)
-        # Ctrl-C and SIGTERM stop a run, not fail it (in a flow run Prefect turns SIGTERM into its
-        # TerminationSignal; outside one flows.launcher raises it as a KeyboardInterrupt).
-        status = "interrupted" if isinstance(exc, (KeyboardInterrupt, TerminationSignal)) else "failed"
-        runlog.append(settings.warehouse, {"run_id": run_id, "flow": flow_name, "status": status,
-                                           "date": target, "start": start, "started_at": started,
-                                           "finished_at": now_utc(), "error": _one_line(named or exc)})
-        if named is not None:
-            raise named from exc
-        raise
-    summary = RunSummary(run_id, flow_name, "success", dates, files["files_read"], files["files_skipped"],
-                         len(files["hidden"]), {t: sum(c.values()) for t, c in counts.items()},
-                         report=str(report.html) if report else "", flow_run_url=flow_run.ui_url or "",
-                         warnings=warnings)
-    # The inputs a whole-universe run computed from: the next run with the same ones has nothing to do
-    # (flows/precheck.py answers it before Prefect starts).
-    inputs = {"inputs": run_inputs_fingerprint(settings)} if not symbols else {}
-    runlog.append(settings.warehouse, {"run_id": run_id, "flow": flow_name, "status": "success",
-                                       "dates": [dates[0], dates[-1]], "started_at": started,
-                                       "finished_at": now_utc(), "rows": loaded, **inputs,
-                                       "files": {"read": files["files_read"], "unchanged": files["files_skipped"],
-                                                 "hidden": len(files["hidden"])},
-                                       **({"warnings": warnings} if warnings else {})})
-    logger.info("%s %s: %s", flow_name, run_id, summary.rows)
-    return summary
-
-
-def _name_bad_lake_files(settings: Settings, exc: BaseException) -> Exception | None:
-    """A lake file that does not read fails a scan of many files with polars' message alone ("expected
-    parquet magic bytes"): the lake's recorded sha256 find which file it was."""
-    if not isinstance(exc, pl.exceptions.PolarsError):
-        return None
-    from flows.lake import verify_lake
-
-    _, problems = verify_lake(Lake(settings.lake))
-    if not problems:
-        return None
-    return RunError(f"{_one_line(exc)}; the lake file(s) that no longer match their commit: "
-                    + "; ".join(problems))
-
-
-def _stale_warning(stale: list[date]) -> list[str]:
-    """The sessions a re-delivered or back-dated file left computed from the data before it. Not
-    recomputed here: a bar corrected a year back reaches a year of technicals, which is a backfill's work,
-    not a night's. The operator decides; the warning says how."""
-    if not stale:
-        return []
-    sessions = f"{stale[0]}" if len(stale) == 1 else f"{len(stale)} sessions from {stale[0]} to {stale[-1]}"
-    line = (f"the gold of {sessions}, computed earlier, depends on data this run replaced and still shows the "
-            f"data before it: `chainsignals backfill --start {stale[0]} --end {stale[-1]}` recomputes it")
-    get_run_logger().warning(line)
-    return [line]
-
-
-def _after_publish(settings: Settings, day: date):
+def _after_publish(settings: Settings, day: date, logger):
     """The day's report, then its Prefect artifacts; each failure becomes a warning line."""
-    logger = get_run_logger()
     warnings = []
     report_state = report_task(settings, day, return_state=True)
     report = None
     if report_state.is_failed():
-        warnings.append(f"report for {day} not written: {_one_line(report_state.result(raise_on_failure=False))}")
+        warnings.append(f"report for {day} not written: {one_line(report_state.result(raise_on_failure=False))}")
     else:
         report = report_state.result()
     artifacts_state = artifacts_task(settings, day, str(report.html) if report else None, return_state=True)
     if artifacts_state.is_failed():
         warnings.append(f"Prefect artifacts for {day} not published: "
-                        f"{_one_line(artifacts_state.result(raise_on_failure=False))}")
+                        f"{one_line(artifacts_state.result(raise_on_failure=False))}")
     for line in warnings:
         logger.warning("%s (the warehouse has the day)", line)
     return report, warnings
@@ -436,7 +249,7 @@ def _name_run(name: str) -> None:
         with get_client(sync_client=True) as client:
             client.update_flow_run(flow_run.id, name=name)
     except Exception as exc:  # noqa: BLE001 - a name is for people: the run goes on without it
-        get_run_logger().warning("flow run not renamed to %s: %s", name, _one_line(exc))
+        get_run_logger().warning("flow run not renamed to %s: %s", name, one_line(exc))
 
 
 def _nightly_run_name() -> str:
@@ -462,9 +275,23 @@ def _final_state(summary: RunSummary):
     return Completed(name="Skipped", message=summary.reason, data=summary)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+PREFECT_STEPS = Steps(
+    ingest=ingest_task,
+    gold=_gold,
+    publish=publish_task,
+    present=_after_publish,
+    logger=get_run_logger,
+    flow_run_id=lambda: str(flow_run.id) if flow_run.id else None,
+    flow_run_url=lambda: flow_run.ui_url or "",
+    name_run=_name_run,
+    interrupts=(KeyboardInterrupt, TerminationSignal),
+)
+"""The run's stages as this module's Prefect tasks."""
+
+
+def _execute(settings: Settings, flow_name: str, target: date | None, start: date | None,
+             force: bool, symbols: list[str] | None = None, shards: int = 1) -> RunSummary:
+    return run_stages(settings, flow_name, target, start, force, symbols, shards, steps=PREFECT_STEPS)
 
 
 def _settings(warehouse: str | None, landing: str | None, config: str | None, lake: str | None) -> Settings:
@@ -528,4 +355,4 @@ def with_dask(flow_fn, workers: int | None = None, address: str | None = None):
     return flow_fn.with_options(task_runner=runner)
 
 
-__all__ = ["RunSummary", "backfill", "nightly"]
+__all__ = ["RunSummary", "backfill", "nightly", "report_symbols"]

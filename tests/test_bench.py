@@ -7,9 +7,11 @@ import os
 import pytest
 
 from bench.bench import (
+    BenchError,
     Options,
     backfill_months,
     child_backfill,
+    cli_split,
     machine_busy_seconds,
     render,
     run_bench,
@@ -40,9 +42,7 @@ def test_report_has_both_figures_their_ratio_and_peak_memory(report):
 
 
 def test_every_stage_is_timed_and_the_stages_add_up_to_the_run(report):
-    expected = {"ingest: landing -> bronze", "silver: bars", "silver: chains",
-                "ingest: commit staged partitions", "ingest: write manifest",
-                *(f"gold: {table}" for table in GOLD_TABLES), "publish: DuckDB", "report: Markdown, HTML, charts"}
+    expected = {"ingest + silver", "gold", "publish: DuckDB", "report: Markdown, HTML, charts"}
     assert expected <= set(report["stages"])
     assert all(report["stages"][name] > 0 for name in expected)
     run = report["nightly"]["runs"][0]
@@ -51,7 +51,42 @@ def test_every_stage_is_timed_and_the_stages_add_up_to_the_run(report):
     assert set(run["stage_cpu"]) == set(run["stages"])
     assert sum(run["stage_cpu"].values()) == pytest.approx(run["run_cpu"], rel=1e-6)
     assert 0 < run["run_cpu"] < run["cpu"] and all(cpu >= 0 for cpu in run["stage_cpu"].values())
-    assert run["stage_cpu"]["ingest: landing -> bronze"] <= run["stages"]["ingest: landing -> bronze"] * os.cpu_count() + 0.05
+    assert run["stage_cpu"]["ingest + silver"] <= run["stages"]["ingest + silver"] * os.cpu_count() + 0.05
+    # The ingest's steps and every gold table, inside their stages.
+    parts = {"ingest: landing -> bronze", "ingest: silver bars", "ingest: silver chains",
+             *(f"gold: {table}" for table in GOLD_TABLES)}
+    assert parts <= set(report["parts"])
+    gold_parts = sum(v for k, v in run["parts"].items() if k.startswith("gold: "))
+    assert 0 < gold_parts <= run["stages"]["gold"] + 0.01
+
+
+def test_the_whole_cli_process_is_split_before_during_and_after_the_flow(report):
+    cli, pandas = report["cli"], report["pandas"]
+    split = cli["split"]
+    assert cli["wall"] > 0 and cli["cpu"] > 0 and cli["peak_rss_mb"] > 0 and pandas["wall"] > 0
+    assert split["before the flow"] + split["the flow"] + split["after the flow"] == pytest.approx(cli["wall"])
+    assert split["start-up"] + split["prefect start"] == pytest.approx(split["before the flow"])
+    assert split["prefect end"] + split["output and exit"] == pytest.approx(split["after the flow"])
+    assert all(v >= 0 for v in split.values()) and split["the flow"] > 0
+    assert 0 < cli["stdout_lines"] <= 80
+    text = render(report)
+    assert "## The user's view: `chainsignals run`, whole process" in text
+    assert f"| **chainsignals run** | **{cli['wall']:.2f}** |" in text
+    assert f"**{cli['wall'] / report['floor']['wall']:.2f}** | {cli['wall'] / pandas['wall']:.2f} |" in text
+
+
+def test_cli_split_cuts_at_the_progress_lines():
+    lines = [(0.5, "12:00:00 nightly 2025-12-31: starting on a temporary Prefect server"),
+             (3.0, "12:00:03 ingest and validate landing files ..."),
+             (5.0, "12:00:05 ingest and validate landing files: done in 2.0 s"),
+             (5.1, "12:00:05 compute gold tables for 1 session(s) ..."),
+             (8.0, "12:00:08 write the 2025-12-31 report: done in 1.0 s"),
+             (9.0, "12:00:09 nightly 2025-12-31: finished in 8.5 s")]
+    assert cli_split(lines, 10.0) == pytest.approx({
+        "start-up": 0.5, "prefect start": 2.5, "stages": 5.0, "prefect end": 1.0, "output and exit": 1.0,
+        "before the flow": 3.0, "the flow": 5.0, "after the flow": 2.0})
+    with pytest.raises(BenchError, match="progress lines"):
+        cli_split(lines[:2], 10.0)
 
 
 def test_the_nightly_round_ingests_the_last_day_the_floor_reads(report):

@@ -9,9 +9,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from tests.helpers import CHAINSIGNALS
 
 from flows.config import DEFAULT_CONFIG, ConfigError, ConfigFile, load_rule_file, load_settings
+from tests.helpers import CHAINSIGNALS
 from transforms.signals import DEFAULT_WEIGHTS
 
 

@@ -37,15 +37,15 @@ def test_every_error_class_derives_from_chainsignals_error():
     assert {"flows.config.ConfigError", "flows.sources.SourceError", "flows.sources.TooLargeError",
             "flows.pipeline.RejectedShareError", "flows.warehouse.WarehouseBusy", "flows.warehouse.WarehouseInUse",
             "flows.report.ReportError", "flows.query.QueryError", "flows.backtest.BacktestError",
-            "flows.yfinance_source.MissingExtraError", "flows.nightly.RunError", "transforms.ideas.RuleError",
+            "flows.yfinance_source.MissingExtraError", "flows.run.RunError", "transforms.ideas.RuleError",
             "schemas.quarantine.StructuralError", "schemas.gold.GoldValidationError"} <= set(classes)
     # A signal is not an error: SIGTERM is raised as a KeyboardInterrupt, as Ctrl-C is.
     errors = {name: cls for name, cls in classes.items() if issubclass(cls, Exception)}
     assert [name for name, cls in errors.items() if not issubclass(cls, ChainsignalsError)] == []
     assert [name for name, cls in classes.items() if cls not in errors.values()] == ["flows.launcher.Terminated"]
     # The classes other code catches by a builtin type still are one.
-    from flows.nightly import RunError
     from flows.report import ReportError
+    from flows.run import RunError
     from flows.yfinance_source import MissingExtraError
     from transforms.ideas import RuleError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import re
-from datetime import UTC, date, datetime
+from datetime import date
 
 import polars as pl
 import pytest
