@@ -18,8 +18,8 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 # from source again: about 15 CPU seconds each. Importing what they import once here, with the cache
 # allowed, writes it for good (20 s; `uv sync --compile-bytecode` would compile all 15,000 files: 52 s).
 # (A module left out still works: it is compiled in memory when imported, as before.)
-WARM_IMPORTS := flows.cli flows.nightly flows.report flows.report_charts flows.demo flows.validate \
-	flows.sources_vendors prefect.server.api.server prefect.testing.utilities prefect_dask pandera.polars \
+WARM_IMPORTS := flows.cli.app flows.nightly flows.report.build flows.report.charts flows.market.simulator flows.cli.validate \
+	flows.sources.named_formats prefect.server.api.server prefect.testing.utilities prefect_dask pandera.polars \
 	pandera.backends.polars.container pandera.backends.polars.components pandera.backends.polars.builtin_checks \
 	moto.server s3fs pytest hypothesis
 $(VENV)/.synced: pyproject.toml uv.lock Makefile

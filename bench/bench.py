@@ -1,6 +1,6 @@
 """`make bench`: the nightly run on the full-market day against the floor (SPEC section 8).
 
-1. Generate the full-market day with the demo generator (`flows.demo.generate_full_market_day`):
+1. Generate the full-market day with the demo generator (`flows.market.simulator.generate_full_market_day`):
    about 5,000 underlyings, 2 million contracts, 300 sessions of bars, 2 million prints, plain CSV.
 2. Warm-up (reported, not compared): load the previous session (the bars history and that session's
    chains) into a fresh warehouse, then keep a snapshot of it.
@@ -11,7 +11,7 @@
    - chainsignals run: the whole CLI process as cron runs it, on a fresh copy of the snapshot (its own
      temporary Prefect server, output to a file); its progress lines, timestamped as they arrive, split
      it into before the flow, the flow's stages and after;
-   - nightly: the same run's stages in process (`flows.run.run_stages`, plain steps, no Prefect), each
+   - nightly: the same run's stages in process (`flows.stages.run.run_stages`, plain steps, no Prefect), each
      timed through the composition's `timed` hook: the per-stage view.
    Each process's peak RSS and CPU come from `wait4` (the kernel's figures for that process alone).
 4. `--prefect`: also one `flows.nightly.nightly` Prefect flow run on another copy (orchestration cost).
@@ -86,12 +86,12 @@ def _maxrss_mb(maxrss: int) -> float:
 # ------------------------------------------------------------------------------------------ probes
 STAGE_LABELS = {"ingest": "ingest + silver", "gold": "gold", "publish": "publish: DuckDB",
                 "present": "report: Markdown, HTML, charts"}
-"""flows.run's stages as the report names them."""
+"""flows.stages.run's stages as the report names them."""
 
 
 @dataclass
 class Probe:
-    """Timings of one run: `stages` are the run composition's stages (flows.run.run_stages times them
+    """Timings of one run: `stages` are the run composition's stages (flows.stages.run.run_stages times them
     through its `timed` hook), consecutive and adding up to the run with `other`; `stage_cpu` is the
     CPU the whole process (every thread) spent in each, so CPU over seconds is how many of the cores a
     stage kept busy. `parts` split the ingest stage (its steps) and the gold stage (per table, from
@@ -132,7 +132,7 @@ class Probe:
             self.add_stage(name, time.perf_counter() - started, time.process_time() - cpu)
 
     def timed(self, stage: str):
-        """flows.run's `timed` hook."""
+        """flows.stages.run's `timed` hook."""
         return self.stage(STAGE_LABELS.get(stage, stage))
 
 
@@ -185,7 +185,7 @@ def install_probes(probe: Probe) -> None:
 def gold_parts(database: Path, run_id: str, gold_started: float) -> dict[str, float]:
     """Each gold table's seconds, from the run's pipeline_runs rows: from the previous table's end
     (the gold stage's start for the first) to its own, so compute, validation and write."""
-    from flows.warehouse import connect_read_only
+    from flows.storage.warehouse import connect_read_only
 
     con = connect_read_only(database)
     try:
@@ -225,7 +225,7 @@ def child_floor(spec: dict) -> dict:
 
 
 def child_pipeline(spec: dict) -> dict:
-    """The nightly run for one session in this process: flows.run.run_stages with its plain steps (no
+    """The nightly run for one session in this process: flows.stages.run.run_stages with its plain steps (no
     Prefect), each stage timed through its hook: ingest + silver, gold, publish, the day's report."""
     probe = Probe()
     install_probes(probe)
@@ -236,9 +236,9 @@ def child_pipeline(spec: dict) -> dict:
         profiler = cProfile.Profile()
     from dataclasses import replace
 
-    from flows import report
+    from flows.report import build as report
     from flows.config import load_settings
-    from flows.run import PLAIN, run_stages
+    from flows.stages.run import PLAIN, run_stages
 
     settings = load_settings(warehouse=spec["warehouse"], landing=spec["landing"])
     target = date.fromisoformat(spec["target"])
@@ -265,7 +265,7 @@ def child_pipeline(spec: dict) -> dict:
 
 
 def _rows_in(settings, run_id: str) -> dict[str, int]:
-    from flows.warehouse import connect_read_only
+    from flows.storage.warehouse import connect_read_only
 
     con = connect_read_only(settings.database)
     try:
@@ -327,15 +327,15 @@ class PeakSampler:
 
 
 def child_backfill(spec: dict) -> dict:
-    """The backfill (flows.run.run_stages over every chain session, plain steps) in one process,
+    """The backfill (flows.stages.run.run_stages over every chain session, plain steps) in one process,
     sampling RSS after each session a stage writes: bronze (ingest, one landing file per session),
     silver and gold."""
     from dataclasses import replace
 
     from flows.config import load_settings
-    from flows.lake import Staging
-    from flows.pipeline import StageStats
-    from flows.run import PLAIN, run_stages
+    from flows.storage.lake import Staging
+    from flows.stages.pipeline import StageStats
+    from flows.stages.run import PLAIN, run_stages
 
     sampler = PeakSampler()
     original_add, original_scratch = StageStats.add, Staging.stage_scratch
@@ -392,9 +392,9 @@ class ChildRun:
 
 
 def nightly_env() -> dict[str, str]:
-    """What `chainsignals run` sets before polars loads (flows/launcher.py): the nightly's children, the
+    """What `chainsignals run` sets before polars loads (flows/cli/launcher.py): the nightly's children, the
     floor's included (the same process family), run with it; the backfill's with what `backfill` gets."""
-    from flows.launcher import allocator_environment
+    from flows.cli.launcher import allocator_environment
 
     return allocator_environment(["run"], STARTED_ALLOCATOR) or dict(STARTED_ALLOCATOR)
 
@@ -611,7 +611,7 @@ def _median(values: list[float]) -> float:
 
 
 def generate_market(opts: Options, work: Path) -> dict:
-    from flows.demo import generate_full_market_day
+    from flows.market.simulator import generate_full_market_day
 
     landing = work / "landing"
     started = time.perf_counter()
@@ -726,8 +726,8 @@ def _prefect_round(work: Path, snapshot: Path, landing: Path, target: date,
 
 
 def measure_backfill(opts: Options, work: Path, log: Callable[[str], None]) -> dict:
-    from flows.demo import DEFAULT_SYMBOLS, generate_demo_market, synthetic_tickers
-    from flows.pipeline import PIPELINE_DATASETS
+    from flows.market.simulator import DEFAULT_SYMBOLS, generate_demo_market, synthetic_tickers
+    from flows.stages.pipeline import PIPELINE_DATASETS
 
     # Prints only when the pipeline reads them: a year of prints is ~40% of the generation time.
     prints = "trades" in PIPELINE_DATASETS
@@ -855,7 +855,7 @@ def _process_figures(runs: list[dict]) -> dict:
 
 
 def _pipeline_datasets() -> tuple[str, ...]:
-    from flows.pipeline import PIPELINE_DATASETS
+    from flows.stages.pipeline import PIPELINE_DATASETS
 
     return tuple(PIPELINE_DATASETS)
 
@@ -923,7 +923,7 @@ def render(report: dict) -> str:
          "`nightly` flow runs for the last session (ingest + silver, gold, DuckDB publish"
          + (", the day's report" if report["with_report"] else "; **without the report stage** (--skip-report)")
          + "), stages called directly (no Prefect), each round on a fresh copy of the warmed-up warehouse. "
-         "Both run with the allocator setting `chainsignals run` starts with (flows/launcher.py). "
+         "Both run with the allocator setting `chainsignals run` starts with (flows/cli/launcher.py). "
          f"Fresh processes, alternated; medians over {len(night['runs'])} round(s)."),
         "",
         "| | floor | nightly | ratio | target |",

@@ -180,8 +180,8 @@ class Settings:
     lake_location: str  # empty: <warehouse>/lake; else a folder or an object-storage URL
 
     @property
-    def lake(self):  # -> flows.lake.LakePath (imported late: config stays free of the lake's I/O stack)
-        from flows.lake import lake_root
+    def lake(self):  # -> flows.storage.lake.LakePath (imported late: config stays free of the lake's I/O stack)
+        from flows.storage.lake import lake_root
 
         return lake_root(self.lake_location or self.warehouse / "lake")
 

@@ -18,14 +18,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
 
-from flows.caching import (
+from flows.storage.fingerprints import (
     CACHE_EXPIRATION,
     outputs_fingerprint,
     result_storage,
     stage_key,
 )
 from flows.config import Settings, load_settings
-from flows.pipeline import (
+from flows.stages.pipeline import (
     GOLD_TABLES,
     StageStats,
     build_gold,
@@ -33,8 +33,8 @@ from flows.pipeline import (
     ingest_and_validate,
     shard_part,
 )
-from flows.progress import stage
-from flows.run import (
+from flows.stages.progress import stage
+from flows.stages.run import (
     RunSummary,
     Steps,
     ingest_summary,
@@ -44,8 +44,8 @@ from flows.run import (
     run_stages,
     write_day_report,
 )
-from flows.sources import SourceError
-from schemas.rules import checked_symbols
+from flows.sources.files import SourceError
+from schemas.checks import checked_symbols
 
 
 def _source_may_recover(task, task_run, state) -> bool:
@@ -188,7 +188,7 @@ def artifacts_task(settings: Settings, day: date, report_path: str | None = None
     their path is named as text."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    from flows.warehouse import connect_read_only
+    from flows.storage.warehouse import connect_read_only
 
     con = connect_read_only(settings.database)
     try:
@@ -320,7 +320,7 @@ def nightly(date: dt.date | None = None, symbols: list[str] | None = None, sourc
     elif date is None and default_date != "latest":
         raise ValueError(f"default_date must be 'latest' or 'today', not {default_date!r}")
     if source == "demo":
-        from flows.demo import generate_demo_market
+        from flows.market.simulator import generate_demo_market
 
         generate_demo_market(settings.landing, chain_sessions=30)
     elif source != "files":

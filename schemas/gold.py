@@ -18,7 +18,7 @@ import polars as pl
 from pandera.api.polars.types import PolarsData
 
 from schemas.quarantine import REASON, describe_structural, is_row_failure, row_reasons, run_lazy_validation
-from schemas.rules import OSI_RULE, SYMBOL_RULE, le_tol, osi21_ok, reason, rows, symbol_ok
+from schemas.checks import OSI_RULE, SYMBOL_RULE, le_tol, osi21_ok, reason, rows, symbol_ok
 from transforms.errors import ChainsignalsError
 
 
@@ -523,7 +523,7 @@ class GoldTable:
     model: type[GoldModel]
     # Rows are written sorted by the key, so a file's rows never depend on join or thread order.
     key: tuple[str, ...]
-    # The transform computing it (module.function); flows/pipeline.py build_gold calls it.
+    # The transform computing it (module.function); flows/stages/pipeline.py build_gold calls it.
     producer: str
     # The key as the warehouse table's PRIMARY KEY. Only where the key identifies a row and the table
     # has a few rows per symbol and session: DuckDB's index on the per-expiry and per-strike tables
@@ -572,9 +572,9 @@ GOLD: tuple[GoldTable, ...] = (
     GoldTable(StrikeLevels, ("trade_date", "symbol", "side", "rank"), "transforms.positioning.strike_levels",
               primary_key=False),
     # Two prints alike in every column are both real: no key identifies a block.
-    GoldTable(Blocks, ("trade_date", "symbol", "ts", "option_symbol", "size", "price"), "transforms.flow.blocks",
+    GoldTable(Blocks, ("trade_date", "symbol", "ts", "option_symbol", "size", "price"), "transforms.order_flow.blocks",
               primary_key=False),
-    GoldTable(FlowDaily, ("trade_date", "symbol"), "transforms.flow.flow_daily"),
+    GoldTable(FlowDaily, ("trade_date", "symbol"), "transforms.order_flow.flow_daily"),
     GoldTable(SignalsDaily, ("trade_date", "symbol"), "transforms.signals.signals_daily"),
     GoldTable(TradeIdeas, ("trade_date", "symbol", "rule", "idea_id"), "transforms.ideas.trade_ideas"),
     GoldTable(IdeaOutcomes, ("trade_date", "idea_id"), "transforms.outcomes.outcomes_for_run"),

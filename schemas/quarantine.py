@@ -14,7 +14,7 @@ from pandera.config import ValidationDepth, config_context
 from pandera.constants import CHECK_OUTPUT_KEY
 from pandera.errors import SchemaError, SchemaErrorReason, SchemaErrors
 
-from schemas.rules import SYMBOL_PATTERN
+from schemas.checks import SYMBOL_PATTERN
 from transforms.errors import ChainsignalsError
 
 __all__ = ["NOT_A_SESSION", "REASON", "SYMBOL_PATTERN", "StructuralError", "split_duplicates", "split_valid"]
@@ -179,7 +179,7 @@ def _check_verdict(check: pa.Check, frame: pl.LazyFrame, key: str | None) -> pl.
 
 def row_reasons(failure_cases: pl.DataFrame) -> pl.DataFrame:
     """Pandera's failure cases as (row number, _reason, failure_case), one row per failed check and row."""
-    # A multi-column rule carries its full reason in the check name (see schemas.rules); a one-column
+    # A multi-column rule carries its full reason in the check name (see schemas.checks); a one-column
     # check is qualified with the column pandera reports.
     return failure_cases.filter(pl.col("index").is_not_null()).select(
         pl.col("index").cast(pl.UInt32).alias(_ROW),

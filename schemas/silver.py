@@ -13,7 +13,7 @@ import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.types import PolarsData
 
-from schemas.rules import (
+from schemas.checks import (
     OPTION_TYPE_RULE,
     OSI_RULE,
     SYMBOL_RULE,

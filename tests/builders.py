@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
-from flows.sources import conform
+from flows.sources.files import conform
 from schemas.silver import Bars, Chains, Trades
 from transforms.features import FEATURE_SCHEMA
 from transforms.silver import CHAIN_COLUMNS, LINEAGE_COLUMNS
@@ -149,7 +149,7 @@ def print_row(symbol: str, ts: str = "2025-12-29T15:30:00Z", **extra) -> dict:
 
 
 def bronze_prints(rows: list[dict]) -> pl.DataFrame:
-    """Landing text rows -> bronze via the real reader (flows.sources.conform)."""
+    """Landing text rows -> bronze via the real reader (flows.sources.files.conform)."""
     text = pl.DataFrame([{c: r.get(c) for c in PRINT_COLUMNS} for r in rows],
                         schema=dict.fromkeys(PRINT_COLUMNS, pl.String))
     bronze, _ = conform(text, "trades", PRINTS_PATH, PRINTS_PATH.name, PRINTS_INGESTED)

@@ -48,7 +48,7 @@ def cli_env(prefect_api):
 @pytest.fixture(scope="module")
 def market(tmp_path_factory, prefect_api) -> tuple[Path, list]:
     """A small demo market (260 sessions of bars, the last 2 with chains) and its two chain sessions."""
-    from flows.demo import generate_demo_market
+    from flows.market.simulator import generate_demo_market
 
     root = tmp_path_factory.mktemp("market")
     summary = generate_demo_market(root / "landing", sessions=260, chain_sessions=2)

@@ -12,7 +12,7 @@ import duckdb
 import polars as pl
 
 from flows.config import DEFAULT_CONFIG
-from flows.lake import Lake
+from flows.storage.lake import Lake
 from tests.spec_note import NEXT_DAY
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from flows.calendar import sessions
+from flows.sources.calendar import sessions
 from transforms.black_scholes import bs_price
 
 NOTE_DATE = date(2025, 12, 29)

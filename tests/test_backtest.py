@@ -1,4 +1,4 @@
-"""`chainsignals backtest` (flows/backtest.py) against what the nightly pipeline wrote for the same rules.
+"""`chainsignals backtest` (flows/stages/backtest.py) against what the nightly pipeline wrote for the same rules.
 
 One small lake (the demo generator: three underlyings, 16 chain sessions) is built by the pipeline's own
 stages; the backtest then reads its gold and silver only.
@@ -14,9 +14,9 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from flows.backtest import run_backtest
+from flows.stages.backtest import run_backtest
 from flows.config import DEFAULT_CONFIG, load_rule_file, load_settings
-from flows.lake import Lake
+from flows.storage.lake import Lake
 from transforms.outcomes import FINAL_STATUSES, IDEA_OUTCOME_SCHEMA
 from transforms.scorecard import bootstrap_mean_interval, mean_r_intervals
 
@@ -29,8 +29,8 @@ CHAIN_SESSIONS = 16
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """A lake the pipeline built session by session, as the nightly would; and its settings."""
-    from flows.demo import generate_demo_market
-    from flows.pipeline import StageStats, build_gold, gold_sessions, ingest_and_validate
+    from flows.market.simulator import generate_demo_market
+    from flows.stages.pipeline import StageStats, build_gold, gold_sessions, ingest_and_validate
 
     root = tmp_path_factory.mktemp("backtest")
     market = generate_demo_market(root / "landing", symbols=SYMBOLS, sessions=260, chain_sessions=CHAIN_SESSIONS)
@@ -138,7 +138,7 @@ def test_the_seed_note_file_declares_the_configs_rules():
 
 
 def test_cli_backtest_prints_both_rule_sets_and_writes_only_its_file(built, tmp_path):
-    from flows.cli import app
+    from flows.cli.app import app
 
     settings, dates = built
     lake_files = sorted(str(p) for p in Path(settings.lake).rglob("*.parquet"))

@@ -17,8 +17,8 @@ from bench.bench import (
     run_bench,
     slope_per_month,
 )
-from flows.demo import generate_demo_market
-from flows.pipeline import GOLD_TABLES
+from flows.market.simulator import generate_demo_market
+from flows.stages.pipeline import GOLD_TABLES
 
 pytestmark = pytest.mark.e2e  # the bench's rounds run in child processes
 
@@ -184,7 +184,7 @@ def test_nightly_children_get_the_allocator_of_chainsignals_run(monkeypatch):
     import polars  # noqa: F401 - loaded: it has rewritten the variable with its own defaults
 
     from bench import bench
-    from flows.launcher import ALLOCATOR_VARIABLE, NIGHTLY_ALLOCATOR
+    from flows.cli.launcher import ALLOCATOR_VARIABLE, NIGHTLY_ALLOCATOR
 
     assert ALLOCATOR_VARIABLE in os.environ  # polars' rewrite, not an operator's setting
     monkeypatch.setattr(bench, "STARTED_ALLOCATOR", {})

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 import flows.nightly
-from flows.caching import inputs_fingerprint, stage_key
+from flows.storage.fingerprints import inputs_fingerprint, stage_key
 from flows.config import load_settings
-from flows.lake import Lake
-from flows.pipeline import GOLD_TABLES
+from flows.storage.lake import Lake
+from flows.stages.pipeline import GOLD_TABLES
 from tests.helpers import config_with, gold, query, run_nightly
 from tests.spec_note import NOTE_DATE
 
@@ -86,12 +86,12 @@ def test_the_key_follows_landing_content_config_and_parameters(note: Path):
 
 
 def test_a_report_failure_after_the_publish_is_a_warning_not_a_failed_run(note: Path, monkeypatch):
-    import flows.report
+    import flows.report.build
 
     def broken(*args, **kwargs):
         raise OSError("disk full while writing the report")
 
-    monkeypatch.setattr(flows.report, "write_report", broken)
+    monkeypatch.setattr(flows.report.build, "write_report", broken)
     summary = run_nightly(note, NOTE_DATE)
     assert summary.status == "success" and summary.report == ""
     assert summary.warnings == [f"report for {NOTE_DATE} not written: disk full while writing the report"]

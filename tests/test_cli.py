@@ -86,8 +86,7 @@ def test_status_lists_tables_and_the_run(note_warehouse: Path, cli_env):
 
 
 def test_status_shows_a_runs_reason_and_warnings_whole_and_exits_non_zero_after_a_failure(tmp_path: Path, cli_env):
-    from flows import runlog
-
+    from flows.storage import runlog
     reason = ("chains 2025-12-30: 120000 of 2000000 rows rejected (6.0%) > limit 5.0%; top reasons: "
               "bid_not_above_ask:bid (90000), greater_than_or_equal_to(0):open_interest (30000)")
     warning = "report for 2025-12-29 not written: lock held by another process [pid 4242]"
@@ -153,7 +152,7 @@ def test_every_commands_help_shows_its_summary_whole(cli_env):
     """Typer renders help as Rich markup: a bracketed word in a docstring ("[start, end]") vanished."""
     import inspect
 
-    from flows.cli import app
+    from flows.cli.app import app
 
     env = dict(cli_env, COLUMNS="240")
     listing = " ".join(cli("--help", env=env).stdout.split())

@@ -10,8 +10,8 @@ import duckdb
 import polars as pl
 import pytest
 
-from flows.faults import CRASH_POINTS
-from flows.pipeline import GOLD_TABLES
+from flows.storage.faults import CRASH_POINTS
+from flows.stages.pipeline import GOLD_TABLES
 from tests.helpers import cli_run, gold_bytes
 from tests.spec_note import NEXT_DAY, NOTE_DATE
 

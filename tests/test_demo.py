@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from flows.demo import (
+from flows.market.simulator import (
     DAYS_PER_YEAR,
     DEFAULT_END,
     DEMO_DIVIDEND_YIELD,

@@ -34,19 +34,19 @@ def _error_classes() -> dict[str, type[BaseException]]:
 def test_every_error_class_derives_from_chainsignals_error():
     classes = _error_classes()
     # The classes of 2026-12 (the issue counted ten modules), so the walk above is known to reach them.
-    assert {"flows.config.ConfigError", "flows.sources.SourceError", "flows.sources.TooLargeError",
-            "flows.pipeline.RejectedShareError", "flows.warehouse.WarehouseBusy", "flows.warehouse.WarehouseInUse",
-            "flows.report.ReportError", "flows.query.QueryError", "flows.backtest.BacktestError",
-            "flows.yfinance_source.MissingExtraError", "flows.run.RunError", "transforms.ideas.RuleError",
+    assert {"flows.config.ConfigError", "flows.sources.files.SourceError", "flows.sources.files.TooLargeError",
+            "flows.stages.pipeline.RejectedShareError", "flows.storage.warehouse.WarehouseBusy", "flows.storage.warehouse.WarehouseInUse",
+            "flows.report.build.ReportError", "flows.cli.query.QueryError", "flows.stages.backtest.BacktestError",
+            "flows.sources.yfinance_live.MissingExtraError", "flows.stages.run.RunError", "transforms.ideas.RuleError",
             "schemas.quarantine.StructuralError", "schemas.gold.GoldValidationError"} <= set(classes)
     # A signal is not an error: SIGTERM is raised as a KeyboardInterrupt, as Ctrl-C is.
     errors = {name: cls for name, cls in classes.items() if issubclass(cls, Exception)}
     assert [name for name, cls in errors.items() if not issubclass(cls, ChainsignalsError)] == []
-    assert [name for name, cls in classes.items() if cls not in errors.values()] == ["flows.launcher.Terminated"]
+    assert [name for name, cls in classes.items() if cls not in errors.values()] == ["flows.cli.launcher.Terminated"]
     # The classes other code catches by a builtin type still are one.
-    from flows.report import ReportError
-    from flows.run import RunError
-    from flows.yfinance_source import MissingExtraError
+    from flows.report.build import ReportError
+    from flows.stages.run import RunError
+    from flows.sources.yfinance_live import MissingExtraError
     from transforms.ideas import RuleError
 
     assert issubclass(RuleError, ValueError) and issubclass(ReportError, ValueError)
@@ -54,7 +54,7 @@ def test_every_error_class_derives_from_chainsignals_error():
 
 
 def test_an_unusable_landing_file_names_the_file_and_dataset(tmp_path):
-    from flows.sources import SourceError, detect_format
+    from flows.sources.files import SourceError, detect_format
 
     path = tmp_path / "chains.csv"
     with pytest.raises(SourceError) as err:
@@ -88,8 +88,8 @@ def test_a_config_error_names_its_file(tmp_path):
 
 def test_the_context_survives_pickling():
     """Errors cross process boundaries (Dask workers, Prefect results) pickled."""
-    from flows.pipeline import RejectedShareError
-    from flows.sources import SourceError
+    from flows.stages.pipeline import RejectedShareError
+    from flows.sources.files import SourceError
 
     error = pickle.loads(pickle.dumps(RejectedShareError("chains 2025-12-29: 9 of 10 rows rejected",
                                                          dataset="chains", date=date(2025, 12, 29))))
@@ -101,8 +101,8 @@ def test_the_context_survives_pickling():
 
 def _validate_with(monkeypatch, tmp_path: Path, exc: BaseException):
     """`chainsignals validate FILE` with the validation raising `exc`."""
-    from flows import validate
-    from flows.cli import app
+    from flows.cli import validate
+    from flows.cli.app import app
 
     def failing(*args, **kwargs):
         raise exc
@@ -114,7 +114,7 @@ def _validate_with(monkeypatch, tmp_path: Path, exc: BaseException):
 
 
 def test_the_cli_prints_a_named_error_as_its_reason(monkeypatch, tmp_path):
-    from flows.sources import SourceError
+    from flows.sources.files import SourceError
 
     done = _validate_with(monkeypatch, tmp_path, SourceError("x.csv: missing required column(s) bid for chains"))
     assert done.exit_code == 1

@@ -19,12 +19,12 @@ import polars as pl
 import pytest
 
 from flows.config import DEFAULT_CONFIG, load_settings
-from flows.faults import DISK_FULL_POINTS
-from flows.lake import Lake, read_manifest
-from flows.pipeline import GOLD_TABLES, RejectedShareError
-from flows.sources import SourceError
-from flows.validate import validate_file
-from flows.warehouse import warehouse_lock
+from flows.storage.faults import DISK_FULL_POINTS
+from flows.storage.lake import Lake, read_manifest
+from flows.stages.pipeline import GOLD_TABLES, RejectedShareError
+from flows.sources.files import SourceError
+from flows.cli.validate import validate_file
+from flows.storage.warehouse import warehouse_lock
 from schemas.gold import GoldValidationError, TechnicalsDaily, validate_gold
 from tests.helpers import CHAINSIGNALS, cli, cli_run, config_with, gold_bytes, query, run_nightly
 from tests.spec_note import LAST_DAY, NEXT_DAY, NOTE_DATE, add_session, note_chain, write_note_landing
@@ -337,7 +337,7 @@ def test_a_gzip_bomb_is_refused_naming_the_file_before_it_expands(note: Path):
     probe = subprocess.run([sys.executable, "-c", f"""
 import resource, polars
 from pathlib import Path
-from flows.sources import read_text_frame, TooLargeError
+from flows.sources.files import read_text_frame, TooLargeError
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
     read_text_frame(Path({str(bomb)!r}), 8_000_000)

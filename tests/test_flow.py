@@ -1,4 +1,4 @@
-"""Blocks, the quote rule and daily flow (transforms/flow.py), and the SPEC 1 note's prints."""
+"""Blocks, the quote rule and daily flow (transforms/order_flow.py), and the SPEC 1 note's prints."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from flows.sources import conform
+from flows.sources.files import conform
 from tests import builders
 from tests.spec_note import NOTE_DATE, note_chain
-from transforms.flow import (
+from transforms.order_flow import (
     BLOCKS_COLUMNS,
     BLOCKS_SCHEMA,
     FLOW_DAILY_SCHEMA,

@@ -277,7 +277,7 @@ def test_expiry_flags_leaps_by_dte():
 
 def test_monthly_matches_the_exchange_calendar_for_every_month():
     """Every month 2000-2026: the Friday 15-21 is monthly iff it is a session, else the Thursday before."""
-    from flows.calendar import sessions
+    from flows.sources.calendar import sessions
 
     open_days = set(sessions(date(2000, 1, 3), date(2026, 12, 31)))
     third_fridays = []

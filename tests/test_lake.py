@@ -9,8 +9,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from flows import lake as lake_module
-from flows.lake import MAX_QUEUED_WRITES, Lake, Staging
+from flows.storage import lake as lake_module
+from flows.storage.lake import MAX_QUEUED_WRITES, Lake, Staging
 
 DAY = date(2025, 12, 29)
 SCHEMA = {"trade_date": pl.Date(), "symbol": pl.String(), "close": pl.Float64()}

@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from flows.launcher import ALLOCATOR_VARIABLE, NIGHTLY_ALLOCATOR, allocator_environment
+from flows.cli.launcher import ALLOCATOR_VARIABLE, NIGHTLY_ALLOCATOR, allocator_environment
 from tests.helpers import ROOT
 
 POLARS_DEFAULT = "dirty_decay_ms:500,muzzy_decay_ms:1000"  # what polars sets when nobody else does
@@ -33,15 +33,15 @@ def test_an_operators_own_allocator_setting_wins():
 
 def _allocator_seen_by_polars(*argv: str) -> str:
     """The allocator setting polars started with in a fresh `chainsignals ARGV` process."""
-    # The CLI stands in as a command that loads polars (flows.cli itself does not import it).
+    # The CLI stands in as a command that loads polars (flows.cli.app itself does not import it).
     probe = ("import os, sys\n"
-             "import flows.cli\n"
+             "import flows.cli.app\n"
              "def command():\n"
              "    import polars\n"
              "    print('CONF=' + os.environ.get('_RJEM_MALLOC_CONF', ''))\n"
-             "flows.cli.app = command\n"
+             "flows.cli.app.app = command\n"
              f"sys.argv = ['chainsignals', *{list(argv)!r}]\n"
-             "from flows.launcher import main\n"
+             "from flows.cli.launcher import main\n"
              "main()\n")
     env = {k: v for k, v in os.environ.items() if k != ALLOCATOR_VARIABLE}
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=ROOT,
@@ -67,10 +67,10 @@ def test_the_work_pool_deployment_sets_it_too():
 @pytest.mark.e2e
 def test_the_temporary_prefect_server_gets_time_to_start_unless_told_otherwise():
     probe = ("import os, sys\n"
-             "import flows.cli\n"
-             "flows.cli.app = lambda: print('TIMEOUT=' + os.environ['PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS'])\n"
+             "import flows.cli.app\n"
+             "flows.cli.app.app = lambda: print('TIMEOUT=' + os.environ['PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS'])\n"
              "sys.argv = ['chainsignals', 'demo']\n"
-             "from flows.launcher import main\n"
+             "from flows.cli.launcher import main\n"
              "main()\n")
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"}
     for given, expected in ((None, "120"), ("45", "45")):

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.lake import Lake
+from flows.storage.lake import Lake
 from flows.nightly import backfill
-from flows.pipeline import GOLD_TABLES, SILVER_ORDER, RejectedShareError, _in_order, _rows_on, history_start
-from flows.sources import SourceError, bronze_schema
-from flows.warehouse import WarehouseBusy, warehouse_lock
+from flows.stages.pipeline import GOLD_TABLES, SILVER_ORDER, RejectedShareError, _in_order, _rows_on, history_start
+from flows.sources.files import SourceError, bronze_schema
+from flows.storage.warehouse import WarehouseBusy, warehouse_lock
 from tests.helpers import config_with, gold, query, run_nightly
 from tests.spec_note import LAST_DAY, NEXT_DAY, NOTE_DATE, add_session, note_chain, write_note_landing
 from transforms.osi import format_osi
@@ -490,7 +490,7 @@ def test_silver_takes_a_batch_day_by_day_and_a_one_day_batch_as_it_is():
 def test_gold_reads_history_from_two_years_before_its_years_start_and_stays_talibs(tmp_path: Path):
     import talib
 
-    from flows.demo import generate_demo_market
+    from flows.market.simulator import generate_demo_market
 
     # 800 sessions (from 2022) up to 2026-01-02, chains on the year's last session and the next year's first.
     days = generate_demo_market(tmp_path / "landing", end=date(2026, 1, 2), sessions=800, symbols=["SPY", "IWM"],

@@ -20,11 +20,11 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from flows.demo import generate_demo_market
+from flows.market.simulator import generate_demo_market
 from flows.nightly import backfill
-from flows.report import ReportError, ReportIndex, load_day, write_report
-from flows.report_charts import PRICE_SESSIONS, oi_chart, price_chart, price_history, strike_oi
-from flows.report_pages import Para, Section, fmt_compact, fmt_count, fmt_money, fmt_pct, render_page
+from flows.report.build import ReportError, ReportIndex, load_day, write_report
+from flows.report.charts import PRICE_SESSIONS, oi_chart, price_chart, price_history, strike_oi
+from flows.report.pages import Para, Section, fmt_compact, fmt_count, fmt_money, fmt_pct, render_page
 from transforms.text import fmt_fixed
 
 SYMBOLS = ["AAPL", "IWM", "SPY"]
@@ -470,7 +470,7 @@ def test_oi_chart_svg_draws_the_chain_with_walls_and_max_pain(built: Built):
 
 def test_path_coordinates_print_as_polars_prints_them_rounded():
     """The table lookup behind the path texts is the print of np.round(v, 1), on and off the canvas."""
-    from flows.report_charts import _nums
+    from flows.report.charts import _nums
 
     rng = np.random.default_rng(0)
     values = np.concatenate([rng.uniform(-50, 1050, 20_000), np.arange(-20, 10_020) / 10 + 0.05,
@@ -613,7 +613,7 @@ def dump_dom(browser: str, path: Path, folder: Path) -> str:
 
 
 def test_a_trader_sees_the_days_ideas_levels_volume_and_units_in_chromium(built: Built, tmp_path: Path):
-    from flows.report import scorecard_definitions
+    from flows.report.build import scorecard_definitions
 
     browser = chromium()
     index = dump_dom(browser, built.report.html, tmp_path / "index")
@@ -765,7 +765,7 @@ def test_a_symbol_without_chain_or_prints_gets_text_pages(built: Built, tmp_path
     data = load_day(built.database, built.day, ["IWM"])
     for table in ("positioning_daily", "flow_daily", "idea_display", "strike_levels", "blocks"):
         data.frames[table] = data.frames[table].clear()
-    from flows.report import _symbol_page
+    from flows.report.build import _symbol_page
 
     markdown, html_page = _symbol_page("IWM", data, {})
     md = sections(markdown)

@@ -1,4 +1,4 @@
-"""flows.run: the one composition of a run (plain calls and the Prefect flow give the same day), and the
+"""flows.stages.run: the one composition of a run (plain calls and the Prefect flow give the same day), and the
 CLI's summary of a day, which stays a screen or two on a full-market day."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from rich.console import Console
 from spec_note import NOTE_DATE, write_note_landing
 
 from flows.config import load_settings
-from flows.pipeline import GOLD_TABLES
-from flows.run import STAGES, run_stages
+from flows.stages.pipeline import GOLD_TABLES
+from flows.stages.run import STAGES, run_stages
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,13 +99,13 @@ def full_market_database(path: Path, day: date, n: int = SYMBOLS) -> None:
 
 def test_the_summary_of_a_full_market_day_is_counts_the_top_20_in_a_stated_order_and_where_the_rest_is(
         tmp_path: Path, monkeypatch):
-    import flows.cli
+    import flows.cli.app
 
     day = date(2025, 12, 31)
     full_market_database(tmp_path / "signals.duckdb", day)
     out = io.StringIO()
-    monkeypatch.setattr(flows.cli, "console", Console(file=out, width=160))
-    flows.cli._print_day(SimpleNamespace(database=tmp_path / "signals.duckdb", warehouse=tmp_path), day)
+    monkeypatch.setattr(flows.cli.app, "console", Console(file=out, width=160))
+    flows.cli.app._print_day(SimpleNamespace(database=tmp_path / "signals.duckdb", warehouse=tmp_path), day)
     text = out.getvalue()
     lines = text.splitlines()
     assert len(lines) <= 80, f"{len(lines)} lines"  # two screens of 40 lines, against 15,000+ before
@@ -129,13 +129,13 @@ def test_the_summary_of_a_full_market_day_is_counts_the_top_20_in_a_stated_order
 
 def test_the_summary_of_a_small_day_shows_every_signal_and_idea_without_pointing_elsewhere(
         tmp_path: Path, monkeypatch):
-    import flows.cli
+    import flows.cli.app
 
     day, symbols = date(2025, 12, 31), 3
     full_market_database(tmp_path / "signals.duckdb", day, symbols)
     out = io.StringIO()
-    monkeypatch.setattr(flows.cli, "console", Console(file=out, width=160))
-    flows.cli._print_day(SimpleNamespace(database=tmp_path / "signals.duckdb", warehouse=tmp_path), day)
+    monkeypatch.setattr(flows.cli.app, "console", Console(file=out, width=160))
+    flows.cli.app._print_day(SimpleNamespace(database=tmp_path / "signals.duckdb", warehouse=tmp_path), day)
     text = out.getvalue()
     assert len(re.findall(r"^│ S000\d ", text, re.MULTILINE)) == symbols + 3 * symbols
     assert "signals 2025-12-31, strongest first" in " ".join(text.split()) and "of 3" not in text

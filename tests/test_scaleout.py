@@ -9,9 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.lake import Lake
+from flows.storage.lake import Lake
 from flows.nightly import backfill, with_dask
-from flows.pipeline import GOLD_TABLES, shard_of
+from flows.stages.pipeline import GOLD_TABLES, shard_of
 
 pytestmark = pytest.mark.e2e  # Prefect flows, and Dask worker processes
 

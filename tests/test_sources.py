@@ -1,4 +1,4 @@
-"""Landing files -> bronze (flows/sources.py): explicit text parsing, lineage, and file-level failures."""
+"""Landing files -> bronze (flows/sources/files.py): explicit text parsing, lineage, and file-level failures."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from flows.sources import FIELDS, SourceError, bronze_schema, conform, read_text_frame
+from flows.sources.files import FIELDS, SourceError, bronze_schema, conform, read_text_frame
 
 INGESTED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 PATH = Path("/landing/bars/2025-12-29.csv")
@@ -311,7 +311,7 @@ def _parse_reference(kind: str, raw: pl.Expr) -> pl.Expr:
 
 def _conform_reference(frame: pl.DataFrame, dataset: str, path: Path) -> pl.DataFrame:
     """The canonical-format conform before the fast path, value by value with `_parse_reference`."""
-    from flows.sources import KIND_DTYPES
+    from flows.sources.files import KIND_DTYPES
     from transforms.trades import session_date
 
     fields = FIELDS[dataset]

@@ -1,4 +1,4 @@
-"""Vendor formats by declaration (flows/vendors/): the CBOE delayed-quote table and Yahoo's daily download,
+"""Vendor formats by declaration (flows/sources/vendors/): the CBOE delayed-quote table and Yahoo's daily download,
 detected from the header, with real rows from ../shared/realdata/ (CI has it beside the clone)."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from flows.sources import ADAPTERS, FIELDS, SourceError, conform, detect_format, read_text_frame
-from flows.vendors import CBOE_DATASHOP, CBOE_DELAYED, VENDOR_FORMATS, YAHOO_DAILY, YFINANCE
-from flows.vendors.format import file_symbol
+from flows.sources.files import ADAPTERS, FIELDS, SourceError, conform, detect_format, read_text_frame
+from flows.sources.vendors import CBOE_DATASHOP, CBOE_DELAYED, VENDOR_FORMATS, YAHOO_DAILY, YFINANCE
+from flows.sources.vendors.format import file_symbol
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 INGESTED = datetime(2019, 5, 29, 1, 0, tzinfo=UTC)

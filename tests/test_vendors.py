@@ -1,4 +1,4 @@
-"""Vendor chain formats (flows/sources_vendors.py) and the live yfinance source (flows/yfinance_source.py).
+"""Vendor chain formats (flows/sources/named_formats.py) and the live yfinance source (flows/sources/yfinance_live.py).
 
 The round trip: one small canonical chain is written as a canonical file, a CBOE DataShop EOD Summary
 file and a saved yfinance option_chain() file; read back through the real reader, conform and
@@ -17,10 +17,10 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from flows import sources
-from flows.sources import FIELDS, conform, detect_format, read_text_frame
-from flows.sources_vendors import CBOE_EOD, VENDOR_ADAPTERS, YFINANCE
-from flows.yfinance_source import MissingExtraError, fetch_chain, land_chains
+from flows.sources import files as sources
+from flows.sources.files import FIELDS, conform, detect_format, read_text_frame
+from flows.sources.named_formats import CBOE_EOD, VENDOR_ADAPTERS, YFINANCE
+from flows.sources.yfinance_live import MissingExtraError, fetch_chain, land_chains
 from schemas.quarantine import split_valid
 from schemas.silver import Chains
 from transforms.osi import format_osi
@@ -45,7 +45,7 @@ YFINANCE_HEADER = ["contractSymbol", "lastTradeDate", "strike", "lastPrice", "bi
 
 @pytest.fixture(autouse=True)
 def vendor_adapters(monkeypatch):
-    """Detection as it will be once flows.sources registers VENDOR_ADAPTERS (and independent of it)."""
+    """Detection as it will be once flows.sources.files registers VENDOR_ADAPTERS (and independent of it)."""
     monkeypatch.setattr(sources, "ADAPTERS", list(VENDOR_ADAPTERS))
 
 
@@ -367,7 +367,7 @@ def test_missing_extra_gives_a_clear_error(monkeypatch):
 
 @pytest.mark.e2e
 def test_yfinance_is_imported_only_when_used():
-    code = "import sys, flows.yfinance_source, flows.sources_vendors; print('yfinance' in sys.modules)"
+    code = "import sys, flows.sources.yfinance_live, flows.sources.named_formats; print('yfinance' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent)
     assert out.stdout.strip() == "False"

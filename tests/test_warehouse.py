@@ -1,4 +1,4 @@
-"""The publish step's copy of the database file (flows/warehouse.py: clone_file)."""
+"""The publish step's copy of the database file (flows/storage/warehouse.py: clone_file)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from flows import warehouse
-from flows.warehouse import FICLONE, clone_file
+from flows.storage import warehouse
+from flows.storage.warehouse import FICLONE, clone_file
 
 
 def database_like(path: Path, size: int = 3 * 1024 * 1024 + 17) -> bytes:

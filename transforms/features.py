@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from transforms.flow import FLOW_DAILY_SCHEMA
+from transforms.order_flow import FLOW_DAILY_SCHEMA
 from transforms.positioning import POSITIONING_SCHEMA
 
 # Columns every rule and the bias score may reference, with their types. Technicals are always

@@ -31,7 +31,7 @@ def silver_chains(bronze: pl.LazyFrame, closes: pl.LazyFrame) -> pl.LazyFrame:
     does not parse keeps its raw text so validation quarantines it with what came in. An IV of 0,
     negative or non-finite is a vendor's "not computed" in every format, canonical files included: it
     is missing (NULL), derived like any other; the row's greeks stay as given (a format whose greeks
-    mean nothing without its IV declares so, see flows/vendors/).
+    mean nothing without its IV declares so, see flows/sources/vendors/).
     """
     given = normalize_osi(pl.col("option_symbol"))
     own = format_osi(pl.col("underlying"), pl.col("expiration"), pl.col("option_type"), pl.col("strike"))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from flows.vendors.format import Columns, VendorFormat, as_date, number
+from flows.sources.vendors.format import Columns, VendorFormat, as_date, number
 from transforms.osi import format_osi
 
 

@@ -21,13 +21,13 @@ from typing import Any
 
 import polars as pl
 
-from flows import runlog
-from flows.caching import run_inputs_fingerprint
-from flows.calendar import closed_reason
+from flows.storage import runlog
+from flows.storage.fingerprints import run_inputs_fingerprint
+from flows.sources.calendar import closed_reason
 from flows.config import Settings
 from flows.errors import ChainsignalsError
-from flows.lake import GoldStagedLake, Lake, journal_path, roll_forward
-from flows.pipeline import (
+from flows.storage.lake import GoldStagedLake, Lake, journal_path, roll_forward
+from flows.stages.pipeline import (
     GOLD_TABLES,
     StageStats,
     build_gold,
@@ -41,8 +41,8 @@ from flows.pipeline import (
     stale_gold_sessions,
     uncomputed_sessions,
 )
-from flows.sources import now_utc
-from flows.warehouse import WarehouseBusy, check_no_writer, publish, warehouse_lock
+from flows.sources.files import now_utc
+from flows.storage.warehouse import WarehouseBusy, check_no_writer, publish, warehouse_lock
 
 STAGES = ("ingest", "gold", "publish", "present")
 """The names `timed` receives, in run order."""
@@ -106,7 +106,7 @@ def publish_staged(settings: Settings, dates: list[date], runs: pl.DataFrame, ru
 
 def write_day_report(settings: Settings, day: date):
     """The day's Markdown and HTML pages under <warehouse>/reports/<day>/, from the published warehouse."""
-    from flows.report import write_report
+    from flows.report.build import write_report
 
     return write_report(settings.database, settings.lake, settings.reports, day, report_symbols(settings, day))
 
@@ -114,7 +114,7 @@ def write_day_report(settings: Settings, day: date):
 def report_symbols(settings: Settings, day: date) -> list[str] | None:
     """All symbols of the day, or on a full-market day the `report_max_symbols` with the most open
     interest (5,000 pages with charts, ~20 ms each, would add minutes to a night; the index lists all)."""
-    from flows.warehouse import connect_read_only
+    from flows.storage.warehouse import connect_read_only
 
     con = connect_read_only(settings.database)
     try:
@@ -241,7 +241,7 @@ def run_stages(settings: Settings, flow_name: str, target: date | None, start: d
             GoldStagedLake(settings.lake, run_id=run_id).discard()
         named = _name_bad_lake_files(settings, exc)
         # Ctrl-C and SIGTERM stop a run, not fail it (in a flow run Prefect turns SIGTERM into its
-        # TerminationSignal; outside one flows.launcher raises it as a KeyboardInterrupt).
+        # TerminationSignal; outside one flows.cli.launcher raises it as a KeyboardInterrupt).
         status = "interrupted" if isinstance(exc, steps.interrupts) else "failed"
         runlog.append(settings.warehouse, {"run_id": run_id, "flow": flow_name, "status": status,
                                            "date": target, "start": start, "started_at": started,
@@ -254,7 +254,7 @@ def run_stages(settings: Settings, flow_name: str, target: date | None, start: d
                          report=str(report.html) if report else "", flow_run_url=steps.flow_run_url(),
                          warnings=warnings)
     # The inputs a whole-universe run computed from: the next run with the same ones has nothing to do
-    # (flows/precheck.py answers it before Prefect starts).
+    # (flows/cli/precheck.py answers it before Prefect starts).
     inputs = {"inputs": run_inputs_fingerprint(settings)} if not symbols else {}
     runlog.append(settings.warehouse, {"run_id": run_id, "flow": flow_name, "status": "success",
                                        "dates": [dates[0], dates[-1]], "started_at": started,
@@ -288,7 +288,7 @@ def _name_bad_lake_files(settings: Settings, exc: BaseException) -> Exception | 
     parquet magic bytes"): the lake's recorded sha256 find which file it was."""
     if not isinstance(exc, pl.exceptions.PolarsError):
         return None
-    from flows.lake import verify_lake
+    from flows.storage.lake import verify_lake
 
     _, problems = verify_lake(Lake(settings.lake))
     if not problems:

@@ -10,7 +10,7 @@ the IV is left empty (derived downstream) and the greeks are kept.
 
 from __future__ import annotations
 
-from flows.vendors.format import VendorFormat
+from flows.sources.vendors.format import VendorFormat
 
 CBOE_DELAYED = VendorFormat(
     name="cboe-delayed-chains",

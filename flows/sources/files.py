@@ -19,7 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from flows.errors import ChainsignalsError
-from flows.vendors import VENDOR_FORMATS, VendorFormat
+from flows.sources.vendors import VENDOR_FORMATS, VendorFormat
 from transforms.trades import EXCHANGE_TZ, session_date
 
 DATASETS = ("bars", "chains", "trades")
@@ -112,7 +112,7 @@ class _CanonicalFormat(VendorFormat):
         return lf
 
 
-# Vendor formats in detection order (flows/vendors/); the canonical columns come last, as the fallback.
+# Vendor formats in detection order (flows/sources/vendors/); the canonical columns come last, as the fallback.
 ADAPTERS: list[VendorFormat] = list(VENDOR_FORMATS)
 for _format in ADAPTERS:  # a declaration naming a column the dataset does not have is a bug: say so at import
     if not set(_format.columns) <= set(FIELDS[_format.dataset]):

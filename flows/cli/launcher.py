@@ -189,7 +189,7 @@ def main() -> None:
     os.environ.setdefault(STARTUP_TIMEOUT_VARIABLE, STARTUP_TIMEOUT_SECONDS)
     stop_on_signals()
     start_temporary_server(sys.argv[1:])
-    from flows.cli import app
+    from flows.cli.app import app
 
     app()
 

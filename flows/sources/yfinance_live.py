@@ -2,7 +2,7 @@
 
 ``fetch_chain`` asks ``yfinance.Ticker(symbol)`` for its expirations (``.options``) and each
 expiration's ``.option_chain(exp)`` (calls and puts as pandas frames, plus an ``underlying`` quote dict),
-and returns canonical chains landing rows (all text, flows.sources.FIELDS['chains'] columns). pandas
+and returns canonical chains landing rows (all text, flows.sources.files.FIELDS['chains'] columns). pandas
 appears only here, at the boundary: each frame goes straight to polars and then through the same
 yfinance adapter that reads saved option_chain() CSVs, so live and saved data conform identically.
 ``land_chains`` writes those rows as ordinary landing files.
@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from flows.errors import ChainsignalsError
-from flows.sources_vendors import CHAIN_COLUMNS, conform_yfinance
+from flows.sources.named_formats import CHAIN_COLUMNS, conform_yfinance
 
 NY = ZoneInfo("America/New_York")
 INSTALL_HINT = "install the optional extra: `uv sync --extra yfinance` (or `pip install 'chainsignals[yfinance]'`)"

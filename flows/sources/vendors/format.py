@@ -9,7 +9,7 @@ in the column map.
 
 The conformer moves text, it does not judge it: a value it cannot read (an unparsable date, a strike of
 ``n/a``) is passed on as it came, so typing names it and validation quarantines the row with what came
-in. Typing, parse errors and validation then run exactly as for canonical files (flows/sources.py).
+in. Typing, parse errors and validation then run exactly as for canonical files (flows/sources/files.py).
 """
 
 from __future__ import annotations

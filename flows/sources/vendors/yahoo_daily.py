@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from flows.vendors.format import Columns, VendorFormat, file_symbol
+from flows.sources.vendors.format import Columns, VendorFormat, file_symbol
 
 
 def _symbol(c: Columns, path: Path | None) -> pl.Expr:

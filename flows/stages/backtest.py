@@ -25,8 +25,8 @@ import polars as pl
 
 from flows.config import Settings
 from flows.errors import ChainsignalsError
-from flows.lake import Lake
-from flows.warehouse import SQL_DIR
+from flows.storage.lake import Lake
+from flows.storage.warehouse import SQL_DIR
 from transforms.features import (
     FLOW_FEATURES,
     POSITIONING_FEATURES,

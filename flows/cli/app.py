@@ -75,7 +75,7 @@ def _symbols(value: str | None) -> list[str] | None:
     listed = [s for s in (value or "").split(",") if s.strip()]
     if not listed:
         return None
-    from schemas.rules import checked_symbols  # pandera: a second and more to import, only when needed
+    from schemas.checks import checked_symbols  # pandera: a second and more to import, only when needed
 
     try:
         return checked_symbols(listed) if listed else None
@@ -108,7 +108,7 @@ def _one_line(exc: BaseException) -> str:
 
 def _prefect_server() -> str | None:
     """The operator's Prefect server (PREFECT_API_URL), not the temporary one the launcher started."""
-    from flows.launcher import temporary_server
+    from flows.cli.launcher import temporary_server
 
     return None if temporary_server() else os.environ.get("PREFECT_API_URL")
 
@@ -118,7 +118,7 @@ def _quiet_prefect() -> None:
     # Prefect's INFO so a server's flow-run page has the night's log (the API handler takes every level).
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.launcher import STARTUP_TIMEOUT_SECONDS, STARTUP_TIMEOUT_VARIABLE, temporary_server
+    from flows.cli.launcher import STARTUP_TIMEOUT_SECONDS, STARTUP_TIMEOUT_VARIABLE, temporary_server
 
     server = temporary_server()
     if server:  # started by the launcher; booting since the process began
@@ -128,7 +128,7 @@ def _quiet_prefect() -> None:
         # logs the events still in flight as a traceback after the run succeeded. Its own errors do not
         # decide the run's outcome.
         os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
-        from flows.launcher import server_dies_with_cli
+        from flows.cli.launcher import server_dies_with_cli
 
         server_dies_with_cli()
     _run_failures_left_to_the_cli()
@@ -139,7 +139,7 @@ def _holding_the_lock(settings):
     """The warehouse lock, taken before Prefect starts: a second run is refused at once, in one line
     (exit 75, EX_TEMPFAIL: try later), and records no failed run. The flow takes it again (re-entrant
     in this process)."""
-    from flows.warehouse import WarehouseBusy, warehouse_lock
+    from flows.storage.warehouse import WarehouseBusy, warehouse_lock
 
     try:
         lock = warehouse_lock(settings.warehouse, for_this_process=True)
@@ -175,7 +175,7 @@ def _run_failures_left_to_the_cli() -> None:
 
 
 def _run_with_progress(label: str, fn, *args, **kwargs):
-    from flows.progress import set_reporter
+    from flows.stages.progress import set_reporter
 
     if not err.is_terminal:
         return _run_with_progress_lines(label, fn, *args, **kwargs)
@@ -209,7 +209,7 @@ def _run_with_progress_lines(label: str, fn, *args, **kwargs):
     the end): one when a stage starts, one when it ends with its duration, and counts (sessions i/N)."""
     import time
 
-    from flows.progress import set_reporter
+    from flows.stages.progress import set_reporter
 
     started: dict[str, float] = {}
 
@@ -244,7 +244,7 @@ def _guarded(fn, *args, **kwargs):
     its traceback is."""
     from flows.config import ConfigError
     from flows.errors import ChainsignalsError
-    from flows.launcher import Terminated
+    from flows.cli.launcher import Terminated
 
     try:
         return fn(*args, **kwargs)
@@ -289,8 +289,8 @@ def _traceback_kept(exc: BaseException) -> str:
 def _record_interrupt(flow_kwargs: dict, exc: BaseException) -> None:
     """A signal before the flow's own bookkeeping began (Prefect still starting): the run log still
     says a run was interrupted."""
-    from flows import runlog
-    from flows.sources import now_utc
+    from flows.storage import runlog
+    from flows.sources.files import now_utc
 
     if flow_kwargs.get("warehouse") and not runlog.APPENDED:
         runlog.append(Path(flow_kwargs["warehouse"]), {
@@ -390,7 +390,7 @@ def demo(
 ) -> None:
     """Write the demo market into landing, backfill its chain sessions, print the last day."""
     settings = _settings(warehouse, landing, config, lake)
-    from flows.demo import generate_demo_market, generate_full_market_day
+    from flows.market.simulator import generate_demo_market, generate_full_market_day
 
     if scale:
         summary = _guarded(_run_with_progress, "writing the full-market day", generate_full_market_day,
@@ -422,8 +422,8 @@ def report(
 ) -> None:
     """Write the day's Markdown and HTML report (per symbol and an index) under <warehouse>/reports/."""
     settings = _settings(warehouse, landing, config, lake)
-    from flows.report import write_report
-    from flows.warehouse import connect_read_only
+    from flows.report.build import write_report
+    from flows.storage.warehouse import connect_read_only
 
     day = _day(date_)
     if day is None:
@@ -474,9 +474,9 @@ def status(warehouse: Warehouse = None, landing: Landing = None, config: Config 
 
 def _status(settings) -> bool:
     """Print the status; True when the last run failed."""
-    from flows import runlog
-    from flows.lake import Lake, journal_path, read_manifest
-    from flows.pipeline import uncomputed_sessions
+    from flows.storage import runlog
+    from flows.storage.lake import Lake, journal_path, read_manifest
+    from flows.stages.pipeline import uncomputed_sessions
 
     console.print(f"warehouse  {_safe(settings.warehouse)}\nlanding    {_safe(settings.landing)}\n"
                   f"lake       {_safe(settings.lake)}", highlight=False)
@@ -501,7 +501,7 @@ def _status(settings) -> bool:
         console.print("[yellow]a publish was interrupted after its decision:[/] the next run completes it",
                       highlight=False)
     if settings.database.exists():
-        from flows.warehouse import connect_read_only
+        from flows.storage.warehouse import connect_read_only
 
         try:
             con = connect_read_only(settings.database)
@@ -536,7 +536,7 @@ def _status(settings) -> bool:
 
 def _verify(settings) -> bool:
     """Check the lake's committed files against their recorded sha256; True when all match."""
-    from flows.lake import Lake, verify_lake
+    from flows.storage.lake import Lake, verify_lake
 
     checked, problems = verify_lake(Lake(settings.lake))
     for line in problems:
@@ -567,7 +567,7 @@ def validate(
 ) -> None:
     """Dry-run a landing file against its schema: nothing is written."""
     settings = _settings(warehouse, landing, config, lake)
-    from flows.validate import validate_file
+    from flows.cli.validate import validate_file
 
     report = _guarded(validate_file, settings, file, dataset, format_)
     console.print(f"{_safe(file)}: {report.dataset} ({report.format}), {report.rows:,} rows, "
@@ -601,7 +601,7 @@ def sql(
     """Run one read-only query on the warehouse (signals.duckdb opened read-only)."""
     settings = _settings(warehouse, None, config)
     fmt = _output_format(format_, out)
-    from flows.query import QueryError, run_sql
+    from flows.cli.query import QueryError, run_sql
 
     try:
         frame = run_sql(settings.database, query)
@@ -626,7 +626,7 @@ def _question_command(name: str, help_text: str):
         day = _day(date_)
         fmt = _output_format(format_, out)
         symbols = _symbol_filter(symbol)
-        from flows.query import QUESTIONS, QueryError, ask
+        from flows.cli.query import QUESTIONS, QueryError, ask
 
         question = QUESTIONS[name]
         try:
@@ -658,7 +658,7 @@ def _output_format(value: str, out: Path | None) -> str:
 
 
 def _symbol_filter(values: list[str] | None) -> list[str] | None:
-    from schemas.rules import checked_symbols
+    from schemas.checks import checked_symbols
 
     listed = [s for v in values or [] for s in v.split(",") if s.strip()]
     try:
@@ -725,21 +725,21 @@ def _answered_before_prefect(settings, target: date | None, force: bool, symbols
 
     started = datetime.now(UTC)
     if target is not None:
-        from flows.calendar import closed_reason
+        from flows.sources.calendar import closed_reason
 
         reason = _guarded(closed_reason, target, settings.calendar)
         if reason and _prefect_server():
             return False
         if reason:
-            from flows.runlog import record_skip
+            from flows.storage.runlog import record_skip
 
             record_skip(settings.warehouse, "nightly", target, reason, started)
             console.print(f"skipped: {reason}", highlight=False, markup=False)
             return True
     if force or symbols:
         return False
-    from flows.precheck import nothing_new
-    from flows.runlog import record_skip
+    from flows.cli.precheck import nothing_new
+    from flows.storage.runlog import record_skip
 
     reason = _guarded(nothing_new, settings, target)
     if reason:
@@ -773,7 +773,7 @@ def backtest(
     settings = _settings(warehouse, landing, config, lake)
     from rich.progress import BarColumn, MofNCompleteColumn
 
-    from flows.backtest import run_backtest
+    from flows.stages.backtest import run_backtest
     from flows.config import ConfigError, load_rule_file
 
     first, last, symbol_list = _day(start), _day(end), _symbols(symbols)
@@ -840,7 +840,7 @@ IDEAS_ORDER = "best reward/risk first: R:R descending, then symbol and rule"
 def _print_day(settings, day: date, top: int = SUMMARY_TOP) -> None:
     """The day as counts (symbols by bias, ideas by rule and direction), the `top` strongest signals and
     best ideas in a stated order, and where the rest is: a full-market day stays a screen or two."""
-    from flows.warehouse import connect_read_only
+    from flows.storage.warehouse import connect_read_only
 
     con = connect_read_only(settings.database)
     try:

@@ -1,17 +1,17 @@
 """The first two vendor chain formats under the names other modules and tests import them by.
 
-The declarations live in flows/vendors/ (one module per vendor, read by one conformer); this module
+The declarations live in flows/sources/vendors/ (one module per vendor, read by one conformer); this module
 only names them: CBOE DataShop "Option EOD Summary" (CBOE_EOD) and saved yfinance option_chain() frames
-(YFINANCE). flows.sources.ADAPTERS lists every vendor format.
+(YFINANCE). flows.sources.files.ADAPTERS lists every vendor format.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from flows.sources import FIELDS
-from flows.vendors.cboe_datashop import CBOE_DATASHOP as CBOE_EOD
-from flows.vendors.yfinance import WEEKLY_ROOTS, YFINANCE, underlying_from_root
+from flows.sources.files import FIELDS
+from flows.sources.vendors.cboe_datashop import CBOE_DATASHOP as CBOE_EOD
+from flows.sources.vendors.yfinance import WEEKLY_ROOTS, YFINANCE, underlying_from_root
 
 CHAIN_COLUMNS = list(FIELDS["chains"])  # canonical landing names, in FIELDS order
 VENDOR_ADAPTERS = [CBOE_EOD, YFINANCE]

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import polars as pl
 
-from flows.caching import code_fingerprint
-from flows.calendar import non_sessions
+from flows.storage.fingerprints import code_fingerprint
+from flows.sources.calendar import non_sessions
 from flows.config import Settings
 from flows.errors import ChainsignalsError
-from flows.faults import crash_point
-from flows.lake import (
+from flows.storage.faults import crash_point
+from flows.storage.lake import (
     GoldStagedLake,
     Lake,
     LakePath,
@@ -39,8 +39,8 @@ from flows.lake import (
     write_atomic,
     write_manifest,
 )
-from flows.progress import count
-from flows.sources import (
+from flows.stages.progress import count
+from flows.sources.files import (
     DATASETS,
     SourceError,
     bronze_schema,
@@ -55,7 +55,7 @@ from schemas.gold import GOLD_BY_NAME, GOLD_TABLES, validate_gold
 from schemas.quarantine import NOT_A_SESSION, REASON, split_duplicates, split_valid
 from schemas.silver import Bars, Chains, Trades
 from transforms.features import join_features, with_signals
-from transforms.flow import blocks, flow_daily
+from transforms.order_flow import blocks, flow_daily
 from transforms.forwards import expiry_forwards
 from transforms.greeks import derive_iv_and_greeks, expiry_exposure, iv_rank_percentile, session_greeks
 from transforms.ideas import TRADE_IDEA_SCHEMA, option_chain, trade_ideas

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.config import PROJECT_ROOT, Settings
-from flows.lake import GoldStagedLake, Lake, read_manifest, version
+from flows.storage.lake import GoldStagedLake, Lake, read_manifest, version
 
 CACHE_EXPIRATION = timedelta(days=7)
 CODE_PACKAGES = ("transforms", "schemas", "flows", "sql")

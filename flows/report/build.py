@@ -36,11 +36,12 @@ from zoneinfo import ZoneInfo
 import duckdb
 import polars as pl
 
+from flows.config import PROJECT_ROOT
 from flows.errors import ChainsignalsError
-from flows.faults import disk_full_point
-from flows.lake import LakePath
-from flows.report_charts import oi_chart, price_chart, price_history, price_marks, strike_oi
-from flows.report_pages import (
+from flows.storage.faults import disk_full_point
+from flows.storage.lake import LakePath
+from flows.report.charts import oi_chart, price_chart, price_history, price_marks, strike_oi
+from flows.report.pages import (
     NA,
     Chart,
     Facts,
@@ -58,12 +59,12 @@ from flows.report_pages import (
     is_missing,
     render_page,
 )
-from schemas.rules import SYMBOL_PATTERN, checked_symbols
+from schemas.checks import SYMBOL_PATTERN, checked_symbols
 
 TOP_BLOCKS = 5
 NEW_YORK = ZoneInfo("America/New_York")
 SCORECARD_VIEW = "idea_scorecard"
-SQL_VIEWS = Path(__file__).resolve().parent.parent / "sql" / "views"
+SQL_VIEWS = PROJECT_ROOT / "sql" / "views"
 
 
 class ReportError(ChainsignalsError, ValueError):

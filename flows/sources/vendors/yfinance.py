@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from flows.vendors.format import NY, Columns, VendorFormat, as_date, iso, ticker
+from flows.sources.vendors.format import NY, Columns, VendorFormat, as_date, iso, ticker
 from transforms.osi import parse_osi
 
 # Index options whose weekly (PM-settled) series trade under their own root.

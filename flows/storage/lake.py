@@ -32,7 +32,7 @@ from pathlib import Path
 import polars as pl
 from upath import UPath
 
-from flows.faults import crash_point, disk_full_point
+from flows.storage.faults import crash_point, disk_full_point
 
 LAYERS = ("bronze", "silver", "quarantine", "gold")
 PARTITION_PREFIX = "trade_date="

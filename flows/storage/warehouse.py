@@ -24,14 +24,15 @@ from typing import TYPE_CHECKING
 import duckdb
 import polars as pl
 
+from flows.config import PROJECT_ROOT
 from flows.errors import ChainsignalsError
-from flows.faults import crash_point, disk_full_point
-from flows.lake import GoldStagedLake, Lake, roll_forward, uri, write_journal
+from flows.storage.faults import crash_point, disk_full_point
+from flows.storage.lake import GoldStagedLake, Lake, roll_forward, uri, write_journal
 
 if TYPE_CHECKING:
     from schemas.gold import GoldTable
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = PROJECT_ROOT / "sql"
 
 
 class WarehouseBusy(ChainsignalsError):

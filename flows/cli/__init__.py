@@ -1,0 +1,1 @@
+"""The `chainsignals` command line: the console script, its commands, fast pre-checks and progress."""

@@ -1,0 +1,1 @@
+"""The deterministic synthetic market: the embedded demo source and the benchmark's full-market day."""

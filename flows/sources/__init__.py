@@ -1,0 +1,1 @@
+"""Sources: landing files and their vendor formats, the live yfinance source, the exchange calendar."""
