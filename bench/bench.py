@@ -163,22 +163,27 @@ def _wrap(owner, attribute: str, record: Callable[[dict, float, float], None]) -
 
 def install_probes(probe: Probe) -> None:
     """Break the ingest stage into its steps and time hot spots, through public functions only."""
-    from flows import lake, pipeline
+    from flows.stages import gold, ingest, silver
+    from flows.storage import lake
 
     def inner(name: str) -> Callable[[dict, float, float], None]:
         return lambda _bound, seconds, _cpu: probe.add_inner(name, seconds)
 
-    _wrap(pipeline, "ingest_landing", lambda _b, s, c: probe.add_part("ingest: landing -> bronze", s, c))
-    _wrap(pipeline, "build_silver", lambda b, s, c: probe.add_part(f"ingest: silver {b.get('dataset', '?')}", s, c))
+    def each(attribute: str, record: Callable[[dict, float, float], None]) -> None:
+        for stage in (ingest, silver, gold):  # wrapped where it is looked up: the stage modules import it
+            _wrap(stage, attribute, record)
+
+    each("ingest_landing", lambda _b, s, c: probe.add_part("ingest: landing -> bronze", s, c))
+    each("build_silver", lambda b, s, c: probe.add_part(f"ingest: silver {b.get('dataset', '?')}", s, c))
     _wrap(lake.Staging, "commit", lambda _b, s, c: probe.add_part("ingest: commit staged partitions", s, c))
-    _wrap(pipeline, "write_manifest", lambda _b, s, c: probe.add_part("ingest: write manifest", s, c))
-    _wrap(pipeline, "read_text_frame", inner("read landing file (text)"))
-    _wrap(pipeline, "conform", inner("conform to bronze (parse, type)"))
-    _wrap(pipeline, "file_digest", inner("sha256 of landing files"))
-    _wrap(pipeline, "dirty_silver_dates", inner("find dirty silver dates"))
-    _wrap(pipeline, "split_valid", inner("pandera: silver validation"))
-    _wrap(pipeline, "split_duplicates", inner("de-duplication"))
-    _wrap(pipeline, "validate_gold", inner("pandera: gold validation"))
+    each("write_manifest", lambda _b, s, c: probe.add_part("ingest: write manifest", s, c))
+    each("read_text_frame", inner("read landing file (text)"))
+    each("conform", inner("conform to bronze (parse, type)"))
+    each("file_digest", inner("sha256 of landing files"))
+    each("dirty_silver_dates", inner("find dirty silver dates"))
+    each("split_valid", inner("pandera: silver validation"))
+    each("split_duplicates", inner("de-duplication"))
+    each("validate_gold", inner("pandera: gold validation"))
     _wrap(lake, "write_atomic", inner("parquet writes (all layers)"))
 
 
@@ -236,8 +241,8 @@ def child_pipeline(spec: dict) -> dict:
         profiler = cProfile.Profile()
     from dataclasses import replace
 
-    from flows.report import build as report
     from flows.config import load_settings
+    from flows.report import build as report
     from flows.stages.run import PLAIN, run_stages
 
     settings = load_settings(warehouse=spec["warehouse"], landing=spec["landing"])
@@ -333,9 +338,9 @@ def child_backfill(spec: dict) -> dict:
     from dataclasses import replace
 
     from flows.config import load_settings
-    from flows.storage.lake import Staging
-    from flows.stages.pipeline import StageStats
     from flows.stages.run import PLAIN, run_stages
+    from flows.stages.sessions import StageStats
+    from flows.storage.lake import Staging
 
     sampler = PeakSampler()
     original_add, original_scratch = StageStats.add, Staging.stage_scratch
@@ -727,7 +732,7 @@ def _prefect_round(work: Path, snapshot: Path, landing: Path, target: date,
 
 def measure_backfill(opts: Options, work: Path, log: Callable[[str], None]) -> dict:
     from flows.market.simulator import DEFAULT_SYMBOLS, generate_demo_market, synthetic_tickers
-    from flows.stages.pipeline import PIPELINE_DATASETS
+    from flows.stages.silver import PIPELINE_DATASETS
 
     # Prints only when the pipeline reads them: a year of prints is ~40% of the generation time.
     prints = "trades" in PIPELINE_DATASETS
@@ -855,7 +860,7 @@ def _process_figures(runs: list[dict]) -> dict:
 
 
 def _pipeline_datasets() -> tuple[str, ...]:
-    from flows.stages.pipeline import PIPELINE_DATASETS
+    from flows.stages.silver import PIPELINE_DATASETS
 
     return tuple(PIPELINE_DATASETS)
 

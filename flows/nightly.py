@@ -18,21 +18,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
 
-from flows.storage.fingerprints import (
-    CACHE_EXPIRATION,
-    outputs_fingerprint,
-    result_storage,
-    stage_key,
-)
 from flows.config import Settings, load_settings
-from flows.stages.pipeline import (
-    GOLD_TABLES,
-    StageStats,
-    build_gold,
-    finish_shards,
-    ingest_and_validate,
-    shard_part,
-)
+from flows.sources.files import SourceError
+from flows.stages.gold import build_gold, finish_shards, shard_part
+from flows.stages.ingest import ingest_and_validate
 from flows.stages.progress import stage
 from flows.stages.run import (
     RunSummary,
@@ -44,8 +33,15 @@ from flows.stages.run import (
     run_stages,
     write_day_report,
 )
-from flows.sources.files import SourceError
+from flows.stages.sessions import StageStats
+from flows.storage.fingerprints import (
+    CACHE_EXPIRATION,
+    outputs_fingerprint,
+    result_storage,
+    stage_key,
+)
 from schemas.checks import checked_symbols
+from schemas.gold import GOLD_TABLES
 
 
 def _source_may_recover(task, task_run, state) -> bool:

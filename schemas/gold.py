@@ -17,8 +17,8 @@ import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.types import PolarsData
 
-from schemas.quarantine import REASON, describe_structural, is_row_failure, row_reasons, run_lazy_validation
 from schemas.checks import OSI_RULE, SYMBOL_RULE, le_tol, osi21_ok, reason, rows, symbol_ok
+from schemas.quarantine import REASON, describe_structural, is_row_failure, row_reasons, run_lazy_validation
 from transforms.errors import ChainsignalsError
 
 
@@ -523,7 +523,7 @@ class GoldTable:
     model: type[GoldModel]
     # Rows are written sorted by the key, so a file's rows never depend on join or thread order.
     key: tuple[str, ...]
-    # The transform computing it (module.function); flows/stages/pipeline.py build_gold calls it.
+    # The transform computing it (module.function); flows/stages/gold.py build_gold calls it.
     producer: str
     # The key as the warehouse table's PRIMARY KEY. Only where the key identifies a row and the table
     # has a few rows per symbol and session: DuckDB's index on the per-expiry and per-strike tables

@@ -14,8 +14,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from flows.stages.backtest import run_backtest
 from flows.config import DEFAULT_CONFIG, load_rule_file, load_settings
+from flows.stages.backtest import run_backtest
 from flows.storage.lake import Lake
 from transforms.outcomes import FINAL_STATUSES, IDEA_OUTCOME_SCHEMA
 from transforms.scorecard import bootstrap_mean_interval, mean_r_intervals
@@ -30,7 +30,9 @@ CHAIN_SESSIONS = 16
 def built(tmp_path_factory):
     """A lake the pipeline built session by session, as the nightly would; and its settings."""
     from flows.market.simulator import generate_demo_market
-    from flows.stages.pipeline import StageStats, build_gold, gold_sessions, ingest_and_validate
+    from flows.stages.gold import build_gold
+    from flows.stages.ingest import ingest_and_validate
+    from flows.stages.sessions import StageStats, gold_sessions
 
     root = tmp_path_factory.mktemp("backtest")
     market = generate_demo_market(root / "landing", symbols=SYMBOLS, sessions=260, chain_sessions=CHAIN_SESSIONS)

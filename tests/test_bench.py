@@ -18,7 +18,7 @@ from bench.bench import (
     slope_per_month,
 )
 from flows.market.simulator import generate_demo_market
-from flows.stages.pipeline import GOLD_TABLES
+from schemas.gold import GOLD_TABLES
 
 pytestmark = pytest.mark.e2e  # the bench's rounds run in child processes
 

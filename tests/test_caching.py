@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 import flows.nightly
-from flows.storage.fingerprints import inputs_fingerprint, stage_key
 from flows.config import load_settings
+from flows.storage.fingerprints import inputs_fingerprint, stage_key
 from flows.storage.lake import Lake
-from flows.stages.pipeline import GOLD_TABLES
+from schemas.gold import GOLD_TABLES
 from tests.helpers import config_with, gold, query, run_nightly
 from tests.spec_note import NOTE_DATE
 

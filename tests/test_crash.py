@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from flows.storage.faults import CRASH_POINTS
-from flows.stages.pipeline import GOLD_TABLES
+from schemas.gold import GOLD_TABLES
 from tests.helpers import cli_run, gold_bytes
 from tests.spec_note import NEXT_DAY, NOTE_DATE
 

@@ -35,7 +35,7 @@ def test_every_error_class_derives_from_chainsignals_error():
     classes = _error_classes()
     # The classes of 2026-12 (the issue counted ten modules), so the walk above is known to reach them.
     assert {"flows.config.ConfigError", "flows.sources.files.SourceError", "flows.sources.files.TooLargeError",
-            "flows.stages.pipeline.RejectedShareError", "flows.storage.warehouse.WarehouseBusy", "flows.storage.warehouse.WarehouseInUse",
+            "flows.stages.silver.RejectedShareError", "flows.storage.warehouse.WarehouseBusy", "flows.storage.warehouse.WarehouseInUse",
             "flows.report.build.ReportError", "flows.cli.query.QueryError", "flows.stages.backtest.BacktestError",
             "flows.sources.yfinance_live.MissingExtraError", "flows.stages.run.RunError", "transforms.ideas.RuleError",
             "schemas.quarantine.StructuralError", "schemas.gold.GoldValidationError"} <= set(classes)
@@ -45,8 +45,8 @@ def test_every_error_class_derives_from_chainsignals_error():
     assert [name for name, cls in classes.items() if cls not in errors.values()] == ["flows.cli.launcher.Terminated"]
     # The classes other code catches by a builtin type still are one.
     from flows.report.build import ReportError
-    from flows.stages.run import RunError
     from flows.sources.yfinance_live import MissingExtraError
+    from flows.stages.run import RunError
     from transforms.ideas import RuleError
 
     assert issubclass(RuleError, ValueError) and issubclass(ReportError, ValueError)
@@ -88,8 +88,8 @@ def test_a_config_error_names_its_file(tmp_path):
 
 def test_the_context_survives_pickling():
     """Errors cross process boundaries (Dask workers, Prefect results) pickled."""
-    from flows.stages.pipeline import RejectedShareError
     from flows.sources.files import SourceError
+    from flows.stages.silver import RejectedShareError
 
     error = pickle.loads(pickle.dumps(RejectedShareError("chains 2025-12-29: 9 of 10 rows rejected",
                                                          dataset="chains", date=date(2025, 12, 29))))

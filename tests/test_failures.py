@@ -18,14 +18,14 @@ import duckdb
 import polars as pl
 import pytest
 
+from flows.cli.validate import validate_file
 from flows.config import DEFAULT_CONFIG, load_settings
+from flows.sources.files import SourceError
+from flows.stages.silver import RejectedShareError
 from flows.storage.faults import DISK_FULL_POINTS
 from flows.storage.lake import Lake, read_manifest
-from flows.stages.pipeline import GOLD_TABLES, RejectedShareError
-from flows.sources.files import SourceError
-from flows.cli.validate import validate_file
 from flows.storage.warehouse import warehouse_lock
-from schemas.gold import GoldValidationError, TechnicalsDaily, validate_gold
+from schemas.gold import GOLD_TABLES, GoldValidationError, TechnicalsDaily, validate_gold
 from tests.helpers import CHAINSIGNALS, cli, cli_run, config_with, gold_bytes, query, run_nightly
 from tests.spec_note import LAST_DAY, NEXT_DAY, NOTE_DATE, add_session, note_chain, write_note_landing
 

@@ -17,9 +17,9 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from flows.storage.lake import Lake, Staging, lake_root
 from flows.nightly import backfill, nightly, with_dask
-from flows.stages.pipeline import GOLD_TABLES
+from flows.storage.lake import Lake, Staging, lake_root
+from schemas.gold import GOLD_TABLES
 from tests.helpers import CHAINSIGNALS
 
 pytestmark = pytest.mark.e2e

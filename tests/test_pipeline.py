@@ -12,11 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.storage.lake import Lake
 from flows.nightly import backfill
-from flows.stages.pipeline import GOLD_TABLES, SILVER_ORDER, RejectedShareError, _in_order, _rows_on, history_start
 from flows.sources.files import SourceError, bronze_schema
+from flows.stages.gold import history_start
+from flows.stages.silver import SILVER_ORDER, RejectedShareError, _in_order, _rows_on
+from flows.storage.lake import Lake
 from flows.storage.warehouse import WarehouseBusy, warehouse_lock
+from schemas.gold import GOLD_TABLES
 from tests.helpers import config_with, gold, query, run_nightly
 from tests.spec_note import LAST_DAY, NEXT_DAY, NOTE_DATE, add_session, note_chain, write_note_landing
 from transforms.osi import format_osi

@@ -16,8 +16,8 @@ from rich.console import Console
 from spec_note import NOTE_DATE, write_note_landing
 
 from flows.config import load_settings
-from flows.stages.pipeline import GOLD_TABLES
 from flows.stages.run import STAGES, run_stages
+from schemas.gold import GOLD_TABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.storage.lake import Lake
 from flows.nightly import backfill, with_dask
-from flows.stages.pipeline import GOLD_TABLES, shard_of
+from flows.stages.gold import shard_of
+from flows.storage.lake import Lake
+from schemas.gold import GOLD_TABLES
 
 pytestmark = pytest.mark.e2e  # Prefect flows, and Dask worker processes
 

@@ -497,9 +497,9 @@ def test_gold_flip_at_the_edges_of_its_range_passes():
 
 def test_every_gold_table_is_declared_once_with_its_transform_schema():
     """The registry lists each table once; a transform's published columns and types are its model's."""
-    from flows.stages.pipeline import GOLD_RENAMES
-    from transforms.order_flow import BLOCKS_SCHEMA, FLOW_DAILY_SCHEMA
+    from flows.stages.gold import GOLD_RENAMES
     from transforms.ideas import TRADE_IDEA_SCHEMA
+    from transforms.order_flow import BLOCKS_SCHEMA, FLOW_DAILY_SCHEMA
     from transforms.outcomes import IDEA_OUTCOME_SCHEMA
     from transforms.positioning import EXPIRY_LEVELS_SCHEMA, POSITIONING_SCHEMA, STRIKE_LEVELS_SCHEMA
     from transforms.signals import SIGNAL_COLUMNS

@@ -164,8 +164,8 @@ def test_latest_idea_outcomes_is_each_ideas_latest_snapshot(built: Built):
 def test_gold_files_from_before_the_rename_are_read_by_symbol(tmp_path: Path):
     """A lake whose earlier gold still names the instrument `underlying` keeps feeding IV rank, the PCR
     history, the OI changes and a --symbols re-run's kept rows."""
+    from flows.stages.gold import _gold_positioning, _scan_gold
     from flows.storage.lake import Lake
-    from flows.stages.pipeline import _gold_positioning, _scan_gold
 
     lake = Lake(tmp_path)
     old = tmp_path / "gold" / "positioning_daily" / "trade_date=2025-01-02"

@@ -1,4 +1,4 @@
-"""The nightly's technicals carried forward from the previous session's state (flows.stages.pipeline._technicals):
+"""The nightly's technicals carried forward from the previous session's state (flows.stages.gold._technicals):
 the same rows as a full recompute, bit for bit, and a full recompute whenever the state no longer stands."""
 
 from __future__ import annotations
@@ -12,11 +12,14 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from flows.stages import pipeline
 from flows.config import load_settings
 from flows.market.simulator import generate_demo_market
+from flows.stages import gold as pipeline
+from flows.stages.gold import build_gold, history_start
+from flows.stages.ingest import ingest_and_validate
+from flows.stages.sessions import StageStats
+from flows.stages.silver import silver_schema
 from flows.storage.lake import Lake
-from flows.stages.pipeline import StageStats, build_gold, history_start, ingest_and_validate, silver_schema
 from transforms.technicals import technicals_daily
 
 SYMBOLS = ["SPY", "IWM", "QQQ", "XLE"]  # SPY is the configured benchmark

@@ -12,7 +12,7 @@ result is bit for bit what evaluating every indicator with ``.over("symbol")`` g
 - Window sums (means, stds, beta's moments) are running sums, so their last bits depend on where the pass
   starts: they run per symbol from its first bar in ``bars``, even when the caller keeps only the last
   session. A caller that bounds the history must give every session it compares the same first bar (the
-  pipeline starts all sessions of a year at the same date: flows.stages.pipeline.history_start).
+  pipeline starts all sessions of a year at the same date: flows.stages.gold.history_start).
 - A running sum's whole state is the sum and the values still in its window, and the EMA, ATR and RSI
   recursions' is their last value: ``technicals_with_state`` returns that state after a pass and
   ``carry_forward`` continues from it one session at a time, giving the same rows as the pass would.

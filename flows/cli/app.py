@@ -242,9 +242,9 @@ def _guarded(fn, *args, **kwargs):
     one line and 130 or 143 (the shell's codes for them). A failure the code names (a ChainsignalsError,
     an OSError such as a full disk) is its reason; anything else is a bug, and the line also says where
     its traceback is."""
+    from flows.cli.launcher import Terminated
     from flows.config import ConfigError
     from flows.errors import ChainsignalsError
-    from flows.cli.launcher import Terminated
 
     try:
         return fn(*args, **kwargs)
@@ -289,8 +289,8 @@ def _traceback_kept(exc: BaseException) -> str:
 def _record_interrupt(flow_kwargs: dict, exc: BaseException) -> None:
     """A signal before the flow's own bookkeeping began (Prefect still starting): the run log still
     says a run was interrupted."""
-    from flows.storage import runlog
     from flows.sources.files import now_utc
+    from flows.storage import runlog
 
     if flow_kwargs.get("warehouse") and not runlog.APPENDED:
         runlog.append(Path(flow_kwargs["warehouse"]), {
@@ -474,9 +474,9 @@ def status(warehouse: Warehouse = None, landing: Landing = None, config: Config 
 
 def _status(settings) -> bool:
     """Print the status; True when the last run failed."""
+    from flows.stages.sessions import uncomputed_sessions
     from flows.storage import runlog
     from flows.storage.lake import Lake, journal_path, read_manifest
-    from flows.stages.pipeline import uncomputed_sessions
 
     console.print(f"warehouse  {_safe(settings.warehouse)}\nlanding    {_safe(settings.landing)}\n"
                   f"lake       {_safe(settings.lake)}", highlight=False)
@@ -773,8 +773,8 @@ def backtest(
     settings = _settings(warehouse, landing, config, lake)
     from rich.progress import BarColumn, MofNCompleteColumn
 
-    from flows.stages.backtest import run_backtest
     from flows.config import ConfigError, load_rule_file
+    from flows.stages.backtest import run_backtest
 
     first, last, symbol_list = _day(start), _day(end), _symbols(symbols)
     if first and last and last < first:

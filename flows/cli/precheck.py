@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from datetime import date
 
+from flows.config import Settings
+from flows.sources.files import file_digest, landing_files
+from flows.stages.ingest import latest_landing_session
+from flows.stages.sessions import pending_stats
+from flows.stages.silver import PIPELINE_DATASETS, dirty_silver_dates
 from flows.storage import runlog
 from flows.storage.fingerprints import run_inputs_fingerprint
-from flows.config import Settings
 from flows.storage.lake import Lake, read_manifest
-from flows.stages.pipeline import PIPELINE_DATASETS, dirty_silver_dates, latest_landing_session, pending_stats
-from flows.sources.files import file_digest, landing_files
 
 RUNS_LOOKED_AT = 200
 """runs.jsonl records searched for the run that computed the session (skips of a long holiday included)."""

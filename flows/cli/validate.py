@@ -7,8 +7,8 @@ from pathlib import Path
 
 import polars as pl
 
-from flows.sources.calendar import non_sessions
 from flows.config import Settings
+from flows.sources.calendar import non_sessions
 from flows.sources.files import DATASETS, FIELDS, SourceError, conform, now_utc, read_text_frame
 from schemas.quarantine import NOT_A_SESSION, REASON, split_duplicates, split_valid
 from transforms.silver import dedupe_order, silver_bars, silver_chains
@@ -40,7 +40,7 @@ def guess_dataset(path: Path, columns: set[str]) -> str:
 
 def validate_file(settings: Settings, path: Path, dataset: str | None = None,
                   fmt: str | None = None) -> FileReport:
-    from flows.stages.pipeline import SILVER_KEYS, SILVER_MODELS
+    from flows.stages.silver import SILVER_KEYS, SILVER_MODELS
 
     if not path.is_file():
         raise SourceError(f"{path}: no such file", file=path)

@@ -38,8 +38,6 @@ import polars as pl
 
 from flows.config import PROJECT_ROOT
 from flows.errors import ChainsignalsError
-from flows.storage.faults import disk_full_point
-from flows.storage.lake import LakePath
 from flows.report.charts import oi_chart, price_chart, price_history, price_marks, strike_oi
 from flows.report.pages import (
     NA,
@@ -59,6 +57,8 @@ from flows.report.pages import (
     is_missing,
     render_page,
 )
+from flows.storage.faults import disk_full_point
+from flows.storage.lake import LakePath
 from schemas.checks import SYMBOL_PATTERN, checked_symbols
 
 TOP_BLOCKS = 5

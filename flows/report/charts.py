@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from flows.storage.lake import Lake, LakePath
 from flows.report.pages import fmt_money, is_missing
+from flows.storage.lake import Lake, LakePath
 from transforms.ideas import expiry_flags
 from transforms.positioning import live_contracts, strike_open_interest
 from transforms.technicals import technicals_daily

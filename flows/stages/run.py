@@ -21,28 +21,26 @@ from typing import Any
 
 import polars as pl
 
-from flows.storage import runlog
-from flows.storage.fingerprints import run_inputs_fingerprint
-from flows.sources.calendar import closed_reason
 from flows.config import Settings
 from flows.errors import ChainsignalsError
-from flows.storage.lake import GoldStagedLake, Lake, journal_path, roll_forward
-from flows.stages.pipeline import (
-    GOLD_TABLES,
+from flows.sources.calendar import closed_reason
+from flows.sources.files import now_utc
+from flows.stages.gold import build_gold, finish_shards
+from flows.stages.ingest import ingest_and_validate, latest_landing_session
+from flows.stages.sessions import (
     StageStats,
-    build_gold,
     clear_pending_stats,
-    finish_shards,
     gold_sessions,
-    ingest_and_validate,
-    latest_landing_session,
     pending_stats,
     short_chain,
     stale_gold_sessions,
     uncomputed_sessions,
 )
-from flows.sources.files import now_utc
+from flows.storage import runlog
+from flows.storage.fingerprints import run_inputs_fingerprint
+from flows.storage.lake import GoldStagedLake, Lake, journal_path, roll_forward
 from flows.storage.warehouse import WarehouseBusy, check_no_writer, publish, warehouse_lock
+from schemas.gold import GOLD_TABLES
 
 STAGES = ("ingest", "gold", "publish", "present")
 """The names `timed` receives, in run order."""

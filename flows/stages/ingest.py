@@ -1,0 +1,250 @@
+"""Ingest: landing files taken when complete, their raw bytes kept as bronze, the manifest, rows dated on a
+non-session quarantined; then silver for the sessions that changed (`ingest_and_validate`)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from flows.config import Settings
+from flows.sources.calendar import non_sessions
+from flows.sources.files import (
+    SourceError,
+    check_size,
+    conform,
+    file_digest,
+    landing_files,
+    now_utc,
+    read_text_frame,
+)
+from flows.stages.sessions import StageStats, record_pending_stats
+from flows.stages.silver import PIPELINE_DATASETS, build_silver, dirty_silver_dates
+from flows.storage.faults import crash_point
+from flows.storage.lake import (
+    Lake,
+    Staging,
+    bronze_key,
+    raw_suffix,
+    read_manifest,
+    split_dates,
+    sweep_debris,
+    write_manifest,
+)
+from schemas.quarantine import NOT_A_SESSION, REASON
+
+
+# ------------------------------------------------------------------------------------------ ingest
+@dataclass
+class IngestResult:
+    touched: dict[str, set[date]]
+    manifest: pl.DataFrame
+    files_read: int
+    files_skipped: int
+    warnings: list[str] = field(default_factory=list)  # for the operator; the run goes on
+    hidden: list[str] = field(default_factory=list)  # landing files skipped for a leading dot
+    unsettled: list[str] = field(default_factory=list)  # still changing: left for the next run
+
+
+def _part_name(relative: str) -> str:
+    return "src-" + hashlib.sha1(relative.encode()).hexdigest()[:16]
+
+
+def _settled(paths: list[Path], seconds: float) -> tuple[list[Path], list[Path]]:
+    """(files whose size and mtime held still for `seconds`, files still changing). A file younger
+    than that is looked at again once it would be old enough (one wait for all, at most `seconds`):
+    a copy in progress keeps growing and is left for the next run."""
+    if seconds <= 0 or not paths:
+        return paths, []
+    before = {p: p.stat() for p in paths}
+    youngest = max(st.st_mtime for st in before.values())
+    wait = youngest + seconds - time.time()
+    if wait <= 0:
+        return paths, []
+    time.sleep(min(wait, seconds))
+    settled, moving = [], []
+    for path in paths:
+        now = path.stat()
+        same = (now.st_size, now.st_mtime_ns) == (before[path].st_size, before[path].st_mtime_ns)
+        (settled if same else moving).append(path)
+    return settled, moving
+
+
+def ingest_landing(settings: Settings, staging: Staging, *, datasets: tuple[str, ...] = PIPELINE_DATASETS,
+                   force: bool = False, formats: dict[str, str] | None = None) -> IngestResult:
+    """Copy every new or changed landing file into bronze (its raw bytes, keyed by sha256) and hold its
+    typed rows for silver; unchanged files are skipped.
+
+    A file is unchanged when its sha256 matches the manifest's, whatever its size and mtime (a
+    corrected file extracted from an archive keeps both). The run parses and hashes its own copy of the
+    file, so bronze holds exactly the bytes that were read. A file of several sessions delivered again
+    re-validates only the sessions whose rows changed (the manifest keeps each session's rows digest).
+    Files still being written (see _settled) and hidden files are left out, and listed in the result.
+    """
+    manifest = read_manifest(staging.lake)
+    known = {row["path"]: row for row in manifest.iter_rows(named=True)}
+    touched: dict[str, set[date]] = defaultdict(set)
+    new_rows, read, skipped, warnings = [], 0, 0, []
+    hidden: list[Path] = []
+    listed = {dataset: landing_files(settings.landing, dataset, hidden) for dataset in datasets}
+    settled, unsettled = _settled([p for paths in listed.values() for p in paths], settings.stable_seconds)
+    settled_set = set(settled)
+    ingested_at = now_utc()
+    with ThreadPoolExecutor(max_workers=1) as hasher:
+        for dataset in datasets:
+            for path in (p for p in listed[dataset] if p in settled_set):
+                relative = path.relative_to(settings.landing).as_posix()
+                stat = path.stat()
+                previous = known.get(relative)
+                # A row from before bronze kept raw bytes has no copy: the file is read again, once.
+                # The content decides whether to read it.
+                if previous and previous["bronze"] and not force and previous["sha256"] == file_digest(path):
+                    if previous["mtime_ns"] != stat.st_mtime_ns:
+                        new_rows.append({**previous, "mtime_ns": stat.st_mtime_ns})
+                    skipped += 1
+                    continue
+                check_size(path, settings.max_file_bytes)
+                # Parse the copy and hash it on another thread meanwhile (both mostly GIL-free).
+                copy = staging.stage_raw(path)
+                pending_digest = hasher.submit(file_digest, copy)
+                bronze, fmt = conform(read_text_frame(copy, settings.max_file_bytes, shown=path), dataset, path,
+                                      relative, ingested_at, (formats or {}).get(dataset))
+                digest = pending_digest.result()
+                key = bronze_key(dataset, digest, raw_suffix(path.name))
+                staging.keep_raw(copy, staging.lake.bronze_file(key), digest)
+                part = _part_name(relative)
+                dates = sorted(d for d in bronze.get_column("trade_date").unique().to_list() if d is not None)
+                undated = (bronze.filter(pl.col("trade_date").is_null()) if bronze.get_column("trade_date").null_count()
+                           else bronze.clear())
+                if len(undated) == len(bronze) and len(bronze):
+                    raise SourceError(f"{path}: no row has a readable date", file=path, dataset=dataset)
+                off = non_sessions(dates, settings.calendar)
+                if off:  # e.g. a vendor's stale snapshot on a holiday: quarantined here, never a session
+                    bronze = _stage_non_sessions(staging, dataset, bronze, off, part)
+                    dates = [d for d in dates if d not in off]
+                    warnings.append(_non_session_warning(relative, off, settings.calendar))
+                by_day = split_dates(bronze)
+                # A file of one session that changed has changed that session: no digest needed.
+                digests = {day: _rows_digest(rows) for day, rows in by_day.items()} if len(by_day) > 1 else {}
+                before = (dict(zip(previous["dates"], previous["digests"], strict=True))
+                          if previous and previous["digests"] and not force else {})
+                changed = []
+                for day, rows in by_day.items():
+                    if before.get(day) is not None and before[day] == digests.get(day):
+                        continue  # a cumulative file delivered again: this day's rows as they were
+                    staging.stage_scratch(rows, dataset, day, part)
+                    changed.append(day)
+                if len(undated):
+                    # Rows without a date cannot be partitioned: they go straight to quarantine.
+                    _stage_undated(staging, dataset, undated, ingested_at.date(), part)
+                for stale in set(previous["dates"] if previous else []) - set(dates):
+                    touched[dataset].add(stale)  # the file no longer holds it: rebuilt from the others
+                touched[dataset].update(changed)
+                unbuilt = (set(previous["unbuilt"] or []) & set(dates) if previous else set()) | set(changed)
+                new_rows.append({"path": relative, "dataset": dataset, "format": fmt, "size": stat.st_size,
+                                 "mtime_ns": stat.st_mtime_ns, "sha256": digest, "part": part, "dates": dates,
+                                 "rows": len(bronze), "ingested_at": ingested_at, "bronze": key,
+                                 "digests": [digests[d] for d in dates] if digests else None,
+                                 "unbuilt": sorted(unbuilt)})
+                read += 1
+    updated = {r["path"]: r for r in [*known.values(), *new_rows]}
+    merged = pl.DataFrame(list(updated.values()), schema=manifest.schema) if updated else manifest
+    return IngestResult(dict(touched), merged, read, skipped, warnings,
+                        [p.relative_to(settings.landing).as_posix() for p in hidden],
+                        [p.relative_to(settings.landing).as_posix() for p in unsettled])
+
+
+# What a delivery adds to a row, left out of a session's rows digest: in a file sorted by symbol a new
+# session's rows land between the old ones and shift every row number.
+DELIVERY_COLUMNS = ["trade_date", "_source_row", "_ingested_at"]
+
+
+def _rows_digest(rows: pl.DataFrame) -> str:
+    """A session's rows, in order (the order decides duplicates), as one digest. polars' row hashes
+    are stable within its version; after an upgrade a cumulative file's sessions are re-validated once."""
+    hashes = rows.drop(DELIVERY_COLUMNS, strict=False).hash_rows()
+    return hashlib.sha256(hashes.to_numpy().tobytes()).hexdigest()
+
+
+def _stage_non_sessions(staging: Staging, dataset: str, bronze: pl.DataFrame, days: list[date],
+                        part: str) -> pl.DataFrame:
+    """Stage the rows dated on `days` (not sessions) to quarantine; the other rows, for bronze.
+
+    They never reach bronze or silver, so such a day is never a session nor any session's previous one,
+    and they are not part of any session's rejected share: a vendor's stale holiday file is normal, not
+    bad data. The run warns about them instead (_non_session_warning)."""
+    off = pl.col("trade_date").is_in(days)
+    rows = bronze.filter(off).with_columns(pl.lit(NOT_A_SESSION).alias(REASON))
+    for day, day_rows in split_dates(rows).items():
+        staging.stage(day_rows, "quarantine", dataset, day, part, exclusive=False)
+    return bronze.filter(~off)
+
+
+def _non_session_warning(relative: str, days: list[date], calendar: str) -> str:
+    shown = ", ".join(map(str, days[:5])) + (f" and {len(days) - 5} more" if len(days) > 5 else "")
+    return (f"{relative}: rows dated {shown}, not {calendar} session(s), quarantined as {NOT_A_SESSION} "
+            f"(a vendor's stale snapshot; never a previous session)")
+
+
+def _stage_undated(staging: Staging, dataset: str, undated: pl.DataFrame, day: date, part: str) -> None:
+    rows = undated.with_columns(pl.lit("unparsable:trade_date").alias(REASON))
+    staging.stage(rows.drop("trade_date"), "quarantine", f"{dataset}_undated", day, part, exclusive=False)
+
+
+def ingest_and_validate(settings: Settings, run_id: str, *, end: date | None = None, force: bool = False,
+                        formats: dict[str, str] | None = None) -> tuple[IngestResult, StageStats]:
+    """Landing -> bronze -> silver for every new or dirty date, committed only when all of it passed."""
+    lake = Lake(settings.lake)
+    # A lake on object storage stages on local disk, beside the lock that guards it.
+    staging_folder = settings.warehouse / ".staging" if lake.remote else None
+    sweep_debris(lake, staging_folder)
+    # A nightly's typed rows (one session of every dataset, each up to a batch) pass to silver in memory;
+    # a backfill's do not fit and are re-read from scratch files.
+    staging = Staging(lake, run_id, folder=staging_folder, keep_rows=2 * settings.batch_rows)
+    stats = StageStats()
+    try:
+        result = ingest_landing(settings, staging, force=force, formats=formats)
+        manifest = result.manifest
+        built: dict[str, list[date]] = {}
+        for dataset in PIPELINE_DATASETS:  # bars first: chains take spot from them
+            dates = result.touched.get(dataset, set()) | dirty_silver_dates(lake, dataset, manifest)
+            if dataset == "trades":  # a changed chain re-judges that day's prints (unknown_contract...)
+                printed = set(manifest.filter(pl.col("dataset") == "trades").get_column("dates").explode().to_list())
+                dates |= result.touched.get("chains", set()) & printed
+            if end is not None:
+                dates = {d for d in dates if d <= end}
+            build_silver(settings, staging, dataset, dates, stats, manifest)
+            built[dataset] = sorted(dates)
+        # Sessions whose silver this run built are no longer waiting for it.
+        result.manifest = manifest.with_columns(pl.coalesce(
+            *(pl.when(pl.col("dataset") == dataset).then(
+                pl.col("unbuilt").list.set_difference(pl.lit(days, dtype=pl.List(pl.Date))))
+              for dataset, days in built.items()),
+            pl.col("unbuilt")).alias("unbuilt"))
+        crash_point("ingest-staged")
+        staging.commit()
+        # Silver's row counts travel with the lake until a publish records them: a run killed after
+        # this commit still gets its pipeline_runs rows from whichever run publishes next.
+        record_pending_stats(lake, stats.frame().with_columns(pl.lit(run_id).alias("run_id")))
+        # A crash here leaves the lake committed and the manifest behind: the next run re-reads the
+        # same files and stages identical parts (and replaces these stats), so the end state is the same.
+        crash_point("manifest-pending")
+        write_manifest(lake, result.manifest)
+    except BaseException:
+        staging.discard()
+        raise
+    return result, stats
+
+
+def latest_landing_session(settings: Settings) -> date | None:
+    manifest = read_manifest(Lake(settings.lake))
+    dates = manifest.filter(pl.col("dataset").is_in(list(PIPELINE_DATASETS))).get_column("dates").explode()
+    dates = dates.drop_nulls()
+    return dates.max() if len(dates) else None
+
