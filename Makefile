@@ -40,8 +40,9 @@ test: setup ## the whole test suite, e2e included (what CI runs): 682 tests, 17 
 test-fast: setup ## the tests not marked e2e (no Prefect server, no subprocesses): 540 tests, 1.8 CPU min, 5 min wall on 2 cores at load 45
 	$(VENV)/bin/pytest -n 2 --dist loadfile -m "not e2e"
 
-lint: setup
-	$(VENV)/bin/ruff check flows transforms schemas tests
+lint: setup ## ruff: the rule set in pyproject.toml and the formatter (CI runs it before the tests)
+	$(VENV)/bin/ruff check flows transforms schemas tests bench
+	$(VENV)/bin/ruff format --check flows transforms schemas tests bench
 
 clean:
 	rm -rf $(VENV) .prefect .pytest_cache

@@ -84,8 +84,12 @@ def _maxrss_mb(maxrss: int) -> float:
 
 
 # ------------------------------------------------------------------------------------------ probes
-STAGE_LABELS = {"ingest": "ingest + silver", "gold": "gold", "publish": "publish: DuckDB",
-                "present": "report: Markdown, HTML, charts"}
+STAGE_LABELS = {
+    "ingest": "ingest + silver",
+    "gold": "gold",
+    "publish": "publish: DuckDB",
+    "present": "report: Markdown, HTML, charts",
+}
 """flows.stages.run's stages as the report names them."""
 
 
@@ -194,8 +198,11 @@ def gold_parts(database: Path, run_id: str, gold_started: float) -> dict[str, fl
 
     con = connect_read_only(database)
     try:
-        rows = con.execute("SELECT dataset, max(finished_at) AS done FROM pipeline_runs WHERE run_id = ? "
-                           "AND dataset LIKE 'gold.%' GROUP BY dataset ORDER BY done", [run_id]).fetchall()
+        rows = con.execute(
+            "SELECT dataset, max(finished_at) AS done FROM pipeline_runs WHERE run_id = ? "
+            "AND dataset LIKE 'gold.%' GROUP BY dataset ORDER BY done",
+            [run_id],
+        ).fetchall()
     finally:
         con.close()
     parts, mark = {}, gold_started
@@ -222,11 +229,21 @@ def child_floor(spec: dict) -> dict:
         t0 = time.perf_counter()
         frame = pl.read_csv(path, infer_schema_length=10_000)
         frame.write_parquet(out / f"{path.parent.name}-{path.name.split('.')[0]}.parquet")
-        files.append({"file": f"{path.parent.name}/{path.name}", "rows": frame.height,
-                      "mb": path.stat().st_size / (MB * MB), "seconds": time.perf_counter() - t0})
+        files.append(
+            {
+                "file": f"{path.parent.name}/{path.name}",
+                "rows": frame.height,
+                "mb": path.stat().st_size / (MB * MB),
+                "seconds": time.perf_counter() - t0,
+            }
+        )
         del frame
-    return {"seconds": time.perf_counter() - started, "run_cpu": time.process_time() - cpu, "files": files,
-            "self_peak_mb": memory_mb()[1]}
+    return {
+        "seconds": time.perf_counter() - started,
+        "run_cpu": time.process_time() - cpu,
+        "files": files,
+        "self_peak_mb": memory_mb()[1],
+    }
 
 
 def child_pipeline(spec: dict) -> dict:
@@ -253,20 +270,35 @@ def child_pipeline(spec: dict) -> dict:
     if profiler:
         profiler.enable()
     started, cpu_started = time.perf_counter(), time.process_time()
-    summary = run_stages(settings, "nightly", target, None, False, steps=steps, timed=probe.timed, run_id=run_id)
+    summary = run_stages(
+        settings, "nightly", target, None, False, steps=steps, timed=probe.timed, run_id=run_id
+    )
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     if profiler:
         profiler.disable()
         profiler.dump_stats(spec["profile"])
     # Whatever no stage covers (the lock, listing dates, the run log).
-    probe.add_stage("other (untimed)", max(seconds - sum(probe.stages.values()), 0.0),
-                    max(cpu - sum(probe.stage_cpu.values()), 0.0))
+    probe.add_stage(
+        "other (untimed)",
+        max(seconds - sum(probe.stages.values()), 0.0),
+        max(cpu - sum(probe.stage_cpu.values()), 0.0),
+    )
     for name, part in gold_parts(settings.database, run_id, probe.started_at[STAGE_LABELS["gold"]]).items():
         probe.add_part(name, part)
-    return {"seconds": seconds, "run_cpu": cpu, "stages": probe.stages, "stage_cpu": probe.stage_cpu,
-            "parts": probe.parts, "part_cpu": probe.part_cpu, "inner": probe.inner, "calls": probe.calls,
-            "peak_after": probe.peak_after, "self_peak_mb": memory_mb()[1], "rows_in": _rows_in(settings, run_id),
-            "gold_rows": summary.rows}
+    return {
+        "seconds": seconds,
+        "run_cpu": cpu,
+        "stages": probe.stages,
+        "stage_cpu": probe.stage_cpu,
+        "parts": probe.parts,
+        "part_cpu": probe.part_cpu,
+        "inner": probe.inner,
+        "calls": probe.calls,
+        "peak_after": probe.peak_after,
+        "self_peak_mb": memory_mb()[1],
+        "rows_in": _rows_in(settings, run_id),
+        "gold_rows": summary.rows,
+    }
 
 
 def _rows_in(settings, run_id: str) -> dict[str, int]:
@@ -274,8 +306,13 @@ def _rows_in(settings, run_id: str) -> dict[str, int]:
 
     con = connect_read_only(settings.database)
     try:
-        return dict(con.execute("SELECT dataset, sum(rows_in)::BIGINT FROM pipeline_runs WHERE run_id = ? "
-                                "AND dataset LIKE 'silver.%' GROUP BY dataset", [run_id]).fetchall())
+        return dict(
+            con.execute(
+                "SELECT dataset, sum(rows_in)::BIGINT FROM pipeline_runs WHERE run_id = ? "
+                "AND dataset LIKE 'silver.%' GROUP BY dataset",
+                [run_id],
+            ).fetchall()
+        )
     finally:
         con.close()
 
@@ -297,10 +334,15 @@ def child_prefect(spec: dict) -> dict:
     from flows.nightly import nightly
 
     imported = time.perf_counter()
-    summary = nightly(date=date.fromisoformat(spec["target"]), warehouse=spec["warehouse"],
-                      landing=spec["landing"])
-    return {"seconds": time.perf_counter() - imported, "import_seconds": imported - started,
-            "status": summary.status, "self_peak_mb": memory_mb()[1]}
+    summary = nightly(
+        date=date.fromisoformat(spec["target"]), warehouse=spec["warehouse"], landing=spec["landing"]
+    )
+    return {
+        "seconds": time.perf_counter() - imported,
+        "import_seconds": imported - started,
+        "status": summary.status,
+        "self_peak_mb": memory_mb()[1],
+    }
 
 
 def reset_peak_rss() -> bool:
@@ -326,9 +368,16 @@ class PeakSampler:
         rss, window_peak = memory_mb()
         self.peak_mb = max(self.peak_mb, window_peak)
         self.resets = reset_peak_rss() and self.resets
-        self.samples.append({"phase": phase, "day": day.isoformat(), "rss_mb": rss,
-                             "window_peak_mb": window_peak, "rows": rows,
-                             "t": time.perf_counter() - self.started})
+        self.samples.append(
+            {
+                "phase": phase,
+                "day": day.isoformat(),
+                "rss_mb": rss,
+                "window_peak_mb": window_peak,
+                "rows": rows,
+                "t": time.perf_counter() - self.started,
+            }
+        )
 
 
 def child_backfill(spec: dict) -> dict:
@@ -366,12 +415,21 @@ def child_backfill(spec: dict) -> dict:
     finally:
         StageStats.add, Staging.stage_scratch = original_add, original_scratch
     peak = max(sampler.peak_mb, memory_mb()[1])
-    return {"timings": probe.stages, "samples": sampler.samples, "sessions": len(summary.dates), "peak_mb": peak,
-            "peak_resets": sampler.resets}
+    return {
+        "timings": probe.stages,
+        "samples": sampler.samples,
+        "sessions": len(summary.dates),
+        "peak_mb": peak,
+        "peak_resets": sampler.resets,
+    }
 
 
-CHILDREN = {"floor": child_floor, "pipeline": child_pipeline, "prefect": child_prefect,
-            "backfill": child_backfill}
+CHILDREN = {
+    "floor": child_floor,
+    "pipeline": child_pipeline,
+    "prefect": child_prefect,
+    "backfill": child_backfill,
+}
 
 
 def run_child(role: str, spec_file: Path, result_file: Path) -> None:
@@ -392,8 +450,13 @@ class ChildRun:
 
     def figures(self) -> dict:
         """The child's own result with what the parent measured of it."""
-        return {**self.result, "wall": self.wall, "peak_mb": self.peak_mb, "other_cores": self.other_cores,
-                "cpu": self.cpu}
+        return {
+            **self.result,
+            "wall": self.wall,
+            "peak_mb": self.peak_mb,
+            "other_cores": self.other_cores,
+            "cpu": self.cpu,
+        }
 
 
 def nightly_env() -> dict[str, str]:
@@ -411,8 +474,17 @@ def spawn(role: str, spec: dict, work: Path, name: str, env: dict | None = None)
     spec_file, result_file, log_file = logs / f"{name}.spec.json", logs / f"{name}.json", logs / f"{name}.log"
     spec_file.write_text(json.dumps(spec, default=str))
     result_file.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "bench.bench", "--child", role, "--spec", str(spec_file),
-               "--result", str(result_file)]
+    command = [
+        sys.executable,
+        "-m",
+        "bench.bench",
+        "--child",
+        role,
+        "--spec",
+        str(spec_file),
+        "--result",
+        str(result_file),
+    ]
     child_env = {**os.environ, **(env or {})}
     child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), child_env.get("PYTHONPATH")]))
     started, busy_before = time.perf_counter(), machine_busy_seconds()
@@ -420,10 +492,17 @@ def spawn(role: str, spec: dict, work: Path, name: str, env: dict | None = None)
         process = subprocess.Popen(command, cwd=ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT)
         code, figures = _reaped(process, started, busy_before)
     if code != 0:
-        raise BenchError(f"{name} ({role}) {_exit_reason(code)} after {figures['wall']:.0f}s; "
-                         f"last output: {_tail(log_file)} (log: {log_file})")
-    return ChildRun(json.loads(result_file.read_text()), figures["wall"], figures["peak_mb"], figures["other_cores"],
-                    figures["cpu"])
+        raise BenchError(
+            f"{name} ({role}) {_exit_reason(code)} after {figures['wall']:.0f}s; "
+            f"last output: {_tail(log_file)} (log: {log_file})"
+        )
+    return ChildRun(
+        json.loads(result_file.read_text()),
+        figures["wall"],
+        figures["peak_mb"],
+        figures["other_cores"],
+        figures["cpu"],
+    )
 
 
 CHAINSIGNALS = Path(sys.executable).parent / "chainsignals"
@@ -440,6 +519,7 @@ def cli_split(lines: list[tuple[float, str]], wall: float) -> dict[str, float]:
     """The whole process cut at the CLI's progress lines (seconds since the process started, as the
     parent saw each line arrive): start-up (interpreter, imports, pre-checks), Prefect's start (the
     temporary server, the flow run), the stages, Prefect's end, and the output up to the exit."""
+
     def first(marker: str) -> float | None:
         return next((t for t, line in lines if marker in line), None)
 
@@ -447,10 +527,19 @@ def cli_split(lines: list[tuple[float, str]], wall: float) -> dict[str, float]:
     started = next((t for t, line in lines if line.endswith(STAGE_STARTED)), None)
     done = max((t for t, line in lines if STAGE_DONE in line), default=None)
     if None in (called, returned, started, done):
-        raise BenchError("the CLI's progress lines are missing (" + "; ".join(line for _, line in lines[-3:]) + ")")
-    return {"start-up": called, "prefect start": started - called, "stages": done - started,
-            "prefect end": returned - done, "output and exit": wall - returned,
-            "before the flow": started, "the flow": done - started, "after the flow": wall - done}
+        raise BenchError(
+            "the CLI's progress lines are missing (" + "; ".join(line for _, line in lines[-3:]) + ")"
+        )
+    return {
+        "start-up": called,
+        "prefect start": started - called,
+        "stages": done - started,
+        "prefect end": returned - done,
+        "output and exit": wall - returned,
+        "before the flow": started,
+        "the flow": done - started,
+        "after the flow": wall - done,
+    }
 
 
 def spawn_cli(args: list[str], work: Path, name: str, env: dict) -> dict:
@@ -465,8 +554,9 @@ def spawn_cli(args: list[str], work: Path, name: str, env: dict) -> dict:
     lines: list[tuple[float, str]] = []
     started, busy_before = time.perf_counter(), machine_busy_seconds()
     with stdout_file.open("w") as stdout:
-        process = subprocess.Popen([str(CHAINSIGNALS), *args], cwd=work, env=env, stdout=stdout,
-                                   stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [str(CHAINSIGNALS), *args], cwd=work, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True
+        )
 
         def read() -> None:
             for line in process.stderr:
@@ -478,11 +568,16 @@ def spawn_cli(args: list[str], work: Path, name: str, env: dict) -> dict:
         reader.join(timeout=10)
     (logs / f"{name}.stderr").write_text("".join(f"{t:8.2f} {line}\n" for t, line in lines))
     if code != 0:
-        raise BenchError(f"{name} (chainsignals {' '.join(args[:1])}) {_exit_reason(code)} after "
-                         f"{figures['wall']:.0f}s; last output: {lines[-1][1] if lines else '(none)'} "
-                         f"(log: {logs / name}.stderr)")
-    return {**figures, "split": cli_split(lines, figures["wall"]),
-            "stdout_lines": len(stdout_file.read_text().splitlines())}
+        raise BenchError(
+            f"{name} (chainsignals {' '.join(args[:1])}) {_exit_reason(code)} after "
+            f"{figures['wall']:.0f}s; last output: {lines[-1][1] if lines else '(none)'} "
+            f"(log: {logs / name}.stderr)"
+        )
+    return {
+        **figures,
+        "split": cli_split(lines, figures["wall"]),
+        "stdout_lines": len(stdout_file.read_text().splitlines()),
+    }
 
 
 def _reaped(process: subprocess.Popen, started: float, busy_before: float | None) -> tuple[int, dict]:
@@ -492,10 +587,18 @@ def _reaped(process: subprocess.Popen, started: float, busy_before: float | None
     process.returncode = code = os.waitstatus_to_exitcode(status)
     wall, busy_after = time.perf_counter() - started, machine_busy_seconds()
     cpu = usage.ru_utime + usage.ru_stime
-    other = (None if busy_before is None or busy_after is None
-             else max(busy_after - busy_before - cpu, 0.0) / max(wall, 1e-9))
-    return code, {"wall": wall, "seconds": wall, "cpu": cpu, "peak_mb": _maxrss_mb(usage.ru_maxrss),
-                  "other_cores": other}
+    other = (
+        None
+        if busy_before is None or busy_after is None
+        else max(busy_after - busy_before - cpu, 0.0) / max(wall, 1e-9)
+    )
+    return code, {
+        "wall": wall,
+        "seconds": wall,
+        "cpu": cpu,
+        "peak_mb": _maxrss_mb(usage.ru_maxrss),
+        "other_cores": other,
+    }
 
 
 def cron_env() -> dict[str, str]:
@@ -503,8 +606,13 @@ def cron_env() -> dict[str, str]:
     polars' import wrote into this process (the launcher sets its own), Prefect at home and quiet."""
     env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
     env.update(STARTED_ALLOCATOR)
-    env.update({"PREFECT_HOME": os.environ.get("PREFECT_HOME", str(ROOT / ".prefect")),
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"})
+    env.update(
+        {
+            "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(ROOT / ".prefect")),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+        }
+    )
     env.pop("PREFECT_API_URL", None)  # as the nightly runs by default: its own temporary server
     return env
 
@@ -514,14 +622,19 @@ def spawn_pandas(spec: dict, work: Path, name: str) -> dict:
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "bench.pandas_reference", *(f"--{k}={v}" for k, v in spec.items())]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
     started, busy_before = time.perf_counter(), machine_busy_seconds()
     with (logs / f"{name}.log").open("w") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         code, figures = _reaped(process, started, busy_before)
     if code != 0:
-        raise BenchError(f"{name} (pandas reference) {_exit_reason(code)} after {figures['wall']:.0f}s; last output: "
-                         f"{_tail(logs / f'{name}.log')}")
+        raise BenchError(
+            f"{name} (pandas reference) {_exit_reason(code)} after {figures['wall']:.0f}s; last output: "
+            f"{_tail(logs / f'{name}.log')}"
+        )
     return figures
 
 
@@ -581,10 +694,14 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--prints", type=int, default=d.prints, help="trade prints on the last session")
     parser.add_argument("--rounds", type=int, default=d.rounds, help="floor and nightly runs each")
     parser.add_argument("--skip-backfill", action="store_true")
-    parser.add_argument("--skip-report", action="store_true",
-                        help="leave the day's report (pages and charts) out of the nightly: not the SPEC figure")
-    parser.add_argument("--prefect", action="store_true",
-                        help="also time one `nightly` Prefect flow run on the same day")
+    parser.add_argument(
+        "--skip-report",
+        action="store_true",
+        help="leave the day's report (pages and charts) out of the nightly: not the SPEC figure",
+    )
+    parser.add_argument(
+        "--prefect", action="store_true", help="also time one `nightly` Prefect flow run on the same day"
+    )
     parser.add_argument("--backfill-underlyings", type=int, default=d.backfill_underlyings)
     parser.add_argument("--backfill-sessions", type=int, default=d.backfill_sessions)
     parser.add_argument("--backfill-chain-sessions", type=int, default=d.backfill_chain_sessions)
@@ -620,15 +737,24 @@ def generate_market(opts: Options, work: Path) -> dict:
 
     landing = work / "landing"
     started = time.perf_counter()
-    summary = generate_full_market_day(landing, underlyings=opts.underlyings, sessions=opts.sessions,
-                                       trades=opts.prints)
+    summary = generate_full_market_day(
+        landing, underlyings=opts.underlyings, sessions=opts.sessions, trades=opts.prints
+    )
     seconds = time.perf_counter() - started
     target, previous = summary.chain_sessions[-1], summary.chain_sessions[0]
     day_files = [p for p in summary.files if target.isoformat() in p.name]
-    return {"landing": landing, "target": target, "previous": previous, "day_files": day_files,
-            "all_files": summary.files, "rows": dict(summary.rows), "underlyings": len(summary.symbols),
-            "sessions": len(summary.sessions), "generate_seconds": seconds,
-            "day_mb": sum(p.stat().st_size for p in day_files) / (MB * MB)}
+    return {
+        "landing": landing,
+        "target": target,
+        "previous": previous,
+        "day_files": day_files,
+        "all_files": summary.files,
+        "rows": dict(summary.rows),
+        "underlyings": len(summary.symbols),
+        "sessions": len(summary.sessions),
+        "generate_seconds": seconds,
+        "day_mb": sum(p.stat().st_size for p in day_files) / (MB * MB),
+    }
 
 
 def measure_nightly(opts: Options, work: Path, market: dict, log: Callable[[str], None]) -> dict:
@@ -638,14 +764,25 @@ def measure_nightly(opts: Options, work: Path, market: dict, log: Callable[[str]
     snapshot = work / "warehouse_snapshot"
     log(f"warm-up: loading the previous session {previous} (bars history, its chains)")
     # The warm-up only prepares the lake: the previous day's report is left out.
-    warm = spawn("pipeline", {"warehouse": str(snapshot), "landing": str(landing_prev),
-                              "target": previous.isoformat(), "report": False}, work, "warmup", env=nightly_env())
+    warm = spawn(
+        "pipeline",
+        {
+            "warehouse": str(snapshot),
+            "landing": str(landing_prev),
+            "target": previous.isoformat(),
+            "report": False,
+        },
+        work,
+        "warmup",
+        env=nightly_env(),
+    )
 
     # The pandas script's own store of the bars before the night (what the lake is to the pipeline),
     # written once here, outside every timing.
     history = work / "pandas_history.parquet"
-    _pandas_history([p for p in market["all_files"] if p.parent.name == "bars" and p not in market["day_files"]],
-                    history)
+    _pandas_history(
+        [p for p in market["all_files"] if p.parent.name == "bars" and p not in market["day_files"]], history
+    )
     day_file = {p.parent.name: p for p in market["day_files"]}
 
     runs: dict[str, list[dict]] = {"floor": [], "pandas": [], "cli": [], "nightly": []}
@@ -657,21 +794,48 @@ def measure_nightly(opts: Options, work: Path, market: dict, log: Callable[[str]
         log(f"{kind} round {index}")
         out = rounds / f"{kind}-{index}"
         if kind == "floor":
-            run = spawn("floor", {"files": [str(p) for p in market["day_files"]], "out": str(out)}, work,
-                        f"floor-{index}", env=nightly_env()).figures()
+            run = spawn(
+                "floor",
+                {"files": [str(p) for p in market["day_files"]], "out": str(out)},
+                work,
+                f"floor-{index}",
+                env=nightly_env(),
+            ).figures()
         elif kind == "pandas":
-            run = spawn_pandas({"history": history, "bars": day_file["bars"], "chains": day_file["chains"],
-                                "trades": day_file["trades"], "out": out}, work, f"pandas-{index}")
+            run = spawn_pandas(
+                {
+                    "history": history,
+                    "bars": day_file["bars"],
+                    "chains": day_file["chains"],
+                    "trades": day_file["trades"],
+                    "out": out,
+                },
+                work,
+                f"pandas-{index}",
+            )
         elif kind == "cli":
             shutil.copytree(snapshot, out)
             # The whole process, report included (the CLI has no switch to leave it out, nor should it).
-            run = spawn_cli(["run", "--date", target.isoformat(), "--warehouse", str(out), "--landing", str(landing)],
-                            work, f"cli-{index}", cron_env())
+            run = spawn_cli(
+                ["run", "--date", target.isoformat(), "--warehouse", str(out), "--landing", str(landing)],
+                work,
+                f"cli-{index}",
+                cron_env(),
+            )
         else:
             shutil.copytree(snapshot, out)
-            run = spawn("pipeline", {"warehouse": str(out), "landing": str(landing), "target": target.isoformat(),
-                                     "report": not opts.skip_report}, work, f"nightly-{index}",
-                        env=nightly_env()).figures()
+            run = spawn(
+                "pipeline",
+                {
+                    "warehouse": str(out),
+                    "landing": str(landing),
+                    "target": target.isoformat(),
+                    "report": not opts.skip_report,
+                },
+                work,
+                f"nightly-{index}",
+                env=nightly_env(),
+            ).figures()
         runs[kind].append(run)
         if not opts.keep:
             shutil.rmtree(out, ignore_errors=True)
@@ -680,20 +844,30 @@ def measure_nightly(opts: Options, work: Path, market: dict, log: Callable[[str]
     if opts.profile:
         profile = _profile_round(work, snapshot, landing, target, not opts.skip_report, log)
     prefect = _prefect_round(work, snapshot, landing, target, log) if opts.prefect else None
-    return {"warmup": warm.figures(), "floor_runs": runs["floor"], "nightly_runs": runs["nightly"],
-            "pandas_runs": runs["pandas"], "cli_runs": runs["cli"], "prefect": prefect, "profile": profile}
+    return {
+        "warmup": warm.figures(),
+        "floor_runs": runs["floor"],
+        "nightly_runs": runs["nightly"],
+        "pandas_runs": runs["pandas"],
+        "cli_runs": runs["cli"],
+        "prefect": prefect,
+        "profile": profile,
+    }
 
 
 def _pandas_history(files: list[Path], out: Path) -> None:
     import polars as pl
 
-    frames = [pl.read_csv(f, try_parse_dates=True).with_columns(pl.col("date").cast(pl.Datetime("us")))
-              for f in files]
+    frames = [
+        pl.read_csv(f, try_parse_dates=True).with_columns(pl.col("date").cast(pl.Datetime("us")))
+        for f in files
+    ]
     pl.concat(frames, how="diagonal_relaxed").write_parquet(out)
 
 
-def _profile_round(work: Path, snapshot: Path, landing: Path, target: date, report: bool,
-                   log: Callable[[str], None]) -> dict:
+def _profile_round(
+    work: Path, snapshot: Path, landing: Path, target: date, report: bool, log: Callable[[str], None]
+) -> dict:
     import pstats
     from io import StringIO
 
@@ -701,28 +875,50 @@ def _profile_round(work: Path, snapshot: Path, landing: Path, target: date, repo
     out = work / "rounds" / "profile"
     shutil.copytree(snapshot, out)
     stats_file = work / "logs" / "nightly.prof"
-    run = spawn("pipeline", {"warehouse": str(out), "landing": str(landing), "target": target.isoformat(),
-                             "profile": str(stats_file), "report": report}, work, "profile", env=nightly_env())
+    run = spawn(
+        "pipeline",
+        {
+            "warehouse": str(out),
+            "landing": str(landing),
+            "target": target.isoformat(),
+            "profile": str(stats_file),
+            "report": report,
+        },
+        work,
+        "profile",
+        env=nightly_env(),
+    )
     text = StringIO()
     pstats.Stats(str(stats_file), stream=text).sort_stats("cumulative").print_stats(35)
     shutil.rmtree(out, ignore_errors=True)
     return {"seconds": run.result["seconds"], "file": str(stats_file), "top": text.getvalue()}
 
 
-def _prefect_round(work: Path, snapshot: Path, landing: Path, target: date,
-                   log: Callable[[str], None]) -> dict:
+def _prefect_round(
+    work: Path, snapshot: Path, landing: Path, target: date, log: Callable[[str], None]
+) -> dict:
     log("one nightly run through Prefect (for the orchestration overhead)")
     out = work / "rounds" / "prefect"
     shutil.copytree(snapshot, out)
-    env = {**nightly_env(), "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(ROOT / ".prefect")),
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-           "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),
-           # The ephemeral API server needs more than the default 20 s to start on a busy 2-core machine.
-           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS":
-               os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")}
+    env = {
+        **nightly_env(),
+        "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(ROOT / ".prefect")),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),
+        # The ephemeral API server needs more than the default 20 s to start on a busy 2-core machine.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": os.environ.get(
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120"
+        ),
+    }
     try:
-        run = spawn("prefect", {"warehouse": str(out), "landing": str(landing), "target": target.isoformat()},
-                    work, "prefect", env=env)
+        run = spawn(
+            "prefect",
+            {"warehouse": str(out), "landing": str(landing), "target": target.isoformat()},
+            work,
+            "prefect",
+            env=env,
+        )
         return run.figures()
     except BenchError as exc:
         return {"error": str(exc)}
@@ -736,29 +932,53 @@ def measure_backfill(opts: Options, work: Path, log: Callable[[str], None]) -> d
 
     # Prints only when the pipeline reads them: a year of prints is ~40% of the generation time.
     prints = "trades" in PIPELINE_DATASETS
-    named = DEFAULT_SYMBOLS[: min(opts.backfill_underlyings, len(DEFAULT_SYMBOLS))]  # SPY: every beta needs it
+    named = DEFAULT_SYMBOLS[
+        : min(opts.backfill_underlyings, len(DEFAULT_SYMBOLS))
+    ]  # SPY: every beta needs it
     symbols = named + synthetic_tickers(opts.backfill_underlyings - len(named), set(named))
     landing = work / "backfill_landing"
-    log(f"backfill: generating {len(symbols)} underlyings, {opts.backfill_sessions} sessions, "
-        f"{opts.backfill_chain_sessions} sessions of chains{', prints' if prints else ''}")
+    log(
+        f"backfill: generating {len(symbols)} underlyings, {opts.backfill_sessions} sessions, "
+        f"{opts.backfill_chain_sessions} sessions of chains{', prints' if prints else ''}"
+    )
     started = time.perf_counter()
-    summary = generate_demo_market(landing, symbols=symbols, sessions=opts.backfill_sessions,
-                                   chain_sessions=opts.backfill_chain_sessions, trades=prints)
+    summary = generate_demo_market(
+        landing,
+        symbols=symbols,
+        sessions=opts.backfill_sessions,
+        chain_sessions=opts.backfill_chain_sessions,
+        trades=prints,
+    )
     generated = time.perf_counter() - started
     log(f"backfill: generated {summary.rows} in {generated:.0f}s; running it")
     warehouse = work / "backfill_warehouse"
-    run = spawn("backfill", {"warehouse": str(warehouse), "landing": str(landing),
-                             "start": summary.chain_sessions[0].isoformat(),
-                             "end": summary.chain_sessions[-1].isoformat(), "report": not opts.skip_report},
-                work, "backfill")
+    run = spawn(
+        "backfill",
+        {
+            "warehouse": str(warehouse),
+            "landing": str(landing),
+            "start": summary.chain_sessions[0].isoformat(),
+            "end": summary.chain_sessions[-1].isoformat(),
+            "report": not opts.skip_report,
+        },
+        work,
+        "backfill",
+    )
     if not opts.keep:
         shutil.rmtree(warehouse, ignore_errors=True)
-    return {"underlyings": len(symbols), "sessions": opts.backfill_sessions,
-            "chain_sessions": len(summary.chain_sessions), "rows": dict(summary.rows),
-            "generate_seconds": generated, "wall": run.wall,
-            # wait4's figure only covers the time since the sampler's last reset: the child's is whole.
-            "peak_mb": max(run.result["peak_mb"], run.peak_mb), "peak_resets": run.result["peak_resets"],
-            "timings": run.result["timings"], "months": backfill_months(run.result["samples"])}
+    return {
+        "underlyings": len(symbols),
+        "sessions": opts.backfill_sessions,
+        "chain_sessions": len(summary.chain_sessions),
+        "rows": dict(summary.rows),
+        "generate_seconds": generated,
+        "wall": run.wall,
+        # wait4's figure only covers the time since the sampler's last reset: the child's is whole.
+        "peak_mb": max(run.result["peak_mb"], run.peak_mb),
+        "peak_resets": run.result["peak_resets"],
+        "timings": run.result["timings"],
+        "months": backfill_months(run.result["samples"]),
+    }
 
 
 def backfill_months(samples: list[dict]) -> list[dict]:
@@ -768,10 +988,20 @@ def backfill_months(samples: list[dict]) -> list[dict]:
     months: dict[str, dict] = {}
     previous_t = 0.0
     for s in samples:
-        month = months.setdefault(s["day"][:7], {
-            "month": s["day"][:7], "sessions": set(), "chain_rows": 0,
-            **{f"{phase}_{what}": 0.0 for phase in ("bronze", "silver", "gold") for what in ("peak_mb", "seconds")},
-            "rss_after_mb": 0.0})
+        month = months.setdefault(
+            s["day"][:7],
+            {
+                "month": s["day"][:7],
+                "sessions": set(),
+                "chain_rows": 0,
+                **{
+                    f"{phase}_{what}": 0.0
+                    for phase in ("bronze", "silver", "gold")
+                    for what in ("peak_mb", "seconds")
+                },
+                "rss_after_mb": 0.0,
+            },
+        )
         phase = s["phase"].split(".")[0]
         elapsed, previous_t = s["t"] - previous_t, s["t"]
         if phase not in ("bronze", "silver", "gold"):
@@ -793,8 +1023,9 @@ def slope_per_month(values: list[float]) -> float:
     if n < 2:
         return 0.0
     mean_x, mean_y = (n - 1) / 2, sum(values) / n
-    return (sum((i - mean_x) * (v - mean_y) for i, v in enumerate(values))
-            / sum((i - mean_x) ** 2 for i in range(n)))
+    return sum((i - mean_x) * (v - mean_y) for i, v in enumerate(values)) / sum(
+        (i - mean_x) ** 2 for i in range(n)
+    )
 
 
 def summarise(opts: Options, market: dict, nightly: dict, backfill: dict | None) -> dict:
@@ -809,39 +1040,67 @@ def summarise(opts: Options, market: dict, nightly: dict, backfill: dict | None)
     import polars as pl
 
     return {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "polars": pl.__version__,
-                    "platform": platform.platform(), "memory_gb": _total_memory_gb()},
-        "scale": {"underlyings": market["underlyings"], "sessions": market["sessions"], "rows": market["rows"],
-                  "previous": market["previous"].isoformat(), "target": market["target"].isoformat(),
-                  "day_files": [f"{p.parent.name}/{p.name}" for p in market["day_files"]],
-                  "day_mb": market["day_mb"], "generate_seconds": market["generate_seconds"]},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "polars": pl.__version__,
+            "platform": platform.platform(),
+            "memory_gb": _total_memory_gb(),
+        },
+        "scale": {
+            "underlyings": market["underlyings"],
+            "sessions": market["sessions"],
+            "rows": market["rows"],
+            "previous": market["previous"].isoformat(),
+            "target": market["target"].isoformat(),
+            "day_files": [f"{p.parent.name}/{p.name}" for p in market["day_files"]],
+            "day_mb": market["day_mb"],
+            "generate_seconds": market["generate_seconds"],
+        },
         "warmup": nightly["warmup"],
-        "floor": {"seconds": floor_s, "wall": _median([r["wall"] for r in floors]),
-                  "cpu": _median([r.get("cpu", 0.0) for r in floors]),
-                  "run_cpu": _median([r.get("run_cpu", 0.0) for r in floors]),
-                  "peak_rss_mb": max(r["peak_mb"] for r in floors), "runs": floors},
-        "nightly": {"seconds": nightly_s, "wall": _median([r["wall"] for r in nights]),
-                    "cpu": _median([r.get("cpu", 0.0) for r in nights]),
-                    "run_cpu": _median([r.get("run_cpu", 0.0) for r in nights]),
-                    "peak_rss_mb": max(r["peak_mb"] for r in nights), "runs": nights},
+        "floor": {
+            "seconds": floor_s,
+            "wall": _median([r["wall"] for r in floors]),
+            "cpu": _median([r.get("cpu", 0.0) for r in floors]),
+            "run_cpu": _median([r.get("run_cpu", 0.0) for r in floors]),
+            "peak_rss_mb": max(r["peak_mb"] for r in floors),
+            "runs": floors,
+        },
+        "nightly": {
+            "seconds": nightly_s,
+            "wall": _median([r["wall"] for r in nights]),
+            "cpu": _median([r.get("cpu", 0.0) for r in nights]),
+            "run_cpu": _median([r.get("run_cpu", 0.0) for r in nights]),
+            "peak_rss_mb": max(r["peak_mb"] for r in nights),
+            "runs": nights,
+        },
         "pandas": _process_figures(pandas_runs),
-        "cli": {**_process_figures(cli_runs),
-                "split": {k: _median([r["split"][k] for r in cli_runs]) for k in (cli_runs[0]["split"] if cli_runs
-                                                                                 else {})},
-                "stdout_lines": max((r["stdout_lines"] for r in cli_runs), default=0)},
+        "cli": {
+            **_process_figures(cli_runs),
+            "split": {
+                k: _median([r["split"][k] for r in cli_runs])
+                for k in (cli_runs[0]["split"] if cli_runs else {})
+            },
+            "stdout_lines": max((r["stdout_lines"] for r in cli_runs), default=0),
+        },
         "ratio": nightly_s / floor_s if floor_s else float("inf"),
         "ratio_wall": _median([r["wall"] for r in nights]) / _median([r["wall"] for r in floors]),
         "stages": {k: _median([r["stages"].get(k, 0.0) for r in nights]) for k in stage_names},
         "stage_cpu": {k: _median([r.get("stage_cpu", {}).get(k, 0.0) for r in nights]) for k in stage_names},
         "peak_after": {k: max(r["peak_after"].get(k, 0.0) for r in nights) for k in stage_names},
         "parts": {k: _median([r["parts"].get(k, 0.0) for r in nights]) for k in part_names},
-        "part_cpu": {k: _median([r["part_cpu"][k] for r in nights]) for k in part_names
-                     if all(k in r.get("part_cpu", {}) for r in nights)},
+        "part_cpu": {
+            k: _median([r["part_cpu"][k] for r in nights])
+            for k in part_names
+            if all(k in r.get("part_cpu", {}) for r in nights)
+        },
         "inner": {k: _median([r["inner"].get(k, 0.0) for r in nights]) for k in inner_names},
         "calls": {k: max(r["calls"].get(k, 0) for r in nights) for k in inner_names},
-        "other_work": {"max_cores": max((r["other_cores"] or 0.0 for r in everything), default=0.0),
-                       "measured": all(r["other_cores"] is not None for r in everything),
-                       "cpus": os.cpu_count()},
+        "other_work": {
+            "max_cores": max((r["other_cores"] or 0.0 for r in everything), default=0.0),
+            "measured": all(r["other_cores"] is not None for r in everything),
+            "cpus": os.cpu_count(),
+        },
         "pipeline_datasets": list(_pipeline_datasets()),
         "with_report": not opts.skip_report,
         "prefect": nightly["prefect"],
@@ -855,8 +1114,12 @@ def _process_figures(runs: list[dict]) -> dict:
     """Medians of whole-process figures (wall, CPU from wait4) and the highest peak RSS."""
     if not runs:
         return {}
-    return {"wall": _median([r["wall"] for r in runs]), "cpu": _median([r["cpu"] for r in runs]),
-            "peak_rss_mb": max(r["peak_mb"] for r in runs), "runs": runs}
+    return {
+        "wall": _median([r["wall"] for r in runs]),
+        "cpu": _median([r["cpu"] for r in runs]),
+        "peak_rss_mb": max(r["peak_mb"] for r in runs),
+        "runs": runs,
+    }
 
 
 def _pipeline_datasets() -> tuple[str, ...]:
@@ -874,14 +1137,17 @@ def _total_memory_gb() -> float | None:
 
 def run_bench(opts: Options, log: Callable[[str], None] | None = None) -> dict:
     """Generate, warm up, measure (and backfill); return the report's figures."""
-    log = log or (lambda message: print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr,
-                                        flush=True))
+    log = log or (
+        lambda message: print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    )
     work = Path(opts.workdir) if opts.workdir else Path(tempfile.mkdtemp(prefix="chainsignals-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     cleanup = not opts.keep and not opts.workdir  # never delete a folder the user named
     try:
-        log(f"generating the full-market day ({opts.underlyings} underlyings, {opts.sessions} sessions, "
-            f"{opts.prints} prints) in {work}")
+        log(
+            f"generating the full-market day ({opts.underlyings} underlyings, {opts.sessions} sessions, "
+            f"{opts.prints} prints) in {work}"
+        )
         market = generate_market(opts, work)
         log(f"generated {market['rows']} in {market['generate_seconds']:.0f}s")
         nightly = measure_nightly(opts, work, market, log)
@@ -909,50 +1175,80 @@ def render(report: dict) -> str:
     lines = [
         "# chainsignals benchmark (SPEC section 8)",
         "",
-        (f"Machine: {machine['cpus']} CPUs, {machine['memory_gb'] or 0:.0f} GB RAM, Python {machine['python']}, "
-        f"polars {machine['polars']}, {machine['platform']}."),
-        (f"Market: {scale['underlyings']:,} underlyings, {scale['sessions']} sessions of bars "
-        f"({rows.get('bars', 0):,} rows), chains for {scale['previous']} and {scale['target']} "
-        f"({rows.get('chains', 0):,} rows), {rows.get('trades', 0):,} prints on {scale['target']}; "
-        f"the day's raw files are {scale['day_mb']:.0f} MB of CSV ({', '.join(scale['day_files'])}). "
-        f"Generated in {scale['generate_seconds']:.0f} s."),
-        (f"Warm-up (previous session: {rows.get('bars', 0):,} bars rows of history, its chains, gold for one "
-        f"day): {report['warmup']['seconds']:.1f} s, peak RSS {report['warmup']['peak_mb']:.0f} MB."),
+        (
+            f"Machine: {machine['cpus']} CPUs, {machine['memory_gb'] or 0:.0f} GB RAM, Python {machine['python']}, "
+            f"polars {machine['polars']}, {machine['platform']}."
+        ),
+        (
+            f"Market: {scale['underlyings']:,} underlyings, {scale['sessions']} sessions of bars "
+            f"({rows.get('bars', 0):,} rows), chains for {scale['previous']} and {scale['target']} "
+            f"({rows.get('chains', 0):,} rows), {rows.get('trades', 0):,} prints on {scale['target']}; "
+            f"the day's raw files are {scale['day_mb']:.0f} MB of CSV ({', '.join(scale['day_files'])}). "
+            f"Generated in {scale['generate_seconds']:.0f} s."
+        ),
+        (
+            f"Warm-up (previous session: {rows.get('bars', 0):,} bars rows of history, its chains, gold for one "
+            f"day): {report['warmup']['seconds']:.1f} s, peak RSS {report['warmup']['peak_mb']:.0f} MB."
+        ),
     ]
     lines += _user_view(report)
     lines += [
         "",
         "## Nightly stages in process vs floor",
         "",
-        ("Floor: polars reads the day's raw files and writes each once as Parquet. Nightly: what the "
-         "`nightly` flow runs for the last session (ingest + silver, gold, DuckDB publish"
-         + (", the day's report" if report["with_report"] else "; **without the report stage** (--skip-report)")
-         + "), stages called directly (no Prefect), each round on a fresh copy of the warmed-up warehouse. "
-         "Both run with the allocator setting `chainsignals run` starts with (flows/cli/launcher.py). "
-         f"Fresh processes, alternated; medians over {len(night['runs'])} round(s)."),
+        (
+            "Floor: polars reads the day's raw files and writes each once as Parquet. Nightly: what the "
+            "`nightly` flow runs for the last session (ingest + silver, gold, DuckDB publish"
+            + (
+                ", the day's report"
+                if report["with_report"]
+                else "; **without the report stage** (--skip-report)"
+            )
+            + "), stages called directly (no Prefect), each round on a fresh copy of the warmed-up warehouse. "
+            "Both run with the allocator setting `chainsignals run` starts with (flows/cli/launcher.py). "
+            f"Fresh processes, alternated; medians over {len(night['runs'])} round(s)."
+        ),
         "",
         "| | floor | nightly | ratio | target |",
         "|---|---:|---:|---:|---|",
-        (f"| run time (s, in process) | {floor['seconds']:.2f} | {night['seconds']:.2f} | "
-        f"{report['ratio']:.2f} | <= {TARGET_RATIO:g}: {_verdict(report['ratio'] <= TARGET_RATIO)} |"),
-        (f"| run CPU (s, in process, every thread) | {floor.get('run_cpu', 0):.2f} | {night.get('run_cpu', 0):.2f} | "
-         f"{night.get('run_cpu', 0) / (floor.get('run_cpu') or 1):.2f} | |"),
-        (f"| process wall (s, with interpreter and imports) | {floor['wall']:.2f} | {night['wall']:.2f} | "
-        f"{report['ratio_wall']:.2f} | |"),
-        (f"| process CPU (s, user + system, both cores) | {floor.get('cpu', 0):.2f} | {night.get('cpu', 0):.2f} | "
-         f"{night.get('cpu', 0) / (floor.get('cpu') or 1):.2f} | |"),
-        (f"| peak RSS (MB) | {floor['peak_rss_mb']:.0f} | {night['peak_rss_mb']:.0f} | | "
-        f"< {TARGET_RSS_MB:.0f}: {_verdict(night['peak_rss_mb'] < TARGET_RSS_MB)} |"),
+        (
+            f"| run time (s, in process) | {floor['seconds']:.2f} | {night['seconds']:.2f} | "
+            f"{report['ratio']:.2f} | <= {TARGET_RATIO:g}: {_verdict(report['ratio'] <= TARGET_RATIO)} |"
+        ),
+        (
+            f"| run CPU (s, in process, every thread) | {floor.get('run_cpu', 0):.2f} | {night.get('run_cpu', 0):.2f} | "
+            f"{night.get('run_cpu', 0) / (floor.get('run_cpu') or 1):.2f} | |"
+        ),
+        (
+            f"| process wall (s, with interpreter and imports) | {floor['wall']:.2f} | {night['wall']:.2f} | "
+            f"{report['ratio_wall']:.2f} | |"
+        ),
+        (
+            f"| process CPU (s, user + system, both cores) | {floor.get('cpu', 0):.2f} | {night.get('cpu', 0):.2f} | "
+            f"{night.get('cpu', 0) / (floor.get('cpu') or 1):.2f} | |"
+        ),
+        (
+            f"| peak RSS (MB) | {floor['peak_rss_mb']:.0f} | {night['peak_rss_mb']:.0f} | | "
+            f"< {TARGET_RSS_MB:.0f}: {_verdict(night['peak_rss_mb'] < TARGET_RSS_MB)} |"
+        ),
         "",
-        "Rounds (s): floor " + ", ".join(f"{r['seconds']:.2f}" for r in floor["runs"])
-        + "; nightly " + ", ".join(f"{r['seconds']:.2f}" for r in night["runs"]) + ". "
+        "Rounds (s): floor "
+        + ", ".join(f"{r['seconds']:.2f}" for r in floor["runs"])
+        + "; nightly "
+        + ", ".join(f"{r['seconds']:.2f}" for r in night["runs"])
+        + ". "
         f"The nightly pipeline reads {', '.join(report['pipeline_datasets'])} from landing (the floor reads "
         "every raw file of the day).",
     ]
     other = report["other_work"]
     if other["max_cores"] > OTHER_WORK_WARNING_CORES:
-        lines += ["", (f"Warning: other processes kept {other['max_cores']:.2f} of the {other['cpus']} CPUs busy "
-                       "on average during a round: times are inflated (the ratio less so: rounds alternate).")]
+        lines += [
+            "",
+            (
+                f"Warning: other processes kept {other['max_cores']:.2f} of the {other['cpus']} CPUs busy "
+                "on average during a round: times are inflated (the ratio less so: rounds alternate)."
+            ),
+        ]
     elif not other["measured"]:
         lines += ["", "Other work on the machine was not measured (no /proc/stat): quiet it while this runs."]
     prefect = report.get("prefect")
@@ -960,16 +1256,27 @@ def render(report: dict) -> str:
         if "error" in prefect:
             lines += ["", f"Prefect `nightly` flow run: failed: {prefect['error']}"]
         else:
-            lines += ["", (f"Prefect `nightly` flow run (same day, ephemeral API): {prefect['seconds']:.2f} s "
-                      f"in the flow call (+{prefect['import_seconds']:.1f} s importing Prefect), process wall "
-                      f"{prefect['wall']:.1f} s, peak RSS {prefect['peak_mb']:.0f} MB; orchestration overhead "
-                      f"{prefect['seconds'] - night['seconds']:+.2f} s over the direct stages.")]
+            lines += [
+                "",
+                (
+                    f"Prefect `nightly` flow run (same day, ephemeral API): {prefect['seconds']:.2f} s "
+                    f"in the flow call (+{prefect['import_seconds']:.1f} s importing Prefect), process wall "
+                    f"{prefect['wall']:.1f} s, peak RSS {prefect['peak_mb']:.0f} MB; orchestration overhead "
+                    f"{prefect['seconds'] - night['seconds']:+.2f} s over the direct stages."
+                ),
+            ]
     lines += _stage_table(report) + _inner_table(report) + _floor_table(floor)
     if report.get("backfill"):
         lines += _backfill_section(report["backfill"])
     if report.get("profile"):
-        lines += ["", "## Profile of one nightly run (cProfile, cumulative)", "", "```",
-                  report["profile"]["top"].strip(), "```"]
+        lines += [
+            "",
+            "## Profile of one nightly run (cProfile, cumulative)",
+            "",
+            "```",
+            report["profile"]["top"].strip(),
+            "```",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -980,35 +1287,58 @@ def _user_view(report: dict) -> list[str]:
         return []
     split = cli["split"]
     whole, floor_wall = cli["wall"], floor["wall"]
-    lines = ["", "## The user's view: `chainsignals run`, whole process", "",
-             ("The night as cron runs it: `chainsignals run --date D` in a fresh process on a copy of the lake "
-              "holding everything up to the previous session, the night's drop in landing, its own temporary "
-              "Prefect server, output to a file. Beside it, whole processes too: the floor and "
-              "`bench/pandas_reference.py` (pandas: technicals, put/call, walls, max pain, blocks; no validation, "
-              "IV, greeks, database or report). Wall is what the user waits for; CPU (user + system, from wait4, "
-              "the temporary server included) is what a loaded machine distorts least. "
-              f"Medians over {len(cli['runs'])} round(s), alternated."), "",
-             "| process | wall s | CPU s | peak RSS (MB) | wall / floor | wall / pandas |", "|---|---:|---:|---:|---:|---:|",
-             f"| floor | {floor_wall:.2f} | {floor.get('cpu', 0):.2f} | {floor['peak_rss_mb']:.0f} | 1.00 | |"]
+    lines = [
+        "",
+        "## The user's view: `chainsignals run`, whole process",
+        "",
+        (
+            "The night as cron runs it: `chainsignals run --date D` in a fresh process on a copy of the lake "
+            "holding everything up to the previous session, the night's drop in landing, its own temporary "
+            "Prefect server, output to a file. Beside it, whole processes too: the floor and "
+            "`bench/pandas_reference.py` (pandas: technicals, put/call, walls, max pain, blocks; no validation, "
+            "IV, greeks, database or report). Wall is what the user waits for; CPU (user + system, from wait4, "
+            "the temporary server included) is what a loaded machine distorts least. "
+            f"Medians over {len(cli['runs'])} round(s), alternated."
+        ),
+        "",
+        "| process | wall s | CPU s | peak RSS (MB) | wall / floor | wall / pandas |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| floor | {floor_wall:.2f} | {floor.get('cpu', 0):.2f} | {floor['peak_rss_mb']:.0f} | 1.00 | |",
+    ]
     if pandas:
-        lines.append(f"| pandas script | {pandas['wall']:.2f} | {pandas['cpu']:.2f} | {pandas['peak_rss_mb']:.0f} | "
-                     f"{pandas['wall'] / floor_wall:.2f} | 1.00 |")
+        lines.append(
+            f"| pandas script | {pandas['wall']:.2f} | {pandas['cpu']:.2f} | {pandas['peak_rss_mb']:.0f} | "
+            f"{pandas['wall'] / floor_wall:.2f} | 1.00 |"
+        )
     vs_pandas = f"{whole / pandas['wall']:.2f}" if pandas else ""
-    lines.append(f"| **chainsignals run** | **{whole:.2f}** | {cli['cpu']:.2f} | {cli['peak_rss_mb']:.0f} | "
-                 f"**{whole / floor_wall:.2f}** | {vs_pandas} |")
-    lines += ["", (f"Targets: whole run <= {TARGET_RATIO:g}x the floor: {_verdict(whole <= TARGET_RATIO * floor_wall)}"
-                   + (f"; faster than the pandas script: {_verdict(whole < pandas['wall'])}" if pandas else "")
-                   + f"; peak RSS < {TARGET_RSS_MB:.0f} MB: {_verdict(cli['peak_rss_mb'] < TARGET_RSS_MB)}."),
-              "",
-              ("Where the run's seconds go, cut at the CLI's own progress lines (stderr, timestamped on arrival): "
-               f"before the flow {split['before the flow']:.2f} (start-up {split['start-up']:.2f}: interpreter, "
-               f"imports, pre-checks; Prefect's start {split['prefect start']:.2f}: temporary server, flow run), "
-               f"the flow's stages {split['the flow']:.2f}, after the flow {split['after the flow']:.2f} "
-               f"(Prefect's end {split['prefect end']:.2f}, output and exit {split['output and exit']:.2f}; "
-               f"{cli['stdout_lines']:,} lines printed)."),
-              "", "Rounds (wall s): " + "; ".join(
-                  f"{name} " + ", ".join(f"{r['wall']:.2f}" for r in runs["runs"])
-                  for name, runs in (("floor", floor), ("pandas", pandas), ("chainsignals run", cli)) if runs)]
+    lines.append(
+        f"| **chainsignals run** | **{whole:.2f}** | {cli['cpu']:.2f} | {cli['peak_rss_mb']:.0f} | "
+        f"**{whole / floor_wall:.2f}** | {vs_pandas} |"
+    )
+    lines += [
+        "",
+        (
+            f"Targets: whole run <= {TARGET_RATIO:g}x the floor: {_verdict(whole <= TARGET_RATIO * floor_wall)}"
+            + (f"; faster than the pandas script: {_verdict(whole < pandas['wall'])}" if pandas else "")
+            + f"; peak RSS < {TARGET_RSS_MB:.0f} MB: {_verdict(cli['peak_rss_mb'] < TARGET_RSS_MB)}."
+        ),
+        "",
+        (
+            "Where the run's seconds go, cut at the CLI's own progress lines (stderr, timestamped on arrival): "
+            f"before the flow {split['before the flow']:.2f} (start-up {split['start-up']:.2f}: interpreter, "
+            f"imports, pre-checks; Prefect's start {split['prefect start']:.2f}: temporary server, flow run), "
+            f"the flow's stages {split['the flow']:.2f}, after the flow {split['after the flow']:.2f} "
+            f"(Prefect's end {split['prefect end']:.2f}, output and exit {split['output and exit']:.2f}; "
+            f"{cli['stdout_lines']:,} lines printed)."
+        ),
+        "",
+        "Rounds (wall s): "
+        + "; ".join(
+            f"{name} " + ", ".join(f"{r['wall']:.2f}" for r in runs["runs"])
+            for name, runs in (("floor", floor), ("pandas", pandas), ("chainsignals run", cli))
+            if runs
+        ),
+    ]
     return lines
 
 
@@ -1016,37 +1346,66 @@ def _stage_table(report: dict) -> list[str]:
     total = sum(report["stages"].values()) or 1.0
     cpu = report.get("stage_cpu", {})
     total_cpu = sum(cpu.values())
-    lines = ["", "## Nightly per stage (median seconds)", "",
-             ("CPU is the whole process's (every thread) during the stage; cores = CPU / seconds, out of "
-              f"{os.cpu_count()}."), "",
-             "| stage | seconds | share | CPU s | cores | peak RSS at its end (MB) |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "",
+        "## Nightly per stage (median seconds)",
+        "",
+        (
+            "CPU is the whole process's (every thread) during the stage; cores = CPU / seconds, out of "
+            f"{os.cpu_count()}."
+        ),
+        "",
+        "| stage | seconds | share | CPU s | cores | peak RSS at its end (MB) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for name, seconds in report["stages"].items():
         used = cpu.get(name, 0.0)
-        lines.append(f"| {name} | {seconds:.2f} | {seconds / total:.0%} | {used:.2f} | "
-                     f"{used / seconds if seconds >= 0.01 else 0.0:.1f} | {report['peak_after'][name]:.0f} |")
+        lines.append(
+            f"| {name} | {seconds:.2f} | {seconds / total:.0%} | {used:.2f} | "
+            f"{used / seconds if seconds >= 0.01 else 0.0:.1f} | {report['peak_after'][name]:.0f} |"
+        )
     lines.append(f"| **total** | **{total:.2f}** | | **{total_cpu:.2f}** | **{total_cpu / total:.1f}** | |")
     parts = report.get("parts", {})
     if parts:
         part_cpu = report.get("part_cpu", {})
-        lines += ["", ("Inside the ingest and gold stages (gold per table from its pipeline_runs rows: from the "
-                       "previous table's end to its own, wall only):"), "",
-                  "| part | seconds | CPU s |", "|---|---:|---:|"]
-        lines += [f"| {name} | {seconds:.2f} | {f'{part_cpu[name]:.2f}' if name in part_cpu else ''} |"
-                  for name, seconds in parts.items()]
+        lines += [
+            "",
+            (
+                "Inside the ingest and gold stages (gold per table from its pipeline_runs rows: from the "
+                "previous table's end to its own, wall only):"
+            ),
+            "",
+            "| part | seconds | CPU s |",
+            "|---|---:|---:|",
+        ]
+        lines += [
+            f"| {name} | {seconds:.2f} | {f'{part_cpu[name]:.2f}' if name in part_cpu else ''} |"
+            for name, seconds in parts.items()
+        ]
     return lines
 
 
 def _inner_table(report: dict) -> list[str]:
-    lines = ["", "Inside those stages (overlapping, for hot spots):", "",
-             "| hot spot | calls | seconds |", "|---|---:|---:|"]
+    lines = [
+        "",
+        "Inside those stages (overlapping, for hot spots):",
+        "",
+        "| hot spot | calls | seconds |",
+        "|---|---:|---:|",
+    ]
     for name, seconds in sorted(report["inner"].items(), key=lambda kv: -kv[1]):
         lines.append(f"| {name} | {report['calls'][name]} | {seconds:.2f} |")
     return lines
 
 
 def _floor_table(floor: dict) -> list[str]:
-    lines = ["", "## Floor per file (first round)", "", "| file | MB | rows | seconds |", "|---|---:|---:|---:|"]
+    lines = [
+        "",
+        "## Floor per file (first round)",
+        "",
+        "| file | MB | rows | seconds |",
+        "|---|---:|---:|---:|",
+    ]
     for f in floor["runs"][0]["files"]:
         lines.append(f"| {f['file']} | {f['mb']:.0f} | {f['rows']:,} | {f['seconds']:.2f} |")
     return lines
@@ -1055,32 +1414,50 @@ def _floor_table(floor: dict) -> list[str]:
 def _backfill_section(backfill: dict) -> list[str]:
     lines = ["", "## Backfill: peak RSS per month processed", ""]
     if "error" in backfill:
-        return lines + [f"Failed: {backfill['error']}"]
+        return [*lines, f"Failed: {backfill['error']}"]
     rows, t, months = backfill["rows"], backfill["timings"], backfill["months"]
-    trend = {name: slope_per_month([m[key] for m in months[1:-1] or months])
-             for name, key in (("bronze", "bronze_peak_mb"), ("silver", "silver_peak_mb"),
-                               ("gold", "gold_peak_mb"), ("retained", "rss_after_mb"))}
-    how = ("the true peak between two samples (the high-water mark is reset after each)"
-           if backfill["peak_resets"] else "the high-water mark so far (this system cannot reset it)")
+    trend = {
+        name: slope_per_month([m[key] for m in months[1:-1] or months])
+        for name, key in (
+            ("bronze", "bronze_peak_mb"),
+            ("silver", "silver_peak_mb"),
+            ("gold", "gold_peak_mb"),
+            ("retained", "rss_after_mb"),
+        )
+    }
+    how = (
+        "the true peak between two samples (the high-water mark is reset after each)"
+        if backfill["peak_resets"]
+        else "the high-water mark so far (this system cannot reset it)"
+    )
     lines += [
-        (f"{backfill['underlyings']} underlyings, {backfill['sessions']} sessions of bars, "
-         f"{backfill['chain_sessions']} sessions of chains ({rows.get('chains', 0):,} chain rows, "
-         f"{rows.get('trades', 0):,} prints), generated in {backfill['generate_seconds']:.0f} s. One process "
-         "runs the backfill flow's stages over every chain session (each stage over all sessions, as the "
-         "`backfill` flow does): " + ", ".join(f"{k} {v:.0f} s" for k, v in t.items())
-         + f"; process wall {backfill['wall']:.0f} s, peak RSS "
-         f"{backfill['peak_mb']:.0f} MB."),
-        (f"RSS is sampled after every session a stage writes; each figure is {how}. Trend over the full "
-         "months (MB per month): " + ", ".join(f"{k} {v:+.1f}" for k, v in trend.items()) + "."),
+        (
+            f"{backfill['underlyings']} underlyings, {backfill['sessions']} sessions of bars, "
+            f"{backfill['chain_sessions']} sessions of chains ({rows.get('chains', 0):,} chain rows, "
+            f"{rows.get('trades', 0):,} prints), generated in {backfill['generate_seconds']:.0f} s. One process "
+            "runs the backfill flow's stages over every chain session (each stage over all sessions, as the "
+            "`backfill` flow does): "
+            + ", ".join(f"{k} {v:.0f} s" for k, v in t.items())
+            + f"; process wall {backfill['wall']:.0f} s, peak RSS "
+            f"{backfill['peak_mb']:.0f} MB."
+        ),
+        (
+            f"RSS is sampled after every session a stage writes; each figure is {how}. Trend over the full "
+            "months (MB per month): " + ", ".join(f"{k} {v:+.1f}" for k, v in trend.items()) + "."
+        ),
         "",
-        ("| month | chain sessions | chain rows | ingest peak (MB) | silver peak (MB) | gold peak (MB) "
-         "| RSS after its gold (MB) | ingest s | silver s | gold s |"),
+        (
+            "| month | chain sessions | chain rows | ingest peak (MB) | silver peak (MB) | gold peak (MB) "
+            "| RSS after its gold (MB) | ingest s | silver s | gold s |"
+        ),
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in months:
-        lines.append(f"| {m['month']} | {m['sessions']} | {m['chain_rows']:,} | {m['bronze_peak_mb']:.0f} | "
-                     f"{m['silver_peak_mb']:.0f} | {m['gold_peak_mb']:.0f} | {m['rss_after_mb']:.0f} | "
-                     f"{m['bronze_seconds']:.0f} | {m['silver_seconds']:.0f} | {m['gold_seconds']:.0f} |")
+        lines.append(
+            f"| {m['month']} | {m['sessions']} | {m['chain_rows']:,} | {m['bronze_peak_mb']:.0f} | "
+            f"{m['silver_peak_mb']:.0f} | {m['gold_peak_mb']:.0f} | {m['rss_after_mb']:.0f} | "
+            f"{m['bronze_seconds']:.0f} | {m['silver_seconds']:.0f} | {m['gold_seconds']:.0f} |"
+        )
     return lines
 
 

@@ -33,16 +33,34 @@ def technicals(bars: pd.DataFrame) -> pd.DataFrame:
         out[f"sma_{n}"] = close.transform(lambda s, n=n: s.rolling(n, min_periods=n).mean())
     out["ema_20"] = close.transform(lambda s: s.ewm(span=20, adjust=False, min_periods=20).mean())
     std = close.transform(lambda s: s.rolling(20, min_periods=20).std(ddof=0))
-    out["bb_middle"], out["bb_upper"], out["bb_lower"] = out["sma_20"], out["sma_20"] + 2 * std, out["sma_20"] - 2 * std
-    true_range = pd.concat([bars["high"] - bars["low"], (bars["high"] - out["prev_close"]).abs(),
-                            (bars["low"] - out["prev_close"]).abs()], axis=1).max(axis=1)
+    out["bb_middle"], out["bb_upper"], out["bb_lower"] = (
+        out["sma_20"],
+        out["sma_20"] + 2 * std,
+        out["sma_20"] - 2 * std,
+    )
+    true_range = pd.concat(
+        [
+            bars["high"] - bars["low"],
+            (bars["high"] - out["prev_close"]).abs(),
+            (bars["low"] - out["prev_close"]).abs(),
+        ],
+        axis=1,
+    ).max(axis=1)
     out["atr_14"] = true_range.groupby(bars["symbol"], sort=False).transform(
-        lambda s: s.ewm(alpha=1 / 14, adjust=False, min_periods=14).mean())
+        lambda s: s.ewm(alpha=1 / 14, adjust=False, min_periods=14).mean()
+    )
     change = close.diff()
-    gain = change.clip(lower=0).groupby(bars["symbol"], sort=False).transform(
-        lambda s: s.ewm(alpha=1 / 14, adjust=False, min_periods=14).mean())
-    loss = (-change).clip(lower=0).groupby(bars["symbol"], sort=False).transform(
-        lambda s: s.ewm(alpha=1 / 14, adjust=False, min_periods=14).mean())
+    gain = (
+        change.clip(lower=0)
+        .groupby(bars["symbol"], sort=False)
+        .transform(lambda s: s.ewm(alpha=1 / 14, adjust=False, min_periods=14).mean())
+    )
+    loss = (
+        (-change)
+        .clip(lower=0)
+        .groupby(bars["symbol"], sort=False)
+        .transform(lambda s: s.ewm(alpha=1 / 14, adjust=False, min_periods=14).mean())
+    )
     out["rsi_14"] = 100 - 100 / (1 + gain / loss)
     out["high_52w"] = by["high"].transform(lambda s: s.rolling(252, min_periods=1).max())
     out["low_52w"] = by["low"].transform(lambda s: s.rolling(252, min_periods=1).min())
@@ -53,17 +71,30 @@ def technicals(bars: pd.DataFrame) -> pd.DataFrame:
 
 def positioning(chain: pd.DataFrame, day: pd.Timestamp) -> pd.DataFrame:
     live = chain[chain["expiration"] > day]
-    sides = live.pivot_table(index="underlying", columns="option_type", values=["open_interest", "volume"],
-                             aggfunc="sum", fill_value=0)
-    out = pd.DataFrame({"call_oi": sides[("open_interest", "C")], "put_oi": sides[("open_interest", "P")],
-                        "call_volume": sides[("volume", "C")], "put_volume": sides[("volume", "P")]})
+    sides = live.pivot_table(
+        index="underlying",
+        columns="option_type",
+        values=["open_interest", "volume"],
+        aggfunc="sum",
+        fill_value=0,
+    )
+    out = pd.DataFrame(
+        {
+            "call_oi": sides[("open_interest", "C")],
+            "put_oi": sides[("open_interest", "P")],
+            "call_volume": sides[("volume", "C")],
+            "put_volume": sides[("volume", "P")],
+        }
+    )
     out["pcr_oi"] = out["put_oi"] / out["call_oi"].replace(0, np.nan)
     out["pcr_volume"] = out["put_volume"] / out["call_volume"].replace(0, np.nan)
     spot = live.groupby("underlying")["underlying_price"].first()
     by_strike = live.groupby(["underlying", "option_type", "strike"], as_index=False)["open_interest"].sum()
     by_strike["distance"] = (by_strike["strike"] - by_strike["underlying"].map(spot)).abs()
-    ranked = by_strike.sort_values(["underlying", "option_type", "open_interest", "distance", "strike"],
-                                   ascending=[True, True, False, True, True])
+    ranked = by_strike.sort_values(
+        ["underlying", "option_type", "open_interest", "distance", "strike"],
+        ascending=[True, True, False, True, True],
+    )
     walls = ranked.groupby(["underlying", "option_type"]).head(1).set_index(["underlying", "option_type"])
     out["call_wall"] = walls.xs("C", level="option_type")["strike"]
     out["put_wall"] = walls.xs("P", level="option_type")["strike"]
@@ -79,8 +110,11 @@ def max_pain(live: pd.DataFrame, spot: pd.Series) -> pd.Series:
     candidates = front[["underlying", "strike"]].drop_duplicates().rename(columns={"strike": "settle"})
     pairs = candidates.merge(front, on="underlying")
     call = pairs["option_type"] == "C"
-    intrinsic = np.where(call, (pairs["settle"] - pairs["strike"]).clip(lower=0),
-                         (pairs["strike"] - pairs["settle"]).clip(lower=0))
+    intrinsic = np.where(
+        call,
+        (pairs["settle"] - pairs["strike"]).clip(lower=0),
+        (pairs["strike"] - pairs["settle"]).clip(lower=0),
+    )
     pairs["pain"] = intrinsic * pairs["open_interest"]
     pain = pairs.groupby(["underlying", "settle"], as_index=False)["pain"].sum()
     pain["distance"] = (pain["settle"] - pain["underlying"].map(spot)).abs()
@@ -94,7 +128,9 @@ def blocks(trades: pd.DataFrame) -> pd.DataFrame:
     mid = (big["bid"] + big["ask"]) / 2
     big["side"] = np.select(
         [big["price"] >= big["ask"], big["price"] <= big["bid"], big["price"] > mid, big["price"] < mid],
-        ["buy", "sell", "buy", "sell"], default="unknown")
+        ["buy", "sell", "buy", "sell"],
+        default="unknown",
+    )
     return big
 
 
@@ -112,12 +148,16 @@ def main(argv: list[str] | None = None) -> int:
     tech = technicals(bars)
     tech[tech["date"] == day].to_parquet(args.out / "technicals.parquet", index=False)
 
-    chain = pd.read_csv(args.chains, parse_dates=["quote_date", "expiration"],
-                        dtype={"underlying": "string", "option_type": "string", "option_symbol": "string"})
+    chain = pd.read_csv(
+        args.chains,
+        parse_dates=["quote_date", "expiration"],
+        dtype={"underlying": "string", "option_type": "string", "option_symbol": "string"},
+    )
     positioning(chain, day).to_parquet(args.out / "positioning.parquet", index=False)
 
-    trades = pd.read_csv(args.trades, dtype={"option_symbol": "string", "exchange": "string",
-                                             "underlying": "string"})
+    trades = pd.read_csv(
+        args.trades, dtype={"option_symbol": "string", "exchange": "string", "underlying": "string"}
+    )
     blocks(trades).to_parquet(args.out / "blocks.parquet", index=False)
     return 0
 

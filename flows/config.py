@@ -85,16 +85,19 @@ class HistoryConfig(Section):
     @classmethod
     def _a_whole_number_of_years(cls, value: object) -> object:
         if isinstance(value, bool) or not isinstance(value, int) or value < MIN_HISTORY_YEARS:
-            raise ValueError(f"[history] years must be a whole number of at least {MIN_HISTORY_YEARS} "
-                             f"(got {value!r}): 52-week and 252-session windows need a full year, and "
-                             "EMA, ATR and RSI about two to forget where their pass started")
+            raise ValueError(
+                f"[history] years must be a whole number of at least {MIN_HISTORY_YEARS} "
+                f"(got {value!r}): 52-week and 252-session windows need a full year, and "
+                "EMA, ATR and RSI about two to forget where their pass started"
+            )
         return value
 
 
 # The bias components' weights are declared with the score (transforms.signals); a weight not named
 # there would be ignored, so it is refused like any other unknown key.
-WeightsConfig = create_model("WeightsConfig", __base__=Section,
-                             **{name: (float, weight) for name, weight in DEFAULT_WEIGHTS.items()})
+WeightsConfig = create_model(
+    "WeightsConfig", __base__=Section, **{name: (float, weight) for name, weight in DEFAULT_WEIGHTS.items()}
+)
 
 
 class SignalsConfig(Section):
@@ -118,8 +121,11 @@ class IdeasConfig(Section):
 
 # A [[rules]] table takes the fields of transforms.ideas.Rule; their values are checked when the rule
 # compiles (expressions against the feature schema), so here only the keys are.
-RuleTable = create_model("RuleTable", __config__=ConfigDict(extra="forbid", frozen=True),
-                         **{f.name: (Any, None) for f in fields(Rule)})
+RuleTable = create_model(
+    "RuleTable",
+    __config__=ConfigDict(extra="forbid", frozen=True),
+    **{f.name: (Any, None) for f in fields(Rule)},
+)
 
 
 class ConfigFile(Section):
@@ -142,8 +148,10 @@ class ConfigFile(Section):
     def _put_call_history_fits_the_history_read(self) -> ConfigFile:
         most = SESSIONS_PER_YEAR * self.history.years
         if not 0 < self.signals.pcr_history_sessions <= most:
-            raise ValueError(f"[signals] pcr_history_sessions must be between 1 and {most} ([history] years of "
-                             f"sessions), got {self.signals.pcr_history_sessions}")
+            raise ValueError(
+                f"[signals] pcr_history_sessions must be between 1 and {most} ([history] years of "
+                f"sessions), got {self.signals.pcr_history_sessions}"
+            )
         return self
 
 
@@ -180,7 +188,9 @@ class Settings:
     lake_location: str  # empty: <warehouse>/lake; else a folder or an object-storage URL
 
     @property
-    def lake(self):  # -> flows.storage.lake.LakePath (imported late: config stays free of the lake's I/O stack)
+    def lake(
+        self,
+    ):  # -> flows.storage.lake.LakePath (imported late: config stays free of the lake's I/O stack)
         from flows.storage.lake import lake_root
 
         return lake_root(self.lake_location or self.warehouse / "lake")
@@ -282,7 +292,9 @@ def _refusal(model: type[BaseModel], raw: dict, problem: dict) -> str:
         return str(problem["ctx"]["error"])
     where = _table_name(table, raw)
     if problem["type"] == "extra_forbidden":
-        return f"{where}{key} is not a known {'key' if table else 'table or key'}{_nearest(model, table, key)}"
+        return (
+            f"{where}{key} is not a known {'key' if table else 'table or key'}{_nearest(model, table, key)}"
+        )
     given, reason = repr(problem["input"]), problem["msg"]
     given = given if len(given) <= 40 else given[:37] + "..."
     return f"{where}{key} = {given}: {reason[:1].lower()}{reason[1:]}"
@@ -303,7 +315,9 @@ def _nearest(model: type[BaseModel], table: list, key: str) -> str:
     """ " (did you mean top_strikes?)": the closest name in the same table, else a key of any table."""
     tables = _all_tables(model)
     if table:
-        scope = [(name, name) for name in _known_keys(model, [part for part in table if not isinstance(part, int)])]
+        scope = [
+            (name, name) for name in _known_keys(model, [part for part in table if not isinstance(part, int)])
+        ]
     else:
         scope = [(name, label) for label, name, _ in tables if label.strip("[]") == name]
     anywhere = [(name, f"{label} {name}") for label, _, names in tables for name in names]

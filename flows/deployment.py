@@ -31,9 +31,19 @@ def build_nightly(overrides: dict[str, Any] | None = None):
     from flows.nightly import nightly
 
     spec = deployment_spec("nightly")
-    parameters = {**spec.get("parameters", {}), **{k: v for k, v in (overrides or {}).items() if v is not None}}
-    schedules = [Cron(s["cron"], timezone=s.get("timezone"), active=s.get("active", True))
-                 for s in spec.get("schedules", [])]
-    return nightly.to_deployment(name=spec["name"], description=spec.get("description"), tags=spec.get("tags"),
-                                 parameters=parameters, schedules=schedules,
-                                 concurrency_limit=spec.get("concurrency_limit"))
+    parameters = {
+        **spec.get("parameters", {}),
+        **{k: v for k, v in (overrides or {}).items() if v is not None},
+    }
+    schedules = [
+        Cron(s["cron"], timezone=s.get("timezone"), active=s.get("active", True))
+        for s in spec.get("schedules", [])
+    ]
+    return nightly.to_deployment(
+        name=spec["name"],
+        description=spec.get("description"),
+        tags=spec.get("tags"),
+        parameters=parameters,
+        schedules=schedules,
+        concurrency_limit=spec.get("concurrency_limit"),
+    )

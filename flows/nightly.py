@@ -52,15 +52,24 @@ def _source_may_recover(task, task_run, state) -> bool:
     return isinstance(error, OSError) or (isinstance(error, SourceError) and error.transient)
 
 
-@task(name="ingest-and-validate", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_source_may_recover,
-      cache_policy=NO_CACHE)
+@task(
+    name="ingest-and-validate",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=_source_may_recover,
+    cache_policy=NO_CACHE,
+)
 def ingest_task(settings: Settings, run_id: str, end: date | None, force: bool) -> tuple[dict, StageStats]:
     """Landing -> bronze -> silver. Retried: landing files may still be arriving (partial copies)."""
     with stage("ingest and validate landing files"):
         result, stats = ingest_and_validate(settings, run_id, end=end, force=force)
-    get_run_logger().info("ingested %d file(s), %d unchanged, %d hidden skipped; dates touched: %s",
-                          result.files_read, result.files_skipped, len(result.hidden),
-                          {k: len(v) for k, v in result.touched.items()})
+    get_run_logger().info(
+        "ingested %d file(s), %d unchanged, %d hidden skipped; dates touched: %s",
+        result.files_read,
+        result.files_skipped,
+        len(result.hidden),
+        {k: len(v) for k, v in result.touched.items()},
+    )
     for line in result.warnings:
         get_run_logger().warning(line)
     for name in result.unsettled:
@@ -77,8 +86,13 @@ def _gold_key(context, inputs: dict) -> str:
 
 
 def _gold_shard_key(context, inputs: dict) -> str:
-    return stage_key("build-gold-shard", inputs["settings"], dates=inputs["dates"], index=inputs["index"],
-                     shards=inputs["shards"])
+    return stage_key(
+        "build-gold-shard",
+        inputs["settings"],
+        dates=inputs["dates"],
+        index=inputs["index"],
+        shards=inputs["shards"],
+    )
 
 
 @task(name="build-gold", cache_key_fn=_gold_key, cache_expiration=CACHE_EXPIRATION, persist_result=True)
@@ -92,15 +106,24 @@ def gold_task(settings: Settings, dates: list[date], symbols: list[str] | None, 
     return counts, stats, outputs_fingerprint(settings, GOLD_TABLES, dates, run_id=run_id)
 
 
-@task(name="build-gold-shard", cache_key_fn=_gold_shard_key, cache_expiration=CACHE_EXPIRATION,
-      persist_result=True)
-def gold_shard_task(settings: Settings, dates: list[date], index: int, shards: int, run_id: str) -> GoldResult:
+@task(
+    name="build-gold-shard",
+    cache_key_fn=_gold_shard_key,
+    cache_expiration=CACHE_EXPIRATION,
+    persist_result=True,
+)
+def gold_shard_task(
+    settings: Settings, dates: list[date], index: int, shards: int, run_id: str
+) -> GoldResult:
     """One shard's underlyings (hashed) for every gold table; runs wherever the task runner puts it."""
     stats = StageStats()
     counts = build_gold(settings, dates, stats, shard=(index, shards), run_id=run_id)
     _computed_by(stats, run_id)
-    return counts, stats, outputs_fingerprint(settings, GOLD_TABLES, dates, part=shard_part(index, shards),
-                                              run_id=run_id)
+    return (
+        counts,
+        stats,
+        outputs_fingerprint(settings, GOLD_TABLES, dates, part=shard_part(index, shards), run_id=run_id),
+    )
 
 
 def _computed_by(stats: StageStats, run_id: str) -> None:
@@ -110,8 +133,9 @@ def _computed_by(stats: StageStats, run_id: str) -> None:
         row["run_id"] = run_id
 
 
-def _cached_gold(gold, settings: Settings, force: bool, parts: list[str | None], calls: list[tuple],
-                 run_id: str) -> list[GoldResult]:
+def _cached_gold(
+    gold, settings: Settings, force: bool, parts: list[str | None], calls: list[tuple], run_id: str
+) -> list[GoldResult]:
     """Run the gold task once per argument tuple (submitted together), reusing a cached result only when
     the files it wrote are still on disk unchanged; otherwise (or with `force`) recompute."""
     logger = get_run_logger()
@@ -130,21 +154,35 @@ def _cached_gold(gold, settings: Settings, force: bool, parts: list[str | None],
                 logger.warning("%s: the cached result's gold files changed since: recomputing", gold.name)
                 result = gold.with_options(result_storage=storage, refresh_cache=True)(settings, *args)
             else:
-                logger.info("%s: same inputs as a finished run, its gold files intact: result reused", gold.name)
+                logger.info(
+                    "%s: same inputs as a finished run, its gold files intact: result reused", gold.name
+                )
         results.append(result)
     return results
 
 
-def _gold(settings: Settings, dates: list[date], symbols: list[str] | None, shards: int, run_id: str,
-          force: bool = False) -> tuple[dict[str, dict[date, int]], StageStats]:
+def _gold(
+    settings: Settings,
+    dates: list[date],
+    symbols: list[str] | None,
+    shards: int,
+    run_id: str,
+    force: bool = False,
+) -> tuple[dict[str, dict[date, int]], StageStats]:
     if shards <= 1:
         (result,) = _cached_gold(gold_task, settings, force, [None], [(dates, symbols, run_id)], run_id)
         return result[0], result[1]
     if symbols:
         raise ValueError("symbols and shards do not combine: a shard is a hash of all underlyings")
     with stage(f"compute gold tables for {len(dates)} session(s) in {shards} shards"):
-        results = _cached_gold(gold_shard_task, settings, force, [shard_part(i, shards) for i in range(shards)],
-                               [(dates, i, shards, run_id) for i in range(shards)], run_id)
+        results = _cached_gold(
+            gold_shard_task,
+            settings,
+            force,
+            [shard_part(i, shards) for i in range(shards)],
+            [(dates, i, shards, run_id) for i in range(shards)],
+            run_id,
+        )
         finish_shards(settings, dates, shards, run_id)
     counts: dict[str, dict[date, int]] = {}
     stats = StageStats()
@@ -191,30 +229,54 @@ def artifacts_task(settings: Settings, day: date, report_path: str | None = None
         cursor = con.execute(
             "SELECT symbol, rule, direction, contract, premium_per_contract, trigger_text, target_text, stop_text, "
             "trigger_level, target, stop, risk_reward FROM idea_display "
-            "WHERE trade_date = ? ORDER BY symbol, rule LIMIT ?", [day, ARTIFACT_MAX_IDEAS])
+            "WHERE trade_date = ? ORDER BY symbol, rule LIMIT ?",
+            [day, ARTIFACT_MAX_IDEAS],
+        )
         names = [d[0] for d in cursor.description]
         ideas = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
         (total,) = con.execute("SELECT count(*) FROM trade_ideas WHERE trade_date = ?", [day]).fetchall()[0]
-        signals = con.execute("SELECT symbol, bias, bias_score, summary FROM signals_daily WHERE trade_date = ? "
-                              "ORDER BY bias_score DESC, symbol", [day]).fetchall()
+        signals = con.execute(
+            "SELECT symbol, bias, bias_score, summary FROM signals_daily WHERE trade_date = ? "
+            "ORDER BY bias_score DESC, symbol",
+            [day],
+        ).fetchall()
     finally:
         con.close()
-    shown = f"the first {len(ideas):,} of {total:,} (by symbol; all in the todays_ideas view)" if total > len(ideas) \
+    shown = (
+        f"the first {len(ideas):,} of {total:,} (by symbol; all in the todays_ideas view)"
+        if total > len(ideas)
         else f"{total:,}"
-    create_table_artifact(key="chainsignals-trade-ideas", table=ideas,
-                          description=f"chainsignals trade ideas for {day}: {shown}")
+    )
+    create_table_artifact(
+        key="chainsignals-trade-ideas",
+        table=ideas,
+        description=f"chainsignals trade ideas for {day}: {shown}",
+    )
     counts = ", ".join(f"{b} {n}" for b, n in sorted(Counter(b for _, b, _, _ in signals).items()))
-    lines = [f"# chainsignals {day}", "",
-             f"report: `{report_path}` (on the machine that ran the flow)" if report_path else "report: not written",
-             "", f"{len(signals):,} symbols; bias counts: {counts}; {total:,} trade ideas.", "",
-             "| symbol | bias | score | summary |", "|---|---|---|---|"]
+    lines = [
+        f"# chainsignals {day}",
+        "",
+        f"report: `{report_path}` (on the machine that ran the flow)"
+        if report_path
+        else "report: not written",
+        "",
+        f"{len(signals):,} symbols; bias counts: {counts}; {total:,} trade ideas.",
+        "",
+        "| symbol | bias | score | summary |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {s} | {b} | {score:+d} | {summary} |" for s, b, score, summary in signals]
     report_markdown = "\n".join(lines)
     if len(report_markdown) > ARTIFACT_MAX_CHARS:
         cut = report_markdown.rfind("\n", 0, ARTIFACT_MAX_CHARS)
-        report_markdown = report_markdown[:cut] + "\n\n(truncated here; the report folder has the whole index)"
-    create_markdown_artifact(key="chainsignals-daily-report", markdown=report_markdown,
-                             description=f"chainsignals daily report for {day}")
+        report_markdown = (
+            report_markdown[:cut] + "\n\n(truncated here; the report folder has the whole index)"
+        )
+    create_markdown_artifact(
+        key="chainsignals-daily-report",
+        markdown=report_markdown,
+        description=f"chainsignals daily report for {day}",
+    )
 
 
 def _after_publish(settings: Settings, day: date, logger):
@@ -223,13 +285,17 @@ def _after_publish(settings: Settings, day: date, logger):
     report_state = report_task(settings, day, return_state=True)
     report = None
     if report_state.is_failed():
-        warnings.append(f"report for {day} not written: {one_line(report_state.result(raise_on_failure=False))}")
+        warnings.append(
+            f"report for {day} not written: {one_line(report_state.result(raise_on_failure=False))}"
+        )
     else:
         report = report_state.result()
     artifacts_state = artifacts_task(settings, day, str(report.html) if report else None, return_state=True)
     if artifacts_state.is_failed():
-        warnings.append(f"Prefect artifacts for {day} not published: "
-                        f"{one_line(artifacts_state.result(raise_on_failure=False))}")
+        warnings.append(
+            f"Prefect artifacts for {day} not published: "
+            f"{one_line(artifacts_state.result(raise_on_failure=False))}"
+        )
     for line in warnings:
         logger.warning("%s (the warehouse has the day)", line)
     return report, warnings
@@ -244,7 +310,7 @@ def _name_run(name: str) -> None:
     try:
         with get_client(sync_client=True) as client:
             client.update_flow_run(flow_run.id, name=name)
-    except Exception as exc:  # noqa: BLE001 - a name is for people: the run goes on without it
+    except Exception as exc:
         get_run_logger().warning("flow run not renamed to %s: %s", name, one_line(exc))
 
 
@@ -285,8 +351,15 @@ PREFECT_STEPS = Steps(
 """The run's stages as this module's Prefect tasks."""
 
 
-def _execute(settings: Settings, flow_name: str, target: date | None, start: date | None,
-             force: bool, symbols: list[str] | None = None, shards: int = 1) -> RunSummary:
+def _execute(
+    settings: Settings,
+    flow_name: str,
+    target: date | None,
+    start: date | None,
+    force: bool,
+    symbols: list[str] | None = None,
+    shards: int = 1,
+) -> RunSummary:
     return run_stages(settings, flow_name, target, start, force, symbols, shards, steps=PREFECT_STEPS)
 
 
@@ -295,10 +368,18 @@ def _settings(warehouse: str | None, landing: str | None, config: str | None, la
 
 
 @flow(name="nightly", log_prints=True, flow_run_name=_nightly_run_name)
-def nightly(date: dt.date | None = None, symbols: list[str] | None = None, source: str = "files",
-            warehouse: str | None = None, landing: str | None = None, config: str | None = None,
-            force: bool = False, default_date: str = "latest", shards: int = 1,
-            lake: str | None = None) -> RunSummary:
+def nightly(
+    date: dt.date | None = None,
+    symbols: list[str] | None = None,
+    source: str = "files",
+    warehouse: str | None = None,
+    landing: str | None = None,
+    config: str | None = None,
+    force: bool = False,
+    default_date: str = "latest",
+    shards: int = 1,
+    lake: str | None = None,
+) -> RunSummary:
     """Ingest whatever is new in landing and compute one session.
 
     date: the session; without it, default_date decides: "latest" (the latest session in landing) or
@@ -330,9 +411,16 @@ def _checked_symbols(symbols: list[str] | None) -> list[str] | None:
 
 
 @flow(name="backfill", log_prints=True, flow_run_name=_backfill_run_name)
-def backfill(start: date, end: date, warehouse: str | None = None, landing: str | None = None,
-             config: str | None = None, force: bool = False, shards: int = 1,
-             lake: str | None = None) -> RunSummary:
+def backfill(
+    start: date,
+    end: date,
+    warehouse: str | None = None,
+    landing: str | None = None,
+    config: str | None = None,
+    force: bool = False,
+    shards: int = 1,
+    lake: str | None = None,
+) -> RunSummary:
     """Every session in [start, end] in one pass per stage (not a loop of nightly runs)."""
     if end < start:
         raise ValueError(f"backfill end {end} is before start {start}")
@@ -346,8 +434,14 @@ def with_dask(flow_fn, workers: int | None = None, address: str | None = None):
     if address:
         runner = DaskTaskRunner(address=address)
     else:
-        runner = DaskTaskRunner(cluster_kwargs={"n_workers": workers or 2, "threads_per_worker": 1,
-                                                "processes": True, "dashboard_address": None})
+        runner = DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": workers or 2,
+                "threads_per_worker": 1,
+                "processes": True,
+                "dashboard_address": None,
+            }
+        )
     return flow_fn.with_options(task_runner=runner)
 
 

@@ -31,6 +31,7 @@ def checked_symbols(symbols: Iterable[str]) -> list[str]:
         raise ValueError(f"invalid symbol(s) {bad or cleaned!r}: symbols must match {SYMBOL_PATTERN}")
     return sorted(set(cleaned))
 
+
 # The canonical 21-char OSI form: root (1-6, letter first) left-justified in 6, YYMMDD, C|P, strike*1000.
 OSI21_PATTERN = r"^[A-Z][A-Z0-9]{0,5} {0,5}[0-9]{6}[CP][0-9]{8}$"
 

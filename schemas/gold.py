@@ -40,7 +40,9 @@ class GoldModel(pa.DataFrameModel):
     alike in every table so they join with USING (trade_date, symbol)."""
 
     trade_date: pl.Date = pa.Field(description="The session the row describes (exchange date)")
-    symbol: str = pa.Field(description="The instrument: the stock, ETF or index ticker (an option's underlying)")
+    symbol: str = pa.Field(
+        description="The instrument: the stock, ETF or index ticker (an option's underlying)"
+    )
 
     @pa.check("symbol", error=SYMBOL_RULE)
     def _symbol(cls, data: PolarsData) -> pl.LazyFrame:
@@ -63,40 +65,67 @@ class TechnicalsDaily(GoldModel):
     volume: pl.Int64 = pa.Field(ge=0, description="Shares traded in the session (shares)")
     prev_close: pl.Float64 = pa.Field(gt=0, nullable=True, description="Previous session's close (dollars)")
     change_pct: pl.Float64 = pa.Field(
-        nullable=True, description="Close vs the previous close (percent: -0.64 means -0.64%)")
-    sma_20: pl.Float64 = pa.Field(gt=0, nullable=True, description="Simple moving average of 20 closes (dollars)")
-    sma_30: pl.Float64 = pa.Field(gt=0, nullable=True, description="Simple moving average of 30 closes (dollars)")
-    sma_50: pl.Float64 = pa.Field(gt=0, nullable=True, description="Simple moving average of 50 closes (dollars)")
-    sma_200: pl.Float64 = pa.Field(gt=0, nullable=True,
-                                   description="Simple moving average of 200 closes (dollars)")
-    ema_20: pl.Float64 = pa.Field(gt=0, nullable=True,
-                                  description="Exponential moving average of 20 closes, as TA-Lib (dollars)")
-    bb_upper: pl.Float64 = pa.Field(gt=0, nullable=True,
-                                    description="Upper Bollinger band: sma_20 + 2 population std (dollars)")
-    bb_middle: pl.Float64 = pa.Field(gt=0, nullable=True, description="Middle Bollinger band: sma_20 (dollars)")
+        nullable=True, description="Close vs the previous close (percent: -0.64 means -0.64%)"
+    )
+    sma_20: pl.Float64 = pa.Field(
+        gt=0, nullable=True, description="Simple moving average of 20 closes (dollars)"
+    )
+    sma_30: pl.Float64 = pa.Field(
+        gt=0, nullable=True, description="Simple moving average of 30 closes (dollars)"
+    )
+    sma_50: pl.Float64 = pa.Field(
+        gt=0, nullable=True, description="Simple moving average of 50 closes (dollars)"
+    )
+    sma_200: pl.Float64 = pa.Field(
+        gt=0, nullable=True, description="Simple moving average of 200 closes (dollars)"
+    )
+    ema_20: pl.Float64 = pa.Field(
+        gt=0, nullable=True, description="Exponential moving average of 20 closes, as TA-Lib (dollars)"
+    )
+    bb_upper: pl.Float64 = pa.Field(
+        gt=0, nullable=True, description="Upper Bollinger band: sma_20 + 2 population std (dollars)"
+    )
+    bb_middle: pl.Float64 = pa.Field(
+        gt=0, nullable=True, description="Middle Bollinger band: sma_20 (dollars)"
+    )
     # The lower band can go negative on a violent low-priced name: middle - 2 std.
-    bb_lower: pl.Float64 = pa.Field(nullable=True,
-                                    description="Lower Bollinger band: sma_20 - 2 population std (dollars)")
-    atr_14: pl.Float64 = pa.Field(ge=0, nullable=True, description="Average true range, Wilder, 14 sessions (dollars)")
-    rsi_14: pl.Float64 = pa.Field(ge=0, le=100, nullable=True,
-                                  description="Relative strength index, Wilder, 14 sessions (0-100 points)")
-    rv_20: pl.Float64 = pa.Field(ge=0, nullable=True,
-                                 description="Realised volatility: annualised std of 20 log returns (fraction)")
-    high_52w: pl.Float64 = pa.Field(gt=0, nullable=True,
-                                    description="Highest high of the last 252 sessions, this one included (dollars)")
-    low_52w: pl.Float64 = pa.Field(gt=0, nullable=True,
-                                   description="Lowest low of the last 252 sessions, this one included (dollars)")
+    bb_lower: pl.Float64 = pa.Field(
+        nullable=True, description="Lower Bollinger band: sma_20 - 2 population std (dollars)"
+    )
+    atr_14: pl.Float64 = pa.Field(
+        ge=0, nullable=True, description="Average true range, Wilder, 14 sessions (dollars)"
+    )
+    rsi_14: pl.Float64 = pa.Field(
+        ge=0, le=100, nullable=True, description="Relative strength index, Wilder, 14 sessions (0-100 points)"
+    )
+    rv_20: pl.Float64 = pa.Field(
+        ge=0, nullable=True, description="Realised volatility: annualised std of 20 log returns (fraction)"
+    )
+    high_52w: pl.Float64 = pa.Field(
+        gt=0, nullable=True, description="Highest high of the last 252 sessions, this one included (dollars)"
+    )
+    low_52w: pl.Float64 = pa.Field(
+        gt=0, nullable=True, description="Lowest low of the last 252 sessions, this one included (dollars)"
+    )
     beta_252: pl.Float64 = pa.Field(
-        nullable=True, description="Beta vs the configured benchmark over 252 sessions of daily returns (ratio)")
+        nullable=True,
+        description="Beta vs the configured benchmark over 252 sessions of daily returns (ratio)",
+    )
     volume_ratio_20: pl.Float64 = pa.Field(
-        ge=0, nullable=True, description="Volume over its 20-session average (ratio)")
+        ge=0, nullable=True, description="Volume over its 20-session average (ratio)"
+    )
     pivot_point: pl.Float64 = pa.Field(
-        nullable=True, description="Floor pivot for the next session: (high + low + close) / 3 (dollars)")
+        nullable=True, description="Floor pivot for the next session: (high + low + close) / 3 (dollars)"
+    )
     r1: pl.Float64 = pa.Field(nullable=True, description="First pivot resistance: 2P - low (dollars)")
     s1: pl.Float64 = pa.Field(nullable=True, description="First pivot support: 2P - high (dollars)")
-    r2: pl.Float64 = pa.Field(nullable=True, description="Second pivot resistance: P + (high - low) (dollars)")
+    r2: pl.Float64 = pa.Field(
+        nullable=True, description="Second pivot resistance: P + (high - low) (dollars)"
+    )
     s2: pl.Float64 = pa.Field(nullable=True, description="Second pivot support: P - (high - low) (dollars)")
-    r3: pl.Float64 = pa.Field(nullable=True, description="Third pivot resistance: high + 2(P - low) (dollars)")
+    r3: pl.Float64 = pa.Field(
+        nullable=True, description="Third pivot resistance: high + 2(P - low) (dollars)"
+    )
     s3: pl.Float64 = pa.Field(nullable=True, description="Third pivot support: low - 2(high - P) (dollars)")
 
     @pa.check("high", error=reason("high_ge_low", "high", "low"))
@@ -126,60 +155,93 @@ class TechnicalsDaily(GoldModel):
 class PositioningDaily(GoldModel):
     """One row per underlying and session, over its contracts expiring after trade_date."""
 
-    spot: pl.Float64 = pa.Field(gt=0, description="The session's one spot, used by every calculation (dollars)")
+    spot: pl.Float64 = pa.Field(
+        gt=0, description="The session's one spot, used by every calculation (dollars)"
+    )
     # chain: the vendor's underlying_price; bars: the session's close (SPEC 3 "Spot").
-    spot_source: str = pa.Field(isin=["chain", "bars"],
-                                description="Where spot comes from: chain (the vendor's) or bars (the close)")
+    spot_source: str = pa.Field(
+        isin=["chain", "bars"], description="Where spot comes from: chain (the vendor's) or bars (the close)"
+    )
     contracts: pl.Int64 = pa.Field(ge=0, description="Contracts listed after trade_date (contracts)")
     call_oi: pl.Int64 = pa.Field(ge=0, description="Call open interest, all expirations (contracts)")
     put_oi: pl.Int64 = pa.Field(ge=0, description="Put open interest, all expirations (contracts)")
     call_volume: pl.Int64 = pa.Field(ge=0, description="Call volume traded in the session (contracts)")
     put_volume: pl.Int64 = pa.Field(ge=0, description="Put volume traded in the session (contracts)")
-    pcr_oi: pl.Float64 = pa.Field(ge=0, nullable=True,
-                                  description="Put/call open-interest ratio, NULL without call OI (ratio)")
-    pcr_volume: pl.Float64 = pa.Field(ge=0, nullable=True,
-                                      description="Put/call volume ratio, NULL without call volume (ratio)")
+    pcr_oi: pl.Float64 = pa.Field(
+        ge=0, nullable=True, description="Put/call open-interest ratio, NULL without call OI (ratio)"
+    )
+    pcr_volume: pl.Float64 = pa.Field(
+        ge=0, nullable=True, description="Put/call volume ratio, NULL without call volume (ratio)"
+    )
     call_wall: pl.Float64 = pa.Field(
-        gt=0, nullable=True, description="Strike with the most call OI over all expirations (dollars)")
+        gt=0, nullable=True, description="Strike with the most call OI over all expirations (dollars)"
+    )
     call_wall_oi: pl.Int64 = pa.Field(ge=0, nullable=True, description="Call OI at call_wall (contracts)")
     put_wall: pl.Float64 = pa.Field(
-        gt=0, nullable=True, description="Strike with the most put OI over all expirations (dollars)")
+        gt=0, nullable=True, description="Strike with the most put OI over all expirations (dollars)"
+    )
     put_wall_oi: pl.Int64 = pa.Field(ge=0, nullable=True, description="Put OI at put_wall (contracts)")
     next_call_wall: pl.Float64 = pa.Field(
-        gt=0, nullable=True, description="Strike above call_wall with the most call OI (dollars)")
-    next_call_wall_oi: pl.Int64 = pa.Field(ge=0, nullable=True, description="Call OI at next_call_wall (contracts)")
+        gt=0, nullable=True, description="Strike above call_wall with the most call OI (dollars)"
+    )
+    next_call_wall_oi: pl.Int64 = pa.Field(
+        ge=0, nullable=True, description="Call OI at next_call_wall (contracts)"
+    )
     next_put_wall: pl.Float64 = pa.Field(
-        gt=0, nullable=True, description="Strike below put_wall with the most put OI (dollars)")
-    next_put_wall_oi: pl.Int64 = pa.Field(ge=0, nullable=True, description="Put OI at next_put_wall (contracts)")
+        gt=0, nullable=True, description="Strike below put_wall with the most put OI (dollars)"
+    )
+    next_put_wall_oi: pl.Int64 = pa.Field(
+        ge=0, nullable=True, description="Put OI at next_put_wall (contracts)"
+    )
     max_pain: pl.Float64 = pa.Field(
-        gt=0, nullable=True, description="Max-pain strike of the nearest expiration (dollars)")
-    max_pain_expiration: pl.Date = pa.Field(nullable=True, description="The expiration max_pain is computed on")
+        gt=0, nullable=True, description="Max-pain strike of the nearest expiration (dollars)"
+    )
+    max_pain_expiration: pl.Date = pa.Field(
+        nullable=True, description="The expiration max_pain is computed on"
+    )
     call_oi_change: pl.Int64 = pa.Field(
-        nullable=True, description="Call OI vs the previous session in the lake (contracts)")
+        nullable=True, description="Call OI vs the previous session in the lake (contracts)"
+    )
     put_oi_change: pl.Int64 = pa.Field(
-        nullable=True, description="Put OI vs the previous session in the lake (contracts)")
+        nullable=True, description="Put OI vs the previous session in the lake (contracts)"
+    )
     # The share of open interest whose gamma is known: GEX and the flip leave the rest out.
     gamma_coverage: pl.Float64 = pa.Field(
-        ge=0, le=1, nullable=True, description="Share of open interest whose gamma is known (fraction)")
+        ge=0, le=1, nullable=True, description="Share of open interest whose gamma is known (fraction)"
+    )
     net_gex: pl.Float64 = pa.Field(
         nullable=True,
-        description="Net dealer gamma exposure, calls + puts -: gamma*OI*100*spot^2*0.01 (dollars per 1% move)")
-    net_dex: pl.Float64 = pa.Field(nullable=True, description="Net delta exposure: delta*OI*100*spot (dollars)")
-    call_gex_wall: pl.Float64 = pa.Field(gt=0, nullable=True, description="Strike with the largest call GEX (dollars)")
+        description="Net dealer gamma exposure, calls + puts -: gamma*OI*100*spot^2*0.01 (dollars per 1% move)",
+    )
+    net_dex: pl.Float64 = pa.Field(
+        nullable=True, description="Net delta exposure: delta*OI*100*spot (dollars)"
+    )
+    call_gex_wall: pl.Float64 = pa.Field(
+        gt=0, nullable=True, description="Strike with the largest call GEX (dollars)"
+    )
     put_gex_wall: pl.Float64 = pa.Field(
-        gt=0, nullable=True, description="Strike with the largest put GEX in absolute value (dollars)")
+        gt=0, nullable=True, description="Strike with the largest put GEX in absolute value (dollars)"
+    )
     gamma_flip: pl.Float64 = pa.Field(
-        gt=0, nullable=True,
-        description="Spot level in [0.8, 1.2] x spot where net GEX crosses zero, nearest to spot (dollars)")
+        gt=0,
+        nullable=True,
+        description="Spot level in [0.8, 1.2] x spot where net GEX crosses zero, nearest to spot (dollars)",
+    )
     atm_iv_30: pl.Float64 = pa.Field(
-        gt=0, nullable=True, description="Constant-maturity 30-day at-the-money implied volatility (fraction)")
+        gt=0, nullable=True, description="Constant-maturity 30-day at-the-money implied volatility (fraction)"
+    )
     rr_25d: pl.Float64 = pa.Field(
-        nullable=True, description="25-delta risk reversal nearest 30 days: call IV - put IV (fraction)")
+        nullable=True, description="25-delta risk reversal nearest 30 days: call IV - put IV (fraction)"
+    )
     iv_rank_252: pl.Float64 = pa.Field(
-        ge=0, le=1, nullable=True, description="IV rank of atm_iv_30 over up to 252 sessions (fraction)")
+        ge=0, le=1, nullable=True, description="IV rank of atm_iv_30 over up to 252 sessions (fraction)"
+    )
     iv_percentile_252: pl.Float64 = pa.Field(
-        ge=0, le=1, nullable=True,
-        description="Share of up to 252 earlier sessions whose atm_iv_30 was lower (fraction)")
+        ge=0,
+        le=1,
+        nullable=True,
+        description="Share of up to 252 earlier sessions whose atm_iv_30 was lower (fraction)",
+    )
 
     @pa.check(
         "max_pain_expiration",
@@ -188,11 +250,15 @@ class PositioningDaily(GoldModel):
     def _max_pain_expiration(cls, data: PolarsData) -> pl.LazyFrame:
         return rows(data, pl.col("max_pain_expiration") > pl.col("trade_date"))
 
-    @pa.check("next_call_wall", error=reason("walls_ordered", "next_put_wall", "put_wall", "call_wall",
-                                             "next_call_wall"))
+    @pa.check(
+        "next_call_wall",
+        error=reason("walls_ordered", "next_put_wall", "put_wall", "call_wall", "next_call_wall"),
+    )
     def _walls_ordered(cls, data: PolarsData) -> pl.LazyFrame:
-        return rows(data, (pl.col("next_call_wall") > pl.col("call_wall"))
-                    & (pl.col("next_put_wall") < pl.col("put_wall")))
+        return rows(
+            data,
+            (pl.col("next_call_wall") > pl.col("call_wall")) & (pl.col("next_put_wall") < pl.col("put_wall")),
+        )
 
     # The flip is searched on a grid of [0.8, 1.2] x spot (SPEC 4).
     @pa.check("gamma_flip", error=reason("flip_within_20pct_of_spot", "gamma_flip", "spot"))
@@ -210,10 +276,13 @@ class StrikeLevels(GoldModel):
     side: str = pa.Field(description="call or put")
     rank: pl.Int64 = pa.Field(ge=1, description="1 = the most open interest on this side")
     strike: pl.Float64 = pa.Field(gt=0, description="Strike (dollars)")
-    open_interest: pl.Int64 = pa.Field(ge=0, description="Open interest at the strike, all expirations (contracts)")
+    open_interest: pl.Int64 = pa.Field(
+        ge=0, description="Open interest at the strike, all expirations (contracts)"
+    )
     volume: pl.Int64 = pa.Field(ge=0, description="Volume at the strike, all expirations (contracts)")
     oi_change: pl.Int64 = pa.Field(
-        nullable=True, description="Open interest vs the previous session in the lake (contracts)")
+        nullable=True, description="Open interest vs the previous session in the lake (contracts)"
+    )
 
     @pa.check("side", error="isin(call,put)")
     def _side(cls, data: PolarsData) -> pl.LazyFrame:
@@ -234,24 +303,38 @@ class ExpiryLevels(GoldModel):
     pcr_oi: pl.Float64 = pa.Field(ge=0, nullable=True, description="Put/call open-interest ratio (ratio)")
     call_volume: pl.Int64 = pa.Field(ge=0, description="Call volume (contracts)")
     put_volume: pl.Int64 = pa.Field(ge=0, description="Put volume (contracts)")
-    max_pain: pl.Float64 = pa.Field(gt=0, nullable=True, description="Max-pain strike of the expiration (dollars)")
+    max_pain: pl.Float64 = pa.Field(
+        gt=0, nullable=True, description="Max-pain strike of the expiration (dollars)"
+    )
     net_gex: pl.Float64 = pa.Field(
-        nullable=True, description="Net dealer gamma exposure of the expiration (dollars per 1% move)")
-    net_dex: pl.Float64 = pa.Field(nullable=True, description="Net delta exposure of the expiration (dollars)")
+        nullable=True, description="Net dealer gamma exposure of the expiration (dollars per 1% move)"
+    )
+    net_dex: pl.Float64 = pa.Field(
+        nullable=True, description="Net delta exposure of the expiration (dollars)"
+    )
     atm_iv: pl.Float64 = pa.Field(
-        gt=0, nullable=True, description="At-the-money implied volatility of the expiration (fraction)")
+        gt=0, nullable=True, description="At-the-money implied volatility of the expiration (fraction)"
+    )
     # The implied forward (SPEC 3): put-call parity, or spot grown at the risk-free rate.
     forward: pl.Float64 = pa.Field(gt=0, nullable=True, description="Implied forward price (dollars)")
-    forward_source: str = pa.Field(isin=["parity", "spot"], nullable=True,
-                                   description="parity (put-call parity) or spot (spot grown at the rate)")
+    forward_source: str = pa.Field(
+        isin=["parity", "spot"],
+        nullable=True,
+        description="parity (put-call parity) or spot (spot grown at the rate)",
+    )
     # The yardsticks (transforms/yardsticks.py): NULL where the chain cannot give them.
     expected_move: pl.Float64 = pa.Field(
-        ge=0, nullable=True, description="At-the-forward straddle price: the expected move (dollars)")
+        ge=0, nullable=True, description="At-the-forward straddle price: the expected move (dollars)"
+    )
     expected_move_pct: pl.Float64 = pa.Field(
-        ge=0, nullable=True, description="expected_move over spot (percent)")
-    rr_25d: pl.Float64 = pa.Field(nullable=True, description="25-delta risk reversal: call IV - put IV (fraction)")
+        ge=0, nullable=True, description="expected_move over spot (percent)"
+    )
+    rr_25d: pl.Float64 = pa.Field(
+        nullable=True, description="25-delta risk reversal: call IV - put IV (fraction)"
+    )
     bf_25d: pl.Float64 = pa.Field(
-        nullable=True, description="25-delta butterfly: mean wing IV - at-the-forward IV (fraction)")
+        nullable=True, description="25-delta butterfly: mean wing IV - at-the-forward IV (fraction)"
+    )
 
     @pa.check("expiration", error=reason("expiration_ge_trade_date", "expiration", "trade_date"))
     def _not_expired(cls, data: PolarsData) -> pl.LazyFrame:
@@ -295,17 +378,25 @@ class FlowDaily(GoldModel):
     block_buy_notional: pl.Float64 = pa.Field(ge=0, description="Notional of buy blocks (dollars)")
     block_sell_notional: pl.Float64 = pa.Field(ge=0, description="Notional of sell blocks (dollars)")
     block_notional: pl.Float64 = pa.Field(ge=0, description="Notional of all blocks (dollars)")
-    largest_block_symbol: str = pa.Field(nullable=True, description="Contract of the largest block, 21-char OSI")
-    largest_block_notional: pl.Float64 = pa.Field(nullable=True, gt=0,
-                                                  description="Notional of the largest block (dollars)")
-    largest_block_side: str = pa.Field(nullable=True, isin=["buy", "sell", "unknown"],
-                                       description="Side of the largest block")
+    largest_block_symbol: str = pa.Field(
+        nullable=True, description="Contract of the largest block, 21-char OSI"
+    )
+    largest_block_notional: pl.Float64 = pa.Field(
+        nullable=True, gt=0, description="Notional of the largest block (dollars)"
+    )
+    largest_block_side: str = pa.Field(
+        nullable=True, isin=["buy", "sell", "unknown"], description="Side of the largest block"
+    )
     unusual_contracts: pl.Int64 = pa.Field(
-        nullable=True, ge=0,
-        description="Contracts with volume > 500, OI > 100, last > 0.10 and volume/OI >= 1.25 (contracts)")
+        nullable=True,
+        ge=0,
+        description="Contracts with volume > 500, OI > 100, last > 0.10 and volume/OI >= 1.25 (contracts)",
+    )
 
-    @pa.check("block_count", error=reason("sides_within_total", "buy_block_count", "sell_block_count",
-                                          "block_count"))
+    @pa.check(
+        "block_count",
+        error=reason("sides_within_total", "buy_block_count", "sell_block_count", "block_count"),
+    )
     def _sides(cls, data: PolarsData) -> pl.LazyFrame:
         return rows(data, pl.col("buy_block_count") + pl.col("sell_block_count") <= pl.col("block_count"))
 
@@ -318,7 +409,9 @@ class SignalsDaily(GoldModel):
 
     close: pl.Float64 = pa.Field(gt=0, description="Session close (dollars)")
     change_pct: pl.Float64 = pa.Field(nullable=True, description="Close vs the previous close (percent)")
-    bias_score: pl.Int64 = pa.Field(ge=-100, le=100, description="Sum of the score_ components (-100..100 points)")
+    bias_score: pl.Int64 = pa.Field(
+        ge=-100, le=100, description="Sum of the score_ components (-100..100 points)"
+    )
     bias: str = pa.Field(description="bullish, bearish or neutral, from bias_score")
     score_trend: pl.Float64 = pa.Field(description="Trend component: close vs SMA 30/50/200 (points)")
     score_rsi: pl.Float64 = pa.Field(description="RSI component (points)")
@@ -327,14 +420,19 @@ class SignalsDaily(GoldModel):
     score_flow: pl.Float64 = pa.Field(description="Block-flow direction component (points)")
     score_gamma: pl.Float64 = pa.Field(description="Spot vs gamma flip component (points)")
     percent_b: pl.Float64 = pa.Field(
-        nullable=True, description="Bollinger %B: (close - lower) / (upper - lower) (fraction, 1 = upper band)")
+        nullable=True,
+        description="Bollinger %B: (close - lower) / (upper - lower) (fraction, 1 = upper band)",
+    )
     pcr_oi: pl.Float64 = pa.Field(ge=0, nullable=True, description="Put/call open-interest ratio (ratio)")
     pcr_oi_z: pl.Float64 = pa.Field(
-        nullable=True, description="z-score of pcr_oi vs its own recent sessions (standard deviations)")
+        nullable=True, description="z-score of pcr_oi vs its own recent sessions (standard deviations)"
+    )
     support: pl.Float64 = pa.Field(nullable=True, description="Nearest support below close (dollars)")
     resistance: pl.Float64 = pa.Field(nullable=True, description="Nearest resistance above close (dollars)")
     breakout_level: pl.Float64 = pa.Field(nullable=True, description="Level whose break is bullish (dollars)")
-    breakdown_level: pl.Float64 = pa.Field(nullable=True, description="Level whose break is bearish (dollars)")
+    breakdown_level: pl.Float64 = pa.Field(
+        nullable=True, description="Level whose break is bearish (dollars)"
+    )
     bull_case: str = pa.Field(nullable=True, description="One-sentence bullish scenario with its levels")
     bear_case: str = pa.Field(nullable=True, description="One-sentence bearish scenario with its levels")
     summary: str = pa.Field(description="One-line summary of the session")
@@ -371,18 +469,28 @@ class TradeIdeas(GoldModel):
     instrument: str = pa.Field(description="stock, call or put")
     option_symbol: str = pa.Field(nullable=True, description="Contract, 21-char OSI; NULL for stock")
     expiration: pl.Date = pa.Field(nullable=True, description="Contract expiration; NULL for stock")
-    strike: pl.Float64 = pa.Field(gt=0, nullable=True, description="Contract strike (dollars); NULL for stock")
-    dte: pl.Int64 = pa.Field(ge=0, nullable=True, description="Calendar days to expiration (days); NULL for stock")
-    entry_premium: pl.Float64 = pa.Field(ge=0, nullable=True, description="Contract mid at entry (dollars per share)")
+    strike: pl.Float64 = pa.Field(
+        gt=0, nullable=True, description="Contract strike (dollars); NULL for stock"
+    )
+    dte: pl.Int64 = pa.Field(
+        ge=0, nullable=True, description="Calendar days to expiration (days); NULL for stock"
+    )
+    entry_premium: pl.Float64 = pa.Field(
+        ge=0, nullable=True, description="Contract mid at entry (dollars per share)"
+    )
     contract_open_interest: pl.Int64 = pa.Field(
-        ge=0, nullable=True, description="Contract open interest on trade_date (contracts)")
-    underlying_close: pl.Float64 = pa.Field(gt=0, nullable=True, description="The symbol's close on trade_date (dollars)")
+        ge=0, nullable=True, description="Contract open interest on trade_date (contracts)"
+    )
+    underlying_close: pl.Float64 = pa.Field(
+        gt=0, nullable=True, description="The symbol's close on trade_date (dollars)"
+    )
     trigger_level: pl.Float64 = pa.Field(description="Underlying level that triggers the idea (dollars)")
     trigger_direction: str = pa.Field(description="above or below: how trigger_level must be crossed")
     target: pl.Float64 = pa.Field(description="Underlying target level (dollars)")
     stop: pl.Float64 = pa.Field(description="Underlying stop level (dollars)")
-    risk_reward: pl.Float64 = pa.Field(ge=0, nullable=True,
-                                       description="|target - trigger| / |trigger - stop| (ratio)")
+    risk_reward: pl.Float64 = pa.Field(
+        ge=0, nullable=True, description="|target - trigger| / |trigger - stop| (ratio)"
+    )
     rationale: str = pa.Field(description="Why, in one sentence with the levels")
 
     @pa.check("direction", error="isin(bullish,bearish)")
@@ -435,25 +543,34 @@ class IdeaOutcomes(GoldModel):
     status: str = pa.Field(description="pending, not_triggered, open, target_hit, stop_hit or expired")
     triggered_on: pl.Date = pa.Field(nullable=True, description="Session the trigger level was crossed")
     entry_price: pl.Float64 = pa.Field(
-        gt=0, nullable=True, description="Underlying entry: the trigger level, or the open on a gap (dollars)")
+        gt=0, nullable=True, description="Underlying entry: the trigger level, or the open on a gap (dollars)"
+    )
     closed_on: pl.Date = pa.Field(nullable=True, description="Session of the target, stop or last close")
     exit_price: pl.Float64 = pa.Field(
-        gt=0, nullable=True,
-        description="Underlying exit: target or stop (the open on a gap), or the last close (dollars)")
+        gt=0,
+        nullable=True,
+        description="Underlying exit: target or stop (the open on a gap), or the last close (dollars)",
+    )
     r_multiple: pl.Float64 = pa.Field(
-        nullable=True, description="(exit - entry) / (entry - stop), mirrored for bearish ideas (R)")
+        nullable=True, description="(exit - entry) / (entry - stop), mirrored for bearish ideas (R)"
+    )
     sessions_walked: pl.Int64 = pa.Field(ge=0, description="Sessions after idea_date looked at (sessions)")
     option_exit_mid: pl.Float64 = pa.Field(
-        ge=0, nullable=True, description="The contract's mid on closed_on, from the chain (dollars per share)")
+        ge=0, nullable=True, description="The contract's mid on closed_on, from the chain (dollars per share)"
+    )
     option_mid_source: str = pa.Field(
-        nullable=True, description="chain or missing, for option ideas with an exit; else NULL")
+        nullable=True, description="chain or missing, for option ideas with an exit; else NULL"
+    )
     option_r_multiple: pl.Float64 = pa.Field(
-        nullable=True, description="(option_exit_mid - entry_premium) / entry_premium (R)")
+        nullable=True, description="(option_exit_mid - entry_premium) / entry_premium (R)"
+    )
 
     @pa.check("status", error="isin(pending,not_triggered,open,target_hit,stop_hit,expired)")
     def _status(cls, data: PolarsData) -> pl.LazyFrame:
-        return rows(data, pl.col("status").is_in(
-            ["pending", "not_triggered", "open", "target_hit", "stop_hit", "expired"]))
+        return rows(
+            data,
+            pl.col("status").is_in(["pending", "not_triggered", "open", "target_hit", "stop_hit", "expired"]),
+        )
 
     @pa.check("option_mid_source", error="isin(chain,missing)")
     def _mid_source(cls, data: PolarsData) -> pl.LazyFrame:
@@ -464,31 +581,47 @@ class IdeaOutcomes(GoldModel):
     def _idea_before_as_of(cls, data: PolarsData) -> pl.LazyFrame:
         return rows(data, pl.col("idea_date") < pl.col("trade_date"))
 
-    @pa.check("triggered_on", error=reason("dates_ordered", "idea_date", "triggered_on", "closed_on", "trade_date"))
+    @pa.check(
+        "triggered_on", error=reason("dates_ordered", "idea_date", "triggered_on", "closed_on", "trade_date")
+    )
     def _dates_ordered(cls, data: PolarsData) -> pl.LazyFrame:
-        idea, triggered, closed, as_of = (pl.col(c) for c in ("idea_date", "triggered_on", "closed_on", "trade_date"))
-        return rows(data, ((triggered > idea) & (triggered <= as_of)).fill_null(True)
-                    & ((closed > idea) & (closed <= as_of)).fill_null(True)
-                    & (closed >= triggered).fill_null(True))
+        idea, triggered, closed, as_of = (
+            pl.col(c) for c in ("idea_date", "triggered_on", "closed_on", "trade_date")
+        )
+        return rows(
+            data,
+            ((triggered > idea) & (triggered <= as_of)).fill_null(True)
+            & ((closed > idea) & (closed <= as_of)).fill_null(True)
+            & (closed >= triggered).fill_null(True),
+        )
 
     # Triggered statuses carry an entry; closed ones an exit and a closing session; live ones neither.
-    @pa.check("status", error=reason("status_fields", "status", "triggered_on", "entry_price", "closed_on",
-                                      "exit_price"))
+    @pa.check(
+        "status",
+        error=reason("status_fields", "status", "triggered_on", "entry_price", "closed_on", "exit_price"),
+    )
     def _status_fields(cls, data: PolarsData) -> pl.LazyFrame:
         status = pl.col("status")
         triggered = status.is_in(["open", "target_hit", "stop_hit", "expired"])
         with_exit = status.is_in(["target_hit", "stop_hit", "expired"])
         live = status.is_in(["pending", "open"])
-        return rows(data, (pl.col("triggered_on").is_not_null() == triggered)
-                    & (pl.col("entry_price").is_not_null() == triggered)
-                    & (pl.col("exit_price").is_not_null() == with_exit)
-                    & (~with_exit | pl.col("closed_on").is_not_null())
-                    & (~live | pl.col("closed_on").is_null()))
+        return rows(
+            data,
+            (pl.col("triggered_on").is_not_null() == triggered)
+            & (pl.col("entry_price").is_not_null() == triggered)
+            & (pl.col("exit_price").is_not_null() == with_exit)
+            & (~with_exit | pl.col("closed_on").is_not_null())
+            & (~live | pl.col("closed_on").is_null()),
+        )
 
-    @pa.check("option_mid_source", error=reason("mid_source_iff_option_exit", "option_mid_source", "instrument",
-                                                 "status"))
+    @pa.check(
+        "option_mid_source",
+        error=reason("mid_source_iff_option_exit", "option_mid_source", "instrument", "status"),
+    )
     def _mid_source_iff_option_exit(cls, data: PolarsData) -> pl.LazyFrame:
-        priced = (pl.col("instrument") != "stock") & pl.col("status").is_in(["target_hit", "stop_hit", "expired"])
+        priced = (pl.col("instrument") != "stock") & pl.col("status").is_in(
+            ["target_hit", "stop_hit", "expired"]
+        )
         return rows(data, pl.col("option_mid_source").is_not_null() == priced)
 
     class Config:
@@ -496,8 +629,13 @@ class IdeaOutcomes(GoldModel):
 
 
 # ------------------------------------------------------------------------------------------ registry
-_DUCKDB_TYPES = {pl.Date: "DATE", pl.String: "VARCHAR", pl.Float64: "DOUBLE", pl.Int64: "BIGINT",
-                 pl.Boolean: "BOOLEAN"}
+_DUCKDB_TYPES = {
+    pl.Date: "DATE",
+    pl.String: "VARCHAR",
+    pl.Float64: "DOUBLE",
+    pl.Int64: "BIGINT",
+    pl.Boolean: "BOOLEAN",
+}
 
 
 def duckdb_type(dtype: pl.DataType) -> str:
@@ -547,8 +685,10 @@ class GoldTable:
         """CREATE TABLE IF NOT EXISTS with every column's type, NOT NULL where the model refuses NULL,
         and the key as PRIMARY KEY where declared."""
         columns = self.model.to_schema().columns
-        lines = [f"    {quoted(name)} {duckdb_type(column.dtype.type)}{'' if column.nullable else ' NOT NULL'}"
-                 for name, column in columns.items()]
+        lines = [
+            f"    {quoted(name)} {duckdb_type(column.dtype.type)}{'' if column.nullable else ' NOT NULL'}"
+            for name, column in columns.items()
+        ]
         if self.primary_key:
             lines.append(f"    PRIMARY KEY ({', '.join(quoted(c) for c in self.key)})")
         return f"CREATE TABLE IF NOT EXISTS {self.name} (\n" + ",\n".join(lines) + "\n)"
@@ -560,20 +700,34 @@ class GoldTable:
         for name, column in self.model.to_schema().columns.items():
             if present is not None and name not in present:
                 continue
-            statements.append(f"COMMENT ON COLUMN {self.name}.{quoted(name)} IS {sql_literal(column.description)}")
+            statements.append(
+                f"COMMENT ON COLUMN {self.name}.{quoted(name)} IS {sql_literal(column.description)}"
+            )
         return statements
 
 
 GOLD: tuple[GoldTable, ...] = (
     GoldTable(TechnicalsDaily, ("trade_date", "symbol"), "transforms.technicals.technicals_daily"),
     GoldTable(PositioningDaily, ("trade_date", "symbol"), "transforms.positioning.positioning_daily"),
-    GoldTable(ExpiryLevels, ("trade_date", "symbol", "expiration"), "transforms.positioning.expiry_levels",
-              primary_key=False),
-    GoldTable(StrikeLevels, ("trade_date", "symbol", "side", "rank"), "transforms.positioning.strike_levels",
-              primary_key=False),
+    GoldTable(
+        ExpiryLevels,
+        ("trade_date", "symbol", "expiration"),
+        "transforms.positioning.expiry_levels",
+        primary_key=False,
+    ),
+    GoldTable(
+        StrikeLevels,
+        ("trade_date", "symbol", "side", "rank"),
+        "transforms.positioning.strike_levels",
+        primary_key=False,
+    ),
     # Two prints alike in every column are both real: no key identifies a block.
-    GoldTable(Blocks, ("trade_date", "symbol", "ts", "option_symbol", "size", "price"), "transforms.order_flow.blocks",
-              primary_key=False),
+    GoldTable(
+        Blocks,
+        ("trade_date", "symbol", "ts", "option_symbol", "size", "price"),
+        "transforms.order_flow.blocks",
+        primary_key=False,
+    ),
     GoldTable(FlowDaily, ("trade_date", "symbol"), "transforms.order_flow.flow_daily"),
     GoldTable(SignalsDaily, ("trade_date", "symbol"), "transforms.signals.signals_daily"),
     GoldTable(TradeIdeas, ("trade_date", "symbol", "rule", "idea_id"), "transforms.ideas.trade_ideas"),
@@ -604,14 +758,18 @@ def validate_gold(df: pl.DataFrame | pl.LazyFrame, model: type[pa.DataFrameModel
     failures = row_reasons(failure_cases)
     summary = (
         failures.group_by(REASON, maintain_order=True)
-        .agg(pl.len().alias("rows"), pl.col("failure_case").first().cast(pl.String).fill_null("null").alias("example"))
+        .agg(
+            pl.len().alias("rows"),
+            pl.col("failure_case").first().cast(pl.String).fill_null("null").alias("example"),
+        )
         .select(pl.format("{} ({} rows, e.g. {})", REASON, "rows", "example"))
         .to_series()
         .to_list()
     )
     bad_rows = failures.get_column(failures.columns[0]).n_unique()
-    raise GoldValidationError(f"{table}: {bad_rows} of {len(frame)} rows failed: {'; '.join(summary)}",
-                              dataset=table)
+    raise GoldValidationError(
+        f"{table}: {bad_rows} of {len(frame)} rows failed: {'; '.join(summary)}", dataset=table
+    )
 
 
 __all__ = [

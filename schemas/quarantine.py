@@ -129,8 +129,15 @@ def meets_model(df: pl.DataFrame, model: type[pa.DataFrameModel]) -> bool:
     schema.register_default_backends(pl.LazyFrame)
     if not issubclass(pa.Check.get_backend(pl.LazyFrame()), PolarsCheckBackend):  # e.g. the Narwhals one
         return False
-    if (schema.unique or schema.ordered or schema.coerce or schema.strict not in (False, True)
-            or schema.add_missing_columns or schema.drop_invalid_rows or getattr(schema, "parsers", None)):
+    if (
+        schema.unique
+        or schema.ordered
+        or schema.coerce
+        or schema.strict not in (False, True)
+        or schema.add_missing_columns
+        or schema.drop_invalid_rows
+        or getattr(schema, "parsers", None)
+    ):
         return False
     if schema.strict and not set(df.columns) <= set(schema.columns):  # an undeclared column
         return False
@@ -142,7 +149,9 @@ def meets_model(df: pl.DataFrame, model: type[pa.DataFrameModel]) -> bool:
             return False
     frame = df.lazy()
     for name, column in columns.items():
-        if column.dtype is not None and not column.dtype.check(df.schema[name], PolarsData(frame.select(name), name)):
+        if column.dtype is not None and not column.dtype.check(
+            df.schema[name], PolarsData(frame.select(name), name)
+        ):
             return False
     verdicts: list[pl.LazyFrame | bool] = []
     for name, column in columns.items():
@@ -152,8 +161,9 @@ def meets_model(df: pl.DataFrame, model: type[pa.DataFrameModel]) -> bool:
                 present = present & pl.col(name).is_not_nan()
             verdicts.append(frame.select(present.all()))
     try:
-        verdicts.extend(_check_verdict(check, frame, name) for name, column in columns.items()
-                        for check in column.checks)
+        verdicts.extend(
+            _check_verdict(check, frame, name) for name, column in columns.items() for check in column.checks
+        )
         verdicts.extend(_check_verdict(check, frame, None) for check in schema.checks)
         if any(v is False for v in verdicts):
             return False

@@ -31,9 +31,9 @@ BID_ASK_RULE = reason("bid_le_ask", "bid", "ask")
 # Every number is checked: a non-finite value (inf, NaN) is quarantined as non_finite:<col>, a finite one
 # beyond what any listed instrument shows as out_of_range:<col>. The bounds keep derived numbers
 # representable (gamma*OI and delta*OI are summed as Int64 fixed point at 1e-8 in transforms.greeks).
-MAX_PRICE = 1e7            # a price, strike or spot (the dearest share trades under 1e6)
-MAX_IV = 100.0             # implied volatility as a fraction (10,000%)
-MAX_GAMMA = 1_000.0        # per share; a 0DTE at-the-money option on a $1 stock is under 100
+MAX_PRICE = 1e7  # a price, strike or spot (the dearest share trades under 1e6)
+MAX_IV = 100.0  # implied volatility as a fraction (10,000%)
+MAX_GAMMA = 1_000.0  # per share; a 0DTE at-the-money option on a $1 stock is under 100
 MAX_OPEN_INTEREST = 10_000_000
 MAX_VOLUME = 10_000_000_000_000  # shares a day (bars); contracts (chains, prints) are held to the OI bound
 NON_FINITE = "non_finite"

@@ -34,22 +34,30 @@ TRADES_SCHEMA: dict[str, pl.DataType] = _model_schema(Trades)
 # the row's source file.
 CHAIN_MODEL_COLUMNS: list[str] = list(_model_schema(Chains))
 SILVER_CHAIN_SCHEMA: dict[str, pl.DataType] = {
-    **_model_schema(Chains), "spot_derived": pl.Boolean, "iv_derived": pl.Boolean, "greeks_derived": pl.Boolean,
-    "forward": pl.Float64, "forward_source": pl.String, "iv_status": pl.String, "_source_file": pl.String,
+    **_model_schema(Chains),
+    "spot_derived": pl.Boolean,
+    "iv_derived": pl.Boolean,
+    "greeks_derived": pl.Boolean,
+    "forward": pl.Float64,
+    "forward_source": pl.String,
+    "iv_status": pl.String,
+    "_source_file": pl.String,
 }
 assert list(SILVER_CHAIN_SCHEMA) == [*CHAIN_COLUMNS, LINEAGE_COLUMNS[0]]
 # What the chain quarantine (schemas.silver.Chains) sees: the model's columns and the source file.
 CHAINS_SCHEMA: dict[str, pl.DataType] = {**_model_schema(Chains), "_source_file": pl.String}
 
 
-def _frame(rows: Iterable[dict], schema: dict[str, pl.DataType], columns: Sequence[str],
-           defaults: dict) -> pl.DataFrame:
+def _frame(
+    rows: Iterable[dict], schema: dict[str, pl.DataType], columns: Sequence[str], defaults: dict
+) -> pl.DataFrame:
     """rows over defaults, in `columns`' order with `schema`'s types; a name outside `schema` is refused."""
     filled = [defaults | row for row in rows]
     unknown = ({k for row in filled for k in row} | set(columns)) - set(schema)
     assert not unknown, f"not columns of this frame: {sorted(unknown)}"
-    return pl.DataFrame([{c: row.get(c) for c in columns} for row in filled],
-                        schema={c: schema[c] for c in columns})
+    return pl.DataFrame(
+        [{c: row.get(c) for c in columns} for row in filled], schema={c: schema[c] for c in columns}
+    )
 
 
 # --- chains -----------------------------------------------------------------------------------------------
@@ -60,8 +68,9 @@ def osi(expiration: date, option_type: str, strike: float, root: str = "IWM") ->
     return f"{root:<6}{expiration:%y%m%d}{option_type}{round(strike * 1000):08d}"
 
 
-def silver_chain(rows: Iterable[dict], *, columns: Sequence[str] = tuple(SILVER_CHAIN_SCHEMA),
-                 **defaults) -> pl.LazyFrame:
+def silver_chain(
+    rows: Iterable[dict], *, columns: Sequence[str] = tuple(SILVER_CHAIN_SCHEMA), **defaults
+) -> pl.LazyFrame:
     """Silver chain rows with `columns` (default: all of silver's, lineage's source file last).
 
     A row (over `defaults`) names trade_date, underlying, expiration, option_type and strike; what it
@@ -72,7 +81,9 @@ def silver_chain(rows: Iterable[dict], *, columns: Sequence[str] = tuple(SILVER_
     for row in rows:
         row = defaults | row
         if "option_symbol" in columns and "option_symbol" not in row:
-            row["option_symbol"] = osi(row["expiration"], row["option_type"], row["strike"], row["underlying"])
+            row["option_symbol"] = osi(
+                row["expiration"], row["option_type"], row["strike"], row["underlying"]
+            )
             assert len(row["option_symbol"]) == 21, row
         if "dte" in columns and "dte" not in row:
             row["dte"] = (row["expiration"] - row["trade_date"]).days
@@ -99,7 +110,9 @@ def chain_row(**changes) -> dict:
 # --- bars -------------------------------------------------------------------------------------------------
 
 
-def silver_bars(rows: Iterable[dict], *, columns: Sequence[str] = tuple(BARS_SCHEMA), **defaults) -> pl.LazyFrame:
+def silver_bars(
+    rows: Iterable[dict], *, columns: Sequence[str] = tuple(BARS_SCHEMA), **defaults
+) -> pl.LazyFrame:
     """Silver bar rows with `columns` (default: all of silver's); what a row does not name is `defaults`' or NULL."""
     return _frame(rows, BARS_SCHEMA, columns, defaults).lazy()
 
@@ -126,15 +139,20 @@ def silver_prints(rows: Iterable[dict], **defaults) -> pl.LazyFrame:
     underlying from its root unless a row names one; exchange CBOE and no quote unless given."""
     base = {"exchange": "CBOE", "bid": None, "ask": None} | defaults
     frame = pl.DataFrame([base | r for r in rows]).with_columns(
-        pl.col("option_symbol").str.slice(0, 6).str.strip_chars().alias("underlying_from_root"))
+        pl.col("option_symbol").str.slice(0, 6).str.strip_chars().alias("underlying_from_root")
+    )
     if "underlying" not in frame.columns:
         frame = frame.with_columns(pl.col("underlying_from_root").alias("underlying"))
-    return frame.lazy().with_columns(
-        pl.col("underlying").fill_null(pl.col("underlying_from_root")),
-        pl.col("option_symbol").str.slice(6, 6).str.to_date("%y%m%d").alias("expiration"),
-        pl.col("option_symbol").str.slice(12, 1).alias("option_type"),
-        (pl.col("option_symbol").str.slice(13, 8).cast(pl.Int64) * 0.001).alias("strike"),
-    ).select(*[pl.col(c).cast(t) for c, t in TRADE_SCHEMA.items()])
+    return (
+        frame.lazy()
+        .with_columns(
+            pl.col("underlying").fill_null(pl.col("underlying_from_root")),
+            pl.col("option_symbol").str.slice(6, 6).str.to_date("%y%m%d").alias("expiration"),
+            pl.col("option_symbol").str.slice(12, 1).alias("option_type"),
+            (pl.col("option_symbol").str.slice(13, 8).cast(pl.Int64) * 0.001).alias("strike"),
+        )
+        .select(*[pl.col(c).cast(t) for c, t in TRADE_SCHEMA.items()])
+    )
 
 
 PRINTS_INGESTED = datetime(2025, 12, 30, 1, 0, tzinfo=UTC)
@@ -144,14 +162,22 @@ PRINT_COLUMNS = ["ts", "option_symbol", "price", "size", "bid", "ask", "exchange
 
 def print_row(symbol: str, ts: str = "2025-12-29T15:30:00Z", **extra) -> dict:
     """One landing print as text: 10 contracts at 4.10 against a 4.00 / 4.10 quote on CBOE."""
-    return {"ts": ts, "option_symbol": symbol, "price": "4.10", "size": "10", "bid": "4.00", "ask": "4.10",
-            "exchange": "CBOE"} | extra
+    return {
+        "ts": ts,
+        "option_symbol": symbol,
+        "price": "4.10",
+        "size": "10",
+        "bid": "4.00",
+        "ask": "4.10",
+        "exchange": "CBOE",
+    } | extra
 
 
 def bronze_prints(rows: list[dict]) -> pl.DataFrame:
     """Landing text rows -> bronze via the real reader (flows.sources.files.conform)."""
-    text = pl.DataFrame([{c: r.get(c) for c in PRINT_COLUMNS} for r in rows],
-                        schema=dict.fromkeys(PRINT_COLUMNS, pl.String))
+    text = pl.DataFrame(
+        [{c: r.get(c) for c in PRINT_COLUMNS} for r in rows], schema=dict.fromkeys(PRINT_COLUMNS, pl.String)
+    )
     bronze, _ = conform(text, "trades", PRINTS_PATH, PRINTS_PATH.name, PRINTS_INGESTED)
     return bronze
 

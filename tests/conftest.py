@@ -37,7 +37,7 @@ def prefect_api():
         yield PREFECT_API_URL.value()
 
 
-@pytest.fixture()
+@pytest.fixture
 def cli_env(prefect_api):
     """Environment for running the real `chainsignals` entry point against the session's Prefect."""
     env = dict(os.environ)
@@ -55,7 +55,7 @@ def market(tmp_path_factory, prefect_api) -> tuple[Path, list]:
     return root, summary.sessions[-2:]
 
 
-@pytest.fixture()
+@pytest.fixture
 def note(tmp_path: Path) -> Path:
     """A folder whose landing/ holds the SPEC 1 note's files (tests/spec_note.py); runs write to wh/."""
     write_note_landing(tmp_path / "landing")
@@ -69,8 +69,16 @@ def before_next_day(tmp_path_factory, prefect_api) -> tuple[Path, dict]:
     env = dict(os.environ, PREFECT_API_URL=prefect_api)
     root = tmp_path_factory.mktemp("base")
     write_note_landing(root / "landing")
-    done = cli("run", "--date", str(NOTE_DATE), "--warehouse", str(root / "wh"), "--landing", str(root / "landing"),
-               env=env)
+    done = cli(
+        "run",
+        "--date",
+        str(NOTE_DATE),
+        "--warehouse",
+        str(root / "wh"),
+        "--landing",
+        str(root / "landing"),
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     add_session(root / "landing", NEXT_DAY, oi_bump=900)
     return root, env

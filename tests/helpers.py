@@ -21,8 +21,9 @@ CHAINSIGNALS = ROOT / ".venv" / "bin" / "chainsignals"
 
 def cli(*args: str, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
     """`chainsignals *args` as a user runs it; the result is returned whatever the exit code."""
-    return subprocess.run([str(CHAINSIGNALS), *args], capture_output=True, text=True, env=env, timeout=timeout,
-                          check=False)
+    return subprocess.run(
+        [str(CHAINSIGNALS), *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
 
 
 def cli_run(root: Path, env: dict, crash_at: str | None = None) -> subprocess.CompletedProcess:
@@ -31,9 +32,22 @@ def cli_run(root: Path, env: dict, crash_at: str | None = None) -> subprocess.Co
     if crash_at:
         env["CHAINSIGNALS_CRASH_AT"] = crash_at
     return subprocess.run(
-        [str(CHAINSIGNALS), "run", "--date", str(NEXT_DAY), "--warehouse", str(root / "wh"),
-         "--landing", str(root / "landing")],
-        capture_output=True, text=True, env=env, timeout=300, check=False)
+        [
+            str(CHAINSIGNALS),
+            "run",
+            "--date",
+            str(NEXT_DAY),
+            "--warehouse",
+            str(root / "wh"),
+            "--landing",
+            str(root / "landing"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
 
 
 def run_nightly(root: Path, day: date | None = None, **kw):

@@ -31,7 +31,9 @@ def iwm_closes(n: int) -> np.ndarray:
     mean20, std20, mean30, mean200 = 250.94, (256.96 - 250.94) / 2, 246.33, 224.02
     last20 = np.empty(20)
     last20[-2:] = [251.42, 249.80]
-    pattern = 250.94 + np.array([1.5, -1.0, 2.0, -2.5, 0.5, 3.0, -1.5, 1.0, -0.5, 2.5, -2.0, 0.0, 1.2, -1.8, 0.8, -0.3])
+    pattern = 250.94 + np.array(
+        [1.5, -1.0, 2.0, -2.5, 0.5, 3.0, -1.5, 1.0, -0.5, 2.5, -2.0, 0.0, 1.2, -1.8, 0.8, -0.3]
+    )
     last20[:16] = pattern
     rest_sum = 20 * mean20 - last20[:16].sum() - last20[-2:].sum()
     rest_sq = 20 * (std20**2 + mean20**2) - (last20[:16] ** 2).sum() - (last20[-2:] ** 2).sum()
@@ -52,12 +54,32 @@ def write_note_landing(landing: Path, *, with_chain: bool = True) -> None:
     opens[-1], highs[-1], lows[-1] = 251.00, 251.70, 249.35
     rng = np.random.default_rng(3)
     spy = 600 * np.exp(np.cumsum(rng.normal(0, 0.01, len(days))))
-    bars = pl.concat([
-        pl.DataFrame({"date": days, "symbol": "IWM", "open": opens, "high": highs, "low": lows, "close": closes,
-                      "volume": np.full(len(days), 30_000_000, dtype=np.int64)}),
-        pl.DataFrame({"date": days, "symbol": "SPY", "open": spy, "high": spy * 1.005, "low": spy * 0.995,
-                      "close": spy, "volume": np.full(len(days), 70_000_000, dtype=np.int64)}),
-    ])
+    bars = pl.concat(
+        [
+            pl.DataFrame(
+                {
+                    "date": days,
+                    "symbol": "IWM",
+                    "open": opens,
+                    "high": highs,
+                    "low": lows,
+                    "close": closes,
+                    "volume": np.full(len(days), 30_000_000, dtype=np.int64),
+                }
+            ),
+            pl.DataFrame(
+                {
+                    "date": days,
+                    "symbol": "SPY",
+                    "open": spy,
+                    "high": spy * 1.005,
+                    "low": spy * 0.995,
+                    "close": spy,
+                    "volume": np.full(len(days), 70_000_000, dtype=np.int64),
+                }
+            ),
+        ]
+    )
     (landing / "bars").mkdir(parents=True, exist_ok=True)
     bars.filter(pl.col("date") < NOTE_DATE).write_csv(landing / "bars" / "bars_history.csv")
     bars.filter(pl.col("date") == NOTE_DATE).write_csv(landing / "bars" / f"bars_{NOTE_DATE}.csv")
@@ -69,12 +91,16 @@ def write_note_landing(landing: Path, *, with_chain: bool = True) -> None:
 def add_session(landing: Path, day: date, *, oi_bump: int = 0, drift: float = 0.5) -> None:
     """Bars and IWM's chain for one more session, derived from the note's last day."""
     bars = pl.read_csv(landing / "bars" / f"bars_{NOTE_DATE}.csv", try_parse_dates=True)
-    bars = bars.with_columns(pl.lit(day).alias("date"), *[(pl.col(c) + drift) for c in ("open", "high", "low", "close")])
+    bars = bars.with_columns(
+        pl.lit(day).alias("date"), *[(pl.col(c) + drift) for c in ("open", "high", "low", "close")]
+    )
     bars.write_csv(landing / "bars" / f"bars_{day}.csv")
     chain = note_chain(spot=249.80 + drift).with_columns(
         pl.lit(day).alias("quote_date"),
-        (pl.col("open_interest") + pl.when((pl.col("strike") == 255) & (pl.col("option_type") == "C"))
-         .then(oi_bump).otherwise(0)).alias("open_interest"),
+        (
+            pl.col("open_interest")
+            + pl.when((pl.col("strike") == 255) & (pl.col("option_type") == "C")).then(oi_bump).otherwise(0)
+        ).alias("open_interest"),
     )
     chain.write_csv(landing / "chains" / f"chains_{day}.csv")
 
@@ -97,16 +123,33 @@ def note_chain(spot: float = 249.80) -> pl.DataFrame:
         t = (expiration - NOTE_DATE).days / 365.0
         for side in ("C", "P"):
             iv = 0.18 + 0.002 * np.abs(strikes - spot)
-            price = bs_price(np.full_like(strikes, spot), strikes, np.full_like(strikes, t), 0.04, iv,
-                             np.full(strikes.shape, side == "C"))
+            price = bs_price(
+                np.full_like(strikes, spot),
+                strikes,
+                np.full_like(strikes, t),
+                0.04,
+                iv,
+                np.full(strikes.shape, side == "C"),
+            )
             for strike, p, vol in zip(strikes, price, iv, strict=True):
-                rows.append({
-                    "quote_date": NOTE_DATE, "underlying": "IWM", "expiration": expiration, "strike": float(strike),
-                    "option_type": side, "open_interest": _oi(side, float(strike), e_index),
-                    "volume": 100, "bid": round(max(p - 0.05, 0.0), 2), "ask": round(p + 0.05, 2),
-                    "last": round(p, 2), "implied_volatility": round(float(vol), 4), "delta": None, "gamma": None,
-                    "underlying_price": spot,
-                })
+                rows.append(
+                    {
+                        "quote_date": NOTE_DATE,
+                        "underlying": "IWM",
+                        "expiration": expiration,
+                        "strike": float(strike),
+                        "option_type": side,
+                        "open_interest": _oi(side, float(strike), e_index),
+                        "volume": 100,
+                        "bid": round(max(p - 0.05, 0.0), 2),
+                        "ask": round(p + 0.05, 2),
+                        "last": round(p, 2),
+                        "implied_volatility": round(float(vol), 4),
+                        "delta": None,
+                        "gamma": None,
+                        "underlying_price": spot,
+                    }
+                )
     chain = pl.DataFrame(rows)
     # Filler put OI on strikes away from the walls (above 250, below 235) makes put/call OI 2.18
     # without creating a new wall: no filler strike gets near 5,000.
@@ -117,7 +160,12 @@ def note_chain(spot: float = 249.80) -> pl.DataFrame:
     slots = chain.filter(filler).height
     first_slot = pl.int_range(pl.len()).over(filler) == 0
     return chain.with_columns(
-        pl.when(filler).then(pl.col("open_interest") + missing // slots
-                             + pl.when(first_slot).then(missing % slots).otherwise(0))
-        .otherwise(pl.col("open_interest")).alias("open_interest")
+        pl.when(filler)
+        .then(
+            pl.col("open_interest")
+            + missing // slots
+            + pl.when(first_slot).then(missing % slots).otherwise(0)
+        )
+        .otherwise(pl.col("open_interest"))
+        .alias("open_interest")
     )

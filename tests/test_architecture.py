@@ -17,8 +17,15 @@ MAY_IMPORT = {
     "flows.storage": ("schemas", "flows.config", "flows.errors"),
     "flows.sources": ("transforms", "schemas", "flows.config", "flows.errors"),
     "flows.market": ("transforms",),
-    "flows.stages": ("transforms", "schemas", "flows.sources", "flows.storage", "flows.report", "flows.config",
-                     "flows.errors"),
+    "flows.stages": (
+        "transforms",
+        "schemas",
+        "flows.sources",
+        "flows.storage",
+        "flows.report",
+        "flows.config",
+        "flows.errors",
+    ),
     "flows.report": ("transforms", "schemas", "flows.storage", "flows.config", "flows.errors"),
 }
 # Prefect is the orchestrator's business: only these modules import it.
@@ -61,9 +68,13 @@ def test_imports_follow_the_package_map(path: Path) -> None:
         allowed = (package, *MAY_IMPORT[package])
         first_party = {name for name in imported if name.split(".")[0] in FIRST_PARTY}
         # "from flows import x" names the package flows itself: judge it by the module it brings in
-        wrong = sorted(n for n in first_party if n not in FIRST_PARTY
-                       and not any(_within(n, a) for a in allowed)
-                       and not any(_within(a, n) for a in allowed))
+        wrong = sorted(
+            n
+            for n in first_party
+            if n not in FIRST_PARTY
+            and not any(_within(n, a) for a in allowed)
+            and not any(_within(a, n) for a in allowed)
+        )
         assert not wrong, f"{module} ({package}) imports {wrong}; ARCHITECTURE.md allows {allowed}"
     if module not in PREFECT_USERS:
         assert not any(_within(n, "prefect") for n in imported), f"{module} imports Prefect"

@@ -35,7 +35,9 @@ def built(tmp_path_factory):
     from flows.stages.sessions import StageStats, gold_sessions
 
     root = tmp_path_factory.mktemp("backtest")
-    market = generate_demo_market(root / "landing", symbols=SYMBOLS, sessions=260, chain_sessions=CHAIN_SESSIONS)
+    market = generate_demo_market(
+        root / "landing", symbols=SYMBOLS, sessions=260, chain_sessions=CHAIN_SESSIONS
+    )
     settings = load_settings(warehouse=root / "wh", landing=root / "landing")
     ingest_and_validate(settings, "test", end=market.chain_sessions[-1])
     dates = gold_sessions(settings, market.chain_sessions[0], market.chain_sessions[-1])
@@ -64,7 +66,9 @@ def test_backtest_equals_the_nightly_ideas_and_outcomes_row_for_row(built, tmp_p
     assert result.sessions == dates
     from transforms.ideas import TRADE_IDEA_SCHEMA
 
-    gold_ideas = nightly(settings, "trade_ideas", TRADE_IDEA_SCHEMA).sort("trade_date", "symbol", "rule", "idea_id")
+    gold_ideas = nightly(settings, "trade_ideas", TRADE_IDEA_SCHEMA).sort(
+        "trade_date", "symbol", "rule", "idea_id"
+    )
     ideas = result.ideas.drop("rule_set").sort("trade_date", "symbol", "rule", "idea_id")
     assert ideas.height > 40 and set(ideas["instrument"]) == {"stock", "call", "put"}
     assert ideas.equals(gold_ideas)
@@ -76,8 +80,10 @@ def test_backtest_equals_the_nightly_ideas_and_outcomes_row_for_row(built, tmp_p
     assert {"target_hit", "stop_hit"} <= statuses or {"stop_hit", "expired"} <= statuses, statuses
     # Written to the Parquet file, one row per idea; nothing to the lake's gold or a warehouse.
     written = pl.read_parquet(tmp_path / "bt.parquet")
-    assert written.height == ideas.height and written["status"].null_count() == ideas.filter(
-        pl.col("trade_date") == dates[-1]).height
+    assert (
+        written.height == ideas.height
+        and written["status"].null_count() == ideas.filter(pl.col("trade_date") == dates[-1]).height
+    )
     assert not settings.database.exists()
 
 
@@ -123,12 +129,22 @@ def test_bootstrap_interval_by_hand():
     assert (low, high) != bootstrap_mean_interval(values, seed=8, key="r")
     # The mean (0.10875) inside; the standard error is about 1.6 / sqrt(8) = 0.56: +- 1.96 of it, roughly.
     assert -1.3 < low < 0.10875 < high < 1.5
-    frame = pl.DataFrame({"rule": ["a"] * 8 + ["b"] * 2, "direction": ["bullish"] * 10,
-                          "status": ["stop_hit"] * 8 + ["target_hit", "open"], "idea_date": [None] * 10,
-                          "symbol": ["X"] * 10, "idea_id": [str(i) for i in range(10)],
-                          "r_multiple": [*values, 2.0, None]}, schema_overrides={"idea_date": pl.Date})
+    frame = pl.DataFrame(
+        {
+            "rule": ["a"] * 8 + ["b"] * 2,
+            "direction": ["bullish"] * 10,
+            "status": ["stop_hit"] * 8 + ["target_hit", "open"],
+            "idea_date": [None] * 10,
+            "symbol": ["X"] * 10,
+            "idea_id": [str(i) for i in range(10)],
+            "r_multiple": [*values, 2.0, None],
+        },
+        schema_overrides={"idea_date": pl.Date},
+    )
     got = {r["rule"]: r for r in mean_r_intervals(frame, ["rule", "direction"], seed=7).to_dicts()}
-    assert (got["a"]["mean_r_low"], got["a"]["mean_r_high"]) == bootstrap_mean_interval(values, 7, "a|bullish")
+    assert (got["a"]["mean_r_low"], got["a"]["mean_r_high"]) == bootstrap_mean_interval(
+        values, 7, "a|bullish"
+    )
     assert (got["b"]["mean_r_low"], got["b"]["mean_r_high"]) == (2.0, 2.0)  # the open idea is not closed
 
 
@@ -145,9 +161,21 @@ def test_cli_backtest_prints_both_rule_sets_and_writes_only_its_file(built, tmp_
     settings, dates = built
     lake_files = sorted(str(p) for p in Path(settings.lake).rglob("*.parquet"))
     out = tmp_path / "cli.parquet"
-    result = CliRunner().invoke(app, ["backtest", str(RULES / "bias_following.toml"), "--baseline", "--out", str(out),
-                                      "--warehouse", str(settings.warehouse), "--start", dates[2].isoformat()],
-                                env={**os.environ, "COLUMNS": "250"})
+    result = CliRunner().invoke(
+        app,
+        [
+            "backtest",
+            str(RULES / "bias_following.toml"),
+            "--baseline",
+            "--out",
+            str(out),
+            "--warehouse",
+            str(settings.warehouse),
+            "--start",
+            dates[2].isoformat(),
+        ],
+        env={**os.environ, "COLUMNS": "250"},
+    )
     assert result.exit_code == 0, result.output
     text = result.output
     assert f"backtest {dates[2]}..{dates[-1]} ({len(dates) - 2} sessions)" in text
@@ -155,5 +183,7 @@ def test_cli_backtest_prints_both_rule_sets_and_writes_only_its_file(built, tmp_
         assert name in text
     assert out.exists() and set(pl.read_parquet(out)["rule_set"]) <= {"baseline", "bias_following"}
     assert sorted(str(p) for p in Path(settings.lake).rglob("*.parquet")) == lake_files
-    bad = CliRunner().invoke(app, ["backtest", str(tmp_path / "missing.toml"), "--warehouse", str(settings.warehouse)])
+    bad = CliRunner().invoke(
+        app, ["backtest", str(tmp_path / "missing.toml"), "--warehouse", str(settings.warehouse)]
+    )
     assert bad.exit_code == 2 and "rule file not found" in bad.output

@@ -27,8 +27,15 @@ UNDERLYINGS = 12  # the report draws charts per symbol (~0.2 s each): keep the u
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    opts = Options(underlyings=UNDERLYINGS, sessions=40, prints=500, rounds=1, skip_backfill=True, output=None,
-                   workdir=tmp_path_factory.mktemp("bench"))
+    opts = Options(
+        underlyings=UNDERLYINGS,
+        sessions=40,
+        prints=500,
+        rounds=1,
+        skip_backfill=True,
+        output=None,
+        workdir=tmp_path_factory.mktemp("bench"),
+    )
     return run_bench(opts, log=lambda _message: None)
 
 
@@ -53,8 +60,12 @@ def test_every_stage_is_timed_and_the_stages_add_up_to_the_run(report):
     assert 0 < run["run_cpu"] < run["cpu"] and all(cpu >= 0 for cpu in run["stage_cpu"].values())
     assert run["stage_cpu"]["ingest + silver"] <= run["stages"]["ingest + silver"] * os.cpu_count() + 0.05
     # The ingest's steps and every gold table, inside their stages.
-    parts = {"ingest: landing -> bronze", "ingest: silver bars", "ingest: silver chains",
-             *(f"gold: {table}" for table in GOLD_TABLES)}
+    parts = {
+        "ingest: landing -> bronze",
+        "ingest: silver bars",
+        "ingest: silver chains",
+        *(f"gold: {table}" for table in GOLD_TABLES),
+    }
     assert parts <= set(report["parts"])
     gold_parts = sum(v for k, v in run["parts"].items() if k.startswith("gold: "))
     assert 0 < gold_parts <= run["stages"]["gold"] + 0.01
@@ -64,7 +75,9 @@ def test_the_whole_cli_process_is_split_before_during_and_after_the_flow(report)
     cli, pandas = report["cli"], report["pandas"]
     split = cli["split"]
     assert cli["wall"] > 0 and cli["cpu"] > 0 and cli["peak_rss_mb"] > 0 and pandas["wall"] > 0
-    assert split["before the flow"] + split["the flow"] + split["after the flow"] == pytest.approx(cli["wall"])
+    assert split["before the flow"] + split["the flow"] + split["after the flow"] == pytest.approx(
+        cli["wall"]
+    )
     assert split["start-up"] + split["prefect start"] == pytest.approx(split["before the flow"])
     assert split["prefect end"] + split["output and exit"] == pytest.approx(split["after the flow"])
     assert all(v >= 0 for v in split.values()) and split["the flow"] > 0
@@ -76,15 +89,26 @@ def test_the_whole_cli_process_is_split_before_during_and_after_the_flow(report)
 
 
 def test_cli_split_cuts_at_the_progress_lines():
-    lines = [(0.5, "12:00:00 nightly 2025-12-31: starting on a temporary Prefect server"),
-             (3.0, "12:00:03 ingest and validate landing files ..."),
-             (5.0, "12:00:05 ingest and validate landing files: done in 2.0 s"),
-             (5.1, "12:00:05 compute gold tables for 1 session(s) ..."),
-             (8.0, "12:00:08 write the 2025-12-31 report: done in 1.0 s"),
-             (9.0, "12:00:09 nightly 2025-12-31: finished in 8.5 s")]
-    assert cli_split(lines, 10.0) == pytest.approx({
-        "start-up": 0.5, "prefect start": 2.5, "stages": 5.0, "prefect end": 1.0, "output and exit": 1.0,
-        "before the flow": 3.0, "the flow": 5.0, "after the flow": 2.0})
+    lines = [
+        (0.5, "12:00:00 nightly 2025-12-31: starting on a temporary Prefect server"),
+        (3.0, "12:00:03 ingest and validate landing files ..."),
+        (5.0, "12:00:05 ingest and validate landing files: done in 2.0 s"),
+        (5.1, "12:00:05 compute gold tables for 1 session(s) ..."),
+        (8.0, "12:00:08 write the 2025-12-31 report: done in 1.0 s"),
+        (9.0, "12:00:09 nightly 2025-12-31: finished in 8.5 s"),
+    ]
+    assert cli_split(lines, 10.0) == pytest.approx(
+        {
+            "start-up": 0.5,
+            "prefect start": 2.5,
+            "stages": 5.0,
+            "prefect end": 1.0,
+            "output and exit": 1.0,
+            "before the flow": 3.0,
+            "the flow": 5.0,
+            "after the flow": 2.0,
+        }
+    )
     with pytest.raises(BenchError, match="progress lines"):
         cli_split(lines[:2], 10.0)
 
@@ -102,17 +126,25 @@ def test_markdown_report_states_the_figures(report):
     assert "| run time (s, in process) |" in text
     floor_cpu, night_cpu = report["floor"]["run_cpu"], report["nightly"]["run_cpu"]
     assert 0 < floor_cpu < report["floor"]["cpu"] and 0 < night_cpu < report["nightly"]["cpu"]
-    assert (f"| run CPU (s, in process, every thread) | {floor_cpu:.2f} | {night_cpu:.2f} | "
-            f"{night_cpu / floor_cpu:.2f} | |") in text
+    assert (
+        f"| run CPU (s, in process, every thread) | {floor_cpu:.2f} | {night_cpu:.2f} | "
+        f"{night_cpu / floor_cpu:.2f} | |"
+    ) in text
     assert f"{report['ratio']:.2f}" in text
     assert "| publish: DuckDB |" in text
     publish = next(line for line in text.splitlines() if line.startswith("| publish: DuckDB |"))
     seconds, cpu = report["stages"]["publish: DuckDB"], report["stage_cpu"]["publish: DuckDB"]
-    assert publish.split("|")[2:6] == [f" {seconds:.2f} ", publish.split("|")[3], f" {cpu:.2f} ",
-                                       f" {cpu / seconds:.1f} "]
+    assert publish.split("|")[2:6] == [
+        f" {seconds:.2f} ",
+        publish.split("|")[3],
+        f" {cpu:.2f} ",
+        f" {cpu / seconds:.1f} ",
+    ]
 
 
-def test_other_work_is_the_machines_busy_time_less_the_childs_and_warned_past_a_quarter_core(report, tmp_path):
+def test_other_work_is_the_machines_busy_time_less_the_childs_and_warned_past_a_quarter_core(
+    report, tmp_path
+):
     import copy
     import os
 
@@ -149,12 +181,30 @@ def test_backfill_months_aggregate_samples_per_calendar_month():
         sample("gold.trade_ideas", "2025-02-03", 145.0, 175.0, 3, 12.0),
     ]
     assert backfill_months(samples) == [
-        {"month": "2025-01", "sessions": 2, "chain_rows": 30, "bronze_peak_mb": 310.0, "bronze_seconds": 2.0,
-         "silver_peak_mb": 400.0, "silver_seconds": 4.0, "gold_peak_mb": 200.0, "gold_seconds": 2.0,
-         "rss_after_mb": 140.0},
-        {"month": "2025-02", "sessions": 1, "chain_rows": 5, "bronze_peak_mb": 305.0, "bronze_seconds": 2.0,
-         "silver_peak_mb": 390.0, "silver_seconds": 0.5, "gold_peak_mb": 175.0, "gold_seconds": 1.5,
-         "rss_after_mb": 145.0},
+        {
+            "month": "2025-01",
+            "sessions": 2,
+            "chain_rows": 30,
+            "bronze_peak_mb": 310.0,
+            "bronze_seconds": 2.0,
+            "silver_peak_mb": 400.0,
+            "silver_seconds": 4.0,
+            "gold_peak_mb": 200.0,
+            "gold_seconds": 2.0,
+            "rss_after_mb": 140.0,
+        },
+        {
+            "month": "2025-02",
+            "sessions": 1,
+            "chain_rows": 5,
+            "bronze_peak_mb": 305.0,
+            "bronze_seconds": 2.0,
+            "silver_peak_mb": 390.0,
+            "silver_seconds": 0.5,
+            "gold_peak_mb": 175.0,
+            "gold_seconds": 1.5,
+            "rss_after_mb": 145.0,
+        },
     ]
 
 
@@ -165,11 +215,18 @@ def test_slope_per_month():
 
 
 def test_backfill_child_samples_rss_for_every_chain_session(tmp_path):
-    market = generate_demo_market(tmp_path / "landing", symbols=["SPY", "AAPL"], sessions=30, chain_sessions=3,
-                                  trades=False)
-    result = child_backfill({"warehouse": str(tmp_path / "wh"), "landing": str(tmp_path / "landing"),
-                             "start": market.chain_sessions[0].isoformat(),
-                             "end": market.chain_sessions[-1].isoformat(), "report": False})
+    market = generate_demo_market(
+        tmp_path / "landing", symbols=["SPY", "AAPL"], sessions=30, chain_sessions=3, trades=False
+    )
+    result = child_backfill(
+        {
+            "warehouse": str(tmp_path / "wh"),
+            "landing": str(tmp_path / "landing"),
+            "start": market.chain_sessions[0].isoformat(),
+            "end": market.chain_sessions[-1].isoformat(),
+            "report": False,
+        }
+    )
     months = backfill_months(result["samples"])
     assert sum(m["sessions"] for m in months) == 3
     assert sum(m["chain_rows"] for m in months) == market.rows["chains"]

@@ -31,7 +31,9 @@ def test_vectorised_over_arrays_and_type_spellings():
     strikes = np.array([90.0, 100.0, 110.0])
     as_bool = bs_price(100.0, strikes, 0.5, 0.03, 0.25, np.array([True, False, True]))
     as_text = bs_price(100.0, strikes, 0.5, 0.03, 0.25, np.array(["C", "P", "c"]))
-    one_by_one = [bs_price(100.0, k, 0.5, 0.03, 0.25, c) for k, c in zip(strikes, [True, False, True])]
+    one_by_one = [
+        bs_price(100.0, k, 0.5, 0.03, 0.25, c) for k, c in zip(strikes, [True, False, True], strict=False)
+    ]
     np.testing.assert_allclose(as_bool, one_by_one, rtol=0, atol=1e-12)
     np.testing.assert_allclose(as_text, as_bool, rtol=0, atol=0)
 

@@ -21,7 +21,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_api")]
 
 def gold_times(root: Path) -> dict[str, int]:
     lake = Lake(root / "wh" / "lake")
-    return {str(p): p.stat().st_mtime_ns for t in GOLD_TABLES for p in lake.files("gold", t, dates=[NOTE_DATE])}
+    return {
+        str(p): p.stat().st_mtime_ns for t in GOLD_TABLES for p in lake.files("gold", t, dates=[NOTE_DATE])
+    }
 
 
 def refuse_gold(monkeypatch) -> list[int]:
@@ -68,8 +70,9 @@ def test_the_key_follows_landing_content_config_and_parameters(note: Path):
     assert key == stage_key("build-gold", settings, dates=[NOTE_DATE], symbols=None)
     assert key != stage_key("build-gold", settings, dates=[NOTE_DATE], symbols=["IWM"])
 
-    other_config = load_settings(config_with(note, max_rejected_share=0.5), warehouse=note / "wh",
-                                 landing=note / "landing")
+    other_config = load_settings(
+        config_with(note, max_rejected_share=0.5), warehouse=note / "wh", landing=note / "landing"
+    )
     assert stage_key("build-gold", other_config, dates=[NOTE_DATE], symbols=None) != key
 
     # Touching a landing file without changing it keeps the key; changing one byte changes it.
@@ -111,9 +114,13 @@ def test_artifacts_stay_under_prefects_event_size_limit(note: Path, monkeypatch)
     (total,) = query(note, "SELECT count(*) FROM trade_ideas WHERE trade_date = ?", [NOTE_DATE])[0]
     assert summary.status == "success" and total > 1
     with get_client(sync_client=True) as client:
+
         def latest(key: str):
-            found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), limit=200)
+            found = client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), limit=200
+            )
             return max(found, key=lambda a: a.created)
+
         table, markdown = latest("chainsignals-trade-ideas"), latest("chainsignals-daily-report")
     rows = table.data if isinstance(table.data, list) else json.loads(table.data)
     assert len(rows) == 1 and rows[0]["symbol"] == "IWM"

@@ -24,8 +24,16 @@ def note_warehouse(tmp_path_factory, prefect_api) -> Path:
     root = tmp_path_factory.mktemp("note")
     write_note_landing(root / "landing")
     env = dict(os.environ, PREFECT_API_URL=prefect_api)
-    done = cli("run", "--date", str(NOTE_DATE), "--warehouse", str(root / "wh"), "--landing", str(root / "landing"),
-               env=env)
+    done = cli(
+        "run",
+        "--date",
+        str(NOTE_DATE),
+        "--warehouse",
+        str(root / "wh"),
+        "--landing",
+        str(root / "landing"),
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     (root / "stdout.txt").write_text(done.stdout)
     return root
@@ -40,34 +48,62 @@ def one(root: Path, sql: str, params: list | None = None):
 
 
 def test_run_reproduces_the_notes_figures(note_warehouse: Path):
-    row = one(note_warehouse, """
+    row = one(
+        note_warehouse,
+        """
         SELECT round(close, 2), round(prev_close, 2), round(change_pct, 2), round(low, 2), round(sma_30, 2),
                round(bb_lower, 2), round(bb_middle, 2), round(bb_upper, 2), round(sma_200, 2)
-        FROM technicals_daily WHERE symbol = 'IWM' AND trade_date = ?""", [NOTE_DATE])
+        FROM technicals_daily WHERE symbol = 'IWM' AND trade_date = ?""",
+        [NOTE_DATE],
+    )
     assert row == [(249.80, 251.42, -0.64, 249.35, 246.33, 244.92, 250.94, 256.96, 224.02)]
-    positioning = one(note_warehouse, """
+    positioning = one(
+        note_warehouse,
+        """
         SELECT call_wall, call_wall_oi, next_call_wall, next_call_wall_oi, put_wall, put_wall_oi,
                next_put_wall, next_put_wall_oi, round(pcr_oi, 2)
-        FROM positioning_daily WHERE symbol = 'IWM'""")
+        FROM positioning_daily WHERE symbol = 'IWM'""",
+    )
     assert positioning == [(255.0, 10_000, 266.0, 8_401, 240.0, 7_739, 235.0, 7_321, 2.18)]
-    calls = one(note_warehouse, "SELECT strike, open_interest FROM strike_levels WHERE side = 'call' ORDER BY rank")
-    puts = one(note_warehouse, "SELECT strike, open_interest FROM strike_levels WHERE side = 'put' ORDER BY rank")
+    calls = one(
+        note_warehouse, "SELECT strike, open_interest FROM strike_levels WHERE side = 'call' ORDER BY rank"
+    )
+    puts = one(
+        note_warehouse, "SELECT strike, open_interest FROM strike_levels WHERE side = 'put' ORDER BY rank"
+    )
     assert calls[:2] == [(255.0, 10_000), (266.0, 8_401)]
     assert puts[:3] == [(240.0, 7_739), (235.0, 7_321), (245.0, 5_000)]
 
 
 def test_run_reproduces_the_notes_plays(note_warehouse: Path):
-    ideas = {r[0]: r[1:] for r in one(note_warehouse, """
+    ideas = {
+        r[0]: r[1:]
+        for r in one(
+            note_warehouse,
+            """
         SELECT rule, option_symbol, expiration, strike, trigger_direction, round(trigger_level, 2), round(target, 2),
                round(stop, 2), entry_premium
-        FROM trade_ideas WHERE symbol = 'IWM' AND trade_date = ?""", [NOTE_DATE])}
-    assert ideas["call_breakout"][:7] == ("IWM   260102C00255000", date(2026, 1, 2), 255.0, "above", 250.94, 266.0,
-                                          249.35)
+        FROM trade_ideas WHERE symbol = 'IWM' AND trade_date = ?""",
+            [NOTE_DATE],
+        )
+    }
+    assert ideas["call_breakout"][:7] == (
+        "IWM   260102C00255000",
+        date(2026, 1, 2),
+        255.0,
+        "above",
+        250.94,
+        266.0,
+        249.35,
+    )
     assert ideas["protective_put"][:5] == ("IWM   260116P00245000", date(2026, 1, 16), 245.0, "below", 244.92)
     assert ideas["stock_entry"][0] is None and ideas["stock_entry"][5] == 256.96
     chain = note_chain()
-    listed = chain.filter((pl.col("expiration") == date(2026, 1, 2)) & (pl.col("strike") == 255)
-                          & (pl.col("option_type") == "C")).row(0, named=True)
+    listed = chain.filter(
+        (pl.col("expiration") == date(2026, 1, 2))
+        & (pl.col("strike") == 255)
+        & (pl.col("option_type") == "C")
+    ).row(0, named=True)
     assert ideas["call_breakout"][7] == pytest.approx((listed["bid"] + listed["ask"]) / 2)
     printed = (note_warehouse / "stdout.txt").read_text()
     assert "IWM   260102C00255000" in printed and "IWM above 250.94" in printed
@@ -82,19 +118,41 @@ def test_status_lists_tables_and_the_run(note_warehouse: Path, cli_env):
     assert "trade_ideas" in done.stdout and "2025-12-29" in done.stdout and "success" in done.stdout
     rows = [[cell for cell in line.split() if cell != "│"] for line in done.stdout.splitlines()]
     assert [row[:5] for row in rows if row[:2] == ["silver", "chains"]] == [
-        ["silver", "chains", "1", "2025-12-29", "2025-12-29"]]
+        ["silver", "chains", "1", "2025-12-29", "2025-12-29"]
+    ]
 
 
-def test_status_shows_a_runs_reason_and_warnings_whole_and_exits_non_zero_after_a_failure(tmp_path: Path, cli_env):
+def test_status_shows_a_runs_reason_and_warnings_whole_and_exits_non_zero_after_a_failure(
+    tmp_path: Path, cli_env
+):
     from flows.storage import runlog
-    reason = ("chains 2025-12-30: 120000 of 2000000 rows rejected (6.0%) > limit 5.0%; top reasons: "
-              "bid_not_above_ask:bid (90000), greater_than_or_equal_to(0):open_interest (30000)")
+
+    reason = (
+        "chains 2025-12-30: 120000 of 2000000 rows rejected (6.0%) > limit 5.0%; top reasons: "
+        "bid_not_above_ask:bid (90000), greater_than_or_equal_to(0):open_interest (30000)"
+    )
     warning = "report for 2025-12-29 not written: lock held by another process [pid 4242]"
-    runlog.append(tmp_path / "wh", {"finished_at": "2025-12-29T22:15:00", "flow": "nightly", "status": "success",
-                                    "dates": ["2025-12-29", "2025-12-29"], "rows": {"trade_ideas": 21},
-                                    "warnings": [warning]})
-    runlog.append(tmp_path / "wh", {"finished_at": "2025-12-30T22:15:00", "flow": "nightly", "status": "failed",
-                                    "date": "2025-12-30", "error": reason})
+    runlog.append(
+        tmp_path / "wh",
+        {
+            "finished_at": "2025-12-29T22:15:00",
+            "flow": "nightly",
+            "status": "success",
+            "dates": ["2025-12-29", "2025-12-29"],
+            "rows": {"trade_ideas": 21},
+            "warnings": [warning],
+        },
+    )
+    runlog.append(
+        tmp_path / "wh",
+        {
+            "finished_at": "2025-12-30T22:15:00",
+            "flow": "nightly",
+            "status": "failed",
+            "date": "2025-12-30",
+            "error": reason,
+        },
+    )
     done = cli("status", "--warehouse", str(tmp_path / "wh"), env=cli_env)
     assert done.returncode == 1
     assert "lake: empty" in done.stdout and "no warehouse yet" in done.stdout  # said, not an empty table
@@ -105,8 +163,16 @@ def test_status_shows_a_runs_reason_and_warnings_whole_and_exits_non_zero_after_
 
 
 def test_validate_reports_rejected_rows_and_writes_nothing(tmp_path: Path, cli_env):
-    chain = note_chain().head(60).with_columns(
-        pl.when(pl.int_range(pl.len()) == 3).then(-1).otherwise(pl.col("open_interest")).alias("open_interest"))
+    chain = (
+        note_chain()
+        .head(60)
+        .with_columns(
+            pl.when(pl.int_range(pl.len()) == 3)
+            .then(-1)
+            .otherwise(pl.col("open_interest"))
+            .alias("open_interest")
+        )
+    )
     path = tmp_path / "chains" / "drop.csv"
     path.parent.mkdir()
     chain.write_csv(path)
@@ -124,27 +190,52 @@ def test_a_file_missing_a_column_fails_with_one_line(tmp_path: Path, cli_env):
     write_note_landing(tmp_path / "landing")
     chain_file = tmp_path / "landing" / "chains" / f"chains_{NOTE_DATE}.csv"
     pl.read_csv(chain_file).drop("bid").write_csv(chain_file)
-    done = cli("run", "--date", str(NOTE_DATE), "--warehouse", str(tmp_path / "wh"), "--landing",
-               str(tmp_path / "landing"), env=cli_env)
+    done = cli(
+        "run",
+        "--date",
+        str(NOTE_DATE),
+        "--warehouse",
+        str(tmp_path / "wh"),
+        "--landing",
+        str(tmp_path / "landing"),
+        env=cli_env,
+    )
     assert done.returncode == 1
     # One line: Prefect's console copy of the failure (a traceback per failed task and flow) is left out.
     # (Captured stderr is not a terminal: the stages' timestamped progress lines come before it.)
     progress = re.compile(r"\d\d:\d\d:\d\d ")
     assert [line for line in done.stderr.splitlines() if line.strip() and not progress.match(line)] == [
-        f"error: {chain_file}: missing required column(s) bid for chains"], done.stderr
+        f"error: {chain_file}: missing required column(s) bid for chains"
+    ], done.stderr
     assert not (tmp_path / "wh" / "signals.duckdb").exists()
     assert not list((tmp_path / "wh" / "lake").rglob("*.parquet"))
 
 
 def test_report_command_writes_the_days_pages(note_warehouse: Path, cli_env):
-    done = cli("report", "--date", str(NOTE_DATE), "--symbol", "iwm", "--warehouse", str(note_warehouse / "wh"),
-               env=cli_env)
+    done = cli(
+        "report",
+        "--date",
+        str(NOTE_DATE),
+        "--symbol",
+        "iwm",
+        "--warehouse",
+        str(note_warehouse / "wh"),
+        env=cli_env,
+    )
     assert done.returncode == 0, done.stderr
     page = note_warehouse / "wh" / "reports" / str(NOTE_DATE) / "IWM.md"
     assert "1 symbol page(s)" in done.stdout and page.exists()
     assert "IWM   260102C00255000" in page.read_text()
-    done = cli("report", "--date", str(NOTE_DATE), "--symbol", "../X", "--warehouse", str(note_warehouse / "wh"),
-               env=cli_env)
+    done = cli(
+        "report",
+        "--date",
+        str(NOTE_DATE),
+        "--symbol",
+        "../X",
+        "--warehouse",
+        str(note_warehouse / "wh"),
+        env=cli_env,
+    )
     assert done.returncode == 1 and done.stderr.startswith("error:")
 
 
@@ -170,24 +261,38 @@ def test_bad_arguments_exit_non_zero(tmp_path: Path, cli_env):
     done = cli("run", "--symbols", "IWM;DROP", "--warehouse", str(tmp_path), env=cli_env)
     assert done.returncode == 2 and "invalid symbol(s) ['IWM;DROP']" in done.stderr, done.stderr
     assert "Flow run" not in done.stderr and "Traceback" not in done.stderr
-    done = cli("backfill", "--start", "2025-12-01", "--end", "2025-12-31", "--workers", "-1", "--warehouse",
-               str(tmp_path), env=cli_env)
+    done = cli(
+        "backfill",
+        "--start",
+        "2025-12-01",
+        "--end",
+        "2025-12-31",
+        "--workers",
+        "-1",
+        "--warehouse",
+        str(tmp_path),
+        env=cli_env,
+    )
     assert done.returncode == 2 and "--workers" in done.stderr and "Flow run" not in done.stderr, done.stderr
     assert not tmp_path.joinpath("lake").exists()
 
 
 def test_demo_writes_landing_runs_and_prints(tmp_path: Path, cli_env):
-    done = cli("demo", "--sessions", "260", "--chain-sessions", "2", "--warehouse", str(tmp_path / "wh"), env=cli_env)
+    done = cli(
+        "demo", "--sessions", "260", "--chain-sessions", "2", "--warehouse", str(tmp_path / "wh"), env=cli_env
+    )
     assert done.returncode == 0, done.stderr
     assert "signals 2025-12-31" in done.stdout and "trade ideas 2025-12-31" in done.stdout
     index = tmp_path / "wh" / "reports" / "2025-12-31" / "index.html"
     assert f"report: {index}" in done.stdout and index.exists()
     rows = one(tmp_path, "SELECT count(DISTINCT symbol), min(trade_date), max(trade_date) FROM signals_daily")
     assert rows[0][0] == 7 and str(rows[0][2]) == "2025-12-31"
-    contracts = one(tmp_path, """
+    contracts = one(
+        tmp_path,
+        """
         SELECT count(*) FROM trade_ideas i WHERE instrument <> 'stock' AND NOT EXISTS (
             SELECT 1 FROM read_parquet(? , hive_partitioning = true) c
             WHERE c.option_symbol = i.option_symbol AND c.trade_date = i.trade_date)""",
-        [str(tmp_path / "wh" / "lake" / "silver" / "chains" / "*" / "*.parquet")])
+        [str(tmp_path / "wh" / "lake" / "silver" / "chains" / "*" / "*.parquet")],
+    )
     assert contracts == [(0,)]  # every option idea names a contract listed that day
-

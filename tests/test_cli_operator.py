@@ -50,18 +50,23 @@ def wh(root: Path) -> list[str]:
 
 
 def test_sql_in_each_format(note_warehouse: Path, cli_env, tmp_path: Path):
-    query = ("SELECT symbol, round(trigger_level, 2) AS trigger_level, expiration FROM trade_ideas "
-             "WHERE rule = 'call_breakout' AND symbol = 'IWM'")
+    query = (
+        "SELECT symbol, round(trigger_level, 2) AS trigger_level, expiration FROM trade_ideas "
+        "WHERE rule = 'call_breakout' AND symbol = 'IWM'"
+    )
     table = cli("sql", query, *wh(note_warehouse), env=cli_env)
     assert table.returncode == 0, table.stderr
     assert "250.94" in table.stdout and "IWM" in table.stdout and "2026-01-02" in table.stdout
 
     as_csv = cli("sql", query, "--format", "csv", *wh(note_warehouse), env=cli_env)
     assert list(csv.DictReader(io.StringIO(as_csv.stdout))) == [
-        {"symbol": "IWM", "trigger_level": "250.94", "expiration": "2026-01-02"}]
+        {"symbol": "IWM", "trigger_level": "250.94", "expiration": "2026-01-02"}
+    ]
 
     as_json = cli("sql", query, "--format", "json", *wh(note_warehouse), env=cli_env)
-    assert json.loads(as_json.stdout) == [{"symbol": "IWM", "trigger_level": 250.94, "expiration": "2026-01-02"}]
+    assert json.loads(as_json.stdout) == [
+        {"symbol": "IWM", "trigger_level": 250.94, "expiration": "2026-01-02"}
+    ]
 
     out = tmp_path / "ideas.parquet"
     as_parquet = cli("sql", query, "--format", "parquet", "--out", str(out), *wh(note_warehouse), env=cli_env)
@@ -74,9 +79,11 @@ def test_sql_in_each_format(note_warehouse: Path, cli_env, tmp_path: Path):
 def test_sql_refuses_writes_and_several_statements(note_warehouse: Path, cli_env, tmp_path: Path):
     database = note_warehouse / "wh" / "signals.duckdb"
     before = database.stat().st_mtime_ns
-    for statement, reason in [("DROP TABLE trade_ideas", "not DROP"),
-                              (f"COPY trade_ideas TO '{tmp_path / 'x.csv'}'", "not COPY"),
-                              ("SELECT 1; SELECT 2", "one statement at a time")]:
+    for statement, reason in [
+        ("DROP TABLE trade_ideas", "not DROP"),
+        (f"COPY trade_ideas TO '{tmp_path / 'x.csv'}'", "not COPY"),
+        ("SELECT 1; SELECT 2", "one statement at a time"),
+    ]:
         done = cli("sql", statement, *wh(note_warehouse), env=cli_env)
         assert done.returncode == 1 and reason in done.stderr, done.stderr
     assert not (tmp_path / "x.csv").exists()
@@ -88,19 +95,37 @@ def test_sql_refuses_writes_and_several_statements(note_warehouse: Path, cli_env
 
 
 def test_ideas_levels_signals_answer_for_the_latest_session(note_warehouse: Path, cli_env):
-    ideas = json.loads(cli("ideas", "--format", "json", "--symbol", "iwm", *wh(note_warehouse), env=cli_env).stdout)
+    ideas = json.loads(
+        cli("ideas", "--format", "json", "--symbol", "iwm", *wh(note_warehouse), env=cli_env).stdout
+    )
     breakout = next(i for i in ideas if i["rule"] == "call_breakout")
     assert breakout["trade_date"] == str(NOTE_DATE)
-    assert (breakout["option_symbol"], breakout["trigger_direction"], round(breakout["trigger_level"], 2),
-            breakout["target"], breakout["stop"]) == ("IWM   260102C00255000", "above", 250.94, 266.0, 249.35)
+    assert (
+        breakout["option_symbol"],
+        breakout["trigger_direction"],
+        round(breakout["trigger_level"], 2),
+        breakout["target"],
+        breakout["stop"],
+    ) == ("IWM   260102C00255000", "above", 250.94, 266.0, 249.35)
     assert {i["symbol"] for i in ideas} == {"IWM"} and breakout["bias"] in ("bullish", "bearish", "neutral")
 
-    levels = list(csv.DictReader(io.StringIO(
-        cli("levels", "--format", "csv", "-s", "IWM", *wh(note_warehouse), env=cli_env).stdout)))
+    levels = list(
+        csv.DictReader(
+            io.StringIO(
+                cli("levels", "--format", "csv", "-s", "IWM", *wh(note_warehouse), env=cli_env).stdout
+            )
+        )
+    )
     assert len(levels) == 1
     iwm = levels[0]
-    assert (iwm["symbol"], iwm["trade_date"], round(float(iwm["close"]), 2), round(float(iwm["sma_30"]), 2),
-            float(iwm["call_wall"]), float(iwm["put_wall"])) == ("IWM", str(NOTE_DATE), 249.80, 246.33, 255.0, 240.0)
+    assert (
+        iwm["symbol"],
+        iwm["trade_date"],
+        round(float(iwm["close"]), 2),
+        round(float(iwm["sma_30"]), 2),
+        float(iwm["call_wall"]),
+        float(iwm["put_wall"]),
+    ) == ("IWM", str(NOTE_DATE), 249.80, 246.33, 255.0, 240.0)
 
     table = cli("signals", *wh(note_warehouse), env=cli_env)
     assert table.returncode == 0, table.stderr
@@ -110,12 +135,18 @@ def test_ideas_levels_signals_answer_for_the_latest_session(note_warehouse: Path
 def test_ideas_of_a_given_date_and_bad_input(note_warehouse: Path, cli_env):
     dated = cli("ideas", "--date", str(NOTE_DATE), "--format", "csv", *wh(note_warehouse), env=cli_env)
     rows = list(csv.DictReader(io.StringIO(dated.stdout)))
-    assert {r["trade_date"] for r in rows} == {str(NOTE_DATE)} and "call_breakout" in {r["rule"] for r in rows}
+    assert {r["trade_date"] for r in rows} == {str(NOTE_DATE)} and "call_breakout" in {
+        r["rule"] for r in rows
+    }
     none_such = cli("signals", "--date", "2025-12-25", *wh(note_warehouse), env=cli_env)
-    assert none_such.returncode == 1 and "no session 2025-12-25 in the warehouse (it holds" in none_such.stderr
+    assert (
+        none_such.returncode == 1 and "no session 2025-12-25 in the warehouse (it holds" in none_such.stderr
+    )
     injected = cli("ideas", "--symbol", "IWM' OR '1'='1", *wh(note_warehouse), env=cli_env)
     assert injected.returncode == 2 and "invalid symbol" in injected.stderr
-    other = json.loads(cli("levels", "--format", "json", "-s", "QQQ", *wh(note_warehouse), env=cli_env).stdout)
+    other = json.loads(
+        cli("levels", "--format", "json", "-s", "QQQ", *wh(note_warehouse), env=cli_env).stdout
+    )
     assert other == []
 
 
@@ -153,7 +184,9 @@ def test_progress_lines_when_stderr_is_not_a_terminal(note_warehouse: Path):
     stamped = [line[9:] for line in stderr if re.match(r"^\d\d:\d\d:\d\d ", line)]
     assert stamped[0] == f"nightly {NOTE_DATE}: starting on the Prefect server"
     assert "ingest and validate landing files ..." in stamped
-    assert any(re.fullmatch(r"ingest and validate landing files: done in \d+\.\d s", line) for line in stamped)
+    assert any(
+        re.fullmatch(r"ingest and validate landing files: done in \d+\.\d s", line) for line in stamped
+    )
     assert "gold sessions 1/1" in stamped
     assert re.fullmatch(rf"nightly {NOTE_DATE}: finished in \d+\.\d s", stamped[-1])
 
@@ -168,7 +201,9 @@ def test_a_holiday_on_a_server_is_a_skipped_run_with_its_reason(note_warehouse: 
         run = client.read_flow_run(flow_run_id(done.stdout))
     assert run.name == "nightly-2025-12-25"
     assert (run.state.type.value, run.state.name, run.state.message) == ("COMPLETED", "Skipped", CHRISTMAS)
-    logged = [json.loads(line) for line in (note_warehouse / "wh" / "logs" / "runs.jsonl").read_text().splitlines()]
+    logged = [
+        json.loads(line) for line in (note_warehouse / "wh" / "logs" / "runs.jsonl").read_text().splitlines()
+    ]
     assert {"status": "skipped", "date": "2025-12-25", "reason": CHRISTMAS}.items() <= logged[-1].items()
 
 
@@ -178,12 +213,30 @@ def test_without_a_server_a_holiday_and_nothing_new_answer_before_prefect(note_w
     holiday = cli("run", "--date", "2025-12-25", *wh(note_warehouse), env=local)
     assert (holiday.returncode, holiday.stdout) == (0, f"skipped: {CHRISTMAS}\n"), holiday.stderr
     weekend = cli("run", "--date", "2025-12-27", *wh(note_warehouse), env=local)
-    assert weekend.stdout == "skipped: 2025-12-27 is not an XNYS session (Saturday); next session 2025-12-29\n"
-    again = cli("run", "--date", str(NOTE_DATE), *wh(note_warehouse), "--landing", str(note_warehouse / "landing"),
-                env=local)
+    assert (
+        weekend.stdout == "skipped: 2025-12-27 is not an XNYS session (Saturday); next session 2025-12-29\n"
+    )
+    again = cli(
+        "run",
+        "--date",
+        str(NOTE_DATE),
+        *wh(note_warehouse),
+        "--landing",
+        str(note_warehouse / "landing"),
+        env=local,
+    )
     assert again.returncode == 0, again.stderr
-    assert re.fullmatch(rf"skipped: nothing new in landing since run \S+ computed {NOTE_DATE} \(finished [^)]+\); "
-                        r"--force runs it again\n", again.stdout), again.stdout
-    logged = [json.loads(line) for line in (note_warehouse / "wh" / "logs" / "runs.jsonl").read_text().splitlines()]
+    assert re.fullmatch(
+        rf"skipped: nothing new in landing since run \S+ computed {NOTE_DATE} \(finished [^)]+\); "
+        r"--force runs it again\n",
+        again.stdout,
+    ), again.stdout
+    logged = [
+        json.loads(line) for line in (note_warehouse / "wh" / "logs" / "runs.jsonl").read_text().splitlines()
+    ]
     skips = [r for r in logged[-3:] if r["run_id"].endswith("-precheck")]
-    assert [r["reason"][:27] for r in skips] == [CHRISTMAS[:27], "2025-12-27 is not an XNYS s", "nothing new in landing sinc"]
+    assert [r["reason"][:27] for r in skips] == [
+        CHRISTMAS[:27],
+        "2025-12-27 is not an XNYS s",
+        "nothing new in landing sinc",
+    ]

@@ -25,7 +25,11 @@ def lake_contents(root: Path) -> dict[str, pl.DataFrame]:
     out = {}
     for path in sorted(lake.rglob("*")):
         if path.is_file() and "_staging" not in path.parts and "_manifest" not in path.parts:
-            frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.DataFrame({"raw": [path.read_bytes()]})
+            frame = (
+                pl.read_parquet(path)
+                if path.suffix == ".parquet"
+                else pl.DataFrame({"raw": [path.read_bytes()]})
+            )
             out[str(path.relative_to(lake))] = frame.drop(LINEAGE_THAT_VARIES, strict=False)
     return out
 
@@ -36,7 +40,8 @@ def warehouse_contents(root: Path) -> dict[str, list[tuple]]:
         tables = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in GOLD_TABLES}
         tables["pipeline_runs"] = con.execute(
             "SELECT trade_date, dataset, rows_in, rows_out, rows_rejected, count(DISTINCT run_id) "
-            "FROM pipeline_runs GROUP BY ALL ORDER BY ALL").fetchall()
+            "FROM pipeline_runs GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
         return tables
     finally:
         con.close()
@@ -50,8 +55,10 @@ cached result. Before it, the staged gold is not the lake's: the re-run computes
 def gold_file_times(root: Path) -> dict[str, int]:
     """The next day's gold files with their modification times (ns)."""
     lake = root / "wh" / "lake"
-    return {str(p.relative_to(lake)): p.stat().st_mtime_ns
-            for p in (lake / "gold").glob(f"*/trade_date={NEXT_DAY}/*.parquet")}
+    return {
+        str(p.relative_to(lake)): p.stat().st_mtime_ns
+        for p in (lake / "gold").glob(f"*/trade_date={NEXT_DAY}/*.parquet")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +88,9 @@ def test_killed_run_then_rerun_equals_one_clean_run(crash_at, before_next_day, c
     assert rerun.returncode == 0, rerun.stderr
     if crash_at in GOLD_COMMITTED:  # the gold task's cached result was reused: its files were not rewritten
         committed = gold_file_times(tmp_path)
-        assert {k: v for k, v in committed.items() if k in gold_files} == gold_files and len(committed) == len(GOLD_TABLES)
+        assert {k: v for k, v in committed.items() if k in gold_files} == gold_files and len(
+            committed
+        ) == len(GOLD_TABLES)
     recovered, clean = lake_contents(tmp_path), lake_contents(clean_run)
     assert recovered.keys() == clean.keys()
     for name, frame in clean.items():

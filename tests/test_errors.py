@@ -26,7 +26,11 @@ def _error_classes() -> dict[str, type[BaseException]]:
         for module in pkgutil.walk_packages([package], prefix=f"{package}."):
             loaded = importlib.import_module(module.name)
             for name, obj in vars(loaded).items():
-                if inspect.isclass(obj) and issubclass(obj, BaseException) and obj.__module__ == loaded.__name__:
+                if (
+                    inspect.isclass(obj)
+                    and issubclass(obj, BaseException)
+                    and obj.__module__ == loaded.__name__
+                ):
                     found[f"{module.name}.{name}"] = obj
     return found
 
@@ -34,15 +38,28 @@ def _error_classes() -> dict[str, type[BaseException]]:
 def test_every_error_class_derives_from_chainsignals_error():
     classes = _error_classes()
     # The classes of 2026-12 (the issue counted ten modules), so the walk above is known to reach them.
-    assert {"flows.config.ConfigError", "flows.sources.files.SourceError", "flows.sources.files.TooLargeError",
-            "flows.stages.silver.RejectedShareError", "flows.storage.warehouse.WarehouseBusy", "flows.storage.warehouse.WarehouseInUse",
-            "flows.report.build.ReportError", "flows.cli.query.QueryError", "flows.stages.backtest.BacktestError",
-            "flows.sources.yfinance_live.MissingExtraError", "flows.stages.run.RunError", "transforms.ideas.RuleError",
-            "schemas.quarantine.StructuralError", "schemas.gold.GoldValidationError"} <= set(classes)
+    assert {
+        "flows.config.ConfigError",
+        "flows.sources.files.SourceError",
+        "flows.sources.files.TooLargeError",
+        "flows.stages.silver.RejectedShareError",
+        "flows.storage.warehouse.WarehouseBusy",
+        "flows.storage.warehouse.WarehouseInUse",
+        "flows.report.build.ReportError",
+        "flows.cli.query.QueryError",
+        "flows.stages.backtest.BacktestError",
+        "flows.sources.yfinance_live.MissingExtraError",
+        "flows.stages.run.RunError",
+        "transforms.ideas.RuleError",
+        "schemas.quarantine.StructuralError",
+        "schemas.gold.GoldValidationError",
+    } <= set(classes)
     # A signal is not an error: SIGTERM is raised as a KeyboardInterrupt, as Ctrl-C is.
     errors = {name: cls for name, cls in classes.items() if issubclass(cls, Exception)}
     assert [name for name, cls in errors.items() if not issubclass(cls, ChainsignalsError)] == []
-    assert [name for name, cls in classes.items() if cls not in errors.values()] == ["flows.cli.launcher.Terminated"]
+    assert [name for name, cls in classes.items() if cls not in errors.values()] == [
+        "flows.cli.launcher.Terminated"
+    ]
     # The classes other code catches by a builtin type still are one.
     from flows.report.build import ReportError
     from flows.sources.yfinance_live import MissingExtraError
@@ -91,10 +108,19 @@ def test_the_context_survives_pickling():
     from flows.sources.files import SourceError
     from flows.stages.silver import RejectedShareError
 
-    error = pickle.loads(pickle.dumps(RejectedShareError("chains 2025-12-29: 9 of 10 rows rejected",
-                                                         dataset="chains", date=date(2025, 12, 29))))
+    error = pickle.loads(
+        pickle.dumps(
+            RejectedShareError(
+                "chains 2025-12-29: 9 of 10 rows rejected", dataset="chains", date=date(2025, 12, 29)
+            )
+        )
+    )
     assert (str(error), error.dataset, error.date, error.file) == (
-        "chains 2025-12-29: 9 of 10 rows rejected", "chains", date(2025, 12, 29), None)
+        "chains 2025-12-29: 9 of 10 rows rejected",
+        "chains",
+        date(2025, 12, 29),
+        None,
+    )
     transient = pickle.loads(pickle.dumps(SourceError("x.csv: unreadable", transient=True, file="x.csv")))
     assert (transient.transient, transient.file) == (True, "x.csv")
 
@@ -116,7 +142,9 @@ def _validate_with(monkeypatch, tmp_path: Path, exc: BaseException):
 def test_the_cli_prints_a_named_error_as_its_reason(monkeypatch, tmp_path):
     from flows.sources.files import SourceError
 
-    done = _validate_with(monkeypatch, tmp_path, SourceError("x.csv: missing required column(s) bid for chains"))
+    done = _validate_with(
+        monkeypatch, tmp_path, SourceError("x.csv: missing required column(s) bid for chains")
+    )
     assert done.exit_code == 1
     assert done.output.strip() == "error: x.csv: missing required column(s) bid for chains"
     assert not list(tmp_path.glob("chainsignals-*.traceback"))

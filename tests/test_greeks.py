@@ -29,8 +29,10 @@ from transforms.greeks import (
 
 D0 = date(2025, 6, 2)
 # The silver chain's columns up to greeks_derived, and its source file.
-SCHEMA = {c: SILVER_CHAIN_SCHEMA[c]
-          for c in [*CHAIN_MODEL_COLUMNS, "spot_derived", "iv_derived", "greeks_derived", "_source_file"]}
+SCHEMA = {
+    c: SILVER_CHAIN_SCHEMA[c]
+    for c in [*CHAIN_MODEL_COLUMNS, "spot_derived", "iv_derived", "greeks_derived", "_source_file"]
+}
 
 
 def day(dte: int) -> date:
@@ -40,16 +42,33 @@ def day(dte: int) -> date:
 def chain(legs: list[dict], underlying="XYZ", trade_date=D0, spot=100.0) -> pl.LazyFrame:
     """Silver chain rows. Each leg: kind, dte, strike and any of oi, iv, delta, gamma, mid, spot."""
     return silver_chain(
-        [{"underlying": leg.get("underlying", underlying),
-          "option_symbol": osi(trade_date + timedelta(days=leg["dte"]), leg["kind"], leg["strike"], underlying),
-          "expiration": trade_date + timedelta(days=leg["dte"]), "strike": float(leg["strike"]),
-          "option_type": leg["kind"], "open_interest": leg.get("oi", 100),
-          **dict.fromkeys(("bid", "ask", "last", "mid"), leg.get("mid", 1.0)),
-          "implied_volatility": leg.get("iv", 0.2), "delta": leg.get("delta", 0.5 if leg["kind"] == "C" else -0.5),
-          "gamma": leg.get("gamma", 0.01), "underlying_price": leg.get("spot", spot), "dte": leg["dte"]}
-         for leg in legs],
-        columns=list(SCHEMA), trade_date=trade_date, volume=10, spot_derived=False, iv_derived=False,
-        greeks_derived=False, _source_file="f.csv")
+        [
+            {
+                "underlying": leg.get("underlying", underlying),
+                "option_symbol": osi(
+                    trade_date + timedelta(days=leg["dte"]), leg["kind"], leg["strike"], underlying
+                ),
+                "expiration": trade_date + timedelta(days=leg["dte"]),
+                "strike": float(leg["strike"]),
+                "option_type": leg["kind"],
+                "open_interest": leg.get("oi", 100),
+                **dict.fromkeys(("bid", "ask", "last", "mid"), leg.get("mid", 1.0)),
+                "implied_volatility": leg.get("iv", 0.2),
+                "delta": leg.get("delta", 0.5 if leg["kind"] == "C" else -0.5),
+                "gamma": leg.get("gamma", 0.01),
+                "underlying_price": leg.get("spot", spot),
+                "dte": leg["dte"],
+            }
+            for leg in legs
+        ],
+        columns=list(SCHEMA),
+        trade_date=trade_date,
+        volume=10,
+        spot_derived=False,
+        iv_derived=False,
+        greeks_derived=False,
+        _source_file="f.csv",
+    )
 
 
 def spot_frame(spot: float, underlying="XYZ", trade_date=D0) -> pl.LazyFrame:
@@ -174,15 +193,17 @@ def test_gamma_flip_is_null_without_a_sign_change_or_usable_contracts():
 
 def test_nearest_crossing_rules():
     levels = np.tile(np.arange(90.0, 111.0, 5.0), (7, 1))  # 90 95 100 105 110, spot 100
-    profile = np.array([
-        [-1.0, 1.0, 1.0, 3.0, -1.0],  # crossings at 92.5 and 108.75: 92.5 is nearer
-        [-2.0, -2.0, -1.0, 3.0, 3.0],  # one crossing at 101.25
-        [1.0, 0.0, 1.0, 1.0, 1.0],  # touches 0 at 95 without changing sign: no crossing
-        [1.0, 2.0, 3.0, 2.0, 1.0],  # no crossing
-        [1.0, -1.0, -1.0, -1.0, 1.0],  # 92.5 and 107.5 equally near: the lower one
-        [3.0, 0.0, -1.0, -1.0, -1.0],  # through an exact 0: between 90 and 100, 3/4 of the way
-        [5.0, 1.0, 1e-12, -1e-12, 0.0],  # a positive profile decaying into dust: no crossing
-    ])
+    profile = np.array(
+        [
+            [-1.0, 1.0, 1.0, 3.0, -1.0],  # crossings at 92.5 and 108.75: 92.5 is nearer
+            [-2.0, -2.0, -1.0, 3.0, 3.0],  # one crossing at 101.25
+            [1.0, 0.0, 1.0, 1.0, 1.0],  # touches 0 at 95 without changing sign: no crossing
+            [1.0, 2.0, 3.0, 2.0, 1.0],  # no crossing
+            [1.0, -1.0, -1.0, -1.0, 1.0],  # 92.5 and 107.5 equally near: the lower one
+            [3.0, 0.0, -1.0, -1.0, -1.0],  # through an exact 0: between 90 and 100, 3/4 of the way
+            [5.0, 1.0, 1e-12, -1e-12, 0.0],  # a positive profile decaying into dust: no crossing
+        ]
+    )
     flips = greeks._nearest_crossing(profile, levels, np.full(7, 100.0))
     np.testing.assert_allclose(flips[[0, 1, 4, 5]], [92.5, 101.25, 92.5, 97.5], rtol=0, atol=1e-12)
     assert np.isnan(flips[[2, 3, 6]]).all()
@@ -201,18 +222,23 @@ def _brute_force_flip(legs, spot, rate, grid_points=greeks.FLIP_GRID_POINTS):
     return None if np.isnan(flip) else flip
 
 
-leg_strategy = st.fixed_dictionaries({
-    "kind": st.sampled_from(["C", "P"]),
-    "dte": st.integers(0, 400),
-    "strike": st.sampled_from([80.0, 90.0, 95.0, 100.0, 105.0, 110.0, 125.0]),
-    "oi": st.integers(1, 5000),
-    "iv": st.floats(0.05, 1.5),
-})
+leg_strategy = st.fixed_dictionaries(
+    {
+        "kind": st.sampled_from(["C", "P"]),
+        "dte": st.integers(0, 400),
+        "strike": st.sampled_from([80.0, 90.0, 95.0, 100.0, 105.0, 110.0, 125.0]),
+        "oi": st.integers(1, 5000),
+        "iv": st.floats(0.05, 1.5),
+    }
+)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(sessions=st.lists(st.lists(leg_strategy, min_size=1, max_size=6), min_size=1, max_size=4),
-       block=st.integers(1, 5), reversed_rows=st.booleans())
+@given(
+    sessions=st.lists(st.lists(leg_strategy, min_size=1, max_size=6), min_size=1, max_size=4),
+    block=st.integers(1, 5),
+    reversed_rows=st.booleans(),
+)
 def test_gamma_flip_matches_brute_force_across_blocks(sessions, block, reversed_rows, monkeypatch):
     # Tiny blocks make sessions straddle block boundaries; reversed, the rows do not come in session order.
     monkeypatch.setattr(greeks, "_FLIP_BLOCK", block)
@@ -247,13 +273,24 @@ def test_iv_inversion_on_the_parity_forward_recovers_a_smile_with_dividends():
         for k in strikes:
             vol = 0.2 + 0.4 * math.log(k / forward) ** 2
             for kind in ("C", "P"):
-                legs.append({"kind": kind, "dte": dte, "strike": float(k), "iv": None, "delta": None, "gamma": None,
-                             "mid": float(bs_price(spot, k, t, rate, vol, kind == "C", q)), "true_iv": vol})
+                legs.append(
+                    {
+                        "kind": kind,
+                        "dte": dte,
+                        "strike": float(k),
+                        "iv": None,
+                        "delta": None,
+                        "gamma": None,
+                        "mid": float(bs_price(spot, k, t, rate, vol, kind == "C", q)),
+                        "true_iv": vol,
+                    }
+                )
     frame = derive_iv_and_greeks(chain(legs, spot=spot), rate).collect()
     assert frame.columns == [*SCHEMA, "forward", "forward_source", "iv_status"]
     forwards = expiry_exposure(chain(legs, spot=spot), rate=rate).collect()
-    np.testing.assert_allclose(forwards["forward"].to_numpy(),
-                               [spot * math.exp((rate - q) * d / 365) for d in dtes], rtol=1e-12)
+    np.testing.assert_allclose(
+        forwards["forward"].to_numpy(), [spot * math.exp((rate - q) * d / 365) for d in dtes], rtol=1e-12
+    )
     assert set(forwards["forward_source"]) == {"parity"}
     iv = frame["implied_volatility"].to_numpy()
     is_call = (frame["option_type"] == "C").to_numpy()
@@ -267,16 +304,25 @@ def test_iv_inversion_on_the_parity_forward_recovers_a_smile_with_dividends():
     # both contracts of the strike get it (the in-the-money one too).
     fwd = spot * np.exp((rate - q) * t)
     otm_call = strike >= fwd
-    vega_ok = bs_price(spot, strike, t, rate, true_iv + 0.01, otm_call, q) - bs_price(
-        spot, strike, t, rate, true_iv, otm_call, q) >= 0.01
+    vega_ok = (
+        bs_price(spot, strike, t, rate, true_iv + 0.01, otm_call, q)
+        - bs_price(spot, strike, t, rate, true_iv, otm_call, q)
+        >= 0.01
+    )
     assert vega_ok.sum() > 60 and (derived[vega_ok]).all()
     np.testing.assert_allclose(iv[vega_ok], true_iv[vega_ok], rtol=1e-6)
     # Greeks with respect to spot, from the same model (q implied by the forward).
     assert (frame["greeks_derived"].to_numpy() == derived).all()
-    np.testing.assert_allclose(frame["delta"].to_numpy()[vega_ok],
-                               bs_delta(spot, strike, t, rate, true_iv, is_call, q)[vega_ok], rtol=1e-5)
-    np.testing.assert_allclose(frame["gamma"].to_numpy()[vega_ok],
-                               bs_gamma(spot, strike, t, rate, true_iv, True, q)[vega_ok], rtol=1e-5)
+    np.testing.assert_allclose(
+        frame["delta"].to_numpy()[vega_ok],
+        bs_delta(spot, strike, t, rate, true_iv, is_call, q)[vega_ok],
+        rtol=1e-5,
+    )
+    np.testing.assert_allclose(
+        frame["gamma"].to_numpy()[vega_ok],
+        bs_gamma(spot, strike, t, rate, true_iv, True, q)[vega_ok],
+        rtol=1e-5,
+    )
 
 
 def test_vendor_iv_of_zero_is_missing_and_the_in_the_money_side_takes_the_strikes_iv():
@@ -287,11 +333,26 @@ def test_vendor_iv_of_zero_is_missing_and_the_in_the_money_side_takes_the_strike
     legs = [
         # A vendor IV of 0 is "not computed": derived from the strike's out-of-the-money put.
         {"kind": "C", "dte": 30, "strike": 90, "iv": 0.0, "delta": None, "gamma": None, "mid": call_90},
-        {"kind": "P", "dte": 30, "strike": 90, "iv": float("nan"), "delta": None, "gamma": None, "mid": put_90},
+        {
+            "kind": "P",
+            "dte": 30,
+            "strike": 90,
+            "iv": float("nan"),
+            "delta": None,
+            "gamma": None,
+            "mid": put_90,
+        },
         # An out-of-the-money put without a bid: nothing to invert at 80 but the call's own price.
         {"kind": "P", "dte": 30, "strike": 80, "iv": -1.0, "delta": None, "gamma": None, "mid": 0.0},
-        {"kind": "C", "dte": 30, "strike": 80, "iv": None, "delta": None, "gamma": None,
-         "mid": float(bs_price(spot, 80, t, rate, 0.4, True))},
+        {
+            "kind": "C",
+            "dte": 30,
+            "strike": 80,
+            "iv": None,
+            "delta": None,
+            "gamma": None,
+            "mid": float(bs_price(spot, 80, t, rate, 0.4, True)),
+        },
     ]
     rows = derive_iv_and_greeks(chain(legs, spot=spot), rate).collect().to_dicts()
     assert [r["iv_status"] for r in rows] == ["derived", "derived", "no_bid", "derived_itm"]
@@ -318,8 +379,10 @@ def test_given_values_are_kept_and_unsolvable_rows_stay_null():
         {"kind": "C", "dte": 0, "strike": 100, "iv": None, "delta": None, "gamma": None, "mid": 0.5},
     ]
     rows = derive_iv_and_greeks(chain(legs, spot=spot), rate).collect().to_dicts()
-    assert [(r["implied_volatility"], r["delta"], r["gamma"], r["iv_derived"], r["greeks_derived"])
-            for r in (rows[0], rows[3], rows[4], rows[5])] == [
+    assert [
+        (r["implied_volatility"], r["delta"], r["gamma"], r["iv_derived"], r["greeks_derived"])
+        for r in (rows[0], rows[3], rows[4], rows[5])
+    ] == [
         (0.25, 0.55, 0.03, False, False),
         (None, None, None, False, False),
         (None, None, None, False, False),
@@ -330,7 +393,14 @@ def test_given_values_are_kept_and_unsolvable_rows_stay_null():
     assert rows[1]["delta"] == pytest.approx(float(bs_delta(spot, 95, t, rate, 0.3, False)), rel=1e-12)
     assert rows[1]["gamma"] == pytest.approx(float(bs_gamma(spot, 95, t, rate, 0.3)), rel=1e-12)
     assert rows[2]["delta"] == 0.31 and rows[2]["greeks_derived"]
-    assert [r["iv_status"] for r in rows] == ["vendor", "vendor", "vendor", "below_intrinsic", "no_bid", "expired"]
+    assert [r["iv_status"] for r in rows] == [
+        "vendor",
+        "vendor",
+        "vendor",
+        "below_intrinsic",
+        "no_bid",
+        "expired",
+    ]
     assert rows[2]["gamma"] == pytest.approx(float(bs_gamma(spot, 105, t, rate, 0.2)), rel=1e-12)
 
 
@@ -339,7 +409,12 @@ def test_derivation_adds_missing_flag_columns_after_the_others():
     bare = chain(legs).drop("iv_derived", "greeks_derived")
     frame = derive_iv_and_greeks(bare, 0.04).collect()
     assert frame.columns == [c for c in SCHEMA if c not in ("iv_derived", "greeks_derived")] + [
-        "iv_derived", "greeks_derived", "forward", "forward_source", "iv_status"]
+        "iv_derived",
+        "greeks_derived",
+        "forward",
+        "forward_source",
+        "iv_status",
+    ]
     assert frame["iv_derived"].to_list() == [True] and frame["greeks_derived"].to_list() == [True]
 
 
@@ -350,11 +425,15 @@ def test_derivation_adds_missing_flag_columns_after_the_others():
 #   44 days: 100: (0.25 + 0.27)/2 = 0.26, 102: (0.23 + 0.25)/2 = 0.24 -> ATM 0.25
 # 30 days in total variance (day units): 0.2^2*20 = 0.8, 0.25^2*44 = 2.75,
 #   0.8 + (2.75 - 0.8) * (30 - 20) / (44 - 20) = 1.6125 -> sqrt(1.6125 / 30) = sqrt(0.05375)
-ATM_IVS = {20: {100: (0.20, 0.22), 102: (0.18, 0.20), 98: (0.5, 0.5)},
-           44: {100: (0.25, 0.27), 102: (0.23, 0.25), 104: (0.9, 0.9)}}
+ATM_IVS = {
+    20: {100: (0.20, 0.22), 102: (0.18, 0.20), 98: (0.5, 0.5)},
+    44: {100: (0.25, 0.27), 102: (0.23, 0.25), 104: (0.9, 0.9)},
+}
 ATM_LEGS = [
     {"kind": kind, "dte": dte, "strike": k, "iv": ivs[0] if kind == "C" else ivs[1]}
-    for dte, by_strike in ATM_IVS.items() for k, ivs in by_strike.items() for kind in ("C", "P")
+    for dte, by_strike in ATM_IVS.items()
+    for k, ivs in by_strike.items()
+    for kind in ("C", "P")
 ]
 
 
@@ -364,14 +443,20 @@ def test_atm_iv_by_expiry_interpolates_between_the_bracketing_strikes():
     assert frame["atm_iv"].to_list() == pytest.approx([0.20, 0.25], rel=1e-12)
     # At a listed strike the strike's own IV; a quarter of the way from 100 to 102 a quarter of the gap.
     assert atm_iv_by_expiry(chain(ATM_LEGS, spot=102.0)).collect()["atm_iv"].to_list() == pytest.approx(
-        [0.19, 0.24], rel=1e-12)
+        [0.19, 0.24], rel=1e-12
+    )
     assert atm_iv_by_expiry(chain(ATM_LEGS, spot=100.5)).collect()["atm_iv"].to_list() == pytest.approx(
-        [0.205, 0.255], rel=1e-12)
+        [0.205, 0.255], rel=1e-12
+    )
 
 
 def test_atm_iv_uses_the_side_quoted_and_is_null_outside_the_strikes():
-    legs = [{"kind": "C", "dte": 20, "strike": 100, "iv": 0.3}, {"kind": "P", "dte": 20, "strike": 100, "iv": None},
-            {"kind": "C", "dte": 20, "strike": 110, "iv": 0.2}, {"kind": "P", "dte": 20, "strike": 110, "iv": 0.4}]
+    legs = [
+        {"kind": "C", "dte": 20, "strike": 100, "iv": 0.3},
+        {"kind": "P", "dte": 20, "strike": 100, "iv": None},
+        {"kind": "C", "dte": 20, "strike": 110, "iv": 0.2},
+        {"kind": "P", "dte": 20, "strike": 110, "iv": 0.4},
+    ]
     assert one_row(atm_iv_by_expiry(chain(legs, spot=105.0)))["atm_iv"] == pytest.approx(0.3, rel=1e-12)
     assert one_row(atm_iv_by_expiry(chain(legs, spot=111.0)))["atm_iv"] is None
 
@@ -382,19 +467,28 @@ def test_atm_iv_30_in_total_variance():
 
 
 def expiry_ivs(pairs) -> pl.LazyFrame:
-    return pl.LazyFrame({
-        "trade_date": [D0] * len(pairs), "underlying": ["XYZ"] * len(pairs),
-        "expiration": [day(d) for d, _ in pairs], "dte": [d for d, _ in pairs], "atm_iv": [v for _, v in pairs],
-    }, schema_overrides={"dte": pl.Int64, "atm_iv": pl.Float64})
+    return pl.LazyFrame(
+        {
+            "trade_date": [D0] * len(pairs),
+            "underlying": ["XYZ"] * len(pairs),
+            "expiration": [day(d) for d, _ in pairs],
+            "dte": [d for d, _ in pairs],
+            "atm_iv": [v for _, v in pairs],
+        },
+        schema_overrides={"dte": pl.Int64, "atm_iv": pl.Float64},
+    )
 
 
-@pytest.mark.parametrize(("pairs", "expected"), [
-    ([(7, 0.3), (14, 0.25)], 0.25),  # all before 30 days: flat from the latest
-    ([(45, 0.22), (90, 0.3)], 0.22),  # all after: flat from the earliest
-    ([(9, 0.4), (30, 0.21), (60, 0.5)], 0.21),  # 30 days listed
-    # 20 days has no ATM IV: 10 and 40 bracket 30, two thirds of the way: 0.9 + (1.6 - 0.9) * 2/3
-    ([(10, 0.3), (20, None), (40, 0.2)], math.sqrt((0.09 * 10 + (0.04 * 40 - 0.09 * 10) * 2 / 3) / 30)),
-])
+@pytest.mark.parametrize(
+    ("pairs", "expected"),
+    [
+        ([(7, 0.3), (14, 0.25)], 0.25),  # all before 30 days: flat from the latest
+        ([(45, 0.22), (90, 0.3)], 0.22),  # all after: flat from the earliest
+        ([(9, 0.4), (30, 0.21), (60, 0.5)], 0.21),  # 30 days listed
+        # 20 days has no ATM IV: 10 and 40 bracket 30, two thirds of the way: 0.9 + (1.6 - 0.9) * 2/3
+        ([(10, 0.3), (20, None), (40, 0.2)], math.sqrt((0.09 * 10 + (0.04 * 40 - 0.09 * 10) * 2 / 3) / 30)),
+    ],
+)
 def test_atm_iv_30_edges(pairs, expected):
     assert one_row(atm_iv_30(expiry_ivs(pairs)))["atm_iv_30"] == pytest.approx(expected, rel=1e-12)
 
@@ -404,7 +498,8 @@ def test_atm_iv_30_edges(pairs, expected):
 
 def test_rr_25d_picks_the_contracts_nearest_25_delta_on_the_expiry_nearest_30_days():
     decoys = [{"kind": "C", "dte": d, "strike": 110, "delta": 0.25, "iv": 0.9} for d in (9, 60)] + [
-        {"kind": "P", "dte": d, "strike": 90, "delta": -0.25, "iv": 0.01} for d in (9, 60)]
+        {"kind": "P", "dte": d, "strike": 90, "delta": -0.25, "iv": 0.01} for d in (9, 60)
+    ]
     on_28 = [
         {"kind": "C", "dte": 28, "strike": 102, "delta": 0.40, "iv": 0.20},
         {"kind": "C", "dte": 28, "strike": 106, "delta": 0.27, "iv": 0.19},  # nearest +0.25
@@ -441,10 +536,14 @@ def test_rr_25d_ties_and_one_sided_expirations():
 
 
 def history(values, underlying="XYZ", start=D0) -> pl.LazyFrame:
-    return pl.LazyFrame({
-        "trade_date": [start + timedelta(days=i) for i in range(len(values))],
-        "underlying": [underlying] * len(values), "atm_iv_30": values,
-    }, schema_overrides={"atm_iv_30": pl.Float64})
+    return pl.LazyFrame(
+        {
+            "trade_date": [start + timedelta(days=i) for i in range(len(values))],
+            "underlying": [underlying] * len(values),
+            "atm_iv_30": values,
+        },
+        schema_overrides={"atm_iv_30": pl.Float64},
+    )
 
 
 def test_iv_rank_and_percentile_hand_values_and_the_20_session_rule():
@@ -496,8 +595,17 @@ def test_iv_rank_has_no_lookahead_and_keeps_underlyings_apart():
 def test_session_greeks_joins_the_session_measures():
     chains = pl.concat([chain(PAIR, "PAIR"), chain(EXPOSURE_LEGS, "EXPO", spot=100.0)])
     frame = session_greeks(chains, rate=0.0).collect()
-    assert frame.columns == ["trade_date", "underlying", "net_gex", "net_dex", "call_gex_wall", "put_gex_wall",
-                             "gamma_flip", "atm_iv_30", "rr_25d"]
+    assert frame.columns == [
+        "trade_date",
+        "underlying",
+        "net_gex",
+        "net_dex",
+        "call_gex_wall",
+        "put_gex_wall",
+        "gamma_flip",
+        "atm_iv_30",
+        "rr_25d",
+    ]
     expo = frame.row(by_predicate=pl.col("underlying") == "EXPO", named=True)
     assert expo["net_gex"] == pytest.approx(90_000.0) and expo["atm_iv_30"] == pytest.approx(0.2)
     pair = frame.row(by_predicate=pl.col("underlying") == "PAIR", named=True)
@@ -507,7 +615,12 @@ def test_session_greeks_joins_the_session_measures():
 def test_empty_chains_and_sessions_without_spot():
     empty = chain(PAIR).filter(pl.lit(False))
     assert session_greeks(empty, rate=0.04).collect().height == 0
-    assert derive_iv_and_greeks(empty, 0.04).collect().columns == [*SCHEMA, "forward", "forward_source", "iv_status"]
+    assert derive_iv_and_greeks(empty, 0.04).collect().columns == [
+        *SCHEMA,
+        "forward",
+        "forward_source",
+        "iv_status",
+    ]
     assert expiry_exposure(empty).collect().height == 0
     no_spot = chain(PAIR, "NOSPOT", spot=None)
     row = one_row(session_greeks(pl.concat([no_spot, chain(PAIR)]), rate=0.0), underlying="NOSPOT")

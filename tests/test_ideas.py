@@ -43,22 +43,62 @@ DEFAULT_RAW = tomllib.loads(DEFAULT_CONFIG.read_text())["rules"]
 RULES = {r.name: r for r in compile_rules(DEFAULT_RAW)}
 
 IWM = {
-    "trade_date": D, "symbol": "IWM", "open": 251.0, "high": 252.0, "low": 249.35, "close": 249.80,
-    "bb_upper": 256.96, "bb_middle": 250.94, "bb_lower": 244.92, "r1": 252.08, "s1": 249.73,
-    "sma_30": 246.33, "sma_200": 224.02, "atr_14": 3.0,
-    "call_wall": 255.0, "call_wall_oi": 10_000, "next_call_wall": 266.0,
-    "put_wall": 240.0, "put_wall_oi": 7_739, "next_put_wall": 235.0,
+    "trade_date": D,
+    "symbol": "IWM",
+    "open": 251.0,
+    "high": 252.0,
+    "low": 249.35,
+    "close": 249.80,
+    "bb_upper": 256.96,
+    "bb_middle": 250.94,
+    "bb_lower": 244.92,
+    "r1": 252.08,
+    "s1": 249.73,
+    "sma_30": 246.33,
+    "sma_200": 224.02,
+    "atr_14": 3.0,
+    "call_wall": 255.0,
+    "call_wall_oi": 10_000,
+    "next_call_wall": 266.0,
+    "put_wall": 240.0,
+    "put_wall_oi": 7_739,
+    "next_put_wall": 235.0,
 }
 
 
 def chain(legs: list[tuple], trade_date: date = D) -> pl.LazyFrame:
     """A silver chain. legs: (underlying, expiration, option_type, strike, open_interest, bid); ask = bid + 0.2."""
     return silver_chain(
-        [{"underlying": u, "expiration": e, "strike": float(k), "option_type": t, "open_interest": oi,
-          "bid": bid, "ask": bid + 0.2, "mid": bid + 0.1} for u, e, t, k, oi, bid in legs],
-        columns=["trade_date", "underlying", "expiration", "strike", "option_type", "open_interest", "volume",
-                 "bid", "ask", "mid", "dte", "option_symbol"],
-        trade_date=trade_date, volume=10)
+        [
+            {
+                "underlying": u,
+                "expiration": e,
+                "strike": float(k),
+                "option_type": t,
+                "open_interest": oi,
+                "bid": bid,
+                "ask": bid + 0.2,
+                "mid": bid + 0.1,
+            }
+            for u, e, t, k, oi, bid in legs
+        ],
+        columns=[
+            "trade_date",
+            "underlying",
+            "expiration",
+            "strike",
+            "option_type",
+            "open_interest",
+            "volume",
+            "bid",
+            "ask",
+            "mid",
+            "dte",
+            "option_symbol",
+        ],
+        trade_date=trade_date,
+        volume=10,
+    )
 
 
 def ideas(feats: pl.LazyFrame, chains: pl.LazyFrame, *names: str, rules=None) -> pl.DataFrame:
@@ -98,7 +138,11 @@ IWM_LEGS = [
 
 def test_default_config_compiles_four_rules_in_order():
     assert [r.name for r in compile_rules(DEFAULT_RAW)] == [
-        "call_breakout", "protective_put", "stock_entry", "put_breakdown"]
+        "call_breakout",
+        "protective_put",
+        "stock_entry",
+        "put_breakdown",
+    ]
     rules = load_settings(DEFAULT_CONFIG).rules
     assert [(r.name, r.direction, r.instrument, r.option_type) for r in rules] == [
         ("call_breakout", "bullish", "call", "C"),
@@ -127,8 +171,12 @@ BAD_RULES = [
     pytest.param({"expiry_order": ["days_left ASC"]}, "expiry_order", id="expiry-order-unknown-column"),
     pytest.param({"strike_filter": "strik > 0"}, "strike_filter", id="strike-filter-unknown-column"),
     pytest.param({"strike_order": ["abs(strike - wall) DESC"]}, "strike_order", id="strike-order-unknown"),
-    pytest.param({"contract_filter": "premium >= 0.05"}, "contract_filter", id="contract-filter-unknown-column"),
-    pytest.param({"rationale": "{symbol} at {closing_price}"}, "closing_price", id="rationale-unknown-column"),
+    pytest.param(
+        {"contract_filter": "premium >= 0.05"}, "contract_filter", id="contract-filter-unknown-column"
+    ),
+    pytest.param(
+        {"rationale": "{symbol} at {closing_price}"}, "closing_price", id="rationale-unknown-column"
+    ),
     pytest.param({"rationale": "{close:>10}"}, "close:>10", id="rationale-bad-format"),
     pytest.param({"rationale": "{close"}, "rationale", id="rationale-unclosed"),
     pytest.param({"direction": "up"}, "direction", id="bad-direction"),
@@ -161,10 +209,22 @@ def test_a_stock_rule_cannot_use_contract_columns_but_an_option_rule_can():
     with pytest.raises(RuleError, match="rule 'stock_entry': rationale names unknown column"):
         compile_rules([_variant(2, rationale="{bogus}")])
     # Option rules see the chosen contract; target/stop may use trigger_level.
-    rule, = compile_rules([_variant(0, trigger="strike + mid", target="trigger_level + 10",
-                                    stop="trigger_level - mid",
-                                    rationale="{option_symbol} {strike:.1f} {entry_premium} {risk_reward:.3f}")])
-    assert (rule.trigger, rule.target, rule.stop) == ("strike + mid", "trigger_level + 10", "trigger_level - mid")
+    (rule,) = compile_rules(
+        [
+            _variant(
+                0,
+                trigger="strike + mid",
+                target="trigger_level + 10",
+                stop="trigger_level - mid",
+                rationale="{option_symbol} {strike:.1f} {entry_premium} {risk_reward:.3f}",
+            )
+        ]
+    )
+    assert (rule.trigger, rule.target, rule.stop) == (
+        "strike + mid",
+        "trigger_level + 10",
+        "trigger_level - mid",
+    )
 
 
 def test_compile_rules_rejects_duplicates_missing_fields_and_bad_names():
@@ -183,7 +243,7 @@ def _toml_with(rules_toml: str) -> str:
     return '[paths]\nwarehouse = "wh"\n\n[signals]\nbullish_at = 25\n\n' + rules_toml
 
 
-GOOD_RULE = '''
+GOOD_RULE = """
 [[rules]]
 name = "dip_buy"
 direction = "bullish"
@@ -194,7 +254,7 @@ trigger_direction = "below"
 target = "sma_30"
 stop = "trigger_level - atr_14"
 rationale = "{symbol} {trigger_level}"
-'''
+"""
 
 
 def test_load_settings_reads_rules_from_a_toml_file(tmp_path, monkeypatch):
@@ -210,13 +270,16 @@ def test_load_settings_reads_rules_from_a_toml_file(tmp_path, monkeypatch):
     assert s.landing == (tmp_path / "wh" / "landing").resolve()
 
 
-@pytest.mark.parametrize(("replace", "by", "fragment"), [
-    ('when = "close < sma_30"', 'when = "close < sma_31"', "when"),
-    ('target = "sma_30"', 'target = "sma_30 +"', "target"),
-    ('rationale = "{symbol} {trigger_level}"', 'rationale = "{symbol} {tigger_level}"', "tigger_level"),
-    ('direction = "bullish"', 'direction = "long"', "direction"),
-    ('instrument = "stock"', 'instrument = "etf"', "instrument"),
-])
+@pytest.mark.parametrize(
+    ("replace", "by", "fragment"),
+    [
+        ('when = "close < sma_30"', 'when = "close < sma_31"', "when"),
+        ('target = "sma_30"', 'target = "sma_30 +"', "target"),
+        ('rationale = "{symbol} {trigger_level}"', 'rationale = "{symbol} {tigger_level}"', "tigger_level"),
+        ('direction = "bullish"', 'direction = "long"', "direction"),
+        ('instrument = "stock"', 'instrument = "etf"', "instrument"),
+    ],
+)
 def test_load_settings_fails_with_config_error_naming_file_and_rule(tmp_path, replace, by, fragment):
     path = tmp_path / "bad.toml"
     text = _toml_with(GOOD_RULE.replace(replace, by))
@@ -246,15 +309,29 @@ def test_load_settings_duplicate_rule_and_unreadable_files(tmp_path):
 
 
 def _flags(expirations: list[date]) -> dict[date, dict]:
-    frame = pl.DataFrame({"expiration": expirations, "dte": [300] * len(expirations)},
-                         schema={"expiration": pl.Date, "dte": pl.Int64})
+    frame = pl.DataFrame(
+        {"expiration": expirations, "dte": [300] * len(expirations)},
+        schema={"expiration": pl.Date, "dte": pl.Int64},
+    )
     out = frame.with_columns(expiry_flags(pl.col("expiration"), pl.col("dte")))
     return {r["expiration"]: r for r in out.to_dicts()}
 
 
 def test_expiry_flags_classify_weekly_monthly_quarterly():
-    f = _flags([date(2026, 1, 16), date(2026, 1, 2), date(2026, 6, 18), date(2026, 3, 31), date(2026, 1, 15),
-                date(2025, 4, 17), date(2027, 6, 17), date(2026, 3, 20), date(2026, 2, 20), date(2026, 1, 22)])
+    f = _flags(
+        [
+            date(2026, 1, 16),
+            date(2026, 1, 2),
+            date(2026, 6, 18),
+            date(2026, 3, 31),
+            date(2026, 1, 15),
+            date(2025, 4, 17),
+            date(2027, 6, 17),
+            date(2026, 3, 20),
+            date(2026, 2, 20),
+            date(2026, 1, 22),
+        ]
+    )
     kinds = {d: (r["is_weekly"], r["is_monthly"], r["is_quarterly"]) for d, r in f.items()}
     assert kinds[date(2026, 1, 16)] == (False, True, False)  # third Friday
     assert kinds[date(2026, 1, 2)] == (True, False, False)  # first Friday
@@ -302,8 +379,11 @@ def test_monthly_matches_the_exchange_calendar_for_every_month():
 
 
 def test_listed_expirations_one_row_per_session_side_and_expiration():
-    listed = option_chain(chain(IWM_LEGS), strike_open_interest(chain(IWM_LEGS))).expirations.collect().sort(
-        "option_type", "expiration")
+    listed = (
+        option_chain(chain(IWM_LEGS), strike_open_interest(chain(IWM_LEGS)))
+        .expirations.collect()
+        .sort("option_type", "expiration")
+    )
     assert listed.columns == ["_listing", "trade_date", "symbol", "option_type", *EXPIRY_FIELDS]
     # Several strikes of one expiration are one row; DEC31 expires the day after D, so it is listed.
     assert listed.select("option_type", "expiration", "dte", "is_weekly", "is_monthly").rows() == [
@@ -324,23 +404,42 @@ def test_call_breakout_reproduces_the_note():
     idea = only(out, rule="call_breakout")
     trigger, target, stop = 250.94, 266.0, 249.35  # close < bb_middle: the middle band
     assert idea == {
-        "trade_date": D, "symbol": "IWM", "idea_id": idea["idea_id"], "rule": "call_breakout",
-        "direction": "bullish", "instrument": "call",
+        "trade_date": D,
+        "symbol": "IWM",
+        "idea_id": idea["idea_id"],
+        "rule": "call_breakout",
+        "direction": "bullish",
+        "instrument": "call",
         # dte >= 3 excludes Dec 31 (which lists 255 itself); on Jan 2 256 is nearest to the 255 wall.
-        "option_symbol": "IWM   260102C00256000", "expiration": JAN02, "strike": 256.0, "dte": 4,
-        "entry_premium": pytest.approx(1.60), "contract_open_interest": 100, "underlying_close": 249.80,
-        "trigger_level": trigger, "trigger_direction": "above", "target": target, "stop": stop,
+        "option_symbol": "IWM   260102C00256000",
+        "expiration": JAN02,
+        "strike": 256.0,
+        "dte": 4,
+        "entry_premium": pytest.approx(1.60),
+        "contract_open_interest": 100,
+        "underlying_close": 249.80,
+        "trigger_level": trigger,
+        "trigger_direction": "above",
+        "target": target,
+        "stop": stop,
         "risk_reward": pytest.approx((266.0 - 250.94) / (250.94 - 249.35)),
         "rationale": "IWM 249.80 sits below its call wall at 255.00 (10000 contracts). Buy the 2026-01-02 "
-                     "256.00 call on a break above 250.94; target the next wall at 266.00, stop below "
-                     "today's low of 249.35.",
+        "256.00 call on a break above 250.94; target the next wall at 266.00, stop below "
+        "today's low of 249.35.",
     }
     assert idea["risk_reward"] == pytest.approx(9.4716981, rel=1e-7)
 
 
 def test_call_breakout_triggers_at_r1_when_price_is_above_the_middle_band():
-    qqq = {**IWM, "symbol": "QQQ", "close": 252.0, "low": 251.0, "r1": 253.5, "call_wall": 260.0,
-           "next_call_wall": 270.0}
+    qqq = {
+        **IWM,
+        "symbol": "QQQ",
+        "close": 252.0,
+        "low": 251.0,
+        "r1": 253.5,
+        "call_wall": 260.0,
+        "next_call_wall": 270.0,
+    }
     legs = [("QQQ", JAN02, "C", 259, 10, 1.0), ("QQQ", JAN02, "C", 262, 10, 0.5)]
     idea = only(ideas(features(qqq), chain(legs), "call_breakout"), symbol="QQQ")
     assert (idea["trigger_level"], idea["target"], idea["stop"]) == (253.5, 270.0, 251.0)
@@ -349,19 +448,33 @@ def test_call_breakout_triggers_at_r1_when_price_is_above_the_middle_band():
 
 
 def test_call_breakout_ties_go_to_the_lower_strike_and_only_listed_contracts_are_named():
-    legs = [("IWM", JAN02, "C", 254, 10, 2.0), ("IWM", JAN02, "C", 256, 10, 1.0),
-            ("IWM", JAN09, "C", 255, 10, 3.0)]
+    legs = [
+        ("IWM", JAN02, "C", 254, 10, 2.0),
+        ("IWM", JAN02, "C", 256, 10, 1.0),
+        ("IWM", JAN09, "C", 255, 10, 3.0),
+    ]
     idea = only(ideas(features(IWM), chain(legs), "call_breakout"), symbol="IWM")
     assert (idea["option_symbol"], idea["strike"]) == ("IWM   260102C00254000", 254.0)
     assert idea["entry_premium"] == pytest.approx(2.1)
 
 
 def test_ideas_are_per_symbol_and_session():
-    spy = {**IWM, "symbol": "SPY", "trade_date": D, "call_wall": 600.0, "next_call_wall": 610.0,
-           "close": 590.0, "low": 588.0, "bb_middle": 595.0}
+    spy = {
+        **IWM,
+        "symbol": "SPY",
+        "trade_date": D,
+        "call_wall": 600.0,
+        "next_call_wall": 610.0,
+        "close": 590.0,
+        "low": 588.0,
+        "bb_middle": 595.0,
+    }
     iwm_next = {**IWM, "trade_date": D + timedelta(days=1)}
-    legs_d = [("IWM", JAN02, "C", 256, 10, 1.5), ("SPY", JAN02, "C", 600, 10, 4.0),
-              ("SPY", JAN02, "C", 256, 10, 9.0)]
+    legs_d = [
+        ("IWM", JAN02, "C", 256, 10, 1.5),
+        ("SPY", JAN02, "C", 600, 10, 4.0),
+        ("SPY", JAN02, "C", 256, 10, 9.0),
+    ]
     legs_next = [("IWM", JAN02, "C", 255, 10, 1.8)]
     chains = pl.concat([chain(legs_d), chain(legs_next, trade_date=D + timedelta(days=1))])
     out = ideas(features(IWM, spy, iwm_next), chains, "call_breakout")
@@ -373,14 +486,17 @@ def test_ideas_are_per_symbol_and_session():
     assert only(out, symbol="SPY")["trigger_level"] == 595.0
 
 
-@pytest.mark.parametrize(("changes", "why"), [
-    ({"low": 251.0}, "stop above the trigger"),
-    ({"next_call_wall": 250.5}, "target below the trigger"),
-    ({"low": 250.94}, "stop equal to the trigger"),
-    ({"close": 256.0}, "price above the call wall: `when` is false"),
-    ({"next_call_wall": None}, "no next wall"),
-    ({"bb_middle": None}, "no middle band"),
-])
+@pytest.mark.parametrize(
+    ("changes", "why"),
+    [
+        ({"low": 251.0}, "stop above the trigger"),
+        ({"next_call_wall": 250.5}, "target below the trigger"),
+        ({"low": 250.94}, "stop equal to the trigger"),
+        ({"close": 256.0}, "price above the call wall: `when` is false"),
+        ({"next_call_wall": None}, "no next wall"),
+        ({"bb_middle": None}, "no middle band"),
+    ],
+)
 def test_call_breakout_is_not_emitted_when_inconsistent_or_not_applicable(changes, why):
     out = ideas(features({**IWM, **changes}), chain(IWM_LEGS), "call_breakout")
     assert out.height == 0, why
@@ -395,10 +511,15 @@ def test_no_contract_no_option_idea_but_stock_ideas_remain():
 
 
 def test_expired_and_same_day_contracts_are_never_named():
-    legs = [("IWM", D, "C", 255, 10, 1.0), ("IWM", D - timedelta(days=3), "C", 255, 10, 1.0),
-            ("IWM", JAN02, "C", 262, 10, 0.2)]
-    strikes = [r["strike"] for r in option_chain(chain(legs), strike_open_interest(chain(legs))).contracts.collect()
-               .to_dicts()]
+    legs = [
+        ("IWM", D, "C", 255, 10, 1.0),
+        ("IWM", D - timedelta(days=3), "C", 255, 10, 1.0),
+        ("IWM", JAN02, "C", 262, 10, 0.2),
+    ]
+    strikes = [
+        r["strike"]
+        for r in option_chain(chain(legs), strike_open_interest(chain(legs))).contracts.collect().to_dicts()
+    ]
     assert strikes == [262.0]
     idea = only(ideas(features(IWM), chain(legs), "call_breakout"), symbol="IWM")
     assert idea["option_symbol"] == "IWM   260102C00262000"
@@ -435,32 +556,48 @@ def test_no_option_idea_names_a_contract_with_a_zero_bid():
     real SPX chain of 2019-05-22 named such a call): the default rules drop the idea, they do not move it."""
     zero_bid = pl.col("strike") == 255.0
     legs = [("IWM", JAN02, "C", 253, 10, 2.0), ("IWM", JAN02, "C", 255, 10, 0.0)]
-    quoted = chain(legs).with_columns(pl.when(zero_bid).then(0.10).otherwise(pl.col("ask")).alias("ask"),
-                                      pl.when(zero_bid).then(0.05).otherwise(pl.col("mid")).alias("mid"))
+    quoted = chain(legs).with_columns(
+        pl.when(zero_bid).then(0.10).otherwise(pl.col("ask")).alias("ask"),
+        pl.when(zero_bid).then(0.05).otherwise(pl.col("mid")).alias("mid"),
+    )
     assert ideas(features(IWM), quoted, "call_breakout").height == 0
     bid = pl.when(zero_bid).then(0.01).otherwise(pl.col("bid"))
-    assert only(ideas(features(IWM), quoted.with_columns(bid.alias("bid")), "call_breakout"),
-                symbol="IWM")["strike"] == 255.0
+    assert (
+        only(ideas(features(IWM), quoted.with_columns(bid.alias("bid")), "call_breakout"), symbol="IWM")[
+            "strike"
+        ]
+        == 255.0
+    )
     puts = [("IWM", JAN02, "P", 240, 10, 0.0), ("IWM", JAN02, "P", 242, 10, 1.0)]
     assert ideas(features(IWM), chain(puts), "put_breakdown").height == 0  # bid 0.00, mid 0.10
     legs = [("IWM", JAN16, "P", 245, 500, 2.0), ("IWM", JAN16, "P", 247, 1_000, 0.0)]
     assert ideas(features(IWM), chain(legs), "protective_put").height == 0
-    assert all("bid > 0" in RULES[name].contract_filter for name in ("call_breakout", "put_breakdown",
-                                                                      "protective_put"))
+    assert all(
+        "bid > 0" in RULES[name].contract_filter
+        for name in ("call_breakout", "put_breakdown", "protective_put")
+    )
 
 
 def test_breakout_ideas_take_the_nearest_friday_expiry_not_a_quarter_end_wednesday():
     """'The nearest weekly': on Wednesday 2025-12-24 this Friday is 2 days out (under the 3-day minimum),
     Wednesday 12-31 is the quarter-end expiry, and Friday 2026-01-02 is the nearest weekly."""
     day = date(2025, 12, 24)
-    legs = [("IWM", date(2025, 12, 26), "C", 255, 10, 1.0), ("IWM", DEC31, "C", 255, 10, 1.0),
-            ("IWM", JAN02, "C", 255, 10, 1.0)]
-    idea = only(ideas(features({**IWM, "trade_date": day}), chain(legs, trade_date=day), "call_breakout"),
-                symbol="IWM")
+    legs = [
+        ("IWM", date(2025, 12, 26), "C", 255, 10, 1.0),
+        ("IWM", DEC31, "C", 255, 10, 1.0),
+        ("IWM", JAN02, "C", 255, 10, 1.0),
+    ]
+    idea = only(
+        ideas(features({**IWM, "trade_date": day}), chain(legs, trade_date=day), "call_breakout"),
+        symbol="IWM",
+    )
     assert (idea["expiration"], idea["dte"], idea["option_symbol"]) == (JAN02, 9, "IWM   260102C00255000")
-    flags = option_chain(chain(legs, trade_date=day), strike_open_interest(chain(legs, trade_date=day))).expirations
-    assert flags.filter(pl.col("expiration") == DEC31).select("is_weekly", "is_monthly", "is_quarterly").collect(
-        ).row(0) == (False, False, True)
+    flags = option_chain(
+        chain(legs, trade_date=day), strike_open_interest(chain(legs, trade_date=day))
+    ).expirations
+    assert flags.filter(pl.col("expiration") == DEC31).select(
+        "is_weekly", "is_monthly", "is_quarterly"
+    ).collect().row(0) == (False, False, True)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -497,7 +634,8 @@ def test_protective_put_picks_the_nearest_monthly_at_least_14_days_and_the_heavi
     assert idea["rationale"] == (
         "Protective put for holders: the 2026-01-16 247.00 put (the heaviest put strike between the lower "
         "band and spot) hedges a drop below the lower band at 244.92; target 240.00, the hedge is no longer "
-        "needed above 250.94.")
+        "needed above 250.94."
+    )
 
 
 def test_protective_put_target_falls_back_to_two_atr_below_the_band():
@@ -509,10 +647,12 @@ def test_protective_put_target_falls_back_to_two_atr_below_the_band():
 def test_protective_put_uses_the_juneteenth_thursday_monthly():
     day = date(2026, 6, 1)
     row = {**IWM, "trade_date": day}
-    legs = [("IWM", date(2026, 6, 12), "P", 247, 10, 1.0),  # weekly, dte 11
-            ("IWM", date(2026, 6, 17), "P", 247, 10, 1.5),  # Wednesday, dte 16
-            ("IWM", date(2026, 6, 18), "P", 247, 10, 2.0),  # the June monthly (Friday 19 is a holiday)
-            ("IWM", date(2026, 7, 17), "P", 247, 10, 3.0)]
+    legs = [
+        ("IWM", date(2026, 6, 12), "P", 247, 10, 1.0),  # weekly, dte 11
+        ("IWM", date(2026, 6, 17), "P", 247, 10, 1.5),  # Wednesday, dte 16
+        ("IWM", date(2026, 6, 18), "P", 247, 10, 2.0),  # the June monthly (Friday 19 is a holiday)
+        ("IWM", date(2026, 7, 17), "P", 247, 10, 3.0),
+    ]
     idea = only(ideas(features(row), chain(legs, trade_date=day), "protective_put"), symbol="IWM")
     assert (idea["option_symbol"], idea["dte"]) == ("IWM   260618P00247000", 17)
 
@@ -534,7 +674,8 @@ def test_stock_entry_levels_and_rationale():
     assert idea["rationale"] == (
         "Stock: enter IWM near support at 249.73 (the higher of pivot S1 249.73 and SMA 30 246.33); target "
         "the upper band at 256.96, stop below support at 248.23. A break of the 200-day MA at 224.02 is the "
-        "deeper risk line.")
+        "deeper risk line."
+    )
     # S1 above the close: SMA 30 is the support.
     idea = only(ideas(features({**IWM, "s1": 250.5}), chain([]), "stock_entry"), symbol="IWM")
     assert idea["trigger_level"] == 246.33 and idea["stop"] == pytest.approx(244.83)
@@ -546,10 +687,14 @@ def test_put_breakdown_mirrors_the_call_breakout():
     assert (idea["option_symbol"], idea["dte"]) == ("IWM   260102P00241000", 4)
     assert (idea["trigger_level"], idea["target"], idea["stop"]) == (249.73, 235.0, 252.0)
     assert idea["risk_reward"] == pytest.approx((249.73 - 235.0) / (252.0 - 249.73))
-    assert idea["rationale"].startswith("IWM 249.80 sits above its put wall at 240.00 (7739 contracts). "
-                                        "Buy the 2026-01-02 241.00 put on a break below 249.73;")
-    above = only(ideas(features({**IWM, "close": 251.5, "high": 252.5}), chain(IWM_LEGS), "put_breakdown"),
-                 symbol="IWM")
+    assert idea["rationale"].startswith(
+        "IWM 249.80 sits above its put wall at 240.00 (7739 contracts). "
+        "Buy the 2026-01-02 241.00 put on a break below 249.73;"
+    )
+    above = only(
+        ideas(features({**IWM, "close": 251.5, "high": 252.5}), chain(IWM_LEGS), "put_breakdown"),
+        symbol="IWM",
+    )
     assert above["trigger_level"] == 250.94  # close above the middle band: trigger at the band
     # bearish consistency: stop (the high) below the trigger -> no idea
     assert ideas(features({**IWM, "high": 249.0}), chain(IWM_LEGS), "put_breakdown").height == 0
@@ -593,10 +738,16 @@ def test_idea_id_is_a_stable_16_hex_digest():
 
 
 def test_rationale_formats_floats_with_two_decimals_or_the_given_precision():
-    rule, = compile_rules([_variant(
-        2, name="fmt_check",
-        rationale="{symbol}|{close}|{bb_middle}|{sma_200:.0f}|{trigger_level:.3f}|{call_wall_oi}|{trade_date}|"
-                  "{risk_reward:.1f}")])
+    (rule,) = compile_rules(
+        [
+            _variant(
+                2,
+                name="fmt_check",
+                rationale="{symbol}|{close}|{bb_middle}|{sma_200:.0f}|{trigger_level:.3f}|{call_wall_oi}|{trade_date}|"
+                "{risk_reward:.1f}",
+            )
+        ]
+    )
     idea = only(ideas(features({**IWM, "bb_middle": 250.935}), chain([]), rules=[rule]), symbol="IWM")
     assert idea["rationale"] == "IWM|249.80|250.94|224|249.730|10000|2025-12-29|4.8"
 
@@ -606,7 +757,9 @@ def test_no_rules_no_ideas():
     assert out.height == 0 and dict(out.schema) == TRADE_IDEA_SCHEMA
 
 
-@pytest.mark.parametrize(("years", "expected"), [(None, 2), ("3", 3), ("1", None), ("2.5", None), ('"2"', None)])
+@pytest.mark.parametrize(
+    ("years", "expected"), [(None, 2), ("3", 3), ("1", None), ("2.5", None), ('"2"', None)]
+)
 def test_history_years_defaults_to_two_and_refuses_less_or_a_fraction(tmp_path, years, expected):
     text = DEFAULT_CONFIG.read_text()
     assert "\n[history]\nyears = 2 " in text  # the default file states it
@@ -617,18 +770,25 @@ def test_history_years_defaults_to_two_and_refuses_less_or_a_fraction(tmp_path, 
     path = tmp_path / "history.toml"
     path.write_text(text)
     if expected is None:
-        with pytest.raises(ConfigError, match=r"\[history\] years must be a whole number of at least 2") as err:
+        with pytest.raises(
+            ConfigError, match=r"\[history\] years must be a whole number of at least 2"
+        ) as err:
             load_settings(path)
         assert str(path) in str(err.value) and "\n" not in str(err.value)
     else:
         assert load_settings(path).history_years == expected
 
 
-@pytest.mark.parametrize(("sessions", "years", "ok"), [(60, 2, True), (504, 2, True), (505, 2, False),
-                                                        (505, 3, True), (0, 2, False)])
+@pytest.mark.parametrize(
+    ("sessions", "years", "ok"),
+    [(60, 2, True), (504, 2, True), (505, 2, False), (505, 3, True), (0, 2, False)],
+)
 def test_the_put_call_history_must_fit_in_the_history_read(tmp_path, sessions, years, ok):
-    text = (DEFAULT_CONFIG.read_text().replace("pcr_history_sessions = 60 ", f"pcr_history_sessions = {sessions} ")
-            .replace("\n[history]\nyears = 2 ", f"\n[history]\nyears = {years} "))
+    text = (
+        DEFAULT_CONFIG.read_text()
+        .replace("pcr_history_sessions = 60 ", f"pcr_history_sessions = {sessions} ")
+        .replace("\n[history]\nyears = 2 ", f"\n[history]\nyears = {years} ")
+    )
     path = tmp_path / "pcr.toml"
     path.write_text(text)
     if ok:
@@ -644,16 +804,29 @@ def test_the_put_call_history_must_fit_in_the_history_read(tmp_path, sessions, y
 def test_a_rule_can_follow_the_days_bias_and_its_components():
     from transforms.features import SIGNAL_FEATURES, with_signals
 
-    following = compile_rules([_variant(2, name="stock_with_bias", when="bias = 'bullish' AND score_trend > 0 "
-                                        "AND bias_score >= 25 AND sma_30 IS NOT NULL")])
-    signals = pl.DataFrame([
-        {"trade_date": D, "symbol": "IWM", "bias": "bullish", "bias_score": 30, "score_trend": 15.0},
-        {"trade_date": D, "symbol": "QQQ", "bias": "bearish", "bias_score": -40, "score_trend": -15.0},
-        {"trade_date": D, "symbol": "SPY", "bias": "bullish", "bias_score": 20, "score_trend": 10.0},
-    ], schema={"trade_date": pl.Date, "symbol": pl.String, **SIGNAL_FEATURES})
+    following = compile_rules(
+        [
+            _variant(
+                2,
+                name="stock_with_bias",
+                when="bias = 'bullish' AND score_trend > 0 AND bias_score >= 25 AND sma_30 IS NOT NULL",
+            )
+        ]
+    )
+    signals = pl.DataFrame(
+        [
+            {"trade_date": D, "symbol": "IWM", "bias": "bullish", "bias_score": 30, "score_trend": 15.0},
+            {"trade_date": D, "symbol": "QQQ", "bias": "bearish", "bias_score": -40, "score_trend": -15.0},
+            {"trade_date": D, "symbol": "SPY", "bias": "bullish", "bias_score": 20, "score_trend": 10.0},
+        ],
+        schema={"trade_date": pl.Date, "symbol": pl.String, **SIGNAL_FEATURES},
+    )
     feats = features(IWM, {**IWM, "symbol": "QQQ"}, {**IWM, "symbol": "SPY"}, {**IWM, "symbol": "DIA"})
-    rows = trade_ideas(with_signals(feats, signals.lazy()), option_chain(chain([]), strike_open_interest(chain([]))),
-                       following).collect()
+    rows = trade_ideas(
+        with_signals(feats, signals.lazy()),
+        option_chain(chain([]), strike_open_interest(chain([]))),
+        following,
+    ).collect()
     # QQQ is bearish, SPY's score is under 25, DIA has no signals row (NULL bias): only IWM follows.
     assert rows["symbol"].to_list() == ["IWM"]
     assert rows["trigger_level"].to_list() == [249.73]

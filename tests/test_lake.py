@@ -67,8 +67,9 @@ def test_staging_waits_when_the_writer_falls_behind(tmp_path: Path, monkeypatch)
     staging = Staging(Lake(tmp_path / "lake"), "run-1")
     for index in range(MAX_QUEUED_WRITES):
         staging.stage(frame(f"S{index}", 1.0), "bronze", "bars", DAY, f"src-{index}", exclusive=False)
-    blocked = threading.Thread(target=staging.stage, args=(frame("LAST", 1.0), "bronze", "bars", DAY, "src-x",
-                                                           False))
+    blocked = threading.Thread(
+        target=staging.stage, args=(frame("LAST", 1.0), "bronze", "bars", DAY, "src-x", False)
+    )
     blocked.start()
     blocked.join(0.5)
     assert blocked.is_alive()  # a fourth frame waits for the writer instead of queueing in memory
@@ -113,20 +114,28 @@ def test_split_dates_partitions_a_history_and_leaves_out_rows_without_a_date():
     assert sorted(parts) == [first, second]
     assert parts[first]["x"].to_list() == [2]
     assert parts[second]["x"].to_list() == [1, 4]
-    assert lake_module.split_dates(pl.DataFrame({"trade_date": [None], "x": [1]},
-                                                schema={"trade_date": pl.Date, "x": pl.Int64})) == {}
+    assert (
+        lake_module.split_dates(
+            pl.DataFrame({"trade_date": [None], "x": [1]}, schema={"trade_date": pl.Date, "x": pl.Int64})
+        )
+        == {}
+    )
     assert lake_module.split_dates(history.clear()) == {}
 
 
 def parquet_close_column(path: Path) -> tuple:
     import duckdb
 
-    return duckdb.sql("SELECT compression, stats_min_value, stats_max_value FROM parquet_metadata(?) "
-                      "WHERE path_in_schema = 'close'", params=[str(path)]).fetchall()[0]
+    return duckdb.sql(
+        "SELECT compression, stats_min_value, stats_max_value FROM parquet_metadata(?) "
+        "WHERE path_in_schema = 'close'",
+        params=[str(path)],
+    ).fetchall()[0]
 
 
 def test_scratch_rows_stay_in_memory_until_the_budget_is_passed_then_go_to_lz4_files_never_the_lake(
-        tmp_path: Path):
+    tmp_path: Path,
+):
     lake = Lake(tmp_path / "lake")
     staging = Staging(lake, "run-1", keep_rows=1)
     first = staging.stage_scratch(frame("IWM", 249.8), "bars", DAY, "src-a")
@@ -136,13 +145,19 @@ def test_scratch_rows_stay_in_memory_until_the_budget_is_passed_then_go_to_lz4_f
     assert staging.kept == {} and first.exists() and second.exists()  # both spilled, the kept one too
     assert parquet_close_column(first) == ("LZ4_RAW", None, None)
     assert staging.scratch_files("bars", DAY) == [first, second]
-    assert staging.read([first, second], SCHEMA).collect().rows() == [(DAY, "IWM", 249.8), (DAY, "SPY", 600.0)]
+    assert staging.read([first, second], SCHEMA).collect().rows() == [
+        (DAY, "IWM", 249.8),
+        (DAY, "SPY", 600.0),
+    ]
     staging.stage(frame("IWM", 249.8), "silver", "bars", DAY, "part-0", exclusive=True)
     staging.commit()
     [silver] = lake.files("silver", "bars")
     assert parquet_close_column(silver) == ("ZSTD", "249.8", "249.8")
-    assert sorted(p.relative_to(lake.root).as_posix() for p in lake.root.rglob("*.parquet")
-                  if "_manifest" not in p.parts) == [f"silver/bars/trade_date={DAY}/part-0.parquet"]
+    assert sorted(
+        p.relative_to(lake.root).as_posix()
+        for p in lake.root.rglob("*.parquet")
+        if "_manifest" not in p.parts
+    ) == [f"silver/bars/trade_date={DAY}/part-0.parquet"]
 
 
 def test_a_raw_copy_commits_at_its_content_address_with_its_checksum(tmp_path: Path):
@@ -163,7 +178,8 @@ def test_a_raw_copy_commits_at_its_content_address_with_its_checksum(tmp_path: P
     final.write_text("tampered")
     now = lake_module.file_sha256(final)
     assert lake_module.verify_lake(lake)[1] == [
-        f"{final}: sha256 {now[:12]}... differs from the {digest[:12]}... it was committed with"]
+        f"{final}: sha256 {now[:12]}... differs from the {digest[:12]}... it was committed with"
+    ]
 
 
 def test_files_of_named_dates_are_the_listings_without_listing_the_history(tmp_path: Path, monkeypatch):
@@ -172,7 +188,9 @@ def test_files_of_named_dates_are_the_listings_without_listing_the_history(tmp_p
     lake = Lake(tmp_path / "lake")
     days = [date(2025, 12, d) for d in (26, 29, 30, 31)]
     for day in days:
-        lake.write_partitions(frame("IWM", 249.8).with_columns(pl.lit(day).alias("trade_date")), "silver", "bars")
+        lake.write_partitions(
+            frame("IWM", 249.8).with_columns(pl.lit(day).alias("trade_date")), "silver", "bars"
+        )
     (lake.partition_dir("silver", "bars", date(2025, 12, 24))).mkdir(parents=True)  # a folder without files
     wanted = [date(2025, 12, 31), date(2025, 12, 24), date(2025, 12, 29), date(2025, 12, 1)]
     listed = lake.files("silver", "bars")

@@ -15,14 +15,17 @@ from tests.helpers import ROOT
 POLARS_DEFAULT = "dirty_decay_ms:500,muzzy_decay_ms:1000"  # what polars sets when nobody else does
 
 
-@pytest.mark.parametrize(("argv", "expected"), [
-    (["run", "--date", "2025-12-31"], {ALLOCATOR_VARIABLE: NIGHTLY_ALLOCATOR}),
-    (["serve", "--warehouse", "/srv/cs"], {ALLOCATOR_VARIABLE: NIGHTLY_ALLOCATOR}),
-    (["backfill", "--start", "2025-01-02", "--end", "2025-12-31"], {}),  # batches of many sessions
-    (["demo"], {}),
-    (["--help"], {}),
-    ([], {}),
-])
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["run", "--date", "2025-12-31"], {ALLOCATOR_VARIABLE: NIGHTLY_ALLOCATOR}),
+        (["serve", "--warehouse", "/srv/cs"], {ALLOCATOR_VARIABLE: NIGHTLY_ALLOCATOR}),
+        (["backfill", "--start", "2025-01-02", "--end", "2025-12-31"], {}),  # batches of many sessions
+        (["demo"], {}),
+        (["--help"], {}),
+        ([], {}),
+    ],
+)
 def test_one_session_commands_get_the_nightly_allocator(argv, expected):
     assert allocator_environment(argv, {}) == expected
 
@@ -34,18 +37,27 @@ def test_an_operators_own_allocator_setting_wins():
 def _allocator_seen_by_polars(*argv: str) -> str:
     """The allocator setting polars started with in a fresh `chainsignals ARGV` process."""
     # The CLI stands in as a command that loads polars (flows.cli.app itself does not import it).
-    probe = ("import os, sys\n"
-             "import flows.cli.app\n"
-             "def command():\n"
-             "    import polars\n"
-             "    print('CONF=' + os.environ.get('_RJEM_MALLOC_CONF', ''))\n"
-             "flows.cli.app.app = command\n"
-             f"sys.argv = ['chainsignals', *{list(argv)!r}]\n"
-             "from flows.cli.launcher import main\n"
-             "main()\n")
+    probe = (
+        "import os, sys\n"
+        "import flows.cli.app\n"
+        "def command():\n"
+        "    import polars\n"
+        "    print('CONF=' + os.environ.get('_RJEM_MALLOC_CONF', ''))\n"
+        "flows.cli.app.app = command\n"
+        f"sys.argv = ['chainsignals', *{list(argv)!r}]\n"
+        "from flows.cli.launcher import main\n"
+        "main()\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != ALLOCATOR_VARIABLE}
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=ROOT,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return next(line for line in done.stdout.splitlines() if line.startswith("CONF=")).removeprefix("CONF=")
 
@@ -66,16 +78,25 @@ def test_the_work_pool_deployment_sets_it_too():
 
 @pytest.mark.e2e
 def test_the_temporary_prefect_server_gets_time_to_start_unless_told_otherwise():
-    probe = ("import os, sys\n"
-             "import flows.cli.app\n"
-             "flows.cli.app.app = lambda: print('TIMEOUT=' + os.environ['PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS'])\n"
-             "sys.argv = ['chainsignals', 'demo']\n"
-             "from flows.cli.launcher import main\n"
-             "main()\n")
+    probe = (
+        "import os, sys\n"
+        "import flows.cli.app\n"
+        "flows.cli.app.app = lambda: print('TIMEOUT=' + os.environ['PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS'])\n"
+        "sys.argv = ['chainsignals', 'demo']\n"
+        "from flows.cli.launcher import main\n"
+        "main()\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"}
     for given, expected in ((None, "120"), ("45", "45")):
         run_env = env if given is None else {**env, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": given}
-        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=run_env, cwd=ROOT,
-                              timeout=120, check=False)
+        done = subprocess.run(
+            [sys.executable, "-c", probe],
+            capture_output=True,
+            text=True,
+            env=run_env,
+            cwd=ROOT,
+            timeout=120,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
         assert f"TIMEOUT={expected}" in done.stdout.splitlines()

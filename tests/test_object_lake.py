@@ -37,9 +37,14 @@ def s3(prefect_api):
     server.start()
     host, port = server.get_host_and_port()
     with pytest.MonkeyPatch.context() as env:
-        for name, value in {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "test",
-                            "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
-                            "AWS_DEFAULT_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"}.items():
+        for name, value in {
+            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ALLOW_HTTP": "true",
+        }.items():
             env.setenv(name, value)
         lake_root(f"s3://{BUCKET}").fs.mkdir(BUCKET)
         yield f"s3://{BUCKET}"
@@ -49,8 +54,11 @@ def s3(prefect_api):
 def tables(warehouse: Path) -> dict[str, list[tuple]]:
     con = duckdb.connect(str(warehouse / "signals.duckdb"), read_only=True)
     try:
-        return {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in [*GOLD_TABLES, "pipeline_runs"]
-                if t != "pipeline_runs"}
+        return {
+            t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
+            for t in [*GOLD_TABLES, "pipeline_runs"]
+            if t != "pipeline_runs"
+        }
     finally:
         con.close()
 
@@ -78,8 +86,14 @@ def assert_same_lake(remote: Lake, local: Lake) -> None:
 
 
 def run_backfill(flow, root: Path, days: list, lake: str | None = None, shards: int = 1):
-    return flow(start=days[0], end=days[-1], warehouse=str(root / "wh"), landing=str(root / "landing"),
-                lake=lake, shards=shards)
+    return flow(
+        start=days[0],
+        end=days[-1],
+        warehouse=str(root / "wh"),
+        landing=str(root / "landing"),
+        lake=lake,
+        shards=shards,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +130,9 @@ def test_a_rerun_on_s3_reuses_the_manifest_and_changes_nothing(market, on_s3):
     lake = Lake(lake_url)
     before = {str(f): f.fs.info(f.path)["ETag"] for f in lake.files("silver", "chains")}
     warehouse_before = tables(root / "wh")
-    summary = nightly(date=market[1][-1], warehouse=str(root / "wh"), landing=str(root / "landing"),
-                      lake=lake_url)
+    summary = nightly(
+        date=market[1][-1], warehouse=str(root / "wh"), landing=str(root / "landing"), lake=lake_url
+    )
     assert summary.status == "success"
     assert {str(f): f.fs.info(f.path)["ETag"] for f in lake.files("silver", "chains")} == before
     assert tables(root / "wh") == warehouse_before
@@ -133,48 +148,91 @@ def test_two_dask_workers_on_an_s3_lake_give_the_same_tables(market, s3, on_disk
     assert parts == {"part-0-of-2.parquet", "part-1-of-2.parquet"}
 
 
-def test_a_cli_run_killed_mid_commit_on_s3_then_rerun_equals_a_clean_run(market, s3, on_disk, tmp_path, cli_env):
+def test_a_cli_run_killed_mid_commit_on_s3_then_rerun_equals_a_clean_run(
+    market, s3, on_disk, tmp_path, cli_env
+):
     source, days = market
     shutil.copytree(source / "landing", tmp_path / "landing")
     lake = f"{s3}/killed/lake"
-    command = [str(CHAINSIGNALS), "backfill", "--start", str(days[0]), "--end", str(days[-1]),
-               "--warehouse", str(tmp_path / "wh"), "--landing", str(tmp_path / "landing"), "--lake", lake]
-    killed = subprocess.run(command, env={**cli_env, "CHAINSIGNALS_CRASH_AT": "commit-half-done"},
-                            capture_output=True, text=True, timeout=600, check=False)
+    command = [
+        str(CHAINSIGNALS),
+        "backfill",
+        "--start",
+        str(days[0]),
+        "--end",
+        str(days[-1]),
+        "--warehouse",
+        str(tmp_path / "wh"),
+        "--landing",
+        str(tmp_path / "landing"),
+        "--lake",
+        lake,
+    ]
+    killed = subprocess.run(
+        command,
+        env={**cli_env, "CHAINSIGNALS_CRASH_AT": "commit-half-done"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr  # killed at the crash point, not failed
     keys = lake_root(lake).fs.find(f"{BUCKET}/killed/lake")
     staging = tmp_path / "wh" / ".staging"  # a lake on object storage stages on local disk
     assert any(staging.iterdir()), killed.stderr  # it died with staged files not yet uploaded ...
     assert any("/bronze/" in k for k in keys)  # ... after the first half went into place ...
-    assert not any(k.endswith("landing_files.parquet") or "/gold/" in k for k in keys)  # ... and before the rest
+    assert not any(
+        k.endswith("landing_files.parquet") or "/gold/" in k for k in keys
+    )  # ... and before the rest
     # With its traceback should it fail: once in about 80 runs this re-run has exited with only "error:
     # 'module' object does not support item assignment", cause not yet found.
-    rerun = subprocess.run(command, env={**cli_env, "CHAINSIGNALS_DEBUG": "1"}, capture_output=True, text=True,
-                           timeout=600, check=False)
+    rerun = subprocess.run(
+        command,
+        env={**cli_env, "CHAINSIGNALS_DEBUG": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert tables(tmp_path / "wh") == tables(on_disk / "wh")
     assert_same_lake(Lake(lake), Lake(on_disk / "wh" / "lake"))
     assert not any(staging.iterdir())  # the re-run swept the debris
-    status = subprocess.run([str(CHAINSIGNALS), "status", "--warehouse", str(tmp_path / "wh"), "--lake", lake],
-                            env=cli_env, capture_output=True, text=True, timeout=120, check=False)
+    status = subprocess.run(
+        [str(CHAINSIGNALS), "status", "--warehouse", str(tmp_path / "wh"), "--lake", lake],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert f"lake       {lake}" in status.stdout
     rows = [[cell for cell in line.split() if cell != "│"] for line in status.stdout.splitlines()]
-    assert [row[2:5] for row in rows if row[:2] == ["silver", "chains"]] == [["2", str(days[0]), str(days[-1])]]
+    assert [row[2:5] for row in rows if row[:2] == ["silver", "chains"]] == [
+        ["2", str(days[0]), str(days[-1])]
+    ]
 
 
 def test_staging_on_s3_replaces_or_adds_parts_as_a_local_lake_does(s3, tmp_path):
     lake = Lake(f"{s3}/staging-unit/lake")
     day = date(2025, 12, 31)
-    frame = pl.DataFrame({"trade_date": [day], "symbol": ["SPY"]}, schema={"trade_date": pl.Date, "symbol": pl.String})
+    frame = pl.DataFrame(
+        {"trade_date": [day], "symbol": ["SPY"]}, schema={"trade_date": pl.Date, "symbol": pl.String}
+    )
     for part in ("part-0", "part-1"):  # committed: two parts in the partition
         lake.write_partitions(frame, "gold", "blocks", part=part, exclusive=False)
     staging = Staging(lake, "run-1", folder=tmp_path / ".staging")
-    staging.stage(frame.with_columns(pl.lit("IWM").alias("symbol")), "gold", "blocks", day, "part-0",
-                  exclusive=True)
+    staging.stage(
+        frame.with_columns(pl.lit("IWM").alias("symbol")), "gold", "blocks", day, "part-0", exclusive=True
+    )
     staging.stage(frame, "silver", "bars", day, "part-0", exclusive=False)
     staging.commit()
-    assert [f.name for f in lake.files("gold", "blocks")] == ["part-0.parquet"]  # the exclusive one replaced both
-    assert lake.scan("gold", "blocks", {"trade_date": pl.Date(), "symbol": pl.String()}).collect()["symbol"].to_list() == ["IWM"]
+    assert [f.name for f in lake.files("gold", "blocks")] == [
+        "part-0.parquet"
+    ]  # the exclusive one replaced both
+    assert lake.scan("gold", "blocks", {"trade_date": pl.Date(), "symbol": pl.String()}).collect()[
+        "symbol"
+    ].to_list() == ["IWM"]
     assert [f.name for f in lake.files("silver", "bars")] == ["part-0.parquet"]
     assert not any((tmp_path / ".staging").iterdir())
 
@@ -190,7 +248,9 @@ def test_the_lake_location_comes_from_the_flag_the_environment_or_the_config(tmp
     from flows.config import load_settings
 
     config = tmp_path / "c.toml"
-    config.write_text(Path("chainsignals.toml").read_text().replace('lake = ""', 'lake = "s3://from-config/lake"'))
+    config.write_text(
+        Path("chainsignals.toml").read_text().replace('lake = ""', 'lake = "s3://from-config/lake"')
+    )
     monkeypatch.delenv("CHAINSIGNALS_LAKE", raising=False)
     assert str(load_settings(config, warehouse=tmp_path).lake) == "s3://from-config/lake"
     monkeypatch.setenv("CHAINSIGNALS_LAKE", "gs://from-env/lake/")

@@ -204,17 +204,24 @@ def test_arbitrary_text_never_raises_and_what_parses_is_a_fixed_point(texts):
 canonical_shaped = st.builds(
     lambda root, yymmdd, kind, strike: f"{root:<6}{yymmdd}{kind}{strike}",
     st.from_regex(r"[A-Z][A-Z0-9]{0,5}", fullmatch=True),
-    st.one_of(st.from_regex(r"[0-9]{6}", fullmatch=True),
-              st.dates(date(2000, 1, 1), date(2099, 12, 31)).map(lambda d: d.strftime("%y%m%d"))),
+    st.one_of(
+        st.from_regex(r"[0-9]{6}", fullmatch=True),
+        st.dates(date(2000, 1, 1), date(2099, 12, 31)).map(lambda d: d.strftime("%y%m%d")),
+    ),
     st.sampled_from("CP"),
     st.from_regex(r"[0-9]{8}", fullmatch=True),
 )
 near_misses = st.one_of(
-    canonical_shaped.map(lambda s: s.lower()), canonical_shaped.map(lambda s: " " + s[:-1]),
-    canonical_shaped.map(lambda s: s[:12] + "X" + s[13:]), canonical_shaped.map(lambda s: s + "0"),
-    canonical_shaped.map(lambda s: "O:" + s.replace(" ", "")), st.text(max_size=25), st.none(),
+    canonical_shaped.map(lambda s: s.lower()),
+    canonical_shaped.map(lambda s: " " + s[:-1]),
+    canonical_shaped.map(lambda s: s[:12] + "X" + s[13:]),
+    canonical_shaped.map(lambda s: s + "0"),
+    canonical_shaped.map(lambda s: "O:" + s.replace(" ", "")),
+    st.text(max_size=25),
+    st.none(),
     # compact, Polygon with the padding kept, and strings made of OSI's own characters
-    canonical_shaped.map(lambda s: s.replace(" ", "")), canonical_shaped.map(lambda s: "O:" + s),
+    canonical_shaped.map(lambda s: s.replace(" ", "")),
+    canonical_shaped.map(lambda s: "O:" + s),
     st.text(alphabet="O:IWM0123456789CP. ", max_size=24),
 )
 
@@ -237,8 +244,13 @@ def test_the_offset_parser_equals_the_regex_on_every_canonical_symbol(symbols):
         if row["fixed"]:
             assert row["offsets"] == row["regex"], row
         assert row["fixed"] or not row["canonical"], row
-        shaped = row["symbol"] is not None and len(row["symbol"]) == 21 and row["symbol"] == row["symbol"].strip() \
-            and row["symbol"][:1].isalpha() and row["symbol"][:1].isupper()
+        shaped = (
+            row["symbol"] is not None
+            and len(row["symbol"]) == 21
+            and row["symbol"] == row["symbol"].strip()
+            and row["symbol"][:1].isalpha()
+            and row["symbol"][:1].isupper()
+        )
         if not row["canonical"]:
             assert not (shaped and row["normalized"] == row["symbol"]), row  # nothing canonical is missed
             continue
@@ -249,11 +261,23 @@ def test_the_offset_parser_equals_the_regex_on_every_canonical_symbol(symbols):
 
 
 def test_canonical_fast_path_known_values():
-    symbols = ["IWM   260102C00255000", "BRKB1 251219P00412500", "IWM   251340C00255000", "IWM260102C00255000",
-               "iwm   260102C00255000", None]
+    symbols = [
+        "IWM   260102C00255000",
+        "BRKB1 251219P00412500",
+        "IWM   251340C00255000",
+        "IWM260102C00255000",
+        "iwm   260102C00255000",
+        None,
+    ]
     frame = pl.DataFrame({"symbol": symbols}, schema={"symbol": pl.Utf8})
     assert frame.select(is_canonical_osi(pl.col("symbol"))).to_series().to_list() == [
-        True, True, True, False, False, False]
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
     offsets = frame.head(3).select(parse_fixed_osi(pl.col("symbol")).alias("p")).unnest("p").to_dicts()
     assert offsets == [
         {"root": "IWM", "expiration": date(2026, 1, 2), "option_type": "C", "strike": 255.0},
@@ -266,7 +290,9 @@ def test_canonical_fast_path_known_values():
 @given(st.lists(st.one_of(canonical_shaped, near_misses), min_size=1, max_size=40))
 @example(["IWM   251340C00255000", "O:IWM251231C00255500", "IWM251231P99999999"])
 def test_plain_offset_columns_equal_the_offset_struct_on_every_fixed_symbol(symbols):
-    frame = pl.DataFrame({"symbol": symbols}, schema={"symbol": pl.Utf8}).filter(is_fixed_osi(pl.col("symbol")))
+    frame = pl.DataFrame({"symbol": symbols}, schema={"symbol": pl.Utf8}).filter(
+        is_fixed_osi(pl.col("symbol"))
+    )
     names = osi_part_names("p_")
     columns = with_fixed_osi_parts(frame.lazy(), "symbol", "p_").collect()
     assert columns.columns == ["symbol", *names.values()]  # no scratch column left behind
@@ -275,7 +301,9 @@ def test_plain_offset_columns_equal_the_offset_struct_on_every_fixed_symbol(symb
 
 
 def test_plain_offset_columns_known_values():
-    frame = pl.LazyFrame({"symbol": ["IWM   260102C00255000", "O:BRKB1251219P00412500", "IWM251340C00255000"]})
+    frame = pl.LazyFrame(
+        {"symbol": ["IWM   260102C00255000", "O:BRKB1251219P00412500", "IWM251340C00255000"]}
+    )
     out = with_fixed_osi_parts(frame, "symbol", "osi_").collect()
     assert out.drop("symbol").rows() == [
         ("IWM", date(2026, 1, 2), "C", 255.0),

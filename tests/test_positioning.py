@@ -34,11 +34,28 @@ def chain(legs, trade_date=D0, underlying="IWM", underlying_price=250.0) -> pl.L
     underlying_price: one value, or one per leg."""
     prices = underlying_price if isinstance(underlying_price, list) else [underlying_price] * len(legs)
     return silver_chain(
-        [{"expiration": expiration, "strike": float(strike), "option_type": kind, "open_interest": oi,
-          "volume": volume, "delta": 0.5 if kind == "C" else -0.5, "underlying_price": price}
-         for (kind, expiration, strike, oi, volume), price in zip(legs, prices, strict=True)],
-        columns=CHAIN_MODEL_COLUMNS, trade_date=trade_date, underlying=underlying,
-        bid=1.0, ask=1.2, last=1.1, mid=1.1, implied_volatility=0.2, gamma=0.01)
+        [
+            {
+                "expiration": expiration,
+                "strike": float(strike),
+                "option_type": kind,
+                "open_interest": oi,
+                "volume": volume,
+                "delta": 0.5 if kind == "C" else -0.5,
+                "underlying_price": price,
+            }
+            for (kind, expiration, strike, oi, volume), price in zip(legs, prices, strict=True)
+        ],
+        columns=CHAIN_MODEL_COLUMNS,
+        trade_date=trade_date,
+        underlying=underlying,
+        bid=1.0,
+        ask=1.2,
+        last=1.1,
+        mid=1.1,
+        implied_volatility=0.2,
+        gamma=0.01,
+    )
 
 
 # IWM on D0, spot 250. Per strike over the live expirations E1 and E2:
@@ -158,7 +175,8 @@ def test_spot_is_the_chain_median_and_the_bars_close_only_where_the_chain_has_no
     assert (row["spot"], row["spot_source"]) == (100.5, "bars")
     # Rows silver filled from the bars (spot_derived) are the bars' close too.
     filled = chain(legs, underlying_price=[99.0, 99.0, 130.0]).with_columns(
-        spot_derived=pl.Series([True, True, False]))
+        spot_derived=pl.Series([True, True, False])
+    )
     row = one_row(positioning_daily(filled))
     assert (row["spot"], row["spot_source"]) == (130.0, "chain")
     row = one_row(positioning_daily(filled.filter(pl.col("spot_derived"))))
@@ -459,9 +477,15 @@ def test_strike_levels_a_stored_copy_of_the_session_is_replaced_by_the_chain():
     stale = chain([("C", E2, 260, 7, 0), ("C", E2, 265, 7, 0), ("P", E2, 240, 7, 0)], trade_date=D0)
     frame = strike_levels(iwm_chain(), previous_chains=pl.concat([prior, stale]), top_n=3).collect()
     assert frame.filter(side="call").select("strike", "oi_change").rows() == [
-        (260.0, 600 - 450), (265.0, 550 - 0), (250.0, 500 - 0)]
+        (260.0, 600 - 450),
+        (265.0, 550 - 0),
+        (250.0, 500 - 0),
+    ]
     assert frame.filter(side="put").select("strike", "oi_change").rows() == [
-        (240.0, 700 - 1000), (245.0, 500 - 0), (235.0, 300 - 0)]
+        (240.0, 700 - 1000),
+        (245.0, 500 - 0),
+        (235.0, 300 - 0),
+    ]
 
 
 def test_strike_levels_backfill_equals_day_by_day():

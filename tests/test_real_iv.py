@@ -22,8 +22,13 @@ RATE = 0.024  # 2019's short rate: it only discounts, the forward carries the re
 
 def _read(path: Path) -> pl.DataFrame:
     raw = pl.read_csv(path, infer_schema=False)
-    day = lambda c: pl.col(c).str.to_date("%m/%d/%Y")
-    num = lambda c: pl.col(c).cast(pl.Float64)
+
+    def day(c):
+        return pl.col(c).str.to_date("%m/%d/%Y")
+
+    def num(c):
+        return pl.col(c).cast(pl.Float64)
+
     return raw.select(
         trade_date=day("quotedate"),
         underlying=pl.col("underlying").str.strip_prefix("^"),
@@ -90,9 +95,11 @@ def test_at_least_99_percent_of_the_contracts_cboe_priced_get_an_iv(derived):
 
 def test_forwards_come_from_parity_and_imply_the_dividend_yield(derived):
     expiries = derived.group_by("trade_date", "expiration").agg(
-        pl.col("forward", "forward_source", "underlying_price", "dte").first())
+        pl.col("forward", "forward_source", "underlying_price", "dte").first()
+    )
     assert set(expiries["forward_source"]) == {"parity"}
     # F = S e^((r - q) T): SPX's dividend yield was about 2% in 2019.
     implied_q = expiries.filter(pl.col("dte").is_between(30, 400)).select(
-        RATE - (pl.col("forward") / pl.col("underlying_price")).log() / (pl.col("dte") / 365))
+        RATE - (pl.col("forward") / pl.col("underlying_price")).log() / (pl.col("dte") / 365)
+    )
     assert 0.01 < implied_q.to_series().median() < 0.03

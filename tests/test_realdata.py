@@ -32,11 +32,28 @@ CHAIN_FILES = sorted((REALDATA / "spx_chains_2019").glob("SPX_*.csv.gz"))
 BARS_FILE = REALDATA / "GSPC_daily_2016-01_2019-07.csv"
 START, END = date(2019, 4, 25), date(2019, 7, 22)
 HOLIDAYS = [date(2019, 5, 27), date(2019, 7, 4)]  # Memorial Day, Independence Day (SOURCES.md)
-GOLD = ["technicals_daily", "positioning_daily", "expiry_levels", "strike_levels", "blocks", "flow_daily",
-        "signals_daily", "trade_ideas", "idea_outcomes"]
-KEYS = {"technicals_daily": ["symbol"], "positioning_daily": ["symbol"], "expiry_levels": ["symbol", "expiration"],
-        "strike_levels": ["symbol", "side", "rank"], "blocks": ["ts", "option_symbol"], "flow_daily": ["symbol"],
-        "signals_daily": ["symbol"], "trade_ideas": ["idea_id"], "idea_outcomes": ["idea_id"]}
+GOLD = [
+    "technicals_daily",
+    "positioning_daily",
+    "expiry_levels",
+    "strike_levels",
+    "blocks",
+    "flow_daily",
+    "signals_daily",
+    "trade_ideas",
+    "idea_outcomes",
+]
+KEYS = {
+    "technicals_daily": ["symbol"],
+    "positioning_daily": ["symbol"],
+    "expiry_levels": ["symbol", "expiration"],
+    "strike_levels": ["symbol", "side", "rank"],
+    "blocks": ["ts", "option_symbol"],
+    "flow_daily": ["symbol"],
+    "signals_daily": ["symbol"],
+    "trade_ideas": ["idea_id"],
+    "idea_outcomes": ["idea_id"],
+}
 
 
 def cli(*args: str, env: dict) -> subprocess.CompletedProcess:
@@ -71,8 +88,20 @@ def backfilled(tmp_path_factory, prefect_api) -> tuple[Path, subprocess.Complete
     root = tmp_path_factory.mktemp("realdata")
     land(root / "landing", CHAIN_FILES)
     env = dict(os.environ, PREFECT_API_URL=prefect_api)
-    done = cli("backfill", "--start", str(START), "--end", str(END), "--warehouse", str(root / "wh"),
-               "--landing", str(root / "landing"), "--config", str(spx_config(root)), env=env)
+    done = cli(
+        "backfill",
+        "--start",
+        str(START),
+        "--end",
+        str(END),
+        "--warehouse",
+        str(root / "wh"),
+        "--landing",
+        str(root / "landing"),
+        "--config",
+        str(spx_config(root)),
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     return root, done
 
@@ -96,13 +125,23 @@ def gold(root: Path, table: str, days: list[date] | None = None) -> pl.DataFrame
 @pytest.fixture(scope="module")
 def raw() -> pl.DataFrame:
     """Every row of every chain file, typed; contracts expiring after their quote date only."""
-    schema = {"type": pl.String, "expiration": pl.String, "quotedate": pl.String, "strike": pl.Float64,
-              "volume": pl.Int64, "openinterest": pl.Int64, "underlying_last": pl.Float64}
+    schema = {
+        "type": pl.String,
+        "expiration": pl.String,
+        "quotedate": pl.String,
+        "strike": pl.Float64,
+        "volume": pl.Int64,
+        "openinterest": pl.Int64,
+        "underlying_last": pl.Float64,
+    }
     frame = pl.concat([pl.read_csv(p, columns=list(schema), schema_overrides=schema) for p in CHAIN_FILES])
     return frame.select(
         pl.col("quotedate").str.to_date("%m/%d/%Y").alias("day"),
         pl.col("expiration").str.to_date("%m/%d/%Y"),
-        pl.col("type"), pl.col("strike"), pl.col("openinterest").alias("oi"), pl.col("volume"),
+        pl.col("type"),
+        pl.col("strike"),
+        pl.col("openinterest").alias("oi"),
+        pl.col("volume"),
         pl.col("underlying_last"),
     ).filter(pl.col("expiration") > pl.col("day"))
 
@@ -113,19 +152,25 @@ def sessions_of(raw: pl.DataFrame) -> list[date]:
 
 def totals(raw: pl.DataFrame) -> pl.DataFrame:
     """call_oi, put_oi, call/put volume per quote date, and the changes against the previous session."""
-    by_day = raw.filter(~pl.col("day").is_in(HOLIDAYS)).group_by("day").agg(
-        call_oi=pl.col("oi").filter(pl.col("type") == "call").sum(),
-        put_oi=pl.col("oi").filter(pl.col("type") == "put").sum(),
-        call_volume=pl.col("volume").filter(pl.col("type") == "call").sum(),
-        put_volume=pl.col("volume").filter(pl.col("type") == "put").sum(),
-    ).sort("day")
+    by_day = (
+        raw.filter(~pl.col("day").is_in(HOLIDAYS))
+        .group_by("day")
+        .agg(
+            call_oi=pl.col("oi").filter(pl.col("type") == "call").sum(),
+            put_oi=pl.col("oi").filter(pl.col("type") == "put").sum(),
+            call_volume=pl.col("volume").filter(pl.col("type") == "call").sum(),
+            put_volume=pl.col("volume").filter(pl.col("type") == "put").sum(),
+        )
+        .sort("day")
+    )
     return by_day.with_columns(call_oi_change=pl.col("call_oi").diff(), put_oi_change=pl.col("put_oi").diff())
 
 
 def wall(rows: pl.DataFrame, spot: float) -> tuple[float, int]:
     """The strike with the most OI summed over expirations; ties nearer spot, then lower."""
-    per_strike = rows.group_by("strike").agg(pl.col("oi").sum()).with_columns(
-        distance=(pl.col("strike") - spot).abs())
+    per_strike = (
+        rows.group_by("strike").agg(pl.col("oi").sum()).with_columns(distance=(pl.col("strike") - spot).abs())
+    )
     best = per_strike.sort(["oi", "distance", "strike"], descending=[True, False, False]).row(0, named=True)
     return best["strike"], best["oi"]
 
@@ -138,7 +183,9 @@ def max_pain(rows: pl.DataFrame, spot: float) -> float:
     call = (rows.get_column("type") == "call").to_numpy()
     s = strikes[:, None]
     # Integer strikes times integer OI: exact in int64 (SPX strikes are whole or half points; x2 keeps ints).
-    payout = np.where(call, np.maximum(0, np.round(2 * (s - k))), np.maximum(0, np.round(2 * (k - s)))).astype(np.int64)
+    payout = np.where(
+        call, np.maximum(0, np.round(2 * (s - k))), np.maximum(0, np.round(2 * (k - s)))
+    ).astype(np.int64)
     pain = (payout * oi).sum(axis=1)
     least = strikes[pain == pain.min()]
     return float(min(least, key=lambda strike: (abs(strike - spot), strike)))
@@ -155,7 +202,9 @@ def test_the_raw_files_as_they_are_backfill_and_the_holiday_files_warn(backfille
         assert name in done.stdout and str(day) in done.stdout, done.stdout
     runs = [json.loads(line) for line in (root / "wh" / "logs" / "runs.jsonl").read_text().splitlines()]
     assert runs[-1]["status"] == "success"
-    assert [w.split(":")[0] for w in runs[-1]["warnings"]] == [f"chains/SPX_{d:%Y%m%d}.csv.gz" for d in HOLIDAYS]
+    assert [w.split(":")[0] for w in runs[-1]["warnings"]] == [
+        f"chains/SPX_{d:%Y%m%d}.csv.gz" for d in HOLIDAYS
+    ]
 
 
 def test_holiday_rows_are_quarantined_and_never_sessions(backfilled, raw):
@@ -188,7 +237,9 @@ def test_oi_change_after_a_holiday_is_against_the_session_before_it(backfilled, 
     after_independence_day = gold(root, "positioning_daily", [date(2019, 7, 5)]).row(0, named=True)
     expected = truth.filter(pl.col("day") == date(2019, 7, 5)).row(0, named=True)
     assert (after_independence_day["call_oi_change"], after_independence_day["put_oi_change"]) == (
-        expected["call_oi_change"], expected["put_oi_change"])
+        expected["call_oi_change"],
+        expected["put_oi_change"],
+    )
 
 
 def test_positioning_of_every_session_equals_an_independent_recomputation(backfilled, raw):
@@ -206,13 +257,22 @@ def test_positioning_of_every_session_equals_an_independent_recomputation(backfi
         t = truth[day]
         assert row["symbol"] == "SPX"
         assert (row["call_oi"], row["put_oi"], row["call_volume"], row["put_volume"]) == (
-            t["call_oi"], t["put_oi"], t["call_volume"], t["put_volume"]), day
+            t["call_oi"],
+            t["put_oi"],
+            t["call_volume"],
+            t["put_volume"],
+        ), day
         assert row["pcr_oi"] == pytest.approx(t["put_oi"] / t["call_oi"], rel=1e-12)
         if day == first:
             assert row["call_oi_change"] is None and row["put_oi_change"] is None
         else:
-            assert (row["call_oi_change"], row["put_oi_change"]) == (t["call_oi_change"], t["put_oi_change"]), day
-        assert (row["call_wall"], row["call_wall_oi"]) == wall(chain.filter(pl.col("type") == "call"), spot), day
+            assert (row["call_oi_change"], row["put_oi_change"]) == (
+                t["call_oi_change"],
+                t["put_oi_change"],
+            ), day
+        assert (row["call_wall"], row["call_wall_oi"]) == wall(
+            chain.filter(pl.col("type") == "call"), spot
+        ), day
         assert (row["put_wall"], row["put_wall_oi"]) == wall(chain.filter(pl.col("type") == "put"), spot), day
         nearest = chain.get_column("expiration").min()
         assert row["max_pain_expiration"] == nearest
@@ -223,9 +283,14 @@ def test_expiry_levels_oi_and_max_pain_of_every_expiration_equal_the_recomputati
     root, _ = backfilled
     levels = gold(root, "expiry_levels")
     spots = dict(gold(root, "positioning_daily").select("trade_date", "spot").iter_rows())
-    truth = raw.filter(~pl.col("day").is_in(HOLIDAYS)).group_by("day", "expiration").agg(
-        call_oi=pl.col("oi").filter(pl.col("type") == "call").sum(),
-        put_oi=pl.col("oi").filter(pl.col("type") == "put").sum())
+    truth = (
+        raw.filter(~pl.col("day").is_in(HOLIDAYS))
+        .group_by("day", "expiration")
+        .agg(
+            call_oi=pl.col("oi").filter(pl.col("type") == "call").sum(),
+            put_oi=pl.col("oi").filter(pl.col("type") == "put").sum(),
+        )
+    )
     got = levels.select(pl.col("trade_date").alias("day"), "expiration", "call_oi", "put_oi")
     assert_frame_equal(got.sort("day", "expiration"), truth.sort("day", "expiration"), check_dtypes=False)
     pains = levels.select("trade_date", "expiration", "max_pain").rows()
@@ -240,41 +305,77 @@ def test_strike_levels_are_the_top_strikes_by_oi_with_changes_against_the_previo
     levels = gold(root, "strike_levels")
     spots = dict(gold(root, "positioning_daily").select("trade_date", "spot").iter_rows())
     sessions = sessions_of(raw)
-    per_strike = raw.filter(~pl.col("day").is_in(HOLIDAYS)).group_by("day", "type", "strike").agg(
-        pl.col("oi").sum(), pl.col("volume").sum())
+    per_strike = (
+        raw.filter(~pl.col("day").is_in(HOLIDAYS))
+        .group_by("day", "type", "strike")
+        .agg(pl.col("oi").sum(), pl.col("volume").sum())
+    )
     for day in sessions:
         previous = sessions[sessions.index(day) - 1] if day != sessions[0] else None
         for side in ("call", "put"):
             rows = per_strike.filter((pl.col("day") == day) & (pl.col("type") == side) & (pl.col("oi") > 0))
-            top = rows.with_columns(distance=(pl.col("strike") - spots[day]).abs()).sort(
-                ["oi", "distance", "strike"], descending=[True, False, False]).head(5)
-            before = {} if previous is None else dict(
-                per_strike.filter((pl.col("day") == previous) & (pl.col("type") == side)).select("strike", "oi").iter_rows())
-            expected = [(rank, r["strike"], r["oi"], r["volume"],
-                         None if previous is None else r["oi"] - before.get(r["strike"], 0))
-                        for rank, r in enumerate(top.iter_rows(named=True), start=1)]
-            got = levels.filter((pl.col("trade_date") == day) & (pl.col("side") == side)).sort("rank").select(
-                "rank", "strike", "open_interest", "volume", "oi_change").rows()
+            top = (
+                rows.with_columns(distance=(pl.col("strike") - spots[day]).abs())
+                .sort(["oi", "distance", "strike"], descending=[True, False, False])
+                .head(5)
+            )
+            before = (
+                {}
+                if previous is None
+                else dict(
+                    per_strike.filter((pl.col("day") == previous) & (pl.col("type") == side))
+                    .select("strike", "oi")
+                    .iter_rows()
+                )
+            )
+            expected = [
+                (
+                    rank,
+                    r["strike"],
+                    r["oi"],
+                    r["volume"],
+                    None if previous is None else r["oi"] - before.get(r["strike"], 0),
+                )
+                for rank, r in enumerate(top.iter_rows(named=True), start=1)
+            ]
+            got = (
+                levels.filter((pl.col("trade_date") == day) & (pl.col("side") == side))
+                .sort("rank")
+                .select("rank", "strike", "open_interest", "volume", "oi_change")
+                .rows()
+            )
             assert got == expected, (day, side)
 
 
 def test_technicals_equal_the_yahoo_bars(backfilled, raw):
     root, _ = backfilled
-    bars = pl.read_csv(BARS_FILE, try_parse_dates=True).sort("Date").with_columns(
-        prev_close=pl.col("Close").shift(1),
-        sma_20=pl.col("Close").rolling_mean(20),
-        sma_200=pl.col("Close").rolling_mean(200),
-        high_52w=pl.col("High").rolling_max(252),
-        low_52w=pl.col("Low").rolling_min(252),
+    bars = (
+        pl.read_csv(BARS_FILE, try_parse_dates=True)
+        .sort("Date")
+        .with_columns(
+            prev_close=pl.col("Close").shift(1),
+            sma_20=pl.col("Close").rolling_mean(20),
+            sma_200=pl.col("Close").rolling_mean(200),
+            high_52w=pl.col("High").rolling_max(252),
+            low_52w=pl.col("Low").rolling_min(252),
+        )
     )
     technicals = gold(root, "technicals_daily")
     assert technicals["trade_date"].to_list() == [d for d in bars["Date"].to_list() if START <= d <= END]
     joined = technicals.join(bars, left_on="trade_date", right_on="Date")
     assert joined.height == technicals.height == 61
     assert (joined["symbol"] == "SPX").all()
-    for ours, theirs in [("close", "Close"), ("prev_close", "prev_close"), ("sma_20", "sma_20"),
-                         ("sma_200", "sma_200"), ("high_52w", "high_52w"), ("low_52w", "low_52w")]:
-        np.testing.assert_allclose(joined[ours].to_numpy(), joined[theirs].to_numpy(), rtol=1e-9, err_msg=ours)
+    for ours, theirs in [
+        ("close", "Close"),
+        ("prev_close", "prev_close"),
+        ("sma_20", "sma_20"),
+        ("sma_200", "sma_200"),
+        ("high_52w", "high_52w"),
+        ("low_52w", "low_52w"),
+    ]:
+        np.testing.assert_allclose(
+            joined[ours].to_numpy(), joined[theirs].to_numpy(), rtol=1e-9, err_msg=ours
+        )
     change = (joined["Close"] / joined["prev_close"] - 1) * 100
     np.testing.assert_allclose(joined["change_pct"].to_numpy(), change.to_numpy(), rtol=1e-9)
     # The session after Memorial Day compares with the close of the Friday before it.
@@ -304,7 +405,9 @@ def test_validate_names_the_format_and_reports_the_holiday_rows_without_failing(
 # --- a nightly sequence over the holiday gives the backfill's rows ---------------------------------------
 
 
-def test_a_nightly_sequence_around_memorial_day_gives_the_backfills_gold_rows(backfilled, tmp_path, prefect_api):
+def test_a_nightly_sequence_around_memorial_day_gives_the_backfills_gold_rows(
+    backfilled, tmp_path, prefect_api
+):
     from flows.nightly import backfill, nightly
 
     root, _ = backfilled
@@ -323,5 +426,6 @@ def test_a_nightly_sequence_around_memorial_day_gives_the_backfills_gold_rows(ba
     days = [d for d in sequence if d not in HOLIDAYS]
     for table in GOLD:
         assert_frame_equal(gold(tmp_path, table, days), gold(root, table, days)), table
-    assert gold(tmp_path, "positioning_daily", [date(2019, 5, 28)]).select("call_oi_change", "put_oi_change").row(0) == (
-        79_836, 128_621)
+    assert gold(tmp_path, "positioning_daily", [date(2019, 5, 28)]).select(
+        "call_oi_change", "put_oi_change"
+    ).row(0) == (79_836, 128_621)

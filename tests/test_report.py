@@ -136,8 +136,11 @@ def reads_as_money(printed: str, value: float | None) -> bool:
 
 def labelled(idea: dict) -> tuple[str, str, str]:
     """An idea's trigger, target and stop as they must read: the underlying's levels, named, to the cent."""
-    return (f"{idea['symbol']} {idea['trigger_direction']} {idea['trigger_level']:.2f}",
-            f"{idea['symbol']} {idea['target']:.2f}", f"{idea['symbol']} {idea['stop']:.2f}")
+    return (
+        f"{idea['symbol']} {idea['trigger_direction']} {idea['trigger_level']:.2f}",
+        f"{idea['symbol']} {idea['target']:.2f}",
+        f"{idea['symbol']} {idea['stop']:.2f}",
+    )
 
 
 def page(built: Built, symbol: str, kind: str = "md") -> str:
@@ -149,7 +152,9 @@ def page(built: Built, symbol: str, kind: str = "md") -> str:
 
 def test_money_and_counts_are_printed_like_the_warehouse_texts():
     assert fmt_money(249.8) == "249.80"
-    assert fmt_money(0.125) == "0.13"  # half away from zero, as transforms.text.fmt_fixed (Python's format: 0.12)
+    assert (
+        fmt_money(0.125) == "0.13"
+    )  # half away from zero, as transforms.text.fmt_fixed (Python's format: 0.12)
     assert fmt_money(-0.125) == "-0.13"
     assert fmt_money(-0.001) == "0.00"
     assert fmt_money(-1_709_970_893.5833, dollar=True) == "-$1,709,970,893.58"
@@ -175,24 +180,43 @@ def test_markdown_numbers_match_the_warehouse_rows(built: Built):
         f = one(built, "flow_daily", "symbol", symbol)
 
         price = facts(md["Price and trend"])
-        for label, column in [("Close", "close"), ("Previous close", "prev_close"), ("SMA 30", "sma_30"),
-                              ("SMA 50", "sma_50"), ("SMA 200", "sma_200"), ("Bollinger lower", "bb_lower"),
-                              ("Bollinger middle", "bb_middle"), ("Bollinger upper", "bb_upper"), ("RSI 14", "rsi_14"),
-                              ("ATR 14", "atr_14"), ("52-week low", "low_52w"), ("52-week high", "high_52w")]:
+        for label, column in [
+            ("Close", "close"),
+            ("Previous close", "prev_close"),
+            ("SMA 30", "sma_30"),
+            ("SMA 50", "sma_50"),
+            ("SMA 200", "sma_200"),
+            ("Bollinger lower", "bb_lower"),
+            ("Bollinger middle", "bb_middle"),
+            ("Bollinger upper", "bb_upper"),
+            ("RSI 14", "rsi_14"),
+            ("ATR 14", "atr_14"),
+            ("52-week low", "low_52w"),
+            ("52-week high", "high_52w"),
+        ]:
             assert shows(price[label], t[column]), (symbol, label, price[label], t[column])
         assert price["Change"].endswith("%") and close_to(first(price["Change"]), t["change_pct"])
-        assert numbers(price["Session range"]) == pytest.approx([round(t["low"], 2), round(t["high"], 2),
-                                                                 round(t["open"], 2)], abs=0.0051)
+        assert numbers(price["Session range"]) == pytest.approx(
+            [round(t["low"], 2), round(t["high"], 2), round(t["open"], 2)], abs=0.0051
+        )
         assert first(price["Volume"]) == t["volume"]
         relation = "above" if t["close"] > t["sma_200"] else "below"
         assert price["SMA 200"].endswith(f"(close {relation})")
 
         pos = facts(md["Positioning"])
-        for label, column in [("Spot", "spot"), ("Put/call OI ratio", "pcr_oi"),
-                              ("Put/call volume ratio", "pcr_volume"), ("Gamma flip", "gamma_flip")]:
+        for label, column in [
+            ("Spot", "spot"),
+            ("Put/call OI ratio", "pcr_oi"),
+            ("Put/call volume ratio", "pcr_volume"),
+            ("Gamma flip", "gamma_flip"),
+        ]:
             assert shows(pos[label], p[column]), (symbol, label)
-        for label, column in [("ATM IV 30", "atm_iv_30"), ("25-delta risk reversal", "rr_25d"),
-                              ("IV rank 252", "iv_rank_252"), ("IV percentile 252", "iv_percentile_252")]:
+        for label, column in [
+            ("ATM IV 30", "atm_iv_30"),
+            ("25-delta risk reversal", "rr_25d"),
+            ("IV rank 252", "iv_rank_252"),
+            ("IV percentile 252", "iv_percentile_252"),
+        ]:
             assert shows(pos[label], p[column], scale=100), (symbol, label)
         for label, column in [("Net GEX", "net_gex"), ("Net DEX", "net_dex")]:
             assert reads_as_money(pos[label], p[column]), (symbol, label, pos[label])
@@ -210,10 +234,17 @@ def test_markdown_numbers_match_the_warehouse_rows(built: Built):
         assert first(flow["Unusual contracts"]) == f["unusual_contracts"]
 
         levels = facts(md["Levels"])
-        for label, column, row in [("Pivot (next session)", "pivot_point", t), ("R1", "r1", t), ("S1", "s1", t),
-                                   ("R2", "r2", t), ("S2", "s2", t), ("Support", "support", s),
-                                   ("Resistance", "resistance", s), ("Breakout level", "breakout_level", s),
-                                   ("Breakdown level", "breakdown_level", s)]:
+        for label, column, row in [
+            ("Pivot (next session)", "pivot_point", t),
+            ("R1", "r1", t),
+            ("S1", "s1", t),
+            ("R2", "r2", t),
+            ("S2", "s2", t),
+            ("Support", "support", s),
+            ("Resistance", "resistance", s),
+            ("Breakout level", "breakout_level", s),
+            ("Breakdown level", "breakdown_level", s),
+        ]:
             assert shows(levels[label], row[column]), (symbol, label)
 
         scenarios = facts(md["Scenarios"])
@@ -222,7 +253,9 @@ def test_markdown_numbers_match_the_warehouse_rows(built: Built):
 
 
 def test_every_trade_idea_is_a_play_with_its_numbers(built: Built):
-    ideas = rows(built, "SELECT * FROM trade_ideas WHERE trade_date = ? ORDER BY symbol, rule, idea_id", [built.day])
+    ideas = rows(
+        built, "SELECT * FROM trade_ideas WHERE trade_date = ? ORDER BY symbol, rule, idea_id", [built.day]
+    )
     assert ideas and any(i["instrument"] != "stock" for i in ideas)
     printed = {}
     for symbol in SYMBOLS:
@@ -239,7 +272,9 @@ def test_every_trade_idea_is_a_play_with_its_numbers(built: Built):
             assert play["Contract"] == "stock"
             continue
         assert play["Contract"] == f"`{idea['option_symbol']}`" and len(idea["option_symbol"]) == 21
-        premium = re.fullmatch(r"\$([\d,]+\.\d\d) per contract \(option mid ([\d,]+\.\d\d)\)", play["Premium"])
+        premium = re.fullmatch(
+            r"\$([\d,]+\.\d\d) per contract \(option mid ([\d,]+\.\d\d)\)", play["Premium"]
+        )
         assert premium, play["Premium"]
         assert close_to(first(premium.group(1)), idea["entry_premium"], scale=100)  # dollars per contract
         assert close_to(first(premium.group(2)), idea["entry_premium"])
@@ -253,17 +288,31 @@ def test_every_number_printed_is_a_value_of_that_session(built: Built):
     (percent figures scaled by 100), never something computed by the report."""
     for symbol in SYMBOLS:
         known: list[float] = []
-        for table, key in [("technicals_daily", "symbol"), ("positioning_daily", "symbol"),
-                           ("signals_daily", "symbol"), ("flow_daily", "symbol"), ("trade_ideas", "symbol"),
-                           ("strike_levels", "symbol"), ("blocks", "symbol")]:
-            for row in rows(built, f"SELECT * FROM {table} WHERE trade_date = ? AND {key} = ?", [built.day, symbol]):
-                known += [float(v) for v in row.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        for table, key in [
+            ("technicals_daily", "symbol"),
+            ("positioning_daily", "symbol"),
+            ("signals_daily", "symbol"),
+            ("flow_daily", "symbol"),
+            ("trade_ideas", "symbol"),
+            ("strike_levels", "symbol"),
+            ("blocks", "symbol"),
+        ]:
+            for row in rows(
+                built, f"SELECT * FROM {table} WHERE trade_date = ? AND {key} = ?", [built.day, symbol]
+            ):
+                known += [
+                    float(v) for v in row.values() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                ]
         values = np.array([v for v in known if np.isfinite(v)])
         md = page(built, symbol)
         md = md.split("\n---\n")[0]  # the footer names the run
         cells = [v for label, v in re.findall(r"(?m)^- (.+?): (.+)$", md) if label not in FREE_TEXT]
-        cells += [c for line in re.findall(r"(?m)^\|(.+)\|$", md) for c in line.split("|")
-                  if not set(c.strip()) <= set("-:")]
+        cells += [
+            c
+            for line in re.findall(r"(?m)^\|(.+)\|$", md)
+            for c in line.split("|")
+            if not set(c.strip()) <= set("-:")
+        ]
         checked = 0
         for cell in cells:
             cell = re.sub(r"`[^`]*`", "", cell)  # OSI symbols are checked as contracts
@@ -288,7 +337,9 @@ def test_the_charts_are_drawn_from_the_same_numbers(built: Built):
         for column in ("close", "sma_30", "sma_200", "bb_upper", "bb_middle", "bb_lower"):
             assert row[column] == pytest.approx(t[column], rel=1e-9), (row["symbol"], column)
     # 260 sessions of bars: SMA 200 from the 200th on, i.e. on the last 61 of the 120 charted sessions
-    assert history.group_by("symbol").agg(pl.col("sma_200").count())["sma_200"].to_list() == [61] * len(SYMBOLS)
+    assert history.group_by("symbol").agg(pl.col("sma_200").count())["sma_200"].to_list() == [61] * len(
+        SYMBOLS
+    )
 
     oi = strike_oi(built.lake, built.day, SYMBOLS)
     totals = oi.filter(pl.col("scope") == "all").group_by("underlying").agg(pl.col("call_oi", "put_oi").sum())
@@ -297,7 +348,9 @@ def test_the_charts_are_drawn_from_the_same_numbers(built: Built):
         assert (row["call_oi"], row["put_oi"]) == (p["call_oi"], p["put_oi"])
         walls = oi.filter((pl.col("scope") == "all") & (pl.col("underlying") == row["underlying"]))
         assert walls["call_oi"].max() == p["call_wall_oi"] and walls["put_oi"].max() == p["put_wall_oi"]
-    monthly = oi.filter(pl.col("scope") == "monthly").group_by("underlying").agg(pl.col("expiration").unique())
+    monthly = (
+        oi.filter(pl.col("scope") == "monthly").group_by("underlying").agg(pl.col("expiration").unique())
+    )
     for expirations in monthly["expiration"].to_list():
         (expiration,) = expirations
         assert expiration > built.day and expiration.weekday() == 4 and 15 <= expiration.day <= 21
@@ -332,7 +385,11 @@ def only(root: ET.Element, css: str) -> ET.Element:
 def points(path: ET.Element) -> tuple[list[str], np.ndarray, np.ndarray]:
     found = POINT.findall(path.get("d"))
     assert " ".join(f"{c}{x},{y}" for c, x, y in found) == path.get("d")  # nothing else in the path
-    return [c for c, _, _ in found], np.array([float(x) for _, x, _ in found]), np.array([float(y) for _, _, y in found])
+    return (
+        [c for c, _, _ in found],
+        np.array([float(x) for _, x, _ in found]),
+        np.array([float(y) for _, _, y in found]),
+    )
 
 
 @dataclass(frozen=True)
@@ -370,8 +427,9 @@ def test_price_chart_svg_draws_the_warehouse_series_and_pivots(built: Built):
         root = svg(built.report.directory / "charts" / f"{symbol}-price.svg")
         assert root.get("viewBox") == "0 0 1000 580" and root.get("width") == "1000"
         assert root.get("font-family") == "sans-serif"
-        assert root.find(f"{SVG}title").text == (f"{symbol}: last {PRICE_SESSIONS} sessions to {built.day}, pivots "
-                                                 "and the day's levels")
+        assert root.find(f"{SVG}title").text == (
+            f"{symbol}: last {PRICE_SESSIONS} sessions to {built.day}, pivots and the day's levels"
+        )
         mine = history.filter(pl.col("symbol") == symbol).sort("trade_date")
         t = one(built, "technicals_daily", "symbol", symbol)
         y = Axis.read(root, "y")
@@ -387,7 +445,10 @@ def test_price_chart_svg_draws_the_warehouse_series_and_pivots(built: Built):
         assert y.value(sma_y) == pytest.approx(mine["sma_200"].drop_nulls().to_numpy(), abs=y.slack())
         _, _, sma30_y = points(only(root, "sma-30"))
         assert y.value(sma30_y[-1]) == pytest.approx(t["sma_30"], abs=y.slack())
-        assert only(root, "sma-30").get("stroke") == "#e69138" and only(root, "sma-200").get("stroke") == "#6aa84f"
+        assert (
+            only(root, "sma-30").get("stroke") == "#e69138"
+            and only(root, "sma-200").get("stroke") == "#6aa84f"
+        )
         _, _, middle_y = points(only(root, "bb-middle"))
         assert y.value(middle_y[-1]) == pytest.approx(t["bb_middle"], abs=y.slack())
         _, band_x, band_y = points(only(root, "bb-band"))  # along the upper band, back along the lower
@@ -404,7 +465,10 @@ def test_price_chart_svg_draws_the_warehouse_series_and_pivots(built: Built):
         levels = facts(sections(page(built, symbol))["Levels"])  # the page's figures, the chart's labels
         pivots = classed(root, "pivot")
         assert [only(g, "pivot-label").text for g in pivots] == [
-            f"R1 {levels['R1']}", f"P {levels['Pivot (next session)']}", f"S1 {levels['S1']}"]
+            f"R1 {levels['R1']}",
+            f"P {levels['Pivot (next session)']}",
+            f"S1 {levels['S1']}",
+        ]
         for group, column in zip(pivots, ("r1", "pivot_point", "s1"), strict=True):
             assert only(group, "pivot-label").text.endswith(fmt_money(t[column]))
             line = group.find(f"{SVG}line")
@@ -414,7 +478,9 @@ def test_price_chart_svg_draws_the_warehouse_series_and_pivots(built: Built):
             assert y.value(float(line.get("y1"))) == pytest.approx(level, abs=y.slack())
             assert only(group, "mark-label").text.endswith(fmt_money(level))
         bars = [tuple(map(float, b)) for b in BAR.findall(only(root, "volume").get("d"))]
-        assert len(bars) == PRICE_SESSIONS and [(b[0] + b[3]) / 2 for b in bars] == pytest.approx(close_x, abs=0.11)
+        assert len(bars) == PRICE_SESSIONS and [(b[0] + b[3]) / 2 for b in bars] == pytest.approx(
+            close_x, abs=0.11
+        )
         heights = np.array([b[1] - b[2] for b in bars])  # pixels, proportional to the volume
         volumes = mine["volume"].to_numpy().astype(float)
         assert heights / heights.max() == pytest.approx(volumes / volumes.max(), abs=0.01)
@@ -429,8 +495,13 @@ def test_oi_chart_svg_draws_the_chain_with_walls_and_max_pain(built: Built):
         pos = facts(sections(page(built, symbol))["Positioning"])
         expiration = p["max_pain_expiration"].isoformat()
         assert [e.text for e in classed(root, "legend")] == [
-            "Call OI", "Put OI", f"Spot {pos['Spot']}", f"Call wall {fmt_money(p['call_wall'])}",
-            f"Put wall {fmt_money(p['put_wall'])}", f"Max pain ({expiration}) {fmt_money(p['max_pain'])}"]
+            "Call OI",
+            "Put OI",
+            f"Spot {pos['Spot']}",
+            f"Call wall {fmt_money(p['call_wall'])}",
+            f"Put wall {fmt_money(p['put_wall'])}",
+            f"Max pain ({expiration}) {fmt_money(p['max_pain'])}",
+        ]
         assert pos["Call wall"].startswith(fmt_money(p["call_wall"]) + " ")
         assert pos["Max pain"].startswith(fmt_money(p["max_pain"]) + " ")
 
@@ -439,15 +510,24 @@ def test_oi_chart_svg_draws_the_chain_with_walls_and_max_pain(built: Built):
         mine = oi.filter(pl.col("underlying") == symbol)
         (month,) = mine.filter(pl.col("scope") == "monthly")["expiration"].unique().to_list()
         assert only(panels["monthly"], "panel-title").text == (
-            f"Nearest monthly expiration {month.isoformat()} ({(month - built.day).days} days)")
+            f"Nearest monthly expiration {month.isoformat()} ({(month - built.day).days} days)"
+        )
         for scope, panel in panels.items():
             zero = float(only(panel, "zero").get("y1"))
             x, y = Axis.read(panel, "x"), Axis.read(panel, "y", negative_below=zero)
-            for css, column in [("spot", "spot"), ("call-wall", "call_wall"), ("put-wall", "put_wall"),
-                                ("max-pain", "max_pain")]:
+            for css, column in [
+                ("spot", "spot"),
+                ("call-wall", "call_wall"),
+                ("put-wall", "put_wall"),
+                ("max-pain", "max_pain"),
+            ]:
                 line = only(panel, css)
                 assert line.get("x1") == line.get("x2")
-                assert x.value(float(line.get("x1"))) == pytest.approx(p[column], abs=x.slack()), (symbol, scope, css)
+                assert x.value(float(line.get("x1"))) == pytest.approx(p[column], abs=x.slack()), (
+                    symbol,
+                    scope,
+                    css,
+                )
             assert y.value(zero) == pytest.approx(0, abs=y.slack())
             rows = mine.filter(pl.col("scope") == scope)
             frame = panel.find(f"{SVG}rect")  # the plot area
@@ -473,8 +553,13 @@ def test_path_coordinates_print_as_polars_prints_them_rounded():
     from flows.report.charts import _nums
 
     rng = np.random.default_rng(0)
-    values = np.concatenate([rng.uniform(-50, 1050, 20_000), np.arange(-20, 10_020) / 10 + 0.05,
-                             [-0.04, -0.0, 0.05, 0.15, 0.25, 999.95, 1e16, np.nan, np.inf]])
+    values = np.concatenate(
+        [
+            rng.uniform(-50, 1050, 20_000),
+            np.arange(-20, 10_020) / 10 + 0.05,
+            [-0.04, -0.0, 0.05, 0.15, 0.25, 999.95, 1e16, np.nan, np.inf],
+        ]
+    )
     printed = pl.Series(np.round(values, 1) + 0.0).cast(pl.String).str.strip_suffix(".0").to_list()
     assert _nums(values) == printed
     assert _nums(np.array([])) == []
@@ -482,12 +567,18 @@ def test_path_coordinates_print_as_polars_prints_them_rounded():
 
 def test_svg_charts_escape_text_break_lines_at_gaps_and_say_when_empty():
     day = date(2025, 3, 14)
-    history = pl.DataFrame({
-        "trade_date": pl.date_range(date(2025, 3, 1), day, eager=True),
-        "close": [float(v) for v in range(100, 114)],
-        "sma_30": [1.0 * v if v % 5 else None for v in range(100, 114)],  # NULLs at 105 and 110
-        "sma_200": [None] * 14, "bb_upper": [120.0] * 14, "bb_middle": [107.0] * 14, "bb_lower": [95.0] * 14,
-    }, schema_overrides={"sma_200": pl.Float64})
+    history = pl.DataFrame(
+        {
+            "trade_date": pl.date_range(date(2025, 3, 1), day, eager=True),
+            "close": [float(v) for v in range(100, 114)],
+            "sma_30": [1.0 * v if v % 5 else None for v in range(100, 114)],  # NULLs at 105 and 110
+            "sma_200": [None] * 14,
+            "bb_upper": [120.0] * 14,
+            "bb_middle": [107.0] * 14,
+            "bb_lower": [95.0] * 14,
+        },
+        schema_overrides={"sma_200": pl.Float64},
+    )
     text = price_chart("A&B<'\"", day, history, {"r1": 121.5, "pivot_point": None, "s1": 93.25})
     root = svg(text)
     assert "A&B<'\"" in root.find(f"{SVG}title").text and "A&B<" not in text
@@ -497,16 +588,28 @@ def test_svg_charts_escape_text_break_lines_at_gaps_and_say_when_empty():
     assert [only(g, "pivot-label").text for g in classed(root, "pivot")] == ["R1 121.50", "S1 93.25"]
     assert all(len(n) <= 1 for n in re.findall(r"\.(\d+)", only(root, "close").get("d")))  # 0.1 px
 
-    empty = pl.DataFrame(schema={"scope": pl.String, "underlying": pl.String, "expiration": pl.Date,
-                                 "strike": pl.Float64, "call_oi": pl.Int64, "put_oi": pl.Int64})
-    root = svg(oi_chart("IWM", day, empty, {"spot": 200.0, "call_wall": None, "put_wall": None, "max_pain": None}))
+    empty = pl.DataFrame(
+        schema={
+            "scope": pl.String,
+            "underlying": pl.String,
+            "expiration": pl.Date,
+            "strike": pl.Float64,
+            "call_oi": pl.Int64,
+            "put_oi": pl.Int64,
+        }
+    )
+    root = svg(
+        oi_chart("IWM", day, empty, {"spot": 200.0, "call_wall": None, "put_wall": None, "max_pain": None})
+    )
     assert [e.text for e in classed(root, "empty")] == ["no open interest"] * 2
     assert not classed(root, "calls") and not classed(root, "puts") and not classed(root, "call-wall")
     assert [e.text for e in classed(root, "legend")] == ["Call OI", "Put OI", "Spot 200.00"]
     panel = classed(root, "panel")[1]
     x = Axis.read(panel, "x")
     frame = panel.find(f"{SVG}rect")
-    assert x.value(float(frame.get("x"))) == pytest.approx(160 - 80 * 0.03, abs=x.slack())  # OI_RANGE, 3% room
+    assert x.value(float(frame.get("x"))) == pytest.approx(
+        160 - 80 * 0.03, abs=x.slack()
+    )  # OI_RANGE, 3% room
 
 
 def test_a_rerun_removes_charts_it_does_not_draw_and_old_png_charts(built: Built, tmp_path: Path):
@@ -540,8 +643,10 @@ def chromium() -> str:
             pytest.fail(f"installing chromium: `{' '.join(command)}` timed out (no network?)")
         if done.returncode != 0:
             tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
-            pytest.fail(f"installing chromium failed (no network?): `{' '.join(command)}` exited "
-                        f"{done.returncode}: {tail}")
+            pytest.fail(
+                f"installing chromium failed (no network?): `{' '.join(command)}` exited "
+                f"{done.returncode}: {tail}"
+            )
     if not Path(CHROMIUM).exists():
         pytest.fail(f"apt-get installed chromium but {CHROMIUM} is not there")
     return CHROMIUM
@@ -550,11 +655,27 @@ def chromium() -> str:
 def screenshot(browser: str, url: str, folder: Path) -> subprocess.Popen:
     folder.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={folder / 'profile'}", f"--screenshot={folder / 'shot.png'}", "--window-size=1200,1600",
-         "--enable-logging=stderr", "--v=0", url],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={folder / 'profile'}",
+            f"--screenshot={folder / 'shot.png'}",
+            "--window-size=1200,1600",
+            "--enable-logging=stderr",
+            "--v=0",
+            url,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def console_errors(stderr: str) -> list[str]:
@@ -568,11 +689,15 @@ def test_html_is_self_contained_and_renders_in_chromium(built: Built, tmp_path: 
     assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:|//)""", html_page)
     assert "@import" not in html_page and "url(" not in html_page and "<script" not in html_page
     assert "<img" not in html_page
-    inline = re.findall(r"<svg\b.*?</svg>", html_page, flags=re.DOTALL)  # the charts, inlined as their files are
+    inline = re.findall(
+        r"<svg\b.*?</svg>", html_page, flags=re.DOTALL
+    )  # the charts, inlined as their files are
     charts = built.report.directory / "charts"
     assert inline == [(charts / f"IWM-{kind}.svg").read_text().strip() for kind in ("price", "oi")]
-    assert all(re.fullmatch(r'<svg xmlns="http://www\.w3\.org/2000/svg" [^>]*>', chart.split("<title>")[0])
-               for chart in inline)  # the namespace is the only URL, and no element refers to anything
+    assert all(
+        re.fullmatch(r'<svg xmlns="http://www\.w3\.org/2000/svg" [^>]*>', chart.split("<title>")[0])
+        for chart in inline
+    )  # the namespace is the only URL, and no element refers to anything
     assert not re.search(r"\b(?:href|src)\s*=", "".join(inline))
 
     started = time.perf_counter()
@@ -580,10 +705,13 @@ def test_html_is_self_contained_and_renders_in_chromium(built: Built, tmp_path: 
     install_seconds = time.perf_counter() - started
     # A control page proves the console check sees errors at all.
     control = tmp_path / "control.html"
-    control.write_text('<!DOCTYPE html><html><body><p>x</p><script>console.error("boom"); missing();</script>'
-                       "</body></html>")
-    runs = {"report": screenshot(browser, (built.report.directory / "IWM.html").as_uri(), tmp_path / "report"),
-            "control": screenshot(browser, control.as_uri(), tmp_path / "control")}
+    control.write_text(
+        '<!DOCTYPE html><html><body><p>x</p><script>console.error("boom"); missing();</script></body></html>'
+    )
+    runs = {
+        "report": screenshot(browser, (built.report.directory / "IWM.html").as_uri(), tmp_path / "report"),
+        "control": screenshot(browser, control.as_uri(), tmp_path / "control"),
+    }
     logs = {}
     for name, process in runs.items():
         try:
@@ -605,9 +733,23 @@ def test_html_is_self_contained_and_renders_in_chromium(built: Built, tmp_path: 
 
 def dump_dom(browser: str, path: Path, folder: Path) -> str:
     """The page's DOM as Chromium built it (--dump-dom)."""
-    done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                           "--disable-background-networking", f"--user-data-dir={folder}", "--dump-dom",
-                           path.as_uri()], capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            f"--user-data-dir={folder}",
+            "--dump-dom",
+            path.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0 and "</html>" in done.stdout, done.stderr[-2000:]
     return done.stdout
 
@@ -617,8 +759,12 @@ def test_a_trader_sees_the_days_ideas_levels_volume_and_units_in_chromium(built:
 
     browser = chromium()
     index = dump_dom(browser, built.report.html, tmp_path / "index")
-    ideas = rows(built, "SELECT i.*, s.bias FROM trade_ideas i JOIN signals_daily s USING (trade_date, symbol) "
-                        "WHERE trade_date = ? ORDER BY symbol, rule, idea_id", [built.day])
+    ideas = rows(
+        built,
+        "SELECT i.*, s.bias FROM trade_ideas i JOIN signals_daily s USING (trade_date, symbol) "
+        "WHERE trade_date = ? ORDER BY symbol, rule, idea_id",
+        [built.day],
+    )
     ideas_section = index.split("<h2>Today's ideas</h2>")[1].split("</section>")[0]
     lines = re.findall(r"<tr>(.*?)</tr>", ideas_section.split("<tbody>")[1])
     assert len(lines) == len(ideas) > 0
@@ -626,7 +772,10 @@ def test_a_trader_sees_the_days_ideas_levels_volume_and_units_in_chromium(built:
         cells = re.findall(r"<td[^>]*>(.*?)</td>", line)
         assert idea["symbol"] in cells[0]
         assert cells[1] == f'<span class="{idea["bias"]}">{idea["bias"]}</span>'  # coloured by its class
-        assert cells[2] == idea["rule"] and cells[3] == f'<span class="{idea["direction"]}">{idea["direction"]}</span>'
+        assert (
+            cells[2] == idea["rule"]
+            and cells[3] == f'<span class="{idea["direction"]}">{idea["direction"]}</span>'
+        )
         assert cells[4] == (f"<code>{idea['option_symbol']}</code>" if idea["option_symbol"] else "stock")
         if idea["entry_premium"] is None:
             assert cells[5] == "n/a"
@@ -634,34 +783,60 @@ def test_a_trader_sees_the_days_ideas_levels_volume_and_units_in_chromium(built:
             assert cells[5].startswith("$") and close_to(first(cells[5]), idea["entry_premium"], scale=100)
         assert tuple(cells[6:9]) == labelled(idea)
     for summary in built.report.summary:  # the symbols table's bias in its colour too
-        assert f'<span class="{summary["bias"]}">{summary["bias"]}</span>' in index.split("<h2>Symbols</h2>")[1]
+        assert (
+            f'<span class="{summary["bias"]}">{summary["bias"]}</span>' in index.split("<h2>Symbols</h2>")[1]
+        )
     scorecard = index.split("<h2>Idea scorecard</h2>")[1].split("</section>")[0]
-    assert scorecard_definitions() and f'<p class="note">{html.escape(scorecard_definitions(), quote=False)}</p>' in scorecard
-    assert "<th class=\"num\">ideas</th>" in scorecard  # the sample sizes: the view's counts
+    assert (
+        scorecard_definitions()
+        and f'<p class="note">{html.escape(scorecard_definitions(), quote=False)}</p>' in scorecard
+    )
+    assert '<th class="num">ideas</th>' in scorecard  # the sample sizes: the view's counts
 
     iwm = dump_dom(browser, built.report.directory / "IWM.html", tmp_path / "iwm")
     price_svg = re.search(r'<svg[^>]*aria-label="IWM: last.*?</svg>', iwm, flags=re.DOTALL).group(0)
-    drawn = {(kind, float(level)) for kind, level in
-             re.findall(r'<g class="mark ([a-z\-]+)" data-level="([-\d.]+)">', price_svg)}
+    drawn = {
+        (kind, float(level))
+        for kind, level in re.findall(r'<g class="mark ([a-z\-]+)" data-level="([-\d.]+)">', price_svg)
+    }
     p = one(built, "positioning_daily", "symbol", "IWM")
-    expected = {(kind, round(p[column], 2)) for kind, column in [("call-wall", "call_wall"), ("put-wall", "put_wall"),
-                ("max-pain", "max_pain"), ("gamma-flip", "gamma_flip")] if p[column] is not None}
-    expected |= {(kind, round(i[column], 2)) for i in ideas if i["symbol"] == "IWM"
-                 for kind, column in [("trigger", "trigger_level"), ("target", "target"), ("stop", "stop")]}
+    expected = {
+        (kind, round(p[column], 2))
+        for kind, column in [
+            ("call-wall", "call_wall"),
+            ("put-wall", "put_wall"),
+            ("max-pain", "max_pain"),
+            ("gamma-flip", "gamma_flip"),
+        ]
+        if p[column] is not None
+    }
+    expected |= {
+        (kind, round(i[column], 2))
+        for i in ideas
+        if i["symbol"] == "IWM"
+        for kind, column in [("trigger", "trigger_level"), ("target", "target"), ("stop", "stop")]
+    }
     assert drawn == expected and any(kind == "trigger" for kind, _ in drawn)
     volume = re.search(r'<path class="volume" d="([^"]+)"', price_svg).group(1)
     assert volume.count("M") == min(PRICE_SESSIONS, 260)  # a bar per session shown
     titles = re.findall(r'class="axis-title"[^>]*>([^<]+)</text>', iwm)
-    assert titles == ["Price ($)", "Volume", "Session (trade date)"] + ["Open interest (contracts)", "Strike ($)"] * 2
+    assert (
+        titles
+        == ["Price ($)", "Volume", "Session (trade date)"] + ["Open interest (contracts)", "Strike ($)"] * 2
+    )
     positioning = iwm.split("<h2>Positioning</h2>")[1]
     gex = re.search(r"<th>Net GEX</th><td>([^<]+)</td>", positioning).group(1)
     assert re.fullmatch(r"-?\$[\d.]+(bn|m) per 1% move|-?\$[\d,]+\.\d\d per 1% move", gex)
     assert reads_as_money(gex, p["net_gex"])
     iv_rank = re.search(r"<th>IV rank 252</th><td>([^<]+)</td>", positioning).group(1)
-    sessions = rows(built, "SELECT count(atm_iv_30) AS n FROM positioning_daily WHERE symbol = 'IWM' "
-                           "AND trade_date <= ?", [built.day])[0]["n"]
-    assert sessions == 2 and iv_rank == (f"{fmt_pct(p['iv_rank_252'], scale=100)} (from 2 sessions, fewer than 252: "
-                                         "a short history)")
+    sessions = rows(
+        built,
+        "SELECT count(atm_iv_30) AS n FROM positioning_daily WHERE symbol = 'IWM' AND trade_date <= ?",
+        [built.day],
+    )[0]["n"]
+    assert sessions == 2 and iv_rank == (
+        f"{fmt_pct(p['iv_rank_252'], scale=100)} (from 2 sessions, fewer than 252: a short history)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- index
@@ -670,8 +845,12 @@ def test_a_trader_sees_the_days_ideas_levels_volume_and_units_in_chromium(built:
 def test_index_lists_every_symbol_with_working_links(built: Built):
     folder = built.report.directory
     assert folder == built.root / "reports" / built.day.isoformat()
-    day_symbols = [r["symbol"] for r in rows(built, "SELECT symbol FROM signals_daily WHERE trade_date = ? "
-                                                    "ORDER BY symbol", [built.day])]
+    day_symbols = [
+        r["symbol"]
+        for r in rows(
+            built, "SELECT symbol FROM signals_daily WHERE trade_date = ? ORDER BY symbol", [built.day]
+        )
+    ]
     assert day_symbols == SYMBOLS == built.report.symbols
     index_md = (folder / "index.md").read_text()
     index_html = (folder / "index.html").read_text()
@@ -680,9 +859,14 @@ def test_index_lists_every_symbol_with_working_links(built: Built):
     for line, summary in zip(table, built.report.summary, strict=True):
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[1] == summary["bias"] and first(cells[2]) == summary["bias_score"]
-        assert close_to(first(cells[3]), summary["close"]) and close_to(first(cells[4]), summary["change_pct"])
-        ideas = rows(built, "SELECT count(*) AS n FROM trade_ideas WHERE trade_date = ? AND symbol = ?",
-                     [built.day, summary["symbol"]])[0]["n"]
+        assert close_to(first(cells[3]), summary["close"]) and close_to(
+            first(cells[4]), summary["change_pct"]
+        )
+        ideas = rows(
+            built,
+            "SELECT count(*) AS n FROM trade_ideas WHERE trade_date = ? AND symbol = ?",
+            [built.day, summary["symbol"]],
+        )[0]["n"]
         assert first(cells[5]) == ideas
     md_links = re.findall(r"\]\(([^)]+)\)", index_md)
     html_links = re.findall(r'href="([^"]+)"', index_html)
@@ -709,11 +893,16 @@ def copy_warehouse(built: Built, tmp_path: Path, *statements: str) -> Path:
 
 
 def test_scorecard_section_when_the_view_exists_and_none_without_it(built: Built, tmp_path: Path):
-    with_view = copy_warehouse(built, tmp_path / "with", "DROP VIEW IF EXISTS idea_scorecard", """
+    with_view = copy_warehouse(
+        built,
+        tmp_path / "with",
+        "DROP VIEW IF EXISTS idea_scorecard",
+        """
         CREATE VIEW idea_scorecard AS SELECT * FROM (VALUES
             ('call_breakout', 'bullish', 'all', 12, 5, 3, 1, 0.75::DOUBLE, 1.2345::DOUBLE),
             ('put_breakdown', 'bearish', 'all', 4, 0, 0, 0, NULL, NULL))
-        AS t(rule, direction, period, ideas, triggered, target_hits, stop_hits, hit_rate, mean_r)""")
+        AS t(rule, direction, period, ideas, triggered, target_hits, stop_hits, hit_rate, mean_r)""",
+    )
     report = write_report(with_view, built.lake, tmp_path / "out", built.day, symbols=["IWM"])
     index = report.markdown.read_text()
     assert report.has_scorecard and "## Idea scorecard" in index
@@ -739,12 +928,16 @@ def test_symbols_filter_writes_only_those_pages(built: Built, tmp_path: Path):
     assert sorted(p.name for p in folder.glob("*.html")) == ["IWM.html", "index.html"]
     assert (folder / "IWM.md").read_text() == page(built, "IWM")  # same rows, same page
     index = (folder / "index.md").read_text()
-    assert "[IWM](IWM.md)" in index and "| SPY |" in index and "not written" in index  # the day's others, unlinked
+    assert (
+        "[IWM](IWM.md)" in index and "| SPY |" in index and "not written" in index
+    )  # the day's others, unlinked
     assert {s["symbol"] for s in report.summary} == set(SYMBOLS)
 
 
-@pytest.mark.parametrize("hostile", ["../etc/passwd", "IWM;DROP TABLE signals_daily", "IWM'--", "", "A" * 11,
-                                     "1WM", "IWM/../SPY", "IWM\x00"])
+@pytest.mark.parametrize(
+    "hostile",
+    ["../etc/passwd", "IWM;DROP TABLE signals_daily", "IWM'--", "", "A" * 11, "1WM", "IWM/../SPY", "IWM\x00"],
+)
 def test_a_hostile_symbol_is_refused_before_anything_is_written(built: Built, tmp_path: Path, hostile: str):
     with pytest.raises(ReportError, match="invalid symbol"):
         write_report(built.database, built.lake, tmp_path / "out", built.day, symbols=["IWM", hostile])
@@ -775,7 +968,8 @@ def test_a_symbol_without_chain_or_prints_gets_text_pages(built: Built, tmp_path
 
 
 def test_text_from_the_warehouse_is_escaped():
-    markdown, page_html = render_page("T <b>", [Para("a <script>alert(1)</script> *x* [y](z) call_breakout")],
-                                      [Section("S", [])], "f")
+    markdown, page_html = render_page(
+        "T <b>", [Para("a <script>alert(1)</script> *x* [y](z) call_breakout")], [Section("S", [])], "f"
+    )
     assert "<script>" not in page_html and "&lt;script&gt;alert(1)&lt;/script&gt;" in page_html
     assert r"\<script\>" in markdown and r"\*x\* \[y\](z)" in markdown and "call_breakout" in markdown

@@ -25,8 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def gold_tables(warehouse: Path, day: date) -> dict[str, list[tuple]]:
     con = duckdb.connect(str(warehouse / "signals.duckdb"), read_only=True)
     try:
-        return {t: con.execute(f"SELECT * FROM {t} WHERE trade_date = ? ORDER BY ALL", [day]).fetchall()
-                for t in GOLD_TABLES}
+        return {
+            t: con.execute(f"SELECT * FROM {t} WHERE trade_date = ? ORDER BY ALL", [day]).fetchall()
+            for t in GOLD_TABLES
+        }
     finally:
         con.close()
 
@@ -49,7 +51,9 @@ def test_plain_run_times_every_stage_in_order_and_publishes_what_the_flow_does(t
     assert summary.status == "success" and summary.dates == [NOTE_DATE]
     assert summary.rows["positioning_daily"] == 1 and summary.report.endswith("index.html")
 
-    flow_summary = nightly(date=NOTE_DATE, warehouse=str(tmp_path / "flow"), landing=str(tmp_path / "landing"))
+    flow_summary = nightly(
+        date=NOTE_DATE, warehouse=str(tmp_path / "flow"), landing=str(tmp_path / "landing")
+    )
     assert flow_summary.rows == summary.rows
     plain, flowed = gold_tables(tmp_path / "plain", NOTE_DATE), gold_tables(tmp_path / "flow", NOTE_DATE)
     for table in GOLD_TABLES:
@@ -71,21 +75,47 @@ def full_market_database(path: Path, day: date, n: int = SYMBOLS) -> None:
     """signals_daily and trade_ideas of an n-symbol day (three ideas each), with the idea_display view."""
     symbols = [f"S{i:04d}" for i in range(n)]
     scores = [(i * 37) % 201 - 100 for i in range(n)]
-    signals = pl.DataFrame({
-        "trade_date": [day] * n, "symbol": symbols, "close": [100.0 + i % 50 for i in range(n)],
-        "change_pct": [0.5] * n, "bias": ["bullish" if s > 20 else "bearish" if s < -20 else "neutral" for s in scores],
-        "bias_score": pl.Series(scores, dtype=pl.Int64), "support": [95.0] * n, "resistance": [105.0] * n,
-        "summary": ["s"] * n})
-    ideas = pl.DataFrame({
-        "trade_date": [day] * (3 * n), "symbol": [s for s in symbols for _ in RULES],
-        "idea_id": [f"{s}-{r}" for s in symbols for r in RULES], "rule": list(RULES) * n,
-        "direction": ["bullish", "bearish", "bullish"] * n, "instrument": ["call", "put", "stock"] * n,
-        "option_symbol": [None] * (3 * n), "expiration": [None] * (3 * n), "strike": [None] * (3 * n),
-        "dte": [None] * (3 * n), "entry_premium": [1.25] * (3 * n), "underlying_close": [100.0] * (3 * n),
-        "trigger_level": [101.0] * (3 * n), "trigger_direction": ["above"] * (3 * n), "target": [110.0] * (3 * n),
-        "stop": [98.0] * (3 * n), "risk_reward": [((i * 7919) % 1000) / 100 for i in range(3 * n)],
-        "rationale": ["r"] * (3 * n)},
-        schema_overrides={"option_symbol": pl.String, "expiration": pl.Date, "strike": pl.Float64, "dte": pl.Int64})
+    signals = pl.DataFrame(
+        {
+            "trade_date": [day] * n,
+            "symbol": symbols,
+            "close": [100.0 + i % 50 for i in range(n)],
+            "change_pct": [0.5] * n,
+            "bias": ["bullish" if s > 20 else "bearish" if s < -20 else "neutral" for s in scores],
+            "bias_score": pl.Series(scores, dtype=pl.Int64),
+            "support": [95.0] * n,
+            "resistance": [105.0] * n,
+            "summary": ["s"] * n,
+        }
+    )
+    ideas = pl.DataFrame(
+        {
+            "trade_date": [day] * (3 * n),
+            "symbol": [s for s in symbols for _ in RULES],
+            "idea_id": [f"{s}-{r}" for s in symbols for r in RULES],
+            "rule": list(RULES) * n,
+            "direction": ["bullish", "bearish", "bullish"] * n,
+            "instrument": ["call", "put", "stock"] * n,
+            "option_symbol": [None] * (3 * n),
+            "expiration": [None] * (3 * n),
+            "strike": [None] * (3 * n),
+            "dte": [None] * (3 * n),
+            "entry_premium": [1.25] * (3 * n),
+            "underlying_close": [100.0] * (3 * n),
+            "trigger_level": [101.0] * (3 * n),
+            "trigger_direction": ["above"] * (3 * n),
+            "target": [110.0] * (3 * n),
+            "stop": [98.0] * (3 * n),
+            "risk_reward": [((i * 7919) % 1000) / 100 for i in range(3 * n)],
+            "rationale": ["r"] * (3 * n),
+        },
+        schema_overrides={
+            "option_symbol": pl.String,
+            "expiration": pl.Date,
+            "strike": pl.Float64,
+            "dte": pl.Int64,
+        },
+    )
     con = duckdb.connect(str(path))
     try:
         con.register("signals_frame", signals)
@@ -98,7 +128,8 @@ def full_market_database(path: Path, day: date, n: int = SYMBOLS) -> None:
 
 
 def test_the_summary_of_a_full_market_day_is_counts_the_top_20_in_a_stated_order_and_where_the_rest_is(
-        tmp_path: Path, monkeypatch):
+    tmp_path: Path, monkeypatch
+):
     import flows.cli.app
 
     day = date(2025, 12, 31)
@@ -112,11 +143,15 @@ def test_the_summary_of_a_full_market_day_is_counts_the_top_20_in_a_stated_order
     scores = [(i * 37) % 201 - 100 for i in range(SYMBOLS)]
     bullish, bearish = sum(s > 20 for s in scores), sum(s < -20 for s in scores)
     flat = " ".join(text.split())
-    assert (f"{SYMBOLS:,} symbols: bearish {bearish:,}, bullish {bullish:,}, neutral {SYMBOLS - bullish - bearish:,}; "
-            "15,000 trade ideas: call_breakout bullish 5,000, protective_put bearish 5,000, stock_entry bullish 5,000"
-            ) in flat
+    assert (
+        f"{SYMBOLS:,} symbols: bearish {bearish:,}, bullish {bullish:,}, neutral {SYMBOLS - bullish - bearish:,}; "
+        "15,000 trade ideas: call_breakout bullish 5,000, protective_put bearish 5,000, stock_entry bullish 5,000"
+    ) in flat
     assert "signals 2025-12-31: 20 of 5,000, strongest first: |score| descending, then symbol" in flat
-    assert "trade ideas 2025-12-31: 20 of 15,000, best reward/risk first: R:R descending, then symbol and rule" in flat
+    assert (
+        "trade ideas 2025-12-31: 20 of 15,000, best reward/risk first: R:R descending, then symbol and rule"
+        in flat
+    )
     # The first signal rows: |score| 100 (i * 37 % 201 in {0, 200}), symbols in order.
     strongest = sorted(range(SYMBOLS), key=lambda i: (-abs(scores[i]), i))[:3]
     shown = [row.split()[0] for row in re.findall(r"^│ (S\d{4} .*)$", text, re.MULTILINE)]
@@ -128,7 +163,8 @@ def test_the_summary_of_a_full_market_day_is_counts_the_top_20_in_a_stated_order
 
 
 def test_the_summary_of_a_small_day_shows_every_signal_and_idea_without_pointing_elsewhere(
-        tmp_path: Path, monkeypatch):
+    tmp_path: Path, monkeypatch
+):
     import flows.cli.app
 
     day, symbols = date(2025, 12, 31), 3

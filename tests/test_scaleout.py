@@ -26,8 +26,9 @@ def tables(root: Path) -> dict[str, list[tuple]]:
 
 
 def run(flow, root: Path, days: list, shards: int):
-    return flow(start=days[0], end=days[-1], warehouse=str(root / "wh"), landing=str(root / "landing"),
-                shards=shards)
+    return flow(
+        start=days[0], end=days[-1], warehouse=str(root / "wh"), landing=str(root / "landing"), shards=shards
+    )
 
 
 @pytest.fixture(scope="module")

@@ -80,8 +80,10 @@ GOOD_CHAINS = [chain_row(), chain_row(strike=255.0, option_type="P", option_symb
         (chain_row(delta=1.5), "in_unit_range:delta"),
         (chain_row(dte=14), "dte_matches_expiration:dte,expiration,trade_date"),
         # The right shape, but month 13: no such contract.
-        (chain_row(option_symbol="IWM   251340C00250000"),
-         "osi_matches_contract:option_symbol,expiration,option_type,strike"),
+        (
+            chain_row(option_symbol="IWM   251340C00250000"),
+            "osi_matches_contract:option_symbol,expiration,option_type,strike",
+        ),
         (
             chain_row(option_type="X"),
             "osi_matches_contract:option_symbol,expiration,option_type,strike; isin(C,P):option_type",
@@ -214,7 +216,7 @@ def test_several_structural_problems_are_reported_on_one_line():
 
 def test_naive_timestamps_are_a_structural_error():
     df = frame(GOOD_TRADES, TRADES_SCHEMA).with_columns(pl.col("ts").dt.replace_time_zone(None))
-    with pytest.raises(StructuralError, match="^trades: column 'ts' has dtype"):
+    with pytest.raises(StructuralError, match=r"^trades: column 'ts' has dtype"):
         split_valid(df, Trades, "trades")
 
 
@@ -283,7 +285,9 @@ def test_duplicates_keep_input_order_and_multi_column_keys():
 
 def test_a_key_hash_collision_does_not_make_distinct_keys_duplicates(monkeypatch):
     df = pl.DataFrame({"d": [1, 1, 2, 1], "s": ["x", "y", "x", "x"], "n": [1, 2, 3, 4]})
-    monkeypatch.setattr(pl.Expr, "hash", lambda self, *args, **kwargs: pl.repeat(7, pl.len(), dtype=pl.UInt64))  # all collide
+    monkeypatch.setattr(
+        pl.Expr, "hash", lambda self, *args, **kwargs: pl.repeat(7, pl.len(), dtype=pl.UInt64)
+    )  # all collide
     kept, dropped = split_duplicates(df, ["d", "s"], ["n"])
     assert kept.rows() == [(1, "y", 2), (2, "x", 3), (1, "x", 4)]
     assert dropped.rows() == [(1, "x", 1, "duplicate:d,s")]
@@ -363,9 +367,26 @@ def positioning(**changes) -> pl.DataFrame:
            "next_call_wall_oi": 8_401, "next_put_wall": 235.0, "next_put_wall_oi": 7_321, "net_gex": 1.5e9,
            "net_dex": -2.0e8, "call_gex_wall": 255.0, "put_gex_wall": 240.0, "gamma_flip": 246.1,
            "atm_iv_30": 0.21, "rr_25d": -0.04, "iv_rank_252": 0.35, "iv_percentile_252": 0.4} | changes  # fmt: skip
-    money = ["spot", "pcr_oi", "pcr_volume", "call_wall", "put_wall", "max_pain", "gamma_coverage",
-             "next_call_wall", "next_put_wall", "net_gex", "net_dex", "call_gex_wall", "put_gex_wall",
-             "gamma_flip", "atm_iv_30", "rr_25d", "iv_rank_252", "iv_percentile_252"]
+    money = [
+        "spot",
+        "pcr_oi",
+        "pcr_volume",
+        "call_wall",
+        "put_wall",
+        "max_pain",
+        "gamma_coverage",
+        "next_call_wall",
+        "next_put_wall",
+        "net_gex",
+        "net_dex",
+        "call_gex_wall",
+        "put_gex_wall",
+        "gamma_flip",
+        "atm_iv_30",
+        "rr_25d",
+        "iv_rank_252",
+        "iv_percentile_252",
+    ]
     dates = ["trade_date", "max_pain_expiration"]
     schema = {c: pl.Int64 for c in row} | dict.fromkeys(money, pl.Float64) | dict.fromkeys(dates, pl.Date)
     schema["symbol"] = schema["spot_source"] = pl.Utf8
@@ -380,7 +401,10 @@ def test_gold_positioning():
         GoldValidationError, match="expiration_after_trade_date:max_pain_expiration,trade_date"
     ):
         validate_gold(positioning(max_pain_expiration=QUOTE), PositioningDaily)
-    with pytest.raises(GoldValidationError, match=r"isin\(\['chain', 'bars'\]\):spot_source .*less_than_or_equal_to\(1\):gamma_coverage"):
+    with pytest.raises(
+        GoldValidationError,
+        match=r"isin\(\['chain', 'bars'\]\):spot_source .*less_than_or_equal_to\(1\):gamma_coverage",
+    ):
         validate_gold(positioning(spot_source="close", gamma_coverage=1.5), PositioningDaily)
 
 
@@ -403,8 +427,12 @@ def test_gold_strike_and_expiry_levels():
          "expected_move_pct": [2.45], "rr_25d": [-0.06], "bf_25d": [0.01]}
     )  # fmt: skip
     validate_gold(expiries, ExpiryLevels)
-    with pytest.raises(GoldValidationError, match=r"greater_than\(0\):forward .*isin\(\['parity', 'spot'\]\):forward_source"):
-        validate_gold(expiries.with_columns(forward=pl.lit(-1.0), forward_source=pl.lit("guess")), ExpiryLevels)
+    with pytest.raises(
+        GoldValidationError, match=r"greater_than\(0\):forward .*isin\(\['parity', 'spot'\]\):forward_source"
+    ):
+        validate_gold(
+            expiries.with_columns(forward=pl.lit(-1.0), forward_source=pl.lit("guess")), ExpiryLevels
+        )
     with pytest.raises(GoldValidationError, match="dte_matches_expiration:dte,expiration,trade_date"):
         validate_gold(expiries.with_columns(dte=pl.lit(14, pl.Int64)), ExpiryLevels)
     with pytest.raises(GoldValidationError, match="expected_move"):
@@ -424,8 +452,11 @@ def test_gold_signals_and_ideas():
     validate_gold(signals, SignalsDaily)
     with pytest.raises(GoldValidationError) as info:
         validate_gold(signals.with_columns(bias_score=pl.lit(101, pl.Int64), bias=pl.lit("up")), SignalsDaily)
-    for expected in ("less_than_or_equal_to(100):bias_score (1 rows, e.g. 101)",
-                     "isin(bullish,bearish,neutral):bias", "score_is_sum_of_components:bias_score"):
+    for expected in (
+        "less_than_or_equal_to(100):bias_score (1 rows, e.g. 101)",
+        "isin(bullish,bearish,neutral):bias",
+        "score_is_sum_of_components:bias_score",
+    ):
         assert expected in str(info.value)
     with pytest.raises(GoldValidationError, match=r"support_below_close:support,close"):
         validate_gold(signals.with_columns(support=pl.lit(250.0)), SignalsDaily)
@@ -463,7 +494,9 @@ def test_gold_data_and_model_disagreeing_fails_naming_the_column():
         validate_gold(good.with_columns(undeclared=pl.lit(1.0)), PositioningDaily)
     with pytest.raises(GoldValidationError, match=r"^positioning_daily: missing column 'gamma_flip'$"):
         validate_gold(good.drop("gamma_flip"), PositioningDaily)
-    with pytest.raises(GoldValidationError, match=r"column 'next_call_wall_oi' has dtype Float64, expected Int64"):
+    with pytest.raises(
+        GoldValidationError, match=r"column 'next_call_wall_oi' has dtype Float64, expected Int64"
+    ):
         validate_gold(good.with_columns(pl.col("next_call_wall_oi").cast(pl.Float64)), PositioningDaily)
     # The instrument is `symbol` in gold: the silver name is refused.
     with pytest.raises(GoldValidationError, match="missing column 'symbol'"):
@@ -492,7 +525,9 @@ def test_gold_positioning_ranges_of_the_spec(changes, message):
 
 def test_gold_flip_at_the_edges_of_its_range_passes():
     validate_gold(positioning(gamma_flip=0.8 * 249.8), PositioningDaily)
-    validate_gold(positioning(gamma_flip=1.2 * 249.8, iv_rank_252=1.0, iv_percentile_252=0.0), PositioningDaily)
+    validate_gold(
+        positioning(gamma_flip=1.2 * 249.8, iv_rank_252=1.0, iv_percentile_252=0.0), PositioningDaily
+    )
 
 
 def test_every_gold_table_is_declared_once_with_its_transform_schema():
@@ -515,20 +550,44 @@ def test_every_gold_table_is_declared_once_with_its_transform_schema():
     def published(schema: dict) -> dict:
         return {GOLD_RENAMES.get(c, c): t for c, t in schema.items()}
 
-    exact = {"strike_levels": STRIKE_LEVELS_SCHEMA, "blocks": BLOCKS_SCHEMA, "flow_daily": FLOW_DAILY_SCHEMA,
-             "trade_ideas": TRADE_IDEA_SCHEMA, "idea_outcomes": IDEA_OUTCOME_SCHEMA}
+    exact = {
+        "strike_levels": STRIKE_LEVELS_SCHEMA,
+        "blocks": BLOCKS_SCHEMA,
+        "flow_daily": FLOW_DAILY_SCHEMA,
+        "trade_ideas": TRADE_IDEA_SCHEMA,
+        "idea_outcomes": IDEA_OUTCOME_SCHEMA,
+    }
     for name, schema in exact.items():
         assert published(schema) == GOLD_BY_NAME[name].schema, name
     assert technicals_columns() == list(GOLD_BY_NAME["technicals_daily"].schema)
-    assert SIGNAL_COLUMNS == list(GOLD_BY_NAME["signals_daily"].schema)
+    assert list(GOLD_BY_NAME["signals_daily"].schema) == SIGNAL_COLUMNS
     # Built by joins of several transforms: each part's columns and types are in the model, and together
     # they are all of it.
-    greeks = {c: pl.Float64() for c in ("net_gex", "net_dex", "call_gex_wall", "put_gex_wall", "gamma_flip",
-                                        "atm_iv_30", "rr_25d", "iv_rank_252", "iv_percentile_252")}
+    greeks = {
+        c: pl.Float64()
+        for c in (
+            "net_gex",
+            "net_dex",
+            "call_gex_wall",
+            "put_gex_wall",
+            "gamma_flip",
+            "atm_iv_30",
+            "rr_25d",
+            "iv_rank_252",
+            "iv_percentile_252",
+        )
+    }
     assert published(POSITIONING_SCHEMA) | greeks == GOLD_BY_NAME["positioning_daily"].schema
-    exposure = {"net_gex": pl.Float64(), "net_dex": pl.Float64(), "atm_iv": pl.Float64(),
-                "forward": pl.Float64(), "forward_source": pl.String()}
-    assert published(EXPIRY_LEVELS_SCHEMA) | exposure | YARDSTICK_COLUMNS == GOLD_BY_NAME["expiry_levels"].schema
+    exposure = {
+        "net_gex": pl.Float64(),
+        "net_dex": pl.Float64(),
+        "atm_iv": pl.Float64(),
+        "forward": pl.Float64(),
+        "forward_source": pl.String(),
+    }
+    assert (
+        published(EXPIRY_LEVELS_SCHEMA) | exposure | YARDSTICK_COLUMNS == GOLD_BY_NAME["expiry_levels"].schema
+    )
 
 
 def test_every_gold_column_is_described_with_a_unit_where_it_has_one():
@@ -538,8 +597,11 @@ def test_every_gold_column_is_described_with_a_unit_where_it_has_one():
             assert column.description, f"{table.name}.{name}"
             dtype = column.dtype.type
             if dtype in (pl.Float64, pl.Int64) and name not in ("rank", "bias_score"):
-                assert re.search(r"\((dollars|fraction|percent|ratio|contracts|shares|days|sessions|prints|points|"
-                                 r"R|standard deviations|dollars per 1% move|dollars per share|0-100 points|"
-                                 r"-100\.\.100 points)[),:]", column.description), f"{table.name}.{name}"
+                assert re.search(
+                    r"\((dollars|fraction|percent|ratio|contracts|shares|days|sessions|prints|points|"
+                    r"R|standard deviations|dollars per 1% move|dollars per share|0-100 points|"
+                    r"-100\.\.100 points)[),:]",
+                    column.description,
+                ), f"{table.name}.{name}"
             if name.endswith("_pct"):
                 assert "(percent" in column.description, f"{table.name}.{name}"

@@ -20,10 +20,21 @@ SQL = Path(__file__).resolve().parent.parent / "sql"
 D = [d for d in (date(2025, 6, 2) + timedelta(days=i) for i in range(100)) if d.weekday() < 5][:70]
 
 IDEA_SCHEMA: dict[str, pl.DataType] = {
-    "trade_date": pl.Date(), "symbol": pl.String(), "idea_id": pl.String(), "rule": pl.String(),
-    "direction": pl.String(), "instrument": pl.String(), "option_symbol": pl.String(), "expiration": pl.Date(),
-    "strike": pl.Float64(), "entry_premium": pl.Float64(), "trigger_level": pl.Float64(),
-    "trigger_direction": pl.String(), "target": pl.Float64(), "stop": pl.Float64(), "risk_reward": pl.Float64(),
+    "trade_date": pl.Date(),
+    "symbol": pl.String(),
+    "idea_id": pl.String(),
+    "rule": pl.String(),
+    "direction": pl.String(),
+    "instrument": pl.String(),
+    "option_symbol": pl.String(),
+    "expiration": pl.Date(),
+    "strike": pl.Float64(),
+    "entry_premium": pl.Float64(),
+    "trigger_level": pl.Float64(),
+    "trigger_direction": pl.String(),
+    "target": pl.Float64(),
+    "stop": pl.Float64(),
+    "risk_reward": pl.Float64(),
 }
 # (idea_id, idea session, symbol, rule, direction, trigger, target, stop)
 IDEAS = [
@@ -63,24 +74,63 @@ BBB_BIAS = {0: "bullish", 1: "bearish", 3: "bullish", 5: "neutral", 10: "bearish
 
 
 def ideas_frame() -> pl.DataFrame:
-    return pl.DataFrame([
-        {"trade_date": D[day], "symbol": symbol, "idea_id": idea_id, "rule": rule, "direction": direction,
-         "instrument": "stock", "option_symbol": None, "expiration": None, "strike": None, "entry_premium": None,
-         "trigger_level": trigger, "trigger_direction": "above" if direction == "bullish" else "below",
-         "target": target, "stop": stop, "risk_reward": abs(target - trigger) / abs(trigger - stop)}
-        for idea_id, day, symbol, rule, direction, trigger, target, stop in IDEAS], schema=IDEA_SCHEMA)
+    return pl.DataFrame(
+        [
+            {
+                "trade_date": D[day],
+                "symbol": symbol,
+                "idea_id": idea_id,
+                "rule": rule,
+                "direction": direction,
+                "instrument": "stock",
+                "option_symbol": None,
+                "expiration": None,
+                "strike": None,
+                "entry_premium": None,
+                "trigger_level": trigger,
+                "trigger_direction": "above" if direction == "bullish" else "below",
+                "target": target,
+                "stop": stop,
+                "risk_reward": abs(target - trigger) / abs(trigger - stop),
+            }
+            for idea_id, day, symbol, rule, direction, trigger, target, stop in IDEAS
+        ],
+        schema=IDEA_SCHEMA,
+    )
 
 
 def outcomes_frame() -> pl.DataFrame:
     ideas = {i[0]: i for i in IDEAS}
-    day = lambda i: D[i] if i is not None else None
-    return pl.DataFrame([
-        {"trade_date": D[as_of], "idea_id": idea_id, "idea_date": D[ideas[idea_id][1]], "symbol": ideas[idea_id][2],
-         "rule": ideas[idea_id][3], "direction": ideas[idea_id][4], "instrument": "stock", "option_symbol": None,
-         "status": status, "triggered_on": day(triggered), "entry_price": entry, "closed_on": day(closed),
-         "exit_price": exit_price, "r_multiple": r, "sessions_walked": as_of - ideas[idea_id][1],
-         "option_exit_mid": None, "option_mid_source": None, "option_r_multiple": None}
-        for idea_id, as_of, status, triggered, entry, closed, exit_price, r in OUTCOMES], schema=IDEA_OUTCOME_SCHEMA)
+
+    def day(i):
+        return D[i] if i is not None else None
+
+    return pl.DataFrame(
+        [
+            {
+                "trade_date": D[as_of],
+                "idea_id": idea_id,
+                "idea_date": D[ideas[idea_id][1]],
+                "symbol": ideas[idea_id][2],
+                "rule": ideas[idea_id][3],
+                "direction": ideas[idea_id][4],
+                "instrument": "stock",
+                "option_symbol": None,
+                "status": status,
+                "triggered_on": day(triggered),
+                "entry_price": entry,
+                "closed_on": day(closed),
+                "exit_price": exit_price,
+                "r_multiple": r,
+                "sessions_walked": as_of - ideas[idea_id][1],
+                "option_exit_mid": None,
+                "option_mid_source": None,
+                "option_r_multiple": None,
+            }
+            for idea_id, as_of, status, triggered, entry, closed, exit_price, r in OUTCOMES
+        ],
+        schema=IDEA_OUTCOME_SCHEMA,
+    )
 
 
 def technicals_frame() -> pl.DataFrame:
@@ -97,17 +147,28 @@ def signals_frame() -> pl.DataFrame:
 
 
 # trade_ideas columns the views read beyond IDEA_SCHEMA (idea_display shows them): NULL unless a test sets them.
-DISPLAY_ONLY: dict[str, pl.DataType] = {"dte": pl.Int64(), "contract_open_interest": pl.Int64(),
-                                        "underlying_close": pl.Float64(), "rationale": pl.String()}
+DISPLAY_ONLY: dict[str, pl.DataType] = {
+    "dte": pl.Int64(),
+    "contract_open_interest": pl.Int64(),
+    "underlying_close": pl.Float64(),
+    "rationale": pl.String(),
+}
 
 
-def warehouse(ideas: pl.DataFrame, outcomes: pl.DataFrame, technicals: pl.DataFrame,
-              signals: pl.DataFrame) -> duckdb.DuckDBPyConnection:
+def warehouse(
+    ideas: pl.DataFrame, outcomes: pl.DataFrame, technicals: pl.DataFrame, signals: pl.DataFrame
+) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute(GOLD_BY_NAME["idea_outcomes"].ddl())
-    ideas = ideas.with_columns(pl.lit(None, dtype=t).alias(c) for c, t in DISPLAY_ONLY.items() if c not in ideas.columns)
-    for name, frame in {"trade_ideas": ideas, "technicals_daily": technicals, "signals_daily": signals,
-                        "new_outcomes": outcomes}.items():
+    ideas = ideas.with_columns(
+        pl.lit(None, dtype=t).alias(c) for c, t in DISPLAY_ONLY.items() if c not in ideas.columns
+    )
+    for name, frame in {
+        "trade_ideas": ideas,
+        "technicals_daily": technicals,
+        "signals_daily": signals,
+        "new_outcomes": outcomes,
+    }.items():
         con.register("frame", frame.to_arrow())
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
         con.unregister("frame")
@@ -129,10 +190,25 @@ def rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
 def test_scorecard_counts(con):
     got = {(r["rule"], r["period"]): r for r in rows(con, "SELECT * FROM idea_scorecard")}
     # put_breakdown's ideas are all in the last 60 sessions: that row would repeat 'all', so it is left out.
-    assert list(got) == [("call_breakout", "all"), ("call_breakout", "last_60_sessions"), ("put_breakdown", "all"),
-                         ("stock_entry", "all"), ("stock_entry", "last_60_sessions")]
-    counts = ("ideas", "triggered", "target_hits", "stop_hits", "expired", "not_triggered", "open", "pending",
-              "closed", "worst_losing_streak")
+    assert list(got) == [
+        ("call_breakout", "all"),
+        ("call_breakout", "last_60_sessions"),
+        ("put_breakdown", "all"),
+        ("stock_entry", "all"),
+        ("stock_entry", "last_60_sessions"),
+    ]
+    counts = (
+        "ideas",
+        "triggered",
+        "target_hits",
+        "stop_hits",
+        "expired",
+        "not_triggered",
+        "open",
+        "pending",
+        "closed",
+        "worst_losing_streak",
+    )
     # i1..i6: i1 target (R 2), i2 stop (R -1), i3 expired (R 0.5), i4 not triggered, i5 open, i6 no row yet.
     assert [got["call_breakout", "all"][c] for c in counts] == [6, 4, 1, 1, 1, 1, 1, 1, 3, 1]
     # closed = target + stop + expired: hit rate and mean R rest on the same three ideas.
@@ -162,55 +238,144 @@ def test_scorecard_counts(con):
 
 def test_worst_losing_streak_counts_consecutive_losses_in_closing_order():
     # Five closed ideas of one rule, closing on D[1..5]: loss, loss, win, loss (R -0.2 at expiry), loss.
-    day_r = [(1, "stop_hit", -1.0), (2, "stop_hit", -1.0), (3, "target_hit", 2.0), (4, "expired", -0.2),
-             (5, "stop_hit", -1.0), (6, "stop_hit", -1.0)]
-    ideas = pl.DataFrame([
-        {"trade_date": D[0], "symbol": f"S{i}", "idea_id": f"x{i}", "rule": "r", "direction": "bullish",
-         "instrument": "stock", "option_symbol": None, "expiration": None, "strike": None, "entry_premium": None,
-         "trigger_level": 10.0, "trigger_direction": "above", "target": 12.0, "stop": 9.0, "risk_reward": 2.0}
-        for i in range(len(day_r))], schema=IDEA_SCHEMA)
-    outcomes = pl.DataFrame([
-        {"trade_date": D[7], "idea_id": f"x{i}", "idea_date": D[0], "symbol": f"S{i}", "rule": "r",
-         "direction": "bullish", "instrument": "stock", "option_symbol": None, "status": status,
-         "triggered_on": D[1], "entry_price": 10.0, "closed_on": D[day], "exit_price": 10.0 + r,
-         "r_multiple": r, "sessions_walked": day, "option_exit_mid": None, "option_mid_source": None,
-         "option_r_multiple": None} for i, (day, status, r) in enumerate(day_r)], schema=IDEA_OUTCOME_SCHEMA)
-    card = rows(warehouse(ideas, outcomes, technicals_frame(), signals_frame()), "SELECT * FROM idea_scorecard")
+    day_r = [
+        (1, "stop_hit", -1.0),
+        (2, "stop_hit", -1.0),
+        (3, "target_hit", 2.0),
+        (4, "expired", -0.2),
+        (5, "stop_hit", -1.0),
+        (6, "stop_hit", -1.0),
+    ]
+    ideas = pl.DataFrame(
+        [
+            {
+                "trade_date": D[0],
+                "symbol": f"S{i}",
+                "idea_id": f"x{i}",
+                "rule": "r",
+                "direction": "bullish",
+                "instrument": "stock",
+                "option_symbol": None,
+                "expiration": None,
+                "strike": None,
+                "entry_premium": None,
+                "trigger_level": 10.0,
+                "trigger_direction": "above",
+                "target": 12.0,
+                "stop": 9.0,
+                "risk_reward": 2.0,
+            }
+            for i in range(len(day_r))
+        ],
+        schema=IDEA_SCHEMA,
+    )
+    outcomes = pl.DataFrame(
+        [
+            {
+                "trade_date": D[7],
+                "idea_id": f"x{i}",
+                "idea_date": D[0],
+                "symbol": f"S{i}",
+                "rule": "r",
+                "direction": "bullish",
+                "instrument": "stock",
+                "option_symbol": None,
+                "status": status,
+                "triggered_on": D[1],
+                "entry_price": 10.0,
+                "closed_on": D[day],
+                "exit_price": 10.0 + r,
+                "r_multiple": r,
+                "sessions_walked": day,
+                "option_exit_mid": None,
+                "option_mid_source": None,
+                "option_r_multiple": None,
+            }
+            for i, (day, status, r) in enumerate(day_r)
+        ],
+        schema=IDEA_OUTCOME_SCHEMA,
+    )
+    card = rows(
+        warehouse(ideas, outcomes, technicals_frame(), signals_frame()), "SELECT * FROM idea_scorecard"
+    )
     assert [(r["period"], r["closed"], r["worst_losing_streak"]) for r in card] == [
-        ("all", 6, 3), ("last_60_sessions", 0, 0)]
+        ("all", 6, 3),
+        ("last_60_sessions", 0, 0),
+    ]
 
 
 def test_open_ideas(con):
     got = {r["idea_id"]: r for r in rows(con, "SELECT * FROM open_ideas")}
     assert list(got) == ["k3", "k4", "i5"]  # by symbol, idea date (D[60], D[67], D[68]), rule
     assert (got["i5"]["status"], got["i5"]["as_of"], got["i5"]["idea_date"], got["i5"]["triggered_on"]) == (
-        "open", D[69], D[68], D[69])
+        "open",
+        D[69],
+        D[68],
+        D[69],
+    )
     assert (got["i5"]["trigger_level"], got["i5"]["target"], got["i5"]["stop"], got["i5"]["entry_price"]) == (
-        101.0, 105.0, 99.0, 101.0)
+        101.0,
+        105.0,
+        99.0,
+        101.0,
+    )
     assert got["i5"]["last_close"] == pytest.approx(103.45)
     assert got["i5"]["unrealized_r"] == pytest.approx((103.45 - 101.0) / 2.0)
     assert got["k3"]["unrealized_r"] == pytest.approx((104.0 - 103.45) / 2.0)  # bearish: entry 104, stop 106
-    assert (got["k4"]["status"], got["k4"]["entry_price"], got["k4"]["unrealized_r"]) == ("pending", None, None)
+    assert (got["k4"]["status"], got["k4"]["entry_price"], got["k4"]["unrealized_r"]) == (
+        "pending",
+        None,
+        None,
+    )
 
 
 def test_open_ideas_read_as_idea_display_rounded_to_the_cent_and_labelled_as_the_underlyings():
     """An open call idea with unrounded levels: the view prints them to the cent, labelled with the
     underlying (the levels are AAA's, not the option's), the premium per contract in dollars; its
     unrealized R comes from the unrounded levels."""
-    idea = {"trade_date": D[68], "symbol": "AAA", "idea_id": "c1", "rule": "call_breakout", "direction": "bullish",
-            "instrument": "call", "option_symbol": "AAA   250930C00105000", "expiration": date(2025, 9, 30),
-            "strike": 105.0, "entry_premium": 1.23456, "trigger_level": 101.23456, "trigger_direction": "above",
-            "target": 105.004999, "stop": 99.3351, "risk_reward": (105.004999 - 101.23456) / (101.23456 - 99.3351)}  # 1.985
-    outcome = outcomes_frame().filter(pl.col("idea_id") == "i5").with_columns(
-        pl.lit("c1").alias("idea_id"), pl.lit("call").alias("instrument"), pl.lit(101.23456).alias("entry_price"))
+    idea = {
+        "trade_date": D[68],
+        "symbol": "AAA",
+        "idea_id": "c1",
+        "rule": "call_breakout",
+        "direction": "bullish",
+        "instrument": "call",
+        "option_symbol": "AAA   250930C00105000",
+        "expiration": date(2025, 9, 30),
+        "strike": 105.0,
+        "entry_premium": 1.23456,
+        "trigger_level": 101.23456,
+        "trigger_direction": "above",
+        "target": 105.004999,
+        "stop": 99.3351,
+        "risk_reward": (105.004999 - 101.23456) / (101.23456 - 99.3351),
+    }  # 1.985
+    outcome = (
+        outcomes_frame()
+        .filter(pl.col("idea_id") == "i5")
+        .with_columns(
+            pl.lit("c1").alias("idea_id"),
+            pl.lit("call").alias("instrument"),
+            pl.lit(101.23456).alias("entry_price"),
+        )
+    )
     technicals = technicals_frame().with_columns(
-        pl.when(pl.col("trade_date") == D[69]).then(103.456789).otherwise(pl.col("close")).alias("close"))
+        pl.when(pl.col("trade_date") == D[69]).then(103.456789).otherwise(pl.col("close")).alias("close")
+    )
     con = warehouse(pl.DataFrame([idea], schema=IDEA_SCHEMA), outcome, technicals, signals_frame())
     (got,) = rows(con, "SELECT * FROM open_ideas")
     assert (got["status"], got["direction"], got["contract"]) == ("open", "bullish", "AAA   250930C00105000")
-    assert (got["trigger_text"], got["target_text"], got["stop_text"]) == ("AAA above 101.23", "AAA 105.00",
-                                                                          "AAA 99.34")
-    assert (got["trigger_level"], got["target"], got["stop"], got["risk_reward"]) == (101.23, 105.0, 99.34, 1.99)
+    assert (got["trigger_text"], got["target_text"], got["stop_text"]) == (
+        "AAA above 101.23",
+        "AAA 105.00",
+        "AAA 99.34",
+    )
+    assert (got["trigger_level"], got["target"], got["stop"], got["risk_reward"]) == (
+        101.23,
+        105.0,
+        99.34,
+        1.99,
+    )
     assert (got["entry_premium"], got["premium_per_contract"]) == (1.23, 123.46)
     assert (got["entry_price"], got["last_close"]) == (101.23, 103.46)
     assert got["unrealized_r"] == pytest.approx((103.456789 - 101.23456) / (101.23456 - 99.3351), rel=1e-12)
@@ -218,8 +383,14 @@ def test_open_ideas_read_as_idea_display_rounded_to_the_cent_and_labelled_as_the
 
 def test_bias_record(con):
     got = {(r["bias"], r["horizon_sessions"]): r for r in rows(con, "SELECT * FROM bias_record")}
-    assert list(got) == [("bullish", 1), ("bullish", 5), ("bullish", 10), ("bearish", 1), ("bearish", 5),
-                         ("bearish", 10)]
+    assert list(got) == [
+        ("bullish", 1),
+        ("bullish", 5),
+        ("bullish", 10),
+        ("bearish", 1),
+        ("bearish", 5),
+        ("bearish", 10),
+    ]
     expected = {
         # bullish days: BBB idx 0 (100), 3 (103); idx 11 and AAA's last day have no forward close.
         ("bullish", 1): (2, 1, (2.0 + (99 / 103 - 1) * 100) / 2),  # 102/100, 99/103
@@ -238,14 +409,20 @@ def test_bias_record(con):
 
 
 def test_views_on_empty_tables():
-    con = warehouse(ideas_frame().clear(), outcomes_frame().clear(), technicals_frame().clear(),
-                    signals_frame().clear())
+    con = warehouse(
+        ideas_frame().clear(), outcomes_frame().clear(), technicals_frame().clear(), signals_frame().clear()
+    )
     assert rows(con, "SELECT * FROM idea_scorecard") == []
     assert rows(con, "SELECT * FROM open_ideas") == []
     record = rows(con, "SELECT * FROM bias_record")
     assert [(r["bias"], r["horizon_sessions"], r["days"], r["hit_rate"]) for r in record] == [
-        ("bullish", 1, 0, None), ("bullish", 5, 0, None), ("bullish", 10, 0, None),
-        ("bearish", 1, 0, None), ("bearish", 5, 0, None), ("bearish", 10, 0, None)]
+        ("bullish", 1, 0, None),
+        ("bullish", 5, 0, None),
+        ("bullish", 10, 0, None),
+        ("bearish", 1, 0, None),
+        ("bearish", 5, 0, None),
+        ("bearish", 10, 0, None),
+    ]
 
 
 def test_views_are_create_or_replace():
@@ -254,22 +431,72 @@ def test_views_are_create_or_replace():
 
 
 def test_ideas_read_unambiguously_in_idea_display_and_todays_ideas():
-    ideas = pl.DataFrame([
-        {"trade_date": D[1], "symbol": "IWM", "idea_id": "c1", "rule": "call_breakout", "direction": "bullish",
-         "instrument": "call", "option_symbol": "IWM   260102C00255000", "expiration": date(2026, 1, 2),
-         "strike": 255.0, "entry_premium": 1.2345, "trigger_level": 250.944999, "trigger_direction": "above",
-         "target": 266.0, "stop": 249.3549, "risk_reward": 15.0 / 1.59},
-        {"trade_date": D[1], "symbol": "IWM", "idea_id": "s1", "rule": "stock_entry", "direction": "bullish",
-         "instrument": "stock", "option_symbol": None, "expiration": None, "strike": None, "entry_premium": None,
-         "trigger_level": 249.73, "trigger_direction": "below", "target": 256.96, "stop": 248.23, "risk_reward": 4.82},
-        {"trade_date": D[0], "symbol": "IWM", "idea_id": "old", "rule": "stock_entry", "direction": "bullish",
-         "instrument": "stock", "option_symbol": None, "expiration": None, "strike": None, "entry_premium": None,
-         "trigger_level": 1.0, "trigger_direction": "below", "target": 3.0, "stop": 0.5, "risk_reward": 4.0},
-    ], schema=IDEA_SCHEMA).with_columns(pl.lit(None, dtype=pl.Int64).alias("dte"),
-                                        pl.lit(None, dtype=pl.Float64).alias("underlying_close"),
-                                        pl.lit("why").alias("rationale"))
-    signals = pl.DataFrame({"trade_date": [D[1]], "symbol": ["IWM"], "bias": ["bearish"], "bias_score": [-30]})
-    con = warehouse(ideas, outcomes_frame().clear(), technicals_frame(), signals.select("trade_date", "symbol", "bias"))
+    ideas = pl.DataFrame(
+        [
+            {
+                "trade_date": D[1],
+                "symbol": "IWM",
+                "idea_id": "c1",
+                "rule": "call_breakout",
+                "direction": "bullish",
+                "instrument": "call",
+                "option_symbol": "IWM   260102C00255000",
+                "expiration": date(2026, 1, 2),
+                "strike": 255.0,
+                "entry_premium": 1.2345,
+                "trigger_level": 250.944999,
+                "trigger_direction": "above",
+                "target": 266.0,
+                "stop": 249.3549,
+                "risk_reward": 15.0 / 1.59,
+            },
+            {
+                "trade_date": D[1],
+                "symbol": "IWM",
+                "idea_id": "s1",
+                "rule": "stock_entry",
+                "direction": "bullish",
+                "instrument": "stock",
+                "option_symbol": None,
+                "expiration": None,
+                "strike": None,
+                "entry_premium": None,
+                "trigger_level": 249.73,
+                "trigger_direction": "below",
+                "target": 256.96,
+                "stop": 248.23,
+                "risk_reward": 4.82,
+            },
+            {
+                "trade_date": D[0],
+                "symbol": "IWM",
+                "idea_id": "old",
+                "rule": "stock_entry",
+                "direction": "bullish",
+                "instrument": "stock",
+                "option_symbol": None,
+                "expiration": None,
+                "strike": None,
+                "entry_premium": None,
+                "trigger_level": 1.0,
+                "trigger_direction": "below",
+                "target": 3.0,
+                "stop": 0.5,
+                "risk_reward": 4.0,
+            },
+        ],
+        schema=IDEA_SCHEMA,
+    ).with_columns(
+        pl.lit(None, dtype=pl.Int64).alias("dte"),
+        pl.lit(None, dtype=pl.Float64).alias("underlying_close"),
+        pl.lit("why").alias("rationale"),
+    )
+    signals = pl.DataFrame(
+        {"trade_date": [D[1]], "symbol": ["IWM"], "bias": ["bearish"], "bias_score": [-30]}
+    )
+    con = warehouse(
+        ideas, outcomes_frame().clear(), technicals_frame(), signals.select("trade_date", "symbol", "bias")
+    )
     con.execute("DROP TABLE signals_daily")
     con.register("frame", signals.to_arrow())
     con.execute("CREATE TABLE signals_daily AS SELECT * FROM frame")
@@ -278,12 +505,21 @@ def test_ideas_read_unambiguously_in_idea_display_and_todays_ideas():
     got = {r["idea_id"]: r for r in rows(con, "SELECT * FROM todays_ideas")}
     assert list(got) == ["c1", "s1"]  # the latest session only
     call = got["c1"]
-    assert (call["direction"], call["contract"], call["premium_per_contract"]) == ("bullish", "IWM   260102C00255000",
-                                                                                  123.45)
-    assert (call["trigger_text"], call["target_text"], call["stop_text"]) == ("IWM above 250.94", "IWM 266.00",
-                                                                              "IWM 249.35")
+    assert (call["direction"], call["contract"], call["premium_per_contract"]) == (
+        "bullish",
+        "IWM   260102C00255000",
+        123.45,
+    )
+    assert (call["trigger_text"], call["target_text"], call["stop_text"]) == (
+        "IWM above 250.94",
+        "IWM 266.00",
+        "IWM 249.35",
+    )
     assert (call["trigger_level"], call["stop"], call["risk_reward"]) == (250.94, 249.35, 9.43)
     assert (call["bias"], call["bias_score"]) == ("bearish", -30)
     stock = got["s1"]
-    assert (stock["contract"], stock["premium_per_contract"], stock["trigger_text"]) == ("stock", None,
-                                                                                         "IWM below 249.73")
+    assert (stock["contract"], stock["premium_per_contract"], stock["trigger_text"]) == (
+        "stock",
+        None,
+        "IWM below 249.73",
+    )

@@ -63,7 +63,6 @@ TRADE_VALUES = {
 }  # fmt: skip
 
 
-
 def chain(**changes) -> dict:
     """chain_row with its symbol given, so a row may change its expiry or strike to null."""
     return chain_row() | changes
@@ -97,8 +96,9 @@ def test_good_rows_pass_and_each_kind_of_bad_row_fails(dataset):
     model, schema, good_row, _ = CASES[dataset]
     good = pl.DataFrame([good_row(), good_row()], schema=schema)
     assert meets_model(good, model)
-    assert not meets_model(pl.DataFrame([good_row(), good_row(underlying="iwm", symbol="iwm")], schema=schema),
-                           model)
+    assert not meets_model(
+        pl.DataFrame([good_row(), good_row(underlying="iwm", symbol="iwm")], schema=schema), model
+    )
 
 
 def test_nan_counts_as_null_where_nulls_are_refused():
@@ -127,10 +127,26 @@ def test_a_rule_the_screen_does_not_evaluate_sends_the_frame_to_pandera():
 
 
 def test_gold_model_checks_are_screened_too():
-    row = {"trade_date": date(2025, 1, 2), "symbol": "IWM", "side": "call", "rank": 1, "strike": 250.0,
-           "open_interest": 100, "volume": 5, "oi_change": 3}
-    schema = {"trade_date": pl.Date, "symbol": pl.String, "side": pl.String, "rank": pl.Int64,
-              "strike": pl.Float64, "open_interest": pl.Int64, "volume": pl.Int64, "oi_change": pl.Int64}
+    row = {
+        "trade_date": date(2025, 1, 2),
+        "symbol": "IWM",
+        "side": "call",
+        "rank": 1,
+        "strike": 250.0,
+        "open_interest": 100,
+        "volume": 5,
+        "oi_change": 3,
+    }
+    schema = {
+        "trade_date": pl.Date,
+        "symbol": pl.String,
+        "side": pl.String,
+        "rank": pl.Int64,
+        "strike": pl.Float64,
+        "open_interest": pl.Int64,
+        "volume": pl.Int64,
+        "oi_change": pl.Int64,
+    }
     good = pl.DataFrame([row], schema=schema)
     assert meets_model(good, StrikeLevels) == pandera_passes(good, StrikeLevels)
     bad = pl.DataFrame([row | {"side": "sideways"}], schema=schema)

@@ -403,8 +403,11 @@ def _reference_technicals(bars: pl.LazyFrame, benchmark: str) -> pl.DataFrame:
     def seeded(values: pl.Expr, period: int, alpha: float, seed_row: int) -> pl.Expr:
         row = pl.int_range(pl.len())
         # As a rolling mean: NaN when the window holds a NaN.
-        mean = pl.when(running_sum(values.is_nan().cast(pl.Float64), period) > 0).then(float("nan")).otherwise(
-            window_mean(values, period))
+        mean = (
+            pl.when(running_sum(values.is_nan().cast(pl.Float64), period) > 0)
+            .then(float("nan"))
+            .otherwise(window_mean(values, period))
+        )
         seed = pl.when(row == seed_row).then(mean).when(row > seed_row).then(values)
         return seed.ewm_mean(alpha=alpha, adjust=False, ignore_nulls=True)
 
@@ -538,11 +541,19 @@ REAL_BARS = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "GSPC_
 def _gspc_bars() -> pl.DataFrame:
     path = REAL_BARS if REAL_BARS.exists() else Path("/work/shared/realdata") / REAL_BARS.name
     return pl.read_csv(path, schema_overrides={"Date": pl.Date, "Volume": pl.Int64}).select(
-        trade_date="Date", symbol=pl.lit("SPX"), open="Open", high="High", low="Low", close="Close",
-        volume="Volume")
+        trade_date="Date",
+        symbol=pl.lit("SPX"),
+        open="Open",
+        high="High",
+        low="Low",
+        close="Close",
+        volume="Volume",
+    )
 
 
-def _carry_session_by_session(bars: pl.DataFrame, benchmark: str, first: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _carry_session_by_session(
+    bars: pl.DataFrame, benchmark: str, first: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The rows of every session after the first `first` ones, each carried forward from the state the
     session before left (collected in between, as a nightly stores it), and the last state."""
     dates = bars["trade_date"].unique().sort()
@@ -561,8 +572,12 @@ def test_carried_forward_equals_full_pass_on_real_gspc_bars():
     assert bars.height == 900
     full = technicals_daily(bars.lazy(), "SPX").collect()
     carried, state = _carry_session_by_session(bars, "SPX", first=1)
-    assert carried.height == 899 and carried["beta_252"].drop_nulls().len() > 500, "comparison would be vacuous"
-    assert_frame_equal(carried, full.filter(pl.col("trade_date") > bars["trade_date"].min()), check_exact=True)
+    assert carried.height == 899 and carried["beta_252"].drop_nulls().len() > 500, (
+        "comparison would be vacuous"
+    )
+    assert_frame_equal(
+        carried, full.filter(pl.col("trade_date") > bars["trade_date"].min()), check_exact=True
+    )
     _, expected_state = technicals_with_state(bars.lazy(), "SPX")
     assert_frame_equal(state, expected_state.collect(), check_exact=True)
 

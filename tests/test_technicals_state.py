@@ -32,7 +32,7 @@ def landing(tmp_path_factory) -> tuple[Path, list[date]]:
     return root / "landing", days
 
 
-@pytest.fixture()
+@pytest.fixture
 def passes(monkeypatch) -> dict[str, int]:
     """How many sessions each way computed: a full pass over the history, or carried forward."""
     calls = {"full": 0, "carried": 0}
@@ -41,6 +41,7 @@ def passes(monkeypatch) -> dict[str, int]:
         def wrapper(*args, **kwargs):
             calls[name] += 1
             return function(*args, **kwargs)
+
         return wrapper
 
     monkeypatch.setattr(pipeline, "technicals_with_state", counted("full", pipeline.technicals_with_state))
@@ -62,8 +63,9 @@ def _gold_technicals(settings, day: date) -> pl.DataFrame:
 
 def _full_recompute(settings, day: date) -> pl.DataFrame:
     """technicals_daily of `day` straight from the lake's silver bars since its history start."""
-    bars = Lake(settings.lake).scan("silver", "bars", silver_schema("bars"),
-                                    start=history_start(day, settings.history_years), end=day)
+    bars = Lake(settings.lake).scan(
+        "silver", "bars", silver_schema("bars"), start=history_start(day, settings.history_years), end=day
+    )
     return technicals_daily(bars, settings.benchmark).filter(pl.col("trade_date") == day).collect()
 
 
@@ -110,20 +112,29 @@ def test_a_late_correction_of_an_earlier_bar_recomputes_from_the_history(tmp_pat
     _correct_close(settings.landing, days[-4], "IWM", 5.0)
     ingest_and_validate(settings, "ingest-correction", end=days[-1])
     passes.update(full=0, carried=0)
-    build_gold(settings, [tonight], StageStats())  # the state after days[-3] saw the bar before its correction
+    build_gold(
+        settings, [tonight], StageStats()
+    )  # the state after days[-3] saw the bar before its correction
     assert passes == {"full": 1, "carried": 0}
     expected = _full_recompute(settings, tonight)
-    assert expected.filter(pl.col("symbol") == "IWM")["sma_20"].item() != \
-        uncorrected.filter(pl.col("symbol") == "IWM")["sma_20"].item()
-    assert_frame_equal(_gold_technicals(settings, tonight).select(expected.drop("trade_date").columns),
-                       expected.drop("trade_date"), check_exact=True)
+    assert (
+        expected.filter(pl.col("symbol") == "IWM")["sma_20"].item()
+        != uncorrected.filter(pl.col("symbol") == "IWM")["sma_20"].item()
+    )
+    assert_frame_equal(
+        _gold_technicals(settings, tonight).select(expected.drop("trade_date").columns),
+        expected.drop("trade_date"),
+        check_exact=True,
+    )
 
     # The state that run left stands for the corrected bars: the next session carries forward again.
     passes.update(full=0, carried=0)
     build_gold(settings, [days[-1]], StageStats())
     assert passes == {"full": 0, "carried": 1}
     expected = _full_recompute(settings, days[-1]).drop("trade_date")
-    assert_frame_equal(_gold_technicals(settings, days[-1]).select(expected.columns), expected, check_exact=True)
+    assert_frame_equal(
+        _gold_technicals(settings, days[-1]).select(expected.columns), expected, check_exact=True
+    )
 
 
 def test_a_changed_benchmark_or_a_new_year_recomputes(tmp_path: Path, landing, passes):

@@ -32,15 +32,57 @@ DAY = date(2025, 12, 29)
 SPOT = {"IWM": 249.80, "SPX": 6905.74}
 
 CBOE_HEADER = [
-    "underlying_symbol", "quote_date", "root", "expiration", "strike", "option_type", "open", "high", "low", "close",
-    "trade_volume", "bid_size_1545", "bid_1545", "ask_size_1545", "ask_1545", "underlying_bid_1545",
-    "underlying_ask_1545", "implied_underlying_price_1545", "active_underlying_price_1545",
-    "implied_volatility_1545", "delta_1545", "gamma_1545", "theta_1545", "vega_1545", "rho_1545", "bid_size_eod",
-    "bid_eod", "ask_size_eod", "ask_eod", "underlying_bid_eod", "underlying_ask_eod", "vwap", "open_interest",
+    "underlying_symbol",
+    "quote_date",
+    "root",
+    "expiration",
+    "strike",
+    "option_type",
+    "open",
+    "high",
+    "low",
+    "close",
+    "trade_volume",
+    "bid_size_1545",
+    "bid_1545",
+    "ask_size_1545",
+    "ask_1545",
+    "underlying_bid_1545",
+    "underlying_ask_1545",
+    "implied_underlying_price_1545",
+    "active_underlying_price_1545",
+    "implied_volatility_1545",
+    "delta_1545",
+    "gamma_1545",
+    "theta_1545",
+    "vega_1545",
+    "rho_1545",
+    "bid_size_eod",
+    "bid_eod",
+    "ask_size_eod",
+    "ask_eod",
+    "underlying_bid_eod",
+    "underlying_ask_eod",
+    "vwap",
+    "open_interest",
     "delivery_code",
 ]
-YFINANCE_HEADER = ["contractSymbol", "lastTradeDate", "strike", "lastPrice", "bid", "ask", "change", "percentChange",
-                   "volume", "openInterest", "impliedVolatility", "inTheMoney", "contractSize", "currency"]
+YFINANCE_HEADER = [
+    "contractSymbol",
+    "lastTradeDate",
+    "strike",
+    "lastPrice",
+    "bid",
+    "ask",
+    "change",
+    "percentChange",
+    "volume",
+    "openInterest",
+    "impliedVolatility",
+    "inTheMoney",
+    "contractSize",
+    "currency",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -56,20 +98,74 @@ def canonical_chain() -> pl.DataFrame:
         ("IWM", "IWM", date(2026, 1, 2), "C", 250.0, 6043, 4870, 1.60, 1.66, 1.62, 0.17602, 0.4512, 0.0712),
         ("IWM", "IWM", date(2026, 1, 2), "P", 250.0, 5120, 2210, 1.85, 1.92, 1.88, 0.18855, -0.5488, 0.0699),
         ("IWM", "IWM", date(2026, 1, 16), "C", 255.0, 4000, 3105, 2.00, 2.05, 2.02, 0.17855, 0.3021, 0.0301),
-        ("IWM", "IWM", date(2026, 1, 16), "P", 232.5, 0, 0, 0.00, 0.05, None, None, None, None),  # untraded, no IV
-        ("IWM1", "IWM", date(2026, 1, 16), "C", 123.45, 12, 3, 120.5, 127.0, 126.1, 0.9, 0.99, 0.0001),  # adjusted
-        ("SPXW", "SPX", date(2025, 12, 31), "C", 6900.0, 1804, 9120, 21.3, 21.9, 21.6, 0.1102, 0.5523, 0.0061),
+        (
+            "IWM",
+            "IWM",
+            date(2026, 1, 16),
+            "P",
+            232.5,
+            0,
+            0,
+            0.00,
+            0.05,
+            None,
+            None,
+            None,
+            None,
+        ),  # untraded, no IV
+        (
+            "IWM1",
+            "IWM",
+            date(2026, 1, 16),
+            "C",
+            123.45,
+            12,
+            3,
+            120.5,
+            127.0,
+            126.1,
+            0.9,
+            0.99,
+            0.0001,
+        ),  # adjusted
+        (
+            "SPXW",
+            "SPX",
+            date(2025, 12, 31),
+            "C",
+            6900.0,
+            1804,
+            9120,
+            21.3,
+            21.9,
+            21.6,
+            0.1102,
+            0.5523,
+            0.0061,
+        ),
         ("SPXW", "SPX", date(2025, 12, 31), "P", 6875.0, 2510, 7001, 9.4, 9.8, 9.6, 0.1185, -0.3102, 0.0049),
     ]
-    schema = {"root": pl.String, "underlying": pl.String, "expiration": pl.Date, "option_type": pl.String,
-              "strike": pl.Float64, "open_interest": pl.Int64, "volume": pl.Int64, "bid": pl.Float64,
-              "ask": pl.Float64, "last": pl.Float64, "implied_volatility": pl.Float64, "delta": pl.Float64,
-              "gamma": pl.Float64}
+    schema = {
+        "root": pl.String,
+        "underlying": pl.String,
+        "expiration": pl.Date,
+        "option_type": pl.String,
+        "strike": pl.Float64,
+        "open_interest": pl.Int64,
+        "volume": pl.Int64,
+        "bid": pl.Float64,
+        "ask": pl.Float64,
+        "last": pl.Float64,
+        "implied_volatility": pl.Float64,
+        "delta": pl.Float64,
+        "gamma": pl.Float64,
+    }
     return pl.DataFrame(rows, schema=schema, orient="row").with_columns(
         pl.lit(DAY).alias("quote_date"),
         pl.col("underlying").replace_strict(SPOT, return_dtype=pl.Float64).alias("underlying_price"),
-        format_osi(pl.col("root"), pl.col("expiration"), pl.col("option_type"), pl.col("strike"))
-        .alias("option_symbol"),
+        format_osi(pl.col("root"), pl.col("expiration"), pl.col("option_type"), pl.col("strike")).alias(
+            "option_symbol"
+        ),
     )
 
 
@@ -82,26 +178,43 @@ def as_cboe_file(chain: pl.DataFrame) -> pl.DataFrame:
     spot = pl.col("underlying_price")
     no_iv = pl.col("implied_volatility").is_null()
     columns = {
-        "underlying_symbol": pl.when(pl.col("underlying") == "SPX").then(pl.lit("^SPX")).otherwise("underlying"),
+        "underlying_symbol": pl.when(pl.col("underlying") == "SPX")
+        .then(pl.lit("^SPX"))
+        .otherwise("underlying"),
         "quote_date": pl.col("quote_date").dt.strftime("%Y-%m-%d"),
         "root": pl.col("root"),
         "expiration": pl.col("expiration").dt.strftime("%Y-%m-%d"),
         "strike": pl.col("strike"),
         "option_type": pl.col("option_type"),
-        "open": pl.col("last").fill_null(0.0), "high": pl.col("last").fill_null(0.0),
-        "low": pl.col("last").fill_null(0.0), "close": pl.col("last").fill_null(0.0),
+        "open": pl.col("last").fill_null(0.0),
+        "high": pl.col("last").fill_null(0.0),
+        "low": pl.col("last").fill_null(0.0),
+        "close": pl.col("last").fill_null(0.0),
         "trade_volume": pl.col("volume"),
-        "bid_size_1545": pl.lit(10), "bid_1545": pl.col("bid"), "ask_size_1545": pl.lit(12), "ask_1545": pl.col("ask"),
-        "underlying_bid_1545": spot - 0.01, "underlying_ask_1545": spot + 0.01,
-        "implied_underlying_price_1545": spot + 0.03, "active_underlying_price_1545": spot,
+        "bid_size_1545": pl.lit(10),
+        "bid_1545": pl.col("bid"),
+        "ask_size_1545": pl.lit(12),
+        "ask_1545": pl.col("ask"),
+        "underlying_bid_1545": spot - 0.01,
+        "underlying_ask_1545": spot + 0.01,
+        "implied_underlying_price_1545": spot + 0.03,
+        "active_underlying_price_1545": spot,
         "implied_volatility_1545": pl.col("implied_volatility").fill_null(0.0),
         "delta_1545": pl.when(no_iv).then(0.0).otherwise(pl.col("delta")),
         "gamma_1545": pl.when(no_iv).then(0.0).otherwise(pl.col("gamma")),
-        "theta_1545": pl.lit(-0.05), "vega_1545": pl.lit(0.12), "rho_1545": pl.lit(0.01),
+        "theta_1545": pl.lit(-0.05),
+        "vega_1545": pl.lit(0.12),
+        "rho_1545": pl.lit(0.01),
         # End-of-day quotes differ from the 15:45 snapshot: the adapter must take the 15:45 pair.
-        "bid_size_eod": pl.lit(8), "bid_eod": pl.col("bid") + 0.5, "ask_size_eod": pl.lit(9),
-        "ask_eod": pl.col("ask") + 0.5, "underlying_bid_eod": spot + 1.0, "underlying_ask_eod": spot + 1.02,
-        "vwap": pl.col("last").fill_null(0.0), "open_interest": pl.col("open_interest"), "delivery_code": pl.lit(""),
+        "bid_size_eod": pl.lit(8),
+        "bid_eod": pl.col("bid") + 0.5,
+        "ask_size_eod": pl.lit(9),
+        "ask_eod": pl.col("ask") + 0.5,
+        "underlying_bid_eod": spot + 1.0,
+        "underlying_ask_eod": spot + 1.02,
+        "vwap": pl.col("last").fill_null(0.0),
+        "open_interest": pl.col("open_interest"),
+        "delivery_code": pl.lit(""),
     }
     assert list(columns) == CBOE_HEADER
     return chain.select(**columns)
@@ -110,18 +223,26 @@ def as_cboe_file(chain: pl.DataFrame) -> pl.DataFrame:
 def as_yfinance_file(chain: pl.DataFrame) -> pl.DataFrame:
     """The chain as a saved option_chain() frame: compact symbols, zero volume/OI omitted (empty)."""
     traded = pl.col("last").is_not_null()
-    last_trade = pl.when(traded).then(pl.lit("2025-12-29 20:59:41+00:00")).otherwise(pl.lit("2025-12-22 15:00:00+00:00"))
+    last_trade = (
+        pl.when(traded)
+        .then(pl.lit("2025-12-29 20:59:41+00:00"))
+        .otherwise(pl.lit("2025-12-22 15:00:00+00:00"))
+    )
     columns = {
         "contractSymbol": pl.col("root") + pl.col("option_symbol").str.slice(6),
         "lastTradeDate": last_trade,
         "strike": pl.col("strike"),
         "lastPrice": pl.col("last"),
-        "bid": pl.col("bid"), "ask": pl.col("ask"),
-        "change": pl.lit(-0.1), "percentChange": pl.lit(-3.2),
+        "bid": pl.col("bid"),
+        "ask": pl.col("ask"),
+        "change": pl.lit(-0.1),
+        "percentChange": pl.lit(-3.2),
         "volume": pl.when(pl.col("volume") > 0).then(pl.col("volume").cast(pl.Float64)),
         "openInterest": pl.when(pl.col("open_interest") > 0).then(pl.col("open_interest")),
         "impliedVolatility": pl.col("implied_volatility"),
-        "inTheMoney": pl.lit(False), "contractSize": pl.lit("REGULAR"), "currency": pl.lit("USD"),
+        "inTheMoney": pl.lit(False),
+        "contractSize": pl.lit("REGULAR"),
+        "currency": pl.lit("USD"),
     }
     assert list(columns) == YFINANCE_HEADER
     return chain.select(**columns)
@@ -139,8 +260,23 @@ def silver(bronze: pl.DataFrame) -> pl.DataFrame:
     return silver_chains(bronze.lazy(), closes).collect().sort("option_symbol")
 
 
-COMMON = ["trade_date", "underlying", "option_symbol", "expiration", "strike", "option_type", "open_interest",
-          "volume", "bid", "ask", "last", "mid", "implied_volatility", "underlying_price", "dte"]
+COMMON = [
+    "trade_date",
+    "underlying",
+    "option_symbol",
+    "expiration",
+    "strike",
+    "option_type",
+    "open_interest",
+    "volume",
+    "bid",
+    "ask",
+    "last",
+    "mid",
+    "implied_volatility",
+    "underlying_price",
+    "dte",
+]
 
 
 def test_canonical_cboe_and_yfinance_files_give_the_same_silver_rows(tmp_path):
@@ -166,8 +302,12 @@ def test_canonical_cboe_and_yfinance_files_give_the_same_silver_rows(tmp_path):
     assert by_symbol["SPXW  251231C06900000"]["underlying"] == "SPX"
     assert by_symbol["IWM1  260116C00123450"]["underlying"] == "IWM"
     untraded = by_symbol["IWM   260116P00232500"]
-    assert (untraded["last"], untraded["implied_volatility"], untraded["volume"], untraded["open_interest"]) == (
-        None, None, 0, 0)
+    assert (
+        untraded["last"],
+        untraded["implied_volatility"],
+        untraded["volume"],
+        untraded["open_interest"],
+    ) == (None, None, 0, 0)
 
 
 # --- CBOE details ----------------------------------------------------------------------------------------
@@ -201,8 +341,16 @@ def test_cboe_zero_close_and_zero_iv_mean_none():
 
 
 def test_cboe_file_without_calcs_takes_spot_from_the_underlying_quote():
-    calcless = cboe_text().drop("implied_volatility_1545", "delta_1545", "gamma_1545", "theta_1545", "vega_1545",
-                                "rho_1545", "implied_underlying_price_1545", "active_underlying_price_1545")
+    calcless = cboe_text().drop(
+        "implied_volatility_1545",
+        "delta_1545",
+        "gamma_1545",
+        "theta_1545",
+        "vega_1545",
+        "rho_1545",
+        "implied_underlying_price_1545",
+        "active_underlying_price_1545",
+    )
     assert detect_format("chains", set(calcless.columns), Path("x.csv")).name == "cboe-chains"
     row = cboe_canonical(calcless)
     assert float(row["underlying_price"]) == pytest.approx(249.80, abs=1e-9)
@@ -210,8 +358,9 @@ def test_cboe_file_without_calcs_takes_spot_from_the_underlying_quote():
 
 
 def test_cboe_underlying_is_the_underlying_symbol_and_the_symbol_uses_the_root():
-    row = cboe_canonical(cboe_text(underlying_symbol=["^spx"], root=["SPXW"], strike=["6900"],
-                                   expiration=["2025-12-31"]))
+    row = cboe_canonical(
+        cboe_text(underlying_symbol=["^spx"], root=["SPXW"], strike=["6900"], expiration=["2025-12-31"])
+    )
     assert (row["underlying"], row["option_symbol"]) == ("SPX", "SPXW  251231C06900000")
     bad = cboe_canonical(cboe_text(expiration=["someday"]))
     assert bad["option_symbol"] is None and bad["expiration"] == "someday"
@@ -236,9 +385,17 @@ def test_detection_by_header_and_explicit_format():
 
 
 def yahoo_text(**columns: list[str | None]) -> pl.DataFrame:
-    base = {"contractsymbol": "IWM260116C00255000", "lasttradedate": "2025-12-29 20:59:58+00:00",
-            "strike": "255.0", "lastprice": "2.02", "bid": "2.0", "ask": "2.05", "volume": "3105.0",
-            "openinterest": "4000", "impliedvolatility": "0.17855"}
+    base = {
+        "contractsymbol": "IWM260116C00255000",
+        "lasttradedate": "2025-12-29 20:59:58+00:00",
+        "strike": "255.0",
+        "lastprice": "2.02",
+        "bid": "2.0",
+        "ask": "2.05",
+        "volume": "3105.0",
+        "openinterest": "4000",
+        "impliedvolatility": "0.17855",
+    }
     n = max((len(v) for v in columns.values()), default=1)
     data = {k: [v] * n for k, v in base.items()} | columns
     return pl.DataFrame(data, schema={k: pl.String for k in data})
@@ -249,8 +406,9 @@ def yahoo_canonical(frame: pl.DataFrame) -> list[dict]:
 
 
 def test_yfinance_quote_date_is_the_latest_new_york_trade_date_in_the_file():
-    rows = yahoo_canonical(yahoo_text(lasttradedate=["2025-12-22 15:00:00+00:00", "2025-12-29 20:59:58+00:00",
-                                                     None, "NaT"]))
+    rows = yahoo_canonical(
+        yahoo_text(lasttradedate=["2025-12-22 15:00:00+00:00", "2025-12-29 20:59:58+00:00", None, "NaT"])
+    )
     assert {r["quote_date"] for r in rows} == {"2025-12-29"}
     # 01:00 UTC on the 30th is 20:00 in New York on the 29th.
     rows = yahoo_canonical(yahoo_text(lasttradedate=["2025-12-26 20:00:00+00:00", "2025-12-30T01:00:00Z"]))
@@ -261,9 +419,12 @@ def test_yfinance_quote_date_is_the_latest_new_york_trade_date_in_the_file():
 
 
 def test_yfinance_contract_fields_come_from_the_symbol():
-    rows = yahoo_canonical(yahoo_text(contractsymbol=["IWM260116P00232500", "SPXW251231C06900000",
-                                                      "IWM1260116C00123450", "junk"], strike=["232.5", "6900",
-                                                                                             "123.45", "1"]))
+    rows = yahoo_canonical(
+        yahoo_text(
+            contractsymbol=["IWM260116P00232500", "SPXW251231C06900000", "IWM1260116C00123450", "junk"],
+            strike=["232.5", "6900", "123.45", "1"],
+        )
+    )
     assert [(r["underlying"], r["expiration"], r["option_type"], r["option_symbol"]) for r in rows] == [
         ("IWM", "2026-01-16", "P", "IWM260116P00232500"),
         ("SPX", "2025-12-31", "C", "SPXW251231C06900000"),
@@ -283,8 +444,12 @@ def test_yfinance_missing_volume_and_open_interest_are_zero():
 
 Options = namedtuple("Options", ["calls", "puts", "underlying"])
 # The underlying quote yfinance returns with each option_chain() (abridged); 21:00 UTC = the 16:00 close.
-RECORDED_UNDERLYING = {"symbol": "IWM", "regularMarketPrice": 249.8, "regularMarketTime": 1767042000,
-                       "currency": "USD"}
+RECORDED_UNDERLYING = {
+    "symbol": "IWM",
+    "regularMarketPrice": 249.8,
+    "regularMarketTime": 1767042000,
+    "currency": "USD",
+}
 
 
 class RecordedTicker:
@@ -326,10 +491,22 @@ def test_fetch_chain_returns_canonical_landing_rows():
     assert set(rows["underlying_price"]) == {"249.8"}
     by_symbol = {r["option_symbol"]: r for r in rows.iter_rows(named=True)}
     assert by_symbol["IWM260116C00255000"] == {
-        "quote_date": "2025-12-29", "underlying": "IWM", "expiration": "2026-01-16", "strike": "255.0",
-        "option_type": "C", "open_interest": "4000", "volume": "3105.0", "bid": "2.0", "ask": "2.05",
-        "last": "2.02", "implied_volatility": "0.17855", "delta": None, "gamma": None, "underlying_price": "249.8",
-        "option_symbol": "IWM260116C00255000"}
+        "quote_date": "2025-12-29",
+        "underlying": "IWM",
+        "expiration": "2026-01-16",
+        "strike": "255.0",
+        "option_type": "C",
+        "open_interest": "4000",
+        "volume": "3105.0",
+        "bid": "2.0",
+        "ask": "2.05",
+        "last": "2.02",
+        "implied_volatility": "0.17855",
+        "delta": None,
+        "gamma": None,
+        "underlying_price": "249.8",
+        "option_symbol": "IWM260116C00255000",
+    }
     stale = by_symbol["IWM260102P00255000"]  # recorded with NaN volume and open interest
     assert (stale["volume"], stale["open_interest"]) == ("0", "0")
 
@@ -343,8 +520,15 @@ def test_landed_yfinance_chain_reads_back_as_valid_canonical_silver(tmp_path):
     valid, rejected = split_valid(silver(bronze), Chains, "chains")
     assert rejected.is_empty() and len(valid) == 12
     row = valid.filter(pl.col("option_symbol") == "IWM   260116C00255000").row(0, named=True)
-    assert (row["trade_date"], row["open_interest"], row["volume"], row["mid"], row["underlying_price"],
-            row["spot_derived"], row["dte"]) == (DAY, 4000, 3105, 2.025, 249.8, False, 18)
+    assert (
+        row["trade_date"],
+        row["open_interest"],
+        row["volume"],
+        row["mid"],
+        row["underlying_price"],
+        row["spot_derived"],
+        row["dte"],
+    ) == (DAY, 4000, 3105, 2.025, 249.8, False, 18)
 
 
 def test_fetch_chain_without_expirations_is_empty_and_typed():
@@ -368,6 +552,11 @@ def test_missing_extra_gives_a_clear_error(monkeypatch):
 @pytest.mark.e2e
 def test_yfinance_is_imported_only_when_used():
     code = "import sys, flows.sources.yfinance_live, flows.sources.named_formats; print('yfinance' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parent.parent)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     assert out.stdout.strip() == "False"

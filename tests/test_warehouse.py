@@ -35,7 +35,9 @@ def test_clone_asks_the_filesystem_for_a_reflink_and_copies_nothing_itself(tmp_p
 
 
 @pytest.mark.parametrize("code", [errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL])
-def test_clone_copies_the_bytes_where_the_filesystem_cannot_share_them(tmp_path: Path, monkeypatch, code: int):
+def test_clone_copies_the_bytes_where_the_filesystem_cannot_share_them(
+    tmp_path: Path, monkeypatch, code: int
+):
     source, target = tmp_path / "signals.duckdb", tmp_path / "next"
     content = database_like(source)
     target.write_bytes(b"x" * (len(content) * 2))  # debris longer than the copy: it must not survive

@@ -17,26 +17,54 @@ NEAR, FAR = date(2026, 3, 20), date(2026, 4, 17)
 
 def chain(legs: list[tuple], spot: float = 100.0) -> pl.LazyFrame:
     """legs: (expiration, option_type, strike, mid, iv, delta)."""
-    return silver_chain([{"expiration": e, "strike": k, "option_type": t, "mid": mid, "implied_volatility": iv,
-                          "delta": delta} for e, t, k, mid, iv, delta in legs],
-                        columns=["trade_date", "underlying", "expiration", "strike", "option_type", "mid",
-                                 "implied_volatility", "delta", "underlying_price"],
-                        trade_date=D, underlying="XYZ", underlying_price=spot)
+    return silver_chain(
+        [
+            {
+                "expiration": e,
+                "strike": k,
+                "option_type": t,
+                "mid": mid,
+                "implied_volatility": iv,
+                "delta": delta,
+            }
+            for e, t, k, mid, iv, delta in legs
+        ],
+        columns=[
+            "trade_date",
+            "underlying",
+            "expiration",
+            "strike",
+            "option_type",
+            "mid",
+            "implied_volatility",
+            "delta",
+            "underlying_price",
+        ],
+        trade_date=D,
+        underlying="XYZ",
+        underlying_price=spot,
+    )
 
 
 def forwards(**by_expiry: float) -> pl.LazyFrame:
     days = {"near": NEAR, "far": FAR}
-    return pl.DataFrame([{"trade_date": D, "underlying": "XYZ", "expiration": days[k], "forward": f}
-                         for k, f in by_expiry.items()],
-                        schema={"trade_date": pl.Date, "underlying": pl.String, "expiration": pl.Date,
-                                "forward": pl.Float64}).lazy()
+    return pl.DataFrame(
+        [
+            {"trade_date": D, "underlying": "XYZ", "expiration": days[k], "forward": f}
+            for k, f in by_expiry.items()
+        ],
+        schema={"trade_date": pl.Date, "underlying": pl.String, "expiration": pl.Date, "forward": pl.Float64},
+    ).lazy()
 
 
 # Straddles on NEAR: 95 -> 7.0 + 1.5 = 8.5, 100 -> 3.5 + 2.5 = 6.0, 105 -> 1.2 + 5.4 = 6.6.
 STRADDLE_LEGS = [
-    (NEAR, "C", 95.0, 7.0, 0.22, 0.80), (NEAR, "P", 95.0, 1.5, 0.26, -0.20),
-    (NEAR, "C", 100.0, 3.5, 0.20, 0.52), (NEAR, "P", 100.0, 2.5, 0.22, -0.48),
-    (NEAR, "C", 105.0, 1.2, 0.18, 0.24), (NEAR, "P", 105.0, 5.4, 0.20, -0.76),
+    (NEAR, "C", 95.0, 7.0, 0.22, 0.80),
+    (NEAR, "P", 95.0, 1.5, 0.26, -0.20),
+    (NEAR, "C", 100.0, 3.5, 0.20, 0.52),
+    (NEAR, "P", 100.0, 2.5, 0.22, -0.48),
+    (NEAR, "C", 105.0, 1.2, 0.18, 0.24),
+    (NEAR, "P", 105.0, 5.4, 0.20, -0.76),
     (NEAR, "C", 110.0, 0.3, 0.17, 0.08),  # no put at 110: no straddle there
 ]
 
@@ -66,13 +94,19 @@ def test_expected_move_is_the_straddle_at_the_forward_interpolated_in_strike():
 def test_risk_reversal_and_butterfly_per_expiration():
     legs = [
         # NEAR: calls 0.52 / 0.30 / 0.22 delta, puts -0.48 / -0.27 / -0.15.
-        (NEAR, "C", 100.0, 3.5, 0.20, 0.52), (NEAR, "P", 100.0, 2.5, 0.22, -0.48),
-        (NEAR, "C", 105.0, 1.6, 0.18, 0.30), (NEAR, "P", 95.0, 1.1, 0.25, -0.27),
-        (NEAR, "C", 110.0, 0.6, 0.19, 0.22), (NEAR, "P", 90.0, 0.4, 0.28, -0.15),
+        (NEAR, "C", 100.0, 3.5, 0.20, 0.52),
+        (NEAR, "P", 100.0, 2.5, 0.22, -0.48),
+        (NEAR, "C", 105.0, 1.6, 0.18, 0.30),
+        (NEAR, "P", 95.0, 1.1, 0.25, -0.27),
+        (NEAR, "C", 110.0, 0.6, 0.19, 0.22),
+        (NEAR, "P", 90.0, 0.4, 0.28, -0.15),
         # FAR: the 0.25 call sits between two equally near deltas (0.20 and 0.30): the lower strike wins.
-        (FAR, "C", 100.0, 5.0, 0.24, 0.53), (FAR, "P", 100.0, 4.0, 0.26, -0.47),
-        (FAR, "C", 106.0, 2.2, 0.23, 0.30), (FAR, "C", 112.0, 1.1, 0.21, 0.20),
-        (FAR, "P", 94.0, 1.9, 0.30, -0.25), (FAR, "P", 90.0, 1.0, 0.33, -0.17),
+        (FAR, "C", 100.0, 5.0, 0.24, 0.53),
+        (FAR, "P", 100.0, 4.0, 0.26, -0.47),
+        (FAR, "C", 106.0, 2.2, 0.23, 0.30),
+        (FAR, "C", 112.0, 1.1, 0.21, 0.20),
+        (FAR, "P", 94.0, 1.9, 0.30, -0.25),
+        (FAR, "P", 90.0, 1.0, 0.33, -0.17),
     ]
     frame = expiry_yardsticks(chain(legs), forwards(near=100.0, far=102.0))
     near, far = one(frame, NEAR), one(frame, FAR)

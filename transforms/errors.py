@@ -17,8 +17,14 @@ class ChainsignalsError(Exception):
     known (a landing or lake file, a session, bars/chains/trades or a gold table), for code that handles it.
     """
 
-    def __init__(self, message: str = "", *, file: Path | str | None = None, date: dt.date | None = None,
-                 dataset: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        file: Path | str | None = None,
+        date: dt.date | None = None,
+        dataset: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.file = file
         self.date = date

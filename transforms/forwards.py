@@ -21,8 +21,16 @@ YEARS_PER_DAY = 1.0 / 365.0
 _BAND_BASE, _BAND_PER_SQRT_YEAR = 0.05, 0.15
 FORWARD_COLUMNS = ["forward", "forward_source"]
 
-__all__ = ["FORWARD_COLUMNS", "expiry_forwards", "implied_forwards", "near_the_money", "osi_root", "parity_pairs", "with_forwards",
-           "years_to_expiry"]
+__all__ = [
+    "FORWARD_COLUMNS",
+    "expiry_forwards",
+    "implied_forwards",
+    "near_the_money",
+    "osi_root",
+    "parity_pairs",
+    "with_forwards",
+    "years_to_expiry",
+]
 
 
 def years_to_expiry() -> pl.Expr:
@@ -82,15 +90,19 @@ def implied_forwards(chains: pl.LazyFrame, spots: pl.LazyFrame, rate: float) -> 
     )
     parity_ok = pl.col("_parity").is_finite() & (pl.col("_parity") > 0)
     return (
-        live_contracts(chains).select(EXPIRY).unique()
+        live_contracts(chains)
+        .select(EXPIRY)
+        .unique()
         .join(parity, on=EXPIRY, how="left")
         .join(spots.select(*SESSION, pl.col("spot").cast(pl.Float64)), on=SESSION, how="left")
         .select(
             *EXPIRY,
             "spot",
             forward=pl.when(parity_ok).then(pl.col("_parity")).otherwise(pl.col("spot") * growth),
-            forward_source=pl.when(parity_ok).then(pl.lit("parity"))
-            .when(pl.col("spot").is_not_null()).then(pl.lit("spot")),
+            forward_source=pl.when(parity_ok)
+            .then(pl.lit("parity"))
+            .when(pl.col("spot").is_not_null())
+            .then(pl.lit("spot")),
         )
         .sort(EXPIRY)
     )

@@ -115,22 +115,29 @@ def _solve_iv(batch: pl.Series, rate: float) -> pl.Series:
         # the cap), so it stays NULL rather than becoming a fake 0.01% or 500% volatility.
         ok = (solved > IV_LOWER * 1.001) & (solved < IV_UPPER * 0.999)
         iv[rows] = np.where(ok, solved, np.nan)
-        floor = np.maximum(np.where(call_rows, 1.0, -1.0) * (
-            spot[rows] * np.exp(-q[rows] * t[rows]) - strike[rows] * np.exp(-rate * t[rows])), 0.0)
+        floor = np.maximum(
+            np.where(call_rows, 1.0, -1.0)
+            * (spot[rows] * np.exp(-q[rows] * t[rows]) - strike[rows] * np.exp(-rate * t[rows])),
+            0.0,
+        )
         # Unsolved (NaN) or pinned low: the price leaves no time value; pinned high: beyond the cap.
         low = (price[rows] <= floor * (1.0 + 1e-9) + 1e-12) | (~ok & (solved <= IV_LOWER * 1.001))
         code[rows] = np.where(ok, _SOLVED, np.where(low, _BELOW, _ABOVE))
-    return pl.DataFrame([pl.Series("iv", iv, nan_to_null=True),
-                         pl.Series("code", np.where(code < 0, np.nan, code), nan_to_null=True).cast(pl.Int8)]
-                        ).to_struct(batch.name)
+    return pl.DataFrame(
+        [
+            pl.Series("iv", iv, nan_to_null=True),
+            pl.Series("code", np.where(code < 0, np.nan, code), nan_to_null=True).cast(pl.Int8),
+        ]
+    ).to_struct(batch.name)
 
 
 def _delta_gamma(batch: pl.Series, rate: float) -> pl.Series:
     spot, strike, t, q, iv, call = _fields(batch, "spot", "strike", "t", "q", "iv", "is_call")
     delta = np.full(len(batch), np.nan)
     gamma = np.full(len(batch), np.nan)
-    rows = np.flatnonzero(np.isfinite(iv) & np.isfinite(spot) & np.isfinite(strike) & np.isfinite(t)
-                          & np.isfinite(q))
+    rows = np.flatnonzero(
+        np.isfinite(iv) & np.isfinite(spot) & np.isfinite(strike) & np.isfinite(t) & np.isfinite(q)
+    )
     if rows.size:
         args = (spot[rows], strike[rows], t[rows], rate, iv[rows], call[rows].astype(bool), q[rows])
         delta[rows] = bs_delta(*args)
@@ -146,7 +153,8 @@ def implied_dividend_yield(rate: float) -> pl.Expr:
     same formulas. Needs columns spot, forward and expiration/trade_date (or dte)."""
     t = _years()
     return pl.when((t > 0) & (pl.col("spot") > 0) & (pl.col("forward") > 0)).then(
-        rate - (pl.col("forward") / pl.col("spot")).log() / t)
+        rate - (pl.col("forward") / pl.col("spot")).log() / t
+    )
 
 
 def derive_iv_and_greeks(chains: pl.LazyFrame | pl.DataFrame, rate: float) -> pl.LazyFrame:
@@ -170,10 +178,17 @@ def derive_iv_and_greeks(chains: pl.LazyFrame | pl.DataFrame, rate: float) -> pl
     """
     frame = chains.collect() if isinstance(chains, pl.LazyFrame) else chains
     names = frame.columns
-    defaults = {"iv_derived": pl.lit(False), "greeks_derived": pl.lit(False), "forward": pl.lit(None, pl.Float64),
-                "forward_source": pl.lit(None, pl.String), "iv_status": pl.lit(None, pl.String)}
+    defaults = {
+        "iv_derived": pl.lit(False),
+        "greeks_derived": pl.lit(False),
+        "forward": pl.lit(None, pl.Float64),
+        "forward_source": pl.lit(None, pl.String),
+        "iv_status": pl.lit(None, pl.String),
+    }
     added = [c for c in defaults if c not in names]
-    frame = frame.with_columns(*[defaults[c].alias(c) for c in added]).with_columns(computed_iv().alias("implied_volatility"))
+    frame = frame.with_columns(*[defaults[c].alias(c) for c in added]).with_columns(
+        computed_iv().alias("implied_volatility")
+    )
     forwards = implied_forwards(frame.lazy(), session_spot(frame.lazy()), rate)
     # Only the keys are joined and the three new columns added beside the others: a join of the whole
     # chain would copy every column of it.
@@ -183,13 +198,22 @@ def derive_iv_and_greeks(chains: pl.LazyFrame | pl.DataFrame, rate: float) -> pl
     usable = (t > 0) & (strike > 0)
     needs_iv = _IV.is_null() & usable
     needs_greeks = (pl.col("delta").is_null() | pl.col("gamma").is_null()) & usable
-    statuses = pl.when(_IV.is_not_null()).then(pl.coalesce("iv_status", pl.lit("vendor"))).otherwise(
-        pl.when(t <= 0).then(pl.lit("expired")).otherwise(pl.lit("no_spot")))
+    statuses = (
+        pl.when(_IV.is_not_null())
+        .then(pl.coalesce("iv_status", pl.lit("vendor")))
+        .otherwise(pl.when(t <= 0).then(pl.lit("expired")).otherwise(pl.lit("no_spot")))
+    )
     frame = frame.with_columns(statuses.alias("iv_status"))
-    work = frame.lazy().with_row_index("_row").filter(needs_iv | needs_greeks).with_columns(
-        q=implied_dividend_yield(rate),
-        _otm_type=pl.when(strike >= pl.col("forward")).then(pl.lit("C")).otherwise(pl.lit("P")),
-    ).collect()
+    work = (
+        frame.lazy()
+        .with_row_index("_row")
+        .filter(needs_iv | needs_greeks)
+        .with_columns(
+            q=implied_dividend_yield(rate),
+            _otm_type=pl.when(strike >= pl.col("forward")).then(pl.lit("C")).otherwise(pl.lit("P")),
+        )
+        .collect()
+    )
     if work.height:
         frame = _scatter(frame, _derive_rows(work, frame, rate))
     return frame.drop("spot").select(*names, *added).lazy()
@@ -201,15 +225,20 @@ def _derive_rows(work: pl.DataFrame, chain: pl.DataFrame, rate: float) -> pl.Dat
     # The partner at the strike: the same OSI symbol with the other type letter (same series and strike).
     symbol = pl.col("option_symbol")
     partner_symbol = pl.concat_str(symbol.str.slice(0, 12), pl.col("_otm_type"), symbol.str.slice(13))
-    work = work.with_columns(_partner=pl.when(_IV.is_null() & (pl.col("option_type") != pl.col("_otm_type")))
-                             .then(partner_symbol))
+    work = work.with_columns(
+        _partner=pl.when(_IV.is_null() & (pl.col("option_type") != pl.col("_otm_type"))).then(partner_symbol)
+    )
     wanted = work.select("trade_date", pl.col("_partner").alias("option_symbol")).drop_nulls().unique()
     partners = (
-        chain.lazy().select("trade_date", "option_symbol", "bid", "mid")
+        chain.lazy()
+        .select("trade_date", "option_symbol", "bid", "mid")
         .join(wanted.lazy(), on=["trade_date", "option_symbol"], how="semi")
         .unique(["trade_date", "option_symbol"], keep="first")
-        .select("trade_date", pl.col("option_symbol").alias("_partner"),
-                _partner_mid=pl.when((pl.col("bid") > 0) & (pl.col("mid") > 0)).then(pl.col("mid")))
+        .select(
+            "trade_date",
+            pl.col("option_symbol").alias("_partner"),
+            _partner_mid=pl.when((pl.col("bid") > 0) & (pl.col("mid") > 0)).then(pl.col("mid")),
+        )
     )
     t, strike = _years(), pl.col("strike").cast(pl.Float64)
     needs_iv = _IV.is_null()
@@ -219,42 +248,67 @@ def _derive_rows(work: pl.DataFrame, chain: pl.DataFrame, rate: float) -> pl.Dat
     from_otm = needs_iv & otm_mid.is_not_null()
     solved = pl.struct(
         price=pl.when(from_otm).then(otm_mid).when(needs_iv).then(own_mid),
-        spot="spot", strike=strike, t=t, q="q",
+        spot="spot",
+        strike=strike,
+        t=t,
+        q="q",
         is_call=pl.when(from_otm).then(otm_call).otherwise(_IS_CALL).fill_null(False),
-    ).map_batches(partial(_solve_iv, rate=rate), return_dtype=pl.Struct({"iv": pl.Float64, "code": pl.Int8}),
-                  is_elementwise=True)
+    ).map_batches(
+        partial(_solve_iv, rate=rate),
+        return_dtype=pl.Struct({"iv": pl.Float64, "code": pl.Int8}),
+        is_elementwise=True,
+    )
     code = pl.col("_solved").struct.field("code")
     status = (
-        pl.when(~needs_iv).then(pl.col("iv_status"))
-        .when(pl.col("q").is_null()).then(pl.lit("no_spot"))
-        .when(code == _SOLVED).then(pl.when(from_otm).then(pl.lit("derived")).otherwise(pl.lit("derived_itm")))
-        .when(code == _BELOW).then(pl.lit("below_intrinsic"))
-        .when(code == _ABOVE).then(pl.lit("above_cap"))
+        pl.when(~needs_iv)
+        .then(pl.col("iv_status"))
+        .when(pl.col("q").is_null())
+        .then(pl.lit("no_spot"))
+        .when(code == _SOLVED)
+        .then(pl.when(from_otm).then(pl.lit("derived")).otherwise(pl.lit("derived_itm")))
+        .when(code == _BELOW)
+        .then(pl.lit("below_intrinsic"))
+        .when(code == _ABOVE)
+        .then(pl.lit("above_cap"))
         .otherwise(pl.lit("no_bid"))
     )
     greeks = pl.struct(
-        spot="spot", strike=strike, t=t, q="q", is_call=_IS_CALL.fill_null(False),
+        spot="spot",
+        strike=strike,
+        t=t,
+        q="q",
+        is_call=_IS_CALL.fill_null(False),
         iv=pl.when(pl.col("delta").is_null() | pl.col("gamma").is_null()).then(_IV),
-    ).map_batches(partial(_delta_gamma, rate=rate), return_dtype=pl.Struct({"delta": pl.Float64, "gamma": pl.Float64}),
-                  is_elementwise=True)
+    ).map_batches(
+        partial(_delta_gamma, rate=rate),
+        return_dtype=pl.Struct({"delta": pl.Float64, "gamma": pl.Float64}),
+        is_elementwise=True,
+    )
     return (
         work.lazy()
         .join(partners, on=["trade_date", "_partner"], how="left")
         .with_columns(_solved=solved)
         .with_columns(
             status.alias("iv_status"),
-            (pl.col("iv_derived").fill_null(False) | (needs_iv & pl.col("_solved").struct.field("iv").is_not_null())),
+            (
+                pl.col("iv_derived").fill_null(False)
+                | (needs_iv & pl.col("_solved").struct.field("iv").is_not_null())
+            ),
             pl.coalesce(_IV, pl.col("_solved").struct.field("iv")).alias("implied_volatility"),
         )
         .with_columns(_greeks=greeks)
         .select(
-            "_row", "implied_volatility", "iv_derived", "iv_status",
+            "_row",
+            "implied_volatility",
+            "iv_derived",
+            "iv_status",
             pl.coalesce("delta", pl.col("_greeks").struct.field("delta")).alias("delta"),
             pl.coalesce("gamma", pl.col("_greeks").struct.field("gamma")).alias("gamma"),
-            (pl.col("greeks_derived").fill_null(False)
-             | (pl.col("delta").is_null() & pl.col("_greeks").struct.field("delta").is_not_null())
-             | (pl.col("gamma").is_null() & pl.col("_greeks").struct.field("gamma").is_not_null())
-             ).alias("greeks_derived"),
+            (
+                pl.col("greeks_derived").fill_null(False)
+                | (pl.col("delta").is_null() & pl.col("_greeks").struct.field("delta").is_not_null())
+                | (pl.col("gamma").is_null() & pl.col("_greeks").struct.field("gamma").is_not_null())
+            ).alias("greeks_derived"),
         )
         .collect()
     )
@@ -264,7 +318,9 @@ def _scatter(frame: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
     """`frame` with the columns of `rows` written at the positions in its `_row` column."""
     at = rows.get_column("_row")
     return frame.with_columns(
-        frame.get_column(c).scatter(at, rows.get_column(c).cast(frame.schema[c])) for c in rows.columns if c != "_row"
+        frame.get_column(c).scatter(at, rows.get_column(c).cast(frame.schema[c]))
+        for c in rows.columns
+        if c != "_row"
     )
 
 
@@ -280,18 +336,22 @@ def _exposure_units(live: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
     integer columns, its fast path, instead of evaluating filters and casts group by group."""
     oi = pl.col("open_interest").cast(pl.Float64)
     gamma_oi, delta_oi = pl.col("gamma") * oi, pl.col("delta") * oi
-    return live.select(
-        *keys,
-        call_gamma_oi=_fixed_point(pl.when(_IS_CALL).then(gamma_oi)),
-        put_gamma_oi=_fixed_point(pl.when(_IS_PUT).then(gamma_oi)),
-        gamma_n=pl.when(_SIDE_SIGN.is_not_null()).then(gamma_oi),
-        delta_oi=_fixed_point(delta_oi),
-    ).group_by(keys).agg(
-        _from_fixed_point(pl.col("call_gamma_oi").sum()),
-        _from_fixed_point(pl.col("put_gamma_oi").sum()),
-        pl.col("gamma_n").count(),
-        _from_fixed_point(pl.col("delta_oi").sum()),
-        pl.col("delta_oi").count().alias("delta_n"),
+    return (
+        live.select(
+            *keys,
+            call_gamma_oi=_fixed_point(pl.when(_IS_CALL).then(gamma_oi)),
+            put_gamma_oi=_fixed_point(pl.when(_IS_PUT).then(gamma_oi)),
+            gamma_n=pl.when(_SIDE_SIGN.is_not_null()).then(gamma_oi),
+            delta_oi=_fixed_point(delta_oi),
+        )
+        .group_by(keys)
+        .agg(
+            _from_fixed_point(pl.col("call_gamma_oi").sum()),
+            _from_fixed_point(pl.col("put_gamma_oi").sum()),
+            pl.col("gamma_n").count(),
+            _from_fixed_point(pl.col("delta_oi").sum()),
+            pl.col("delta_oi").count().alias("delta_n"),
+        )
     )
 
 
@@ -318,7 +378,9 @@ def _dollar_exposure() -> list[pl.Expr]:
     per_gamma_oi = CONTRACT_MULTIPLIER * GEX_MOVE * s * s
     has_gamma, has_delta = pl.col("gamma_n") > 0, pl.col("delta_n") > 0
     return [
-        pl.when(has_gamma).then((pl.col("call_gamma_oi") - pl.col("put_gamma_oi")) * per_gamma_oi).alias("net_gex"),
+        pl.when(has_gamma)
+        .then((pl.col("call_gamma_oi") - pl.col("put_gamma_oi")) * per_gamma_oi)
+        .alias("net_gex"),
         pl.when(has_delta).then(pl.col("delta_oi") * CONTRACT_MULTIPLIER * s).alias("net_dex"),
         (pl.col("call_gamma_oi") * per_gamma_oi).alias("call_gex"),
         (pl.col("put_gamma_oi") * per_gamma_oi).alias("put_gex"),
@@ -342,9 +404,10 @@ def _dealer_exposure(live: pl.LazyFrame, spots: pl.LazyFrame) -> pl.LazyFrame:
         .join(spots, on=SESSION, how="left")
         .with_columns(_dollar_exposure())
     )
-    totals = strikes.group_by(SESSION).agg(*[_stable_sum(pl.col(u)).alias(u) for u in units],
-                                           pl.col("spot").first()).select(
-        *SESSION, *_dollar_exposure()[:2]
+    totals = (
+        strikes.group_by(SESSION)
+        .agg(*[_stable_sum(pl.col(u)).alias(u) for u in units], pl.col("spot").first())
+        .select(*SESSION, *_dollar_exposure()[:2])
     )
     call_wall = _strongest_strike(strikes, "call_gex", "call_gex_wall").drop("call_gex_wall_oi")
     put_wall = _strongest_strike(strikes, "put_gex", "put_gex_wall").drop("put_gex_wall_oi")
@@ -364,8 +427,9 @@ def _flip_grid(grid_points: int) -> np.ndarray:
     return np.linspace(FLIP_RANGE[0], FLIP_RANGE[1], grid_points)
 
 
-def _gex_profiles(session: np.ndarray, a: np.ndarray, b: np.ndarray, w: np.ndarray,
-                  multiples: np.ndarray, sessions: int) -> np.ndarray:
+def _gex_profiles(
+    session: np.ndarray, a: np.ndarray, b: np.ndarray, w: np.ndarray, multiples: np.ndarray, sessions: int
+) -> np.ndarray:
     """Net GEX per session (rows) at spot * multiples (columns), up to the session's spot factor.
 
     At a hypothetical spot S = spot * m, a contract's GEX is sign * OI * S^2 * gamma(S) (times 100 * 0.01)
@@ -398,14 +462,16 @@ def _gex_profiles(session: np.ndarray, a: np.ndarray, b: np.ndarray, w: np.ndarr
         block_starts = starts[np.r_[True, window[1:] != window[:-1]]]
         for lo, hi in pairwise([*block_starts.tolist(), part.stop]):
             block = slice(lo, hi)
-            d1 = buffer[: log_m.size * (hi - lo)].reshape(log_m.size, hi - lo)  # contiguous: ufuncs' fast path
+            d1 = buffer[: log_m.size * (hi - lo)].reshape(
+                log_m.size, hi - lo
+            )  # contiguous: ufuncs' fast path
             np.multiply(log_m[:, None], b[block], out=d1)
             d1 += a[block]
             np.square(d1, out=d1)
             d1 *= -0.5
             np.exp(d1, out=d1)
             d1 *= w[block]
-            firsts = starts[np.searchsorted(starts, lo):np.searchsorted(starts, hi)] - lo
+            firsts = starts[np.searchsorted(starts, lo) : np.searchsorted(starts, hi)] - lo
             profile[session[block][firsts]] += np.add.reduceat(d1, firsts, axis=1).T  # distinct sessions
 
     workers = max(1, min(pl.thread_pool_size(), _FLIP_THREADS))  # polars' budget (POLARS_MAX_THREADS)
@@ -458,10 +524,12 @@ def _flip_batch(frame: pl.DataFrame, grid_points: int) -> pl.DataFrame:
     spot = spot[firsts]
     profile = _gex_profiles(np.cumsum(starts) - 1, a, b, w, multiples, firsts.size)
     flips = _nearest_crossing(profile, spot[:, None] * multiples, spot)
-    return pl.DataFrame([
-        pl.Series("session", session[firsts], dtype=pl.get_index_type()),
-        pl.Series("gamma_flip", flips, dtype=pl.Float64, nan_to_null=True),
-    ])
+    return pl.DataFrame(
+        [
+            pl.Series("session", session[firsts], dtype=pl.get_index_type()),
+            pl.Series("gamma_flip", flips, dtype=pl.Float64, nan_to_null=True),
+        ]
+    )
 
 
 def gamma_flip(
@@ -491,8 +559,13 @@ def _gamma_flip(live: pl.LazyFrame, spots: pl.LazyFrame, rate: float, grid_point
     d1_lo = pl.col("a") + pl.col("b") * log_lo
     d1_hi = pl.col("a") + pl.col("b") * log_hi  # d1 rises with S: these bound it over the grid
     contracts = (
-        live.filter((_IV > 0) & (pl.col("open_interest") > 0) & (t > 0) & (pl.col("strike") > 0)
-                    & _SIDE_SIGN.is_not_null())
+        live.filter(
+            (_IV > 0)
+            & (pl.col("open_interest") > 0)
+            & (t > 0)
+            & (pl.col("strike") > 0)
+            & _SIDE_SIGN.is_not_null()
+        )
         # In chain order: a chain grouped by underlying (as silver stores it) needs no sort in _flip_batch.
         .join(sessions.filter(pl.col("spot") > 0), on=SESSION, how="inner", maintain_order="left")
         .filter(f > 0)
@@ -503,9 +576,13 @@ def _gamma_flip(live: pl.LazyFrame, spots: pl.LazyFrame, rate: float, grid_point
             "spot",
             a=((f / k).log() + 0.5 * _IV * _IV * t) / vol_sqrt_t,
             b=1.0 / vol_sqrt_t,
-            w=_SIDE_SIGN * pl.col("open_interest").cast(pl.Float64) * (CONTRACT_MULTIPLIER * GEX_MOVE
-                                                                     * _INV_SQRT_2PI) / vol_sqrt_t
-            * (-rate * t).exp() * f / pl.col("spot"),
+            w=_SIDE_SIGN
+            * pl.col("open_interest").cast(pl.Float64)
+            * (CONTRACT_MULTIPLIER * GEX_MOVE * _INV_SQRT_2PI)
+            / vol_sqrt_t
+            * (-rate * t).exp()
+            * f
+            / pl.col("spot"),
         )
         .filter((d1_lo <= _FLIP_DEAD_D1) & (d1_hi >= -_FLIP_DEAD_D1))
     )
@@ -603,7 +680,9 @@ def rr_25d(chains: pl.LazyFrame) -> pl.LazyFrame:
         quoted.group_by(EXPIRY)
         .agg(_IS_CALL.any().alias("has_call"), _IS_PUT.any().alias("has_put"))
         .filter(pl.col("has_call") & pl.col("has_put"))
-        .with_columns(off_target=((pl.col("expiration") - pl.col("trade_date")).dt.total_days() - TARGET_DTE).abs())
+        .with_columns(
+            off_target=((pl.col("expiration") - pl.col("trade_date")).dt.total_days() - TARGET_DTE).abs()
+        )
         .group_by(SESSION)
         .agg(pl.col("expiration").sort_by("off_target", "expiration").first())
     )
@@ -615,7 +694,9 @@ def rr_25d(chains: pl.LazyFrame) -> pl.LazyFrame:
     return (
         quoted.join(expiry, on=EXPIRY, how="inner")
         .group_by(SESSION)
-        .agg((nearest_iv(_IS_CALL, RR_DELTA) - nearest_iv(_IS_PUT, -RR_DELTA)).cast(pl.Float64).alias("rr_25d"))
+        .agg(
+            (nearest_iv(_IS_CALL, RR_DELTA) - nearest_iv(_IS_PUT, -RR_DELTA)).cast(pl.Float64).alias("rr_25d")
+        )
         .sort(SESSION)
     )
 
@@ -648,15 +729,15 @@ def iv_rank_percentile(history: pl.LazyFrame) -> pl.LazyFrame:
 # --- per expiry and per session -----------------------------------------------------------------------
 
 
-def expiry_exposure(chains: pl.LazyFrame, spot: pl.LazyFrame | None = None, rate: float = 0.0) -> pl.LazyFrame:
+def expiry_exposure(
+    chains: pl.LazyFrame, spot: pl.LazyFrame | None = None, rate: float = 0.0
+) -> pl.LazyFrame:
     """Per (trade_date, underlying, expiration) after trade_date: net_gex, net_dex (at the session spot),
     atm_iv, and the implied forward with its source (forwards.implied_forwards), for expiry_levels."""
     # Cached: every part needs the spots, and the optimizer does not merge their differently pruned copies.
     live, spots = live_contracts(chains), session_spot(chains, spot).cache()
     exposure = (
-        _exposure_units(live, EXPIRY)
-        .join(spots, on=SESSION, how="left")
-        .with_columns(_dollar_exposure()[:2])
+        _exposure_units(live, EXPIRY).join(spots, on=SESSION, how="left").with_columns(_dollar_exposure()[:2])
     )
     forwards = expiry_forwards(live, rate, spots)
     return (
@@ -675,11 +756,23 @@ def session_greeks(chains: pl.LazyFrame, spot: pl.LazyFrame | None = None, rate:
     live, spots = live_contracts(chains), session_spot(chains, spot).cache()
     return (
         _dealer_exposure(live, spots)
-        .join(_gamma_flip(with_forwards(live, rate, spots), spots, rate, FLIP_GRID_POINTS), on=SESSION, how="full",
-              coalesce=True)
+        .join(
+            _gamma_flip(with_forwards(live, rate, spots), spots, rate, FLIP_GRID_POINTS),
+            on=SESSION,
+            how="full",
+            coalesce=True,
+        )
         .join(atm_iv_30(_atm_iv_by_expiry(live, spots)), on=SESSION, how="left")
         .join(rr_25d(chains), on=SESSION, how="left")
-        .select(*SESSION, "net_gex", "net_dex", "call_gex_wall", "put_gex_wall", "gamma_flip", "atm_iv_30",
-                "rr_25d")
+        .select(
+            *SESSION,
+            "net_gex",
+            "net_dex",
+            "call_gex_wall",
+            "put_gex_wall",
+            "gamma_flip",
+            "atm_iv_30",
+            "rr_25d",
+        )
         .sort(SESSION)
     )

@@ -61,17 +61,46 @@ LEVEL_FIELDS: dict[str, pl.DataType] = {
 }
 
 TRADE_IDEA_COLUMNS = [
-    "trade_date", "symbol", "idea_id", "rule", "direction", "instrument", "option_symbol", "expiration",
-    "strike", "dte", "entry_premium", "contract_open_interest", "underlying_close", "trigger_level",
-    "trigger_direction", "target", "stop", "risk_reward", "rationale",
+    "trade_date",
+    "symbol",
+    "idea_id",
+    "rule",
+    "direction",
+    "instrument",
+    "option_symbol",
+    "expiration",
+    "strike",
+    "dte",
+    "entry_premium",
+    "contract_open_interest",
+    "underlying_close",
+    "trigger_level",
+    "trigger_direction",
+    "target",
+    "stop",
+    "risk_reward",
+    "rationale",
 ]
 TRADE_IDEA_SCHEMA: dict[str, pl.DataType] = {
-    "trade_date": pl.Date(), "symbol": pl.String(), "idea_id": pl.String(), "rule": pl.String(),
-    "direction": pl.String(), "instrument": pl.String(), "option_symbol": pl.String(),
-    "expiration": pl.Date(), "strike": pl.Float64(), "dte": pl.Int64(), "entry_premium": pl.Float64(),
-    "contract_open_interest": pl.Int64(), "underlying_close": pl.Float64(), "trigger_level": pl.Float64(),
-    "trigger_direction": pl.String(), "target": pl.Float64(), "stop": pl.Float64(),
-    "risk_reward": pl.Float64(), "rationale": pl.String(),
+    "trade_date": pl.Date(),
+    "symbol": pl.String(),
+    "idea_id": pl.String(),
+    "rule": pl.String(),
+    "direction": pl.String(),
+    "instrument": pl.String(),
+    "option_symbol": pl.String(),
+    "expiration": pl.Date(),
+    "strike": pl.Float64(),
+    "dte": pl.Int64(),
+    "entry_premium": pl.Float64(),
+    "contract_open_interest": pl.Int64(),
+    "underlying_close": pl.Float64(),
+    "trigger_level": pl.Float64(),
+    "trigger_direction": pl.String(),
+    "target": pl.Float64(),
+    "stop": pl.Float64(),
+    "risk_reward": pl.Float64(),
+    "rationale": pl.String(),
 }
 
 
@@ -117,11 +146,13 @@ def _template_parts(template: str) -> list[tuple[str, str | None, str]]:
     return [(literal, field, spec or "") for literal, field, spec, _ in string.Formatter().parse(template)]
 
 
-def _check(rule_name: str, field: str, expr: str, schema: dict[str, pl.DataType], kind: str | None = None) -> None:
+def _check(
+    rule_name: str, field: str, expr: str, schema: dict[str, pl.DataType], kind: str | None = None
+) -> None:
     """Compile `expr` over an empty frame of `schema`; kind 'boolean' or 'number' also checks its type."""
     try:
         dtype = pl.LazyFrame(schema=schema).select(pl.sql_expr(expr)).collect().dtypes[0]
-    except Exception as exc:  # noqa: BLE001 - polars raises several types (SQL parse, unknown column, ...)
+    except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RuleError(f"rule '{rule_name}': {field} = {expr!r} is not valid: {reason}") from None
     # Without this, a filter that is not true/false or a level that is text only fails mid-run.
@@ -163,9 +194,14 @@ def compile_rules(raw_rules: list[dict], min_risk_reward: float = 0.0) -> list[R
             )
         except KeyError as exc:
             raise RuleError(f"rule '{name}': missing field {exc.args[0]!r}") from None
-        if isinstance(rule.min_risk_reward, bool) or not isinstance(rule.min_risk_reward, int | float) \
-                or rule.min_risk_reward < 0:
-            raise RuleError(f"rule '{name}': min_risk_reward must be a number >= 0, not {rule.min_risk_reward!r}")
+        if (
+            isinstance(rule.min_risk_reward, bool)
+            or not isinstance(rule.min_risk_reward, int | float)
+            or rule.min_risk_reward < 0
+        ):
+            raise RuleError(
+                f"rule '{name}': min_risk_reward must be a number >= 0, not {rule.min_risk_reward!r}"
+            )
         if rule.direction not in ("bullish", "bearish"):
             raise RuleError(f"rule '{name}': direction must be bullish or bearish, not {rule.direction!r}")
         if rule.instrument not in ("stock", "call", "put"):
@@ -180,7 +216,12 @@ def compile_rules(raw_rules: list[dict], min_risk_reward: float = 0.0) -> list[R
         if rule.option_type:
             _check(name, "expiry_filter", rule.expiry_filter, {**feature_row, **EXPIRY_FIELDS}, "boolean")
             for key in rule.expiry_order:
-                _check(name, "expiry_order", ORDER_KEY.match(key.strip())["expr"], {**feature_row, **EXPIRY_FIELDS})
+                _check(
+                    name,
+                    "expiry_order",
+                    ORDER_KEY.match(key.strip())["expr"],
+                    {**feature_row, **EXPIRY_FIELDS},
+                )
             _check(name, "strike_filter", rule.strike_filter, contract_row, "boolean")
             for key in rule.strike_order:
                 _check(name, "strike_order", ORDER_KEY.match(key.strip())["expr"], contract_row)
@@ -218,19 +259,26 @@ def _good_friday(year: int) -> date:
 
 # NYSE holidays that can fall on a third Friday: Good Friday, and Juneteenth (since 2022; observed on
 # Friday the 18th when the 19th is a Saturday). The monthly expiration then moves to the Thursday.
-_THIRD_FRIDAY_HOLIDAYS = pl.Series([
-    d for y in range(2000, 2101)
-    for d in (_good_friday(y), *((date(y, 6, 18), date(y, 6, 19)) if y >= 2022 else ()))
-    if d.weekday() == 4 and 15 <= d.day <= 21
-], dtype=pl.Date)
+_THIRD_FRIDAY_HOLIDAYS = pl.Series(
+    [
+        d
+        for y in range(2000, 2101)
+        for d in (_good_friday(y), *((date(y, 6, 18), date(y, 6, 19)) if y >= 2022 else ()))
+        if d.weekday() == 4 and 15 <= d.day <= 21
+    ],
+    dtype=pl.Date,
+)
 
 
 def expiry_flags(expiration: pl.Expr, dte: pl.Expr) -> list[pl.Expr]:
     """Classify expirations: monthly = third Friday (the Thursday before when Friday is a holiday)."""
     day, weekday = expiration.dt.day(), expiration.dt.weekday()  # Monday = 1
     third_friday = (weekday == 5) & day.is_between(15, 21)
-    holiday_thursday = (weekday == 4) & day.is_between(14, 20) & expiration.dt.offset_by("1d").is_in(
-        _THIRD_FRIDAY_HOLIDAYS.implode())
+    holiday_thursday = (
+        (weekday == 4)
+        & day.is_between(14, 20)
+        & expiration.dt.offset_by("1d").is_in(_THIRD_FRIDAY_HOLIDAYS.implode())
+    )
     monthly = third_friday | holiday_thursday
     # Quarterlies expire on the quarter's last weekday (a holiday there moves it a day earlier;
     # that rare case is not modelled): a weekday with no weekday left after it in its month. Counted
@@ -269,8 +317,11 @@ def _stable_id(key: pl.Expr) -> pl.Expr:
 
 def _first_per(frame: pl.LazyFrame, group: list[str], keys: tuple[str, ...], tiebreak: str) -> pl.LazyFrame:
     exprs, descending = _order_keys(keys)
-    return frame.sort([*group, *exprs, pl.col(tiebreak)], descending=[False] * len(group) + descending + [False],
-                      nulls_last=True).unique(subset=group, keep="first", maintain_order=True)
+    return frame.sort(
+        [*group, *exprs, pl.col(tiebreak)],
+        descending=[False] * len(group) + descending + [False],
+        nulls_last=True,
+    ).unique(subset=group, keep="first", maintain_order=True)
 
 
 @dataclass(frozen=True)
@@ -296,7 +347,9 @@ class OptionChain:
 
     def collect(self) -> OptionChain:
         """The same chain held in memory (for several trade_ideas calls over one batch)."""
-        return OptionChain(*(part.collect().lazy() for part in (self.expirations, self.contracts, self.strike_oi)))
+        return OptionChain(
+            *(part.collect().lazy() for part in (self.expirations, self.contracts, self.strike_oi))
+        )
 
 
 _STRIKE_TOTALS = ["strike_call_oi", "strike_put_oi"]
@@ -316,31 +369,56 @@ def _listing_key() -> pl.Expr:
     return (((code * 2 + put) * 2**18 + day) * 2**20 + to_expiry).alias(_LISTING)
 
 
-def option_chain(chains: pl.LazyFrame, strike_oi: pl.LazyFrame, yardsticks: pl.LazyFrame | None = None
-                 ) -> OptionChain:
+def option_chain(
+    chains: pl.LazyFrame, strike_oi: pl.LazyFrame, yardsticks: pl.LazyFrame | None = None
+) -> OptionChain:
     """The contracts ideas may name: listed, expiring after the session; their expirations with the
     expiry flags and yardsticks (trade_date, underlying, expiration and the keys of YARDSTICK_FIELDS, as
     in expiry_levels; NULL without); their strikes' total OI (strike_open_interest)."""
     keys = ["trade_date", "symbol", "expiration"]
     if yardsticks is None:
-        yardsticks = pl.LazyFrame(schema={"trade_date": pl.Date(), "symbol": pl.String(), "expiration": pl.Date(),
-                                          **{name: pl.Float64() for name in YARDSTICK_FIELDS.values()}})
+        yardsticks = pl.LazyFrame(
+            schema={
+                "trade_date": pl.Date(),
+                "symbol": pl.String(),
+                "expiration": pl.Date(),
+                **{name: pl.Float64() for name in YARDSTICK_FIELDS.values()},
+            }
+        )
     else:
-        yardsticks = yardsticks.select("trade_date", pl.col("underlying").alias("symbol"), "expiration",
-                                       *[pl.col(c).cast(pl.Float64).alias(n) for c, n in YARDSTICK_FIELDS.items()])
-    live = chains.filter(pl.col("expiration") > pl.col("trade_date")).select(
-        "trade_date", pl.col("underlying").alias("symbol"), "expiration", "dte", *_CONTRACT_COLUMNS,
-    ).with_columns(_listing_key())
+        yardsticks = yardsticks.select(
+            "trade_date",
+            pl.col("underlying").alias("symbol"),
+            "expiration",
+            *[pl.col(c).cast(pl.Float64).alias(n) for c, n in YARDSTICK_FIELDS.items()],
+        )
+    live = (
+        chains.filter(pl.col("expiration") > pl.col("trade_date"))
+        .select(
+            "trade_date",
+            pl.col("underlying").alias("symbol"),
+            "expiration",
+            "dte",
+            *_CONTRACT_COLUMNS,
+        )
+        .with_columns(_listing_key())
+    )
     # The flags depend on the expiration and dte only: classified once per listed expiration, not once
     # per contract (millions of contracts share a few thousand expirations).
     expirations = (
-        live.select(_LISTING, "trade_date", "symbol", "option_type", "expiration", "dte").unique(subset=[_LISTING])
+        live.select(_LISTING, "trade_date", "symbol", "option_type", "expiration", "dte")
+        .unique(subset=[_LISTING])
         .with_columns(expiry_flags(pl.col("expiration"), pl.col("dte")))
         .join(yardsticks, on=keys, how="left")
         .select(_LISTING, "trade_date", "symbol", "option_type", *EXPIRY_FIELDS)
     )
-    totals = strike_oi.select("trade_date", pl.col("underlying").alias("symbol"), "strike",
-                              pl.col("call_oi").alias("strike_call_oi"), pl.col("put_oi").alias("strike_put_oi"))
+    totals = strike_oi.select(
+        "trade_date",
+        pl.col("underlying").alias("symbol"),
+        "strike",
+        pl.col("call_oi").alias("strike_call_oi"),
+        pl.col("put_oi").alias("strike_put_oi"),
+    )
     return OptionChain(expirations, live.drop("dte"), totals)
 
 
@@ -350,20 +428,31 @@ def _rule_ideas(rule: Rule, features: pl.LazyFrame, chain: OptionChain) -> pl.La
     if rule.option_type:
         chosen_expiry = _first_per(
             chain.expirations.filter(pl.col("option_type") == rule.option_type)
-            .join(candidates, on=keys).filter(pl.sql_expr(rule.expiry_filter)),
-            keys, rule.expiry_order, "expiration",
+            .join(candidates, on=keys)
+            .filter(pl.sql_expr(rule.expiry_filter)),
+            keys,
+            rule.expiry_order,
+            "expiration",
         )
         # The chosen listings' contracts, found by their one integer key (a semi join first: only the
         # few matching contracts are copied). On the left, the contract's columns keep their names:
         # `volume` is the contract's, as in compile_rules' contract row.
         chosen = chosen_expiry.drop("trade_date", "symbol", "expiration", "option_type")
-        rows = _first_per(
-            chain.contracts.join(chosen.select(_LISTING), on=_LISTING, how="semi").join(chosen, on=_LISTING)
-            .join(chain.strike_oi, on=[*keys, "strike"], how="left")
-            .filter(pl.sql_expr(rule.strike_filter)),
-            keys, rule.strike_order, "option_symbol",
-        ).filter(pl.sql_expr(rule.contract_filter)).with_columns(
-            pl.col("mid").alias("entry_premium"), pl.col("open_interest").alias("contract_open_interest"))
+        rows = (
+            _first_per(
+                chain.contracts.join(chosen.select(_LISTING), on=_LISTING, how="semi")
+                .join(chosen, on=_LISTING)
+                .join(chain.strike_oi, on=[*keys, "strike"], how="left")
+                .filter(pl.sql_expr(rule.strike_filter)),
+                keys,
+                rule.strike_order,
+                "option_symbol",
+            )
+            .filter(pl.sql_expr(rule.contract_filter))
+            .with_columns(
+                pl.col("mid").alias("entry_premium"), pl.col("open_interest").alias("contract_open_interest")
+            )
+        )
     else:
         rows = candidates.with_columns(
             *[pl.lit(None, dtype=t).alias(c) for c, t in {**EXPIRY_FIELDS, **CONTRACT_FIELDS}.items()],
@@ -376,8 +465,11 @@ def _rule_ideas(rule: Rule, features: pl.LazyFrame, chain: OptionChain) -> pl.La
         pl.sql_expr(rule.stop).cast(pl.Float64).alias("stop"),
     )
     trigger, target, stop = pl.col("trigger_level"), pl.col("target"), pl.col("stop")
-    consistent = (stop < trigger) & (trigger < target) if rule.direction == "bullish" else (
-        (target < trigger) & (trigger < stop))
+    consistent = (
+        (stop < trigger) & (trigger < target)
+        if rule.direction == "bullish"
+        else ((target < trigger) & (trigger < stop))
+    )
     risk_reward = (target - trigger).abs() / (trigger - stop).abs()
     rows = rows.filter(consistent & (risk_reward >= rule.min_risk_reward)).with_columns(
         risk_reward.alias("risk_reward"),
@@ -390,16 +482,28 @@ def _rule_ideas(rule: Rule, features: pl.LazyFrame, chain: OptionChain) -> pl.La
     return rows.with_columns(_render(rule.rationale, dict(rows.collect_schema())).alias("rationale"))
 
 
-def trade_ideas(features: pl.LazyFrame, chain: OptionChain, rules: tuple[Rule, ...] | list[Rule]) -> pl.LazyFrame:
+def trade_ideas(
+    features: pl.LazyFrame, chain: OptionChain, rules: tuple[Rule, ...] | list[Rule]
+) -> pl.LazyFrame:
     """All rules over all symbols and sessions at once; `chain` comes from option_chain()."""
     if not rules:
         return pl.LazyFrame(schema=TRADE_IDEA_SCHEMA)
     # Every option rule reads the chain's parts: each is built once, not once per rule.
     chain = chain.cache()
-    ideas = pl.concat([_rule_ideas(rule, features, chain).select(
-        [c for c in TRADE_IDEA_COLUMNS if c != "idea_id"]) for rule in rules], how="vertical_relaxed")
+    ideas = pl.concat(
+        [
+            _rule_ideas(rule, features, chain).select([c for c in TRADE_IDEA_COLUMNS if c != "idea_id"])
+            for rule in rules
+        ],
+        how="vertical_relaxed",
+    )
     key = pl.concat_str(
-        [pl.col("trade_date").cast(pl.String), "symbol", "rule", pl.coalesce("option_symbol", pl.lit("stock"))],
+        [
+            pl.col("trade_date").cast(pl.String),
+            "symbol",
+            "rule",
+            pl.coalesce("option_symbol", pl.lit("stock")),
+        ],
         separator="|",
     )
     return (

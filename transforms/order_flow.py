@@ -108,8 +108,9 @@ def notional(price: pl.Expr | str = "price", size: pl.Expr | str = "size") -> pl
     return (_expr(price) * (_expr(size) * CONTRACT_MULTIPLIER).cast(pl.Float64)).round(2).alias("notional")
 
 
-def blocks(trades: pl.LazyFrame, notional_threshold: float = BLOCK_NOTIONAL,
-           size_threshold: int = BLOCK_SIZE) -> pl.LazyFrame:
+def blocks(
+    trades: pl.LazyFrame, notional_threshold: float = BLOCK_NOTIONAL, size_threshold: int = BLOCK_SIZE
+) -> pl.LazyFrame:
     """Block prints (notional >= notional_threshold or size >= size_threshold) with their side.
 
     ``trades``: silver prints (schemas.silver.Trades columns), already cleared of unknown or expired
@@ -137,8 +138,11 @@ def unusual_contracts(chains: pl.LazyFrame) -> pl.LazyFrame:
     """Chain contracts with unusual activity: volume > 500, OI > 100, last > 0.10, volume/OI >= 1.25."""
     return (
         chains.filter(_unusual())
-        .with_columns((pl.col("volume").cast(pl.Float64) / pl.col("open_interest").cast(pl.Float64))
-                      .alias("volume_oi_ratio"))
+        .with_columns(
+            (pl.col("volume").cast(pl.Float64) / pl.col("open_interest").cast(pl.Float64)).alias(
+                "volume_oi_ratio"
+            )
+        )
         .select(*[pl.col(c).cast(t) for c, t in UNUSUAL_SCHEMA.items()])
         .sort(["trade_date", "underlying", "option_symbol"], maintain_order=True)
     )
@@ -171,7 +175,9 @@ def _block_aggregates() -> list[pl.Expr]:
     ]
 
 
-def flow_daily(blocks: pl.LazyFrame, chains: pl.LazyFrame, trades: pl.LazyFrame | None = None) -> pl.LazyFrame:
+def flow_daily(
+    blocks: pl.LazyFrame, chains: pl.LazyFrame, trades: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
     """Block flow per (trade_date, underlying) on every session that had prints.
 
     Sessions with prints are those of ``blocks`` and of ``trades`` (silver prints; only trade_date is
@@ -190,8 +196,14 @@ def flow_daily(blocks: pl.LazyFrame, chains: pl.LazyFrame, trades: pl.LazyFrame 
         .group_by(SESSION)
         .agg(_unusual().sum().cast(pl.Int64).alias("unusual_contracts"))
     )
-    zeros = {"block_count": 0, "buy_block_count": 0, "sell_block_count": 0,
-             "block_buy_notional": 0.0, "block_sell_notional": 0.0, "block_notional": 0.0}
+    zeros = {
+        "block_count": 0,
+        "buy_block_count": 0,
+        "sell_block_count": 0,
+        "block_buy_notional": 0.0,
+        "block_sell_notional": 0.0,
+        "block_notional": 0.0,
+    }
     return (
         unusual.join(per_block, on=SESSION, how="full", coalesce=True)
         .with_columns(*[pl.col(c).fill_null(v) for c, v in zeros.items()])

@@ -42,8 +42,11 @@ def parse_osi(symbol: pl.Expr) -> pl.Expr:
     fixed = is_fixed_osi(symbol)
     # Both branches are evaluated on every row: the regex sees null (skipped) where the offsets apply.
     # The regex branch comes first because it carries the symbol's column name.
-    return pl.when(~fixed).then(parse_osi_pattern(pl.when(~fixed).then(symbol))).otherwise(
-        parse_fixed_osi(symbol))
+    return (
+        pl.when(~fixed)
+        .then(parse_osi_pattern(pl.when(~fixed).then(symbol)))
+        .otherwise(parse_fixed_osi(symbol))
+    )
 
 
 def parse_osi_pattern(symbol: pl.Expr) -> pl.Expr:
@@ -116,7 +119,9 @@ def _fixed_parts(symbol: pl.Expr, tail: pl.Expr | None = None) -> dict[str, pl.E
         "expiration": (pl.lit("20") + tail.str.slice(0, 6)).str.to_date("%Y%m%d", strict=False),
         "option_type": tail.str.slice(6, 1),
         # Not strict: on a fixed-form symbol the text is always a number; anything else gives null, not an error.
-        "strike": pl.concat_str(tail.str.slice(7, 5), pl.lit("."), tail.str.slice(12, 3)).cast(pl.Float64, strict=False),
+        "strike": pl.concat_str(tail.str.slice(7, 5), pl.lit("."), tail.str.slice(12, 3)).cast(
+            pl.Float64, strict=False
+        ),
     }
 
 
@@ -125,7 +130,9 @@ def osi_part_names(prefix: str) -> dict[str, str]:
     return {name: f"{prefix}{name}" for name in _PARTS}
 
 
-def with_fixed_osi_parts(frame: pl.LazyFrame, symbol: str, prefix: str, *, padded: bool = False) -> pl.LazyFrame:
+def with_fixed_osi_parts(
+    frame: pl.LazyFrame, symbol: str, prefix: str, *, padded: bool = False
+) -> pl.LazyFrame:
     """``frame`` plus parse_osi's fields of column ``symbol`` as plain columns (osi_part_names), for a
     frame whose symbols all satisfy is_fixed_osi.
 
@@ -143,14 +150,17 @@ def with_fixed_osi_parts(frame: pl.LazyFrame, symbol: str, prefix: str, *, padde
         .with_columns(part.alias(names[name]) for name, part in parts.items())
         .with_columns(
             pl.when(expiration.is_not_null()).then(pl.col(names[name])).alias(names[name])
-            for name in _PARTS if name != "expiration"
+            for name in _PARTS
+            if name != "expiration"
         )
     )
     if padded:
         with_parts = with_parts.with_columns(
             pl.when(expiration.is_not_null())
             .then(pl.concat_str(pl.col(names["root"]).str.pad_end(6, " "), pl.col(_TAIL_COLUMN)))
-            .otherwise(pl.col(symbol)).alias(symbol))
+            .otherwise(pl.col(symbol))
+            .alias(symbol)
+        )
     return with_parts.drop(_TAIL_COLUMN)
 
 

@@ -69,8 +69,21 @@ IDEA_OUTCOME_SCHEMA: dict[str, pl.DataType] = {
     "option_r_multiple": pl.Float64(),
 }
 
-IDEA_COLUMNS = ("trade_date", "idea_id", "symbol", "rule", "direction", "instrument", "option_symbol",
-                "expiration", "entry_premium", "trigger_level", "trigger_direction", "target", "stop")
+IDEA_COLUMNS = (
+    "trade_date",
+    "idea_id",
+    "symbol",
+    "rule",
+    "direction",
+    "instrument",
+    "option_symbol",
+    "expiration",
+    "entry_premium",
+    "trigger_level",
+    "trigger_direction",
+    "target",
+    "stop",
+)
 BAR_COLUMNS = ("trade_date", "symbol", "open", "high", "low", "close")
 
 _IDEA = "_idea"  # a row key of our own: the walk must not depend on idea_id being unique
@@ -107,20 +120,31 @@ def _numbered_sessions(bars: pl.LazyFrame, as_of: date, candidates: pl.LazyFrame
     )
 
 
-def _session_no_on_or_before(frame: pl.LazyFrame, day: str, sessions: pl.LazyFrame, alias: str) -> pl.LazyFrame:
+def _session_no_on_or_before(
+    frame: pl.LazyFrame, day: str, sessions: pl.LazyFrame, alias: str
+) -> pl.LazyFrame:
     """Add `alias`: the symbol's session number of its last bar dated on or before column `day` (0: none)."""
-    numbered = sessions.select("symbol", pl.col("trade_date").alias("_bar_date"), pl.col("session_no").alias(alias))
+    numbered = sessions.select(
+        "symbol", pl.col("trade_date").alias("_bar_date"), pl.col("session_no").alias(alias)
+    )
     return (
         frame.sort(day)
-        .join_asof(numbered.sort("_bar_date"), left_on=day, right_on="_bar_date", by="symbol",
-                   strategy="backward", check_sortedness=False)
+        .join_asof(
+            numbered.sort("_bar_date"),
+            left_on=day,
+            right_on="_bar_date",
+            by="symbol",
+            strategy="backward",
+            check_sortedness=False,
+        )
         .drop("_bar_date")
         .with_columns(pl.col(alias).fill_null(0))
     )
 
 
-def _windows(candidates: pl.LazyFrame, sessions: pl.LazyFrame, as_of: date, horizon_sessions: int,
-             since: date | None) -> pl.LazyFrame:
+def _windows(
+    candidates: pl.LazyFrame, sessions: pl.LazyFrame, as_of: date, horizon_sessions: int, since: date | None
+) -> pl.LazyFrame:
     """One row per idea: its window in session numbers, (start_no, end_no], and whether it is complete.
 
     `since`: leave out the ideas whose window was already complete at `since` (their outcome is final
@@ -130,10 +154,17 @@ def _windows(candidates: pl.LazyFrame, sessions: pl.LazyFrame, as_of: date, hori
     per_symbol = sessions.group_by("symbol").agg(
         (pl.col("bar_no").min() - 1).alias("bar_base"),  # bar_no = bar_base + session_no
         pl.col("session_no").max().alias("last_no"),
-        *([] if since is None else [
-            pl.when(pl.col("trade_date").filter(pl.col("trade_date") <= since).len() >= horizon_sessions)
-            .then(pl.col("trade_date").filter(pl.col("trade_date") <= since).top_k(horizon_sessions).min())
-            .alias("stock_live_from")]),
+        *(
+            []
+            if since is None
+            else [
+                pl.when(pl.col("trade_date").filter(pl.col("trade_date") <= since).len() >= horizon_sessions)
+                .then(
+                    pl.col("trade_date").filter(pl.col("trade_date") <= since).top_k(horizon_sessions).min()
+                )
+                .alias("stock_live_from")
+            ]
+        ),
     )
     is_stock = pl.col("instrument") == "stock"
     frame = candidates.join(per_symbol, on="symbol", how="left").with_columns(pl.col("last_no").fill_null(0))
@@ -143,13 +174,20 @@ def _windows(candidates: pl.LazyFrame, sessions: pl.LazyFrame, as_of: date, hori
     frame = _session_no_on_or_before(frame, "idea_date", sessions, "start_no")
     frame = _session_no_on_or_before(
         frame.with_columns(pl.coalesce("expiration", "idea_date").alias("_window_date")),
-        "_window_date", sessions, "expiry_no").drop("_window_date")
+        "_window_date",
+        sessions,
+        "expiry_no",
+    ).drop("_window_date")
     horizon_no = pl.col("start_no") + horizon_sessions
     return frame.with_columns(
-        pl.when(is_stock).then(pl.min_horizontal(horizon_no, "last_no"))
-        .otherwise(pl.max_horizontal("expiry_no", "start_no")).alias("end_no"),
-        pl.when(is_stock).then(horizon_no <= pl.col("last_no"))
-        .otherwise(pl.col("expiration") <= as_of).alias("window_complete"),
+        pl.when(is_stock)
+        .then(pl.min_horizontal(horizon_no, "last_no"))
+        .otherwise(pl.max_horizontal("expiry_no", "start_no"))
+        .alias("end_no"),
+        pl.when(is_stock)
+        .then(horizon_no <= pl.col("last_no"))
+        .otherwise(pl.col("expiration") <= as_of)
+        .alias("window_complete"),
     )
 
 
@@ -165,18 +203,40 @@ def _walk(windows: pl.LazyFrame, sessions: pl.LazyFrame) -> pl.LazyFrame:
     touch_stop = pl.when(bullish).then(low <= pl.col("stop")).otherwise(high >= pl.col("stop"))
     first = pl.col("bar_base") + 1
     rows = (
-        windows.select(_IDEA, (pl.col("direction") == "bullish").alias("_bullish"),
-                       (pl.col("trigger_direction") == "above").alias("_above"), "trigger_level", "target", "stop",
-                       pl.int_ranges(first + pl.col("start_no"), first + pl.col("end_no"), dtype=pl.Int64)
-                       .alias("bar_no"))
+        windows.select(
+            _IDEA,
+            (pl.col("direction") == "bullish").alias("_bullish"),
+            (pl.col("trigger_direction") == "above").alias("_above"),
+            "trigger_level",
+            "target",
+            "stop",
+            pl.int_ranges(first + pl.col("start_no"), first + pl.col("end_no"), dtype=pl.Int64).alias(
+                "bar_no"
+            ),
+        )
         .explode("bar_no")
-        .join(sessions.select("bar_no", "session_no", "trade_date", "open", "high", "low", "close"),
-              on="bar_no", how="inner")
-        .select(_IDEA, "session_no", "trade_date", "open", "close", crossed.alias("_crossed"),
-                touch_target.alias("_touch_target"), touch_stop.alias("_touch_stop"))
+        .join(
+            sessions.select("bar_no", "session_no", "trade_date", "open", "high", "low", "close"),
+            on="bar_no",
+            how="inner",
+        )
+        .select(
+            _IDEA,
+            "session_no",
+            "trade_date",
+            "open",
+            "close",
+            crossed.alias("_crossed"),
+            touch_target.alias("_touch_target"),
+            touch_stop.alias("_touch_stop"),
+        )
         .with_columns(no.filter("_crossed").min().over(_IDEA).alias("trigger_no"))
-        .with_columns(no.filter((no >= pl.col("trigger_no")) & (pl.col("_touch_target") | pl.col("_touch_stop")))
-                      .min().over(_IDEA).alias("exit_no"))
+        .with_columns(
+            no.filter((no >= pl.col("trigger_no")) & (pl.col("_touch_target") | pl.col("_touch_stop")))
+            .min()
+            .over(_IDEA)
+            .alias("exit_no")
+        )
     )
     at_trigger, at_exit = no == pl.col("trigger_no"), no == pl.col("exit_no")
     return rows.group_by(_IDEA).agg(
@@ -211,24 +271,37 @@ def _decide(frame: pl.LazyFrame) -> pl.LazyFrame:
     open_at_stop = pl.col("held_at_open") & _beyond(pl.col("exit_open"), pl.col("stop"), ~bullish)
     stop_hit = hit & ~open_at_target & (open_at_stop | pl.col("exit_touch_stop"))
     status = (
-        pl.when(stop_hit).then(pl.lit("stop_hit"))
-        .when(hit).then(pl.lit("target_hit"))
-        .when(pl.col("window_complete") & triggered).then(pl.lit("expired"))
-        .when(pl.col("window_complete")).then(pl.lit("not_triggered"))
-        .when(triggered).then(pl.lit("open"))
+        pl.when(stop_hit)
+        .then(pl.lit("stop_hit"))
+        .when(hit)
+        .then(pl.lit("target_hit"))
+        .when(pl.col("window_complete") & triggered)
+        .then(pl.lit("expired"))
+        .when(pl.col("window_complete"))
+        .then(pl.lit("not_triggered"))
+        .when(triggered)
+        .then(pl.lit("open"))
         .otherwise(pl.lit("pending"))
     )
-    entry = pl.when(pl.col("gap_entry")).then(pl.col("trigger_open")).when(triggered).then(pl.col("trigger_level"))
+    entry = (
+        pl.when(pl.col("gap_entry"))
+        .then(pl.col("trigger_open"))
+        .when(triggered)
+        .then(pl.col("trigger_level"))
+    )
     exit_price = (
         pl.when(pl.col("status") == "stop_hit")
         .then(pl.when(open_at_stop).then(pl.col("exit_open")).otherwise(pl.col("stop")))
         .when(pl.col("status") == "target_hit")
         .then(pl.when(open_at_target).then(pl.col("exit_open")).otherwise(pl.col("target")))
-        .when(pl.col("status") == "expired").then(pl.col("last_close"))
+        .when(pl.col("status") == "expired")
+        .then(pl.col("last_close"))
     )
     closed_on = (
-        pl.when(pl.col("status").is_in(["target_hit", "stop_hit"])).then(pl.col("exit_on"))
-        .when(pl.col("status").is_in(["expired", "not_triggered"])).then(pl.col("last_on"))
+        pl.when(pl.col("status").is_in(["target_hit", "stop_hit"]))
+        .then(pl.col("exit_on"))
+        .when(pl.col("status").is_in(["expired", "not_triggered"]))
+        .then(pl.col("last_on"))
     )
     sign = pl.when(bullish).then(pl.lit(1.0)).otherwise(pl.lit(-1.0))
     risk = sign * (pl.col("entry_price") - pl.col("stop"))
@@ -237,9 +310,14 @@ def _decide(frame: pl.LazyFrame) -> pl.LazyFrame:
         frame.with_columns(gap_entry.alias("gap_entry"))
         .with_columns(held_at_open.alias("held_at_open"))
         .with_columns(status.alias("status"))
-        .with_columns(entry.alias("entry_price"), exit_price.alias("exit_price"), closed_on.alias("closed_on"),
-                      (pl.coalesce("exit_no", "end_no") - pl.col("start_no")).clip(lower_bound=0)
-                      .alias("sessions_walked"))
+        .with_columns(
+            entry.alias("entry_price"),
+            exit_price.alias("exit_price"),
+            closed_on.alias("closed_on"),
+            (pl.coalesce("exit_no", "end_no") - pl.col("start_no"))
+            .clip(lower_bound=0)
+            .alias("sessions_walked"),
+        )
         .with_columns(pl.when(risk > 0).then(reward / risk).alias("r_multiple"))
     )
 
@@ -249,8 +327,11 @@ def _option_marks(frame: pl.LazyFrame, contract_mids: pl.LazyFrame | None, as_of
     if contract_mids is None:
         frame = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias("_mid"))
     else:
-        wanted = frame.filter(pl.col("option_symbol").is_not_null() & pl.col("closed_on").is_not_null()).select(
-            pl.col("closed_on").alias("trade_date"), "option_symbol").unique()
+        wanted = (
+            frame.filter(pl.col("option_symbol").is_not_null() & pl.col("closed_on").is_not_null())
+            .select(pl.col("closed_on").alias("trade_date"), "option_symbol")
+            .unique()
+        )
         mids = (
             contract_mids.select("trade_date", "option_symbol", pl.col("mid").cast(pl.Float64))
             .filter(pl.col("trade_date") <= as_of)
@@ -265,14 +346,21 @@ def _option_marks(frame: pl.LazyFrame, contract_mids: pl.LazyFrame | None, as_of
     premium = pl.col("entry_premium")
     return frame.with_columns(
         exit_mid.alias("option_exit_mid"),
-        pl.when(priced).then(pl.when(pl.col("_mid").is_not_null()).then(pl.lit("chain")).otherwise(pl.lit("missing")))
+        pl.when(priced)
+        .then(pl.when(pl.col("_mid").is_not_null()).then(pl.lit("chain")).otherwise(pl.lit("missing")))
         .alias("option_mid_source"),
         pl.when(priced & (premium > 0)).then((pl.col("_mid") - premium) / premium).alias("option_r_multiple"),
     )
 
 
-def _outcomes(ideas: pl.LazyFrame, bars: pl.LazyFrame, as_of: date, contract_mids: pl.LazyFrame | None,
-              horizon_sessions: int, since: date | None) -> pl.LazyFrame:
+def _outcomes(
+    ideas: pl.LazyFrame,
+    bars: pl.LazyFrame,
+    as_of: date,
+    contract_mids: pl.LazyFrame | None,
+    horizon_sessions: int,
+    since: date | None,
+) -> pl.LazyFrame:
     if horizon_sessions < 1:
         raise ValueError(f"horizon_sessions must be at least 1, not {horizon_sessions}")
     # Each of these feeds several joins below (the windows feed the walk and are joined back to its
@@ -287,7 +375,9 @@ def _outcomes(ideas: pl.LazyFrame, bars: pl.LazyFrame, as_of: date, contract_mid
         # its last session was on or before `since`, as for an option expiring on a Saturday), a hit only
         # when its session is after `since`. Filtered before the chain lookup, which reads this frame
         # twice: the same plan twice is computed once.
-        decided = decided.filter(~pl.col("status").is_in(["target_hit", "stop_hit"]) | (pl.col("closed_on") > since))
+        decided = decided.filter(
+            ~pl.col("status").is_in(["target_hit", "stop_hit"]) | (pl.col("closed_on") > since)
+        )
     decided = _option_marks(decided, contract_mids, as_of)
     return (
         decided.with_columns(pl.lit(as_of, dtype=pl.Date).alias("trade_date"))
@@ -296,8 +386,13 @@ def _outcomes(ideas: pl.LazyFrame, bars: pl.LazyFrame, as_of: date, contract_mid
     )
 
 
-def idea_outcomes(ideas: pl.LazyFrame, bars: pl.LazyFrame, as_of: date,
-                  contract_mids: pl.LazyFrame | None = None, horizon_sessions: int = 10) -> pl.LazyFrame:
+def idea_outcomes(
+    ideas: pl.LazyFrame,
+    bars: pl.LazyFrame,
+    as_of: date,
+    contract_mids: pl.LazyFrame | None = None,
+    horizon_sessions: int = 10,
+) -> pl.LazyFrame:
     """Every idea dated before `as_of`, walked over the bars dated after it and on or before `as_of`.
 
     ideas: trade_ideas rows (trade_date, idea_id, symbol, rule, direction, instrument, option_symbol,
@@ -309,8 +404,14 @@ def idea_outcomes(ideas: pl.LazyFrame, bars: pl.LazyFrame, as_of: date,
     return _outcomes(ideas, bars, as_of, contract_mids, horizon_sessions, since=None)
 
 
-def outcomes_for_run(ideas: pl.LazyFrame, bars: pl.LazyFrame, as_of: date, since: date | None,
-                     contract_mids: pl.LazyFrame | None = None, horizon_sessions: int = 10) -> pl.LazyFrame:
+def outcomes_for_run(
+    ideas: pl.LazyFrame,
+    bars: pl.LazyFrame,
+    as_of: date,
+    since: date | None,
+    contract_mids: pl.LazyFrame | None = None,
+    horizon_sessions: int = 10,
+) -> pl.LazyFrame:
     """The rows the run of `as_of` writes to idea_outcomes partition `as_of`.
 
     `since` is the previous run's as_of (the latest idea_outcomes partition before `as_of`; None when
@@ -329,7 +430,9 @@ def outcomes_for_run(ideas: pl.LazyFrame, bars: pl.LazyFrame, as_of: date, since
     return _outcomes(ideas, bars, as_of, contract_mids, horizon_sessions, since=since)
 
 
-def exit_mid_sessions(ideas: pl.LazyFrame, bars: pl.LazyFrame, as_of: date, since: date | None) -> pl.LazyFrame:
+def exit_mid_sessions(
+    ideas: pl.LazyFrame, bars: pl.LazyFrame, as_of: date, since: date | None
+) -> pl.LazyFrame:
     """The sessions whose chains hold every exit mid the run of `as_of` looks up (column trade_date, sorted).
 
     A written row's exit is a session of its symbol on or before `as_of`: after `since` for a hit; for
@@ -344,12 +447,16 @@ def exit_mid_sessions(ideas: pl.LazyFrame, bars: pl.LazyFrame, as_of: date, sinc
     if since is None:
         return sessions.select(pl.col("trade_date").unique().sort())
     with_options = _candidates(ideas, as_of, since).filter(pl.col("instrument") != "stock").select("symbol")
-    last_by_since = (sessions.filter(pl.col("trade_date") <= since)
-                     .join(with_options.unique(), on="symbol", how="semi")
-                     .group_by("symbol").agg(pl.col("trade_date").max()))
+    last_by_since = (
+        sessions.filter(pl.col("trade_date") <= since)
+        .join(with_options.unique(), on="symbol", how="semi")
+        .group_by("symbol")
+        .agg(pl.col("trade_date").max())
+    )
     after_since = sessions.filter(pl.col("trade_date") > since)
     return pl.concat([last_by_since.select("trade_date"), after_since.select("trade_date")]).select(
-        pl.col("trade_date").unique().sort())
+        pl.col("trade_date").unique().sort()
+    )
 
 
 def walk_from(previous_run: pl.LazyFrame, since: date) -> pl.LazyFrame:
@@ -361,8 +468,16 @@ def walk_from(previous_run: pl.LazyFrame, since: date) -> pl.LazyFrame:
     only shift session numbers (see _numbered_sessions).
     """
     return previous_run.filter(~pl.col("status").is_in(FINAL_STATUSES)).select(
-        pl.min_horizontal(pl.col("idea_date").min(), pl.lit(since, dtype=pl.Date)).alias("walk_from"))
+        pl.min_horizontal(pl.col("idea_date").min(), pl.lit(since, dtype=pl.Date)).alias("walk_from")
+    )
 
 
-__all__ = ["FINAL_STATUSES", "IDEA_OUTCOME_SCHEMA", "STATUSES", "exit_mid_sessions", "idea_outcomes",
-           "outcomes_for_run", "walk_from"]
+__all__ = [
+    "FINAL_STATUSES",
+    "IDEA_OUTCOME_SCHEMA",
+    "STATUSES",
+    "exit_mid_sessions",
+    "idea_outcomes",
+    "outcomes_for_run",
+    "walk_from",
+]

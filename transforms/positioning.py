@@ -100,9 +100,13 @@ def session_spot(chains: pl.LazyFrame, spot: pl.LazyFrame | None = None) -> pl.L
     price = pl.col("underlying_price").cast(pl.Float64)
     filled = pl.col("spot_derived").fill_null(False) if "spot_derived" in names else pl.lit(False)
     # The sides are split before grouping, so the group_by only takes plain medians (its fast path).
-    sessions = chains.select(
-        *SESSION, _chain_spot=pl.when(~filled).then(price), _bars_spot=pl.when(filled).then(price)
-    ).group_by(SESSION).agg(pl.col("_chain_spot", "_bars_spot").median())
+    sessions = (
+        chains.select(
+            *SESSION, _chain_spot=pl.when(~filled).then(price), _bars_spot=pl.when(filled).then(price)
+        )
+        .group_by(SESSION)
+        .agg(pl.col("_chain_spot", "_bars_spot").median())
+    )
     bars = pl.col("_bars_spot")
     if spot is not None:
         given = spot.select(
@@ -115,8 +119,11 @@ def session_spot(chains: pl.LazyFrame, spot: pl.LazyFrame | None = None) -> pl.L
     return sessions.select(
         *SESSION,
         pl.coalesce("_chain_spot", bars).alias("spot"),
-        pl.when(pl.col("_chain_spot").is_not_null()).then(pl.lit("chain"))
-        .when(bars.is_not_null()).then(pl.lit("bars")).alias("spot_source"),
+        pl.when(pl.col("_chain_spot").is_not_null())
+        .then(pl.lit("chain"))
+        .when(bars.is_not_null())
+        .then(pl.lit("bars"))
+        .alias("spot_source"),
     )
 
 
@@ -221,8 +228,9 @@ def max_pain_by_expiration(live: pl.LazyFrame, spot: pl.LazyFrame) -> pl.LazyFra
     )
 
 
-def _with_oi_change(totals: pl.LazyFrame, previous: pl.LazyFrame | None,
-                    prior_dates: pl.LazyFrame | None) -> pl.LazyFrame:
+def _with_oi_change(
+    totals: pl.LazyFrame, previous: pl.LazyFrame | None, prior_dates: pl.LazyFrame | None
+) -> pl.LazyFrame:
     """call_oi_change and put_oi_change against the previous session (prior_dates), found among
     `previous` (positioning rows from the lake) and the earlier sessions in `totals`; NULL where the
     underlying has no row on that session."""
@@ -260,7 +268,9 @@ def previous_sessions(dates: pl.LazyFrame) -> pl.LazyFrame:
     missing from a day's chain has no change the day after (a nightly, which reads only the previous
     session, and a backfill over both days then agree)."""
     return (
-        dates.select(pl.col("trade_date").cast(pl.Date)).unique().sort("trade_date")
+        dates.select(pl.col("trade_date").cast(pl.Date))
+        .unique()
+        .sort("trade_date")
         .with_columns(prior_date=pl.col("trade_date").shift(1))
     )
 
@@ -287,8 +297,13 @@ def positioning_daily(
     spots = session_spot(chains, spot).cache()
     strikes = (
         live.group_by([*SESSION, "strike"])
-        .agg(pl.len().alias("contracts"), *_side_totals(),
-             _side_sum(pl.col("open_interest").cast(pl.Int64), pl.col("gamma").is_not_null()).alias("_gamma_oi"))
+        .agg(
+            pl.len().alias("contracts"),
+            *_side_totals(),
+            _side_sum(pl.col("open_interest").cast(pl.Int64), pl.col("gamma").is_not_null()).alias(
+                "_gamma_oi"
+            ),
+        )
         .join(spots, on=SESSION, how="left")
         .cache()
     )
@@ -383,8 +398,7 @@ def strike_levels(
 
     side_strikes = [*SESSION, "side"]
     ranked = (
-        current_oi
-        .filter(pl.col("open_interest") > 0)
+        current_oi.filter(pl.col("open_interest") > 0)
         .join(session_spot(chains, spot), on=SESSION, how="left")
         .with_columns(spot_distance=_SPOT_DISTANCE)
         .with_columns(
@@ -404,7 +418,8 @@ def strike_levels(
     if prior_dates is None:
         prior_dates = previous_sessions(history_sessions)
     listed_before = history_sessions.select(
-        "underlying", pl.col("trade_date").alias("prior_date"), pl.lit(True).alias("prior_listed"))
+        "underlying", pl.col("trade_date").alias("prior_date"), pl.lit(True).alias("prior_listed")
+    )
     with_change = (
         ranked.join(prior_dates, on="trade_date", how="left")
         .join(listed_before, on=["underlying", "prior_date"], how="left")

@@ -12,9 +12,29 @@ from transforms.osi import all_rows, format_osi, is_canonical_osi, normalize_osi
 
 BARS_COLUMNS = ["trade_date", "symbol", "open", "high", "low", "close", "volume", "adj_close"]
 CHAIN_COLUMNS = [
-    "trade_date", "underlying", "option_symbol", "expiration", "strike", "option_type", "open_interest",
-    "volume", "bid", "ask", "last", "mid", "implied_volatility", "delta", "gamma", "underlying_price", "dte",
-    "spot_derived", "iv_derived", "greeks_derived", "forward", "forward_source", "iv_status",
+    "trade_date",
+    "underlying",
+    "option_symbol",
+    "expiration",
+    "strike",
+    "option_type",
+    "open_interest",
+    "volume",
+    "bid",
+    "ask",
+    "last",
+    "mid",
+    "implied_volatility",
+    "delta",
+    "gamma",
+    "underlying_price",
+    "dte",
+    "spot_derived",
+    "iv_derived",
+    "greeks_derived",
+    "forward",
+    "forward_source",
+    "iv_status",
 ]
 LINEAGE_COLUMNS = ["_source_file", "_source_row", "_ingested_at", "_parse_errors"]
 
@@ -35,15 +55,25 @@ def silver_chains(bronze: pl.LazyFrame, closes: pl.LazyFrame) -> pl.LazyFrame:
     """
     given = normalize_osi(pl.col("option_symbol"))
     own = format_osi(pl.col("underlying"), pl.col("expiration"), pl.col("option_type"), pl.col("strike"))
-    spot = closes.select("trade_date", pl.col("symbol").alias("underlying"), pl.col("close").alias("_bars_close"))
+    spot = closes.select(
+        "trade_date", pl.col("symbol").alias("underlying"), pl.col("close").alias("_bars_close")
+    )
     # Symbols already in the 21-char form stay as they are (normalising would return them unchanged);
     # only the others pay for the regex. A symbol that does not parse keeps its raw text, so the
     # quarantine shows what came in.
     canonical = is_canonical_osi(pl.col("option_symbol"))
-    symbols = bronze if all_rows(bronze, canonical) else pl.concat([
-        bronze.filter(canonical),
-        bronze.filter(~canonical).with_columns(pl.coalesce(given, pl.col("option_symbol"), own).alias("option_symbol")),
-    ])
+    symbols = (
+        bronze
+        if all_rows(bronze, canonical)
+        else pl.concat(
+            [
+                bronze.filter(canonical),
+                bronze.filter(~canonical).with_columns(
+                    pl.coalesce(given, pl.col("option_symbol"), own).alias("option_symbol")
+                ),
+            ]
+        )
+    )
     # The vendor's row order is kept: silver sorts a chain listed underlying by underlying with a stable
     # sort by the underlying alone, and an unordered join split those runs (a full sort, 1 s more a night).
     return (
@@ -51,7 +81,9 @@ def silver_chains(bronze: pl.LazyFrame, closes: pl.LazyFrame) -> pl.LazyFrame:
         .with_columns(
             ((pl.col("bid") + pl.col("ask")) / 2.0).alias("mid"),
             (pl.col("expiration") - pl.col("trade_date")).dt.total_days().cast(pl.Int64).alias("dte"),
-            (pl.col("underlying_price").is_null() & pl.col("_bars_close").is_not_null()).alias("spot_derived"),
+            (pl.col("underlying_price").is_null() & pl.col("_bars_close").is_not_null()).alias(
+                "spot_derived"
+            ),
             pl.coalesce("underlying_price", "_bars_close").alias("underlying_price"),
             computed_iv().alias("implied_volatility"),
             pl.lit(False).alias("iv_derived"),

@@ -173,14 +173,22 @@ def _per_symbol(values: pl.Expr) -> pl.Expr:
 
 # The per-row values that windowed sums run over, from the bar's own columns and the daily moves.
 # carry_forward computes the value leaving a window with the same expressions over the stored tails.
-_BASE_INPUTS = ("close", "true_range", "close_change", "log_return", "prev_volume", "close_return",
-                "benchmark_return")
+_BASE_INPUTS = (
+    "close",
+    "true_range",
+    "close_change",
+    "log_return",
+    "prev_volume",
+    "close_return",
+    "benchmark_return",
+)
 
 
 def _window_inputs(base: dict[str, pl.Expr] | None = None) -> dict[str, pl.Expr]:
     """Columns named as WINDOW_SUMS's inputs, over `base` (default: this row's _BASE_INPUTS columns)."""
     close, true_range, change, log_return, prev_volume, asset_return, benchmark_return = (
-        (base or {}).get(name, pl.col(name)) for name in _BASE_INPUTS)
+        (base or {}).get(name, pl.col(name)) for name in _BASE_INPUTS
+    )
     # Beta only uses sessions where both returns exist.
     paired = asset_return.is_not_null() & benchmark_return.is_not_null()
     x, y = pl.when(paired).then(benchmark_return), pl.when(paired).then(asset_return)
@@ -225,7 +233,8 @@ _SUMMED: dict[str, tuple[int, ...]] = {
 }
 # sum name -> (input column, window)
 WINDOW_SUMS: dict[str, tuple[str, int]] = {
-    f"{column}_{window}": (column, window) for column, windows in _SUMMED.items() for window in windows}
+    f"{column}_{window}": (column, window) for column, windows in _SUMMED.items() for window in windows
+}
 SEED_SUMS = {name for name, (_, window) in WINDOW_SUMS.items() if window in (ATR_PERIOD, RSI_PERIOD)}
 
 
@@ -252,7 +261,10 @@ def _running_sums() -> dict[str, pl.Expr]:
         summand = pl.col(f"summand_{column}")
         return _window_step(summand, summand.shift(window), window)
 
-    return {f"sum_{name}": _per_symbol(step(column, window).cum_sum()) for name, (column, window) in WINDOW_SUMS.items()}
+    return {
+        f"sum_{name}": _per_symbol(step(column, window).cum_sum())
+        for name, (column, window) in WINDOW_SUMS.items()
+    }
 
 
 def _sum(name: str) -> pl.Expr:
@@ -281,14 +293,20 @@ def _window_statistics() -> dict[str, pl.Expr]:
         **{f"sma_{w}": _window_mean(f"close_{w}", f"close_present_{w}", w) for w in SMA_WINDOWS},
         # Population standard deviation, as TA-Lib's BBANDS.
         "bb_std": _window_variance(f"close_{BB_WINDOW}", f"close_present_{BB_WINDOW}", BB_WINDOW, 0).sqrt(),
-        "atr_seed": _seed_mean(f"true_range_{ATR_PERIOD}", f"true_range_present_{ATR_PERIOD}",
-                               f"true_range_nan_{ATR_PERIOD}", ATR_PERIOD),
+        "atr_seed": _seed_mean(
+            f"true_range_{ATR_PERIOD}",
+            f"true_range_present_{ATR_PERIOD}",
+            f"true_range_nan_{ATR_PERIOD}",
+            ATR_PERIOD,
+        ),
         "gain_seed": _seed_mean(f"gain_{RSI_PERIOD}", f"change_present_{RSI_PERIOD}", None, RSI_PERIOD),
         "loss_seed": _seed_mean(f"loss_{RSI_PERIOD}", f"change_present_{RSI_PERIOD}", None, RSI_PERIOD),
-        "log_return_std": _window_variance(f"log_return_{RV_WINDOW}", f"log_return_present_{RV_WINDOW}",
-                                           RV_WINDOW, 1).sqrt(),
-        "prev_volume_mean": _window_mean(f"prev_volume_value_{VOLUME_WINDOW}", f"prev_volume_present_{VOLUME_WINDOW}",
-                                         VOLUME_WINDOW),
+        "log_return_std": _window_variance(
+            f"log_return_{RV_WINDOW}", f"log_return_present_{RV_WINDOW}", RV_WINDOW, 1
+        ).sqrt(),
+        "prev_volume_mean": _window_mean(
+            f"prev_volume_value_{VOLUME_WINDOW}", f"prev_volume_present_{VOLUME_WINDOW}", VOLUME_WINDOW
+        ),
         **{f"beta_sum_{name}": _sum(f"beta_{name}_{BETA_WINDOW}") for name in ("x", "y", "xy", "xx")},
         "beta_pairs": _sum(f"beta_pair_{BETA_WINDOW}"),
     }
@@ -296,7 +314,10 @@ def _window_statistics() -> dict[str, pl.Expr]:
 
 def _range_windows() -> dict[str, pl.Expr]:
     # A running max/min only looks at the window's values: no need to restart it per symbol.
-    return {"high_252": pl.col("high").rolling_max(RANGE_WINDOW), "low_252": pl.col("low").rolling_min(RANGE_WINDOW)}
+    return {
+        "high_252": pl.col("high").rolling_max(RANGE_WINDOW),
+        "low_252": pl.col("low").rolling_min(RANGE_WINDOW),
+    }
 
 
 # (recursion, input, seed column, alpha, seed row). TA-Lib's seeded exponential recursion: NULL before
@@ -343,8 +364,12 @@ _STATE_SCALARS = ["trade_date", "symbol", "session", "close", "volume"]
 
 
 def state_columns() -> list[str]:
-    return [*_STATE_SCALARS, *(f"sum_{name}" for name in WINDOW_SUMS), *_recursion_specs(),
-            *(f"tail_{name}" for name in TAIL_LENGTHS)]
+    return [
+        *_STATE_SCALARS,
+        *(f"sum_{name}" for name in WINDOW_SUMS),
+        *_recursion_specs(),
+        *(f"tail_{name}" for name in TAIL_LENGTHS),
+    ]
 
 
 def _state_of(passes: pl.LazyFrame) -> pl.LazyFrame:
@@ -353,7 +378,10 @@ def _state_of(passes: pl.LazyFrame) -> pl.LazyFrame:
         passes.group_by("symbol", maintain_order=True)
         .agg(
             *(pl.col(c).last() for c in _STATE_SCALARS if c != "symbol"),
-            *(_seed_sum_kept(pl.col(f"sum_{name}").last(), name, pl.col("session").last()) for name in WINDOW_SUMS),
+            *(
+                _seed_sum_kept(pl.col(f"sum_{name}").last(), name, pl.col("session").last())
+                for name in WINDOW_SUMS
+            ),
             # An input the recursion skips (NULL) leaves its value as it was.
             *(pl.col(name).drop_nulls().last() for name in _recursion_specs()),
             *(pl.col(name).tail(length).alias(f"tail_{name}") for name, length in TAIL_LENGTHS.items()),
@@ -362,7 +390,9 @@ def _state_of(passes: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def carry_forward(state: pl.LazyFrame, bars: pl.LazyFrame, benchmark: str) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+def carry_forward(
+    state: pl.LazyFrame, bars: pl.LazyFrame, benchmark: str
+) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """``technicals_daily`` rows of one session's ``bars`` (every symbol of that trade_date, the benchmark
     among them for beta) from ``state`` (``technicals_with_state`` or an earlier ``carry_forward`` over
     the sessions before), and the state after it. Bit for bit the rows ``technicals_daily`` gives over
@@ -373,8 +403,11 @@ def carry_forward(state: pl.LazyFrame, bars: pl.LazyFrame, benchmark: str) -> tu
         bars.select(_BAR_COLUMNS)
         .join(previous, on="symbol", how="left")
         .sort("symbol")
-        .with_columns(session=pl.when(pl.col("session").is_null()).then(pl.lit(0, pl.UInt32))
-                      .otherwise(pl.col("session") + 1))
+        .with_columns(
+            session=pl.when(pl.col("session").is_null())
+            .then(pl.lit(0, pl.UInt32))
+            .otherwise(pl.col("session") + 1)
+        )
         .with_columns(**_daily_moves(benchmark))
         .with_columns(**_window_inputs())
         .with_columns(**_carried_sums())
@@ -402,21 +435,30 @@ def _lagged_inputs(lag: int) -> dict[str, pl.Expr]:
     """_BASE_INPUTS of the row `lag` rows back. The seeds' inputs have no tail: their value leaving is
     the first bar's, always missing."""
     close, previous = _lagged("close", lag), _lagged("close", lag + 1)
-    return {"close": close, "true_range": pl.lit(None, pl.Float64), "close_change": pl.lit(None, pl.Float64),
-            "log_return": _log_return(close, previous), "prev_volume": _lagged("prev_volume", lag),
-            "close_return": _simple_return(close, previous), "benchmark_return": _lagged("benchmark_return", lag)}
+    return {
+        "close": close,
+        "true_range": pl.lit(None, pl.Float64),
+        "close_change": pl.lit(None, pl.Float64),
+        "log_return": _log_return(close, previous),
+        "prev_volume": _lagged("prev_volume", lag),
+        "close_return": _simple_return(close, previous),
+        "benchmark_return": _lagged("benchmark_return", lag),
+    }
 
 
 def _carried_sums() -> dict[str, pl.Expr]:
     # The inputs `window` rows back, from the tails, with the same expressions as today's.
-    lagged = {window: _window_inputs(_lagged_inputs(window)) for window in {w for _, w in WINDOW_SUMS.values()}}
+    lagged = {
+        window: _window_inputs(_lagged_inputs(window)) for window in {w for _, w in WINDOW_SUMS.values()}
+    }
     sums = {}
     for name, (column, window) in WINDOW_SUMS.items():
         step = _window_step(_entering(pl.col(column)), _entering(lagged[window][column]), window)
         before = _sum(name)
         # cum_sum starts from the first value itself.
-        sums[f"sum_{name}"] = _seed_sum_kept(pl.when(before.is_null()).then(step).otherwise(before + step), name,
-                                             pl.col("session"))
+        sums[f"sum_{name}"] = _seed_sum_kept(
+            pl.when(before.is_null()).then(step).otherwise(before + step), name, pl.col("session")
+        )
     return sums
 
 
@@ -446,10 +488,14 @@ def _carried_ranges() -> dict[str, pl.Expr]:
 def _carried_recursions(today: pl.LazyFrame, previous: pl.LazyFrame) -> pl.LazyFrame:
     """Each recursion's next value: ewm_mean over two rows per symbol, its previous value and today's input."""
     specs = _recursion_specs()
-    inputs = today.select("symbol", pl.lit(1, pl.Int8).alias("order"),
-                          *(_seeded(values, seed, row).alias(name) for name, (values, seed, _, row) in specs.items()))
+    inputs = today.select(
+        "symbol",
+        pl.lit(1, pl.Int8).alias("order"),
+        *(_seeded(values, seed, row).alias(name) for name, (values, seed, _, row) in specs.items()),
+    )
     before = previous.join(today.select("symbol"), on="symbol", how="semi").select(
-        "symbol", pl.lit(0, pl.Int8).alias("order"), *specs)
+        "symbol", pl.lit(0, pl.Int8).alias("order"), *specs
+    )
     stepped = (
         pl.concat([before, inputs])
         .sort("symbol", "order")
@@ -462,7 +508,9 @@ def _carried_recursions(today: pl.LazyFrame, previous: pl.LazyFrame) -> pl.LazyF
     )
     return (
         today.drop(*specs)
-        .join(before.drop("order").rename({name: f"{name}_before" for name in specs}), on="symbol", how="left")
+        .join(
+            before.drop("order").rename({name: f"{name}_before" for name in specs}), on="symbol", how="left"
+        )
         .join(stepped, on="symbol", how="left")
     )
 

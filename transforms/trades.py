@@ -81,18 +81,18 @@ def silver_trades(bronze_trades: pl.LazyFrame) -> pl.LazyFrame:
     # place; otherwise the padded ones are split by offsets and the rest parsed and formatted.
     part = {name: pl.col(column) for name, column in _PART.items()}
     fixed = is_fixed_osi(pl.col("option_symbol"))
-    parsed = (with_fixed_osi_parts(bronze_trades, "option_symbol", _OSI, padded=True)
-              if all_rows(bronze_trades, fixed) else _parsed_by_spelling(bronze_trades))
-    return (
-        parsed.with_columns(
-            session_date(pl.col("ts")).alias("trade_date"),
-            pl.coalesce(_given_symbol(pl.col("underlying")), part["root"]).alias("underlying"),
-            part["expiration"].alias("expiration"),
-            part["strike"].alias("strike"),
-            part["option_type"].alias("option_type"),
-        )
-        .select(*[pl.col(c).cast(t) for c, t in TRADE_SCHEMA.items()], *LINEAGE_COLUMNS)
+    parsed = (
+        with_fixed_osi_parts(bronze_trades, "option_symbol", _OSI, padded=True)
+        if all_rows(bronze_trades, fixed)
+        else _parsed_by_spelling(bronze_trades)
     )
+    return parsed.with_columns(
+        session_date(pl.col("ts")).alias("trade_date"),
+        pl.coalesce(_given_symbol(pl.col("underlying")), part["root"]).alias("underlying"),
+        part["expiration"].alias("expiration"),
+        part["strike"].alias("strike"),
+        part["option_type"].alias("option_type"),
+    ).select(*[pl.col(c).cast(t) for c, t in TRADE_SCHEMA.items()], *LINEAGE_COLUMNS)
 
 
 def _parsed_by_spelling(bronze_trades: pl.LazyFrame) -> pl.LazyFrame:
@@ -100,14 +100,17 @@ def _parsed_by_spelling(bronze_trades: pl.LazyFrame) -> pl.LazyFrame:
     part = {name: pl.col(column) for name, column in _PART.items()}
     osi = format_osi(part["root"], part["expiration"], part["option_type"], part["strike"])
     canonical = is_canonical_osi(pl.col("option_symbol"))
-    return pl.concat([
-        with_fixed_osi_parts(bronze_trades.filter(canonical), "option_symbol", _OSI),
-        # The struct is a column first: fields taken from the expression would parse once per field.
-        bronze_trades.filter(~canonical).with_columns(parse_osi(pl.col("option_symbol")).alias(_PARSED))
-        .with_columns(_parts_of(pl.col(_PARSED)))
-        .with_columns(pl.coalesce(osi, pl.col("option_symbol")).alias("option_symbol"))
-        .drop(_PARSED),
-    ])
+    return pl.concat(
+        [
+            with_fixed_osi_parts(bronze_trades.filter(canonical), "option_symbol", _OSI),
+            # The struct is a column first: fields taken from the expression would parse once per field.
+            bronze_trades.filter(~canonical)
+            .with_columns(parse_osi(pl.col("option_symbol")).alias(_PARSED))
+            .with_columns(_parts_of(pl.col(_PARSED)))
+            .with_columns(pl.coalesce(osi, pl.col("option_symbol")).alias("option_symbol"))
+            .drop(_PARSED),
+        ]
+    )
 
 
 def _parts_of(parsed: pl.Expr) -> list[pl.Expr]:

@@ -42,39 +42,70 @@ def _at_forward(per_strike: pl.LazyFrame, value: str) -> pl.LazyFrame:
     strike, forward = pl.col("strike"), pl.col("forward")
     k_lo, k_hi = pl.col("k_lo"), pl.col("k_hi")
     brackets = (
-        per_strike.with_columns(k_lo=pl.when(strike <= forward).then(strike).max().over(EXPIRY),
-                                k_hi=pl.when(strike >= forward).then(strike).min().over(EXPIRY))
+        per_strike.with_columns(
+            k_lo=pl.when(strike <= forward).then(strike).max().over(EXPIRY),
+            k_hi=pl.when(strike >= forward).then(strike).min().over(EXPIRY),
+        )
         .filter((strike == k_lo) | (strike == k_hi))
         .group_by(EXPIRY)
-        .agg(pl.col("forward", "k_lo", "k_hi").first(),
-             pl.col(value).filter(strike == k_lo).first().alias("_lo"),
-             pl.col(value).filter(strike == k_hi).first().alias("_hi"))
+        .agg(
+            pl.col("forward", "k_lo", "k_hi").first(),
+            pl.col(value).filter(strike == k_lo).first().alias("_lo"),
+            pl.col(value).filter(strike == k_hi).first().alias("_hi"),
+        )
     )
     low, high = pl.col("_lo"), pl.col("_hi")
-    return brackets.select(*EXPIRY, pl.when(k_lo == k_hi).then(low)
-                           .otherwise(low + (high - low) * (forward - k_lo) / (k_hi - k_lo)).alias(value))
+    return brackets.select(
+        *EXPIRY,
+        pl.when(k_lo == k_hi)
+        .then(low)
+        .otherwise(low + (high - low) * (forward - k_lo) / (k_hi - k_lo))
+        .alias(value),
+    )
 
 
-def expiry_yardsticks(chains: pl.LazyFrame, forwards: pl.LazyFrame, spot: pl.LazyFrame | None = None) -> pl.LazyFrame:
+def expiry_yardsticks(
+    chains: pl.LazyFrame, forwards: pl.LazyFrame, spot: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
     """YARDSTICK_COLUMNS per (trade_date, underlying, expiration) with a forward.
 
     chains: silver chains (trade_date, underlying, expiration, strike, option_type, mid,
     implied_volatility, delta, underlying_price). forwards: trade_date, underlying, expiration, forward.
     spot: (trade_date, underlying, spot), the bars' close where the chain has no spot (session_spot).
     """
-    live = live_contracts(chains).select(*EXPIRY, pl.col("strike").cast(pl.Float64), "option_type",
-                                         pl.col("mid").cast(pl.Float64), _IV.cast(pl.Float64),
-                                         pl.col("delta").cast(pl.Float64)).cache()
+    live = (
+        live_contracts(chains)
+        .select(
+            *EXPIRY,
+            pl.col("strike").cast(pl.Float64),
+            "option_type",
+            pl.col("mid").cast(pl.Float64),
+            _IV.cast(pl.Float64),
+            pl.col("delta").cast(pl.Float64),
+        )
+        .cache()
+    )
     fwd = forwards.select(*EXPIRY, pl.col("forward").cast(pl.Float64))
     # Two roots (SPX and SPXW) can list one strike and expiration: their quotes are averaged. The sides
     # are split before grouping, so the group_by only takes plain means (its fast path).
     # Only strikes near the money can bracket the forward (forwards.near_the_money).
     per_strike = (
-        live_contracts(chains).filter(near_the_money())
-        .select(*EXPIRY, pl.col("strike").cast(pl.Float64), "option_type", pl.col("mid").cast(pl.Float64),
-                _IV.cast(pl.Float64))
-        .select(*EXPIRY, "strike", call_mid=pl.when(_IS_CALL).then(pl.col("mid")),
-                    put_mid=pl.when(_IS_PUT).then(pl.col("mid")), strike_iv=pl.when(_IV > 0).then(_IV))
+        live_contracts(chains)
+        .filter(near_the_money())
+        .select(
+            *EXPIRY,
+            pl.col("strike").cast(pl.Float64),
+            "option_type",
+            pl.col("mid").cast(pl.Float64),
+            _IV.cast(pl.Float64),
+        )
+        .select(
+            *EXPIRY,
+            "strike",
+            call_mid=pl.when(_IS_CALL).then(pl.col("mid")),
+            put_mid=pl.when(_IS_PUT).then(pl.col("mid")),
+            strike_iv=pl.when(_IV > 0).then(_IV),
+        )
         .group_by(*EXPIRY, "strike")
         .agg(pl.col("call_mid", "put_mid", "strike_iv").mean())
         .join(fwd, on=EXPIRY, how="inner")
@@ -89,13 +120,16 @@ def expiry_yardsticks(chains: pl.LazyFrame, forwards: pl.LazyFrame, spot: pl.Laz
         # The contracts at the smallest distance (a window minimum), then the lowest strike among them.
         distance = (pl.col("delta") - target).abs()
         return (
-            quoted.filter(side).with_columns(_distance=distance)
+            quoted.filter(side)
+            .with_columns(_distance=distance)
             .filter(pl.col("_distance") == pl.col("_distance").min().over(EXPIRY))
-            .group_by(EXPIRY).agg(_IV.sort_by("strike").first().alias(name))
+            .group_by(EXPIRY)
+            .agg(_IV.sort_by("strike").first().alias(name))
         )
 
     wings = nearest_iv(_IS_CALL, WING_DELTA, "call_iv").join(
-        nearest_iv(_IS_PUT, -WING_DELTA, "put_iv"), on=EXPIRY, how="full", coalesce=True)
+        nearest_iv(_IS_PUT, -WING_DELTA, "put_iv"), on=EXPIRY, how="full", coalesce=True
+    )
     spots = session_spot(chains, spot)
     move = pl.col("straddle")
     return (

@@ -30,18 +30,43 @@ app = typer.Typer(
 console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
-Warehouse = Annotated[Path | None, typer.Option("--warehouse", "-w", help="Data root (lake/, signals.duckdb).",
-                                                show_default=False)]
-Landing = Annotated[Path | None, typer.Option("--landing", "-l", help="Landing folder (default <warehouse>/landing).",
-                                              show_default=False)]
-LakeOption = Annotated[str | None, typer.Option("--lake", help="The lake: a folder or an object-storage URL "
-                                                "(s3://bucket/prefix; default <warehouse>/lake).", show_default=False)]
-Config = Annotated[Path | None, typer.Option("--config", "-c", help="Config file (default chainsignals.toml).",
-                                             show_default=False)]
-Workers = Annotated[int, typer.Option("--workers", min=0, help="Run the gold stage on a local Dask cluster of N worker "
-                                      "processes, in N hash shards of underlyings (0: in this process).")]
-DaskAddress = Annotated[str | None, typer.Option("--dask-address", help="Use an existing Dask scheduler "
-                                                 "(tcp://host:8786); shards = --workers or 4.", show_default=False)]
+Warehouse = Annotated[
+    Path | None,
+    typer.Option("--warehouse", "-w", help="Data root (lake/, signals.duckdb).", show_default=False),
+]
+Landing = Annotated[
+    Path | None,
+    typer.Option("--landing", "-l", help="Landing folder (default <warehouse>/landing).", show_default=False),
+]
+LakeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--lake",
+        help="The lake: a folder or an object-storage URL (s3://bucket/prefix; default <warehouse>/lake).",
+        show_default=False,
+    ),
+]
+Config = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Config file (default chainsignals.toml).", show_default=False),
+]
+Workers = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        min=0,
+        help="Run the gold stage on a local Dask cluster of N worker "
+        "processes, in N hash shards of underlyings (0: in this process).",
+    ),
+]
+DaskAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--dask-address",
+        help="Use an existing Dask scheduler (tcp://host:8786); shards = --workers or 4.",
+        show_default=False,
+    ),
+]
 
 
 def _flow_for(flow_fn, workers: int, dask_address: str | None):
@@ -157,8 +182,9 @@ class _RunFailuresLeftToTheCLI(logging.Filter):
     The record still reaches the Prefect API log (the UI of a server), and CHAINSIGNALS_DEBUG keeps it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno < logging.ERROR or not record.name.startswith(("prefect.flow_runs",
-                                                                            "prefect.task_runs"))
+        return record.levelno < logging.ERROR or not record.name.startswith(
+            ("prefect.flow_runs", "prefect.task_runs")
+        )
 
 
 def _run_failures_left_to_the_cli() -> None:
@@ -170,7 +196,8 @@ def _run_failures_left_to_the_cli() -> None:
     ensure_logging_setup()  # with the level above; a later set-up is incremental and keeps the handlers
     for handler in logging.getLogger().handlers:
         if isinstance(handler, PrefectConsoleHandler) and not any(
-                isinstance(f, _RunFailuresLeftToTheCLI) for f in handler.filters):
+            isinstance(f, _RunFailuresLeftToTheCLI) for f in handler.filters
+        ):
             handler.addFilter(_RunFailuresLeftToTheCLI())
 
 
@@ -179,8 +206,13 @@ def _run_with_progress(label: str, fn, *args, **kwargs):
 
     if not err.is_terminal:
         return _run_with_progress_lines(label, fn, *args, **kwargs)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
-                  transient=not err.is_terminal) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=not err.is_terminal,
+    ) as progress:
         tasks: dict[str, int] = {}
 
         def report(description: str, finished: bool) -> None:
@@ -192,8 +224,9 @@ def _run_with_progress(label: str, fn, *args, **kwargs):
         def counter(description: str, done: int, total: int) -> None:
             if description not in tasks:
                 tasks[description] = progress.add_task(description, total=total)
-            progress.update(tasks[description], description=f"{description} {done}/{total}", completed=done,
-                            total=total)
+            progress.update(
+                tasks[description], description=f"{description} {done}/{total}", completed=done, total=total
+            )
 
         set_reporter(report, counter)
         overall = progress.add_task(label, total=None)
@@ -218,7 +251,9 @@ def _run_with_progress_lines(label: str, fn, *args, **kwargs):
 
     def report(description: str, finished: bool) -> None:
         if finished:
-            line(f"{description}: done in {time.monotonic() - started.pop(description, time.monotonic()):.1f} s")
+            line(
+                f"{description}: done in {time.monotonic() - started.pop(description, time.monotonic()):.1f} s"
+            )
         else:
             started[description] = time.monotonic()
             line(f"{description} ...")
@@ -252,8 +287,11 @@ def _guarded(fn, *args, **kwargs):
         raise
     except KeyboardInterrupt as exc:
         _record_interrupt(kwargs, exc)
-        _fail(f"interrupted ({'SIGTERM' if isinstance(exc, Terminated) else 'SIGINT'}): the run is recorded as "
-              "interrupted; nothing it had not committed is visible", 143 if isinstance(exc, Terminated) else 130)
+        _fail(
+            f"interrupted ({'SIGTERM' if isinstance(exc, Terminated) else 'SIGINT'}): the run is recorded as "
+            "interrupted; nothing it had not committed is visible",
+            143 if isinstance(exc, Terminated) else 130,
+        )
     except ConfigError as exc:
         _fail(_one_line(exc), 2)
     except (ChainsignalsError, OSError) as exc:
@@ -293,10 +331,17 @@ def _record_interrupt(flow_kwargs: dict, exc: BaseException) -> None:
     from flows.storage import runlog
 
     if flow_kwargs.get("warehouse") and not runlog.APPENDED:
-        runlog.append(Path(flow_kwargs["warehouse"]), {
-            "run_id": None, "flow": "backfill" if "start" in flow_kwargs else "nightly", "status": "interrupted",
-            "date": flow_kwargs.get("date") or flow_kwargs.get("end"), "finished_at": now_utc(),
-            "error": f"{_one_line(exc)} before the run began"})
+        runlog.append(
+            Path(flow_kwargs["warehouse"]),
+            {
+                "run_id": None,
+                "flow": "backfill" if "start" in flow_kwargs else "nightly",
+                "status": "interrupted",
+                "date": flow_kwargs.get("date") or flow_kwargs.get("end"),
+                "finished_at": now_utc(),
+                "error": f"{_one_line(exc)} before the run began",
+            },
+        )
 
 
 def _settings(warehouse: Path | None, landing: Path | None, config: Path | None, lake: str | None = None):
@@ -310,9 +355,13 @@ def _settings(warehouse: Path | None, landing: Path | None, config: Path | None,
 
 @app.command()
 def run(
-    date_: Annotated[str | None, typer.Option("--date", "-d", help="Session to compute (default: the latest in landing).")] = None,
-    symbols: Annotated[str | None, typer.Option("--symbols", help="Comma-separated underlyings to recompute "
-                                                "(default: all in landing).")] = None,
+    date_: Annotated[
+        str | None, typer.Option("--date", "-d", help="Session to compute (default: the latest in landing).")
+    ] = None,
+    symbols: Annotated[
+        str | None,
+        typer.Option("--symbols", help="Comma-separated underlyings to recompute (default: all in landing)."),
+    ] = None,
     force: Annotated[bool, typer.Option(help="Re-ingest landing files even when unchanged.")] = False,
     workers: Workers = 0,
     dask_address: DaskAddress = None,
@@ -332,10 +381,19 @@ def run(
         from flows.nightly import nightly
 
         flow_fn, shards = _flow_for(nightly, workers, dask_address)
-        summary = _guarded(_run_with_progress, f"nightly {target or 'latest'}", flow_fn,
-                           date=target, symbols=symbol_list, warehouse=str(settings.warehouse),
-                           landing=str(settings.landing), config=str(settings.config_file),
-                           lake=settings.lake_location or None, force=force, shards=shards)
+        summary = _guarded(
+            _run_with_progress,
+            f"nightly {target or 'latest'}",
+            flow_fn,
+            date=target,
+            symbols=symbol_list,
+            warehouse=str(settings.warehouse),
+            landing=str(settings.landing),
+            config=str(settings.config_file),
+            lake=settings.lake_location or None,
+            force=force,
+            shards=shards,
+        )
     if summary.status == "skipped":
         console.print(f"skipped: {_safe(summary.reason)}", highlight=False)
         _print_flow_run(summary)
@@ -368,10 +426,19 @@ def backfill(
         from flows.nightly import backfill as backfill_flow
 
         flow_fn, shards = _flow_for(backfill_flow, workers, dask_address)
-        summary = _guarded(_run_with_progress, f"backfill {first}..{last}", flow_fn, start=first, end=last,
-                           warehouse=str(settings.warehouse), landing=str(settings.landing),
-                           config=str(settings.config_file), lake=settings.lake_location or None, force=force,
-                           shards=shards)
+        summary = _guarded(
+            _run_with_progress,
+            f"backfill {first}..{last}",
+            flow_fn,
+            start=first,
+            end=last,
+            warehouse=str(settings.warehouse),
+            landing=str(settings.landing),
+            config=str(settings.config_file),
+            lake=settings.lake_location or None,
+            force=force,
+            shards=shards,
+        )
     _print_summary(summary)
     _print_flow_run(summary)
 
@@ -379,9 +446,17 @@ def backfill(
 @app.command()
 def demo(
     sessions: Annotated[int, typer.Option(min=1, help="Sessions of bars to generate.")] = 320,
-    chain_sessions: Annotated[int, typer.Option(min=1, help="Sessions with option chains (the last ones).")] = 30,
-    scale: Annotated[bool, typer.Option("--scale", help="Write the full-market day (about 5,000 underlyings, "
-                                        "2 million contracts) instead, for benchmarks; no run.")] = False,
+    chain_sessions: Annotated[
+        int, typer.Option(min=1, help="Sessions with option chains (the last ones).")
+    ] = 30,
+    scale: Annotated[
+        bool,
+        typer.Option(
+            "--scale",
+            help="Write the full-market day (about 5,000 underlyings, "
+            "2 million contracts) instead, for benchmarks; no run.",
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic market.")] = 7,
     warehouse: Warehouse = None,
     landing: Landing = None,
@@ -393,19 +468,40 @@ def demo(
     from flows.market.simulator import generate_demo_market, generate_full_market_day
 
     if scale:
-        summary = _guarded(_run_with_progress, "writing the full-market day", generate_full_market_day,
-                           settings.landing, sessions=min(sessions, 300), seed=seed)
+        summary = _guarded(
+            _run_with_progress,
+            "writing the full-market day",
+            generate_full_market_day,
+            settings.landing,
+            sessions=min(sessions, 300),
+            seed=seed,
+        )
         console.print(f"full-market day written to {settings.landing}: {summary}")
         return
-    market = _guarded(_run_with_progress, "writing the demo market", generate_demo_market, settings.landing,
-                      sessions=sessions, chain_sessions=chain_sessions, seed=seed)
+    market = _guarded(
+        _run_with_progress,
+        "writing the demo market",
+        generate_demo_market,
+        settings.landing,
+        sessions=sessions,
+        chain_sessions=chain_sessions,
+        seed=seed,
+    )
     days = market.sessions[-chain_sessions:]
     _quiet_prefect()
     from flows.nightly import backfill as backfill_flow
 
-    summary = _guarded(_run_with_progress, f"backfill {days[0]}..{days[-1]}", backfill_flow, start=days[0],
-                       end=days[-1], warehouse=str(settings.warehouse), landing=str(settings.landing),
-                       config=str(settings.config_file), lake=settings.lake_location or None)
+    summary = _guarded(
+        _run_with_progress,
+        f"backfill {days[0]}..{days[-1]}",
+        backfill_flow,
+        start=days[0],
+        end=days[-1],
+        warehouse=str(settings.warehouse),
+        landing=str(settings.landing),
+        config=str(settings.config_file),
+        lake=settings.lake_location or None,
+    )
     _print_summary(summary)
     _print_day(settings, summary.dates[-1])
     _print_report(summary)
@@ -413,8 +509,12 @@ def demo(
 
 @app.command()
 def report(
-    date_: Annotated[str | None, typer.Option("--date", "-d", help="Session (default: the latest in the warehouse).")] = None,
-    symbol: Annotated[list[str] | None, typer.Option("--symbol", "-s", help="Only this symbol (repeatable).")] = None,
+    date_: Annotated[
+        str | None, typer.Option("--date", "-d", help="Session (default: the latest in the warehouse).")
+    ] = None,
+    symbol: Annotated[
+        list[str] | None, typer.Option("--symbol", "-s", help="Only this symbol (repeatable).")
+    ] = None,
     warehouse: Warehouse = None,
     landing: Landing = None,
     config: Config = None,
@@ -451,17 +551,32 @@ def serve(
 
     spec = deployment_spec("nightly")
     for schedule in spec.get("schedules", []):
-        console.print(f"serving nightly: cron '{schedule['cron']}' ({schedule.get('timezone', 'UTC')}), "
-                      f"warehouse {settings.warehouse}, landing {settings.landing}")
-    _guarded(serve_nightly, {"warehouse": str(settings.warehouse), "landing": str(settings.landing),
-                             "config": str(settings.config_file), "lake": settings.lake_location or None})
+        console.print(
+            f"serving nightly: cron '{schedule['cron']}' ({schedule.get('timezone', 'UTC')}), "
+            f"warehouse {settings.warehouse}, landing {settings.landing}"
+        )
+    _guarded(
+        serve_nightly,
+        {
+            "warehouse": str(settings.warehouse),
+            "landing": str(settings.landing),
+            "config": str(settings.config_file),
+            "lake": settings.lake_location or None,
+        },
+    )
 
 
 @app.command()
-def status(warehouse: Warehouse = None, landing: Landing = None, config: Config = None,
-           lake: LakeOption = None,
-           verify_files: Annotated[bool, typer.Option("--verify", help="Also check every committed lake file "
-                                                      "against its recorded sha256.")] = False) -> None:
+def status(
+    warehouse: Warehouse = None,
+    landing: Landing = None,
+    config: Config = None,
+    lake: LakeOption = None,
+    verify_files: Annotated[
+        bool,
+        typer.Option("--verify", help="Also check every committed lake file against its recorded sha256."),
+    ] = False,
+) -> None:
     """What the warehouse holds and how the last runs went."""
     settings = _settings(warehouse, landing, config, lake)
     # Whatever the files look like (a truncated partition, an analyst's WAL), status says so in a line.
@@ -478,8 +593,11 @@ def _status(settings) -> bool:
     from flows.storage import runlog
     from flows.storage.lake import Lake, journal_path, read_manifest
 
-    console.print(f"warehouse  {_safe(settings.warehouse)}\nlanding    {_safe(settings.landing)}\n"
-                  f"lake       {_safe(settings.lake)}", highlight=False)
+    console.print(
+        f"warehouse  {_safe(settings.warehouse)}\nlanding    {_safe(settings.landing)}\n"
+        f"lake       {_safe(settings.lake)}",
+        highlight=False,
+    )
     lake = Lake(settings.lake)
     table = Table("layer", "dataset", "partitions", "first", "last", title="lake")
     manifest = read_manifest(lake)
@@ -487,30 +605,48 @@ def _status(settings) -> bool:
         folder = settings.lake / layer
         for dataset in sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
             if layer == "bronze":  # raw files by content: the sessions they hold are in the manifest
-                days = sorted({d for name, held in manifest.select("dataset", "dates").iter_rows()
-                               if name == dataset for d in held or []})
+                days = sorted(
+                    {
+                        d
+                        for name, held in manifest.select("dataset", "dates").iter_rows()
+                        if name == dataset
+                        for d in held or []
+                    }
+                )
             else:
                 days = lake.dates(layer, dataset)
-            table.add_row(layer, dataset, str(len(days)), str(days[0]) if days else "-", str(days[-1]) if days else "-")
+            table.add_row(
+                layer, dataset, str(len(days)), str(days[0]) if days else "-", str(days[-1]) if days else "-"
+            )
     console.print(table if table.row_count else "lake: empty")
     waiting = uncomputed_sessions(lake)
     if waiting:
-        span = str(waiting[0]) if len(waiting) == 1 else f"{len(waiting)} sessions, {waiting[0]}..{waiting[-1]}"
-        console.print(f"[yellow]ingested, not computed:[/] {span} (the next run computes them)", highlight=False)
+        span = (
+            str(waiting[0]) if len(waiting) == 1 else f"{len(waiting)} sessions, {waiting[0]}..{waiting[-1]}"
+        )
+        console.print(
+            f"[yellow]ingested, not computed:[/] {span} (the next run computes them)", highlight=False
+        )
     if journal_path(settings.warehouse).exists():
-        console.print("[yellow]a publish was interrupted after its decision:[/] the next run completes it",
-                      highlight=False)
+        console.print(
+            "[yellow]a publish was interrupted after its decision:[/] the next run completes it",
+            highlight=False,
+        )
     if settings.database.exists():
         from flows.storage.warehouse import connect_read_only
 
         try:
             con = connect_read_only(settings.database)
-        except Exception as exc:  # noqa: BLE001 - duckdb raises several kinds; the operator needs one line
-            console.print(f"[red]{_safe(settings.database)} does not open:[/] {_safe(_one_line(exc))}", highlight=False)
+        except Exception as exc:
+            console.print(
+                f"[red]{_safe(settings.database)} does not open:[/] {_safe(_one_line(exc))}", highlight=False
+            )
         else:
             try:
-                rows = con.sql("SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
-                               "ORDER BY table_name").fetchall()
+                rows = con.sql(
+                    "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+                    "ORDER BY table_name"
+                ).fetchall()
                 counts = Table("table", "rows", "last trade_date", title=_safe(settings.database))
                 for (name,) in rows:
                     n, last = con.sql(f'SELECT count(*), max(trade_date) FROM "{name}"').fetchall()[0]
@@ -523,13 +659,20 @@ def _status(settings) -> bool:
     runs = runlog.read(settings.warehouse, last=10)
     if runs:
         recent = Table("finished", "flow", "status", "dates", title="recent runs")
-        recent.add_column("detail", overflow="fold")  # a failure's reason whole: it is what the operator needs
+        recent.add_column(
+            "detail", overflow="fold"
+        )  # a failure's reason whole: it is what the operator needs
         for r in runs:
             dates = r.get("dates") or [r.get("date")]
             detail = r.get("error") or ", ".join(f"{k} {v:,}" for k, v in (r.get("rows") or {}).items())
             detail = "; ".join(filter(None, [detail, *(f"warning: {w}" for w in r.get("warnings") or [])]))
-            recent.add_row(str(r.get("finished_at", ""))[:19], r.get("flow", ""), r.get("status", ""),
-                           "..".join(str(d) for d in dates if d), Text(_visible(detail)))  # not Rich markup
+            recent.add_row(
+                str(r.get("finished_at", ""))[:19],
+                r.get("flow", ""),
+                r.get("status", ""),
+                "..".join(str(d) for d in dates if d),
+                Text(_visible(detail)),
+            )  # not Rich markup
         console.print(recent)
     return bool(runs) and runs[-1].get("status") == "failed"
 
@@ -546,8 +689,9 @@ def _verify(settings) -> bool:
 
 
 @app.command()
-def verify(warehouse: Warehouse = None, landing: Landing = None, config: Config = None,
-           lake: LakeOption = None) -> None:
+def verify(
+    warehouse: Warehouse = None, landing: Landing = None, config: Config = None, lake: LakeOption = None
+) -> None:
     """Check every committed lake file against the sha256 recorded when it was committed; name each bad one."""
     settings = _settings(warehouse, landing, config, lake)
     if not _guarded(_verify, settings):
@@ -557,9 +701,13 @@ def verify(warehouse: Warehouse = None, landing: Landing = None, config: Config 
 @app.command()
 def validate(
     file: Annotated[Path, typer.Argument(help="A landing file (CSV, CSV.GZ or Parquet).", exists=False)],
-    dataset: Annotated[str | None, typer.Option(help="bars | chains | trades (default: the parent folder's name "
-                                                "or the header).")] = None,
-    format_: Annotated[str | None, typer.Option("--format", help="Force a format instead of detecting it.")] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="bars | chains | trades (default: the parent folder's name or the header)."),
+    ] = None,
+    format_: Annotated[
+        str | None, typer.Option("--format", help="Force a format instead of detecting it.")
+    ] = None,
     warehouse: Warehouse = None,
     landing: Landing = None,
     config: Config = None,
@@ -570,29 +718,49 @@ def validate(
     from flows.cli.validate import validate_file
 
     report = _guarded(validate_file, settings, file, dataset, format_)
-    console.print(f"{_safe(file)}: {report.dataset} ({report.format}), {report.rows:,} rows, "
-                  f"{report.valid:,} valid, {report.rejected:,} rejected, {report.duplicates:,} duplicates")
+    console.print(
+        f"{_safe(file)}: {report.dataset} ({report.format}), {report.rows:,} rows, "
+        f"{report.valid:,} valid, {report.rejected:,} rejected, {report.duplicates:,} duplicates"
+    )
     if report.reasons:
         table = Table("reason", "rows", title="rejected rows")
         for reason, count in report.reasons:
             table.add_row(Text(_visible(reason)), f"{count:,}")
         console.print(table)
     if report.over_limit:
-        _fail(f"{file}: {report.rejected / max(report.rows, 1):.1%} of rows rejected, over the "
-              f"{settings.max_rejected_share:.0%} limit")
+        _fail(
+            f"{file}: {report.rejected / max(report.rows, 1):.1%} of rows rejected, over the "
+            f"{settings.max_rejected_share:.0%} limit"
+        )
 
 
-OutputFormat = Annotated[str, typer.Option("--format", "-f", help="table | csv | json | parquet (parquet needs "
-                                           "--out).", case_sensitive=False)]
-OutFile = Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead of standard output.",
-                                              show_default=False, dir_okay=False)]
-SymbolFilter = Annotated[list[str] | None, typer.Option("--symbol", "-s", help="Only this symbol (repeatable).",
-                                                        show_default=False)]
+OutputFormat = Annotated[
+    str,
+    typer.Option(
+        "--format", "-f", help="table | csv | json | parquet (parquet needs --out).", case_sensitive=False
+    ),
+]
+OutFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        help="Write to this file instead of standard output.",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
+SymbolFilter = Annotated[
+    list[str] | None,
+    typer.Option("--symbol", "-s", help="Only this symbol (repeatable).", show_default=False),
+]
 
 
 @app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="One SELECT (or DESCRIBE, SHOW, SUMMARIZE, EXPLAIN) statement.")],
+    query: Annotated[
+        str, typer.Argument(help="One SELECT (or DESCRIBE, SHOW, SUMMARIZE, EXPLAIN) statement.")
+    ],
     format_: OutputFormat = "table",
     out: OutFile = None,
     warehouse: Warehouse = None,
@@ -614,8 +782,12 @@ def _question_command(name: str, help_text: str):
     """`ideas`, `levels` and `signals`: one session's rows of one everyday question."""
 
     def command(
-        date_: Annotated[str | None, typer.Option("--date", "-d", help="Session (default: the latest in the "
-                                                  "warehouse).", show_default=False)] = None,
+        date_: Annotated[
+            str | None,
+            typer.Option(
+                "--date", "-d", help="Session (default: the latest in the warehouse).", show_default=False
+            ),
+        ] = None,
         symbol: SymbolFilter = None,
         format_: OutputFormat = "table",
         out: OutFile = None,
@@ -633,19 +805,30 @@ def _question_command(name: str, help_text: str):
             day, frame = ask(settings.database, question, day, symbols)
         except QueryError as exc:
             _fail(str(exc))
-        shown = frame.select([c for c in question.table_columns if c in frame.columns]) if fmt == "table" else frame
+        shown = (
+            frame.select([c for c in question.table_columns if c in frame.columns])
+            if fmt == "table"
+            else frame
+        )
         _emit(shown, fmt, out, title=f"{name} {day}")
 
     command.__doc__ = help_text
     return app.command(name=name)(command)
 
 
-ideas = _question_command("ideas", "A session's trade ideas with the symbol's bias (the todays_ideas view's "
-                          "rows for the latest session).")
-levels = _question_command("levels", "A session's levels per symbol: close, SMAs, bands, pivots, walls, max "
-                           "pain (the symbol_levels view).")
-signals = _question_command("signals", "A session's bias per symbol with its levels and summary (the "
-                            "latest_signals view's rows for the latest session).")
+ideas = _question_command(
+    "ideas",
+    "A session's trade ideas with the symbol's bias (the todays_ideas view's rows for the latest session).",
+)
+levels = _question_command(
+    "levels",
+    "A session's levels per symbol: close, SMAs, bands, pivots, walls, max pain (the symbol_levels view).",
+)
+signals = _question_command(
+    "signals",
+    "A session's bias per symbol with its levels and summary (the "
+    "latest_signals view's rows for the latest session).",
+)
 
 
 def _output_format(value: str, out: Path | None) -> str:
@@ -686,8 +869,11 @@ def _emit(frame, fmt: str, out: Path | None, title: str | None) -> None:
             target = Console(file=out.open("w"), width=200) if out else console
             target.print(_rich_table(frame, title))
             if frame.height > TABLE_MAX_ROWS:
-                err.print(f"the first {TABLE_MAX_ROWS:,} of {frame.height:,} rows: --format csv, json or parquet "
-                          "give them all", highlight=False)
+                err.print(
+                    f"the first {TABLE_MAX_ROWS:,} of {frame.height:,} rows: --format csv, json or parquet "
+                    "give them all",
+                    highlight=False,
+                )
     except (OSError, ValueError, TypeError) as exc:  # polars: a nested column has no CSV form
         _fail(f"cannot write {fmt}: {_one_line(exc)}")
     if out is not None:
@@ -756,13 +942,27 @@ def _print_flow_run(summary) -> None:
 
 @app.command()
 def backtest(
-    rules: Annotated[Path, typer.Argument(help="A TOML file of [[rules]] (the syntax of chainsignals.toml).")],
-    start: Annotated[str | None, typer.Option("--start", help="First session (default: the lake's first).")] = None,
+    rules: Annotated[
+        Path, typer.Argument(help="A TOML file of [[rules]] (the syntax of chainsignals.toml).")
+    ],
+    start: Annotated[
+        str | None, typer.Option("--start", help="First session (default: the lake's first).")
+    ] = None,
     end: Annotated[str | None, typer.Option("--end", help="Last session (default: the lake's last).")] = None,
-    baseline: Annotated[bool, typer.Option("--baseline", help="Also run the config's rules, side by side.")] = False,
-    out: Annotated[Path | None, typer.Option("--out", help="Write the ideas and outcomes here (Parquet; default "
-                                             "<warehouse>/scratch/backtest-<time>.parquet).")] = None,
-    symbols: Annotated[str | None, typer.Option("--symbols", help="Comma-separated underlyings (default: all).")] = None,
+    baseline: Annotated[
+        bool, typer.Option("--baseline", help="Also run the config's rules, side by side.")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Write the ideas and outcomes here (Parquet; default "
+            "<warehouse>/scratch/backtest-<time>.parquet).",
+        ),
+    ] = None,
+    symbols: Annotated[
+        str | None, typer.Option("--symbols", help="Comma-separated underlyings (default: all).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap interval of mean R.")] = 16,
     warehouse: Warehouse = None,
     landing: Landing = None,
@@ -785,11 +985,26 @@ def backtest(
         _fail(_one_line(exc), 2)
     rule_sets = {"baseline": settings.rules} if baseline else {}
     rule_sets[rules.stem if rules.stem != "baseline" else "candidate"] = candidate
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=True) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
         task = progress.add_task("backtest: session batches", total=None)
-        result = _guarded(run_backtest, settings, rule_sets, start=first, end=last, symbols=symbol_list, seed=seed,
-                          out=out, progress=lambda done, total: progress.update(task, completed=done, total=total))
+        result = _guarded(
+            run_backtest,
+            settings,
+            rule_sets,
+            start=first,
+            end=last,
+            symbols=symbol_list,
+            seed=seed,
+            out=out,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
     _print_backtest(result, seed)
 
 
@@ -797,21 +1012,49 @@ def _print_backtest(result, seed: int) -> None:
     def num(value, spec: str = ".2f") -> str:
         return "-" if value is None else format(value, spec)
 
-    table = Table(title=f"backtest {result.sessions[0]}..{result.sessions[-1]} ({len(result.sessions)} sessions)")
-    for header in ("rule set", "rule", "direction", "ideas", "triggered", "targets", "stops", "expired", "closed",
-                   "hit rate", "mean R", "95% CI mean R", "expectancy", "worst losing run"):
-        table.add_column(header, no_wrap=header in ("rule set", "rule", "direction", "hit rate", "95% CI mean R"))
+    table = Table(
+        title=f"backtest {result.sessions[0]}..{result.sessions[-1]} ({len(result.sessions)} sessions)"
+    )
+    for header in (
+        "rule set",
+        "rule",
+        "direction",
+        "ideas",
+        "triggered",
+        "targets",
+        "stops",
+        "expired",
+        "closed",
+        "hit rate",
+        "mean R",
+        "95% CI mean R",
+        "expectancy",
+        "worst losing run",
+    ):
+        table.add_column(
+            header, no_wrap=header in ("rule set", "rule", "direction", "hit rate", "95% CI mean R")
+        )
     for r in result.scorecard.iter_rows(named=True):
         interval = "-" if r["mean_r_low"] is None else f"[{r['mean_r_low']:+.2f}, {r['mean_r_high']:+.2f}]"
-        table.add_row(r["rule_set"], r["rule"], r["direction"], *(f"{r[c]:,}" for c in (
-            "ideas", "triggered", "target_hits", "stop_hits", "expired", "closed")),
-            f"{num(r['hit_rate'])} of {r['closed']:,}", num(r["mean_r"], "+.2f"), interval,
-            num(r["expectancy"], "+.2f"), str(r["worst_losing_streak"]))
+        table.add_row(
+            r["rule_set"],
+            r["rule"],
+            r["direction"],
+            *(f"{r[c]:,}" for c in ("ideas", "triggered", "target_hits", "stop_hits", "expired", "closed")),
+            f"{num(r['hit_rate'])} of {r['closed']:,}",
+            num(r["mean_r"], "+.2f"),
+            interval,
+            num(r["expectancy"], "+.2f"),
+            str(r["worst_losing_streak"]),
+        )
     console.print(table)
-    console.print(f"closed = target + stop + expired (option expiry or stock horizon); hit rate = targets / closed; "
-                  f"mean R over closed, its interval a bootstrap (seed {seed}); expectancy = R per idea resolved "
-                  f"(an untriggered one earns 0). Outcomes as of {result.sessions[-1]}: ideas still open or pending "
-                  f"then are not closed. {result.seconds:.1f} s; ideas and outcomes in {result.out}", highlight=False)
+    console.print(
+        f"closed = target + stop + expired (option expiry or stock horizon); hit rate = targets / closed; "
+        f"mean R over closed, its interval a bootstrap (seed {seed}); expectancy = R per idea resolved "
+        f"(an untriggered one earns 0). Outcomes as of {result.sessions[-1]}: ideas still open or pending "
+        f"then are not closed. {result.seconds:.1f} s; ideas and outcomes in {result.out}",
+        highlight=False,
+    )
 
 
 def _print_summary(summary) -> None:
@@ -820,15 +1063,22 @@ def _print_summary(summary) -> None:
     span = f"{summary.dates[0]}" if len(summary.dates) == 1 else f"{summary.dates[0]}..{summary.dates[-1]}"
     rows = ", ".join(f"{t} {n:,}" for t, n in summary.rows.items())
     hidden = f", {summary.files_hidden} hidden skipped" if summary.files_hidden else ""
-    console.print(f"[green]{summary.flow} {span}[/] ({summary.run_id}): {summary.files_read} file(s) ingested, "
-                  f"{summary.files_skipped} unchanged{hidden}; {rows}", highlight=False)
+    console.print(
+        f"[green]{summary.flow} {span}[/] ({summary.run_id}): {summary.files_read} file(s) ingested, "
+        f"{summary.files_skipped} unchanged{hidden}; {rows}",
+        highlight=False,
+    )
     for line in summary.warnings:
         console.print(f"[yellow]warning:[/] {_safe(line)}", highlight=False)
 
 
 def _print_report(summary) -> None:
-    console.print(f"report: {_safe(summary.report)}" if summary.report else "report: not written (see the warning above)",
-                  highlight=False)
+    console.print(
+        f"report: {_safe(summary.report)}"
+        if summary.report
+        else "report: not written (see the warning above)",
+        highlight=False,
+    )
 
 
 SUMMARY_TOP = 20
@@ -844,44 +1094,96 @@ def _print_day(settings, day: date, top: int = SUMMARY_TOP) -> None:
 
     con = connect_read_only(settings.database)
     try:
-        by_bias = con.execute("SELECT bias, count(*) FROM signals_daily WHERE trade_date = ? GROUP BY bias "
-                              "ORDER BY bias", [day]).fetchall()
-        by_rule = con.execute("SELECT rule, direction, count(*) FROM trade_ideas WHERE trade_date = ? "
-                              "GROUP BY rule, direction ORDER BY rule, direction", [day]).fetchall()
+        by_bias = con.execute(
+            "SELECT bias, count(*) FROM signals_daily WHERE trade_date = ? GROUP BY bias ORDER BY bias", [day]
+        ).fetchall()
+        by_rule = con.execute(
+            "SELECT rule, direction, count(*) FROM trade_ideas WHERE trade_date = ? "
+            "GROUP BY rule, direction ORDER BY rule, direction",
+            [day],
+        ).fetchall()
         signals = con.execute(
             "SELECT symbol, close, change_pct, bias, bias_score, support, resistance FROM signals_daily "
-            "WHERE trade_date = ? ORDER BY abs(bias_score) DESC, symbol LIMIT ?", [day, top]).fetchall()
+            "WHERE trade_date = ? ORDER BY abs(bias_score) DESC, symbol LIMIT ?",
+            [day, top],
+        ).fetchall()
         ideas = con.execute(
             "SELECT symbol, rule, direction, contract, premium_per_contract, trigger_text, target_text, stop_text, "
             "risk_reward FROM idea_display WHERE trade_date = ? "
-            "ORDER BY risk_reward DESC NULLS LAST, symbol, rule LIMIT ?", [day, top]).fetchall()
+            "ORDER BY risk_reward DESC NULLS LAST, symbol, rule LIMIT ?",
+            [day, top],
+        ).fetchall()
     finally:
         con.close()
     n_signals, n_ideas = sum(n for _, n in by_bias), sum(n for *_, n in by_rule)
-    console.print(f"{n_signals:,} symbols: " + ", ".join(f"{b} {n:,}" for b, n in by_bias)
-                  + f"; {n_ideas:,} trade ideas" + (": " if by_rule else "")
-                  + ", ".join(f"{r} {d} {n:,}" for r, d, n in by_rule), highlight=False, markup=False)
-    table = Table("symbol", "close", "chg %", "bias", "score", "support", "resistance",
-                  title=_shown(f"signals {day}", len(signals), n_signals, SIGNALS_ORDER))
+    console.print(
+        f"{n_signals:,} symbols: "
+        + ", ".join(f"{b} {n:,}" for b, n in by_bias)
+        + f"; {n_ideas:,} trade ideas"
+        + (": " if by_rule else "")
+        + ", ".join(f"{r} {d} {n:,}" for r, d, n in by_rule),
+        highlight=False,
+        markup=False,
+    )
+    table = Table(
+        "symbol",
+        "close",
+        "chg %",
+        "bias",
+        "score",
+        "support",
+        "resistance",
+        title=_shown(f"signals {day}", len(signals), n_signals, SIGNALS_ORDER),
+    )
     for s, close, chg, bias, score, sup, res in signals:
         colour = {"bullish": "green", "bearish": "red"}.get(bias, "yellow")
-        table.add_row(s, f"{close:.2f}", f"{chg:+.2f}" if chg is not None else "-", f"[{colour}]{bias}[/]",
-                      f"{score:+d}", f"{sup:.2f}" if sup is not None else "-", f"{res:.2f}" if res is not None else "-")
+        table.add_row(
+            s,
+            f"{close:.2f}",
+            f"{chg:+.2f}" if chg is not None else "-",
+            f"[{colour}]{bias}[/]",
+            f"{score:+d}",
+            f"{sup:.2f}" if sup is not None else "-",
+            f"{res:.2f}" if res is not None else "-",
+        )
     console.print(table)
     # Trigger, target and stop are the underlying's levels, option ideas' too: each cell names the symbol.
-    table = Table("symbol", "rule", "direction", "contract", "$ / contract", "trigger", "target", "stop", "R:R",
-                  title=_shown(f"trade ideas {day}", len(ideas), n_ideas, IDEAS_ORDER)
-                  + " (levels are the underlying's; premium = mid x 100)")
+    table = Table(
+        "symbol",
+        "rule",
+        "direction",
+        "contract",
+        "$ / contract",
+        "trigger",
+        "target",
+        "stop",
+        "R:R",
+        title=_shown(f"trade ideas {day}", len(ideas), n_ideas, IDEAS_ORDER)
+        + " (levels are the underlying's; premium = mid x 100)",
+    )
     for s, rule, direction, contract, premium, trig, target, stop, rr in ideas:
         colour = {"bullish": "green", "bearish": "red"}.get(direction, "yellow")
-        table.add_row(s, rule, f"[{colour}]{direction}[/]", contract, f"{premium:,.2f}" if premium is not None else "-",
-                      trig, target, stop, f"{rr:.1f}")
+        table.add_row(
+            s,
+            rule,
+            f"[{colour}]{direction}[/]",
+            contract,
+            f"{premium:,.2f}" if premium is not None else "-",
+            trig,
+            target,
+            stop,
+            f"{rr:.1f}",
+        )
     console.print(table)
     if len(signals) < n_signals or len(ideas) < n_ideas:
         where = f" --date {day} --warehouse {settings.warehouse}"
-        console.print(f"all of them: `chainsignals signals{where}` and `chainsignals ideas{where}` (--format csv, "
-                      "json or parquet for every column), and the report's index below", highlight=False, markup=False,
-                      soft_wrap=True)
+        console.print(
+            f"all of them: `chainsignals signals{where}` and `chainsignals ideas{where}` (--format csv, "
+            "json or parquet for every column), and the report's index below",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def _shown(title: str, shown: int, total: int, order: str) -> str:
@@ -894,4 +1196,3 @@ def main() -> None:  # pragma: no cover - console-script shim
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
-

@@ -89,8 +89,9 @@ class _ServerSubprocess:
     @staticmethod
     def Popen(*args, **kwargs):
         # preexec_fn runs only prctl and getppid (no import, no lock) in the child.
-        return subprocess.Popen(*args, start_new_session=True,
-                                preexec_fn=_parent_death_signal(os.getpid()), **kwargs)  # noqa: PLW1509
+        return subprocess.Popen(
+            *args, start_new_session=True, preexec_fn=_parent_death_signal(os.getpid()), **kwargs
+        )
 
 
 def server_dies_with_cli() -> None:
@@ -121,12 +122,35 @@ class TemporaryServer:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         app_dir = os.path.dirname(find_spec("prefect").submodule_search_locations[0])  # not imported
-        env = {**os.environ, **SERVER_ENVIRONMENT, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
-               "PREFECT__SERVER_FINAL": "1"}
+        env = {
+            **os.environ,
+            **SERVER_ENVIRONMENT,
+            "PREFECT_UI_ENABLED": "0",
+            "PREFECT__SERVER_EPHEMERAL": "1",
+            "PREFECT__SERVER_FINAL": "1",
+        }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "--factory", "prefect.server.api.server:create_app",
-             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "error", "--lifespan", "on"],
-            env=env, start_new_session=True, preexec_fn=_parent_death_signal(os.getpid()))  # noqa: PLW1509
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--app-dir",
+                app_dir,
+                "--factory",
+                "prefect.server.api.server:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "error",
+                "--lifespan",
+                "on",
+            ],
+            env=env,
+            start_new_session=True,
+            preexec_fn=_parent_death_signal(os.getpid()),
+        )
         atexit.register(self.stop)
 
     @property
@@ -149,8 +173,10 @@ class TemporaryServer:
             except (URLError, OSError):
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the temporary Prefect server did not start within {timeout:.0f} s "
-                                   f"({STARTUP_TIMEOUT_VARIABLE})")
+                raise RuntimeError(
+                    f"the temporary Prefect server did not start within {timeout:.0f} s "
+                    f"({STARTUP_TIMEOUT_VARIABLE})"
+                )
             time.sleep(0.05)
 
     def stop(self) -> None:

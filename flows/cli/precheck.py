@@ -31,8 +31,9 @@ def nothing_new(settings: Settings, target: date | None) -> str | None:
     manifest = read_manifest(lake)
     if manifest.is_empty():
         return None
-    recorded = dict(zip(manifest.get_column("path").to_list(), manifest.get_column("sha256").to_list(),
-                        strict=True))
+    recorded = dict(
+        zip(manifest.get_column("path").to_list(), manifest.get_column("sha256").to_list(), strict=True)
+    )
     for dataset in PIPELINE_DATASETS:
         for path in landing_files(settings.landing, dataset):
             known = recorded.get(path.relative_to(settings.landing).as_posix())
@@ -49,11 +50,16 @@ def nothing_new(settings: Settings, target: date | None) -> str | None:
         return None  # the last run failed: running again is what the operator asked for
     fingerprint = run_inputs_fingerprint(settings)
     for record in reversed(finished):
-        if record.get("inputs") != fingerprint or record.get("status") != "success" or not record.get("dates"):
+        if (
+            record.get("inputs") != fingerprint
+            or record.get("status") != "success"
+            or not record.get("dates")
+        ):
             continue
         first, last = (date.fromisoformat(d) for d in record["dates"])
         if first <= day <= last:
-            return (f"nothing new in landing since run {record['run_id']} computed {day} "
-                    f"(finished {str(record.get('finished_at', ''))[:19]}); --force runs it again")
+            return (
+                f"nothing new in landing since run {record['run_id']} computed {day} "
+                f"(finished {str(record.get('finished_at', ''))[:19]}); --force runs it again"
+            )
     return None
-

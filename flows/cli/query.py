@@ -46,8 +46,19 @@ IDEAS = Question(
        WHERE ideas.trade_date = ? AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], ideas.symbol))
        ORDER BY ideas.symbol, ideas.rule""",
     "trade_ideas",
-    ("symbol", "bias", "rule", "direction", "option_symbol", "entry_premium", "trigger_direction",
-     "trigger_level", "target", "stop", "risk_reward"),
+    (
+        "symbol",
+        "bias",
+        "rule",
+        "direction",
+        "option_symbol",
+        "entry_premium",
+        "trigger_direction",
+        "trigger_level",
+        "target",
+        "stop",
+        "risk_reward",
+    ),
 )
 # The symbol_levels view (close, bands, pivots, walls, max pain) for one session.
 LEVELS = Question(
@@ -56,8 +67,22 @@ LEVELS = Question(
        WHERE trade_date = ? AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], symbol))
        ORDER BY symbol""",
     "technicals_daily",
-    ("symbol", "close", "change_pct", "sma_30", "sma_200", "bb_lower", "bb_upper", "s1", "pivot_point", "r1",
-     "put_wall", "call_wall", "max_pain", "pcr_oi"),
+    (
+        "symbol",
+        "close",
+        "change_pct",
+        "sma_30",
+        "sma_200",
+        "bb_lower",
+        "bb_upper",
+        "s1",
+        "pivot_point",
+        "r1",
+        "put_wall",
+        "call_wall",
+        "max_pain",
+        "pcr_oi",
+    ),
 )
 # The bias of a session, as latest_signals shows the latest one (strongest bullish first).
 SIGNALS = Question(
@@ -73,8 +98,9 @@ QUESTIONS = {q.name: q for q in (IDEAS, LEVELS, SIGNALS)}
 
 def connect(database: Path) -> duckdb.DuckDBPyConnection:
     if not database.exists():
-        raise QueryError(f"no warehouse at {database}: run `chainsignals demo` or `chainsignals run` first",
-                         file=database)
+        raise QueryError(
+            f"no warehouse at {database}: run `chainsignals demo` or `chainsignals run` first", file=database
+        )
     return duckdb.connect(str(database), read_only=True)
 
 
@@ -87,8 +113,10 @@ def run_sql(database: Path, query: str) -> pl.DataFrame:
     if len(statements) != 1:
         raise QueryError(f"one statement at a time, got {len(statements)}")
     if statements[0].type not in READ_ONLY_STATEMENTS:
-        raise QueryError(f"only queries that read (SELECT, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN) run here, not "
-                         f"{statements[0].type.name}")
+        raise QueryError(
+            f"only queries that read (SELECT, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN) run here, not "
+            f"{statements[0].type.name}"
+        )
     con = connect(database)
     try:
         return con.sql(query).pl()
@@ -98,15 +126,18 @@ def run_sql(database: Path, query: str) -> pl.DataFrame:
         con.close()
 
 
-def ask(database: Path, question: Question, day: date | None, symbols: list[str] | None
-        ) -> tuple[date, pl.DataFrame]:
+def ask(
+    database: Path, question: Question, day: date | None, symbols: list[str] | None
+) -> tuple[date, pl.DataFrame]:
     """The question's rows for `day` (default: the latest session of its table) and `symbols` (default all).
     A session the warehouse does not hold is an error naming the sessions it does hold."""
     con = connect(database)
     try:
         first, last, held = con.execute(
             f"SELECT min(trade_date), max(trade_date), count(*) FILTER (WHERE trade_date = ?) "
-            f"FROM {question.dated_by}", [day]).fetchall()[0]
+            f"FROM {question.dated_by}",
+            [day],
+        ).fetchall()[0]
         if last is None:
             raise QueryError(f"the warehouse has no {question.dated_by} rows yet")
         if day is not None and not held:

@@ -157,8 +157,12 @@ def check_symbols(symbols: Sequence[str] | None) -> list[str] | None:
 
 
 def _relations(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {name for (name,) in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
+    return {
+        name
+        for (name,) in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+        ).fetchall()
+    }
 
 
 def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> pl.DataFrame:
@@ -168,13 +172,21 @@ def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> pl.DataFra
 def _index(con: duckdb.DuckDBPyConnection, day: date, present: set[str]) -> pl.DataFrame:
     """Every symbol of the day (whatever `symbols` says) with bias, score, close, change and its ideas."""
     if "trade_ideas" not in present:
-        return _frame(con, "SELECT symbol, bias, bias_score, close, change_pct, 0::BIGINT AS ideas "
-                           "FROM signals_daily WHERE trade_date = ? ORDER BY symbol", [day])
-    return _frame(con, """
+        return _frame(
+            con,
+            "SELECT symbol, bias, bias_score, close, change_pct, 0::BIGINT AS ideas "
+            "FROM signals_daily WHERE trade_date = ? ORDER BY symbol",
+            [day],
+        )
+    return _frame(
+        con,
+        """
         SELECT s.symbol, s.bias, s.bias_score, s.close, s.change_pct, coalesce(i.ideas, 0) AS ideas
         FROM signals_daily s LEFT JOIN (SELECT symbol, count(*) AS ideas FROM trade_ideas WHERE trade_date = ?
                                         GROUP BY symbol) i ON i.symbol = s.symbol
-        WHERE s.trade_date = ? ORDER BY s.symbol""", [day, day])
+        WHERE s.trade_date = ? ORDER BY s.symbol""",
+        [day, day],
+    )
 
 
 INDEX_MAX_IDEAS = 300
@@ -197,11 +209,15 @@ IV_HISTORY_SQL = """
 def _day_ideas(con: duckdb.DuckDBPyConnection, day: date) -> pl.DataFrame:
     """The session's ideas as they read (idea_display) with the symbol's bias, for the index (all symbols,
     the first INDEX_MAX_IDEAS)."""
-    return _frame(con, """
+    return _frame(
+        con,
+        """
         SELECT i.symbol, s.bias, i.rule, i.direction, i.instrument, i.option_symbol, i.premium_per_contract,
                i.trigger_text, i.target_text, i.stop_text, i.risk_reward, count(*) OVER () AS total
         FROM idea_display i LEFT JOIN signals_daily s USING (trade_date, symbol)
-        WHERE i.trade_date = ? ORDER BY i.symbol, i.rule, i.idea_id LIMIT ?""", [day, INDEX_MAX_IDEAS])
+        WHERE i.trade_date = ? ORDER BY i.symbol, i.rule, i.idea_id LIMIT ?""",
+        [day, INDEX_MAX_IDEAS],
+    )
 
 
 def load_day(database: Path, day: date, symbols: list[str] | None) -> DayData:
@@ -228,16 +244,26 @@ def load_day(database: Path, day: date, symbols: list[str] | None) -> DayData:
                 frames[table] = pl.DataFrame()
                 continue
             order = ORDER_BY.get(table, key)
-            frames[table] = _frame(con, f"SELECT * FROM {table} WHERE trade_date = ? AND {key} IN "
-                                        f"(SELECT UNNEST(?::VARCHAR[])) ORDER BY {order}", [day, wanted])
+            frames[table] = _frame(
+                con,
+                f"SELECT * FROM {table} WHERE trade_date = ? AND {key} IN "
+                f"(SELECT UNNEST(?::VARCHAR[])) ORDER BY {order}",
+                [day, wanted],
+            )
         frames["index"] = index
         frames["day_ideas"] = _day_ideas(con, day) if "idea_display" in present else pl.DataFrame()
-        frames["iv_history"] = (_frame(con, IV_HISTORY_SQL, [day, day, IV_RANK_SESSIONS, wanted])
-                                if "positioning_daily" in present else pl.DataFrame())
+        frames["iv_history"] = (
+            _frame(con, IV_HISTORY_SQL, [day, day, IV_RANK_SESSIONS, wanted])
+            if "positioning_daily" in present
+            else pl.DataFrame()
+        )
         run = None
         if "pipeline_runs" in present:
-            found = con.execute("SELECT run_id, finished_at FROM pipeline_runs WHERE trade_date = ? "
-                                "ORDER BY finished_at DESC NULLS LAST LIMIT 1", [day]).fetchall()
+            found = con.execute(
+                "SELECT run_id, finished_at FROM pipeline_runs WHERE trade_date = ? "
+                "ORDER BY finished_at DESC NULLS LAST LIMIT 1",
+                [day],
+            ).fetchall()
             run = {"run_id": found[0][0], "finished_at": found[0][1]} if found else None
         scorecard, scorecard_error = None, None
         if SCORECARD_VIEW in present:
@@ -263,23 +289,28 @@ def _price_section(t: dict[str, Any] | None, chart: Chart | None) -> Section:
     if t is None:
         return Section("Price and trend", [Para("No bar for this session.")])
     close = t["close"]
-    facts = Facts([
-        ("Close", fmt_money(close)),
-        ("Change", fmt_pct(t["change_pct"], sign=True)),
-        ("Previous close", fmt_money(t["prev_close"])),
-        ("Session range", f"{fmt_money(t['low'])} - {fmt_money(t['high'])} (open {fmt_money(t['open'])})"),
-        ("SMA 30", fmt_money(t["sma_30"]) + _relation(close, t["sma_30"])),
-        ("SMA 50", fmt_money(t["sma_50"]) + _relation(close, t["sma_50"])),
-        ("SMA 200", fmt_money(t["sma_200"]) + _relation(close, t["sma_200"])),
-        ("Bollinger lower", fmt_money(t["bb_lower"])),
-        ("Bollinger middle", fmt_money(t["bb_middle"])),
-        ("Bollinger upper", fmt_money(t["bb_upper"])),
-        ("RSI 14", fmt_money(t["rsi_14"])),
-        ("ATR 14", fmt_money(t["atr_14"])),
-        ("52-week low", fmt_money(t["low_52w"])),
-        ("52-week high", fmt_money(t["high_52w"])),
-        ("Volume", fmt_count(t["volume"])),
-    ])
+    facts = Facts(
+        [
+            ("Close", fmt_money(close)),
+            ("Change", fmt_pct(t["change_pct"], sign=True)),
+            ("Previous close", fmt_money(t["prev_close"])),
+            (
+                "Session range",
+                f"{fmt_money(t['low'])} - {fmt_money(t['high'])} (open {fmt_money(t['open'])})",
+            ),
+            ("SMA 30", fmt_money(t["sma_30"]) + _relation(close, t["sma_30"])),
+            ("SMA 50", fmt_money(t["sma_50"]) + _relation(close, t["sma_50"])),
+            ("SMA 200", fmt_money(t["sma_200"]) + _relation(close, t["sma_200"])),
+            ("Bollinger lower", fmt_money(t["bb_lower"])),
+            ("Bollinger middle", fmt_money(t["bb_middle"])),
+            ("Bollinger upper", fmt_money(t["bb_upper"])),
+            ("RSI 14", fmt_money(t["rsi_14"])),
+            ("ATR 14", fmt_money(t["atr_14"])),
+            ("52-week low", fmt_money(t["low_52w"])),
+            ("52-week high", fmt_money(t["high_52w"])),
+            ("Volume", fmt_count(t["volume"])),
+        ]
+    )
     return Section("Price and trend", [facts, *([chart] if chart else [])])
 
 
@@ -291,33 +322,56 @@ def _iv_rank(value: float | None, sessions: int | None) -> str:
     return text
 
 
-def _positioning_section(p: dict[str, Any] | None, levels: list[dict[str, Any]], chart: Chart | None,
-                         iv_sessions: int | None = None) -> Section:
+def _positioning_section(
+    p: dict[str, Any] | None,
+    levels: list[dict[str, Any]],
+    chart: Chart | None,
+    iv_sessions: int | None = None,
+) -> Section:
     if p is None:
         return Section("Positioning", [Para("No option chain for this session.")])
-    facts = Facts([
-        ("Spot", fmt_money(p["spot"])),
-        ("Put/call OI ratio", fmt_money(p["pcr_oi"])),
-        ("Put/call volume ratio", fmt_money(p["pcr_volume"])),
-        ("Call OI", fmt_count(p["call_oi"]) + f" (change {fmt_count(p['call_oi_change'], sign=True)})"),
-        ("Put OI", fmt_count(p["put_oi"]) + f" (change {fmt_count(p['put_oi_change'], sign=True)})"),
-        ("Call wall", f"{fmt_money(p['call_wall'])} ({fmt_count(p['call_wall_oi'])} contracts)"),
-        ("Next call wall", f"{fmt_money(p.get('next_call_wall'))} ({fmt_count(p.get('next_call_wall_oi'))} contracts)"),
-        ("Put wall", f"{fmt_money(p['put_wall'])} ({fmt_count(p['put_wall_oi'])} contracts)"),
-        ("Next put wall", f"{fmt_money(p.get('next_put_wall'))} ({fmt_count(p.get('next_put_wall_oi'))} contracts)"),
-        ("Max pain", f"{fmt_money(p['max_pain'])} (expiration {_iso(p['max_pain_expiration'])})"),
-        ("Net GEX", f"{fmt_compact(p.get('net_gex'))} per 1% move"),
-        ("Net DEX", f"{fmt_compact(p.get('net_dex'))} (delta-equivalent dollars)"),
-        ("Gamma flip", fmt_money(p.get("gamma_flip"))),
-        ("ATM IV 30", fmt_pct(p.get("atm_iv_30"), scale=100)),
-        ("25-delta risk reversal", fmt_pct(p.get("rr_25d"), scale=100, sign=True)),
-        ("IV rank 252", _iv_rank(p.get("iv_rank_252"), iv_sessions)),
-        ("IV percentile 252", _iv_rank(p.get("iv_percentile_252"), iv_sessions)),
-    ])
-    table = Table(["Side", "Rank", "Strike", "Open interest", "Volume", "OI change"],
-                  [[r["side"], str(r["rank"]), fmt_money(r["strike"]), fmt_count(r["open_interest"]),
-                    fmt_count(r["volume"]), fmt_count(r["oi_change"], sign=True)] for r in levels],
-                  numeric=(1, 2, 3, 4, 5))
+    facts = Facts(
+        [
+            ("Spot", fmt_money(p["spot"])),
+            ("Put/call OI ratio", fmt_money(p["pcr_oi"])),
+            ("Put/call volume ratio", fmt_money(p["pcr_volume"])),
+            ("Call OI", fmt_count(p["call_oi"]) + f" (change {fmt_count(p['call_oi_change'], sign=True)})"),
+            ("Put OI", fmt_count(p["put_oi"]) + f" (change {fmt_count(p['put_oi_change'], sign=True)})"),
+            ("Call wall", f"{fmt_money(p['call_wall'])} ({fmt_count(p['call_wall_oi'])} contracts)"),
+            (
+                "Next call wall",
+                f"{fmt_money(p.get('next_call_wall'))} ({fmt_count(p.get('next_call_wall_oi'))} contracts)",
+            ),
+            ("Put wall", f"{fmt_money(p['put_wall'])} ({fmt_count(p['put_wall_oi'])} contracts)"),
+            (
+                "Next put wall",
+                f"{fmt_money(p.get('next_put_wall'))} ({fmt_count(p.get('next_put_wall_oi'))} contracts)",
+            ),
+            ("Max pain", f"{fmt_money(p['max_pain'])} (expiration {_iso(p['max_pain_expiration'])})"),
+            ("Net GEX", f"{fmt_compact(p.get('net_gex'))} per 1% move"),
+            ("Net DEX", f"{fmt_compact(p.get('net_dex'))} (delta-equivalent dollars)"),
+            ("Gamma flip", fmt_money(p.get("gamma_flip"))),
+            ("ATM IV 30", fmt_pct(p.get("atm_iv_30"), scale=100)),
+            ("25-delta risk reversal", fmt_pct(p.get("rr_25d"), scale=100, sign=True)),
+            ("IV rank 252", _iv_rank(p.get("iv_rank_252"), iv_sessions)),
+            ("IV percentile 252", _iv_rank(p.get("iv_percentile_252"), iv_sessions)),
+        ]
+    )
+    table = Table(
+        ["Side", "Rank", "Strike", "Open interest", "Volume", "OI change"],
+        [
+            [
+                r["side"],
+                str(r["rank"]),
+                fmt_money(r["strike"]),
+                fmt_count(r["open_interest"]),
+                fmt_count(r["volume"]),
+                fmt_count(r["oi_change"], sign=True),
+            ]
+            for r in levels
+        ],
+        numeric=(1, 2, 3, 4, 5),
+    )
     blocks: list = [facts]
     if levels:
         blocks += [Heading("Largest open interest by strike"), table]
@@ -327,34 +381,71 @@ def _positioning_section(p: dict[str, Any] | None, levels: list[dict[str, Any]],
 def _flow_section(f: dict[str, Any] | None, prints: list[dict[str, Any]]) -> Section:
     if f is None:
         return Section("Flow", [Para("No trade prints or chain flow for this session.")])
-    facts = Facts([
-        ("Blocks", (f"{fmt_count(f['block_count'])} ({fmt_count(f['buy_block_count'])} buy, "
-                    f"{fmt_count(f['sell_block_count'])} sell)")),
-        ("Block notional", fmt_compact(f["block_notional"])),
-        ("Buy block notional", fmt_compact(f["block_buy_notional"])),
-        ("Sell block notional", fmt_compact(f["block_sell_notional"])),
-        ("Largest block", f"{fmt_compact(f['largest_block_notional'])} {f['largest_block_side']}"
-         if f.get("largest_block_symbol") else "none"),
-        *([("Largest block contract", Mono(f["largest_block_symbol"]))] if f.get("largest_block_symbol") else []),
-        ("Unusual contracts", fmt_count(f["unusual_contracts"])),
-    ])
+    facts = Facts(
+        [
+            (
+                "Blocks",
+                (
+                    f"{fmt_count(f['block_count'])} ({fmt_count(f['buy_block_count'])} buy, "
+                    f"{fmt_count(f['sell_block_count'])} sell)"
+                ),
+            ),
+            ("Block notional", fmt_compact(f["block_notional"])),
+            ("Buy block notional", fmt_compact(f["block_buy_notional"])),
+            ("Sell block notional", fmt_compact(f["block_sell_notional"])),
+            (
+                "Largest block",
+                f"{fmt_compact(f['largest_block_notional'])} {f['largest_block_side']}"
+                if f.get("largest_block_symbol")
+                else "none",
+            ),
+            *(
+                [("Largest block contract", Mono(f["largest_block_symbol"]))]
+                if f.get("largest_block_symbol")
+                else []
+            ),
+            ("Unusual contracts", fmt_count(f["unusual_contracts"])),
+        ]
+    )
     blocks: list = [facts]
     if prints:
-        blocks += [Heading(f"Largest blocks (top {min(TOP_BLOCKS, len(prints))} of {len(prints)})"),
-                   Table(["Time", "Contract", "Size", "Price", "Notional", "Side"],
-                         [[_time(r["ts"]), Mono(r["option_symbol"]), fmt_count(r["size"]), fmt_money(r["price"]),
-                           fmt_compact(r["notional"]), str(r["side"])] for r in prints[:TOP_BLOCKS]],
-                         numeric=(2, 3, 4))]
+        blocks += [
+            Heading(f"Largest blocks (top {min(TOP_BLOCKS, len(prints))} of {len(prints)})"),
+            Table(
+                ["Time", "Contract", "Size", "Price", "Notional", "Side"],
+                [
+                    [
+                        _time(r["ts"]),
+                        Mono(r["option_symbol"]),
+                        fmt_count(r["size"]),
+                        fmt_money(r["price"]),
+                        fmt_compact(r["notional"]),
+                        str(r["side"]),
+                    ]
+                    for r in prints[:TOP_BLOCKS]
+                ],
+                numeric=(2, 3, 4),
+            ),
+        ]
     return Section("Flow", blocks)
 
 
 def _levels_section(t: dict[str, Any] | None, s: dict[str, Any]) -> Section:
     rows = []
     if t is not None:
-        rows += [("Pivot (next session)", fmt_money(t["pivot_point"])), ("R1", fmt_money(t["r1"])),
-                 ("S1", fmt_money(t["s1"])), ("R2", fmt_money(t["r2"])), ("S2", fmt_money(t["s2"]))]
-    rows += [("Support", fmt_money(s["support"])), ("Resistance", fmt_money(s["resistance"])),
-             ("Breakout level", fmt_money(s["breakout_level"])), ("Breakdown level", fmt_money(s["breakdown_level"]))]
+        rows += [
+            ("Pivot (next session)", fmt_money(t["pivot_point"])),
+            ("R1", fmt_money(t["r1"])),
+            ("S1", fmt_money(t["s1"])),
+            ("R2", fmt_money(t["r2"])),
+            ("S2", fmt_money(t["s2"])),
+        ]
+    rows += [
+        ("Support", fmt_money(s["support"])),
+        ("Resistance", fmt_money(s["resistance"])),
+        ("Breakout level", fmt_money(s["breakout_level"])),
+        ("Breakdown level", fmt_money(s["breakdown_level"])),
+    ]
     return Section("Levels", [Facts(rows)])
 
 
@@ -365,29 +456,43 @@ def _plays_section(ideas: list[dict[str, Any]]) -> Section:
     for number, idea in enumerate(ideas, start=1):
         blocks.append(Heading(f"Play {number}: {idea['rule']} ({idea['direction']}, {idea['instrument']})"))
         if idea.get("option_symbol"):
-            contract = [("Contract", Mono(idea["option_symbol"])),
-                        ("Expiration", f"{_iso(idea['expiration'])} ({fmt_count(idea.get('dte'))} days)"),
-                        ("Strike", fmt_money(idea["strike"])),
-                        ("Premium", (f"{fmt_money(idea['premium_per_contract'], dollar=True)} per contract "
-                                     f"(option mid {fmt_money(idea['entry_premium'])})")),
-                        ("Contract OI", fmt_count(idea.get("contract_open_interest")))]
+            contract = [
+                ("Contract", Mono(idea["option_symbol"])),
+                ("Expiration", f"{_iso(idea['expiration'])} ({fmt_count(idea.get('dte'))} days)"),
+                ("Strike", fmt_money(idea["strike"])),
+                (
+                    "Premium",
+                    (
+                        f"{fmt_money(idea['premium_per_contract'], dollar=True)} per contract "
+                        f"(option mid {fmt_money(idea['entry_premium'])})"
+                    ),
+                ),
+                ("Contract OI", fmt_count(idea.get("contract_open_interest"))),
+            ]
         else:
             contract = [("Contract", "stock")]
-        blocks.append(Facts([
-            *contract,
-            # The underlying's levels, named as such: an option idea's trigger is not the option's price.
-            ("Trigger", idea["trigger_text"]),
-            ("Target", idea["target_text"]),
-            ("Stop", idea["stop_text"]),
-            ("R:R", fmt_money(idea["risk_reward"])),
-            ("Idea id", str(idea["idea_id"])),
-        ]))
+        blocks.append(
+            Facts(
+                [
+                    *contract,
+                    # The underlying's levels, named as such: an option idea's trigger is not the option's price.
+                    ("Trigger", idea["trigger_text"]),
+                    ("Target", idea["target_text"]),
+                    ("Stop", idea["stop_text"]),
+                    ("R:R", fmt_money(idea["risk_reward"])),
+                    ("Idea id", str(idea["idea_id"])),
+                ]
+            )
+        )
         blocks.append(Para(idea["rationale"] or ""))
     return Section("Plays", blocks)
 
 
 def _scenarios_section(s: dict[str, Any]) -> Section:
-    return Section("Scenarios", [Facts([("Bull case", s.get("bull_case") or NA), ("Bear case", s.get("bear_case") or NA)])])
+    return Section(
+        "Scenarios",
+        [Facts([("Bull case", s.get("bull_case") or NA), ("Bear case", s.get("bear_case") or NA)])],
+    )
 
 
 def _iso(value: Any) -> str:
@@ -404,14 +509,24 @@ def _time(value: Any) -> str:
 def _footer(data: DayData) -> str:
     run = data.run
     source = f"run {run['run_id']} finished {_iso(run['finished_at'])}" if run else "no pipeline run recorded"
-    return (f"chainsignals report for {data.day.isoformat()}: every number is the warehouse's value for that "
-            f"session (signals.duckdb, {source}); charts from the lake's silver bars and chain.")
+    return (
+        f"chainsignals report for {data.day.isoformat()}: every number is the warehouse's value for that "
+        f"session (signals.duckdb, {source}); charts from the lake's silver bars and chain."
+    )
 
 
 def _score_line(s: dict[str, Any]) -> str:
-    parts = [(name, s.get(f"score_{key}")) for name, key in
-             (("trend", "trend"), ("RSI", "rsi"), ("%B", "percent_b"), ("put/call", "pcr"), ("flow", "flow"),
-              ("gamma", "gamma"))]
+    parts = [
+        (name, s.get(f"score_{key}"))
+        for name, key in (
+            ("trend", "trend"),
+            ("RSI", "rsi"),
+            ("%B", "percent_b"),
+            ("put/call", "pcr"),
+            ("flow", "flow"),
+            ("gamma", "gamma"),
+        )
+    ]
     return "Score components: " + ", ".join(f"{name} {fmt_money(v, sign=True)}" for name, v in parts)
 
 
@@ -438,22 +553,33 @@ def _symbol_page(symbol: str, data: DayData, charts: dict[str, Chart]) -> tuple[
     p = data.row("positioning_daily", symbol)
     bias = s["bias"] or NA
     lead = [
-        Para(f"Bias: {bias} ({fmt_count(s['bias_score'], sign=True)})",
-             css=bias if bias in ("bullish", "bearish", "neutral") else ""),
+        Para(
+            f"Bias: {bias} ({fmt_count(s['bias_score'], sign=True)})",
+            css=bias if bias in ("bullish", "bearish", "neutral") else "",
+        ),
         Para(_score_line(s)),
         Para(s.get("summary") or "", css="lead"),
     ]
     sections = [
         _price_section(t, charts.get("price")),
-        _positioning_section(p, data.rows("strike_levels", symbol), charts.get("oi"),
-                             (data.row("iv_history", symbol) or {}).get("iv_sessions")),
+        _positioning_section(
+            p,
+            data.rows("strike_levels", symbol),
+            charts.get("oi"),
+            (data.row("iv_history", symbol) or {}).get("iv_sessions"),
+        ),
         _flow_section(data.row("flow_daily", symbol), data.rows("blocks", symbol)),
         _levels_section(t, s),
         _plays_section(data.rows("idea_display", symbol)),
         _scenarios_section(s),
     ]
-    return render_page(f"{symbol}: {data.day.isoformat()}", lead, sections, _footer(data),
-                   links=[("Index", "index.md", "index.html")])
+    return render_page(
+        f"{symbol}: {data.day.isoformat()}",
+        lead,
+        sections,
+        _footer(data),
+        links=[("Index", "index.md", "index.html")],
+    )
 
 
 def _index_page(data: DayData, written: set[str]) -> tuple[str, str]:
@@ -462,16 +588,24 @@ def _index_page(data: DayData, written: set[str]) -> tuple[str, str]:
     for r in index.to_dicts():
         symbol = r["symbol"]
         have = symbol in written
-        rows.append([
-            Link(symbol, f"{symbol}.md", f"{symbol}.html") if have else symbol,
-            _bias(r["bias"]), fmt_count(r["bias_score"], sign=True), fmt_money(r["close"]),
-            fmt_pct(r["change_pct"], sign=True), fmt_count(r["ideas"]),
-            [Link("md", f"{symbol}.md", f"{symbol}.md"), Link("html", f"{symbol}.html", f"{symbol}.html")]
-            if have else "not written",
-        ])
+        rows.append(
+            [
+                Link(symbol, f"{symbol}.md", f"{symbol}.html") if have else symbol,
+                _bias(r["bias"]),
+                fmt_count(r["bias_score"], sign=True),
+                fmt_money(r["close"]),
+                fmt_pct(r["change_pct"], sign=True),
+                fmt_count(r["ideas"]),
+                [Link("md", f"{symbol}.md", f"{symbol}.md"), Link("html", f"{symbol}.html", f"{symbol}.html")]
+                if have
+                else "not written",
+            ]
+        )
     headers = ["Symbol", "Bias", "Score", "Close", "Change", "Ideas", "Report"]
-    sections = [_ideas_section(data.frames["day_ideas"], written),
-                Section("Symbols", [Table(headers, rows, numeric=(2, 3, 4, 5))])]
+    sections = [
+        _ideas_section(data.frames["day_ideas"], written),
+        Section("Symbols", [Table(headers, rows, numeric=(2, 3, 4, 5))]),
+    ]
     if data.scorecard is not None:
         sections.append(_scorecard_section(data.scorecard))
     elif data.scorecard_error:
@@ -489,18 +623,52 @@ def _ideas_section(ideas: pl.DataFrame, written: set[str]) -> Section:
     """Today's ideas, one row each: what to watch (trigger), where it pays (target), where it is wrong (stop)."""
     if not ideas.height:
         return Section("Today's ideas", [Para("No rule fired for this session.")])
-    rows = [[Link(r["symbol"], f"{r['symbol']}.md", f"{r['symbol']}.html") if r["symbol"] in written else r["symbol"],
-             _bias(r["bias"]), r["rule"], _bias(r["direction"]),
-             Mono(r["option_symbol"]) if r["option_symbol"] else "stock",
-             fmt_money(r["premium_per_contract"], dollar=True) if not is_missing(r["premium_per_contract"]) else NA,
-             r["trigger_text"], r["target_text"], r["stop_text"], fmt_money(r["risk_reward"])]
-            for r in ideas.to_dicts()]
+    rows = [
+        [
+            Link(r["symbol"], f"{r['symbol']}.md", f"{r['symbol']}.html")
+            if r["symbol"] in written
+            else r["symbol"],
+            _bias(r["bias"]),
+            r["rule"],
+            _bias(r["direction"]),
+            Mono(r["option_symbol"]) if r["option_symbol"] else "stock",
+            fmt_money(r["premium_per_contract"], dollar=True)
+            if not is_missing(r["premium_per_contract"])
+            else NA,
+            r["trigger_text"],
+            r["target_text"],
+            r["stop_text"],
+            fmt_money(r["risk_reward"]),
+        ]
+        for r in ideas.to_dicts()
+    ]
     total = ideas["total"][0]
-    blocks: list = [Table(["Symbol", "Bias", "Rule", "Direction", "Contract", "Premium per contract", "Trigger",
-                           "Target", "Stop", "R:R"], rows, numeric=(5, 9))]
+    blocks: list = [
+        Table(
+            [
+                "Symbol",
+                "Bias",
+                "Rule",
+                "Direction",
+                "Contract",
+                "Premium per contract",
+                "Trigger",
+                "Target",
+                "Stop",
+                "R:R",
+            ],
+            rows,
+            numeric=(5, 9),
+        )
+    ]
     if total > ideas.height:
-        blocks.append(Para(f"The first {ideas.height:,} of {total:,} ideas, by symbol; the command chainsignals ideas "
-                           "lists them all.", css="note"))
+        blocks.append(
+            Para(
+                f"The first {ideas.height:,} of {total:,} ideas, by symbol; the command chainsignals ideas "
+                "lists them all.",
+                css="note",
+            )
+        )
     return Section("Today's ideas", blocks)
 
 
@@ -529,15 +697,28 @@ def _scorecard_section(frame: pl.DataFrame) -> Section:
     rows = [[cell(v, d) for v, d in zip(row, frame.dtypes, strict=True)] for row in frame.iter_rows()]
     headers = [c.replace("_", " ") for c in frame.columns]
     definitions = scorecard_definitions()
-    return Section("Idea scorecard", [
-        Para("How the rules' ideas played out, from the warehouse's idea outcomes (all sessions walked so far); "
-             "the counts are the sample sizes each rate stands on."),
-        *([Para(definitions, css="note")] if definitions else []),
-        Table(headers, rows, numeric=numeric)])
+    return Section(
+        "Idea scorecard",
+        [
+            Para(
+                "How the rules' ideas played out, from the warehouse's idea outcomes (all sessions walked so far); "
+                "the counts are the sample sizes each rate stands on."
+            ),
+            *([Para(definitions, css="note")] if definitions else []),
+            Table(headers, rows, numeric=numeric),
+        ],
+    )
 
 
-def write_report(database: Path, lake_root: LakePath | str, out_dir: Path, day: date, symbols: list[str] | None = None,
-                 *, charts: bool = True) -> ReportIndex:
+def write_report(
+    database: Path,
+    lake_root: LakePath | str,
+    out_dir: Path,
+    day: date,
+    symbols: list[str] | None = None,
+    *,
+    charts: bool = True,
+) -> ReportIndex:
     """Write the day's report under ``out_dir/<day>/`` and return what was written.
 
     symbols: only these symbols' pages (each must match SYMBOL_PATTERN and have a signals row that
@@ -564,13 +745,20 @@ def write_report(database: Path, lake_root: LakePath | str, out_dir: Path, day: 
 
         history = _by_symbol(price_history(lake_root, day, selected) if charts else None, "symbol")
         oi = _by_symbol(strike_oi(lake_root, day, selected) if charts else None, "underlying")
-        reports = tuple(_write_symbol(folder, symbol, data, history.get(symbol), oi.get(symbol), earlier_charts)
-                        for symbol in selected)
+        reports = tuple(
+            _write_symbol(folder, symbol, data, history.get(symbol), oi.get(symbol), earlier_charts)
+            for symbol in selected
+        )
 
         day_symbols = data.frames["index"]["symbol"].to_list()
-        files = {entry.name for entry in os.scandir(folder) if entry.is_file()}  # one listing, no stat per page
-        written = {s for s in day_symbols
-                   if re.fullmatch(SYMBOL_PATTERN, s) and f"{s}.md" in files and f"{s}.html" in files}
+        files = {
+            entry.name for entry in os.scandir(folder) if entry.is_file()
+        }  # one listing, no stat per page
+        written = {
+            s
+            for s in day_symbols
+            if re.fullmatch(SYMBOL_PATTERN, s) and f"{s}.md" in files and f"{s}.html" in files
+        }
         markdown, page = _index_page(data, written)
         _write_atomic(folder / "index.md", markdown)
         _write_atomic(folder / "index.html", page)
@@ -582,17 +770,31 @@ def write_report(database: Path, lake_root: LakePath | str, out_dir: Path, day: 
         raise
     folder = final
     reports = tuple(_moved(r, final) for r in reports)
-    return ReportIndex(day, folder, folder / "index.md", folder / "index.html", reports,
-                       data.frames["index"].to_dicts(), data.scorecard is not None,
-                       time.perf_counter() - started, {r.symbol: r.chart_seconds for r in reports})
+    return ReportIndex(
+        day,
+        folder,
+        folder / "index.md",
+        folder / "index.html",
+        reports,
+        data.frames["index"].to_dicts(),
+        data.scorecard is not None,
+        time.perf_counter() - started,
+        {r.symbol: r.chart_seconds for r in reports},
+    )
 
 
 def _moved(report: SymbolReport, folder: Path) -> SymbolReport:
     """The report's paths once its folder is in place."""
+
     def there(path: Path) -> Path:
         return folder / path.relative_to(path.parent if path.parent.name != "charts" else path.parent.parent)
-    return replace(report, markdown=there(report.markdown), html=there(report.html),
-                   charts=tuple(there(c) for c in report.charts))
+
+    return replace(
+        report,
+        markdown=there(report.markdown),
+        html=there(report.html),
+        charts=tuple(there(c) for c in report.charts),
+    )
 
 
 def _by_symbol(frame: pl.DataFrame | None, key: str) -> dict[str, pl.DataFrame]:
@@ -601,8 +803,14 @@ def _by_symbol(frame: pl.DataFrame | None, key: str) -> dict[str, pl.DataFrame]:
     return {k[0]: part for k, part in frame.partition_by(key, as_dict=True, maintain_order=True).items()}
 
 
-def _write_symbol(folder: Path, symbol: str, data: DayData, history: pl.DataFrame | None,
-                  oi: pl.DataFrame | None, earlier_charts: set[str]) -> SymbolReport:
+def _write_symbol(
+    folder: Path,
+    symbol: str,
+    data: DayData,
+    history: pl.DataFrame | None,
+    oi: pl.DataFrame | None,
+    earlier_charts: set[str],
+) -> SymbolReport:
     """One symbol's charts, Markdown and HTML; a chart this run does not draw is removed, not left stale
     (`earlier_charts`: the names in charts/ before the run)."""
     tick = time.perf_counter()
@@ -621,27 +829,53 @@ def _write_symbol(folder: Path, symbol: str, data: DayData, history: pl.DataFram
     _write_atomic(folder / f"{symbol}.md", markdown)
     _write_atomic(folder / f"{symbol}.html", page)
     s = data.row("signals_daily", symbol)
-    return SymbolReport(symbol, folder / f"{symbol}.md", folder / f"{symbol}.html",
-                        tuple(folder / c.file for c in drawn.values()), s["bias"], s["bias_score"], seconds)
+    return SymbolReport(
+        symbol,
+        folder / f"{symbol}.md",
+        folder / f"{symbol}.html",
+        tuple(folder / c.file for c in drawn.values()),
+        s["bias"],
+        s["bias_score"],
+        seconds,
+    )
 
 
 def _chart_file(symbol: str, kind: str) -> str:
     return f"charts/{symbol}-{kind}.svg"
 
 
-def _charts(symbol: str, data: DayData, history: pl.DataFrame | None, oi: pl.DataFrame | None) -> dict[str, Chart]:
+def _charts(
+    symbol: str, data: DayData, history: pl.DataFrame | None, oi: pl.DataFrame | None
+) -> dict[str, Chart]:
     drawn = {}
     if history is not None:
-        drawn["price"] = Chart(f"{symbol} price, SMA 30/200, Bollinger bands, pivots, the day's levels and volume",
-                               price_chart(symbol, data.day, history, data.row("technicals_daily", symbol),
-                                           price_marks(data.row("positioning_daily", symbol),
-                                                       data.rows("idea_display", symbol))),
-                               _chart_file(symbol, "price"))
+        drawn["price"] = Chart(
+            f"{symbol} price, SMA 30/200, Bollinger bands, pivots, the day's levels and volume",
+            price_chart(
+                symbol,
+                data.day,
+                history,
+                data.row("technicals_daily", symbol),
+                price_marks(data.row("positioning_daily", symbol), data.rows("idea_display", symbol)),
+            ),
+            _chart_file(symbol, "price"),
+        )
     positioning = data.row("positioning_daily", symbol)
     if positioning is not None and oi is not None:
-        drawn["oi"] = Chart(f"{symbol} open interest by strike", oi_chart(symbol, data.day, oi, positioning),
-                            _chart_file(symbol, "oi"))
+        drawn["oi"] = Chart(
+            f"{symbol} open interest by strike",
+            oi_chart(symbol, data.day, oi, positioning),
+            _chart_file(symbol, "oi"),
+        )
     return drawn
 
 
-__all__ = ["DayData", "ReportError", "ReportIndex", "SymbolReport", "check_symbols", "load_day", "write_report"]
+__all__ = [
+    "DayData",
+    "ReportError",
+    "ReportIndex",
+    "SymbolReport",
+    "check_symbols",
+    "load_day",
+    "write_report",
+]

@@ -48,10 +48,25 @@ HISTORY_SESSIONS = PRICE_SESSIONS + 210
 OI_RANGE = (0.8, 1.2)
 """Strikes shown on the OI chart, as multiples of spot (widened to include the walls and max pain)."""
 
-BARS_SCHEMA = {"trade_date": pl.Date(), "symbol": pl.String(), "open": pl.Float64(), "high": pl.Float64(),
-               "low": pl.Float64(), "close": pl.Float64(), "volume": pl.Int64()}
-CHAIN_SCHEMA = {"trade_date": pl.Date(), "underlying": pl.String(), "expiration": pl.Date(), "strike": pl.Float64(),
-                "option_type": pl.String(), "open_interest": pl.Int64(), "volume": pl.Int64(), "dte": pl.Int64()}
+BARS_SCHEMA = {
+    "trade_date": pl.Date(),
+    "symbol": pl.String(),
+    "open": pl.Float64(),
+    "high": pl.Float64(),
+    "low": pl.Float64(),
+    "close": pl.Float64(),
+    "volume": pl.Int64(),
+}
+CHAIN_SCHEMA = {
+    "trade_date": pl.Date(),
+    "underlying": pl.String(),
+    "expiration": pl.Date(),
+    "strike": pl.Float64(),
+    "option_type": pl.String(),
+    "open_interest": pl.Int64(),
+    "volume": pl.Int64(),
+    "dte": pl.Int64(),
+}
 
 
 def price_history(lake_root: LakePath | str, day: date, symbols: list[str]) -> pl.DataFrame:
@@ -70,7 +85,17 @@ def price_history(lake_root: LakePath | str, day: date, symbols: list[str]) -> p
     bars = lake.scan("silver", "bars", BARS_SCHEMA, dates=days).join(wanted, on="symbol", how="semi")
     return (
         technicals_daily(bars, benchmark=symbols[0])
-        .select("trade_date", "symbol", "close", "volume", "sma_30", "sma_200", "bb_upper", "bb_middle", "bb_lower")
+        .select(
+            "trade_date",
+            "symbol",
+            "close",
+            "volume",
+            "sma_30",
+            "sma_200",
+            "bb_upper",
+            "bb_middle",
+            "bb_lower",
+        )
         .filter(pl.int_range(pl.len()).reverse().over("symbol") < PRICE_SESSIONS)
         .collect()
     )
@@ -80,31 +105,55 @@ def strike_oi(lake_root: LakePath | str, day: date, symbols: list[str]) -> pl.Da
     """OI by strike from the session's silver chain: scope 'all' (every expiration after the session)
     and 'monthly' (the nearest monthly expiration), with call_oi and put_oi per strike."""
     lake = Lake(lake_root)
-    schema = {"scope": pl.String(), "underlying": pl.String(), "expiration": pl.Date(), "strike": pl.Float64(),
-              "call_oi": pl.Int64(), "put_oi": pl.Int64()}
+    schema = {
+        "scope": pl.String(),
+        "underlying": pl.String(),
+        "expiration": pl.Date(),
+        "strike": pl.Float64(),
+        "call_oi": pl.Int64(),
+        "put_oi": pl.Int64(),
+    }
     if day not in lake.dates("silver", "chains"):
         return pl.DataFrame(schema=schema)
     # One big file: here the is_in filter in the scan pays (it runs as the row groups are decoded, where
     # a semi join would hold the whole chain first). The symbols' contracts are collected once: three
     # plans below use them, and sharing a cached scan between them costs more than the collection.
-    chains = live_contracts(lake.scan("silver", "chains", CHAIN_SCHEMA, dates=[day])
-                            .filter(pl.col("underlying").is_in(symbols))).collect().lazy()
+    chains = (
+        live_contracts(
+            lake.scan("silver", "chains", CHAIN_SCHEMA, dates=[day]).filter(
+                pl.col("underlying").is_in(symbols)
+            )
+        )
+        .collect()
+        .lazy()
+    )
     # Expirations are classified once each, not once per contract.
-    nearest = (chains.select("underlying", "expiration", "dte").unique()
-               .with_columns(expiry_flags(pl.col("expiration"), pl.col("dte")))
-               .filter(pl.col("is_monthly"))
-               .group_by("underlying").agg(pl.col("expiration").min()))
+    nearest = (
+        chains.select("underlying", "expiration", "dte")
+        .unique()
+        .with_columns(expiry_flags(pl.col("expiration"), pl.col("dte")))
+        .filter(pl.col("is_monthly"))
+        .group_by("underlying")
+        .agg(pl.col("expiration").min())
+    )
     monthly = chains.join(nearest, on=["underlying", "expiration"], how="semi")
 
     def shaped(frame: pl.LazyFrame, scope: str) -> pl.LazyFrame:
         return strike_open_interest(frame).select(
-            pl.lit(scope).alias("scope"), "underlying", pl.lit(None, pl.Date).alias("expiration"), "strike",
-            pl.col("call_oi").cast(pl.Int64), pl.col("put_oi").cast(pl.Int64))
+            pl.lit(scope).alias("scope"),
+            "underlying",
+            pl.lit(None, pl.Date).alias("expiration"),
+            "strike",
+            pl.col("call_oi").cast(pl.Int64),
+            pl.col("put_oi").cast(pl.Int64),
+        )
 
-    both = pl.concat([
-        shaped(chains, "all"),
-        shaped(monthly, "monthly").drop("expiration").join(nearest, on="underlying").select(list(schema)),
-    ])
+    both = pl.concat(
+        [
+            shaped(chains, "all"),
+            shaped(monthly, "monthly").drop("expiration").join(nearest, on="underlying").select(list(schema)),
+        ]
+    )
     return both.sort("underlying", "scope", "strike").collect()
 
 
@@ -145,7 +194,7 @@ def _nums(values: np.ndarray) -> list[str]:
     if not tenths.size:
         return []
     texts = _pixel_texts()
-    if 0 <= tenths.min() and tenths.max() < len(texts):  # False for a NaN
+    if tenths.min() >= 0 and tenths.max() < len(texts):  # False for a NaN
         return texts[tenths.astype(np.intp)].tolist()
     return pl.Series(tenths / 10 + 0.0).cast(pl.String).str.strip_suffix(".0").to_list()
 
@@ -162,7 +211,9 @@ def _rows(*parts: list[str] | str) -> str:
     """Row-wise concatenation of coordinate columns and literal strings, the rows joined by spaces."""
     if not any(isinstance(p, list) for p in parts):
         return ""
-    return " ".join(map("".join, zip(*(p if isinstance(p, list) else repeat(p) for p in parts))))
+    return " ".join(
+        map("".join, zip(*(p if isinstance(p, list) else repeat(p) for p in parts), strict=False))
+    )
 
 
 def _polyline(x: np.ndarray, y: np.ndarray) -> str:
@@ -190,8 +241,15 @@ def _band(x: np.ndarray, low: np.ndarray, high: np.ndarray) -> str:
 def _bars(x: np.ndarray, heights: np.ndarray, zero: float, half: float) -> str:
     """Path data of vertical bars from `zero` to `heights` (pixels), `half` px either side of x."""
     zero_text = _n(zero)
-    return _rows("M", _nums(x - half), "," + zero_text + "V", _nums(heights), "H", _nums(x + half),
-                 "V" + zero_text + "Z")
+    return _rows(
+        "M",
+        _nums(x - half),
+        "," + zero_text + "V",
+        _nums(heights),
+        "H",
+        _nums(x + half),
+        "V" + zero_text + "Z",
+    )
 
 
 @dataclass(frozen=True)
@@ -204,7 +262,9 @@ class _Scale:
     p1: float
 
     def __call__(self, values: Any) -> Any:
-        return self.p0 + (np.asarray(values, dtype=np.float64) - self.d0) * ((self.p1 - self.p0) / (self.d1 - self.d0))
+        return self.p0 + (np.asarray(values, dtype=np.float64) - self.d0) * (
+            (self.p1 - self.p0) / (self.d1 - self.d0)
+        )
 
 
 def _floats(series: pl.Series, null: float = math.nan) -> np.ndarray:
@@ -241,8 +301,18 @@ def _ticks(low: float, high: float, target: int = 6, min_step: float = 0.0) -> t
     return ticks, decimals
 
 
-def _text(x: float, y: float, text: str, *, size: float = 11, anchor: str = "start", color: str = TEXT,
-          css: str | None = None, middle: bool = True, extra: str = "") -> str:
+def _text(
+    x: float,
+    y: float,
+    text: str,
+    *,
+    size: float = 11,
+    anchor: str = "start",
+    color: str = TEXT,
+    css: str | None = None,
+    middle: bool = True,
+    extra: str = "",
+) -> str:
     """A label; `middle` centres it vertically on y (so y is the exact position it labels)."""
     attrs = f' class="{css}"' if css else ""
     attrs += f' font-size="{size}"' if size != 11 else ""
@@ -252,17 +322,37 @@ def _text(x: float, y: float, text: str, *, size: float = 11, anchor: str = "sta
     return f'<text x="{_n(x)}" y="{_n(y)}"{attrs}{extra}>{_esc(text)}</text>'
 
 
-def _line(x1: float, y1: float, x2: float, y2: float, color: str, width: float, *, dash: str | None = None,
-          css: str | None = None, opacity: float | None = None) -> str:
+def _line(
+    x1: float,
+    y1: float,
+    x2: float,
+    y2: float,
+    color: str,
+    width: float,
+    *,
+    dash: str | None = None,
+    css: str | None = None,
+    opacity: float | None = None,
+) -> str:
     attrs = f' class="{css}"' if css else ""
     attrs += f' stroke-dasharray="{dash}"' if dash else ""
     attrs += f' stroke-opacity="{opacity}"' if opacity is not None else ""
-    return (f'<line x1="{_n(x1)}" y1="{_n(y1)}" x2="{_n(x2)}" y2="{_n(y2)}" stroke="{color}" '
-            f'stroke-width="{width}"{attrs}/>')
+    return (
+        f'<line x1="{_n(x1)}" y1="{_n(y1)}" x2="{_n(x2)}" y2="{_n(y2)}" stroke="{color}" '
+        f'stroke-width="{width}"{attrs}/>'
+    )
 
 
-def _path(d: str, *, css: str, stroke: str | None = None, width: float = 1.0, fill: str = "none",
-          dash: str | None = None, opacity: float | None = None) -> str:
+def _path(
+    d: str,
+    *,
+    css: str,
+    stroke: str | None = None,
+    width: float = 1.0,
+    fill: str = "none",
+    dash: str | None = None,
+    opacity: float | None = None,
+) -> str:
     if not d:
         return ""
     attrs = f' stroke="{stroke}" stroke-width="{width}" stroke-linejoin="round"' if stroke else ""
@@ -273,10 +363,12 @@ def _path(d: str, *, css: str, stroke: str | None = None, width: float = 1.0, fi
 
 def _svg(width: int, height: int, title: str, body: list[str]) -> str:
     """The chart as a standalone SVG document (no XML declaration, so it can be inlined in HTML as is)."""
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" font-family="{FONT}" font-size="11" fill="{TEXT}" role="img" '
-            f'aria-label="{_esc(title)}"><title>{_esc(title)}</title>'
-            f'<rect width="{width}" height="{height}" fill="#ffffff"/>' + "".join(body) + "</svg>\n")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="{FONT}" font-size="11" fill="{TEXT}" role="img" '
+        f'aria-label="{_esc(title)}"><title>{_esc(title)}</title>'
+        f'<rect width="{width}" height="{height}" fill="#ffffff"/>' + "".join(body) + "</svg>\n"
+    )
 
 
 DASH = {"-": None, "--": "5 3", ":": "1.5 2.5", "-.": "7 3 1.5 3"}
@@ -330,11 +422,24 @@ MARK_STYLE = {  # kind -> colour, dash, css: the levels of the day drawn across 
 def price_marks(positioning: dict[str, Any] | None, ideas: list[dict[str, Any]]) -> list[tuple[str, float]]:
     """The levels a trader watches on the price chart: the day's ideas' trigger, target and stop, the OI
     walls, max pain and the gamma flip; (kind, value) each, one per distinct kind and level."""
-    marks = [(kind, positioning.get(column)) for kind, column in
-             (("call wall", "call_wall"), ("put wall", "put_wall"), ("max pain", "max_pain"),
-              ("gamma flip", "gamma_flip"))] if positioning else []
-    marks += [(kind, idea.get(column)) for idea in ideas for kind, column in
-              (("trigger", "trigger_level"), ("target", "target"), ("stop", "stop"))]
+    marks = (
+        [
+            (kind, positioning.get(column))
+            for kind, column in (
+                ("call wall", "call_wall"),
+                ("put wall", "put_wall"),
+                ("max pain", "max_pain"),
+                ("gamma flip", "gamma_flip"),
+            )
+        ]
+        if positioning
+        else []
+    )
+    marks += [
+        (kind, idea.get(column))
+        for idea in ideas
+        for kind, column in (("trigger", "trigger_level"), ("target", "target"), ("stop", "stop"))
+    ]
     seen, out = set(), []
     for kind, value in marks:
         if not is_missing(value) and (kind, round(float(value), 2)) not in seen:
@@ -350,24 +455,40 @@ def _spread_labels(wanted: list[float], top: float, bottom: float, gap: float = 
         placed.append(max(y, placed[-1] + gap) if placed else max(y, top))
     overflow = (placed[-1] - bottom) if placed else 0
     if overflow > 0:  # push the stack up, then keep the top inside too (labels may then overlap a little)
-        placed = [max(y - overflow, top + i * gap * (bottom - top) / max(gap * len(placed), 1))
-                  for i, y in enumerate(placed)]
+        placed = [
+            max(y - overflow, top + i * gap * (bottom - top) / max(gap * len(placed), 1))
+            for i, y in enumerate(placed)
+        ]
     return placed
 
 
-def price_chart(symbol: str, day: date, history: pl.DataFrame, technicals: dict[str, Any] | None,
-                marks: list[tuple[str, float]] = ()) -> str:
+def price_chart(
+    symbol: str,
+    day: date,
+    history: pl.DataFrame,
+    technicals: dict[str, Any] | None,
+    marks: list[tuple[str, float]] = (),
+) -> str:
     """Close, SMA 30/200 and the Bollinger band of the last sessions, the next session's pivots and the
     day's levels (`marks`: price_marks), over a volume panel: SVG."""
     width, height = PRICE_SIZE
     left, top, right, bottom = PRICE_BOX
     n = history.height
-    col = {c: _floats(history[c])
-           for c in ("close", "sma_30", "sma_200", "bb_upper", "bb_middle", "bb_lower")}
-    levels = [(name, float(technicals[column]), color) for name, column, color in PIVOT_STYLE
-              if technicals and not is_missing(technicals.get(column))]
-    ys = _Scale(*_limits(np.concatenate([*col.values(), [level for _, level, _ in levels],
-                                         [value for _, value in marks]])), bottom, top)
+    col = {
+        c: _floats(history[c]) for c in ("close", "sma_30", "sma_200", "bb_upper", "bb_middle", "bb_lower")
+    }
+    levels = [
+        (name, float(technicals[column]), color)
+        for name, column, color in PIVOT_STYLE
+        if technicals and not is_missing(technicals.get(column))
+    ]
+    ys = _Scale(
+        *_limits(
+            np.concatenate([*col.values(), [level for _, level, _ in levels], [value for _, value in marks]])
+        ),
+        bottom,
+        top,
+    )
     xs = _Scale(-1, n + 4, left, right)
     x = xs(np.arange(n))
     body = []
@@ -378,48 +499,76 @@ def price_chart(symbol: str, day: date, history: pl.DataFrame, technicals: dict[
     x_ticks = np.linspace(0, n - 1, min(n, 7)).round().astype(int) if n else np.array([], dtype=int)
     body += [_line(p, top, p, bottom, GRID, 0.8) for p in xs(x_ticks)]
 
-    body.append(_path(_band(x, ys(col["bb_lower"]), ys(col["bb_upper"])), css="bb-band", fill=BAND_FILL,
-                      opacity=0.7))
+    body.append(
+        _path(_band(x, ys(col["bb_lower"]), ys(col["bb_upper"])), css="bb-band", fill=BAND_FILL, opacity=0.7)
+    )
     body.append(_path(_polyline(x, ys(col["bb_middle"])), css="bb-middle", stroke="#8fb3d9", width=0.8))
     for column, css, color, line_width in SERIES:
         body.append(_path(_polyline(x, ys(col[column])), css=css, stroke=color, width=line_width))
 
     # Every labelled level, top to bottom, its label at least 13 px from the next, right of the plot.
-    labelled = sorted([(level, "pivot", name, color) for name, level, color in levels]
-                      + [(value, "mark", kind, MARK_STYLE[kind][0]) for kind, value in marks], key=lambda m: -m[0])
+    labelled = sorted(
+        [(level, "pivot", name, color) for name, level, color in levels]
+        + [(value, "mark", kind, MARK_STYLE[kind][0]) for kind, value in marks],
+        key=lambda m: -m[0],
+    )
     label_y = _spread_labels([float(ys(level)) for level, *_ in labelled], top + 6, height - 8)
     for (level, group, name, color), text_y in zip(labelled, label_y, strict=True):
         y = float(ys(level))
         if group == "pivot":
-            body.append('<g class="pivot">'
-                        + _line(left, y, right, y, color, 0.8, dash=DASH[":"], opacity=0.8)
-                        + _line(xs(n - 0.5), y, xs(n + 4), y, color, 2.5)
-                        + _text(right + 6, text_y, f"{name} {fmt_money(level)}", color=color, css="pivot-label")
-                        + "</g>")
+            body.append(
+                '<g class="pivot">'
+                + _line(left, y, right, y, color, 0.8, dash=DASH[":"], opacity=0.8)
+                + _line(xs(n - 0.5), y, xs(n + 4), y, color, 2.5)
+                + _text(right + 6, text_y, f"{name} {fmt_money(level)}", color=color, css="pivot-label")
+                + "</g>"
+            )
             continue
         _, dash, css = MARK_STYLE[name]
-        body.append(f'<g class="mark {css}" data-level="{level:.2f}">'
-                    + _line(left, y, right, y, color, 1.1, dash=DASH[dash], opacity=0.9)
-                    + _text(right + 6, text_y, f"{name.capitalize()} {fmt_money(level)}", color=color,
-                            css="mark-label")
-                    + "</g>")
+        body.append(
+            f'<g class="mark {css}" data-level="{level:.2f}">'
+            + _line(left, y, right, y, color, 1.1, dash=DASH[dash], opacity=0.9)
+            + _text(
+                right + 6, text_y, f"{name.capitalize()} {fmt_money(level)}", color=color, css="mark-label"
+            )
+            + "</g>"
+        )
 
-    body.append(f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" '
-                f'stroke="{FRAME}" stroke-width="0.8"/>')
-    body += [_text(left - 6, p, f"{v:,.2f}", anchor="end", css="y-tick") for v, p in zip(y_ticks, py, strict=True)]
+    body.append(
+        f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" '
+        f'stroke="{FRAME}" stroke-width="0.8"/>'
+    )
+    body += [
+        _text(left - 6, p, f"{v:,.2f}", anchor="end", css="y-tick") for v, p in zip(y_ticks, py, strict=True)
+    ]
     body.append(_axis_title(18, (top + bottom) / 2, "Price ($)"))
-    body += _volume_panel(xs, x, _floats(history["volume"], 0.0) if "volume" in history.columns else np.zeros(n))
+    body += _volume_panel(
+        xs, x, _floats(history["volume"], 0.0) if "volume" in history.columns else np.zeros(n)
+    )
     v_bottom = VOLUME_BOX[3]
     dates = history["trade_date"]  # read at the ticks only
     body += [_line(p, v_bottom, p, v_bottom + 4, FRAME, 0.8) for p in xs(x_ticks)]
-    body += [_text(p, v_bottom + 16, dates[int(i)].isoformat(), anchor="middle", css="x-tick")
-             for i, p in zip(x_ticks, xs(x_ticks), strict=True)]
+    body += [
+        _text(p, v_bottom + 16, dates[int(i)].isoformat(), anchor="middle", css="x-tick")
+        for i, p in zip(x_ticks, xs(x_ticks), strict=True)
+    ]
     body.append(_axis_title((left + right) / 2, v_bottom + 40, "Session (trade date)", vertical=False))
     if not n:
         body.append(_text((left + right) / 2, (top + bottom) / 2, "no bars", anchor="middle", color=MUTED))
-    body.append(_legend([("box", BAND_FILL, "Bollinger 20/2"), *[("-", color, name) for name, color in
-                         (("Close", "#1d2733"), ("SMA 30", "#e69138"), ("SMA 200", "#6aa84f"))],
-                         ("box", VOLUME_COLOR, "Volume")], left, 42))
+    body.append(
+        _legend(
+            [
+                ("box", BAND_FILL, "Bollinger 20/2"),
+                *[
+                    ("-", color, name)
+                    for name, color in (("Close", "#1d2733"), ("SMA 30", "#e69138"), ("SMA 200", "#6aa84f"))
+                ],
+                ("box", VOLUME_COLOR, "Volume"),
+            ],
+            left,
+            42,
+        )
+    )
     title = f"{symbol}: last {n} sessions to {day.isoformat()}, pivots and the day's levels"
     body.append(_text((left + right) / 2, 20, title, size=15, anchor="middle", css="title"))
     return _svg(width, height, title, body)
@@ -441,9 +590,14 @@ def _volume_panel(xs: _Scale, x: np.ndarray, volume: np.ndarray) -> list[str]:
     body = ['<g class="panel" data-scope="volume">']
     body += [_line(left, p, right, p, GRID, 0.8) for p in vy(ticks)]
     body.append(_path(_bars(x, vy(volume), float(vy(0)), half), css="volume", fill=VOLUME_COLOR))
-    body.append(f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" '
-                f'stroke="{FRAME}" stroke-width="0.8"/>')
-    body += [_text(left - 6, p, _shares(v), anchor="end", css="volume-tick") for v, p in zip(ticks, vy(ticks), strict=True)]
+    body.append(
+        f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" '
+        f'stroke="{FRAME}" stroke-width="0.8"/>'
+    )
+    body += [
+        _text(left - 6, p, _shares(v), anchor="end", css="volume-tick")
+        for v, p in zip(ticks, vy(ticks), strict=True)
+    ]
     body.append(_axis_title(18, (top + bottom) / 2, "Volume"))
     return [*body, "</g>"]
 
@@ -476,8 +630,14 @@ class _StrikeOI:
         return _StrikeOI(self.strike[keep], self.calls[keep], self.puts[keep])
 
 
-def _oi_panel(panel: _StrikeOI, title: str, scope: str, box: tuple[int, int, int, int], spot: float | None,
-              marks: list[tuple[str, float | None, str, str, str]]) -> str:
+def _oi_panel(
+    panel: _StrikeOI,
+    title: str,
+    scope: str,
+    box: tuple[int, int, int, int],
+    spot: float | None,
+    marks: list[tuple[str, float | None, str, str, str]],
+) -> str:
     left, top, right, bottom = box
     anchors = [v for _, v, _, _, _ in marks if not is_missing(v)]
     if not is_missing(spot):
@@ -493,10 +653,16 @@ def _oi_panel(panel: _StrikeOI, title: str, scope: str, box: tuple[int, int, int
     steps = np.diff(np.unique(strikes))
     bar_width = float(steps.min()) * 0.8 if steps.size else 1.0
     if not anchors:
-        x_low, x_high = ((float(strikes_all.min()) - bar_width, float(strikes_all.max()) + bar_width)
-                         if strikes_all.size else (0.0, 1.0))
+        x_low, x_high = (
+            (float(strikes_all.min()) - bar_width, float(strikes_all.max()) + bar_width)
+            if strikes_all.size
+            else (0.0, 1.0)
+        )
     if strikes.size:  # room for the outermost bars' full width
-        x_low, x_high = min(x_low, float(strikes.min()) - bar_width / 2), max(x_high, float(strikes.max()) + bar_width / 2)
+        x_low, x_high = (
+            min(x_low, float(strikes.min()) - bar_width / 2),
+            max(x_high, float(strikes.max()) + bar_width / 2),
+        )
     if x_high - x_low <= 1e-9:
         room = max(1.0, abs(x_high) * 0.05)
         x_low, x_high = x_low - room, x_high + room
@@ -518,21 +684,39 @@ def _oi_panel(panel: _StrikeOI, title: str, scope: str, box: tuple[int, int, int
         body.append(_line(xs(spot), top, xs(spot), bottom, SPOT_COLOR, 1.3, css="mark spot"))
     for _, value, color, style, css in marks:
         if not is_missing(value):
-            body.append(_line(xs(value), top, xs(value), bottom, color, 1.2, dash=DASH[style], css=f"mark {css}"))
-    body.append(f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" '
-                f'stroke="{FRAME}" stroke-width="0.8"/>')
-    body += [_text(left - 6, p, f"{abs(v):,.0f}", anchor="end", css="y-tick") for v, p in zip(y_ticks, py, strict=True)]
+            body.append(
+                _line(xs(value), top, xs(value), bottom, color, 1.2, dash=DASH[style], css=f"mark {css}")
+            )
+    body.append(
+        f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" '
+        f'stroke="{FRAME}" stroke-width="0.8"/>'
+    )
+    body += [
+        _text(left - 6, p, f"{abs(v):,.0f}", anchor="end", css="y-tick")
+        for v, p in zip(y_ticks, py, strict=True)
+    ]
     x_ticks, decimals = _ticks(x_low, x_high, target=10)
     px = xs(x_ticks)
     body += [_line(p, bottom, p, bottom + 4, FRAME, 0.8) for p in px]
-    body += [_text(p, bottom + 16, f"{v:,.{decimals}f}", anchor="middle", css="x-tick")
-             for v, p in zip(x_ticks, px, strict=True)]
+    body += [
+        _text(p, bottom + 16, f"{v:,.{decimals}f}", anchor="middle", css="x-tick")
+        for v, p in zip(x_ticks, px, strict=True)
+    ]
     body.append(_text((left + right) / 2, top - 12, title, size=13, anchor="middle", css="panel-title"))
     body.append(_axis_title(22, (top + bottom) / 2, "Open interest (contracts)"))
     body.append(_axis_title((left + right) / 2, bottom + 32, "Strike ($)", vertical=False))
     if not strikes.size:
-        body.append(_text((left + right) / 2, (top + bottom) / 2, "no open interest", size=13, anchor="middle",
-                          color=MUTED, css="empty"))
+        body.append(
+            _text(
+                (left + right) / 2,
+                (top + bottom) / 2,
+                "no open interest",
+                size=13,
+                anchor="middle",
+                color=MUTED,
+                css="empty",
+            )
+        )
     return "".join(body) + "</g>"
 
 
@@ -541,23 +725,38 @@ def oi_chart(symbol: str, day: date, oi: pl.DataFrame, positioning: dict[str, An
     (nearest monthly expiration; all expirations): SVG."""
     width, height = OI_SIZE
     spot = positioning.get("spot")
-    marks = [("Call wall", positioning.get("call_wall"), "#1b5e20", "--", "call-wall"),
-             ("Put wall", positioning.get("put_wall"), "#b71c1c", "--", "put-wall"),
-             (f"Max pain ({_iso(positioning.get('max_pain_expiration'))})", positioning.get("max_pain"), "#6a1b9a",
-              ":", "max-pain")]
+    marks = [
+        ("Call wall", positioning.get("call_wall"), "#1b5e20", "--", "call-wall"),
+        ("Put wall", positioning.get("put_wall"), "#b71c1c", "--", "put-wall"),
+        (
+            f"Max pain ({_iso(positioning.get('max_pain_expiration'))})",
+            positioning.get("max_pain"),
+            "#6a1b9a",
+            ":",
+            "max-pain",
+        ),
+    ]
     scope = oi["scope"].to_numpy()
     by_strike = _StrikeOI(_floats(oi["strike"]), _floats(oi["call_oi"], 0.0), _floats(oi["put_oi"], 0.0))
     monthly = np.flatnonzero(scope == "monthly")
     expiration = oi["expiration"][int(monthly[0])] if monthly.size else None
-    panel_title = (f"Nearest monthly expiration {expiration.isoformat()} ({(expiration - day).days} days)"
-                   if expiration else "Nearest monthly expiration: none listed")
-    body = [_oi_panel(by_strike.where(monthly), panel_title, "monthly", OI_BOXES[0], spot, marks),
-            _oi_panel(by_strike.where(scope == "all"), "All expirations", "all", OI_BOXES[1], spot, marks)]
+    panel_title = (
+        f"Nearest monthly expiration {expiration.isoformat()} ({(expiration - day).days} days)"
+        if expiration
+        else "Nearest monthly expiration: none listed"
+    )
+    body = [
+        _oi_panel(by_strike.where(monthly), panel_title, "monthly", OI_BOXES[0], spot, marks),
+        _oi_panel(by_strike.where(scope == "all"), "All expirations", "all", OI_BOXES[1], spot, marks),
+    ]
     entries = [("box", CALL_COLOR, "Call OI"), ("box", PUT_COLOR, "Put OI")]
     if not is_missing(spot):
         entries.append(("-", SPOT_COLOR, f"Spot {fmt_money(spot)}"))
-    entries += [(style, color, f"{name} {fmt_money(value)}") for name, value, color, style, _ in marks
-                if not is_missing(value)]
+    entries += [
+        (style, color, f"{name} {fmt_money(value)}")
+        for name, value, color, style, _ in marks
+        if not is_missing(value)
+    ]
     body.append(_legend(entries, width / 2, 50, centre=True))
     title = f"{symbol}: open interest by strike on {day.isoformat()} (calls up, puts down)"
     body.append(_text(width / 2, 20, title, size=15, anchor="middle", css="title"))

@@ -18,6 +18,7 @@ from typing import Any
 
 NA = "n/a"
 
+
 def _scaled(value: float, decimals: int) -> int:
     """value * 10**decimals rounded half away from zero, as transforms.text.fmt_fixed does."""
     scaled = value * 10**decimals
@@ -175,7 +176,9 @@ def _md_block(block) -> str:
         return "\n".join(f"- {label}: {_md_cell(value)}" for label, value in block.rows)
     if isinstance(block, Table):
         head = "| " + " | ".join(md_escape(h) for h in block.headers) + " |"
-        rule = "|" + "|".join("---:" if i in block.numeric else "---" for i in range(len(block.headers))) + "|"
+        rule = (
+            "|" + "|".join("---:" if i in block.numeric else "---" for i in range(len(block.headers))) + "|"
+        )
         body = ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
         return "\n".join([head, rule, *body])
     if isinstance(block, Para):
@@ -190,12 +193,16 @@ def _md_block(block) -> str:
 def _html_block(block) -> str:
     e = html.escape
     if isinstance(block, Facts):
-        rows = "".join(f"<tr><th>{e(label)}</th><td>{_html_cell(value)}</td></tr>" for label, value in block.rows)
+        rows = "".join(
+            f"<tr><th>{e(label)}</th><td>{_html_cell(value)}</td></tr>" for label, value in block.rows
+        )
         return f'<table class="facts">{rows}</table>'
     if isinstance(block, Table):
+
         def cells(tag: str, values: list) -> str:
             opens, close = (f"<{tag}>", f'<{tag} class="num">'), f"</{tag}>"
             return "".join(opens[i in block.numeric] + _html_cell(v) + close for i, v in enumerate(values))
+
         head = cells("th", block.headers)
         body = "".join("<tr>" + cells("td", row) + "</tr>" for row in block.rows)
         return f'<table class="grid"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
@@ -259,25 +266,59 @@ a{color:#0b5cad}
 """
 
 
-def render_page(title: str, lead: list, sections: list[Section], footer: str, *, links: Sequence[tuple[str, str, str]] = ()) -> tuple[str, str]:
+def render_page(
+    title: str,
+    lead: list,
+    sections: list[Section],
+    footer: str,
+    *,
+    links: Sequence[tuple[str, str, str]] = (),
+) -> tuple[str, str]:
     """Markdown and HTML of one page. `links` are (text, markdown href, html href) shown under the title."""
     md_sections = "\n\n".join(
-        f"## {md_escape(s.title)}\n\n" + "\n\n".join(_md_block(b) for b in s.blocks) for s in sections)
+        f"## {md_escape(s.title)}\n\n" + "\n\n".join(_md_block(b) for b in s.blocks) for s in sections
+    )
     html_sections = "\n".join(
-        f"<section><h2>{html.escape(s.title)}</h2>\n" + "\n".join(_html_block(b) for b in s.blocks) + "</section>"
-        for s in sections)
+        f"<section><h2>{html.escape(s.title)}</h2>\n"
+        + "\n".join(_html_block(b) for b in s.blocks)
+        + "</section>"
+        for s in sections
+    )
     md_lead = "\n\n".join(_md_block(b) for b in lead)
     html_lead = "\n".join(_html_block(b) for b in lead)
     if links:
         md_lead = " · ".join(f"[{md_escape(t)}]({m})" for t, m, _ in links) + "\n\n" + md_lead
-        html_lead = ('<p class="nav">' + " · ".join(f'<a href="{html.escape(h)}">{html.escape(t)}</a>'
-                                                  for t, _, h in links) + "</p>\n" + html_lead)
-    markdown = MARKDOWN_PAGE.substitute(title=md_escape(title), lead=md_lead, sections=md_sections, footer=md_escape(footer))
-    page = HTML_PAGE.substitute(title=html.escape(title), css=CSS, lead=html_lead, sections=html_sections,
-                                footer=html.escape(footer))
+        html_lead = (
+            '<p class="nav">'
+            + " · ".join(f'<a href="{html.escape(h)}">{html.escape(t)}</a>' for t, _, h in links)
+            + "</p>\n"
+            + html_lead
+        )
+    markdown = MARKDOWN_PAGE.substitute(
+        title=md_escape(title), lead=md_lead, sections=md_sections, footer=md_escape(footer)
+    )
+    page = HTML_PAGE.substitute(
+        title=html.escape(title), css=CSS, lead=html_lead, sections=html_sections, footer=html.escape(footer)
+    )
     return markdown, page
 
 
-
-__all__ = ["NA", "Chart", "Facts", "Heading", "Link", "Mono", "Para", "Section", "Styled", "Table", "fmt_compact",
-           "fmt_count", "fmt_money", "fmt_pct", "is_missing", "md_escape", "render_page"]
+__all__ = [
+    "NA",
+    "Chart",
+    "Facts",
+    "Heading",
+    "Link",
+    "Mono",
+    "Para",
+    "Section",
+    "Styled",
+    "Table",
+    "fmt_compact",
+    "fmt_count",
+    "fmt_money",
+    "fmt_pct",
+    "is_missing",
+    "md_escape",
+    "render_page",
+]

@@ -52,7 +52,9 @@ def closed_reason(day: date, calendar: str = "XNYS") -> str | None:
     if day.weekday() >= 5:
         why = day.strftime("%A")
     else:
-        names = cal.regular_holidays.holidays(stamp, stamp, return_name=True) if cal.regular_holidays else None
+        names = (
+            cal.regular_holidays.holidays(stamp, stamp, return_name=True) if cal.regular_holidays else None
+        )
         why = str(names.iloc[0]) if names is not None and len(names) else "exchange closed"
     article = "an" if calendar[:1].upper() in "AEFHILMNORSX" else "a"  # said as letters: an XNYS, a CME
     reason = f"{day} is not {article} {calendar} session ({why})"

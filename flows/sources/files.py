@@ -85,11 +85,18 @@ FIELDS: dict[str, dict[str, Field]] = {
     },
 }
 KIND_DTYPES: dict[str, pl.DataType] = {
-    "date": pl.Date(), "datetime": pl.Datetime("us", "UTC"), "float": pl.Float64(), "int": pl.Int64(),
-    "symbol": pl.String(), "option_type": pl.String(), "text": pl.String(),
+    "date": pl.Date(),
+    "datetime": pl.Datetime("us", "UTC"),
+    "float": pl.Float64(),
+    "int": pl.Int64(),
+    "symbol": pl.String(),
+    "option_type": pl.String(),
+    "text": pl.String(),
 }
 LINEAGE: dict[str, pl.DataType] = {
-    "_source_file": pl.String(), "_source_row": pl.Int64(), "_ingested_at": pl.Datetime("us", "UTC"),
+    "_source_file": pl.String(),
+    "_source_row": pl.Int64(),
+    "_ingested_at": pl.Datetime("us", "UTC"),
     "_parse_errors": pl.String(),
 }
 
@@ -116,8 +123,10 @@ class _CanonicalFormat(VendorFormat):
 ADAPTERS: list[VendorFormat] = list(VENDOR_FORMATS)
 for _format in ADAPTERS:  # a declaration naming a column the dataset does not have is a bug: say so at import
     if not set(_format.columns) <= set(FIELDS[_format.dataset]):
-        raise ValueError(f"vendor format {_format.name}: columns {sorted(set(_format.columns) - set(FIELDS[_format.dataset]))} "
-                         f"are not canonical {_format.dataset} columns ({', '.join(FIELDS[_format.dataset])})")
+        raise ValueError(
+            f"vendor format {_format.name}: columns {sorted(set(_format.columns) - set(FIELDS[_format.dataset]))} "
+            f"are not canonical {_format.dataset} columns ({', '.join(FIELDS[_format.dataset])})"
+        )
 
 
 def adapters_for(dataset: str) -> list[VendorFormat]:
@@ -130,14 +139,19 @@ def detect_format(dataset: str, columns: set[str], path: Path, explicit: str | N
         for adapter in candidates:
             if adapter.name in (explicit, f"{explicit}-{dataset}"):
                 return adapter
-        raise SourceError(f"{path}: unknown format {explicit!r} for {dataset} "
-                          f"(known: {', '.join(a.name for a in candidates)})", file=path, dataset=dataset)
+        raise SourceError(
+            f"{path}: unknown format {explicit!r} for {dataset} "
+            f"(known: {', '.join(a.name for a in candidates)})",
+            file=path,
+            dataset=dataset,
+        )
     for adapter in candidates:
         if adapter.detect(columns):
             return adapter
     missing = sorted(c for c, f in FIELDS[dataset].items() if f.required and c not in columns)
-    raise SourceError(f"{path}: missing required column(s) {', '.join(missing)} for {dataset}", file=path,
-                      dataset=dataset)
+    raise SourceError(
+        f"{path}: missing required column(s) {', '.join(missing)} for {dataset}", file=path, dataset=dataset
+    )
 
 
 def landing_files(landing: Path, dataset: str, hidden: list[Path] | None = None) -> list[Path]:
@@ -158,8 +172,11 @@ def landing_files(landing: Path, dataset: str, hidden: list[Path] | None = None)
             continue
         target = path.resolve()
         if not target.is_relative_to(root):
-            raise SourceError(f"{path}: a symbolic link to {target}, outside landing ({root}): refused "
-                              "(copy the file into landing instead)", file=path)
+            raise SourceError(
+                f"{path}: a symbolic link to {target}, outside landing ({root}): refused "
+                "(copy the file into landing instead)",
+                file=path,
+            )
         found.append(path)
     return found
 
@@ -182,8 +199,11 @@ def check_size(path: Path, max_bytes: int | None, shown: Path | None = None) -> 
         return
     size = path.stat().st_size
     if max_bytes is not None and size > max_bytes:
-        raise TooLargeError(f"{shown or path}: {size:,} bytes, over the {max_bytes:,}-byte limit per file "
-                            "([ingest] max_file_bytes): refused", file=shown or path)
+        raise TooLargeError(
+            f"{shown or path}: {size:,} bytes, over the {max_bytes:,}-byte limit per file "
+            "([ingest] max_file_bytes): refused",
+            file=shown or path,
+        )
 
 
 def _bounded_source(path: Path, max_bytes: int | None, shown: Path | None = None) -> Path | bytes:
@@ -198,8 +218,11 @@ def _bounded_source(path: Path, max_bytes: int | None, shown: Path | None = None
         while block := stream.read(1 << 24):
             out += block
             if max_bytes is not None and len(out) > max_bytes:
-                raise TooLargeError(f"{shown or path}: decompresses to more than {max_bytes:,} bytes ([ingest] "
-                                    "max_file_bytes): refused", file=shown or path)
+                raise TooLargeError(
+                    f"{shown or path}: decompresses to more than {max_bytes:,} bytes ([ingest] "
+                    "max_file_bytes): refused",
+                    file=shown or path,
+                )
     return bytes(out)
 
 
@@ -209,8 +232,10 @@ def _read_csv_text(path: Path | bytes) -> pl.DataFrame:
     A path is a path, never a glob pattern (`bars [final].csv`, a file named `bars_*.csv`)."""
     try:
         return pl.read_csv(path, infer_schema=False, encoding="utf8", truncate_ragged_lines=False, glob=False)
-    except Exception:  # noqa: BLE001 - invalid UTF-8 or unreadable: the lossy read decides which
-        return pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", truncate_ragged_lines=False, glob=False)
+    except Exception:
+        return pl.read_csv(
+            path, infer_schema=False, encoding="utf8-lossy", truncate_ragged_lines=False, glob=False
+        )
 
 
 def read_text_frame(path: Path, max_bytes: int | None = None, shown: Path | None = None) -> pl.DataFrame:
@@ -226,9 +251,11 @@ def read_text_frame(path: Path, max_bytes: int | None = None, shown: Path | None
             frame = _read_csv_text(_bounded_source(path, max_bytes, shown))
     except TooLargeError:
         raise
-    except Exception as exc:  # noqa: BLE001 - polars/arrow raise many kinds; the user needs the file and why
+    except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SourceError(f"{shown or path}: unreadable: {first}", transient=True, file=shown or path) from None
+        raise SourceError(
+            f"{shown or path}: unreadable: {first}", transient=True, file=shown or path
+        ) from None
     return frame.rename({c: c.strip().lower() for c in frame.columns})
 
 
@@ -248,20 +275,34 @@ def _parse(kind: str, raw: pl.Expr) -> pl.Expr:
     if kind == "datetime":
         # ISO timestamps with an offset or Z are exact; naive ones are exchange time (New York).
         with_zone = text.str.replace(r"Z$", "+00:00").str.replace(r"([+-]\d\d):?(\d\d)$", "$1$2")
+
         def zoned(fmt: str) -> pl.Expr:
             return with_zone.str.to_datetime(fmt, strict=False, time_unit="us").dt.convert_time_zone("UTC")
+
         def naive(fmt: str) -> pl.Expr:
-            return (text.str.to_datetime(fmt, strict=False, time_unit="us")
-                    .dt.replace_time_zone("America/New_York", ambiguous="earliest", non_existent="null")
-                    .dt.convert_time_zone("UTC"))
-        return pl.coalesce(zoned("%Y-%m-%dT%H:%M:%S%.f%z"), zoned("%Y-%m-%d %H:%M:%S%.f%z"),
-                           naive("%Y-%m-%d %H:%M:%S%.f"), naive("%Y-%m-%dT%H:%M:%S%.f"))
+            return (
+                text.str.to_datetime(fmt, strict=False, time_unit="us")
+                .dt.replace_time_zone("America/New_York", ambiguous="earliest", non_existent="null")
+                .dt.convert_time_zone("UTC")
+            )
+
+        return pl.coalesce(
+            zoned("%Y-%m-%dT%H:%M:%S%.f%z"),
+            zoned("%Y-%m-%d %H:%M:%S%.f%z"),
+            naive("%Y-%m-%d %H:%M:%S%.f"),
+            naive("%Y-%m-%dT%H:%M:%S%.f"),
+        )
     if kind == "symbol":
         return text.str.to_uppercase()
     if kind == "option_type":
         upper = text.str.to_uppercase()
-        return pl.when(upper.is_in(["C", "CALL"])).then(pl.lit("C")).when(upper.is_in(["P", "PUT"])).then(
-            pl.lit("P")).otherwise(upper)
+        return (
+            pl.when(upper.is_in(["C", "CALL"]))
+            .then(pl.lit("C"))
+            .when(upper.is_in(["P", "PUT"]))
+            .then(pl.lit("P"))
+            .otherwise(upper)
+        )
     return text
 
 
@@ -291,10 +332,16 @@ def _fast(kind: str, raw: pl.Expr, shape: _Shape | None) -> pl.Expr:
 
 _EXACT_INT = 2**53
 # ISO timestamp forms a file is likely to use throughout: separator, fraction digits, zone suffix.
-_SHAPE = re.compile(r"[12][0-9]{3}-[0-9]{2}-[0-9]{2}([T ])[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.([0-9]{1,6}))?"
-                    r"(Z|[+-][0-9]{2}:[0-9]{2}|[+-][0-9]{4})?")
-_SUFFIX_PATTERNS = {"": "", "Z": "Z", "+hh:mm": "[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]",
-                    "+hhmm": "[+-](?:[01][0-9]|2[0-3])[0-5][0-9]"}
+_SHAPE = re.compile(
+    r"[12][0-9]{3}-[0-9]{2}-[0-9]{2}([T ])[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.([0-9]{1,6}))?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2}|[+-][0-9]{4})?"
+)
+_SUFFIX_PATTERNS = {
+    "": "",
+    "Z": "Z",
+    "+hh:mm": "[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]",
+    "+hhmm": "[+-](?:[01][0-9]|2[0-3])[0-5][0-9]",
+}
 
 
 @dataclass(frozen=True)
@@ -319,31 +366,43 @@ class _Shape:
             match = _SHAPE.fullmatch(value)
             if match:
                 sep, fraction, zone = match.groups()
-                suffix = ("" if zone is None else "Z" if zone == "Z" else "+hh:mm" if ":" in zone else "+hhmm")
+                suffix = "" if zone is None else "Z" if zone == "Z" else "+hh:mm" if ":" in zone else "+hhmm"
                 shape = cls(sep, len(fraction or ""), suffix)
                 shapes[shape] = shapes.get(shape, 0) + 1
         return max(shapes, key=shapes.__getitem__) if shapes else None
 
     def expr(self, raw: pl.Expr) -> pl.Expr:
-        pattern = ("^[12][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])" + self.sep
-                   + "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]" + (rf"\.[0-9]{{{self.digits}}}" if self.digits else "")
-                   + _SUFFIX_PATTERNS[self.suffix] + "$")
-        seconds = raw.str.slice(0, 19).str.to_datetime(f"%Y-%m-%d{self.sep}%H:%M:%S", strict=False, time_unit="us")
+        pattern = (
+            "^[12][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+            + self.sep
+            + "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+            + (rf"\.[0-9]{{{self.digits}}}" if self.digits else "")
+            + _SUFFIX_PATTERNS[self.suffix]
+            + "$"
+        )
+        seconds = raw.str.slice(0, 19).str.to_datetime(
+            f"%Y-%m-%d{self.sep}%H:%M:%S", strict=False, time_unit="us"
+        )
         micros = seconds.cast(pl.Int64)
         if self.digits:
-            micros = micros + raw.str.slice(20, self.digits).cast(pl.Int64, strict=False) * 10 ** (6 - self.digits)
+            micros = micros + raw.str.slice(20, self.digits).cast(pl.Int64, strict=False) * 10 ** (
+                6 - self.digits
+            )
         at = 19 + (self.digits + 1 if self.digits else 0)  # where the zone suffix starts
         if self.suffix in ("+hh:mm", "+hhmm"):
             minutes_at = at + (4 if self.suffix == "+hh:mm" else 3)
-            offset = (raw.str.slice(at + 1, 2).cast(pl.Int64, strict=False) * 3600
-                      + raw.str.slice(minutes_at, 2).cast(pl.Int64, strict=False) * 60) * 1_000_000
+            offset = (
+                raw.str.slice(at + 1, 2).cast(pl.Int64, strict=False) * 3600
+                + raw.str.slice(minutes_at, 2).cast(pl.Int64, strict=False) * 60
+            ) * 1_000_000
             micros = micros - pl.when(raw.str.slice(at, 1) == "-").then(-offset).otherwise(offset)
         local = micros.cast(pl.Datetime("us"))
         if self.suffix:
             instant = local.dt.replace_time_zone("UTC")
         else:
-            instant = (local.dt.replace_time_zone("America/New_York", ambiguous="earliest", non_existent="null")
-                       .dt.convert_time_zone("UTC"))
+            instant = local.dt.replace_time_zone(
+                "America/New_York", ambiguous="earliest", non_existent="null"
+            ).dt.convert_time_zone("UTC")
         return pl.when(raw.str.contains(pattern)).then(instant)
 
 
@@ -356,8 +415,9 @@ def _session_dates(ts: pl.Series) -> pl.Series:
     wall = ts.dt.replace_time_zone(None)
     hours = wall.dt.truncate("1h").unique().drop_nulls()
     edges = pl.concat([hours, hours + timedelta(hours=1) - timedelta(microseconds=1)])
-    offsets = (edges.dt.replace_time_zone("UTC").dt.convert_time_zone(EXCHANGE_TZ).dt.replace_time_zone(None)
-               - edges).unique()
+    offsets = (
+        edges.dt.replace_time_zone("UTC").dt.convert_time_zone(EXCHANGE_TZ).dt.replace_time_zone(None) - edges
+    ).unique()
     if len(offsets) == 1:
         return (wall + offsets[0]).dt.date()
     return ts.to_frame().select(session_date(pl.col(ts.name))).to_series()
@@ -367,8 +427,14 @@ def _given(raw: pl.Expr) -> pl.Expr:
     return raw.str.strip_chars().str.len_chars().fill_null(0) > 0
 
 
-def conform(frame: pl.DataFrame, dataset: str, path: Path, source_file: str, ingested_at: datetime,
-            explicit_format: str | None = None) -> tuple[pl.DataFrame, str]:
+def conform(
+    frame: pl.DataFrame,
+    dataset: str,
+    path: Path,
+    source_file: str,
+    ingested_at: datetime,
+    explicit_format: str | None = None,
+) -> tuple[pl.DataFrame, str]:
     """A landing file's text frame -> typed bronze rows with lineage; also the detected format name.
 
     Values are typed by `_parse`'s rules. For speed each column is first read with `_fast` (one
@@ -379,15 +445,27 @@ def conform(frame: pl.DataFrame, dataset: str, path: Path, source_file: str, ing
     canonical = adapter.conform(frame.lazy(), path).collect()
     missing = [c for c, f in FIELDS[dataset].items() if f.required and c not in canonical.columns]
     if missing:
-        raise SourceError(f"{path}: missing required column(s) {', '.join(missing)} for {dataset}", file=path,
-                          dataset=dataset)
+        raise SourceError(
+            f"{path}: missing required column(s) {', '.join(missing)} for {dataset}",
+            file=path,
+            dataset=dataset,
+        )
     fields = {c: f for c, f in FIELDS[dataset].items() if c in canonical.columns}
     raw = {c: canonical.get_column(c).cast(pl.String) for c in fields}
-    shapes = {c: _Shape.detect(raw[c].drop_nulls().head(1000).str.strip_chars().to_list())
-              for c, f in fields.items() if f.kind == "datetime"}
-    typed = pl.DataFrame(raw).lazy().select(
-        _fast(f.kind, pl.col(c), shapes.get(c)).cast(KIND_DTYPES[f.kind]).alias(c) for c, f in fields.items()
-    ).collect()
+    shapes = {
+        c: _Shape.detect(raw[c].drop_nulls().head(1000).str.strip_chars().to_list())
+        for c, f in fields.items()
+        if f.kind == "datetime"
+    }
+    typed = (
+        pl.DataFrame(raw)
+        .lazy()
+        .select(
+            _fast(f.kind, pl.col(c), shapes.get(c)).cast(KIND_DTYPES[f.kind]).alias(c)
+            for c, f in fields.items()
+        )
+        .collect()
+    )
     values: dict[str, pl.Series] = {}
     failed: dict[str, pl.Series] = {}  # row indices of values given but unreadable, per column
     for column, field in fields.items():
@@ -396,7 +474,8 @@ def conform(frame: pl.DataFrame, dataset: str, path: Path, source_file: str, ing
             retry = (value.is_null() & raw[column].is_not_null()).arg_true()
             again = pl.DataFrame({column: raw[column].gather(retry)}).select(
                 _parse(field.kind, pl.col(column)).cast(KIND_DTYPES[field.kind]).alias("value"),
-                _given(pl.col(column)).alias("given"))
+                _given(pl.col(column)).alias("given"),
+            )
             value = value.scatter(retry, again.get_column("value"))
             bad = retry.filter(again.get_column("value").is_null() & again.get_column("given"))
             if len(bad):
@@ -406,14 +485,24 @@ def conform(frame: pl.DataFrame, dataset: str, path: Path, source_file: str, ing
         given = raw[column].to_frame().select(_given(pl.col(column)).sum()).item()
         if given and len(bad) == given and len(canonical) > 1:
             sample = raw[column].drop_nulls().head(1).to_list()
-            raise SourceError(f"{path}: column {column!r} has no value readable as {fields[column].kind}"
-                              f" (e.g. {sample[0]!r})" if sample else f"{path}: column {column!r} is unreadable",
-                              file=path, dataset=dataset)
+            raise SourceError(
+                f"{path}: column {column!r} has no value readable as {fields[column].kind}"
+                f" (e.g. {sample[0]!r})"
+                if sample
+                else f"{path}: column {column!r} is unreadable",
+                file=path,
+                dataset=dataset,
+            )
     height = len(canonical)
-    flags = [pl.Series(f"__failed_{c}", [], dtype=pl.Boolean).extend_constant(False, height).scatter(bad, True)
-             for c, bad in failed.items()]
-    absent = [pl.lit(None, dtype=KIND_DTYPES[f.kind]).alias(f.name) for c, f in FIELDS[dataset].items()
-              if c not in fields]
+    flags = [
+        pl.Series(f"__failed_{c}", [], dtype=pl.Boolean).extend_constant(False, height).scatter(bad, True)
+        for c, bad in failed.items()
+    ]
+    absent = [
+        pl.lit(None, dtype=KIND_DTYPES[f.kind]).alias(f.name)
+        for c, f in FIELDS[dataset].items()
+        if c not in fields
+    ]
     bronze = pl.DataFrame([v.alias(fields[c].name) for c, v in values.items()] + flags, height=height).lazy()
     if absent:
         bronze = bronze.with_columns(absent)
@@ -421,8 +510,13 @@ def conform(frame: pl.DataFrame, dataset: str, path: Path, source_file: str, ing
         bronze = bronze.with_columns(_session_dates(values["ts"]).alias("trade_date"))
     errors = pl.lit(None, dtype=pl.String)
     if flags:
-        errors = pl.when(pl.any_horizontal([f.name for f in flags])).then(pl.concat_str(
-            [pl.when(pl.col(f"__failed_{c}")).then(pl.lit(c)) for c in failed], separator=",", ignore_nulls=True))
+        errors = pl.when(pl.any_horizontal([f.name for f in flags])).then(
+            pl.concat_str(
+                [pl.when(pl.col(f"__failed_{c}")).then(pl.lit(c)) for c in failed],
+                separator=",",
+                ignore_nulls=True,
+            )
+        )
     bronze = bronze.with_columns(
         errors.alias("_parse_errors"),
         pl.lit(source_file).alias("_source_file"),

@@ -21,9 +21,17 @@ def conform_yfinance(lf: pl.LazyFrame) -> pl.LazyFrame:
     """A saved or fetched yfinance frame -> every canonical chain column as text, in FIELDS order."""
     conformed = YFINANCE.conform(lf)
     given = set(conformed.collect_schema().names())
-    return conformed.select([pl.col(c) if c in given else pl.lit(None, dtype=pl.String).alias(c)
-                             for c in CHAIN_COLUMNS])
+    return conformed.select(
+        [pl.col(c) if c in given else pl.lit(None, dtype=pl.String).alias(c) for c in CHAIN_COLUMNS]
+    )
 
 
-__all__ = ["CBOE_EOD", "CHAIN_COLUMNS", "VENDOR_ADAPTERS", "WEEKLY_ROOTS", "YFINANCE", "conform_yfinance",
-           "underlying_from_root"]
+__all__ = [
+    "CBOE_EOD",
+    "CHAIN_COLUMNS",
+    "VENDOR_ADAPTERS",
+    "WEEKLY_ROOTS",
+    "YFINANCE",
+    "conform_yfinance",
+    "underlying_from_root",
+]

@@ -26,7 +26,9 @@ from flows.errors import ChainsignalsError
 from flows.sources.named_formats import CHAIN_COLUMNS, conform_yfinance
 
 NY = ZoneInfo("America/New_York")
-INSTALL_HINT = "install the optional extra: `uv sync --extra yfinance` (or `pip install 'chainsignals[yfinance]'`)"
+INSTALL_HINT = (
+    "install the optional extra: `uv sync --extra yfinance` (or `pip install 'chainsignals[yfinance]'`)"
+)
 
 
 class MissingExtraError(ChainsignalsError, ImportError):
@@ -56,7 +58,11 @@ def _quote_date(underlying: dict | None) -> str | None:
 
 def _spot(underlying: dict | None) -> str | None:
     price = (underlying or {}).get("regularMarketPrice")
-    return repr(float(price)) if isinstance(price, int | float) and not isinstance(price, bool) and price > 0 else None
+    return (
+        repr(float(price))
+        if isinstance(price, int | float) and not isinstance(price, bool) and price > 0
+        else None
+    )
 
 
 def fetch_chain(symbol: str, client: Any = None) -> pl.DataFrame:

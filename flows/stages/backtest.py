@@ -44,9 +44,17 @@ from transforms.yardsticks import YARDSTICK_COLUMNS
 SCORECARD_SQL = SQL_DIR / "views" / "idea_scorecard.sql"
 DEFAULT_SEED = 16
 CHAIN_COLUMNS: dict[str, pl.DataType] = {
-    "trade_date": pl.Date(), "underlying": pl.String(), "expiration": pl.Date(), "dte": pl.Int64(),
-    "option_symbol": pl.String(), "option_type": pl.String(), "strike": pl.Float64(),
-    "open_interest": pl.Int64(), "volume": pl.Int64(), "bid": pl.Float64(), "ask": pl.Float64(),
+    "trade_date": pl.Date(),
+    "underlying": pl.String(),
+    "expiration": pl.Date(),
+    "dte": pl.Int64(),
+    "option_symbol": pl.String(),
+    "option_type": pl.String(),
+    "strike": pl.Float64(),
+    "open_interest": pl.Int64(),
+    "volume": pl.Int64(),
+    "bid": pl.Float64(),
+    "ask": pl.Float64(),
     "mid": pl.Float64(),
 }
 # The symbol column of the gold tables keyed by underlying (positioning_daily, flow_daily, expiry_levels).
@@ -74,19 +82,28 @@ def _session_batches(lake: Lake, sessions: list[date], batch_rows: int) -> list[
     chain_days = [d for d in lake.dates("silver", "chains") if sessions[0] <= d <= sessions[-1]]
     per_session = 1
     if chain_days:
-        per_session = max(1, lake.scan("silver", "chains", {"trade_date": pl.Date()}, dates=[chain_days[-1]])
-                          .select(pl.len()).collect().item())
+        per_session = max(
+            1,
+            lake.scan("silver", "chains", {"trade_date": pl.Date()}, dates=[chain_days[-1]])
+            .select(pl.len())
+            .collect()
+            .item(),
+        )
     size = max(1, batch_rows // per_session)
-    return [sessions[i:i + size] for i in range(0, len(sessions), size)]
+    return [sessions[i : i + size] for i in range(0, len(sessions), size)]
 
 
 def _of(frame: pl.LazyFrame, column: str, symbols: list[str] | None) -> pl.LazyFrame:
     return frame.filter(pl.col(column).is_in(symbols)) if symbols else frame
 
 
-def session_ideas(lake: Lake, batch: list[date], rule_sets: dict[str, tuple[Rule, ...]],
-                  symbols: list[str] | None, named: pl.Series | None = None
-                  ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
+def session_ideas(
+    lake: Lake,
+    batch: list[date],
+    rule_sets: dict[str, tuple[Rule, ...]],
+    symbols: list[str] | None,
+    named: pl.Series | None = None,
+) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
     """Every rule set's ideas of the sessions in `batch`, from the gold features and silver chains of
     those sessions alone; and the batch's chain mids (_MID_COLUMNS) of the contracts an idea names, in
     this batch or in `named` (the option symbols earlier batches' ideas named).
@@ -94,21 +111,38 @@ def session_ideas(lake: Lake, batch: list[date], rule_sets: dict[str, tuple[Rule
     The mids are every exit mid the outcomes of ideas up to this batch can look up (an idea exits
     after its own session), taken while the chain is in memory instead of reading every contract's
     symbol and mid again."""
-    gold = lambda table, schema, key: _of(lake.scan("gold", table, schema, dates=batch), key, symbols)
+
+    def gold(table, schema, key):
+        return _of(lake.scan("gold", table, schema, dates=batch), key, symbols)
+
     features = join_features(
         gold("technicals_daily", TECHNICAL_FEATURES, "symbol"),
         gold("positioning_daily", {**_KEYS, **POSITIONING_FEATURES}, GOLD_SYMBOL),
-        gold("flow_daily", {**_KEYS, **FLOW_FEATURES}, GOLD_SYMBOL))
-    signals = gold("signals_daily", {"trade_date": pl.Date(), "symbol": pl.String(), **SIGNAL_FEATURES}, "symbol")
+        gold("flow_daily", {**_KEYS, **FLOW_FEATURES}, GOLD_SYMBOL),
+    )
+    signals = gold(
+        "signals_daily", {"trade_date": pl.Date(), "symbol": pl.String(), **SIGNAL_FEATURES}, "symbol"
+    )
     rows = with_signals(features, signals).collect().lazy()
-    chains = _of(lake.scan("silver", "chains", CHAIN_COLUMNS, dates=batch), "underlying", symbols).collect().lazy()
-    yardsticks = gold("expiry_levels", {**_KEYS, "expiration": pl.Date(), **YARDSTICK_COLUMNS}, GOLD_SYMBOL).rename(
-        {GOLD_SYMBOL: "underlying"})
+    chains = (
+        _of(lake.scan("silver", "chains", CHAIN_COLUMNS, dates=batch), "underlying", symbols).collect().lazy()
+    )
+    yardsticks = gold(
+        "expiry_levels", {**_KEYS, "expiration": pl.Date(), **YARDSTICK_COLUMNS}, GOLD_SYMBOL
+    ).rename({GOLD_SYMBOL: "underlying"})
     # Built once for every rule set of the batch.
     contracts = option_chain(chains, strike_open_interest(chains), yardsticks).collect()
-    ideas = {name: trade_ideas(rows, contracts, rules).collect(engine="in-memory") for name, rules in rule_sets.items()}
-    named = pl.concat([*(frame["option_symbol"] for frame in ideas.values()),
-                       *([] if named is None else [named])]).drop_nulls().unique()
+    ideas = {
+        name: trade_ideas(rows, contracts, rules).collect(engine="in-memory")
+        for name, rules in rule_sets.items()
+    }
+    named = (
+        pl.concat(
+            [*(frame["option_symbol"] for frame in ideas.values()), *([] if named is None else [named])]
+        )
+        .drop_nulls()
+        .unique()
+    )
     mids = chains.select(list(_MID_COLUMNS)).filter(pl.col("option_symbol").is_in(named.implode())).collect()
     return ideas, mids
 
@@ -117,9 +151,11 @@ def scorecard(ideas: pl.DataFrame, outcomes: pl.DataFrame, sessions: list[date])
     """idea_scorecard.sql, the warehouse view's own text, over one rule set's ideas and outcomes."""
     con = duckdb.connect()
     try:
-        frames = {"trade_ideas": ideas.select(list(TRADE_IDEA_SCHEMA)),
-                  "idea_outcomes": outcomes.select(list(IDEA_OUTCOME_SCHEMA)),
-                  "technicals_daily": pl.DataFrame({"trade_date": sessions}, schema={"trade_date": pl.Date})}
+        frames = {
+            "trade_ideas": ideas.select(list(TRADE_IDEA_SCHEMA)),
+            "idea_outcomes": outcomes.select(list(IDEA_OUTCOME_SCHEMA)),
+            "technicals_daily": pl.DataFrame({"trade_date": sessions}, schema={"trade_date": pl.Date}),
+        }
         for name, frame in frames.items():
             con.register("frame", frame.to_arrow())
             con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
@@ -130,20 +166,34 @@ def scorecard(ideas: pl.DataFrame, outcomes: pl.DataFrame, sessions: list[date])
         con.close()
 
 
-def run_backtest(settings: Settings, rule_sets: dict[str, tuple[Rule, ...]], *, start: date | None = None,
-                 end: date | None = None, symbols: list[str] | None = None, seed: int = DEFAULT_SEED,
-                 out: Path | None = None, progress: Callable[[int, int], None] | None = None) -> BacktestResult:
+def run_backtest(
+    settings: Settings,
+    rule_sets: dict[str, tuple[Rule, ...]],
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    symbols: list[str] | None = None,
+    seed: int = DEFAULT_SEED,
+    out: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> BacktestResult:
     """Ideas and outcomes of each rule set over the lake's gold sessions in [start, end].
 
     progress(done, total) is called after each batch of sessions (and once before the first).
     """
     started = time.perf_counter()
     lake = Lake(settings.lake)
-    sessions = [d for d in lake.dates("gold", "technicals_daily")
-                if (start is None or d >= start) and (end is None or d <= end)]
+    sessions = [
+        d
+        for d in lake.dates("gold", "technicals_daily")
+        if (start is None or d >= start) and (end is None or d <= end)
+    ]
     if not sessions:
-        raise BacktestError(f"no gold sessions in the lake {settings.lake} between {start or 'the first'} and "
-                            f"{end or 'the last'}: run `chainsignals backfill` first", file=settings.lake)
+        raise BacktestError(
+            f"no gold sessions in the lake {settings.lake} between {start or 'the first'} and "
+            f"{end or 'the last'}: run `chainsignals backfill` first",
+            file=settings.lake,
+        )
     batches = _session_batches(lake, sessions, settings.batch_rows)
     collected: dict[str, list[pl.DataFrame]] = {name: [] for name in rule_sets}
     named, exit_mids = pl.Series("option_symbol", [], dtype=pl.String), []
@@ -157,20 +207,41 @@ def run_backtest(settings: Settings, rule_sets: dict[str, tuple[Rule, ...]], *, 
         exit_mids.append(batch_mids)
         if progress:
             progress(done, len(batches))
-    bars = _of(lake.scan("silver", "bars", {"trade_date": pl.Date(), "symbol": pl.String(),
-                                            **{c: pl.Float64() for c in ("open", "high", "low", "close")}},
-                         start=sessions[0], end=sessions[-1]), "symbol", symbols).collect().lazy()
+    bars = (
+        _of(
+            lake.scan(
+                "silver",
+                "bars",
+                {
+                    "trade_date": pl.Date(),
+                    "symbol": pl.String(),
+                    **{c: pl.Float64() for c in ("open", "high", "low", "close")},
+                },
+                start=sessions[0],
+                end=sessions[-1],
+            ),
+            "symbol",
+            symbols,
+        )
+        .collect()
+        .lazy()
+    )
     # A chain session without gold (ingested, not computed) gives no ideas but can hold an exit mid.
     ungold = sorted(set(lake.dates("silver", "chains")) - set(sessions))
     ungold = [d for d in ungold if sessions[0] <= d <= sessions[-1]]
     if ungold:
-        exit_mids.append(lake.scan("silver", "chains", _MID_COLUMNS, dates=ungold)
-                         .filter(pl.col("option_symbol").is_in(named.implode())).collect())
+        exit_mids.append(
+            lake.scan("silver", "chains", _MID_COLUMNS, dates=ungold)
+            .filter(pl.col("option_symbol").is_in(named.implode()))
+            .collect()
+        )
     mids = pl.concat(exit_mids).lazy()
     ideas, outcomes, cards = [], [], []
     for name in rule_sets:
         set_ideas = pl.concat(collected[name])
-        set_outcomes = idea_outcomes(set_ideas.lazy(), bars, sessions[-1], mids, settings.stock_horizon_sessions).collect()
+        set_outcomes = idea_outcomes(
+            set_ideas.lazy(), bars, sessions[-1], mids, settings.stock_horizon_sessions
+        ).collect()
         tag = pl.lit(name).alias("rule_set")
         ideas.append(set_ideas.with_columns(tag))
         outcomes.append(set_outcomes.with_columns(tag))
@@ -179,17 +250,38 @@ def run_backtest(settings: Settings, rule_sets: dict[str, tuple[Rule, ...]], *, 
     keys = ["rule_set", "rule", "direction"]
     intervals = mean_r_intervals(outcomes_frame, keys, seed)
     # Every rule gets its row, in its file's order: one that never fired says so with zeros.
-    declared = pl.DataFrame([{"rule_set": name, "rule": r.name, "direction": r.direction}
-                             for name, rules in rule_sets.items() for r in rules], schema={k: pl.String for k in keys})
-    card = pl.concat(cards).filter(pl.col("period") == "all").drop("period").join(intervals, on=keys, how="left")
+    declared = pl.DataFrame(
+        [
+            {"rule_set": name, "rule": r.name, "direction": r.direction}
+            for name, rules in rule_sets.items()
+            for r in rules
+        ],
+        schema={k: pl.String for k in keys},
+    )
+    card = (
+        pl.concat(cards).filter(pl.col("period") == "all").drop("period").join(intervals, on=keys, how="left")
+    )
     counts = [c for c, t in card.schema.items() if t.is_integer()]
-    card = declared.join(card, on=keys, how="left", maintain_order="left").with_columns(
-        pl.col(counts).fill_null(0)).select(
-        *keys, pl.exclude(*keys, "mean_r_low", "mean_r_high", "expectancy", "worst_losing_streak"),
-        "mean_r_low", "mean_r_high", "expectancy", "worst_losing_streak")
+    card = (
+        declared.join(card, on=keys, how="left", maintain_order="left")
+        .with_columns(pl.col(counts).fill_null(0))
+        .select(
+            *keys,
+            pl.exclude(*keys, "mean_r_low", "mean_r_high", "expectancy", "worst_losing_streak"),
+            "mean_r_low",
+            "mean_r_high",
+            "expectancy",
+            "worst_losing_streak",
+        )
+    )
     out = out or settings.warehouse / "scratch" / f"backtest-{datetime.now(UTC):%Y%m%dT%H%M%S}.parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
     # One row per idea: its levels and how it played out (the outcome columns it shares are the idea's own).
-    ideas_frame.join(outcomes_frame.drop("symbol", "rule", "direction", "instrument", "option_symbol")
-                     .rename({"trade_date": "as_of"}), on=["rule_set", "idea_id"], how="left").write_parquet(out)
+    ideas_frame.join(
+        outcomes_frame.drop("symbol", "rule", "direction", "instrument", "option_symbol").rename(
+            {"trade_date": "as_of"}
+        ),
+        on=["rule_set", "idea_id"],
+        how="left",
+    ).write_parquet(out)
     return BacktestResult(sessions, ideas_frame, outcomes_frame, card, time.perf_counter() - started, out)

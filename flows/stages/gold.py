@@ -65,10 +65,22 @@ def shard_part(index: int, shards: int) -> str:
 def shard_symbols(settings: Settings, dates: list[date], index: int, shards: int) -> list[str]:
     """The underlyings of shard `index` among those with bars or a chain in `dates`."""
     lake = Lake(settings.lake)
-    universe = set(lake.scan("silver", "bars", {"trade_date": pl.Date(), "symbol": pl.String()}, dates=dates)
-                   .select("symbol").unique().collect().to_series().to_list())
-    universe |= set(lake.scan("silver", "chains", {"trade_date": pl.Date(), "underlying": pl.String()}, dates=dates)
-                    .select("underlying").unique().collect().to_series().to_list())
+    universe = set(
+        lake.scan("silver", "bars", {"trade_date": pl.Date(), "symbol": pl.String()}, dates=dates)
+        .select("symbol")
+        .unique()
+        .collect()
+        .to_series()
+        .to_list()
+    )
+    universe |= set(
+        lake.scan("silver", "chains", {"trade_date": pl.Date(), "underlying": pl.String()}, dates=dates)
+        .select("underlying")
+        .unique()
+        .collect()
+        .to_series()
+        .to_list()
+    )
     return sorted(s for s in universe if shard_of(s, shards) == index)
 
 
@@ -86,9 +98,14 @@ def finish_shards(settings: Settings, dates: list[date], shards: int, run_id: st
         lake.keep_only_parts("gold", table, dates, expected)
 
 
-def build_gold(settings: Settings, dates: list[date], stats: StageStats,
-               symbols: list[str] | None = None, shard: tuple[int, int] | None = None,
-               run_id: str | None = None) -> dict[str, dict[date, int]]:
+def build_gold(
+    settings: Settings,
+    dates: list[date],
+    stats: StageStats,
+    symbols: list[str] | None = None,
+    shard: tuple[int, int] | None = None,
+    run_id: str | None = None,
+) -> dict[str, dict[date, int]]:
     """All gold tables for `dates`, from silver data dated on or before each date (no lookahead).
 
     `symbols` restricts the run to those underlyings: their rows are recomputed and merged into the
@@ -116,58 +133,115 @@ def build_gold(settings: Settings, dates: list[date], stats: StageStats,
     chain_rows = {d: 1 for d in dates}
     for d in dates:
         if d in chain_dates:
-            chain_rows[d] = lake.scan("silver", "chains", {"trade_date": pl.Date()}, dates=[d]).select(
-                pl.len()).collect().item()
+            chain_rows[d] = (
+                lake.scan("silver", "chains", {"trade_date": pl.Date()}, dates=[d])
+                .select(pl.len())
+                .collect()
+                .item()
+            )
     # A batch never spans a new year: its sessions share one history start.
     done = 0
-    for batch in [b for year in years for b in _date_batches({d: chain_rows[d] for d in year}, settings.batch_rows)]:
+    for batch in [
+        b for year in years for b in _date_batches({d: chain_rows[d] for d in year}, settings.batch_rows)
+    ]:
         count("gold sessions", done, len(dates))
         done += len(batch)
         started = now_utc()
         since = history_start(batch[0], settings.history_years)
         # Read once: positioning, greeks, levels and ideas all work on the same day's chain.
-        chains = _only(lake.scan("silver", "chains", silver_schema("chains"), dates=batch), symbols).collect().lazy()
+        chains = (
+            _only(lake.scan("silver", "chains", silver_schema("chains"), dates=batch), symbols)
+            .collect()
+            .lazy()
+        )
         previous_day = max((d for d in chain_dates if d < batch[0]), default=None)
-        previous_chains = (_only(lake.scan("silver", "chains", silver_schema("chains"), dates=[previous_day]),
-                                 symbols) if previous_day else None)
-        spot = technicals.lazy().filter(pl.col("trade_date").is_in(batch)).select(
-            "trade_date", pl.col("symbol").alias("underlying"), pl.col("close").alias("spot"))
+        previous_chains = (
+            _only(lake.scan("silver", "chains", silver_schema("chains"), dates=[previous_day]), symbols)
+            if previous_day
+            else None
+        )
+        spot = (
+            technicals.lazy()
+            .filter(pl.col("trade_date").is_in(batch))
+            .select("trade_date", pl.col("symbol").alias("underlying"), pl.col("close").alias("spot"))
+        )
         previous = _previous_oi_totals(lake, previous_day, previous_chains, symbols)
         prior_dates = _prior_chain_sessions(chain_dates, batch)
-        positioning = _with_iv_rank(lake, batch, since, positioning_daily(
-            chains, spot=spot, previous=previous, prior_dates=prior_dates).join(
-            session_greeks(chains, spot=spot, rate=settings.risk_free_rate), on=["trade_date", "underlying"],
-            how="left").collect())
+        positioning = _with_iv_rank(
+            lake,
+            batch,
+            since,
+            positioning_daily(chains, spot=spot, previous=previous, prior_dates=prior_dates)
+            .join(
+                session_greeks(chains, spot=spot, rate=settings.risk_free_rate),
+                on=["trade_date", "underlying"],
+                how="left",
+            )
+            .collect(),
+        )
         write("positioning_daily", positioning, batch, started=started)
         crash_point("gold-half-written")
-        yardsticks = expiry_yardsticks(chains, expiry_forwards(chains, settings.risk_free_rate), spot=spot).collect()
-        write("expiry_levels", expiry_levels(chains, spot=spot).join(
-            expiry_exposure(chains, spot=spot, rate=settings.risk_free_rate), on=["trade_date", "underlying", "expiration"], how="left").join(
-            yardsticks.lazy(), on=["trade_date", "underlying", "expiration"], how="left").collect(),
-            batch, started=started)
+        yardsticks = expiry_yardsticks(
+            chains, expiry_forwards(chains, settings.risk_free_rate), spot=spot
+        ).collect()
+        write(
+            "expiry_levels",
+            expiry_levels(chains, spot=spot)
+            .join(
+                expiry_exposure(chains, spot=spot, rate=settings.risk_free_rate),
+                on=["trade_date", "underlying", "expiration"],
+                how="left",
+            )
+            .join(yardsticks.lazy(), on=["trade_date", "underlying", "expiration"], how="left")
+            .collect(),
+            batch,
+            started=started,
+        )
         trades = _only(lake.scan("silver", "trades", silver_schema("trades"), dates=batch), symbols)
         block_prints = blocks(trades, settings.block_notional, settings.block_size).collect()
         flow = flow_daily(block_prints.lazy(), chains, trades).collect()
         write("blocks", block_prints, batch, started=started)
         write("flow_daily", flow, batch, started=started)
-        write("strike_levels", strike_levels(chains, previous_chains=previous_chains, top_n=settings.top_strikes,
-                                             spot=spot, prior_dates=prior_dates).collect(), batch, started=started)
+        write(
+            "strike_levels",
+            strike_levels(
+                chains,
+                previous_chains=previous_chains,
+                top_n=settings.top_strikes,
+                spot=spot,
+                prior_dates=prior_dates,
+            ).collect(),
+            batch,
+            started=started,
+        )
 
-        features = join_features(technicals.lazy().filter(pl.col("trade_date").is_in(batch)),
-                                 positioning.lazy().rename(GOLD_RENAMES), flow.lazy().rename(GOLD_RENAMES))
-        history = pl.concat([
-            _gold_positioning(lake, {"pcr_oi": pl.Float64()}, start=since, end=batch[0])
-            .filter(pl.col("trade_date") < batch[0]),
-            positioning.lazy().select("trade_date", "underlying", "pcr_oi"),
-        ])
+        features = join_features(
+            technicals.lazy().filter(pl.col("trade_date").is_in(batch)),
+            positioning.lazy().rename(GOLD_RENAMES),
+            flow.lazy().rename(GOLD_RENAMES),
+        )
+        history = pl.concat(
+            [
+                _gold_positioning(lake, {"pcr_oi": pl.Float64()}, start=since, end=batch[0]).filter(
+                    pl.col("trade_date") < batch[0]
+                ),
+                positioning.lazy().select("trade_date", "underlying", "pcr_oi"),
+            ]
+        )
         pcr_z = pcr_zscore(history, settings.pcr_history_sessions).filter(pl.col("trade_date").is_in(batch))
-        signals = signals_daily(features, pcr_z, weights=settings.weights, bullish_at=settings.bullish_at,
-                                bearish_at=settings.bearish_at).collect()
+        signals = signals_daily(
+            features,
+            pcr_z,
+            weights=settings.weights,
+            bullish_at=settings.bullish_at,
+            bearish_at=settings.bearish_at,
+        ).collect()
         write("signals_daily", signals, batch, started=started)
         contracts = option_chain(chains, strike_open_interest(chains), yardsticks.lazy())
         # In memory: polars 2.1's streaming engine panics (binview index) on this plan at full-market size.
         ideas = trade_ideas(with_signals(features, signals.lazy()), contracts, settings.rules).collect(
-            engine="in-memory")
+            engine="in-memory"
+        )
         write("trade_ideas", ideas, batch, started=started)
     count("gold sessions", done, len(dates))
     _build_outcomes(settings, lake, dates, write, symbols)
@@ -197,10 +271,16 @@ def _technicals(settings: Settings, lake: Lake, dates: list[date], symbols: list
     start. Either way the same rows, bit for bit (transforms.technicals.carry_forward)."""
     start = history_start(dates[0], settings.history_years)
     if symbols:  # the benchmark stays in: every beta needs it
-        bars = _of_symbols(lake.scan("silver", "bars", silver_schema("bars"), start=start, end=dates[-1]),
-                           [*symbols, settings.benchmark])
-        return (technicals_daily(bars, settings.benchmark).filter(pl.col("trade_date").is_in(dates))
-                .filter(pl.col("symbol").is_in(symbols)).collect())
+        bars = _of_symbols(
+            lake.scan("silver", "bars", silver_schema("bars"), start=start, end=dates[-1]),
+            [*symbols, settings.benchmark],
+        )
+        return (
+            technicals_daily(bars, settings.benchmark)
+            .filter(pl.col("trade_date").is_in(dates))
+            .filter(pl.col("symbol").is_in(symbols))
+            .collect()
+        )
     sessions = [d for d in lake.dates("silver", "bars") if start <= d <= dates[-1]]
     before = [d for d in sessions if d < dates[0]]
     state = _technicals_state(settings, lake, before[-1], start) if before else None
@@ -211,8 +291,9 @@ def _technicals(settings: Settings, lake: Lake, dates: list[date], symbols: list
     else:
         days, state = [], state.lazy()
         for day in (d for d in sessions if d > before[-1]):  # the sessions a run computes: a few at most
-            today, state = carry_forward(state, lake.scan("silver", "bars", silver_schema("bars"), dates=[day]),
-                                         settings.benchmark)
+            today, state = carry_forward(
+                state, lake.scan("silver", "bars", silver_schema("bars"), dates=[day]), settings.benchmark
+            )
             today, collected = pl.collect_all([today, state])
             state = collected.lazy()
             days.append(today)
@@ -252,12 +333,17 @@ def _technicals_state(settings: Settings, lake: Lake, day: date, start: date) ->
     return state.drop("state_key")
 
 
-def _keep_technicals_state(settings: Settings, lake: Lake, day: date, start: date, state: pl.DataFrame) -> None:
+def _keep_technicals_state(
+    settings: Settings, lake: Lake, day: date, start: date, state: pl.DataFrame
+) -> None:
     path = _technicals_state_file(settings, day)
     path.parent.mkdir(parents=True, exist_ok=True)
     # lz4: half zstd's write time on 20 MB of doubles, for a file read back once.
-    write_atomic(state.with_columns(state_key=pl.lit(_technicals_state_key(settings, lake, day, start))), path,
-                 compression="lz4")
+    write_atomic(
+        state.with_columns(state_key=pl.lit(_technicals_state_key(settings, lake, day, start))),
+        path,
+        compression="lz4",
+    )
     for older in sorted(path.parent.glob("state-*.parquet"), reverse=True)[TECHNICALS_STATES_KEPT:]:
         older.unlink(missing_ok=True)
 
@@ -269,8 +355,9 @@ def _prior_chain_sessions(chain_dates: set[date], batch: list[date]) -> pl.LazyF
     return previous_sessions(sessions).filter(pl.col("trade_date").is_in(batch))
 
 
-def _previous_oi_totals(lake: Lake, day: date | None, chains: pl.LazyFrame | None,
-                        symbols: list[str] | None) -> pl.LazyFrame | None:
+def _previous_oi_totals(
+    lake: Lake, day: date | None, chains: pl.LazyFrame | None, symbols: list[str] | None
+) -> pl.LazyFrame | None:
     """call_oi and put_oi of the session before a batch, for the OI changes: from that session's gold
     positioning when it was built from the silver chain now in the lake, else recomputed from the chain."""
     if day is None or chains is None:
@@ -282,11 +369,15 @@ def _previous_oi_totals(lake: Lake, day: date | None, chains: pl.LazyFrame | Non
     # Object storage keeps whole seconds: there a tie may hide a later delivery, so only a strictly
     # newer gold row is trusted.
     if gold and (built > delivered or (built == delivered and not lake.remote)):
-        return _only(_gold_positioning(lake, {"call_oi": pl.Int64(), "put_oi": pl.Int64()}, dates=[day]), symbols)
+        return _only(
+            _gold_positioning(lake, {"call_oi": pl.Int64(), "put_oi": pl.Int64()}, dates=[day]), symbols
+        )
     return positioning_daily(chains).select(columns)
 
 
-def _build_outcomes(settings: Settings, lake: Lake, dates: list[date], write, symbols: list[str] | None) -> None:
+def _build_outcomes(
+    settings: Settings, lake: Lake, dates: list[date], write, symbols: list[str] | None
+) -> None:
     """idea_outcomes, one as-of partition per session in ascending order: each run walks the ideas still
     open at the previous partition, so a backfill writes exactly what a sequence of nightlies would. The
     ideas and bars are read from the oldest of those ideas on, not from the start of the history."""
@@ -313,20 +404,28 @@ def _outcomes_start(lake: Lake, since: date | None) -> date | None:
     trade_ideas partition."""
     if since is None:
         return min(lake.dates("gold", "trade_ideas"), default=None)
-    previous = lake.scan("gold", "idea_outcomes", {"idea_date": pl.Date(), "status": pl.String()}, dates=[since])
+    previous = lake.scan(
+        "gold", "idea_outcomes", {"idea_date": pl.Date(), "status": pl.String()}, dates=[since]
+    )
     return walk_from(previous, since).collect().item()
 
 
 def _with_iv_rank(lake: Lake, batch: list[date], since: date, positioning: pl.DataFrame) -> pl.DataFrame:
     """IV rank and percentile of atm_iv_30 against the sessions in the lake from `since` up to each
     row's date."""
-    history = pl.concat([
-        _gold_positioning(lake, {"atm_iv_30": pl.Float64()}, start=since, end=batch[0])
-        .filter(pl.col("trade_date") < batch[0]),
-        positioning.lazy().select("trade_date", "underlying", "atm_iv_30"),
-    ])
-    ranks = iv_rank_percentile(history).filter(pl.col("trade_date").is_in(batch)).select(
-        "trade_date", "underlying", "iv_rank_252", "iv_percentile_252")
+    history = pl.concat(
+        [
+            _gold_positioning(lake, {"atm_iv_30": pl.Float64()}, start=since, end=batch[0]).filter(
+                pl.col("trade_date") < batch[0]
+            ),
+            positioning.lazy().select("trade_date", "underlying", "atm_iv_30"),
+        ]
+    )
+    ranks = (
+        iv_rank_percentile(history)
+        .filter(pl.col("trade_date").is_in(batch))
+        .select("trade_date", "underlying", "iv_rank_252", "iv_percentile_252")
+    )
     return positioning.join(ranks.collect(), on=["trade_date", "underlying"], how="left")
 
 
@@ -336,8 +435,11 @@ def _scan_gold(lake: Lake, table: str, schema: dict[str, pl.DataType], **select)
     if "symbol" not in schema:
         return lake.scan("gold", table, schema, **select)
     either = {**schema, **{old: pl.String() for old in GOLD_RENAMES}}
-    return lake.scan("gold", table, either, **select).with_columns(
-        pl.coalesce("symbol", *GOLD_RENAMES)).select(list(schema))
+    return (
+        lake.scan("gold", table, either, **select)
+        .with_columns(pl.coalesce("symbol", *GOLD_RENAMES))
+        .select(list(schema))
+    )
 
 
 def _gold_positioning(lake: Lake, columns: dict[str, pl.DataType], **select) -> pl.LazyFrame:
@@ -358,17 +460,29 @@ def _only(frame: pl.LazyFrame, symbols: list[str] | None) -> pl.LazyFrame:
     return frame.filter(pl.col("underlying").is_in(symbols)) if symbols else frame
 
 
-def _write_gold(lake: Lake, table: str, frame: pl.DataFrame, dates: list[date], *,
-                counts: dict[str, dict[date, int]], stats: StageStats, started: datetime,
-                symbols: list[str] | None = None, part: str | None = None) -> None:
+def _write_gold(
+    lake: Lake,
+    table: str,
+    frame: pl.DataFrame,
+    dates: list[date],
+    *,
+    counts: dict[str, dict[date, int]],
+    stats: StageStats,
+    started: datetime,
+    symbols: list[str] | None = None,
+    part: str | None = None,
+) -> None:
     gold = GOLD_BY_NAME[table]
     frame = validate_gold(frame.rename(GOLD_RENAMES, strict=False), gold.model)
     key = list(gold.key)
     if part:  # a shard: its own file beside the other shards'
-        lake.write_partitions(frame.sort(key, nulls_last=True), "gold", table, dates=dates,
-                              part=part, exclusive=False)
+        lake.write_partitions(
+            frame.sort(key, nulls_last=True), "gold", table, dates=dates, part=part, exclusive=False
+        )
     elif symbols:  # keep the other symbols' rows of these partitions
-        kept = _scan_gold(lake, table, dict(frame.schema), dates=dates).filter(~pl.col("symbol").is_in(symbols))
+        kept = _scan_gold(lake, table, dict(frame.schema), dates=dates).filter(
+            ~pl.col("symbol").is_in(symbols)
+        )
         frame = pl.concat([kept.collect(), frame])
     if not part:
         lake.write_partitions(frame.sort(key, nulls_last=True), "gold", table, dates=dates)
@@ -376,4 +490,3 @@ def _write_gold(lake: Lake, table: str, frame: pl.DataFrame, dates: list[date], 
     for day in dates:
         counts[table][day] = per_day.get(day, 0)
         stats.add(f"gold.{table}", day, per_day.get(day, 0), per_day.get(day, 0), 0, started)
-

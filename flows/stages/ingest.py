@@ -76,8 +76,14 @@ def _settled(paths: list[Path], seconds: float) -> tuple[list[Path], list[Path]]
     return settled, moving
 
 
-def ingest_landing(settings: Settings, staging: Staging, *, datasets: tuple[str, ...] = PIPELINE_DATASETS,
-                   force: bool = False, formats: dict[str, str] | None = None) -> IngestResult:
+def ingest_landing(
+    settings: Settings,
+    staging: Staging,
+    *,
+    datasets: tuple[str, ...] = PIPELINE_DATASETS,
+    force: bool = False,
+    formats: dict[str, str] | None = None,
+) -> IngestResult:
     """Copy every new or changed landing file into bronze (its raw bytes, keyed by sha256) and hold its
     typed rows for silver; unchanged files are skipped.
 
@@ -113,15 +119,24 @@ def ingest_landing(settings: Settings, staging: Staging, *, datasets: tuple[str,
                 # Parse the copy and hash it on another thread meanwhile (both mostly GIL-free).
                 copy = staging.stage_raw(path)
                 pending_digest = hasher.submit(file_digest, copy)
-                bronze, fmt = conform(read_text_frame(copy, settings.max_file_bytes, shown=path), dataset, path,
-                                      relative, ingested_at, (formats or {}).get(dataset))
+                bronze, fmt = conform(
+                    read_text_frame(copy, settings.max_file_bytes, shown=path),
+                    dataset,
+                    path,
+                    relative,
+                    ingested_at,
+                    (formats or {}).get(dataset),
+                )
                 digest = pending_digest.result()
                 key = bronze_key(dataset, digest, raw_suffix(path.name))
                 staging.keep_raw(copy, staging.lake.bronze_file(key), digest)
                 part = _part_name(relative)
                 dates = sorted(d for d in bronze.get_column("trade_date").unique().to_list() if d is not None)
-                undated = (bronze.filter(pl.col("trade_date").is_null()) if bronze.get_column("trade_date").null_count()
-                           else bronze.clear())
+                undated = (
+                    bronze.filter(pl.col("trade_date").is_null())
+                    if bronze.get_column("trade_date").null_count()
+                    else bronze.clear()
+                )
                 if len(undated) == len(bronze) and len(bronze):
                     raise SourceError(f"{path}: no row has a readable date", file=path, dataset=dataset)
                 off = non_sessions(dates, settings.calendar)
@@ -132,8 +147,11 @@ def ingest_landing(settings: Settings, staging: Staging, *, datasets: tuple[str,
                 by_day = split_dates(bronze)
                 # A file of one session that changed has changed that session: no digest needed.
                 digests = {day: _rows_digest(rows) for day, rows in by_day.items()} if len(by_day) > 1 else {}
-                before = (dict(zip(previous["dates"], previous["digests"], strict=True))
-                          if previous and previous["digests"] and not force else {})
+                before = (
+                    dict(zip(previous["dates"], previous["digests"], strict=True))
+                    if previous and previous["digests"] and not force
+                    else {}
+                )
                 changed = []
                 for day, rows in by_day.items():
                     if before.get(day) is not None and before[day] == digests.get(day):
@@ -147,17 +165,35 @@ def ingest_landing(settings: Settings, staging: Staging, *, datasets: tuple[str,
                     touched[dataset].add(stale)  # the file no longer holds it: rebuilt from the others
                 touched[dataset].update(changed)
                 unbuilt = (set(previous["unbuilt"] or []) & set(dates) if previous else set()) | set(changed)
-                new_rows.append({"path": relative, "dataset": dataset, "format": fmt, "size": stat.st_size,
-                                 "mtime_ns": stat.st_mtime_ns, "sha256": digest, "part": part, "dates": dates,
-                                 "rows": len(bronze), "ingested_at": ingested_at, "bronze": key,
-                                 "digests": [digests[d] for d in dates] if digests else None,
-                                 "unbuilt": sorted(unbuilt)})
+                new_rows.append(
+                    {
+                        "path": relative,
+                        "dataset": dataset,
+                        "format": fmt,
+                        "size": stat.st_size,
+                        "mtime_ns": stat.st_mtime_ns,
+                        "sha256": digest,
+                        "part": part,
+                        "dates": dates,
+                        "rows": len(bronze),
+                        "ingested_at": ingested_at,
+                        "bronze": key,
+                        "digests": [digests[d] for d in dates] if digests else None,
+                        "unbuilt": sorted(unbuilt),
+                    }
+                )
                 read += 1
     updated = {r["path"]: r for r in [*known.values(), *new_rows]}
     merged = pl.DataFrame(list(updated.values()), schema=manifest.schema) if updated else manifest
-    return IngestResult(dict(touched), merged, read, skipped, warnings,
-                        [p.relative_to(settings.landing).as_posix() for p in hidden],
-                        [p.relative_to(settings.landing).as_posix() for p in unsettled])
+    return IngestResult(
+        dict(touched),
+        merged,
+        read,
+        skipped,
+        warnings,
+        [p.relative_to(settings.landing).as_posix() for p in hidden],
+        [p.relative_to(settings.landing).as_posix() for p in unsettled],
+    )
 
 
 # What a delivery adds to a row, left out of a session's rows digest: in a file sorted by symbol a new
@@ -172,8 +208,9 @@ def _rows_digest(rows: pl.DataFrame) -> str:
     return hashlib.sha256(hashes.to_numpy().tobytes()).hexdigest()
 
 
-def _stage_non_sessions(staging: Staging, dataset: str, bronze: pl.DataFrame, days: list[date],
-                        part: str) -> pl.DataFrame:
+def _stage_non_sessions(
+    staging: Staging, dataset: str, bronze: pl.DataFrame, days: list[date], part: str
+) -> pl.DataFrame:
     """Stage the rows dated on `days` (not sessions) to quarantine; the other rows, for bronze.
 
     They never reach bronze or silver, so such a day is never a session nor any session's previous one,
@@ -188,8 +225,10 @@ def _stage_non_sessions(staging: Staging, dataset: str, bronze: pl.DataFrame, da
 
 def _non_session_warning(relative: str, days: list[date], calendar: str) -> str:
     shown = ", ".join(map(str, days[:5])) + (f" and {len(days) - 5} more" if len(days) > 5 else "")
-    return (f"{relative}: rows dated {shown}, not {calendar} session(s), quarantined as {NOT_A_SESSION} "
-            f"(a vendor's stale snapshot; never a previous session)")
+    return (
+        f"{relative}: rows dated {shown}, not {calendar} session(s), quarantined as {NOT_A_SESSION} "
+        f"(a vendor's stale snapshot; never a previous session)"
+    )
 
 
 def _stage_undated(staging: Staging, dataset: str, undated: pl.DataFrame, day: date, part: str) -> None:
@@ -197,8 +236,14 @@ def _stage_undated(staging: Staging, dataset: str, undated: pl.DataFrame, day: d
     staging.stage(rows.drop("trade_date"), "quarantine", f"{dataset}_undated", day, part, exclusive=False)
 
 
-def ingest_and_validate(settings: Settings, run_id: str, *, end: date | None = None, force: bool = False,
-                        formats: dict[str, str] | None = None) -> tuple[IngestResult, StageStats]:
+def ingest_and_validate(
+    settings: Settings,
+    run_id: str,
+    *,
+    end: date | None = None,
+    force: bool = False,
+    formats: dict[str, str] | None = None,
+) -> tuple[IngestResult, StageStats]:
     """Landing -> bronze -> silver for every new or dirty date, committed only when all of it passed."""
     lake = Lake(settings.lake)
     # A lake on object storage stages on local disk, beside the lock that guards it.
@@ -215,18 +260,26 @@ def ingest_and_validate(settings: Settings, run_id: str, *, end: date | None = N
         for dataset in PIPELINE_DATASETS:  # bars first: chains take spot from them
             dates = result.touched.get(dataset, set()) | dirty_silver_dates(lake, dataset, manifest)
             if dataset == "trades":  # a changed chain re-judges that day's prints (unknown_contract...)
-                printed = set(manifest.filter(pl.col("dataset") == "trades").get_column("dates").explode().to_list())
+                printed = set(
+                    manifest.filter(pl.col("dataset") == "trades").get_column("dates").explode().to_list()
+                )
                 dates |= result.touched.get("chains", set()) & printed
             if end is not None:
                 dates = {d for d in dates if d <= end}
             build_silver(settings, staging, dataset, dates, stats, manifest)
             built[dataset] = sorted(dates)
         # Sessions whose silver this run built are no longer waiting for it.
-        result.manifest = manifest.with_columns(pl.coalesce(
-            *(pl.when(pl.col("dataset") == dataset).then(
-                pl.col("unbuilt").list.set_difference(pl.lit(days, dtype=pl.List(pl.Date))))
-              for dataset, days in built.items()),
-            pl.col("unbuilt")).alias("unbuilt"))
+        result.manifest = manifest.with_columns(
+            pl.coalesce(
+                *(
+                    pl.when(pl.col("dataset") == dataset).then(
+                        pl.col("unbuilt").list.set_difference(pl.lit(days, dtype=pl.List(pl.Date)))
+                    )
+                    for dataset, days in built.items()
+                ),
+                pl.col("unbuilt"),
+            ).alias("unbuilt")
+        )
         crash_point("ingest-staged")
         staging.commit()
         # Silver's row counts travel with the lake until a publish records them: a run killed after
@@ -247,4 +300,3 @@ def latest_landing_session(settings: Settings) -> date | None:
     dates = manifest.filter(pl.col("dataset").is_in(list(PIPELINE_DATASETS))).get_column("dates").explode()
     dates = dates.drop_nulls()
     return dates.max() if len(dates) else None
-

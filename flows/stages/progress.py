@@ -9,8 +9,9 @@ _reporter: Callable[[str, bool], None] | None = None
 _counter: Callable[[str, int, int], None] | None = None
 
 
-def set_reporter(reporter: Callable[[str, bool], None] | None,
-                 counter: Callable[[str, int, int], None] | None = None) -> None:
+def set_reporter(
+    reporter: Callable[[str, bool], None] | None, counter: Callable[[str, int, int], None] | None = None
+) -> None:
     """reporter(description, finished) is called when a stage starts and when it ends; counter(description,
     done, total) as a stage gets through its items (the sessions of a backfill)."""
     global _reporter, _counter

@@ -78,18 +78,26 @@ def _plain_ingest(settings: Settings, run_id: str, end: date | None, force: bool
 
 def ingest_summary(result) -> dict:
     """What the run keeps of an ingest (small: a Prefect task returns it)."""
-    return {"files_read": result.files_read, "files_skipped": result.files_skipped, "hidden": result.hidden,
-            "unsettled": result.unsettled, "warnings": result.warnings}
+    return {
+        "files_read": result.files_read,
+        "files_skipped": result.files_skipped,
+        "hidden": result.hidden,
+        "unsettled": result.unsettled,
+        "warnings": result.warnings,
+    }
 
 
-def _plain_gold(settings: Settings, dates: list[date], symbols: list[str] | None, shards: int, run_id: str,
-                force: bool) -> tuple[GoldCounts, StageStats]:
+def _plain_gold(
+    settings: Settings, dates: list[date], symbols: list[str] | None, shards: int, run_id: str, force: bool
+) -> tuple[GoldCounts, StageStats]:
     stats = StageStats()
     if shards <= 1:
         return build_gold(settings, dates, stats, symbols, run_id=run_id), stats
     counts: GoldCounts = {}
     for index in range(shards):
-        for table, per_day in build_gold(settings, dates, stats, shard=(index, shards), run_id=run_id).items():
+        for table, per_day in build_gold(
+            settings, dates, stats, shard=(index, shards), run_id=run_id
+        ).items():
             for day, n in per_day.items():
                 counts.setdefault(table, {})[day] = counts.get(table, {}).get(day, 0) + n
     finish_shards(settings, dates, shards, run_id)
@@ -98,15 +106,18 @@ def _plain_gold(settings: Settings, dates: list[date], symbols: list[str] | None
 
 def publish_staged(settings: Settings, dates: list[date], runs: pl.DataFrame, run_id: str) -> dict[str, int]:
     """The run's staged gold and the database, committed together."""
-    return publish(settings.database, GoldStagedLake(settings.lake, run_id=run_id),
-                   {t: dates for t in GOLD_TABLES}, runs)
+    return publish(
+        settings.database, GoldStagedLake(settings.lake, run_id=run_id), {t: dates for t in GOLD_TABLES}, runs
+    )
 
 
 def write_day_report(settings: Settings, day: date):
     """The day's Markdown and HTML pages under <warehouse>/reports/<day>/, from the published warehouse."""
     from flows.report.build import write_report
 
-    return write_report(settings.database, settings.lake, settings.reports, day, report_symbols(settings, day))
+    return write_report(
+        settings.database, settings.lake, settings.reports, day, report_symbols(settings, day)
+    )
 
 
 def report_symbols(settings: Settings, day: date) -> list[str] | None:
@@ -119,7 +130,9 @@ def report_symbols(settings: Settings, day: date) -> list[str] | None:
         rows = con.execute(
             "SELECT s.symbol FROM signals_daily AS s LEFT JOIN positioning_daily AS p "
             "ON p.trade_date = s.trade_date AND p.symbol = s.symbol WHERE s.trade_date = ? "
-            "ORDER BY coalesce(p.call_oi + p.put_oi, 0) DESC, s.symbol", [day]).fetchall()
+            "ORDER BY coalesce(p.call_oi + p.put_oi, 0) DESC, s.symbol",
+            [day],
+        ).fetchall()
     finally:
         con.close()
     if len(rows) <= settings.report_max_symbols:
@@ -130,7 +143,7 @@ def report_symbols(settings: Settings, day: date) -> list[str] | None:
 def _plain_present(settings: Settings, day: date, logger: logging.Logger) -> tuple[Any, list[str]]:
     try:
         return write_day_report(settings, day), []
-    except Exception as exc:  # noqa: BLE001 - after the publish a failure is a warning (see run_stages)
+    except Exception as exc:
         line = f"report for {day} not written: {one_line(exc)}"
         logger.warning("%s (the warehouse has the day)", line)
         return None, [line]
@@ -141,8 +154,9 @@ class Steps:
     """How each stage executes, and what the run reports to (a Prefect flow run, or nothing)."""
 
     ingest: Callable[[Settings, str, date | None, bool], tuple[dict, StageStats]] = _plain_ingest
-    gold: Callable[[Settings, list[date], list[str] | None, int, str, bool], tuple[GoldCounts, StageStats]] \
-        = _plain_gold
+    gold: Callable[
+        [Settings, list[date], list[str] | None, int, str, bool], tuple[GoldCounts, StageStats]
+    ] = _plain_gold
     publish: Callable[[Settings, list[date], pl.DataFrame, str], dict[str, int]] = publish_staged
     # The day's report (and artifacts): returns (report index or None, warnings); never raises for a
     # failure of its own, the day being published.
@@ -168,9 +182,19 @@ def new_run_id() -> str:
     return now_utc().strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
 
 
-def run_stages(settings: Settings, flow_name: str, target: date | None, start: date | None, force: bool,
-               symbols: list[str] | None = None, shards: int = 1, *, steps: Steps = PLAIN,
-               timed: Timer = _untimed, run_id: str | None = None) -> RunSummary:
+def run_stages(
+    settings: Settings,
+    flow_name: str,
+    target: date | None,
+    start: date | None,
+    force: bool,
+    symbols: list[str] | None = None,
+    shards: int = 1,
+    *,
+    steps: Steps = PLAIN,
+    timed: Timer = _untimed,
+    run_id: str | None = None,
+) -> RunSummary:
     """Run one session (`flow_name` "nightly": `target`, or the latest session in landing) or every
     session in [start, target] ("backfill"). `timed(stage)` wraps each of STAGES."""
     logger = steps.logger()
@@ -186,10 +210,21 @@ def run_stages(settings: Settings, flow_name: str, target: date | None, start: d
             reason = closed_reason(target, settings.calendar) if flow_name == "nightly" and target else None
             if reason:
                 logger.info("skipped: %s", reason)
-                runlog.append(settings.warehouse, {"run_id": run_id, "flow": flow_name, "status": "skipped",
-                                                   "date": target, "started_at": started, "finished_at": now_utc(),
-                                                   "reason": reason})
-                return RunSummary(run_id, flow_name, "skipped", reason=reason, flow_run_url=steps.flow_run_url())
+                runlog.append(
+                    settings.warehouse,
+                    {
+                        "run_id": run_id,
+                        "flow": flow_name,
+                        "status": "skipped",
+                        "date": target,
+                        "started_at": started,
+                        "finished_at": now_utc(),
+                        "reason": reason,
+                    },
+                )
+                return RunSummary(
+                    run_id, flow_name, "skipped", reason=reason, flow_run_url=steps.flow_run_url()
+                )
             with timed("ingest"):
                 files, _ = steps.ingest(settings, run_id, end, force)
             incomplete = None
@@ -197,15 +232,20 @@ def run_stages(settings: Settings, flow_name: str, target: date | None, start: d
                 if target is None:
                     target = latest_landing_session(settings)
                     if target is None:
-                        raise RunError(f"no bars or chains in landing ({settings.landing})", file=settings.landing)
+                        raise RunError(
+                            f"no bars or chains in landing ({settings.landing})", file=settings.landing
+                        )
                     steps.name_run(f"nightly-{target}")
                 dates = gold_sessions(settings, target, target)
                 if not dates:
-                    raise RunError(f"no bars for {target} in landing ({settings.landing})", date=target,
-                                   dataset="bars")
+                    raise RunError(
+                        f"no bars for {target} in landing ({settings.landing})", date=target, dataset="bars"
+                    )
                 incomplete = short_chain(Lake(settings.lake), target, settings.min_chain_share)
                 if incomplete and settings.on_short_chain == "fail":
-                    raise RunError(f"{incomplete} ([ingest] on_short_chain = \"fail\")", date=target, dataset="chains")
+                    raise RunError(
+                        f'{incomplete} ([ingest] on_short_chain = "fail")', date=target, dataset="chains"
+                    )
                 # Sessions a failed run ingested after the last computed one are computed with this one.
                 lake = Lake(settings.lake)
                 if lake.dates("gold", "technicals_daily"):
@@ -227,11 +267,20 @@ def run_stages(settings: Settings, flow_name: str, target: date | None, start: d
             # that succeeded (the warehouse has the day), not a failed run to re-run for nothing.
             with timed("present"):
                 report, warnings = steps.present(settings, dates[-1], logger)
-            arriving = [f"{name} is still being written: left for the next run" for name in files["unsettled"]]
+            arriving = [
+                f"{name} is still being written: left for the next run" for name in files["unsettled"]
+            ]
             chain = [incomplete] if flow_name == "nightly" and incomplete else []
             for line in chain:
                 logger.warning(line)
-            warnings = files["warnings"] + arriving + chain + stale + ([wal_warning] if wal_warning else []) + warnings
+            warnings = (
+                files["warnings"]
+                + arriving
+                + chain
+                + stale
+                + ([wal_warning] if wal_warning else [])
+                + warnings
+            )
     except WarehouseBusy:
         raise  # another run's warehouse: refused, not a run of this one
     except BaseException as exc:
@@ -241,38 +290,74 @@ def run_stages(settings: Settings, flow_name: str, target: date | None, start: d
         # Ctrl-C and SIGTERM stop a run, not fail it (in a flow run Prefect turns SIGTERM into its
         # TerminationSignal; outside one flows.cli.launcher raises it as a KeyboardInterrupt).
         status = "interrupted" if isinstance(exc, steps.interrupts) else "failed"
-        runlog.append(settings.warehouse, {"run_id": run_id, "flow": flow_name, "status": status,
-                                           "date": target, "start": start, "started_at": started,
-                                           "finished_at": now_utc(), "error": one_line(named or exc)})
+        runlog.append(
+            settings.warehouse,
+            {
+                "run_id": run_id,
+                "flow": flow_name,
+                "status": status,
+                "date": target,
+                "start": start,
+                "started_at": started,
+                "finished_at": now_utc(),
+                "error": one_line(named or exc),
+            },
+        )
         if named is not None:
             raise named from exc
         raise
-    summary = RunSummary(run_id, flow_name, "success", dates, files["files_read"], files["files_skipped"],
-                         len(files["hidden"]), {t: sum(c.values()) for t, c in counts.items()},
-                         report=str(report.html) if report else "", flow_run_url=steps.flow_run_url(),
-                         warnings=warnings)
+    summary = RunSummary(
+        run_id,
+        flow_name,
+        "success",
+        dates,
+        files["files_read"],
+        files["files_skipped"],
+        len(files["hidden"]),
+        {t: sum(c.values()) for t, c in counts.items()},
+        report=str(report.html) if report else "",
+        flow_run_url=steps.flow_run_url(),
+        warnings=warnings,
+    )
     # The inputs a whole-universe run computed from: the next run with the same ones has nothing to do
     # (flows/cli/precheck.py answers it before Prefect starts).
     inputs = {"inputs": run_inputs_fingerprint(settings)} if not symbols else {}
-    runlog.append(settings.warehouse, {"run_id": run_id, "flow": flow_name, "status": "success",
-                                       "dates": [dates[0], dates[-1]], "started_at": started,
-                                       "finished_at": now_utc(), "rows": loaded, **inputs,
-                                       "files": {"read": files["files_read"], "unchanged": files["files_skipped"],
-                                                 "hidden": len(files["hidden"])},
-                                       **({"warnings": warnings} if warnings else {})})
+    runlog.append(
+        settings.warehouse,
+        {
+            "run_id": run_id,
+            "flow": flow_name,
+            "status": "success",
+            "dates": [dates[0], dates[-1]],
+            "started_at": started,
+            "finished_at": now_utc(),
+            "rows": loaded,
+            **inputs,
+            "files": {
+                "read": files["files_read"],
+                "unchanged": files["files_skipped"],
+                "hidden": len(files["hidden"]),
+            },
+            **({"warnings": warnings} if warnings else {}),
+        },
+    )
     logger.info("%s %s: %s", flow_name, run_id, summary.rows)
     return summary
 
 
-def run_records(run_id: str, flow_name: str, pending: pl.DataFrame, gold: StageStats,
-                flow_run_id: str | None = None) -> pl.DataFrame:
+def run_records(
+    run_id: str, flow_name: str, pending: pl.DataFrame, gold: StageStats, flow_run_id: str | None = None
+) -> pl.DataFrame:
     """pipeline_runs rows: silver stats awaiting publication (this run's or a killed run's) + gold."""
     frame = gold.frame()
     if "run_id" not in frame.columns:
         frame = frame.with_columns(pl.lit(run_id).alias("run_id"))
     gold_rows = frame.group_by("dataset", "trade_date").agg(  # shards: one row per table and date
-        pl.col("rows_in", "rows_out", "rows_rejected").sum(), pl.col("started_at").min(),
-        pl.col("finished_at").max(), pl.col("run_id").min())
+        pl.col("rows_in", "rows_out", "rows_rejected").sum(),
+        pl.col("started_at").min(),
+        pl.col("finished_at").max(),
+        pl.col("run_id").min(),
+    )
     rows = pl.concat([pending, gold_rows], how="diagonal_relaxed")
     return rows.with_columns(
         pl.lit(flow_run_id, dtype=pl.String).alias("flow_run_id"),
@@ -291,8 +376,9 @@ def _name_bad_lake_files(settings: Settings, exc: BaseException) -> Exception | 
     _, problems = verify_lake(Lake(settings.lake))
     if not problems:
         return None
-    return RunError(f"{one_line(exc)}; the lake file(s) that no longer match their commit: "
-                    + "; ".join(problems))
+    return RunError(
+        f"{one_line(exc)}; the lake file(s) that no longer match their commit: " + "; ".join(problems)
+    )
 
 
 def _stale_warning(stale: list[date], logger: logging.Logger) -> list[str]:
@@ -302,8 +388,10 @@ def _stale_warning(stale: list[date], logger: logging.Logger) -> list[str]:
     if not stale:
         return []
     sessions = f"{stale[0]}" if len(stale) == 1 else f"{len(stale)} sessions from {stale[0]} to {stale[-1]}"
-    line = (f"the gold of {sessions}, computed earlier, depends on data this run replaced and still shows the "
-            f"data before it: `chainsignals backfill --start {stale[0]} --end {stale[-1]}` recomputes it")
+    line = (
+        f"the gold of {sessions}, computed earlier, depends on data this run replaced and still shows the "
+        f"data before it: `chainsignals backfill --start {stale[0]} --end {stale[-1]}` recomputes it"
+    )
     logger.warning(line)
     return [line]
 

@@ -27,18 +27,37 @@ class StageStats:
 
     rows: list[dict] = field(default_factory=list)
 
-    def add(self, dataset: str, day: date, rows_in: int, rows_out: int, rows_rejected: int,
-            started_at: datetime) -> None:
-        self.rows.append({"dataset": dataset, "trade_date": day, "rows_in": rows_in, "rows_out": rows_out,
-                          "rows_rejected": rows_rejected, "started_at": started_at, "finished_at": now_utc()})
+    def add(
+        self, dataset: str, day: date, rows_in: int, rows_out: int, rows_rejected: int, started_at: datetime
+    ) -> None:
+        self.rows.append(
+            {
+                "dataset": dataset,
+                "trade_date": day,
+                "rows_in": rows_in,
+                "rows_out": rows_out,
+                "rows_rejected": rows_rejected,
+                "started_at": started_at,
+                "finished_at": now_utc(),
+            }
+        )
 
     def frame(self) -> pl.DataFrame:
         # A row may name the run that computed it (a cached gold result reused by a later run).
         by = {"run_id": pl.String} if self.rows and "run_id" in self.rows[0] else {}
-        return pl.DataFrame(self.rows, schema={
-            "dataset": pl.String, "trade_date": pl.Date, "rows_in": pl.Int64, "rows_out": pl.Int64,
-            "rows_rejected": pl.Int64, "started_at": pl.Datetime("us", "UTC"),
-            "finished_at": pl.Datetime("us", "UTC"), **by})
+        return pl.DataFrame(
+            self.rows,
+            schema={
+                "dataset": pl.String,
+                "trade_date": pl.Date,
+                "rows_in": pl.Int64,
+                "rows_out": pl.Int64,
+                "rows_rejected": pl.Int64,
+                "started_at": pl.Datetime("us", "UTC"),
+                "finished_at": pl.Datetime("us", "UTC"),
+                **by,
+            },
+        )
 
 
 def _pending_stats_path(lake: Lake) -> LakePath:
@@ -50,7 +69,8 @@ def record_pending_stats(lake: Lake, stats: pl.DataFrame) -> None:
     if stats.is_empty():
         return
     merged = pl.concat([pending_stats(lake), stats], how="diagonal_relaxed").unique(
-        subset=["trade_date", "dataset"], keep="last", maintain_order=True)
+        subset=["trade_date", "dataset"], keep="last", maintain_order=True
+    )
     write_atomic(merged, _pending_stats_path(lake))
 
 
@@ -91,15 +111,24 @@ def short_chain(lake: Lake, day: date, share: float) -> str | None:
     before = [d for d in sessions if d < day]
     if not before:
         return None
+
     def rows(d: date) -> int:
-        return lake.scan("silver", "chains", {"trade_date": pl.Date()}, dates=[d]).select(pl.len()).collect().item()
+        return (
+            lake.scan("silver", "chains", {"trade_date": pl.Date()}, dates=[d])
+            .select(pl.len())
+            .collect()
+            .item()
+        )
+
     previous = rows(before[-1])
     now = rows(day) if day in sessions else 0
     if now >= share * previous:
         return None
     what = "has no option chain" if not now else f"has a chain of {now:,} rows"
-    return (f"{day} {what}, under {share:.0%} of the previous session's ({before[-1]}: {previous:,} rows): "
-            "positioning for that day is partial")
+    return (
+        f"{day} {what}, under {share:.0%} of the previous session's ({before[-1]}: {previous:,} rows): "
+        "positioning for that day is partial"
+    )
 
 
 def uncomputed_sessions(lake: Lake) -> list[date]:
@@ -113,4 +142,3 @@ def uncomputed_sessions(lake: Lake) -> list[date]:
     computed = lake.dates("gold", "technicals_daily")
     with_bars = set(lake.dates("silver", "bars"))
     return sorted(d for d in rebuilt & with_bars if not computed or d > computed[-1])
-

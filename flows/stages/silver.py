@@ -42,11 +42,12 @@ PIPELINE_DATASETS = ("bars", "chains", "trades")
 
 
 SILVER_KEYS: dict[str, list[str] | None] = {
-               "bars": ["trade_date", "symbol"],
-               # Prints have no natural key: two same-microsecond prints of one contract are both real.
-               "trades": None,
-               # option_symbol too: SPX and SPXW (or IWM and adjusted IWM1) list the same strike and expiry
-               "chains": ["trade_date", "underlying", "option_symbol", "expiration", "strike", "option_type"]}
+    "bars": ["trade_date", "symbol"],
+    # Prints have no natural key: two same-microsecond prints of one contract are both real.
+    "trades": None,
+    # option_symbol too: SPX and SPXW (or IWM and adjusted IWM1) list the same strike and expiry
+    "chains": ["trade_date", "underlying", "option_symbol", "expiration", "strike", "option_type"],
+}
 
 
 SILVER_MODELS = {"bars": Bars, "chains": Chains, "trades": Trades}
@@ -55,9 +56,11 @@ SILVER_MODELS = {"bars": Bars, "chains": Chains, "trades": Trades}
 # The order silver partitions are written in: the key (or a total order for prints), with the chain's
 # expiration and option type left out because the validated OSI symbol already decides them. Prints of
 # one microsecond keep the tape's order (file, then row): that is the sequence they were reported in.
-SILVER_ORDER = {"bars": ["trade_date", "symbol"],
-                "chains": ["trade_date", "underlying", "option_symbol", "strike"],
-                "trades": ["ts", "_source_file", "_source_row"]}
+SILVER_ORDER = {
+    "bars": ["trade_date", "symbol"],
+    "chains": ["trade_date", "underlying", "option_symbol", "strike"],
+    "trades": ["ts", "_source_file", "_source_row"],
+}
 
 
 class RejectedShareError(ChainsignalsError):
@@ -70,30 +73,49 @@ def silver_schema(dataset: str) -> dict[str, pl.DataType]:
         return dict(TRADE_SCHEMA) | {c: base[c] for c in LINEAGE_COLUMNS}
     if dataset == "bars":
         return {c: base[c] for c in BARS_COLUMNS} | {c: base[c] for c in LINEAGE_COLUMNS}
-    derived = {"mid": pl.Float64(), "dte": pl.Int64(), "spot_derived": pl.Boolean(), "iv_derived": pl.Boolean(),
-               "greeks_derived": pl.Boolean(), "forward": pl.Float64(), "forward_source": pl.String(),
-               "iv_status": pl.String()}
+    derived = {
+        "mid": pl.Float64(),
+        "dte": pl.Int64(),
+        "spot_derived": pl.Boolean(),
+        "iv_derived": pl.Boolean(),
+        "greeks_derived": pl.Boolean(),
+        "forward": pl.Float64(),
+        "forward_source": pl.String(),
+        "iv_status": pl.String(),
+    }
     return {c: base.get(c, derived.get(c)) for c in CHAIN_COLUMNS} | {c: base[c] for c in LINEAGE_COLUMNS}
 
 
-def hold_sources(settings: Settings, staging: Staging, manifest: pl.DataFrame, dataset: str,
-                 dates: set[date]) -> None:
+def hold_sources(
+    settings: Settings, staging: Staging, manifest: pl.DataFrame, dataset: str, dates: set[date]
+) -> None:
     """Complete silver's input for `dates`: the typed rows of every landing file holding one of them.
     Files this run did not read (or read only in part) are conformed again from their bronze copy,
     through the same vendor format as at ingest."""
-    holders = manifest.filter((pl.col("dataset") == dataset)
-                              & pl.col("dates").list.eval(pl.element().is_in(list(dates))).list.any())
+    holders = manifest.filter(
+        (pl.col("dataset") == dataset) & pl.col("dates").list.eval(pl.element().is_in(list(dates))).list.any()
+    )
     for row in holders.iter_rows(named=True):
-        missing = [d for d in row["dates"] if d in dates and row["part"] not in staging.scratch.get((dataset, d), {})]
+        missing = [
+            d for d in row["dates"] if d in dates and row["part"] not in staging.scratch.get((dataset, d), {})
+        ]
         if not missing:
             continue
         landing = settings.landing / row["path"]
         if not row["bronze"]:
-            raise SourceError(f"{landing}: no bronze copy of it in the lake; deliver it again to re-validate "
-                              f"{', '.join(map(str, missing))}")
+            raise SourceError(
+                f"{landing}: no bronze copy of it in the lake; deliver it again to re-validate "
+                f"{', '.join(map(str, missing))}"
+            )
         copy = staging.raw_copy(staging.lake.bronze_file(row["bronze"]))
-        frame, _ = conform(read_text_frame(copy, settings.max_file_bytes, shown=landing), dataset, landing,
-                           row["path"], row["ingested_at"], row["format"])
+        frame, _ = conform(
+            read_text_frame(copy, settings.max_file_bytes, shown=landing),
+            dataset,
+            landing,
+            row["path"],
+            row["ingested_at"],
+            row["format"],
+        )
         for day, rows in split_dates(frame.filter(pl.col("trade_date").is_in(missing))).items():
             staging.stage_scratch(rows, dataset, day, row["part"])
 
@@ -120,8 +142,14 @@ def _date_batches(day_rows: dict[date, int], budget: int) -> list[list[date]]:
     return [*batches, current] if current else batches
 
 
-def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[date],
-                 stats: StageStats, manifest: pl.DataFrame | None = None) -> dict[date, int]:
+def build_silver(
+    settings: Settings,
+    staging: Staging,
+    dataset: str,
+    dates: set[date],
+    stats: StageStats,
+    manifest: pl.DataFrame | None = None,
+) -> dict[date, int]:
     """Validate, de-duplicate and derive the given dates; stage silver and quarantine partitions.
 
     Raises RejectedShareError (nothing is committed then) when a date's rejected share passes the limit
@@ -132,12 +160,17 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
     `manifest`: the landing files as this run leaves them (default: the lake's).
     """
     bronze = bronze_schema(dataset)
-    hold_sources(settings, staging, read_manifest(staging.lake) if manifest is None else manifest, dataset, dates)
+    hold_sources(
+        settings, staging, read_manifest(staging.lake) if manifest is None else manifest, dataset, dates
+    )
     files = {day: staging.scratch_files(dataset, day) for day in dates}
     sizes = {day: staging.rows(fs) for day, fs in files.items()}
     work = dict(sizes)
     if dataset == "trades":  # each batch of prints is checked against its sessions' chains: count them too
-        work = {day: n + staging.rows(staging.staged_or_committed("silver", "chains", day)) for day, n in sizes.items()}
+        work = {
+            day: n + staging.rows(staging.staged_or_committed("silver", "chains", day))
+            for day, n in sizes.items()
+        }
     out: dict[date, int] = {}
     done = 0
     for batch in _date_batches(work, settings.batch_rows):
@@ -154,7 +187,8 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
         else:
             derived = silver_trades(raw).collect()
         unparsable = derived.filter(pl.col("_parse_errors").is_not_null()).with_columns(
-            pl.concat_str(pl.lit("unparsable:"), pl.col("_parse_errors")).alias(REASON))
+            pl.concat_str(pl.lit("unparsable:"), pl.col("_parse_errors")).alias(REASON)
+        )
         candidates = derived.filter(pl.col("_parse_errors").is_null())
         valid, invalid = split_valid(candidates, SILVER_MODELS[dataset], dataset)
         keys = SILVER_KEYS[dataset]
@@ -177,21 +211,33 @@ def build_silver(settings: Settings, staging: Staging, dataset: str, dates: set[
         for day in batch:
             day_in = sizes[day]
             # Duplicates count too (SPEC 7): a file of one row repeated ten million times is not a day.
-            day_rejected = pl.concat([_rows_on(rejected, day), _rows_on(duplicates, day)], how="diagonal_relaxed")
+            day_rejected = pl.concat(
+                [_rows_on(rejected, day), _rows_on(duplicates, day)], how="diagonal_relaxed"
+            )
             day_bad = day_rejected.height
             if day_in >= settings.min_rows_for_limit and day_bad / day_in > settings.max_rejected_share:
-                reasons = (day_rejected.group_by(REASON).len()
-                           .sort("len", descending=True).head(3).rows())
+                reasons = day_rejected.group_by(REASON).len().sort("len", descending=True).head(3).rows()
                 top = ", ".join(f"{r} ({n})" for r, n in reasons)
                 raise RejectedShareError(
                     f"{dataset} {day}: {day_bad} of {day_in} rows rejected ({day_bad / day_in:.1%}) "
-                    f"> limit {settings.max_rejected_share:.1%}; top reasons: {top}", dataset=dataset, date=day)
+                    f"> limit {settings.max_rejected_share:.1%}; top reasons: {top}",
+                    dataset=dataset,
+                    date=day,
+                )
             day_rows = _in_order(_rows_on(kept, day).select(list(schema)), SILVER_ORDER[dataset])
             day_quarantine = _rows_on(quarantine, day)
             # Kept in memory for the next datasets' checks (chains need the bars, prints the chains).
-            staging.stage(day_rows, "silver", dataset, day, "part-0", exclusive=True, keep=dataset != "trades")
-            staging.stage(day_quarantine.select(*[c for c in bronze if c in day_quarantine.columns], REASON),
-                          "quarantine", dataset, day, "part-0", exclusive=True)
+            staging.stage(
+                day_rows, "silver", dataset, day, "part-0", exclusive=True, keep=dataset != "trades"
+            )
+            staging.stage(
+                day_quarantine.select(*[c for c in bronze if c in day_quarantine.columns], REASON),
+                "quarantine",
+                dataset,
+                day,
+                "part-0",
+                exclusive=True,
+            )
             stats.add(f"silver.{dataset}", day, day_in, day_rows.height, day_quarantine.height, started)
             out[day] = day_rows.height
         staging.forget(batch_files)
@@ -227,8 +273,9 @@ def _in_order(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
             continue
         if not lead:
             return frame
-        starts = pl.any_horizontal(pl.int_range(pl.len()) == 0, *(pl.col(k).ne_missing(pl.col(k).shift(1))
-                                                                  for k in keys[:lead]))
+        starts = pl.any_horizontal(
+            pl.int_range(pl.len()) == 0, *(pl.col(k).ne_missing(pl.col(k).shift(1)) for k in keys[:lead])
+        )
         heads = frame.select(keys[:lead]).filter(starts)  # the first row of each run
         if heads.height > frame.height // MIN_ROWS_PER_RUN:
             break  # runs this short: checking them for repeats costs about what the full sort does
@@ -259,4 +306,3 @@ def _silver_scan(staging: Staging, dataset: str, days: list[date]) -> pl.LazyFra
 
 def _silver_closes(staging: Staging, days: list[date]) -> pl.LazyFrame:
     return _silver_scan(staging, "bars", days).select("trade_date", "symbol", "close")
-

@@ -14,23 +14,25 @@ import os
 import signal
 
 CRASH_POINTS = (
-    "ingest-staged",      # bronze/silver/quarantine staged, nothing committed
-    "commit-half-done",   # some staged files renamed into the lake, others not
-    "manifest-pending",   # lake committed, manifest not yet written
+    "ingest-staged",  # bronze/silver/quarantine staged, nothing committed
+    "commit-half-done",  # some staged files renamed into the lake, others not
+    "manifest-pending",  # lake committed, manifest not yet written
     "gold-half-written",  # some gold tables written for the day, others not
     "load-mid-transaction",  # inside the DuckDB transaction, some tables loaded
-    "database-built",     # next database file complete, not yet swapped in
+    "database-built",  # next database file complete, not yet swapped in
     "publish-half-committed",  # publish decided (journal written), some gold files moved into the lake
 )
 
 DISK_FULL_POINTS = (
-    "write:bronze", "write:silver", "write:quarantine",  # staged ingest files
-    "write:gold",         # a gold table's staged partition file
+    "write:bronze",
+    "write:silver",
+    "write:quarantine",  # staged ingest files
+    "write:gold",  # a gold table's staged partition file
     "write:landing_files.parquet",  # the manifest
     "write:pending_stats.parquet",  # silver stats awaiting a publish
-    "database-copy",      # the copy of signals.duckdb the publish loads into
-    "database-load",      # inside the load transaction
-    "report-write",       # a page of the day's report
+    "database-copy",  # the copy of signals.duckdb the publish loads into
+    "database-load",  # inside the load transaction
+    "report-write",  # a page of the day's report
 )
 
 

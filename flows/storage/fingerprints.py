@@ -43,7 +43,9 @@ def code_fingerprint() -> str:
 def inputs_fingerprint(settings: Settings) -> str:
     """The landing files the lake holds (by content hash), the configuration and the paths."""
     manifest = read_manifest(Lake(settings.lake)).select("dataset", "path", "sha256").sort("dataset", "path")
-    config = settings.config_file.read_bytes() if settings.config_file and settings.config_file.exists() else b""
+    config = (
+        settings.config_file.read_bytes() if settings.config_file and settings.config_file.exists() else b""
+    )
     digest = hashlib.sha256()
     digest.update(json.dumps([str(settings.warehouse), str(settings.landing)]).encode())
     digest.update(hashlib.sha256(config).digest())
@@ -60,8 +62,9 @@ def run_inputs_fingerprint(settings: Settings) -> str:
 def stage_key(stage: str, settings: Settings, **parameters: Any) -> str:
     """The cache key of one stage call: its name and parameters, the inputs and the code."""
     described = json.dumps({k: _plain(v) for k, v in sorted(parameters.items())}, sort_keys=True)
-    return hashlib.sha256("\n".join([stage, described, inputs_fingerprint(settings), code_fingerprint()])
-                          .encode()).hexdigest()
+    return hashlib.sha256(
+        "\n".join([stage, described, inputs_fingerprint(settings), code_fingerprint()]).encode()
+    ).hexdigest()
 
 
 def _plain(value: Any) -> Any:
@@ -72,8 +75,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def outputs_fingerprint(settings: Settings, tables: Iterable[str], dates: Iterable[date],
-                        part: str | None = None, run_id: str | None = None) -> dict[str, list]:
+def outputs_fingerprint(
+    settings: Settings,
+    tables: Iterable[str],
+    dates: Iterable[date],
+    part: str | None = None,
+    run_id: str | None = None,
+) -> dict[str, list]:
     """Relative path -> [size, mtime_ns] (object storage: [size, ETag]) of the gold files a stage wrote
     (`part`: one shard's files). With `run_id`, the run's staged files over the committed ones, by the
     path each has in the lake: the commit renames them, which keeps size and time."""
@@ -95,5 +103,11 @@ def result_storage(settings: Settings) -> Path:
     return folder
 
 
-__all__ = ["CACHE_EXPIRATION", "code_fingerprint", "inputs_fingerprint", "outputs_fingerprint", "result_storage",
-           "stage_key"]
+__all__ = [
+    "CACHE_EXPIRATION",
+    "code_fingerprint",
+    "inputs_fingerprint",
+    "outputs_fingerprint",
+    "result_storage",
+    "stage_key",
+]

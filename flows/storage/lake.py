@@ -72,7 +72,9 @@ def uri(path: LakePath) -> str:
     return str(path)
 
 
-def write_atomic(frame: pl.DataFrame, path: LakePath, compression: str = "zstd", statistics: bool = True) -> None:
+def write_atomic(
+    frame: pl.DataFrame, path: LakePath, compression: str = "zstd", statistics: bool = True
+) -> None:
     """Write Parquet under a temporary name in the same folder, then rename over `path` (on object
     storage: one PUT, which is atomic by itself). A full disk raises OSError(ENOSPC) naming `path`."""
     disk_full_point(f"write:{_layer_of(path)}", path)
@@ -168,8 +170,16 @@ def version(path: LakePath) -> list:
     object storage (a rewrite within the same second changes the ETag, not the whole-second mtime)."""
     if is_remote(path):
         info = path.fs.info(path.path)
-        return [int(info["size"]), str(info.get("ETag") or info.get("etag") or info.get("md5Hash") or
-                                       info.get("mtime") or info.get("LastModified"))]
+        return [
+            int(info["size"]),
+            str(
+                info.get("ETag")
+                or info.get("etag")
+                or info.get("md5Hash")
+                or info.get("mtime")
+                or info.get("LastModified")
+            ),
+        ]
     stat = path.stat()
     return [stat.st_size, stat.st_mtime_ns]
 
@@ -180,7 +190,9 @@ def read_parquet(path: LakePath) -> pl.DataFrame:
         return pl.read_parquet(uri(path), glob=False)
     except (pl.exceptions.PolarsError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise OSError(f"{path}: unreadable Parquet ({first}); `chainsignals verify` checks the lake") from None
+        raise OSError(
+            f"{path}: unreadable Parquet ({first}); `chainsignals verify` checks the lake"
+        ) from None
 
 
 def file_sha256(path: Path) -> str:
@@ -233,7 +245,7 @@ def _partition_date(name: str) -> date | None:
     if not name.startswith(PARTITION_PREFIX):
         return None
     try:
-        return date.fromisoformat(name[len(PARTITION_PREFIX):])
+        return date.fromisoformat(name[len(PARTITION_PREFIX) :])
     except ValueError:
         return None
 
@@ -269,8 +281,15 @@ class Lake:
         found = (_partition_date(p.name) for p in folder.iterdir() if p.is_dir() and any(p.glob("*.parquet")))
         return sorted(d for d in found if d is not None)
 
-    def files(self, layer: str, dataset: str, *, dates: Iterable[date] | None = None,
-              start: date | None = None, end: date | None = None) -> list[LakePath]:
+    def files(
+        self,
+        layer: str,
+        dataset: str,
+        *,
+        dates: Iterable[date] | None = None,
+        start: date | None = None,
+        end: date | None = None,
+    ) -> list[LakePath]:
         wanted = set(dates) if dates is not None else None
         listing = self.remote_listing(layer, dataset) if self.remote else None
         if listing is not None:
@@ -281,7 +300,11 @@ class Lake:
         for day in days:
             if (wanted is not None and day not in wanted) or (start and day < start) or (end and day > end):
                 continue
-            out.extend(listing[day] if listing is not None else parquet_files(self.partition_dir(layer, dataset, day)))
+            out.extend(
+                listing[day]
+                if listing is not None
+                else parquet_files(self.partition_dir(layer, dataset, day))
+            )
         return out
 
     def remote_listing(self, layer: str, dataset: str) -> dict[date, list[LakePath]]:
@@ -294,7 +317,7 @@ class Lake:
         folder = self.dataset_dir(layer, dataset)
         found: dict[date, list[tuple[LakePath, int]]] = {}
         for key, info in sorted(folder.fs.find(folder.path, detail=True).items()):
-            partition, _, name = key[len(folder.path):].strip("/").partition("/")
+            partition, _, name = key[len(folder.path) :].strip("/").partition("/")
             day = _partition_date(partition)
             if day is not None and name.endswith(".parquet") and "/" not in name:
                 stamp = info.get("LastModified") or info.get("mtime")
@@ -306,8 +329,16 @@ class Lake:
         """The dataset's partitions as one LazyFrame with `trade_date` first; empty (typed) when none."""
         return scan_files(self.files(layer, dataset, **select), schema)
 
-    def write_partitions(self, frame: pl.DataFrame, layer: str, dataset: str, *, part: str = "part-0",
-                         dates: Iterable[date] | None = None, exclusive: bool = True) -> list[LakePath]:
+    def write_partitions(
+        self,
+        frame: pl.DataFrame,
+        layer: str,
+        dataset: str,
+        *,
+        part: str = "part-0",
+        dates: Iterable[date] | None = None,
+        exclusive: bool = True,
+    ) -> list[LakePath]:
         """Write one file per trade_date partition.
 
         `dates` lists partitions to write even when `frame` has no rows for them (an empty table is
@@ -323,7 +354,11 @@ class Lake:
             target = folder / f"{part}.parquet"
             write_atomic(data, target)
             if exclusive:  # older parts and temp files a killed writer left behind
-                present = listing.get(day, []) if self.remote else [*parquet_files(folder), *folder.glob(".*.tmp-*")]
+                present = (
+                    listing.get(day, [])
+                    if self.remote
+                    else [*parquet_files(folder), *folder.glob(".*.tmp-*")]
+                )
                 replaced.extend(other for other in present if other != target)
             written.append(target)
         remove_files(replaced)
@@ -381,7 +416,7 @@ class GoldStagedLake(Lake):
         text = str(path)
         for root in (str(self.staged.root), str(self.root)):
             if text.startswith(root + "/"):
-                return text[len(root) + 1:]
+                return text[len(root) + 1 :]
         return text
 
     def partitions(self) -> list[tuple[LakePath, LakePath, list[str]]]:
@@ -393,8 +428,13 @@ class GoldStagedLake(Lake):
         for table in sorted(p.name for p in gold.iterdir()):
             for day in self.staged.dates("gold", table):
                 files = parquet_files(self.staged.partition_dir("gold", table, day))
-                out.append((self.staged.partition_dir("gold", table, day), self.partition_dir("gold", table, day),
-                            [f.name for f in files]))
+                out.append(
+                    (
+                        self.staged.partition_dir("gold", table, day),
+                        self.partition_dir("gold", table, day),
+                        [f.name for f in files],
+                    )
+                )
         return out
 
     def discard(self) -> None:
@@ -410,10 +450,17 @@ def write_journal(warehouse: Path, lake: GoldStagedLake, database_next: Path, da
     swap in. From here the publish only goes forward: `roll_forward` finishes it, now or in the next
     run if this one is killed half-way."""
     partitions = lake.partitions()
-    digests = {} if lake.remote else {str(f / n): file_sha256(s / n) for s, f, names in partitions for n in names}
-    record = {"lake": str(lake.root), "run_id": lake.run_id, "database_next": str(database_next),
-              "database": str(database), "sha256": digests,
-              "partitions": [[str(s), str(f), names] for s, f, names in partitions]}
+    digests = (
+        {} if lake.remote else {str(f / n): file_sha256(s / n) for s, f, names in partitions for n in names}
+    )
+    record = {
+        "lake": str(lake.root),
+        "run_id": lake.run_id,
+        "database_next": str(database_next),
+        "database": str(database),
+        "sha256": digests,
+        "partitions": [[str(s), str(f), names] for s, f, names in partitions],
+    }
     path = journal_path(warehouse)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
@@ -460,17 +507,26 @@ def split_dates(frame: pl.DataFrame) -> dict[date, pl.DataFrame]:
     dates = frame.get_column("trade_date")
     if frame.height and not dates.null_count() and dates.min() == dates.max():
         return {dates.first(): frame}
-    return {key[0]: part for key, part in frame.filter(pl.col("trade_date").is_not_null())
-            .partition_by("trade_date", as_dict=True).items()}
+    return {
+        key[0]: part
+        for key, part in frame.filter(pl.col("trade_date").is_not_null())
+        .partition_by("trade_date", as_dict=True)
+        .items()
+    }
 
 
 def scan_files(files: list[LakePath], schema: dict[str, pl.DataType]) -> pl.LazyFrame:
     """Partition files (hive paths) as one frame with `schema`'s columns; absent columns are null."""
     if not files:
         return pl.LazyFrame(schema=schema)
-    return pl.scan_parquet([uri(f) for f in files], hive_partitioning=True, hive_schema={"trade_date": pl.Date},
-                           missing_columns="insert", extra_columns="ignore",
-                           schema=_without_date(schema)).select(list(schema))
+    return pl.scan_parquet(
+        [uri(f) for f in files],
+        hive_partitioning=True,
+        hive_schema={"trade_date": pl.Date},
+        missing_columns="insert",
+        extra_columns="ignore",
+        schema=_without_date(schema),
+    ).select(list(schema))
 
 
 def _file_columns(frame: pl.DataFrame, layer: str) -> pl.DataFrame:
@@ -504,7 +560,8 @@ class Staging:
     # path objects on object storage are costly to take apart, so nothing compares their parents.
     moves: list[tuple[LakePath, LakePath, bool, tuple[str, str, date]]] = field(default_factory=list)
     _moves_by_partition: dict[tuple[str, str, date], list[tuple[LakePath, LakePath, bool]]] = field(
-        default_factory=dict)
+        default_factory=dict
+    )
     removals: dict[tuple[str, str, date], list[LakePath]] = field(default_factory=dict)
     # Staged frames kept in memory (by staged path) while their rows fit `keep_rows`, so the next stage
     # of the same run reads them without a Parquet round trip; a large backfill keeps none.
@@ -528,8 +585,16 @@ class Staging:
     def root(self) -> LakePath:
         return (self.folder if self.folder is not None else self.lake.root / "_staging") / self.run_id
 
-    def stage(self, frame: pl.DataFrame, layer: str, dataset: str, day: date, part: str,
-              exclusive: bool, keep: bool = False) -> LakePath:
+    def stage(
+        self,
+        frame: pl.DataFrame,
+        layer: str,
+        dataset: str,
+        day: date,
+        part: str,
+        exclusive: bool,
+        keep: bool = False,
+    ) -> LakePath:
         """Stage one partition file. `exclusive`: on commit it replaces everything in the partition.
         `keep`: also hold the frame in memory for `read` (within the run's `keep_rows`)."""
         final = self.lake.partition_dir(layer, dataset, day) / f"{part}.parquet"
@@ -547,8 +612,7 @@ class Staging:
             self.wait([next(iter(self.writes))])
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staging-writer")
-        self.writes[staged] = self._writer.submit(
-            _write_and_hash, frame, staged, compression, statistics)
+        self.writes[staged] = self._writer.submit(_write_and_hash, frame, staged, compression, statistics)
 
     def _keep(self, staged: LakePath, frame: pl.DataFrame) -> bool:
         """Hold `frame` in memory for `read` while the run's frames fit `keep_rows`; False when not."""
@@ -631,7 +695,8 @@ class Staging:
         on_disk = [f for f in files if f not in self.kept]
         self.wait(on_disk)
         return sum(len(self.kept[f]) for f in files if f in self.kept) + sum(
-            pl.scan_parquet(uri(f)).select(pl.len()).collect().item() for f in on_disk)
+            pl.scan_parquet(uri(f)).select(pl.len()).collect().item() for f in on_disk
+        )
 
     def forget(self, files: list[LakePath]) -> None:
         """Drop frames the run no longer needs from memory."""
@@ -675,8 +740,11 @@ class Staging:
             return
         # The committed files' sha256 are recorded first: a commit killed half-way is redone by the next
         # run, which records its own.
-        record_checksums(self.lake, {final: self.digests.get(staged) for staged, final, *_ in self.moves}
-                         | {final: digest for final, (_, digest) in self.raw.items()})
+        record_checksums(
+            self.lake,
+            {final: self.digests.get(staged) for staged, final, *_ in self.moves}
+            | {final: digest for final, (_, digest) in self.raw.items()},
+        )
         # Bronze first: what silver is built from is in the lake before silver is.
         for final, (staged, _) in self.raw.items():
             if not final.exists():  # content-addressed: a file already there holds these very bytes
@@ -708,7 +776,7 @@ class Staging:
         _place(self.moves[:half])
         crash_point("commit-half-done")
         _place(self.moves[half:])
-        for staged, final, exclusive, key in self.moves:
+        for _staged, final, exclusive, key in self.moves:
             here, gone = placed.setdefault(key, {}), replaced.setdefault(key, {})
             if exclusive:  # everything else in the partition goes: committed files, and earlier moves
                 gone.update({f.name: f for f in self._committed(*key)})
@@ -738,7 +806,9 @@ def sweep_debris(lake: Lake, staging_folder: Path | None = None) -> int:
     removed = 0
     for staging in [lake.root / "_staging", *([staging_folder] if staging_folder else [])]:
         if is_remote(staging):
-            runs = {key[len(staging.path):].strip("/").split("/")[0] for key in staging.fs.find(staging.path)}
+            runs = {
+                key[len(staging.path) :].strip("/").split("/")[0] for key in staging.fs.find(staging.path)
+            }
             for run in sorted(runs - {""}):
                 remove_tree(staging / run)
                 removed += 1
@@ -760,10 +830,19 @@ def sweep_debris(lake: Lake, staging_folder: Path | None = None) -> int:
 # file delivered again re-validates only the sessions whose rows changed; `unbuilt`: sessions whose rows
 # changed but whose silver a run left for later (a backfill's `end`).
 MANIFEST_SCHEMA: dict[str, pl.DataType] = {
-    "path": pl.String(), "dataset": pl.String(), "format": pl.String(), "size": pl.Int64(),
-    "mtime_ns": pl.Int64(), "sha256": pl.String(), "part": pl.String(), "dates": pl.List(pl.Date()),
-    "rows": pl.Int64(), "ingested_at": pl.Datetime("us", "UTC"), "bronze": pl.String(),
-    "digests": pl.List(pl.String()), "unbuilt": pl.List(pl.Date()),
+    "path": pl.String(),
+    "dataset": pl.String(),
+    "format": pl.String(),
+    "size": pl.Int64(),
+    "mtime_ns": pl.Int64(),
+    "sha256": pl.String(),
+    "part": pl.String(),
+    "dates": pl.List(pl.Date()),
+    "rows": pl.Int64(),
+    "ingested_at": pl.Datetime("us", "UTC"),
+    "bronze": pl.String(),
+    "digests": pl.List(pl.String()),
+    "unbuilt": pl.List(pl.Date()),
 }
 
 
@@ -826,5 +905,7 @@ def verify_lake(lake: Lake) -> tuple[int, list[str]]:
         if not path.exists():
             problems.append(f"{path}: missing (committed with sha256 {sha[:12]}...)")
         elif (now := file_sha256(path)) != sha:
-            problems.append(f"{path}: sha256 {now[:12]}... differs from the {sha[:12]}... it was committed with")
+            problems.append(
+                f"{path}: sha256 {now[:12]}... differs from the {sha[:12]}... it was committed with"
+            )
     return len(recorded), problems

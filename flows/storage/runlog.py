@@ -26,8 +26,18 @@ def append(warehouse: Path, record: dict) -> None:
 def record_skip(warehouse: Path, flow: str, day: date | None, reason: str, started: datetime) -> None:
     """A run with no work (a closed date, nothing new) is in the log too, with its reason."""
     finished = datetime.now(UTC)
-    append(warehouse, {"run_id": f"{finished:%Y%m%dT%H%M%SZ}-precheck", "flow": flow, "status": "skipped",
-                       "date": day, "started_at": started, "finished_at": finished, "reason": reason})
+    append(
+        warehouse,
+        {
+            "run_id": f"{finished:%Y%m%dT%H%M%SZ}-precheck",
+            "flow": flow,
+            "status": "skipped",
+            "date": day,
+            "started_at": started,
+            "finished_at": finished,
+            "reason": reason,
+        },
+    )
 
 
 def read(warehouse: Path, last: int = 20) -> list[dict]:

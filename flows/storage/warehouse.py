@@ -9,6 +9,7 @@ block the nightly.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -45,7 +46,9 @@ again and enters (a second flock on another open file would refuse it)."""
 
 
 @contextmanager
-def warehouse_lock(root: Path, wait_seconds: float = 0.0, *, for_this_process: bool = False) -> Iterator[None]:
+def warehouse_lock(
+    root: Path, wait_seconds: float = 0.0, *, for_this_process: bool = False
+) -> Iterator[None]:
     """One run at a time per warehouse (the lake and the database file are shared state).
     `for_this_process`: later calls in this process enter it (the CLI holds it for its flow)."""
     import time
@@ -69,7 +72,9 @@ def warehouse_lock(root: Path, wait_seconds: float = 0.0, *, for_this_process: b
                 if time.monotonic() >= deadline:
                     handle.seek(0)
                     holder = handle.read().strip() or "unknown"
-                    raise WarehouseBusy(f"another chainsignals run holds {path} ({holder})", file=path) from None
+                    raise WarehouseBusy(
+                        f"another chainsignals run holds {path} ({holder})", file=path
+                    ) from None
                 time.sleep(0.2)
         handle.seek(0)
         handle.truncate()
@@ -112,7 +117,8 @@ def check_no_writer(database: Path) -> str | None:
         raise WarehouseInUse(
             f"{database} is open read-write by process {pid} (DuckDB's default): a publish would lose what that "
             f"connection writes. Close it and reconnect read-only: duckdb.connect('{database}', read_only=True)",
-            file=database)
+            file=database,
+        )
     wal = database.with_name(database.name + ".wal")
     if not wal.exists():
         return None
@@ -143,16 +149,24 @@ def _gold_source(con: duckdb.DuckDBPyConnection, lake: Lake, table: str, files: 
     """What the load selects from: DuckDB reads local gold files itself; from object storage polars
     reads them (DuckDB's httpfs extension would be a download at run time) and DuckDB scans the Arrow."""
     if not lake.remote:
-        return (f"read_parquet([{', '.join(_quote(str(f)) for f in files)}], hive_partitioning = true, "
-                f"union_by_name = true)")
-    frames = [pl.scan_parquet(uri(f), hive_partitioning=True, hive_schema={"trade_date": pl.Date}) for f in files]
+        return (
+            f"read_parquet([{', '.join(_quote(str(f)) for f in files)}], hive_partitioning = true, "
+            f"union_by_name = true)"
+        )
+    frames = [
+        pl.scan_parquet(uri(f), hive_partitioning=True, hive_schema={"trade_date": pl.Date}) for f in files
+    ]
     con.register(f"gold_{table}", pl.concat(frames, how="diagonal_relaxed").collect().to_arrow())
     return f"gold_{table}"
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
-    return {r[0] for r in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
+    return {
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
+        ).fetchall()
+    }
 
 
 def declare_gold_table(con: duckdb.DuckDBPyConnection, table: GoldTable) -> None:
@@ -181,8 +195,9 @@ def _load_table(con: duckdb.DuckDBPyConnection, lake: Lake, table: str, dates: l
     con.execute(f"INSERT INTO {table} BY NAME {select}")
     if lake.remote:
         con.unregister(source)
-    return con.execute(f"SELECT count(*) FROM {table} WHERE trade_date IN (SELECT unnest(?::DATE[]))",
-                       [dates]).fetchall()[0][0]
+    return con.execute(
+        f"SELECT count(*) FROM {table} WHERE trade_date IN (SELECT unnest(?::DATE[]))", [dates]
+    ).fetchall()[0][0]
 
 
 FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int), share the source's extents copy-on-write
@@ -253,10 +268,9 @@ def publish(database: Path, lake: Lake, tables: dict[str, list[date]], runs: pl.
             con.execute("COMMIT")
             con.execute("CHECKPOINT")
         except BaseException:
-            try:
+            # The failure may have happened outside the transaction (or after it ended).
+            with contextlib.suppress(duckdb.Error):
                 con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass  # the failure happened outside the transaction (or it already ended)
             raise
         finally:
             con.close()

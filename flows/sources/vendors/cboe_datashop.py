@@ -25,15 +25,29 @@ def _spot(c: Columns, path: Path | None) -> pl.Expr:
 
 def _symbol(c: Columns, path: Path | None) -> pl.Expr:
     option_type = c.value("option_type").str.to_uppercase().replace({"CALL": "C", "PUT": "P"})
-    return format_osi(c.value("root").str.to_uppercase(), as_date(c.value("expiration")), option_type,
-                      number(c.value("strike")))
+    return format_osi(
+        c.value("root").str.to_uppercase(),
+        as_date(c.value("expiration")),
+        option_type,
+        number(c.value("strike")),
+    )
 
 
 CBOE_DATASHOP = VendorFormat(
     name="cboe-chains",
     dataset="chains",
-    header=frozenset({"underlying_symbol", "quote_date", "root", "expiration", "strike", "option_type",
-                      "open_interest", "trade_volume"}),
+    header=frozenset(
+        {
+            "underlying_symbol",
+            "quote_date",
+            "root",
+            "expiration",
+            "strike",
+            "option_type",
+            "open_interest",
+            "trade_volume",
+        }
+    ),
     header_any=(frozenset({"bid_1545", "ask_1545"}), frozenset({"bid_eod", "ask_eod"})),
     columns={
         "quote_date": "quote_date",

@@ -15,8 +15,21 @@ from flows.sources.vendors.format import VendorFormat
 CBOE_DELAYED = VendorFormat(
     name="cboe-delayed-chains",
     dataset="chains",
-    header=frozenset({"underlying", "underlying_last", "optionroot", "type", "expiration", "quotedate", "strike",
-                      "bid", "ask", "volume", "openinterest"}),
+    header=frozenset(
+        {
+            "underlying",
+            "underlying_last",
+            "optionroot",
+            "type",
+            "expiration",
+            "quotedate",
+            "strike",
+            "bid",
+            "ask",
+            "volume",
+            "openinterest",
+        }
+    ),
     columns={
         "quote_date": "quotedate",
         "underlying": "underlying",

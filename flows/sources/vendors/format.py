@@ -52,8 +52,12 @@ def number(text: pl.Expr) -> pl.Expr:
 def as_date(text: pl.Expr, formats: tuple[str, ...] = ("%Y-%m-%d", "%m/%d/%Y", "%Y%m%d")) -> pl.Expr:
     """A calendar date in the given forms (ISO may carry a time after the date)."""
     text = text.str.strip_chars()
-    return pl.coalesce(*[(text.str.slice(0, 10) if fmt == "%Y-%m-%d" else text).str.to_date(fmt, strict=False)
-                         for fmt in formats])
+    return pl.coalesce(
+        *[
+            (text.str.slice(0, 10) if fmt == "%Y-%m-%d" else text).str.to_date(fmt, strict=False)
+            for fmt in formats
+        ]
+    )
 
 
 def iso(day: pl.Expr) -> pl.Expr:
@@ -104,8 +108,11 @@ class VendorFormat:
     not_computed: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def detect(self, columns: set[str]) -> bool:
-        return (self.header <= columns and not self.header_none & columns
-                and (not self.header_any or any(group <= columns for group in self.header_any)))
+        return (
+            self.header <= columns
+            and not self.header_none & columns
+            and (not self.header_any or any(group <= columns for group in self.header_any))
+        )
 
     def conform(self, lf: pl.LazyFrame, path: Path | None = None) -> pl.LazyFrame:
         """A landing file's all-text frame -> the canonical landing columns this format gives, as text."""
@@ -116,7 +123,9 @@ class VendorFormat:
                 out[column] = source(c, path)
             else:
                 sources = (source,) if isinstance(source, str) else source
-                out[column] = pl.coalesce(*[c.value(s) for s in sources]) if len(sources) > 1 else c.value(sources[0])
+                out[column] = (
+                    pl.coalesce(*[c.value(s) for s in sources]) if len(sources) > 1 else c.value(sources[0])
+                )
         for group in self.together:
             alternatives = list(zip(*[self.columns[column] for column in group], strict=True))
             for column in group:
@@ -132,8 +141,11 @@ class VendorFormat:
         for column, words in self.values.items():
             lower = out[column].str.to_lowercase()
             mapping = {k.lower(): v for k, v in words.items()}
-            out[column] = pl.when(lower.is_in(list(mapping))).then(
-                lower.replace_strict(mapping, default=None, return_dtype=pl.String)).otherwise(out[column])
+            out[column] = (
+                pl.when(lower.is_in(list(mapping)))
+                .then(lower.replace_strict(mapping, default=None, return_dtype=pl.String))
+                .otherwise(out[column])
+            )
         for column in self.dates:
             out[column] = pl.coalesce(iso(as_date(out[column], self.date_formats)), out[column])
         for column in self.zero_means_none:

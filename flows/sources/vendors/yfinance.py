@@ -32,8 +32,10 @@ def _new_york_date(text: pl.Expr) -> pl.Expr:
     """The New York date of a timestamp with an offset (lastTradeDate); else its date part."""
     zoned = text.str.strip_chars().str.replace(r"Z$", "+00:00").str.replace(r"([+-]\d\d):?(\d\d)$", "$1$2")
     instant = pl.coalesce(
-        *[zoned.str.to_datetime(fmt, strict=False, time_unit="us").dt.convert_time_zone("UTC")
-          for fmt in ("%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f%z")]
+        *[
+            zoned.str.to_datetime(fmt, strict=False, time_unit="us").dt.convert_time_zone("UTC")
+            for fmt in ("%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f%z")
+        ]
     )
     return pl.coalesce(instant.dt.convert_time_zone(NY).dt.date(), as_date(text))
 
