@@ -29,7 +29,7 @@ MAY_IMPORT = {
     "flows.report": ("transforms", "schemas", "flows.storage", "flows.config", "flows.errors"),
 }
 # Prefect is the orchestrator's business: only these modules import it.
-PREFECT_USERS = {"flows.nightly", "flows.caching", "flows.deployment", "flows.cli.app", "flows.cli.launcher"}
+PREFECT_USERS = {"flows.nightly", "flows.deployment", "flows.cli.app", "flows.cli.launcher"}
 
 
 def _module(path: Path) -> str:
