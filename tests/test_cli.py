@@ -257,7 +257,7 @@ def test_every_commands_help_shows_its_summary_whole(cli_env):
 def test_bad_arguments_exit_non_zero(tmp_path: Path, cli_env):
     done = cli("run", "--date", "2025-13-45", "--warehouse", str(tmp_path), env=cli_env)
     assert done.returncode == 2 and "is not a date" in done.stderr
-    # Refused as a usage error before any flow run starts (it used to start Prefect and fail the run).
+    # Refused as a usage error before any flow run starts (no Prefect run is started to fail).
     done = cli("run", "--symbols", "IWM;DROP", "--warehouse", str(tmp_path), env=cli_env)
     assert done.returncode == 2 and "invalid symbol(s) ['IWM;DROP']" in done.stderr, done.stderr
     assert "Flow run" not in done.stderr and "Traceback" not in done.stderr

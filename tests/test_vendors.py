@@ -87,7 +87,7 @@ YFINANCE_HEADER = [
 
 @pytest.fixture(autouse=True)
 def vendor_adapters(monkeypatch):
-    """Detection as it will be once flows.sources.files registers VENDOR_ADAPTERS (and independent of it)."""
+    """Detection over the two vendor formats this module tests, whatever else flows.sources.files.ADAPTERS lists."""
     monkeypatch.setattr(sources, "ADAPTERS", list(VENDOR_ADAPTERS))
 
 

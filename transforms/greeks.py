@@ -39,8 +39,8 @@ RANK_SESSIONS = 252
 RANK_MIN_SESSIONS = 20
 FLIP_RANGE = (0.8, 1.2)
 FLIP_GRID_POINTS = 81  # 0.5% steps over [0.8, 1.2] * spot
-# Contracts per numpy block of the flip grid: a block times 81 levels stays inside the L2 cache, which
-# is about ten times faster than one big array that streams through memory.
+# Contracts per numpy block of the flip grid: a block times 81 levels stays inside the L2 cache instead
+# of streaming one big array through memory.
 _FLIP_BLOCK = 1024
 _FLIP_THREADS = 8  # at most this many threads
 # exp(-d^2 / 2) is exactly 0.0 in float64 beyond |d| ~ 38.6: contracts that far from the money at every

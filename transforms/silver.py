@@ -75,7 +75,7 @@ def silver_chains(bronze: pl.LazyFrame, closes: pl.LazyFrame) -> pl.LazyFrame:
         )
     )
     # The vendor's row order is kept: silver sorts a chain listed underlying by underlying with a stable
-    # sort by the underlying alone, and an unordered join split those runs (a full sort, 1 s more a night).
+    # sort by the underlying alone, and an unordered join would split those runs into a full sort.
     return (
         symbols.join(spot, on=["trade_date", "underlying"], how="left", maintain_order="left")
         .with_columns(

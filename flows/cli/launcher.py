@@ -28,7 +28,7 @@ NIGHTLY_COMMANDS = frozenset({"run", "serve"})
 
 
 # The temporary Prefect server a serverless run starts creates its database on first use; on a busy
-# 2-core machine, or right after an install (nothing in the page cache), that passes Prefect's 20 s.
+# small machine, or right after an install (nothing in the page cache), that can pass Prefect's default.
 STARTUP_TIMEOUT_VARIABLE = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 STARTUP_TIMEOUT_SECONDS = "120"
 

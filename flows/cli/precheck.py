@@ -1,6 +1,6 @@
-"""Answers for a run with no work, found before Prefect starts (a temporary Prefect server costs 15-20 s,
-the checks about a second): a date the exchange is closed, and a landing folder with nothing new since
-the run that computed the session."""
+"""Answers for a run with no work, found before Prefect starts (a temporary Prefect server takes far
+longer to start than these checks take to run): a date the exchange is closed, and a landing folder with
+nothing new since the run that computed the session."""
 
 from __future__ import annotations
 

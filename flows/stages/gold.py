@@ -338,7 +338,7 @@ def _keep_technicals_state(
 ) -> None:
     path = _technicals_state_file(settings, day)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # lz4: half zstd's write time on 20 MB of doubles, for a file read back once.
+    # lz4: the cheapest codec to write, for a file read back once.
     write_atomic(
         state.with_columns(state_key=pl.lit(_technicals_state_key(settings, lake, day, start))),
         path,
