@@ -9,16 +9,17 @@ input passed validation: a failed run leaves the lake as it was.
 
 The lake's root is a local path or an object-storage URL (`s3://bucket/prefix`, `gs://`, `az://`; fsspec
 through universal-pathlib for listing, copying and deleting, polars' own object-store client for reading
-and writing, both configured by the usual environment: AWS_*, GOOGLE_*, AZURE_*). There a single PUT is
-the atomic write (an object appears whole or not at all): a run stages on local disk and its commit
-uploads each file to its final key, so each file still flips from old to new in one step.
+and writing, both configured by the usual environment: AWS_*, GOOGLE_*, AZURE_*). The I/O of each is a
+`Storage` (`flows.storage.backends`), chosen once per Lake from its root; this module holds the logic
+once. On object storage a single PUT is the atomic write (an object appears whole or not at all): a run
+stages on local disk and its commit uploads each file to its final key, so each file still flips from
+old to new in one step.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -32,10 +33,18 @@ from pathlib import Path
 import polars as pl
 from upath import UPath
 
+from flows.storage.backends import (
+    LakePath,
+    Partitions,
+    Storage,
+    by_storage,
+    file_sha256,
+    partition_name,
+    storage_for,
+)
 from flows.storage.faults import crash_point, disk_full_point
 
 LAYERS = ("bronze", "silver", "quarantine", "gold")
-PARTITION_PREFIX = "trade_date="
 # A run's typed copy of the rows it read (scratch, never committed) is written only when it does not fit
 # in memory and is read back once, whole: LZ4 without min/max statistics is the cheapest to write. The
 # layers people keep and query (silver, gold) are zstd with statistics.
@@ -50,9 +59,6 @@ DATED_LAYERS = ("silver", "gold")
 # faster than it writes (a backfill) never holds more than a few frames in memory for the writer.
 MAX_QUEUED_WRITES = 3
 
-# A lake path: pathlib on a local disk (the fast path, unchanged), a UPath on object storage.
-LakePath = Path | UPath
-
 
 def lake_root(location: str | Path) -> LakePath:
     """A lake root from a config value: a URL with a scheme is object storage, anything else a folder.
@@ -63,10 +69,6 @@ def lake_root(location: str | Path) -> LakePath:
     return Path(text.removeprefix("file://")).resolve()
 
 
-def is_remote(path: LakePath) -> bool:
-    return not isinstance(path, Path)
-
-
 def uri(path: LakePath) -> str:
     """The string polars and DuckDB take (`s3://bucket/key` or a local path)."""
     return str(path)
@@ -75,32 +77,11 @@ def uri(path: LakePath) -> str:
 def write_atomic(
     frame: pl.DataFrame, path: LakePath, compression: str = "zstd", statistics: bool = True
 ) -> None:
-    """Write Parquet under a temporary name in the same folder, then rename over `path` (on object
-    storage: one PUT, which is atomic by itself). A full disk raises OSError(ENOSPC) naming `path`."""
+    """Write Parquet so that a reader or a crash sees the old file or the new one, never half (a
+    temporary name renamed over `path` on disk, one PUT on object storage). A full disk raises
+    OSError(ENOSPC) naming `path`."""
     disk_full_point(f"write:{_layer_of(path)}", path)
-    if is_remote(path):
-        frame.write_parquet(uri(path), compression=compression, statistics=statistics)
-        return
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        frame.write_parquet(tmp, compression=compression, statistics=statistics)
-        os.replace(tmp, path)
-    except pl.exceptions.PolarsError as exc:
-        # polars reports a full disk as "underlying IO error: No space left on device (os error 28)"
-        # (or, mid-footer, "Invalid thrift: transport error") without the file: say what and where.
-        if "os error 28" in str(exc) or "No space left" in str(exc) or _nearly_full(path.parent):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
-        raise OSError(f"{path}: could not be written: {str(exc).strip().splitlines()[0]}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _nearly_full(folder: Path) -> bool:
-    try:
-        return shutil.disk_usage(folder).free < 16 << 20
-    except OSError:
-        return False
+    storage_for(path).write_parquet(frame, path, compression, statistics)
 
 
 def _layer_of(path: LakePath) -> str:
@@ -110,78 +91,35 @@ def _layer_of(path: LakePath) -> str:
 
 
 def replace(source: LakePath, target: LakePath) -> None:
-    """Move `source` over `target`. To object storage: one PUT of a local file (the source stays, for
-    the caller to delete with its folder), or a server-side copy then a delete."""
-    if is_remote(target):
-        if is_remote(source):
-            target.fs.mv(source.path, target.path)
-        else:
-            target.fs.put_file(str(source), target.path)
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(source, target)
-
-
-def _place(moves: list[tuple]) -> None:
-    """Staged files into place on object storage, concurrently (fsspec batches the requests)."""
-    uploads = [(str(staged), final.path) for staged, final, *_ in moves if not is_remote(staged)]
-    if uploads:
-        moves[0][1].fs.put([s for s, _ in uploads], [f for _, f in uploads])
-    for staged, final, *_ in moves:
-        if is_remote(staged):
-            replace(staged, final)
+    """Move `source` over `target` (to object storage: the source stays, for the caller to delete
+    with its folder)."""
+    storage_for(target).replace(source, target)
 
 
 def remove_tree(folder: LakePath) -> None:
-    if is_remote(folder):
-        if folder.fs.exists(folder.path):
-            folder.fs.rm(folder.path, recursive=True)
-        return
-    shutil.rmtree(folder, ignore_errors=True)
+    storage_for(folder).remove_tree(folder)
 
 
 def parquet_files(folder: LakePath) -> list[LakePath]:
     """The partition folder's Parquet files, sorted (none when the folder does not exist)."""
-    if is_remote(folder):
-        return sorted(folder.glob("*.parquet"))
-    return sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    return storage_for(folder).parquet_files(folder)
 
 
 def remove_files(files: Iterable[LakePath]) -> None:
-    """Delete files (object storage: bulk requests of up to 1,000 keys, not one request per file)."""
-    files = list(files)
-    remote = [f for f in files if is_remote(f)]
-    if remote:
-        remote[0].fs.rm([f.path for f in remote])
-    for f in files:
-        if not is_remote(f):
-            f.unlink(missing_ok=True)
+    """Delete files (object storage: bulk requests, not one request per file)."""
+    for storage, group in by_storage(files).items():
+        storage.remove_files(group)
 
 
 def modified_ns(path: LakePath) -> int:
     """Last modification in nanoseconds (object storage keeps whole seconds: compare with care)."""
-    if is_remote(path):
-        return int(path.stat().st_mtime) * 1_000_000_000
-    return path.stat().st_mtime_ns
+    return storage_for(path).modified_ns(path)
 
 
 def version(path: LakePath) -> list:
     """What identifies this file's content without reading it: [size, mtime_ns] on disk, [size, ETag] on
-    object storage (a rewrite within the same second changes the ETag, not the whole-second mtime)."""
-    if is_remote(path):
-        info = path.fs.info(path.path)
-        return [
-            int(info["size"]),
-            str(
-                info.get("ETag")
-                or info.get("etag")
-                or info.get("md5Hash")
-                or info.get("mtime")
-                or info.get("LastModified")
-            ),
-        ]
-    stat = path.stat()
-    return [stat.st_size, stat.st_mtime_ns]
+    object storage."""
+    return storage_for(path).version(path)
 
 
 def read_parquet(path: LakePath) -> pl.DataFrame:
@@ -193,14 +131,6 @@ def read_parquet(path: LakePath) -> pl.DataFrame:
         raise OSError(
             f"{path}: unreadable Parquet ({first}); `chainsignals verify` checks the lake"
         ) from None
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def copy_file(source: Path, target: Path) -> None:
@@ -238,16 +168,7 @@ def raw_suffix(name: str) -> str:
 def _write_and_hash(frame: pl.DataFrame, path: LakePath, compression: str, statistics: bool) -> str | None:
     """write_atomic, then the file's sha256 (on the staging writer's thread, beside the parsing)."""
     write_atomic(frame, path, compression, statistics)
-    return None if is_remote(path) else file_sha256(path)
-
-
-def _partition_date(name: str) -> date | None:
-    if not name.startswith(PARTITION_PREFIX):
-        return None
-    try:
-        return date.fromisoformat(name[len(PARTITION_PREFIX) :])
-    except ValueError:
-        return None
+    return storage_for(path).sha256(path)
 
 
 @dataclass
@@ -257,29 +178,28 @@ class Lake:
     def __post_init__(self) -> None:
         if not isinstance(self.root, (Path, UPath)):
             self.root = lake_root(self.root)
+        self.storage: Storage = storage_for(self.root)
 
     @property
     def remote(self) -> bool:
-        return is_remote(self.root)
+        return self.storage.remote
 
     def dataset_dir(self, layer: str, dataset: str) -> LakePath:
         return self.root / layer / dataset
 
     def partition_dir(self, layer: str, dataset: str, day: date) -> LakePath:
-        return self.dataset_dir(layer, dataset) / f"{PARTITION_PREFIX}{day.isoformat()}"
+        return self.dataset_dir(layer, dataset) / partition_name(day)
 
     def bronze_file(self, key: str) -> LakePath:
         """A bronze copy by its key (`bronze_key`, what the manifest records)."""
         return self.root / key
 
+    def listing(self, layer: str, dataset: str) -> Partitions:
+        """The dataset's partitions (object storage lists them here, in one listing)."""
+        return self.storage.partitions(self.dataset_dir(layer, dataset))
+
     def dates(self, layer: str, dataset: str) -> list[date]:
-        if self.remote:
-            return sorted(self.remote_listing(layer, dataset))
-        folder = self.dataset_dir(layer, dataset)
-        if not folder.is_dir():
-            return []
-        found = (_partition_date(p.name) for p in folder.iterdir() if p.is_dir() and any(p.glob("*.parquet")))
-        return sorted(d for d in found if d is not None)
+        return self.listing(layer, dataset).dates()
 
     def files(
         self,
@@ -290,40 +210,15 @@ class Lake:
         start: date | None = None,
         end: date | None = None,
     ) -> list[LakePath]:
-        wanted = set(dates) if dates is not None else None
-        listing = self.remote_listing(layer, dataset) if self.remote else None
-        if listing is not None:
-            days = sorted(listing)
-        else:  # named dates: their folders only, not a listing of the whole history
-            days = sorted(wanted) if wanted is not None else self.dates(layer, dataset)
+        partitions = self.listing(layer, dataset)
+        # Named dates: their folders only on disk, not a listing of the whole history.
+        days = sorted(set(dates)) if dates is not None else partitions.dates()
         out = []
         for day in days:
-            if (wanted is not None and day not in wanted) or (start and day < start) or (end and day > end):
+            if (start and day < start) or (end and day > end):
                 continue
-            out.extend(
-                listing[day]
-                if listing is not None
-                else parquet_files(self.partition_dir(layer, dataset, day))
-            )
+            out.extend(partitions.files(day))
         return out
-
-    def remote_listing(self, layer: str, dataset: str) -> dict[date, list[LakePath]]:
-        """Partition -> files from one recursive listing (object stores list 1,000 keys a request; a
-        request per partition folder would cost a round trip per session of history)."""
-        return {day: [f for f, _ in entries] for day, entries in self.remote_entries(layer, dataset).items()}
-
-    def remote_entries(self, layer: str, dataset: str) -> dict[date, list[tuple[LakePath, int]]]:
-        """Partition -> (file, modified ns) on object storage, from one listing (it carries the times)."""
-        folder = self.dataset_dir(layer, dataset)
-        found: dict[date, list[tuple[LakePath, int]]] = {}
-        for key, info in sorted(folder.fs.find(folder.path, detail=True).items()):
-            partition, _, name = key[len(folder.path) :].strip("/").partition("/")
-            day = _partition_date(partition)
-            if day is not None and name.endswith(".parquet") and "/" not in name:
-                stamp = info.get("LastModified") or info.get("mtime")
-                modified = int(stamp.timestamp()) * 1_000_000_000 if hasattr(stamp, "timestamp") else 0
-                found.setdefault(day, []).append((folder / partition / name, modified))
-        return found
 
     def scan(self, layer: str, dataset: str, schema: dict[str, pl.DataType], **select) -> pl.LazyFrame:
         """The dataset's partitions as one LazyFrame with `trade_date` first; empty (typed) when none."""
@@ -347,18 +242,14 @@ class Lake:
         """
         written, replaced = [], []
         by_date = split_dates(frame)
-        listing = self.remote_listing(layer, dataset) if self.remote and exclusive else {}
+        # Object storage lists here, before the writes; a local disk lists each folder after its write.
+        partitions = self.listing(layer, dataset) if exclusive else None
         for day in sorted(set(by_date) | set(dates or ())):
             data = _file_columns(by_date.get(day, frame.clear()), layer)
-            folder = self.partition_dir(layer, dataset, day)
-            target = folder / f"{part}.parquet"
+            target = self.partition_dir(layer, dataset, day) / f"{part}.parquet"
             write_atomic(data, target)
-            if exclusive:  # older parts and temp files a killed writer left behind
-                present = (
-                    listing.get(day, [])
-                    if self.remote
-                    else [*parquet_files(folder), *folder.glob(".*.tmp-*")]
-                )
+            if partitions is not None:  # older parts and temp files a killed writer left behind
+                present = [*partitions.files(day), *partitions.debris(day)]
                 replaced.extend(other for other in present if other != target)
             written.append(target)
         remove_files(replaced)
@@ -366,12 +257,8 @@ class Lake:
 
     def keep_only_parts(self, layer: str, dataset: str, days: Iterable[date], parts: set[str]) -> None:
         """Drop the partitions' files other than `parts` (e.g. a previous run's with another shard count)."""
-        if self.remote:
-            listing = self.remote_listing(layer, dataset)
-            present = [f for day in days for f in listing.get(day, [])]
-        else:
-            present = [f for day in days for f in parquet_files(self.partition_dir(layer, dataset, day))]
-        remove_files(f for f in present if f.stem not in parts)
+        partitions = self.listing(layer, dataset)
+        remove_files(f for day in days for f in partitions.files(day) if f.stem not in parts)
 
 
 GOLD_STAGING_PREFIX = "gold-"
@@ -423,7 +310,7 @@ class GoldStagedLake(Lake):
         """(staged folder, lake folder, file names) of every staged gold partition."""
         out = []
         gold = self.staged.root / "gold"
-        if not (gold.exists() if self.remote else gold.is_dir()):
+        if not self.storage.is_folder(gold):
             return out
         for table in sorted(p.name for p in gold.iterdir()):
             for day in self.staged.dates("gold", table):
@@ -451,7 +338,9 @@ def write_journal(warehouse: Path, lake: GoldStagedLake, database_next: Path, da
     run if this one is killed half-way."""
     partitions = lake.partitions()
     digests = (
-        {} if lake.remote else {str(f / n): file_sha256(s / n) for s, f, names in partitions for n in names}
+        {str(f / n): file_sha256(s / n) for s, f, names in partitions for n in names}
+        if lake.storage.checksums
+        else {}
     )
     record = {
         "lake": str(lake.root),
@@ -482,7 +371,7 @@ def roll_forward(warehouse: Path) -> bool:
     for index, (staged, final, names) in enumerate(record["partitions"]):
         if index == len(record["partitions"]) // 2:
             crash_point("publish-half-committed")
-        staged_dir, final_dir = _as_lake_path(lake, staged), _as_lake_path(lake, final)
+        staged_dir, final_dir = lake.storage.path(staged), lake.storage.path(final)
         for name in names:
             source = staged_dir / name
             if source.exists():
@@ -495,10 +384,6 @@ def roll_forward(warehouse: Path) -> bool:
     lake.discard()
     path.unlink()
     return True
-
-
-def _as_lake_path(lake: Lake, text: str) -> LakePath:
-    return lake_root(text) if lake.remote else Path(text)
 
 
 def split_dates(frame: pl.DataFrame) -> dict[date, pl.DataFrame]:
@@ -577,9 +462,10 @@ class Staging:
     scratch: dict[tuple[str, date], dict[str, LakePath]] = field(default_factory=dict)
     _unwritten: dict[LakePath, pl.DataFrame] = field(default_factory=dict)
     _downloads: dict[LakePath, Path] = field(default_factory=dict)
-    # Object storage: each dataset's committed files, listed once per run (the run holds the lock, so
-    # nothing else changes them before its commit).
-    _listings: dict[tuple[str, str], dict[date, list[LakePath]]] = field(default_factory=dict)
+    # Each dataset's committed partitions, by (layer, dataset): object storage lists them once per run
+    # (the run holds the lock, so nothing else changes them before its commit); a local disk lists a
+    # partition folder when asked.
+    _listings: dict[tuple[str, str], Partitions] = field(default_factory=dict)
 
     @property
     def root(self) -> LakePath:
@@ -632,7 +518,7 @@ class Staging:
     def stage_scratch(self, frame: pl.DataFrame, dataset: str, day: date, part: str) -> LakePath:
         """Hold a landing file's typed rows of `day` for silver: in memory while they fit, else in a
         scratch file under the staging folder. Never committed: bronze keeps the raw bytes."""
-        staged = self.root / "scratch" / dataset / f"{PARTITION_PREFIX}{day.isoformat()}" / f"{part}.parquet"
+        staged = self.root / "scratch" / dataset / partition_name(day) / f"{part}.parquet"
         self._unwritten.pop(staged, None)
         self.kept.pop(staged, None)
         if self._keep(staged, frame):
@@ -665,13 +551,9 @@ class Staging:
         (object storage) a download into the staging folder."""
         if final in self.raw:
             return self.raw[final][0]
-        if not is_remote(final):
-            return final
         if final not in self._downloads:
-            local = Path(self.root) / "raw" / f"{uuid.uuid4().hex}{raw_suffix(final.name)}"
-            local.parent.mkdir(parents=True, exist_ok=True)
-            final.fs.get_file(final.path, str(local))
-            self._downloads[final] = local
+            download = Path(self.root) / "raw" / f"{uuid.uuid4().hex}{raw_suffix(final.name)}"
+            self._downloads[final] = self.lake.storage.local_copy(final, download)
         return self._downloads[final]
 
     def wait(self, files: Iterable[LakePath] | None = None) -> None:
@@ -717,13 +599,11 @@ class Staging:
         return sorted(files.values())
 
     def _committed(self, layer: str, dataset: str, day: date) -> list[LakePath]:
-        if not self.lake.remote:
-            return parquet_files(self.lake.partition_dir(layer, dataset, day))
-        return self._listing(layer, dataset).get(day, [])
+        return self._listing(layer, dataset).files(day)
 
-    def _listing(self, layer: str, dataset: str) -> dict[date, list[LakePath]]:
+    def _listing(self, layer: str, dataset: str) -> Partitions:
         if (layer, dataset) not in self._listings:
-            self._listings[layer, dataset] = self.lake.remote_listing(layer, dataset)
+            self._listings[layer, dataset] = self.lake.listing(layer, dataset)
         return self._listings[layer, dataset]
 
     def remove(self, layer: str, dataset: str, day: date, part: str) -> None:
@@ -735,9 +615,9 @@ class Staging:
     def commit(self) -> None:
         self.wait()
         self._stop_writer()
-        if self.lake.remote:
-            self._commit_remote()
-            return
+        storage = self.lake.storage
+        for layer, dataset, _ in self._moves_by_partition:  # object storage: listed before any copy
+            self._listing(layer, dataset)
         # The committed files' sha256 are recorded first: a commit killed half-way is redone by the next
         # run, which records its own.
         record_checksums(
@@ -745,47 +625,34 @@ class Staging:
             {final: self.digests.get(staged) for staged, final, *_ in self.moves}
             | {final: digest for final, (_, digest) in self.raw.items()},
         )
-        # Bronze first: what silver is built from is in the lake before silver is.
-        for final, (staged, _) in self.raw.items():
-            if not final.exists():  # content-addressed: a file already there holds these very bytes
-                replace(staged, final)
-        for path in (p for paths in self.removals.values() for p in paths):
-            path.unlink(missing_ok=True)
-        for index, (staged, final, exclusive, _) in enumerate(self.moves):
-            if index == len(self.moves) // 2:
-                crash_point("commit-half-done")
-            replace(staged, final)
-            if exclusive:
-                for other in parquet_files(final.parent):
-                    if other != final:
-                        other.unlink(missing_ok=True)
+        # Bronze first: what silver is built from is in the lake before silver is. Content-addressed: a
+        # file already there holds these very bytes.
+        storage.place([(staged, final) for final, (staged, _) in self.raw.items()], keep_existing=True)
+        remove_files(p for paths in self.removals.values() for p in paths)
+        half = len(self.moves) // 2
+        storage.place([(staged, final) for staged, final, *_ in self.moves[:half]])
+        if self.moves:
+            crash_point("commit-half-done")
+        storage.place([(staged, final) for staged, final, *_ in self.moves[half:]])
+        remove_files(self._replaced())
         record_checksums(self.lake, {}, prune=True)  # the files this commit replaced
         self.discard()
 
-    def _commit_remote(self) -> None:
-        """Object storage: each staged file goes into place in one request, then the files it replaced
-        go in bulk deletes (a request per file would cost a round trip each)."""
-        for layer, dataset, _ in self._moves_by_partition:  # listed before the first copy changes them
-            self._listing(layer, dataset)
-        remove_files(p for paths in self.removals.values() for p in paths)
-        if self.raw:  # bronze first, as on disk
-            _place([(staged, final) for final, (staged, _) in self.raw.items()])
+    def _replaced(self) -> list[LakePath]:
+        """What the exclusive moves displace, deleted together once every file is in place (object
+        storage: in bulk, a request per file would cost a round trip each): the partition's committed
+        files and earlier moves into it."""
         placed: dict[tuple[str, str, date], dict[str, LakePath]] = {}
         replaced: dict[tuple[str, str, date], dict[str, LakePath]] = {}
-        half = len(self.moves) // 2
-        _place(self.moves[:half])
-        crash_point("commit-half-done")
-        _place(self.moves[half:])
         for _staged, final, exclusive, key in self.moves:
             here, gone = placed.setdefault(key, {}), replaced.setdefault(key, {})
-            if exclusive:  # everything else in the partition goes: committed files, and earlier moves
+            if exclusive:
                 gone.update({f.name: f for f in self._committed(*key)})
                 gone.update(here)
                 here.clear()
             here[final.name] = final
             gone.pop(final.name, None)
-        remove_files(f for gone in replaced.values() for f in gone.values())
-        self.discard()
+        return [f for gone in replaced.values() for f in gone.values()]
 
     def discard(self) -> None:
         # Let running writes end first: one finishing after the folder is gone would leave debris.
@@ -805,24 +672,8 @@ def sweep_debris(lake: Lake, staging_folder: Path | None = None) -> int:
     """Remove what killed runs left: staging folders and half-written temp files. Call under the lock."""
     removed = 0
     for staging in [lake.root / "_staging", *([staging_folder] if staging_folder else [])]:
-        if is_remote(staging):
-            runs = {
-                key[len(staging.path) :].strip("/").split("/")[0] for key in staging.fs.find(staging.path)
-            }
-            for run in sorted(runs - {""}):
-                remove_tree(staging / run)
-                removed += 1
-        elif staging.is_dir():
-            for run in staging.iterdir():
-                shutil.rmtree(run, ignore_errors=True)
-                removed += 1
-    if lake.remote:  # no temp files there: a PUT is atomic
-        return removed
-    if lake.root.is_dir():
-        for tmp in lake.root.rglob(".*.tmp-*"):
-            tmp.unlink(missing_ok=True)
-            removed += 1
-    return removed
+        removed += storage_for(staging).sweep_runs(staging)
+    return removed + lake.storage.sweep_temp(lake.root)
 
 
 # One row per landing file: its bronze copy (`bronze`, relative to the lake root), the sessions it holds
@@ -862,8 +713,7 @@ def read_manifest(lake: Lake) -> pl.DataFrame:
 
 def write_manifest(lake: Lake, manifest: pl.DataFrame) -> None:
     write_atomic(manifest.select(list(MANIFEST_SCHEMA)).sort("dataset", "path"), manifest_path(lake))
-    if not lake.remote:
-        record_checksums(lake, {manifest_path(lake): file_sha256(manifest_path(lake))})
+    record_checksums(lake, {manifest_path(lake): None})
 
 
 # ------------------------------------------------------------------------------------------ integrity
@@ -877,7 +727,7 @@ def checksums_path(lake: Lake) -> LakePath:
 def read_checksums(lake: Lake) -> dict[str, str]:
     """Lake file (relative path) -> the sha256 it had when committed."""
     path = checksums_path(lake)
-    if lake.remote or not path.exists():
+    if not lake.storage.checksums or not path.exists():
         return {}
     return dict(read_parquet(path).select("path", "sha256").iter_rows())
 
@@ -885,7 +735,7 @@ def read_checksums(lake: Lake) -> dict[str, str]:
 def record_checksums(lake: Lake, files: dict[LakePath, str | None], *, prune: bool = False) -> None:
     """Record committed files' sha256 (a None digest is computed here), dropping records of files
     that are gone (`prune`: only that). Local lakes only: object stores keep their own checksums."""
-    if lake.remote or not (files or prune):
+    if not lake.storage.checksums or not (files or prune):
         return
     root = Path(lake.root)
     known = {rel: sha for rel, sha in read_checksums(lake).items() if (root / rel).exists()}
