@@ -13,11 +13,11 @@ from types import SimpleNamespace
 import duckdb
 import polars as pl
 from rich.console import Console
-from spec_note import NOTE_DATE, write_note_landing
 
 from flows.config import load_settings
 from flows.stages.run import STAGES, run_stages
 from schemas.gold import GOLD_TABLES
+from tests.spec_note import NOTE_DATE, write_note_landing
 
 ROOT = Path(__file__).resolve().parent.parent
 
