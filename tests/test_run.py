@@ -13,11 +13,11 @@ from types import SimpleNamespace
 import duckdb
 import polars as pl
 from rich.console import Console
-from spec_note import NOTE_DATE, write_note_landing
 
 from flows.config import load_settings
 from flows.stages.run import STAGES, run_stages
 from schemas.gold import GOLD_TABLES
+from tests.spec_note import NOTE_DATE, write_note_landing
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,6 +100,7 @@ def full_market_database(path: Path, day: date, n: int = SYMBOLS) -> None:
             "expiration": [None] * (3 * n),
             "strike": [None] * (3 * n),
             "dte": [None] * (3 * n),
+            "contract_open_interest": [None] * (3 * n),
             "entry_premium": [1.25] * (3 * n),
             "underlying_close": [100.0] * (3 * n),
             "trigger_level": [101.0] * (3 * n),
@@ -114,6 +115,7 @@ def full_market_database(path: Path, day: date, n: int = SYMBOLS) -> None:
             "expiration": pl.Date,
             "strike": pl.Float64,
             "dte": pl.Int64,
+            "contract_open_interest": pl.Int64,
         },
     )
     con = duckdb.connect(str(path))

@@ -6,6 +6,7 @@ import errno
 import os
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from flows.storage import warehouse
@@ -58,3 +59,17 @@ def test_clone_on_this_machines_filesystem(tmp_path: Path):
     clone_file(source, target)
     assert target.read_bytes() == content
     assert os.stat(source).st_ino != os.stat(target).st_ino
+
+
+def test_connections_print_no_progress_bar(tmp_path):
+    """DuckDB's progress bar goes to stdout: into cron mail and into `chainsignals sql --format csv`."""
+    database = tmp_path / "signals.duckdb"
+    duckdb.connect(str(database)).close()
+    con = warehouse.connect_read_only(database)
+    try:
+        assert con.execute("SELECT current_setting('enable_progress_bar')").fetchall() == [(False,)]
+    finally:
+        con.close()
+    fresh = duckdb.connect()
+    assert fresh.execute("SELECT current_setting('enable_progress_bar')").fetchall() == [(True,)]
+    fresh.close()

@@ -15,6 +15,7 @@ import duckdb
 import polars as pl
 
 from flows.errors import ChainsignalsError
+from flows.storage.warehouse import quiet
 
 FORMATS = ("table", "csv", "json", "parquet")
 READ_ONLY_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
@@ -101,7 +102,7 @@ def connect(database: Path) -> duckdb.DuckDBPyConnection:
         raise QueryError(
             f"no warehouse at {database}: run `chainsignals demo` or `chainsignals run` first", file=database
         )
-    return duckdb.connect(str(database), read_only=True)
+    return quiet(duckdb.connect(str(database), read_only=True))
 
 
 def run_sql(database: Path, query: str) -> pl.DataFrame:

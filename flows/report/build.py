@@ -59,6 +59,7 @@ from flows.report.pages import (
 )
 from flows.storage.faults import disk_full_point
 from flows.storage.lake import LakePath
+from flows.storage.warehouse import quiet
 from schemas.checks import SYMBOL_PATTERN, checked_symbols
 
 TOP_BLOCKS = 5
@@ -224,7 +225,7 @@ def load_day(database: Path, day: date, symbols: list[str] | None) -> DayData:
     """The session's rows of every table the report prints, for `symbols` (default: the day's signals)."""
     if not Path(database).is_file():
         raise ReportError(f"no warehouse at {database}", file=database)
-    con = duckdb.connect(str(database), read_only=True)
+    con = quiet(duckdb.connect(str(database), read_only=True))
     try:
         present = _relations(con)
         if "signals_daily" not in present:

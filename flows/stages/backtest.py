@@ -26,7 +26,7 @@ import polars as pl
 from flows.config import Settings
 from flows.errors import ChainsignalsError
 from flows.storage.lake import Lake
-from flows.storage.warehouse import SQL_DIR
+from flows.storage.warehouse import SQL_DIR, quiet
 from transforms.features import (
     FLOW_FEATURES,
     POSITIONING_FEATURES,
@@ -149,7 +149,7 @@ def session_ideas(
 
 def scorecard(ideas: pl.DataFrame, outcomes: pl.DataFrame, sessions: list[date]) -> pl.DataFrame:
     """idea_scorecard.sql, the warehouse view's own text, over one rule set's ideas and outcomes."""
-    con = duckdb.connect()
+    con = quiet(duckdb.connect())
     try:
         frames = {
             "trade_ideas": ideas.select(list(TRADE_IDEA_SCHEMA)),

@@ -123,7 +123,7 @@ def check_no_writer(database: Path) -> str | None:
     if not wal.exists():
         return None
     try:  # a connection that ended without a checkpoint: replay its WAL and checkpoint it into the file
-        con = duckdb.connect(str(database))
+        con = quiet(duckdb.connect(str(database)))
         try:
             con.execute("CHECKPOINT")
         finally:
@@ -242,7 +242,7 @@ def publish(database: Path, lake: Lake, tables: dict[str, list[date]], runs: pl.
         if database.exists():
             disk_full_point("database-copy", next_file)
             clone_file(database, next_file)
-        con = duckdb.connect(str(next_file))
+        con = quiet(duckdb.connect(str(next_file)))
         try:
             con.execute("BEGIN TRANSACTION")
             for ddl in sql_files("tables"):
@@ -288,5 +288,12 @@ def publish(database: Path, lake: Lake, tables: dict[str, list[date]], runs: pl.
     return loaded
 
 
+def quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """`con` without DuckDB's progress bar, which prints to stdout: into cron mail, and into the output
+    of `chainsignals sql --format csv`."""
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
 def connect_read_only(database: Path) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(str(database), read_only=True)
+    return quiet(duckdb.connect(str(database), read_only=True))
