@@ -199,3 +199,42 @@ def test_files_of_named_dates_are_the_listings_without_listing_the_history(tmp_p
     assert lake.files("silver", "bars", dates=wanted) == expected
     assert lake.files("silver", "bars", dates=wanted, end=date(2025, 12, 30)) == expected[:1]
     assert lake.files("silver", "bars", dates=wanted, start=date(2025, 12, 30)) == expected[1:]
+
+
+def test_a_commit_stopped_between_its_halves_leaves_no_partition_with_old_and_new_parts(
+    tmp_path: Path, monkeypatch
+):
+    """Each partition's replaced files go as soon as its half is in place: a reader between a killed commit
+    and the next run sees the old rows or the new ones, never both."""
+    lake = Lake(tmp_path / "lake")
+    other = date(2025, 12, 30)
+    first = Staging(lake, "run-1")
+    first.stage(frame("IWM", 1.0), "silver", "bars", other, "old-part", exclusive=True)
+    first.stage(frame("IWM", 2.0), "silver", "bars", DAY, "old-part", exclusive=True)
+    first.commit()
+
+    class Stopped(Exception):
+        pass
+
+    def stop_at(name: str) -> None:
+        if name == "commit-half-done":
+            raise Stopped
+
+    monkeypatch.setattr(lake_module, "crash_point", stop_at)
+    second = Staging(lake, "run-2")
+    second.stage(
+        frame("IWM", 10.0).with_columns(trade_date=pl.lit(other)),
+        "silver",
+        "bars",
+        other,
+        "new-part",
+        exclusive=True,
+    )
+    second.stage(frame("IWM", 20.0), "silver", "bars", DAY, "new-part", exclusive=True)
+    with pytest.raises(Stopped):
+        second.commit()
+    closes = dict(lake.scan("silver", "bars", SCHEMA).collect().select("trade_date", "close").rows())
+    assert sorted(p.name for p in lake.partition_dir("silver", "bars", other).glob("*.parquet")) == [
+        "new-part.parquet"
+    ]
+    assert closes == {other: 10.0, DAY: 2.0}

@@ -629,19 +629,28 @@ class Staging:
         # file already there holds these very bytes.
         storage.place([(staged, final) for final, (staged, _) in self.raw.items()], keep_existing=True)
         remove_files(p for paths in self.removals.values() for p in paths)
+        # A partition's replaced files go as soon as its half of the moves is in place, so a commit killed
+        # between the halves leaves no partition holding an old part beside its new one.
+        replaced = self._replaced()
         half = len(self.moves) // 2
-        storage.place([(staged, final) for staged, final, *_ in self.moves[:half]])
+        self._place(self.moves[:half], replaced)
         if self.moves:
             crash_point("commit-half-done")
-        storage.place([(staged, final) for staged, final, *_ in self.moves[half:]])
-        remove_files(self._replaced())
+        self._place(self.moves[half:], replaced)
+        remove_files(f for files in replaced.values() for f in files)
         record_checksums(self.lake, {}, prune=True)  # the files this commit replaced
         self.discard()
 
-    def _replaced(self) -> list[LakePath]:
-        """What the exclusive moves displace, deleted together once every file is in place (object
-        storage: in bulk, a request per file would cost a round trip each): the partition's committed
-        files and earlier moves into it."""
+    def _place(self, moves: list, replaced: dict[tuple[str, str, date], list[LakePath]]) -> None:
+        """Put `moves` in place, then delete what they replace in their partitions (taken from `replaced`)."""
+        self.lake.storage.place([(staged, final) for staged, final, *_ in moves])
+        for key in dict.fromkeys(key for *_, key in moves):
+            remove_files(replaced.pop(key, []))
+
+    def _replaced(self) -> dict[tuple[str, str, date], list[LakePath]]:
+        """Per partition, what the exclusive moves displace: its committed files (listed before any
+        move) and earlier moves into it. Deleted per half of the commit, in bulk on object storage (a
+        request per file would cost a round trip each)."""
         placed: dict[tuple[str, str, date], dict[str, LakePath]] = {}
         replaced: dict[tuple[str, str, date], dict[str, LakePath]] = {}
         for _staged, final, exclusive, key in self.moves:
@@ -652,7 +661,7 @@ class Staging:
                 here.clear()
             here[final.name] = final
             gone.pop(final.name, None)
-        return [f for gone in replaced.values() for f in gone.values()]
+        return {key: list(gone.values()) for key, gone in replaced.items() if gone}
 
     def discard(self) -> None:
         # Let running writes end first: one finishing after the folder is gone would leave debris.
