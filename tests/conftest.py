@@ -15,8 +15,8 @@ os.environ["CHAINSIGNALS_STABLE_SECONDS"] = "0"
 
 import pytest
 
-from tests.helpers import cli
-from tests.spec_note import NEXT_DAY, NOTE_DATE, add_session, write_note_landing
+from tests.helpers import run_note_day
+from tests.spec_note import NEXT_DAY, add_session, write_note_landing
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -68,17 +68,6 @@ def before_next_day(tmp_path_factory, prefect_api) -> tuple[Path, dict]:
     landing; and the environment that run used."""
     env = dict(os.environ, PREFECT_API_URL=prefect_api)
     root = tmp_path_factory.mktemp("base")
-    write_note_landing(root / "landing")
-    done = cli(
-        "run",
-        "--date",
-        str(NOTE_DATE),
-        "--warehouse",
-        str(root / "wh"),
-        "--landing",
-        str(root / "landing"),
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr
+    run_note_day(root, env)
     add_session(root / "landing", NEXT_DAY, oi_bump=900)
     return root, env

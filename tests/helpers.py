@@ -13,7 +13,7 @@ import polars as pl
 
 from flows.config import DEFAULT_CONFIG
 from flows.storage.lake import Lake
-from tests.spec_note import NEXT_DAY
+from tests.spec_note import NEXT_DAY, NOTE_DATE, write_note_landing
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAINSIGNALS = ROOT / ".venv" / "bin" / "chainsignals"
@@ -28,26 +28,35 @@ def cli(*args: str, env: dict, timeout: float = 300) -> subprocess.CompletedProc
 
 def cli_run(root: Path, env: dict, crash_at: str | None = None) -> subprocess.CompletedProcess:
     """`chainsignals run` for the note's next session on root, crashing at `crash_at` if given."""
-    env = dict(env)
-    if crash_at:
-        env["CHAINSIGNALS_CRASH_AT"] = crash_at
-    return subprocess.run(
-        [
-            str(CHAINSIGNALS),
-            "run",
-            "--date",
-            str(NEXT_DAY),
-            "--warehouse",
-            str(root / "wh"),
-            "--landing",
-            str(root / "landing"),
-        ],
-        capture_output=True,
-        text=True,
+    env = dict(env, **({"CHAINSIGNALS_CRASH_AT": crash_at} if crash_at else {}))
+    return cli(
+        "run",
+        "--date",
+        str(NEXT_DAY),
+        "--warehouse",
+        str(root / "wh"),
+        "--landing",
+        str(root / "landing"),
         env=env,
-        timeout=300,
-        check=False,
     )
+
+
+def run_note_day(root: Path, env: dict) -> subprocess.CompletedProcess:
+    """The note's landing files written under root/landing and run once through `chainsignals run
+    --date <the note's day>` into root/wh; the run must succeed."""
+    write_note_landing(root / "landing")
+    done = cli(
+        "run",
+        "--date",
+        str(NOTE_DATE),
+        "--warehouse",
+        str(root / "wh"),
+        "--landing",
+        str(root / "landing"),
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
 
 
 def run_nightly(root: Path, day: date | None = None, **kw):

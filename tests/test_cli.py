@@ -10,7 +10,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from tests.helpers import cli
+from tests.helpers import cli, run_note_day
 from tests.spec_note import NOTE_DATE, note_chain, write_note_landing
 
 pytestmark = pytest.mark.e2e
@@ -22,19 +22,7 @@ def note_warehouse(tmp_path_factory, prefect_api) -> Path:
     import os
 
     root = tmp_path_factory.mktemp("note")
-    write_note_landing(root / "landing")
-    env = dict(os.environ, PREFECT_API_URL=prefect_api)
-    done = cli(
-        "run",
-        "--date",
-        str(NOTE_DATE),
-        "--warehouse",
-        str(root / "wh"),
-        "--landing",
-        str(root / "landing"),
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_note_day(root, dict(os.environ, PREFECT_API_URL=prefect_api))
     (root / "stdout.txt").write_text(done.stdout)
     return root
 
