@@ -147,8 +147,13 @@ def _quiet_prefect() -> None:
 
     server = temporary_server()
     if server:  # started by the launcher; booting since the process began
+        # Prefect and the pipeline import (seconds of CPU) on this core while the server boots on the other.
+        import flows.nightly  # noqa: F401
+
+        _run_failures_left_to_the_cli()
         _guarded(server.wait_ready, float(os.environ.get(STARTUP_TIMEOUT_VARIABLE, STARTUP_TIMEOUT_SECONDS)))
-    elif not os.environ.get("PREFECT_API_URL"):
+        return
+    if not os.environ.get("PREFECT_API_URL"):
         # Prefect starts its own temporary server, which lives for this one run; stopped when it ends, it
         # logs the events still in flight as a traceback after the run succeeded. Its own errors do not
         # decide the run's outcome.
@@ -377,6 +382,10 @@ def run(
         symbol_list = _symbols(symbols)
         if _answered_before_prefect(settings, target, force, symbol_list):
             return
+        if not workers and not dask_address:  # the ingest task then runs in this process
+            from flows.stages.ingest import start_read_ahead
+
+            start_read_ahead(settings, force)  # while Prefect imports and its server starts
         _quiet_prefect()
         from flows.nightly import nightly
 

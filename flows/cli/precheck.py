@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date
 
 from flows.config import Settings
-from flows.sources.files import file_digest, landing_files
+from flows.sources.files import landing_digest, landing_files
 from flows.stages.ingest import latest_landing_session
 from flows.stages.sessions import pending_stats
 from flows.stages.silver import PIPELINE_DATASETS, dirty_silver_dates
@@ -21,23 +21,21 @@ RUNS_LOOKED_AT = 200
 
 def nothing_new(settings: Settings, target: date | None) -> str | None:
     """Why a nightly for `target` (None: the latest session in landing) has nothing to do, or None when it
-    has: every landing file is as the manifest recorded it (its sha256: a file corrected in place keeps its
-    size and may keep its mtime, so neither says it is unchanged), no silver or publish is left
-    pending by a killed run, and a successful run computed the session from these same inputs (landing
-    files, configuration, code) with nothing failing since."""
+    has: every landing file is as the manifest recorded it (its sha256, read again unless the file's
+    ctime and inode prove it unchanged: a file corrected in place keeps its size and may keep its
+    mtime), no silver or publish is left pending by a killed run, and a successful run computed the
+    session from these same inputs (landing files, configuration, code) with nothing failing since."""
     lake = Lake(settings.lake)
     if lake.remote or not settings.database.exists():
         return None
     manifest = read_manifest(lake)
     if manifest.is_empty():
         return None
-    recorded = dict(
-        zip(manifest.get_column("path").to_list(), manifest.get_column("sha256").to_list(), strict=True)
-    )
+    recorded = {row["path"]: row for row in manifest.iter_rows(named=True)}
     for dataset in PIPELINE_DATASETS:
         for path in landing_files(settings.landing, dataset):
             known = recorded.get(path.relative_to(settings.landing).as_posix())
-            if known is None or known != file_digest(path):
+            if known is None or known["sha256"] != landing_digest(path, known)[0]:
                 return None
     if not pending_stats(lake).is_empty() or any(dirty_silver_dates(lake, d) for d in PIPELINE_DATASETS):
         return None

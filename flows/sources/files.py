@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
+import os
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -189,6 +192,96 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+# A file whose status changed this little before it was hashed may change again within the same tick of
+# a coarse filesystem clock and keep its ctime: its digest is not reused (git's "racy" index entries).
+RACY_SECONDS = 2.0
+IDENTITY_COLUMNS = ("size", "mtime_ns", "ctime_ns", "inode")
+"""What the manifest records of a landing file's status when its sha256 was taken."""
+
+
+def file_identity(stat: os.stat_result, hashed_at: float) -> dict[str, int | None]:
+    """A landing file's status as the manifest records it beside its sha256. ctime and inode are kept only
+    when the file had been still for RACY_SECONDS at `hashed_at` (a time.time() before the read): without
+    them the digest is never reused."""
+    still = stat.st_ctime_ns < (hashed_at - RACY_SECONDS) * 1e9
+    return {
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "ctime_ns": stat.st_ctime_ns if still else None,
+        "inode": stat.st_ino if still else None,
+    }
+
+
+def known_digest(stat: os.stat_result, recorded: dict | None) -> str | None:
+    """The sha256 the manifest `recorded` for this file when its status proves the content unchanged: the
+    same inode, size, mtime and ctime. Nothing sets ctime back (any write, rename over the file, or
+    mtime change sets it to now), so a corrected file that keeps its size and mtime still differs. None:
+    the file must be hashed."""
+    if not recorded or recorded.get("ctime_ns") is None or not recorded.get("sha256"):
+        return None
+    now = file_identity(stat, float("inf"))
+    if all(recorded.get(column) == now[column] for column in IDENTITY_COLUMNS):
+        return recorded["sha256"]
+    return None
+
+
+def landing_digest(path: Path, recorded: dict | None) -> tuple[str, dict[str, int | None]]:
+    """The sha256 of a landing file and its status (`file_identity`): the manifest's digest when the
+    status proves the file unchanged, else the file read and hashed."""
+    stat = path.stat()
+    known = known_digest(stat, recorded)
+    if known:
+        return known, {column: recorded[column] for column in IDENTITY_COLUMNS}
+    started = time.time()
+    digest = file_digest(path)
+    return digest, _held_still(stat, path.stat(), started)
+
+
+def _held_still(before: os.stat_result, after: os.stat_result, started: float) -> dict[str, int | None]:
+    """file_identity of a file read between two stats; without ctime and inode when it changed meanwhile."""
+    identity = file_identity(after, started)
+    if _status(before) != _status(after):
+        identity |= {"ctime_ns": None, "inode": None}  # written to while read: hashed again next time
+    return identity
+
+
+@dataclass
+class LandingBytes:
+    """A landing file read once: the bytes the run parses, hashes and keeps as bronze (so all three
+    are the same bytes, even if the vendor rewrites the file meanwhile), and its status (`file_identity`)."""
+
+    path: Path
+    data: bytes
+    identity: dict[str, int | None]
+    status: tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode after the read
+
+    def unchanged(self) -> bool:
+        """The file on disk is still the one read (its status has not moved since)."""
+        return _status(self.path.stat()) == self.status
+
+
+def _status(stat: os.stat_result) -> tuple[int, int, int, int]:
+    return stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino
+
+
+def read_landing_bytes(path: Path, max_bytes: int | None, shown: Path | None = None) -> LandingBytes:
+    """`path`'s bytes (a plain file over `max_bytes` is refused before it is read) and the file's status;
+    ctime and inode only when the file held still during the read and long before it."""
+    check_size(path, max_bytes, shown)
+    started = time.time()
+    before = path.stat()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SourceError(f"{shown or path}: unreadable: {exc}", transient=True, file=shown or path) from None
+    after = path.stat()
+    return LandingBytes(path, data, _held_still(before, after, started), _status(after))
+
+
+def bytes_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 class TooLargeError(SourceError):
     """A landing file over the per-file limit of decompressed bytes; not retried."""
 
@@ -197,24 +290,32 @@ def check_size(path: Path, max_bytes: int | None, shown: Path | None = None) -> 
     """Refuse a plain (not gzip) file over `max_bytes` before anything reads or copies it."""
     if path.name.lower().endswith(".gz"):
         return
-    size = path.stat().st_size
+    _refuse_over(path.stat().st_size, max_bytes, shown or path)
+
+
+def _refuse_over(size: int, max_bytes: int | None, shown: Path) -> None:
     if max_bytes is not None and size > max_bytes:
         raise TooLargeError(
-            f"{shown or path}: {size:,} bytes, over the {max_bytes:,}-byte limit per file "
+            f"{shown}: {size:,} bytes, over the {max_bytes:,}-byte limit per file "
             "([ingest] max_file_bytes): refused",
-            file=shown or path,
+            file=shown,
         )
 
 
-def _bounded_source(path: Path, max_bytes: int | None, shown: Path | None = None) -> Path | bytes:
-    """What polars reads: the path itself (a plain file within the limit), or a gzip file's content,
-    decompressed here a block at a time and refused as soon as it passes `max_bytes` (a gzip bomb
-    never expands in memory beyond the limit)."""
+def _bounded_source(
+    path: Path, max_bytes: int | None, shown: Path | None = None, data: bytes | None = None
+) -> Path | bytes:
+    """What polars reads: the path itself or its `data` (a plain file within the limit), or a gzip
+    file's content, decompressed here a block at a time and refused as soon as it passes `max_bytes`
+    (a gzip bomb never expands in memory beyond the limit)."""
     if not path.name.lower().endswith(".gz"):
-        check_size(path, max_bytes, shown)
-        return path
+        if data is None:
+            check_size(path, max_bytes, shown)
+            return path
+        _refuse_over(len(data), max_bytes, shown or path)
+        return data
     out = bytearray()
-    with gzip.open(path, "rb") as stream:
+    with gzip.open(io.BytesIO(data) if data is not None else path, "rb") as stream:
         while block := stream.read(1 << 24):
             out += block
             if max_bytes is not None and len(out) > max_bytes:
@@ -238,17 +339,20 @@ def _read_csv_text(path: Path | bytes) -> pl.DataFrame:
         )
 
 
-def read_text_frame(path: Path, max_bytes: int | None = None, shown: Path | None = None) -> pl.DataFrame:
+def read_text_frame(
+    path: Path, max_bytes: int | None = None, shown: Path | None = None, data: bytes | None = None
+) -> pl.DataFrame:
     """The file with every column as text and lower-cased, trimmed header names. `max_bytes`: the
     most (decompressed) bytes the file may hold; a larger one is refused, naming it. `shown`: the name
-    messages give (the landing file, when `path` is its bronze copy)."""
+    messages give (the landing file, when `path` is its bronze copy). `data`: the file's bytes, already
+    read (`read_landing_bytes`); `path` then names their kind."""
     try:
         if path.name.lower().endswith(".parquet"):
-            _bounded_source(path, max_bytes, shown)
-            frame = pl.read_parquet(path, glob=False)
+            source = _bounded_source(path, max_bytes, shown, data)
+            frame = pl.read_parquet(io.BytesIO(source) if isinstance(source, bytes) else source, glob=False)
             frame = frame.with_columns(pl.all().cast(pl.String))
         else:
-            frame = _read_csv_text(_bounded_source(path, max_bytes, shown))
+            frame = _read_csv_text(_bounded_source(path, max_bytes, shown, data))
     except TooLargeError:
         raise
     except Exception as exc:

@@ -4,11 +4,12 @@ non-session quarantined; then silver for the sessions that changed (`ingest_and_
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -16,12 +17,15 @@ import polars as pl
 from flows.config import Settings
 from flows.sources.calendar import non_sessions
 from flows.sources.files import (
+    IDENTITY_COLUMNS,
+    LandingBytes,
     SourceError,
-    check_size,
+    bytes_digest,
     conform,
-    file_digest,
+    landing_digest,
     landing_files,
     now_utc,
+    read_landing_bytes,
     read_text_frame,
 )
 from flows.stages.sessions import StageStats, record_pending_stats
@@ -76,6 +80,109 @@ def _settled(paths: list[Path], seconds: float) -> tuple[list[Path], list[Path]]
     return settled, moving
 
 
+@dataclass
+class LandedFile:
+    """A landing file read once (`read_landing_bytes`), hashed and conformed to typed bronze rows; not
+    yet staged."""
+
+    raw: LandingBytes
+    sha256: str
+    bronze: pl.DataFrame
+    fmt: str
+    ingested_at: datetime
+    explicit_format: str | None
+
+
+def land_file(
+    settings: Settings,
+    path: Path,
+    dataset: str,
+    ingested_at: datetime,
+    explicit_format: str | None,
+    hasher: Executor,
+) -> LandedFile:
+    """Read, hash (on `hasher`, beside the parse: both mostly GIL-free) and conform one landing file."""
+    raw = read_landing_bytes(path, settings.max_file_bytes)
+    digest = hasher.submit(bytes_digest, raw.data)
+    bronze, fmt = conform(
+        read_text_frame(path, settings.max_file_bytes, data=raw.data),
+        dataset,
+        path,
+        path.relative_to(settings.landing).as_posix(),
+        ingested_at,
+        explicit_format,
+    )
+    return LandedFile(raw, digest.result(), bronze, fmt, ingested_at, explicit_format)
+
+
+def _unchanged(previous: dict | None, digest: str) -> bool:
+    """The manifest's row for a landing file says its bronze copy holds exactly these bytes."""
+    return bool(previous and previous["bronze"] and previous["sha256"] == digest)
+
+
+class ReadAhead:
+    """The landing files the next ingest will read, read, hashed and conformed on a background thread
+    while the process waits for something else (`chainsignals run` waits for Prefect's temporary server):
+    reads only, nothing is written. The ingest takes a file's result only while the file is unchanged
+    since (the same status); any other file, or all of them after a failure here, it reads itself as
+    usual, and a failure is then reported in its context."""
+
+    def __init__(self, settings: Settings, force: bool = False) -> None:
+        self._stop = threading.Event()
+        self._landed: dict[Path, LandedFile] = {}
+        self._thread = threading.Thread(
+            target=self._read, args=(settings, force), name="landing-read-ahead", daemon=True
+        )
+        self._thread.start()
+
+    def _read(self, settings: Settings, force: bool) -> None:
+        try:
+            manifest = read_manifest(Lake(settings.lake))
+            known = {row["path"]: row for row in manifest.iter_rows(named=True)}
+            ingested_at = now_utc()
+            with ThreadPoolExecutor(max_workers=1) as hasher:
+                for dataset in PIPELINE_DATASETS:
+                    for path in landing_files(settings.landing, dataset):
+                        if self._stop.is_set():
+                            return
+                        previous = known.get(path.relative_to(settings.landing).as_posix())
+                        if path.stat().st_mtime > time.time() - settings.stable_seconds:
+                            continue  # still arriving: the ingest waits for it (_settled)
+                        if not force and previous and _unchanged(previous, landing_digest(path, previous)[0]):
+                            continue
+                        self._landed[path] = land_file(settings, path, dataset, ingested_at, None, hasher)
+        except Exception:  # what is not read ahead the ingest reads, and reports a failure in its context
+            return
+
+    def take(self, path: Path, explicit_format: str | None) -> LandedFile | None:
+        """The file as read ahead, if it was and has not changed since; the read-ahead stops at its first
+        take (the ingest reads the files it had not reached)."""
+        self._stop.set()
+        self._thread.join()
+        landed = self._landed.pop(path, None)
+        if landed is None or landed.explicit_format != explicit_format or not landed.raw.unchanged():
+            return None
+        return landed
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._landed.clear()
+
+
+_READ_AHEAD: dict[Path, ReadAhead] = {}
+"""Per landing folder, the read-ahead this process started for its next ingest (process-local: a
+Prefect task in this process takes it; an ingest elsewhere never sees it and reads as usual)."""
+
+
+def start_read_ahead(settings: Settings, force: bool = False) -> None:
+    """Read ahead the landing files the next ingest of `settings.landing` in this process will take."""
+    previous = _READ_AHEAD.pop(settings.landing.resolve(), None)
+    if previous:
+        previous.close()
+    _READ_AHEAD[settings.landing.resolve()] = ReadAhead(settings, force)
+
+
 def ingest_landing(
     settings: Settings,
     staging: Staging,
@@ -88,10 +195,11 @@ def ingest_landing(
     typed rows for silver; unchanged files are skipped.
 
     A file is unchanged when its sha256 matches the manifest's, whatever its size and mtime (a
-    corrected file extracted from an archive keeps both). The run parses and hashes its own copy of the
-    file, so bronze holds exactly the bytes that were read. A file of several sessions delivered again
-    re-validates only the sessions whose rows changed (the manifest keeps each session's rows digest).
-    Files still being written (see _settled) and hidden files are left out, and listed in the result.
+    corrected file extracted from an archive keeps both); the manifest's ctime and inode spare hashing
+    a file that provably did not change (`known_digest`). A file is read once: the run parses, hashes
+    and keeps as bronze the same bytes. A file of several sessions delivered again re-validates only
+    the sessions whose rows changed (the manifest keeps each session's rows digest). Files still being
+    written (see _settled) and hidden files are left out, and listed in the result.
     """
     manifest = read_manifest(staging.lake)
     known = {row["path"]: row for row in manifest.iter_rows(named=True)}
@@ -102,87 +210,39 @@ def ingest_landing(
     settled, unsettled = _settled([p for paths in listed.values() for p in paths], settings.stable_seconds)
     settled_set = set(settled)
     ingested_at = now_utc()
-    with ThreadPoolExecutor(max_workers=1) as hasher:
-        for dataset in datasets:
-            for path in (p for p in listed[dataset] if p in settled_set):
-                relative = path.relative_to(settings.landing).as_posix()
-                stat = path.stat()
-                previous = known.get(relative)
-                # A row from before bronze kept raw bytes has no copy: the file is read again, once.
-                # The content decides whether to read it.
-                if previous and previous["bronze"] and not force and previous["sha256"] == file_digest(path):
-                    if previous["mtime_ns"] != stat.st_mtime_ns:
-                        new_rows.append({**previous, "mtime_ns": stat.st_mtime_ns})
-                    skipped += 1
-                    continue
-                check_size(path, settings.max_file_bytes)
-                # Parse the copy and hash it on another thread meanwhile (both mostly GIL-free).
-                copy = staging.stage_raw(path)
-                pending_digest = hasher.submit(file_digest, copy)
-                bronze, fmt = conform(
-                    read_text_frame(copy, settings.max_file_bytes, shown=path),
-                    dataset,
-                    path,
-                    relative,
-                    ingested_at,
-                    (formats or {}).get(dataset),
-                )
-                digest = pending_digest.result()
-                key = bronze_key(dataset, digest, raw_suffix(path.name))
-                staging.keep_raw(copy, staging.lake.bronze_file(key), digest)
-                part = _part_name(relative)
-                dates = sorted(d for d in bronze.get_column("trade_date").unique().to_list() if d is not None)
-                undated = (
-                    bronze.filter(pl.col("trade_date").is_null())
-                    if bronze.get_column("trade_date").null_count()
-                    else bronze.clear()
-                )
-                if len(undated) == len(bronze) and len(bronze):
-                    raise SourceError(f"{path}: no row has a readable date", file=path, dataset=dataset)
-                off = non_sessions(dates, settings.calendar)
-                if off:  # e.g. a vendor's stale snapshot on a holiday: quarantined here, never a session
-                    bronze = _stage_non_sessions(staging, dataset, bronze, off, part)
-                    dates = [d for d in dates if d not in off]
-                    warnings.append(_non_session_warning(relative, off, settings.calendar))
-                by_day = split_dates(bronze)
-                # A file of one session that changed has changed that session: no digest needed.
-                digests = {day: _rows_digest(rows) for day, rows in by_day.items()} if len(by_day) > 1 else {}
-                before = (
-                    dict(zip(previous["dates"], previous["digests"], strict=True))
-                    if previous and previous["digests"] and not force
-                    else {}
-                )
-                changed = []
-                for day, rows in by_day.items():
-                    if before.get(day) is not None and before[day] == digests.get(day):
-                        continue  # a cumulative file delivered again: this day's rows as they were
-                    staging.stage_scratch(rows, dataset, day, part)
-                    changed.append(day)
-                if len(undated):
-                    # Rows without a date cannot be partitioned: they go straight to quarantine.
-                    _stage_undated(staging, dataset, undated, ingested_at.date(), part)
-                for stale in set(previous["dates"] if previous else []) - set(dates):
-                    touched[dataset].add(stale)  # the file no longer holds it: rebuilt from the others
-                touched[dataset].update(changed)
-                unbuilt = (set(previous["unbuilt"] or []) & set(dates) if previous else set()) | set(changed)
-                new_rows.append(
-                    {
-                        "path": relative,
-                        "dataset": dataset,
-                        "format": fmt,
-                        "size": stat.st_size,
-                        "mtime_ns": stat.st_mtime_ns,
-                        "sha256": digest,
-                        "part": part,
-                        "dates": dates,
-                        "rows": len(bronze),
-                        "ingested_at": ingested_at,
-                        "bronze": key,
-                        "digests": [digests[d] for d in dates] if digests else None,
-                        "unbuilt": sorted(unbuilt),
-                    }
-                )
-                read += 1
+    ahead = _READ_AHEAD.pop(settings.landing.resolve(), None)
+    try:
+        with ThreadPoolExecutor(max_workers=1) as background:
+            for dataset in datasets:
+                for path in (p for p in listed[dataset] if p in settled_set):
+                    relative = path.relative_to(settings.landing).as_posix()
+                    previous = known.get(relative)
+                    explicit = (formats or {}).get(dataset)
+                    landed = ahead.take(path, explicit) if ahead else None
+                    if landed is None:
+                        digest, identity = landing_digest(path, previous)
+                    else:
+                        digest, identity = landed.sha256, landed.raw.identity
+                    # A row from before bronze kept raw bytes has no copy: the file is read again, once.
+                    if not force and _unchanged(previous, digest):
+                        if any(previous[c] != identity[c] for c in IDENTITY_COLUMNS):
+                            new_rows.append({**previous, **identity})
+                        skipped += 1
+                        continue
+                    if landed is None:
+                        landed = land_file(settings, path, dataset, ingested_at, explicit, background)
+                    # The bytes read go to staging on another thread while this one splits the rows.
+                    staged = background.submit(staging.stage_raw, landed.raw.data, path.name)
+                    row = _land_rows(
+                        settings, staging, dataset, relative, landed, previous, force, touched, warnings
+                    )
+                    key = bronze_key(dataset, landed.sha256, raw_suffix(path.name))
+                    staging.keep_raw(staged.result(), staging.lake.bronze_file(key), landed.sha256)
+                    new_rows.append({**row, **landed.raw.identity, "bronze": key})
+                    read += 1
+    finally:
+        if ahead:
+            ahead.close()
     updated = {r["path"]: r for r in [*known.values(), *new_rows]}
     merged = pl.DataFrame(list(updated.values()), schema=manifest.schema) if updated else manifest
     return IngestResult(
@@ -194,6 +254,69 @@ def ingest_landing(
         [p.relative_to(settings.landing).as_posix() for p in hidden],
         [p.relative_to(settings.landing).as_posix() for p in unsettled],
     )
+
+
+def _land_rows(
+    settings: Settings,
+    staging: Staging,
+    dataset: str,
+    relative: str,
+    landed: LandedFile,
+    previous: dict | None,
+    force: bool,
+    touched: dict[str, set[date]],
+    warnings: list[str],
+) -> dict:
+    """Stage a read file's rows by session (non-sessions and undated rows to quarantine); its manifest
+    row, without status and bronze key."""
+    path, bronze = landed.raw.path, landed.bronze
+    part = _part_name(relative)
+    dates = sorted(d for d in bronze.get_column("trade_date").unique().to_list() if d is not None)
+    undated = (
+        bronze.filter(pl.col("trade_date").is_null())
+        if bronze.get_column("trade_date").null_count()
+        else bronze.clear()
+    )
+    if len(undated) == len(bronze) and len(bronze):
+        raise SourceError(f"{path}: no row has a readable date", file=path, dataset=dataset)
+    off = non_sessions(dates, settings.calendar)
+    if off:  # e.g. a vendor's stale snapshot on a holiday: quarantined here, never a session
+        bronze = _stage_non_sessions(staging, dataset, bronze, off, part)
+        dates = [d for d in dates if d not in off]
+        warnings.append(_non_session_warning(relative, off, settings.calendar))
+    by_day = split_dates(bronze)
+    # A file of one session that changed has changed that session: no digest needed.
+    digests = {day: _rows_digest(rows) for day, rows in by_day.items()} if len(by_day) > 1 else {}
+    before = (
+        dict(zip(previous["dates"], previous["digests"], strict=True))
+        if previous and previous["digests"] and not force
+        else {}
+    )
+    changed = []
+    for day, rows in by_day.items():
+        if before.get(day) is not None and before[day] == digests.get(day):
+            continue  # a cumulative file delivered again: this day's rows as they were
+        staging.stage_scratch(rows, dataset, day, part)
+        changed.append(day)
+    if len(undated):
+        # Rows without a date cannot be partitioned: they go straight to quarantine.
+        _stage_undated(staging, dataset, undated, landed.ingested_at.date(), part)
+    for stale in set(previous["dates"] if previous else []) - set(dates):
+        touched[dataset].add(stale)  # the file no longer holds it: rebuilt from the others
+    touched[dataset].update(changed)
+    unbuilt = (set(previous["unbuilt"] or []) & set(dates) if previous else set()) | set(changed)
+    return {
+        "path": relative,
+        "dataset": dataset,
+        "format": landed.fmt,
+        "sha256": landed.sha256,
+        "part": part,
+        "dates": dates,
+        "rows": len(bronze),
+        "ingested_at": landed.ingested_at,
+        "digests": [digests[d] for d in dates] if digests else None,
+        "unbuilt": sorted(unbuilt),
+    }
 
 
 # What a delivery adds to a row, left out of a session's rows digest: in a file sorted by symbol a new

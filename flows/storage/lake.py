@@ -19,10 +19,8 @@ old to new in one step.
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
-import shutil
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -49,8 +47,6 @@ LAYERS = ("bronze", "silver", "quarantine", "gold")
 # in memory and is read back once, whole: LZ4 without min/max statistics is the cheapest to write. The
 # layers people keep and query (silver, gold) are zstd with statistics.
 SCRATCH_CODEC = "lz4"
-# Linux's FICLONE ioctl: a copy sharing the source's blocks until either is written (btrfs, XFS).
-FICLONE = 0x40049409
 # Layers whose files also hold their partition column `trade_date` (a DATE, first), so readers that ignore
 # folder names (pyarrow or pandas on a file, polars globs) still see the date (SPEC 2). Quarantine keeps
 # undated rows, whose partition date is not theirs.
@@ -133,18 +129,12 @@ def read_parquet(path: LakePath) -> pl.DataFrame:
         ) from None
 
 
-def copy_file(source: Path, target: Path) -> None:
-    """`source`'s bytes at `target`, written under a temporary name and renamed: a reflink where the
-    filesystem has them, else a copy (the kernel's, without passing through Python). Never a hard link:
-    it would share the inode, so a vendor rewriting a landing file in place would change bronze too."""
+def write_file_bytes(data: bytes, target: Path) -> None:
+    """`data` at `target`, written under a temporary name and renamed (a reader never sees half)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        try:
-            with open(source, "rb") as src, open(tmp, "wb") as dst:
-                fcntl.ioctl(dst.fileno(), FICLONE, src.fileno())
-        except OSError:  # a filesystem without reflinks, or source and target on two of them
-            shutil.copyfile(source, tmp)
+        tmp.write_bytes(data)
         os.replace(tmp, target)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
@@ -534,12 +524,12 @@ class Staging:
         parts = self.scratch.get((dataset, day), {})
         return [parts[name] for name in sorted(parts)]
 
-    def stage_raw(self, source: Path) -> Path:
-        """A copy of landing file `source` in the staging folder: what the run parses and hashes, so
-        bronze holds exactly the bytes that were read even if the vendor rewrites the file meanwhile."""
-        staged = Path(self.root) / "raw" / f"{uuid.uuid4().hex}{raw_suffix(source.name)}"
+    def stage_raw(self, data: bytes, name: str) -> Path:
+        """The bytes the run read of landing file `name` (the bytes it parses and hashes), in the staging
+        folder: bronze holds exactly them even if the vendor rewrites the file meanwhile."""
+        staged = Path(self.root) / "raw" / f"{uuid.uuid4().hex}{raw_suffix(name)}"
         disk_full_point("write:bronze", staged)
-        copy_file(source, staged)
+        write_file_bytes(data, staged)
         return staged
 
     def keep_raw(self, staged: Path, final: LakePath, sha256: str) -> None:
@@ -695,6 +685,10 @@ MANIFEST_SCHEMA: dict[str, pl.DataType] = {
     "format": pl.String(),
     "size": pl.Int64(),
     "mtime_ns": pl.Int64(),
+    # ctime and inode when the sha256 was taken: with size and mtime they prove a file unchanged without
+    # reading it (null: the file had changed just before, or during, its read; it is hashed again).
+    "ctime_ns": pl.Int64(),
+    "inode": pl.Int64(),
     "sha256": pl.String(),
     "part": pl.String(),
     "dates": pl.List(pl.Date()),
