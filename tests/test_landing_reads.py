@@ -5,6 +5,7 @@ ingest the files it read, hashed and conformed, unless they changed since."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -163,3 +164,17 @@ def test_a_file_the_read_ahead_cannot_take_fails_the_ingest_in_its_own_words(roo
         str(plain), "<root>"
     )
     assert "open_interest" in str(without.value)
+
+
+def test_the_read_ahead_holds_no_more_than_a_nightlys_rows(root: Path, monkeypatch):
+    """A landing folder of many new files is read ahead only up to 2 x batch_rows; the ingest reads the rest."""
+    read = calls(monkeypatch, ingest, "read_landing_bytes")
+    settings = replace(settings_of(root), batch_rows=1)  # a budget of 2 rows
+    first = root / "landing" / "bars" / f"bars_{NOTE_DATE}.csv"  # the first file in the ingest's order
+    assert landing_files(root)[0] == first and len(first.read_text().splitlines()) == 1 + 2  # IWM, SPY
+    start_read_ahead(settings)
+    ingest._READ_AHEAD[settings.landing.resolve()]._thread.join()
+    assert read == [first.name]  # then its 2 rows spent the budget
+    result, _ = ingest_and_validate(settings, "run-1")
+    assert result.files_read == 3
+    assert sorted(read) == sorted(p.name for p in landing_files(root))  # each file read once

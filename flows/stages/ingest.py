@@ -125,7 +125,9 @@ class ReadAhead:
     while the process waits for something else (`chainsignals run` waits for Prefect's temporary server):
     reads only, nothing is written. The ingest takes a file's result only while the file is unchanged
     since (the same status); any other file, or all of them after a failure here, it reads itself as
-    usual, and a failure is then reported in its context."""
+    usual, and a failure is then reported in its context. It holds at most about the rows a nightly's
+    ingest keeps in memory (2 x batch_rows): a landing folder of many new files (a week offline, `--force`)
+    is read ahead only up to that, the rest by the ingest itself."""
 
     def __init__(self, settings: Settings, force: bool = False) -> None:
         self._stop = threading.Event()
@@ -140,10 +142,11 @@ class ReadAhead:
             manifest = read_manifest(Lake(settings.lake))
             known = {row["path"]: row for row in manifest.iter_rows(named=True)}
             ingested_at = now_utc()
+            held, budget = 0, 2 * settings.batch_rows
             with ThreadPoolExecutor(max_workers=1) as hasher:
                 for dataset in PIPELINE_DATASETS:
                     for path in landing_files(settings.landing, dataset):
-                        if self._stop.is_set():
+                        if self._stop.is_set() or held >= budget:
                             return
                         previous = known.get(path.relative_to(settings.landing).as_posix())
                         if path.stat().st_mtime > time.time() - settings.stable_seconds:
@@ -151,6 +154,7 @@ class ReadAhead:
                         if not force and previous and _unchanged(previous, landing_digest(path, previous)[0]):
                             continue
                         self._landed[path] = land_file(settings, path, dataset, ingested_at, None, hasher)
+                        held += self._landed[path].bronze.height
         except Exception:  # what is not read ahead the ingest reads, and reports a failure in its context
             return
 
