@@ -86,6 +86,10 @@ def test_the_whole_cli_process_is_split_before_during_and_after_the_flow(report)
     assert "## The user's view: `chainsignals run`, whole process" in text
     assert f"| **chainsignals run** | **{cli['wall']:.2f}** |" in text
     assert f"**{cli['wall'] / report['floor']['wall']:.2f}** | {cli['wall'] / pandas['wall']:.2f} |" in text
+    # The same run against a server already running (PREFECT_API_URL): it starts none of its own.
+    kept = report["cli_server"]
+    assert kept["wall"] > 0 and kept["split"]["the flow"] > 0 and 0 < kept["stdout_lines"] <= 80
+    assert f"| chainsignals run, a Prefect server running | {kept['wall']:.2f} |" in text
 
 
 def test_cli_split_cuts_at_the_progress_lines():
