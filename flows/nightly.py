@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
-from collections import Counter
 from datetime import date
 from zoneinfo import ZoneInfo
 
@@ -208,51 +207,30 @@ def report_task(settings: Settings, day: date):
         return write_day_report(settings, day)
 
 
-ARTIFACT_MAX_IDEAS = 2_000
-"""Rows in the ideas table artifact: Prefect refuses events over 1.5 MB (a full-market day has ~10,000)."""
-ARTIFACT_MAX_CHARS = 1_000_000
-"""The markdown artifact's size limit, for the same reason."""
+ARTIFACT_TOP = 100
+"""Ideas in the table artifact and signals in the markdown one, the best first: a full-market day's 10,000
+ideas and 5,000 symbols read nowhere in the Prefect UI (and pass its 1.5 MB event limit)."""
 
 
 @task(name="publish-artifacts", cache_policy=NO_CACHE)
 def artifacts_task(settings: Settings, day: date, report_path: str | None = None) -> None:
-    """The day's ideas as a table artifact and its summary as markdown, under stable keys so the
-    Prefect UI shows their history night after night. The summary is embedded whole and links to
-    nothing: the report's pages are files on the machine that ran the flow, not on the server, so
-    their path is named as text."""
+    """The day in brief (flows/report/summary.py, what the CLI prints) as Prefect artifacts under stable keys,
+    so the UI shows their history night after night: the best ideas as a table, the counts and the
+    strongest signals as markdown. The markdown links to nothing: the report's pages are files on the
+    machine that ran the flow, not on the server, so their path is named as text."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    from flows.storage.warehouse import connect_read_only
+    from flows.report.summary import IDEAS_ORDER, SIGNALS_ORDER, day_summary, shown
 
-    con = connect_read_only(settings.database)
-    try:
-        cursor = con.execute(
-            "SELECT symbol, rule, direction, contract, premium_per_contract, trigger_text, target_text, stop_text, "
-            "trigger_level, target, stop, risk_reward FROM idea_display "
-            "WHERE trade_date = ? ORDER BY symbol, rule LIMIT ?",
-            [day, ARTIFACT_MAX_IDEAS],
-        )
-        names = [d[0] for d in cursor.description]
-        ideas = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        (total,) = con.execute("SELECT count(*) FROM trade_ideas WHERE trade_date = ?", [day]).fetchall()[0]
-        signals = con.execute(
-            "SELECT symbol, bias, bias_score, summary FROM signals_daily WHERE trade_date = ? "
-            "ORDER BY bias_score DESC, symbol",
-            [day],
-        ).fetchall()
-    finally:
-        con.close()
-    shown = (
-        f"the first {len(ideas):,} of {total:,} (by symbol; all in the todays_ideas view)"
-        if total > len(ideas)
-        else f"{total:,}"
-    )
+    brief = day_summary(settings.database, day, ARTIFACT_TOP)
     create_table_artifact(
         key="chainsignals-trade-ideas",
-        table=ideas,
-        description=f"chainsignals trade ideas for {day}: {shown}",
+        table=brief.ideas,
+        description=shown(f"chainsignals trade ideas for {day}", len(brief.ideas), brief.n_ideas, IDEAS_ORDER)
+        + "; all in the todays_ideas view",
     )
-    counts = ", ".join(f"{b} {n}" for b, n in sorted(Counter(b for _, b, _, _ in signals).items()))
+    counts = ", ".join(f"{bias} {n:,}" for bias, n in brief.by_bias)
+    rules = ", ".join(f"{rule} {direction} {n:,}" for rule, direction, n in brief.by_rule)
     lines = [
         f"# chainsignals {day}",
         "",
@@ -260,21 +238,21 @@ def artifacts_task(settings: Settings, day: date, report_path: str | None = None
         if report_path
         else "report: not written",
         "",
-        f"{len(signals):,} symbols; bias counts: {counts}; {total:,} trade ideas.",
+        f"{brief.n_signals:,} symbols: {counts}; {brief.n_ideas:,} trade ideas"
+        + (f": {rules}." if rules else "."),
+        "",
+        shown("Signals", len(brief.signals), brief.n_signals, SIGNALS_ORDER)
+        + ("; all in signals_daily." if len(brief.signals) < brief.n_signals else "."),
         "",
         "| symbol | bias | score | summary |",
         "|---|---|---|---|",
     ]
-    lines += [f"| {s} | {b} | {score:+d} | {summary} |" for s, b, score, summary in signals]
-    report_markdown = "\n".join(lines)
-    if len(report_markdown) > ARTIFACT_MAX_CHARS:
-        cut = report_markdown.rfind("\n", 0, ARTIFACT_MAX_CHARS)
-        report_markdown = (
-            report_markdown[:cut] + "\n\n(truncated here; the report folder has the whole index)"
-        )
+    lines += [
+        f"| {s['symbol']} | {s['bias']} | {s['bias_score']:+d} | {s['summary']} |" for s in brief.signals
+    ]
     create_markdown_artifact(
         key="chainsignals-daily-report",
-        markdown=report_markdown,
+        markdown="\n".join(lines),
         description=f"chainsignals daily report for {day}",
     )
 

@@ -104,14 +104,25 @@ def test_a_report_failure_after_the_publish_is_a_warning_not_a_failed_run(note: 
     assert gold(note, "positioning_daily", NOTE_DATE)["call_wall"].to_list() == [255.0]
 
 
-def test_artifacts_stay_under_prefects_event_size_limit(note: Path, monkeypatch):
+def test_artifacts_hold_the_best_ideas_and_strongest_signals_in_a_stated_order(note: Path, monkeypatch):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    monkeypatch.setattr(flows.nightly, "ARTIFACT_MAX_IDEAS", 1)
-    monkeypatch.setattr(flows.nightly, "ARTIFACT_MAX_CHARS", 60)
+    monkeypatch.setattr(flows.nightly, "ARTIFACT_TOP", 1)
     summary = run_nightly(note, NOTE_DATE)
     (total,) = query(note, "SELECT count(*) FROM trade_ideas WHERE trade_date = ?", [NOTE_DATE])[0]
+    best = query(
+        note,
+        "SELECT symbol, rule, risk_reward FROM trade_ideas WHERE trade_date = ? "
+        "ORDER BY risk_reward DESC, symbol, rule LIMIT 1",
+        [NOTE_DATE],
+    )[0]
+    strongest = query(
+        note,
+        "SELECT symbol, bias_score FROM signals_daily WHERE trade_date = ? "
+        "ORDER BY abs(bias_score) DESC, symbol LIMIT 1",
+        [NOTE_DATE],
+    )[0]
     assert summary.status == "success" and total > 1
     with get_client(sync_client=True) as client:
 
@@ -123,7 +134,19 @@ def test_artifacts_stay_under_prefects_event_size_limit(note: Path, monkeypatch)
 
         table, markdown = latest("chainsignals-trade-ideas"), latest("chainsignals-daily-report")
     rows = table.data if isinstance(table.data, list) else json.loads(table.data)
-    assert len(rows) == 1 and rows[0]["symbol"] == "IWM"
-    assert table.description.endswith(f"the first 1 of {total:,} (by symbol; all in the todays_ideas view)")
-    assert markdown.data.endswith("(truncated here; the report folder has the whole index)")
-    assert len(markdown.data) < 60 + 70 and markdown.data.startswith("# ")
+    assert [(r["symbol"], r["rule"], r["risk_reward"]) for r in rows] == [(*best[:2], round(best[2], 2))]
+    assert table.description == (
+        f"chainsignals trade ideas for {NOTE_DATE}: 1 of {total:,}, best reward/risk first: R:R descending, "
+        "then symbol and rule; all in the todays_ideas view"
+    )
+    signal_rows = [line for line in markdown.data.splitlines() if line.startswith("| ") and "---" not in line]
+    assert signal_rows[1:] == [
+        f"| {strongest[0]} | "
+        + query(note, "SELECT bias FROM signals_daily WHERE symbol = ?", [strongest[0]])[0][0]
+        + f" | {strongest[1]:+d} | "
+        + query(note, "SELECT summary FROM signals_daily WHERE symbol = ?", [strongest[0]])[0][0]
+        + " |"
+    ]
+    assert "Signals: 1 of 2, strongest first: |score| descending, then symbol; all in signals_daily." in (
+        markdown.data
+    )

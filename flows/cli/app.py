@@ -1092,39 +1092,16 @@ def _print_report(summary) -> None:
 
 SUMMARY_TOP = 20
 """Signals and ideas a run prints; the counts cover all of them and the query commands list the rest."""
-SIGNALS_ORDER = "strongest first: |score| descending, then symbol"
-IDEAS_ORDER = "best reward/risk first: R:R descending, then symbol and rule"
 
 
 def _print_day(settings, day: date, top: int = SUMMARY_TOP) -> None:
     """The day as counts (symbols by bias, ideas by rule and direction), the `top` strongest signals and
     best ideas in a stated order, and where the rest is: a full-market day stays a screen or two."""
-    from flows.storage.warehouse import connect_read_only
+    from flows.report.summary import IDEAS_ORDER, SIGNALS_ORDER, day_summary, shown
 
-    con = connect_read_only(settings.database)
-    try:
-        by_bias = con.execute(
-            "SELECT bias, count(*) FROM signals_daily WHERE trade_date = ? GROUP BY bias ORDER BY bias", [day]
-        ).fetchall()
-        by_rule = con.execute(
-            "SELECT rule, direction, count(*) FROM trade_ideas WHERE trade_date = ? "
-            "GROUP BY rule, direction ORDER BY rule, direction",
-            [day],
-        ).fetchall()
-        signals = con.execute(
-            "SELECT symbol, close, change_pct, bias, bias_score, support, resistance FROM signals_daily "
-            "WHERE trade_date = ? ORDER BY abs(bias_score) DESC, symbol LIMIT ?",
-            [day, top],
-        ).fetchall()
-        ideas = con.execute(
-            "SELECT symbol, rule, direction, contract, premium_per_contract, trigger_text, target_text, stop_text, "
-            "risk_reward FROM idea_display WHERE trade_date = ? "
-            "ORDER BY risk_reward DESC NULLS LAST, symbol, rule LIMIT ?",
-            [day, top],
-        ).fetchall()
-    finally:
-        con.close()
-    n_signals, n_ideas = sum(n for _, n in by_bias), sum(n for *_, n in by_rule)
+    brief = day_summary(settings.database, day, top)
+    by_bias, by_rule, n_signals, n_ideas = brief.by_bias, brief.by_rule, brief.n_signals, brief.n_ideas
+    signals, ideas = brief.signals, brief.ideas
     console.print(
         f"{n_signals:,} symbols: "
         + ", ".join(f"{b} {n:,}" for b, n in by_bias)
@@ -1142,16 +1119,17 @@ def _print_day(settings, day: date, top: int = SUMMARY_TOP) -> None:
         "score",
         "support",
         "resistance",
-        title=_shown(f"signals {day}", len(signals), n_signals, SIGNALS_ORDER),
+        title=shown(f"signals {day}", len(signals), n_signals, SIGNALS_ORDER),
     )
-    for s, close, chg, bias, score, sup, res in signals:
-        colour = {"bullish": "green", "bearish": "red"}.get(bias, "yellow")
+    for row in signals:
+        sup, res, chg = row["support"], row["resistance"], row["change_pct"]
+        colour = {"bullish": "green", "bearish": "red"}.get(row["bias"], "yellow")
         table.add_row(
-            s,
-            f"{close:.2f}",
+            row["symbol"],
+            f"{row['close']:.2f}",
             f"{chg:+.2f}" if chg is not None else "-",
-            f"[{colour}]{bias}[/]",
-            f"{score:+d}",
+            f"[{colour}]{row['bias']}[/]",
+            f"{row['bias_score']:+d}",
             f"{sup:.2f}" if sup is not None else "-",
             f"{res:.2f}" if res is not None else "-",
         )
@@ -1167,21 +1145,22 @@ def _print_day(settings, day: date, top: int = SUMMARY_TOP) -> None:
         "target",
         "stop",
         "R:R",
-        title=_shown(f"trade ideas {day}", len(ideas), n_ideas, IDEAS_ORDER)
+        title=shown(f"trade ideas {day}", len(ideas), n_ideas, IDEAS_ORDER)
         + " (levels are the underlying's; premium = mid x 100)",
     )
-    for s, rule, direction, contract, premium, trig, target, stop, rr in ideas:
-        colour = {"bullish": "green", "bearish": "red"}.get(direction, "yellow")
+    for idea in ideas:
+        premium = idea["premium_per_contract"]
+        colour = {"bullish": "green", "bearish": "red"}.get(idea["direction"], "yellow")
         table.add_row(
-            s,
-            rule,
-            f"[{colour}]{direction}[/]",
-            contract,
+            idea["symbol"],
+            idea["rule"],
+            f"[{colour}]{idea['direction']}[/]",
+            idea["contract"],
             f"{premium:,.2f}" if premium is not None else "-",
-            trig,
-            target,
-            stop,
-            f"{rr:.1f}",
+            idea["trigger_text"],
+            idea["target_text"],
+            idea["stop_text"],
+            f"{idea['risk_reward']:.1f}",
         )
     console.print(table)
     if len(signals) < n_signals or len(ideas) < n_ideas:
@@ -1193,10 +1172,6 @@ def _print_day(settings, day: date, top: int = SUMMARY_TOP) -> None:
             markup=False,
             soft_wrap=True,
         )
-
-
-def _shown(title: str, shown: int, total: int, order: str) -> str:
-    return f"{title}: {shown:,} of {total:,}, {order}" if shown < total else f"{title}, {order}"
 
 
 def main() -> None:  # pragma: no cover - console-script shim
