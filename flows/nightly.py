@@ -23,6 +23,7 @@ from flows.stages.gold import build_gold, finish_shards, shard_part
 from flows.stages.ingest import ingest_and_validate
 from flows.stages.progress import stage
 from flows.stages.run import (
+    RunError,
     RunSummary,
     Steps,
     ingest_summary,
@@ -172,7 +173,7 @@ def _gold(
         (result,) = _cached_gold(gold_task, settings, force, [None], [(dates, symbols, run_id)], run_id)
         return result[0], result[1]
     if symbols:
-        raise ValueError("symbols and shards do not combine: a shard is a hash of all underlyings")
+        raise RunError("symbols and shards do not combine: a shard is a hash of all underlyings")
     with stage(f"compute gold tables for {len(dates)} session(s) in {shards} shards"):
         results = _cached_gold(
             gold_shard_task,
@@ -373,13 +374,13 @@ def nightly(
     if date is None and default_date == "today":
         date = dt.datetime.now(ZoneInfo("America/New_York")).date()
     elif date is None and default_date != "latest":
-        raise ValueError(f"default_date must be 'latest' or 'today', not {default_date!r}")
+        raise RunError(f"default_date must be 'latest' or 'today', not {default_date!r}")
     if source == "demo":
         from flows.market.simulator import generate_demo_market
 
         generate_demo_market(settings.landing, chain_sessions=30)
     elif source != "files":
-        raise ValueError(f"unknown source {source!r} (files | demo)")
+        raise RunError(f"unknown source {source!r} (files | demo)")
     return _final_state(_execute(settings, "nightly", date, None, force, symbols, shards))
 
 
@@ -401,7 +402,7 @@ def backfill(
 ) -> RunSummary:
     """Every session in [start, end] in one pass per stage (not a loop of nightly runs)."""
     if end < start:
-        raise ValueError(f"backfill end {end} is before start {start}")
+        raise RunError(f"backfill end {end} is before start {start}")
     return _execute(_settings(warehouse, landing, config, lake), "backfill", end, start, force, None, shards)
 
 

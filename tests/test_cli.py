@@ -262,7 +262,27 @@ def test_bad_arguments_exit_non_zero(tmp_path: Path, cli_env):
         env=cli_env,
     )
     assert done.returncode == 2 and "--workers" in done.stderr and "Flow run" not in done.stderr, done.stderr
+    done = cli("run", "--symbols", "IWM", "--workers", "2", "--warehouse", str(tmp_path), env=cli_env)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        "error: --symbols and --workers/--dask-address do not combine: shards split all underlyings"
+    )
     assert not tmp_path.joinpath("lake").exists()
+
+
+def test_a_demo_longer_than_the_simulator_models_is_a_usage_error(tmp_path: Path, cli_env):
+    done = cli("demo", "--sessions", "40000", "--warehouse", str(tmp_path / "wh"), env=cli_env)
+    assert done.returncode == 2 and "--sessions" in done.stderr and "5000" in done.stderr, done.stderr
+    assert not (tmp_path / "wh").exists()
+
+
+def test_a_market_longer_than_the_calendar_says_so():
+    from flows.market.simulator import MarketError, generate_demo_market
+
+    with pytest.raises(
+        MarketError, match=r"^100000 sessions before 2025-12-31 reach back to 1626-08-22, outside"
+    ):
+        generate_demo_market(Path("/nonexistent"), sessions=100_000)
 
 
 def test_demo_writes_landing_runs_and_prints(tmp_path: Path, cli_env):

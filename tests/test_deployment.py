@@ -28,6 +28,7 @@ def test_served_deployment_carries_the_schedule_and_overrides(prefect_api):
 
 def test_unknown_default_date_is_refused(prefect_api, tmp_path):
     from flows.nightly import nightly
+    from flows.stages.run import RunError
 
-    with pytest.raises(ValueError, match="default_date must be"):
+    with pytest.raises(RunError, match="default_date must be"):
         nightly(warehouse=str(tmp_path), default_date="tomorrow")

@@ -378,6 +378,8 @@ def run(
     """Ingest what is new in landing and compute one session."""
     settings = _settings(warehouse, landing, config, lake)
     target = _day(date_)
+    if symbols and (workers or dask_address):
+        _fail("--symbols and --workers/--dask-address do not combine: shards split all underlyings", 2)
     with _holding_the_lock(settings):
         symbol_list = _symbols(symbols)
         if _answered_before_prefect(settings, target, force, symbol_list):
@@ -454,7 +456,9 @@ def backfill(
 
 @app.command()
 def demo(
-    sessions: Annotated[int, typer.Option(min=1, help="Sessions of bars to generate.")] = 320,
+    sessions: Annotated[
+        int, typer.Option(min=1, max=5_000, help="Sessions of bars to generate (20 years at most).")
+    ] = 320,
     chain_sessions: Annotated[
         int, typer.Option(min=1, help="Sessions with option chains (the last ones).")
     ] = 30,

@@ -41,6 +41,7 @@ import polars as pl
 from scipy.special import ndtri
 
 from transforms.black_scholes import bs_delta, bs_gamma, bs_price
+from transforms.errors import ChainsignalsError
 
 DEFAULT_END = date(2025, 12, 31)
 BENCHMARK = "SPY"
@@ -86,6 +87,10 @@ _PUT_SHIFT = _STRIKE_BITS
 _EXP_SHIFT = _STRIKE_BITS + 1
 _EXP_BITS = 15
 _U_SHIFT = _EXP_SHIFT + _EXP_BITS
+
+
+class MarketError(ChainsignalsError, ValueError):
+    """A synthetic market that cannot be generated as asked (more sessions than the calendar holds)."""
 
 
 @dataclass(frozen=True)
@@ -169,13 +174,21 @@ def _session_window(end: date | None, sessions: int) -> _SessionWindow:
     with warnings.catch_warnings():
         # exchange-calendars 4.x trips a pandas deprecation warning inside its own constructor.
         warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
-        cal = xcals.get_calendar(
-            "XNYS", start=first.isoformat(), end=(end + timedelta(days=3 * 366)).isoformat()
-        )
+        try:
+            cal = xcals.get_calendar(
+                "XNYS", start=first.isoformat(), end=(end + timedelta(days=3 * 366)).isoformat()
+            )
+        except ValueError as exc:  # a start before the calendar's (and pandas') range of dates
+            raise MarketError(
+                f"{sessions} sessions before {end} reach back to {first}, outside the XNYS calendar "
+                f"({exc}): ask for fewer"
+            ) from None
     calendar = cal.sessions.values.astype("datetime64[D]")
     past = np.flatnonzero(calendar <= np.datetime64(end, "D"))
     if past.size < sessions:
-        raise ValueError(f"only {past.size} XNYS sessions available up to {end}")
+        raise MarketError(
+            f"{sessions} sessions asked, but XNYS has only {past.size} sessions up to {end}: ask for fewer"
+        )
     idx = past[-sessions:]
     return _SessionWindow(
         days=calendar[idx],
