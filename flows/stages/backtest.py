@@ -190,7 +190,9 @@ def session_ideas(
     elif not rows["symbol"].is_in(underlyings.implode()).all():
         # Silver files are in underlying order: the scan skips the row groups holding none of them.
         chains = chains.filter(pl.col("underlying").is_in(underlyings.implode()))
-    chains = chains.collect()
+    # One chunk per column: the per-row masks taken from it below then line up with its chunks (a
+    # filter by a mask chunked otherwise copies the whole frame to align them, on every use).
+    chains = chains.collect().rechunk()
     listed = listed_chain(chains)
     expirations = listed.expirations(expiry_yardsticks(lake, batch, symbols)).collect()
     picked = chosen_listings(rows.lazy(), expirations.lazy(), option_rules).collect()
