@@ -503,7 +503,7 @@ def listed_chain(chains: pl.DataFrame) -> ListedChain:
     per row, and the listing key is computed per listing, not per contract. Any order gives the same
     result."""
     listed = [pl.col(c) for c in ["trade_date", "underlying", "option_type", "expiration"]]
-    starts = chains.select(pl.any_horizontal(c.ne_missing(c.shift()) for c in listed)).to_series()
+    starts = chains.select(pl.any_horizontal(c.ne_missing(c.shift()) for c in listed)).to_series().rechunk()
     run = starts.cum_sum().cast(pl.UInt32).alias(_RUN)
     firsts = (
         chains.select("trade_date", pl.col("underlying").alias("symbol"), "option_type", "expiration", "dte")

@@ -190,9 +190,11 @@ def session_ideas(
     elif not rows["symbol"].is_in(underlyings.implode()).all():
         # Silver files are in underlying order: the scan skips the row groups holding none of them.
         chains = chains.filter(pl.col("underlying").is_in(underlyings.implode()))
-    # One chunk per column: the per-row masks taken from it below then line up with its chunks (a
-    # filter by a mask chunked otherwise copies the whole frame to align them, on every use).
-    chains = chains.collect().rechunk()
+    chains = chains.collect()
+    # The partition column comes in other chunks than the file's columns, and a filter of such a frame by
+    # the per-row masks below copies the whole frame to line them up, on every use: in one chunk (with
+    # masks in one chunk) it does not, and that is a copy of one small column instead of the frame.
+    chains = chains.with_columns(chains.get_column("trade_date").rechunk())
     listed = listed_chain(chains)
     expirations = listed.expirations(expiry_yardsticks(lake, batch, symbols)).collect()
     picked = chosen_listings(rows.lazy(), expirations.lazy(), option_rules).collect()
