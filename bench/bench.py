@@ -19,6 +19,8 @@
    stages in one process (each stage over every session, as the `backfill` flow does). RSS is sampled
    after every session a stage writes, the high-water mark reset after each sample, so the table
    month -> peak RSS (ingest, silver, gold) shows whether memory grows with the length of the backfill.
+   Then `chainsignals backtest rules/bias_following.toml --baseline` over the year it built, the whole
+   CLI process timed (wall, CPU, peak RSS), with its sessions, underlyings and ideas.
 
 The report (Markdown) goes to stdout and `bench/results.md`; `--json` also writes the raw figures.
 
@@ -34,6 +36,7 @@ import inspect
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -978,9 +981,15 @@ def measure_backfill(opts: Options, work: Path, log: Callable[[str], None]) -> d
         work,
         "backfill",
     )
+    log("backfill: done; backtesting the seed rules and rules/bias_following.toml over it")
+    try:
+        backtest = measure_backtest(warehouse, work)
+    except BenchError as exc:  # keep the backfill's figures; say what broke
+        backtest = {"error": str(exc)}
     if not opts.keep:
         shutil.rmtree(warehouse, ignore_errors=True)
     return {
+        "backtest": backtest,
         "underlyings": len(symbols),
         "sessions": opts.backfill_sessions,
         "chain_sessions": len(summary.chain_sessions),
@@ -992,6 +1001,53 @@ def measure_backfill(opts: Options, work: Path, log: Callable[[str], None]) -> d
         "peak_resets": run.result["peak_resets"],
         "timings": run.result["timings"],
         "months": backfill_months(run.result["samples"]),
+    }
+
+
+BACKTEST_RULES = ROOT / "rules" / "bias_following.toml"
+
+
+def measure_backtest(warehouse: Path, work: Path, rules: Path = BACKTEST_RULES) -> dict:
+    """`chainsignals backtest RULES --baseline` over a backfilled warehouse (the config's rules, the seed
+    note's plays, beside `rules`), the whole CLI process timed as an analyst runs it: wall, CPU and peak
+    RSS from wait4; sessions from its table's title; ideas per rule set and underlyings from its --out
+    file."""
+    import polars as pl
+
+    logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    out, stdout_file, stderr_file = (
+        work / "backtest.parquet",
+        logs / "backtest.stdout",
+        logs / "backtest.stderr",
+    )
+    args = ["backtest", str(rules), "--baseline", "--warehouse", str(warehouse), "--out", str(out)]
+    env = {**cron_env(), "COLUMNS": "200"}
+    started, busy_before = time.perf_counter(), machine_busy_seconds()
+    with stdout_file.open("w") as stdout, stderr_file.open("w") as stderr:
+        process = subprocess.Popen(
+            [str(CHAINSIGNALS), *args], cwd=work, env=env, stdout=stdout, stderr=stderr
+        )
+        code, figures = _reaped(process, started, busy_before)
+    if code != 0:
+        raise BenchError(
+            f"backtest (chainsignals backtest) {_exit_reason(code)} after {figures['wall']:.0f}s; "
+            f"last output: {_tail(stderr_file)} (log: {stderr_file})"
+        )
+    title = re.search(r"backtest (\S+)\.\.(\S+) \((\d+) sessions\)", stdout_file.read_text())
+    if title is None:
+        raise BenchError(f"backtest printed no table title (log: {stdout_file})")
+    ideas = pl.read_parquet(out, columns=["rule_set", "symbol"])
+    per_set = ideas.group_by("rule_set", maintain_order=True).len()
+    return {
+        **figures,
+        "rules": f"{rules.parent.name}/{rules.name}",
+        "first": title[1],
+        "last": title[2],
+        "sessions": int(title[3]),
+        "underlyings": ideas["symbol"].n_unique(),
+        "ideas": ideas.height,
+        "ideas_per_set": dict(per_set.iter_rows()),
     }
 
 
@@ -1499,7 +1555,32 @@ def _backfill_section(backfill: dict) -> list[str]:
             f"{m['silver_peak_mb']:.0f} | {m['gold_peak_mb']:.0f} | {m['rss_after_mb']:.0f} | "
             f"{m['bronze_seconds']:.0f} | {m['silver_seconds']:.0f} | {m['gold_seconds']:.0f} |"
         )
+    if "backtest" in backfill:
+        lines += _backtest_section(backfill["backtest"])
     return lines
+
+
+def _backtest_section(backtest: dict) -> list[str]:
+    lines = ["", "## Backtest over the backfilled year", ""]
+    if "error" in backtest:
+        return [*lines, f"Failed: {backtest['error']}"]
+    per_set = ", ".join(f"{name} {count:,}" for name, count in backtest["ideas_per_set"].items())
+    return [
+        *lines,
+        (
+            f"`chainsignals backtest {backtest['rules']} --baseline` (the seed note's plays beside it) over "
+            f"the lake the backfill built: {backtest['sessions']} sessions ({backtest['first']} to "
+            f"{backtest['last']}), {backtest['underlyings']} underlyings, {backtest['ideas']:,} ideas "
+            f"({per_set}) with their outcomes and scorecard, in {backtest['wall']:.1f} s wall and "
+            f"{backtest['cpu']:.1f} CPU s (the whole CLI process, start-up included), peak RSS "
+            f"{backtest['peak_mb']:.0f} MB"
+            + (
+                f"; other processes kept {backtest['other_cores']:.2f} cores busy meanwhile."
+                if backtest.get("other_cores") is not None
+                else "."
+            )
+        ),
+    ]
 
 
 # ------------------------------------------------------------------------------------------ entry point

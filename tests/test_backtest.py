@@ -187,3 +187,117 @@ def test_cli_backtest_prints_both_rule_sets_and_writes_only_its_file(built, tmp_
         app, ["backtest", str(tmp_path / "missing.toml"), "--warehouse", str(settings.warehouse)]
     )
     assert bad.exit_code == 2 and "rule file not found" in bad.output
+
+
+# An option rule on some symbols and sessions only (never SPY; AAPL only on days it closed above its
+# SMA 20), one that sizes by the strike totals (never SPY), and a stock rule on every symbol.
+SOME_RULES = """
+[[rules]]
+name = "call_some"
+direction = "bullish"
+instrument = "call"
+when = "symbol <> 'SPY' AND (symbol = 'IWM' OR close > sma_20) AND close < call_wall AND next_call_wall IS NOT NULL AND bb_middle IS NOT NULL"
+expiry_filter = "(is_weekly OR is_monthly) AND dte >= 3"
+strike_order = ["round(abs(strike - call_wall), 6) ASC", "strike ASC"]
+contract_filter = "bid > 0"
+trigger = "CASE WHEN close < bb_middle THEN bb_middle ELSE r1 END"
+trigger_direction = "above"
+target = "next_call_wall"
+stop = "low"
+rationale = "{symbol}: the {expiration} {strike} call, {strike_call_oi} calls at the strike"
+
+[[rules]]
+name = "put_some"
+direction = "bearish"
+instrument = "put"
+when = "symbol <> 'SPY' AND bb_lower IS NOT NULL AND close > bb_lower"
+expiry_filter = "is_monthly AND dte >= 14"
+strike_filter = "strike >= bb_lower AND strike <= close"
+strike_order = ["strike_put_oi DESC", "strike ASC"]
+trigger = "bb_lower"
+trigger_direction = "below"
+target = "bb_lower - 2 * atr_14"
+stop = "bb_middle"
+
+[[rules]]
+name = "stock_all"
+direction = "bullish"
+instrument = "stock"
+when = "close IS NOT NULL"
+trigger = "close * 0.99"
+trigger_direction = "below"
+target = "close * 1.05"
+stop = "close * 0.95"
+"""
+
+
+def _whole_chain_ideas(lake, dates, rules):
+    """The ideas of trade_ideas over every contract of the sessions' chains (the nightly's way)."""
+    from flows.stages.backtest import CHAIN_COLUMNS, expiry_yardsticks, rule_rows
+    from transforms.ideas import option_chain, trade_ideas
+    from transforms.positioning import strike_open_interest
+
+    chains = lake.scan("silver", "chains", CHAIN_COLUMNS, dates=dates).collect().lazy()
+    chain = option_chain(chains, strike_open_interest(chains), expiry_yardsticks(lake, dates, None))
+    return trade_ideas(rule_rows(lake, dates, None).lazy(), chain, rules).collect(), chains.collect()
+
+
+def test_the_pruned_chain_read_gives_the_whole_chains_ideas_and_mids(built, tmp_path, monkeypatch):
+    from flows.stages import backtest
+
+    settings, dates = built
+    lake = Lake(settings.lake)
+    (tmp_path / "some.toml").write_text(SOME_RULES)
+    rules = load_rule_file(tmp_path / "some.toml", settings)
+    read = []
+    listed_chain = backtest.listed_chain
+    monkeypatch.setattr(backtest, "listed_chain", lambda chains: read.append(chains) or listed_chain(chains))
+
+    first, later = dates[:8], dates[8:]
+    ideas, mids = backtest.session_ideas(lake, first, {"some": rules}, None)
+    expected, chains = _whole_chain_ideas(lake, first, rules)
+    got = ideas["some"]
+    assert got.equals(expected)
+    calls, puts = got.filter(pl.col("rule") == "call_some"), got.filter(pl.col("rule") == "put_some")
+    assert set(calls["symbol"]) == {"IWM", "AAPL"} and set(puts["symbol"]) == {"IWM", "AAPL"}
+    # AAPL's call rule fired on some sessions only; SPY has stock ideas, and no option rule read its chain.
+    aapl_days = set(calls.filter(pl.col("symbol") == "AAPL")["trade_date"])
+    assert 0 < len(aapl_days) < len(first)
+    assert got.filter(pl.col("symbol") == "SPY")["rule"].unique().to_list() == ["stock_all"]
+    assert set(read[0]["underlying"]) == {"IWM", "AAPL"}
+    # The strike totals the rationale quotes: every live call's OI at that strike, summed by hand.
+    idea = calls.row(0, named=True)
+    calls_at_strike = chains.filter(
+        (pl.col("trade_date") == idea["trade_date"])
+        & (pl.col("underlying") == idea["symbol"])
+        & (pl.col("strike") == idea["strike"])
+        & (pl.col("option_type") == "C")
+        & (pl.col("expiration") > pl.col("trade_date"))
+    )["open_interest"].sum()
+    assert calls_at_strike > 0
+    assert idea["rationale"] == (
+        f"{idea['symbol']}: the {idea['expiration']} {idea['strike']:.2f} call, {calls_at_strike} calls at the strike"
+    )
+    # The mids of the named contracts in these sessions: every one of their chain rows.
+    assert mids.sort("trade_date", "option_symbol").equals(
+        chains.filter(pl.col("option_symbol").is_in(got["option_symbol"].drop_nulls().implode()))
+        .select("trade_date", "option_symbol", "mid")
+        .sort("trade_date", "option_symbol")
+    )
+
+    # Later sessions with stock rules only: no option rule reads the chain, but the contracts named
+    # before still get their exit mids (their underlyings only are read).
+    stock = tuple(r for r in rules if r.instrument == "stock")
+    named = backtest.named_contracts(got).unique()
+    ideas, mids = backtest.session_ideas(lake, later, {"stock": stock}, None, named)
+    expected, chains = _whole_chain_ideas(lake, later, stock)
+    assert ideas["stock"].equals(expected) and ideas["stock"]["option_symbol"].null_count() == expected.height
+    assert set(read[1]["underlying"]) == {"IWM", "AAPL"}
+    want = chains.filter(pl.col("option_symbol").is_in(named["option_symbol"].implode()))
+    assert want.height > 0
+    assert mids.sort("trade_date", "option_symbol").equals(
+        want.select("trade_date", "option_symbol", "mid").sort("trade_date", "option_symbol")
+    )
+    # Nothing named and no option rule: no chain row is read at all.
+    backtest.session_ideas(lake, later, {"stock": stock}, None)
+    assert read[2].height == 0

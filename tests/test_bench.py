@@ -7,12 +7,15 @@ import os
 import pytest
 
 from bench.bench import (
+    BACKTEST_RULES,
     BenchError,
     Options,
+    _backtest_section,
     backfill_months,
     child_backfill,
     cli_split,
     machine_busy_seconds,
+    measure_backtest,
     render,
     run_bench,
     slope_per_month,
@@ -218,19 +221,27 @@ def test_slope_per_month():
     assert slope_per_month([5.0]) == 0.0
 
 
-def test_backfill_child_samples_rss_for_every_chain_session(tmp_path):
+@pytest.fixture(scope="module")
+def backfilled(tmp_path_factory):
+    """A small market through the backfill child: its folder, the market and the child's result."""
+    root = tmp_path_factory.mktemp("backfill")
     market = generate_demo_market(
-        tmp_path / "landing", symbols=["SPY", "AAPL"], sessions=30, chain_sessions=3, trades=False
+        root / "landing", symbols=["SPY", "AAPL"], sessions=30, chain_sessions=3, trades=False
     )
     result = child_backfill(
         {
-            "warehouse": str(tmp_path / "wh"),
-            "landing": str(tmp_path / "landing"),
+            "warehouse": str(root / "wh"),
+            "landing": str(root / "landing"),
             "start": market.chain_sessions[0].isoformat(),
             "end": market.chain_sessions[-1].isoformat(),
             "report": False,
         }
     )
+    return root, market, result
+
+
+def test_backfill_child_samples_rss_for_every_chain_session(backfilled):
+    _, market, result = backfilled
     months = backfill_months(result["samples"])
     assert sum(m["sessions"] for m in months) == 3
     assert sum(m["chain_rows"] for m in months) == market.rows["chains"]
@@ -252,3 +263,29 @@ def test_nightly_children_get_the_allocator_of_chainsignals_run(monkeypatch):
     assert bench.nightly_env() == {ALLOCATOR_VARIABLE: NIGHTLY_ALLOCATOR}
     monkeypatch.setattr(bench, "STARTED_ALLOCATOR", {ALLOCATOR_VARIABLE: "dirty_decay_ms:0"})
     assert bench.nightly_env() == {ALLOCATOR_VARIABLE: "dirty_decay_ms:0"}
+
+
+def test_the_backtest_over_the_backfilled_lake_is_timed_and_reported(backfilled, tmp_path):
+    from flows.config import load_rule_file, load_settings
+    from flows.stages.backtest import run_backtest
+
+    root, market, _ = backfilled
+    figures = measure_backtest(root / "wh", tmp_path)
+    # The CLI's ideas are run_backtest's in this process, rule set by rule set.
+    settings = load_settings(warehouse=root / "wh")
+    rule_sets = {"baseline": settings.rules, "bias_following": load_rule_file(BACKTEST_RULES, settings)}
+    ideas = run_backtest(settings, rule_sets, out=tmp_path / "here.parquet").ideas
+    per_set = dict(ideas.group_by("rule_set").len().iter_rows())
+    assert figures["ideas_per_set"] == {name: per_set.get(name, 0) for name in figures["ideas_per_set"]}
+    assert figures["ideas"] == ideas.height == sum(figures["ideas_per_set"].values()) > 0
+    assert figures["sessions"] == 3 and figures["underlyings"] == 2
+    first, last = market.chain_sessions[0], market.chain_sessions[-1]
+    assert (figures["first"], figures["last"]) == (first.isoformat(), last.isoformat())
+    assert figures["wall"] > 0 and figures["cpu"] > 0 and figures["peak_mb"] > 0
+    section = "\n".join(_backtest_section(figures))
+    assert (
+        f"over the lake the backfill built: 3 sessions ({figures['first']} to {figures['last']}), 2 "
+        f"underlyings, {figures['ideas']:,} ideas (baseline {figures['ideas_per_set']['baseline']:,}, "
+    ) in section
+    assert f"in {figures['wall']:.1f} s wall and {figures['cpu']:.1f} CPU s" in section
+    assert _backtest_section({"error": "it broke"})[-1] == "Failed: it broke"

@@ -369,15 +369,10 @@ def _listing_key() -> pl.Expr:
     return (((code * 2 + put) * 2**18 + day) * 2**20 + to_expiry).alias(_LISTING)
 
 
-def option_chain(
-    chains: pl.LazyFrame, strike_oi: pl.LazyFrame, yardsticks: pl.LazyFrame | None = None
-) -> OptionChain:
-    """The contracts ideas may name: listed, expiring after the session; their expirations with the
-    expiry flags and yardsticks (trade_date, underlying, expiration and the keys of YARDSTICK_FIELDS, as
-    in expiry_levels; NULL without); their strikes' total OI (strike_open_interest)."""
-    keys = ["trade_date", "symbol", "expiration"]
+def _yardstick_rows(yardsticks: pl.LazyFrame | None) -> pl.LazyFrame:
+    """expiry_levels' yardsticks keyed by (trade_date, symbol, expiration) under their rule-row names."""
     if yardsticks is None:
-        yardsticks = pl.LazyFrame(
+        return pl.LazyFrame(
             schema={
                 "trade_date": pl.Date(),
                 "symbol": pl.String(),
@@ -385,13 +380,42 @@ def option_chain(
                 **{name: pl.Float64() for name in YARDSTICK_FIELDS.values()},
             }
         )
-    else:
-        yardsticks = yardsticks.select(
-            "trade_date",
-            pl.col("underlying").alias("symbol"),
-            "expiration",
-            *[pl.col(c).cast(pl.Float64).alias(n) for c, n in YARDSTICK_FIELDS.items()],
-        )
+    return yardsticks.select(
+        "trade_date",
+        pl.col("underlying").alias("symbol"),
+        "expiration",
+        *[pl.col(c).cast(pl.Float64).alias(n) for c, n in YARDSTICK_FIELDS.items()],
+    )
+
+
+def _expirations(listed: pl.LazyFrame, yardsticks: pl.LazyFrame | None) -> pl.LazyFrame:
+    """`listed` (one row per listing: _LISTING, trade_date, symbol, option_type, expiration, dte) with
+    the expiry flags and yardsticks. The flags depend on the expiration and dte only: classified once
+    per listed expiration, not once per contract (millions of contracts share a few thousand
+    expirations)."""
+    return (
+        listed.with_columns(expiry_flags(pl.col("expiration"), pl.col("dte")))
+        .join(_yardstick_rows(yardsticks), on=["trade_date", "symbol", "expiration"], how="left")
+        .select(_LISTING, "trade_date", "symbol", "option_type", *EXPIRY_FIELDS)
+    )
+
+
+def _strike_totals(strike_oi: pl.LazyFrame) -> pl.LazyFrame:
+    return strike_oi.select(
+        "trade_date",
+        pl.col("underlying").alias("symbol"),
+        "strike",
+        pl.col("call_oi").alias("strike_call_oi"),
+        pl.col("put_oi").alias("strike_put_oi"),
+    )
+
+
+def option_chain(
+    chains: pl.LazyFrame, strike_oi: pl.LazyFrame, yardsticks: pl.LazyFrame | None = None
+) -> OptionChain:
+    """The contracts ideas may name: listed, expiring after the session; their expirations with the
+    expiry flags and yardsticks (trade_date, underlying, expiration and the keys of YARDSTICK_FIELDS, as
+    in expiry_levels; NULL without); their strikes' total OI (strike_open_interest)."""
     live = (
         chains.filter(pl.col("expiration") > pl.col("trade_date"))
         .select(
@@ -403,37 +427,145 @@ def option_chain(
         )
         .with_columns(_listing_key())
     )
-    # The flags depend on the expiration and dte only: classified once per listed expiration, not once
-    # per contract (millions of contracts share a few thousand expirations).
-    expirations = (
-        live.select(_LISTING, "trade_date", "symbol", "option_type", "expiration", "dte")
-        .unique(subset=[_LISTING])
-        .with_columns(expiry_flags(pl.col("expiration"), pl.col("dte")))
-        .join(yardsticks, on=keys, how="left")
-        .select(_LISTING, "trade_date", "symbol", "option_type", *EXPIRY_FIELDS)
+    expirations = _expirations(
+        live.select(_LISTING, "trade_date", "symbol", "option_type", "expiration", "dte").unique(
+            subset=[_LISTING]
+        ),
+        yardsticks,
     )
-    totals = strike_oi.select(
-        "trade_date",
-        pl.col("underlying").alias("symbol"),
-        "strike",
-        pl.col("call_oi").alias("strike_call_oi"),
-        pl.col("put_oi").alias("strike_put_oi"),
+    return OptionChain(expirations, live.drop("dte"), _strike_totals(strike_oi))
+
+
+# --- the same chain for many sessions at once (chainsignals backtest): each listing keyed once, not each
+# contract, and only the contracts of the listings some rule picks joined and kept.
+
+_RUN = "_run"
+_LISTED = ["trade_date", "symbol", "option_type", "expiration"]
+
+
+@dataclass(frozen=True)
+class ListedChain:
+    """A chain (silver rows of many sessions) numbered by runs of one listing, and each run's listing.
+
+    chains: the chain as given; run: per row of it, a number shared by consecutive rows of one listing.
+    runs: _RUN, _LISTING, trade_date, symbol, option_type, expiration, dte; one row per run, the same
+    _LISTING for every run of a listing of live contracts (NULL for contracts expiring that session).
+    """
+
+    chains: pl.DataFrame
+    run: pl.Series
+    runs: pl.DataFrame
+
+    def expirations(self, yardsticks: pl.LazyFrame | None = None) -> pl.LazyFrame:
+        """option_chain(...).expirations of this chain."""
+        return _expirations(
+            self.runs.lazy()
+            .filter(pl.col(_LISTING).is_not_null())
+            .unique(subset=[_LISTING], maintain_order=True)
+            .select(_LISTING, *_LISTED, "dte"),
+            yardsticks,
+        )
+
+    def option_chain(
+        self, listings: pl.DataFrame, expirations: pl.LazyFrame, strike_oi: pl.LazyFrame
+    ) -> OptionChain:
+        """An OptionChain whose contracts are those of `listings` (_LISTING) only: the same ideas as
+        option_chain over the whole chain for rules that pick among `listings` only (chosen_listings).
+        `expirations` from .expirations(); strike_oi as for option_chain."""
+        runs = self.runs.join(listings.select(_LISTING), on=_LISTING, how="semi").select(_RUN, _LISTING)
+        contracts = (
+            self.chains.with_columns(self.run)
+            .filter(pl.col(_RUN).is_in(runs[_RUN].implode()))
+            .select(
+                "trade_date", pl.col("underlying").alias("symbol"), "expiration", *_CONTRACT_COLUMNS, _RUN
+            )
+            .join(runs, on=_RUN)
+            .drop(_RUN)
+        )
+        return OptionChain(expirations, contracts.lazy(), _strike_totals(strike_oi))
+
+    def mids(self, contracts: pl.DataFrame) -> pl.DataFrame:
+        """trade_date, option_symbol and mid of every row of the chain whose option_symbol is one of
+        `contracts` (symbol, option_type, expiration, option_symbol): only the rows of their listings
+        are compared, a contract's rows being those of its own underlying, side and expiration."""
+        listings = contracts.select("symbol", "option_type", "expiration").unique()
+        runs = self.runs.join(listings, on=["symbol", "option_type", "expiration"], how="semi")[_RUN]
+        return (
+            self.chains.filter(self.run.is_in(runs.implode()))
+            .select("trade_date", "option_symbol", "mid")
+            .filter(pl.col("option_symbol").is_in(contracts["option_symbol"].implode()))
+        )
+
+
+def listed_chain(chains: pl.DataFrame) -> ListedChain:
+    """The chain's listings, each keyed once, and the runs of rows they are in. Silver files are in
+    contract order, so a listing's contracts are mostly one run: finding them is a test of one integer
+    per row, and the listing key is computed per listing, not per contract. Any order gives the same
+    result."""
+    listed = [pl.col(c) for c in ["trade_date", "underlying", "option_type", "expiration"]]
+    starts = chains.select(pl.any_horizontal(c.ne_missing(c.shift()) for c in listed)).to_series().rechunk()
+    run = starts.cum_sum().cast(pl.UInt32).alias(_RUN)
+    firsts = (
+        chains.select("trade_date", pl.col("underlying").alias("symbol"), "option_type", "expiration", "dte")
+        .with_columns(run)
+        .filter(starts)
+        .lazy()
     )
-    return OptionChain(expirations, live.drop("dte"), totals)
+    keys = (
+        firsts.filter(pl.col("expiration") > pl.col("trade_date"))
+        .unique(subset=_LISTED, keep="first", maintain_order=True)
+        .select(*_LISTED, _listing_key())
+    )
+    runs = firsts.join(keys, on=_LISTED, how="left", maintain_order="left").collect()
+    return ListedChain(chains, run, runs.select(_RUN, _LISTING, *_LISTED, "dte"))
+
+
+def _chosen_expiry(rule: Rule, candidates: pl.LazyFrame, expirations: pl.LazyFrame) -> pl.LazyFrame:
+    """Per session and symbol where the option rule applies: the expiration row it picks."""
+    return _first_per(
+        expirations.filter(pl.col("option_type") == rule.option_type)
+        .join(candidates, on=_SESSION_KEYS)
+        .filter(pl.sql_expr(rule.expiry_filter)),
+        _SESSION_KEYS,
+        rule.expiry_order,
+        "expiration",
+    )
+
+
+def chosen_listings(
+    features: pl.LazyFrame, expirations: pl.LazyFrame, rules: tuple[Rule, ...] | list[Rule]
+) -> pl.LazyFrame:
+    """The listings (_LISTING) any option rule of `rules` picks: the only ones whose contracts its
+    ideas can name."""
+    picked = [
+        _chosen_expiry(rule, features.filter(pl.sql_expr(rule.when)), expirations).select(_LISTING)
+        for rule in rules
+        if rule.option_type
+    ]
+    if not picked:
+        return expirations.select(_LISTING).clear()
+    return pl.concat(picked).unique()
+
+
+def rule_columns(rules: tuple[Rule, ...] | list[Rule]) -> set[str]:
+    """Every column the rules' expressions and rationale templates name."""
+    names: set[str] = set()
+    for rule in rules:
+        exprs = [rule.when, rule.trigger, rule.target, rule.stop]
+        if rule.option_type:
+            exprs += [rule.expiry_filter, rule.strike_filter, rule.contract_filter]
+            exprs += [ORDER_KEY.match(k.strip())["expr"] for k in (*rule.expiry_order, *rule.strike_order)]
+        for expr in exprs:
+            names.update(pl.sql_expr(expr).meta.root_names())
+        names.update(field for _, field, _ in _template_parts(rule.rationale) if field)
+    return names
 
 
 def _rule_ideas(rule: Rule, features: pl.LazyFrame, chain: OptionChain) -> pl.LazyFrame:
     candidates = features.filter(pl.sql_expr(rule.when))
     keys = _SESSION_KEYS
     if rule.option_type:
-        chosen_expiry = _first_per(
-            chain.expirations.filter(pl.col("option_type") == rule.option_type)
-            .join(candidates, on=keys)
-            .filter(pl.sql_expr(rule.expiry_filter)),
-            keys,
-            rule.expiry_order,
-            "expiration",
-        )
+        chosen_expiry = _chosen_expiry(rule, candidates, chain.expirations)
         # The chosen listings' contracts, found by their one integer key (a semi join first: only the
         # few matching contracts are copied). On the left, the contract's columns keep their names:
         # `volume` is the contract's, as in compile_rules' contract row.

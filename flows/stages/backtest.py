@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -35,7 +36,14 @@ from transforms.features import (
     join_features,
     with_signals,
 )
-from transforms.ideas import TRADE_IDEA_SCHEMA, Rule, option_chain, trade_ideas
+from transforms.ideas import (
+    TRADE_IDEA_SCHEMA,
+    Rule,
+    chosen_listings,
+    listed_chain,
+    rule_columns,
+    trade_ideas,
+)
 from transforms.outcomes import IDEA_OUTCOME_SCHEMA, idea_outcomes
 from transforms.positioning import strike_open_interest
 from transforms.scorecard import mean_r_intervals
@@ -60,6 +68,15 @@ CHAIN_COLUMNS: dict[str, pl.DataType] = {
 # The symbol column of the gold tables keyed by underlying (positioning_daily, flow_daily, expiry_levels).
 GOLD_SYMBOL = "symbol"
 _KEYS = {"trade_date": pl.Date(), GOLD_SYMBOL: pl.String()}
+# What option_chain reads of strike_open_interest.
+_STRIKE_OI = ["trade_date", "underlying", "strike", "call_oi", "put_oi"]
+# The contracts ideas named (their exit mids are looked up in later sessions' chains).
+_NAMED = {
+    "symbol": pl.String(),
+    "option_type": pl.String(),
+    "expiration": pl.Date(),
+    "option_symbol": pl.String(),
+}
 _MID_COLUMNS = {"trade_date": pl.Date(), "option_symbol": pl.String(), "mid": pl.Float64()}
 
 
@@ -97,54 +114,100 @@ def _of(frame: pl.LazyFrame, column: str, symbols: list[str] | None) -> pl.LazyF
     return frame.filter(pl.col(column).is_in(symbols)) if symbols else frame
 
 
+def _gold(lake: Lake, table: str, schema: dict, batch: list[date], symbols: list[str] | None) -> pl.LazyFrame:
+    return _of(lake.scan("gold", table, schema, dates=batch), GOLD_SYMBOL, symbols)
+
+
+def rule_rows(lake: Lake, batch: list[date], symbols: list[str] | None) -> pl.DataFrame:
+    """The rule row of every symbol and session of `batch`, as the nightly joined it (gold technicals,
+    positioning, block flow and signals)."""
+    features = join_features(
+        _gold(lake, "technicals_daily", TECHNICAL_FEATURES, batch, symbols),
+        _gold(lake, "positioning_daily", {**_KEYS, **POSITIONING_FEATURES}, batch, symbols),
+        _gold(lake, "flow_daily", {**_KEYS, **FLOW_FEATURES}, batch, symbols),
+    )
+    signals = _gold(
+        lake,
+        "signals_daily",
+        {"trade_date": pl.Date(), "symbol": pl.String(), **SIGNAL_FEATURES},
+        batch,
+        symbols,
+    )
+    return with_signals(features, signals).collect()
+
+
+def expiry_yardsticks(lake: Lake, batch: list[date], symbols: list[str] | None) -> pl.LazyFrame:
+    """expiry_levels' yardsticks of the batch, as option_chain takes them."""
+    return _gold(
+        lake, "expiry_levels", {**_KEYS, "expiration": pl.Date(), **YARDSTICK_COLUMNS}, batch, symbols
+    ).rename({GOLD_SYMBOL: "underlying"})
+
+
+def named_contracts(ideas: pl.DataFrame) -> pl.DataFrame:
+    """The contracts (_NAMED) that option ideas name."""
+    return ideas.filter(pl.col("option_symbol").is_not_null()).select(
+        "symbol",
+        pl.col("instrument")
+        .replace_strict({"call": "C", "put": "P"}, return_dtype=pl.String)
+        .alias("option_type"),
+        "expiration",
+        "option_symbol",
+    )
+
+
 def session_ideas(
     lake: Lake,
     batch: list[date],
     rule_sets: dict[str, tuple[Rule, ...]],
     symbols: list[str] | None,
-    named: pl.Series | None = None,
+    named: pl.DataFrame | None = None,
 ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
     """Every rule set's ideas of the sessions in `batch`, from the gold features and silver chains of
     those sessions alone; and the batch's chain mids (_MID_COLUMNS) of the contracts an idea names, in
-    this batch or in `named` (the option symbols earlier batches' ideas named).
+    this batch or in `named` (_NAMED: the contracts earlier batches' ideas named).
 
     The mids are every exit mid the outcomes of ideas up to this batch can look up (an idea exits
     after its own session), taken while the chain is in memory instead of reading every contract's
-    symbol and mid again."""
+    symbol and mid again.
 
-    def gold(table, schema, key):
-        return _of(lake.scan("gold", table, schema, dates=batch), key, symbols)
+    Only the chain rows of the underlyings an option rule applies to in the batch or a named contract
+    is on are read (none when there are neither), and only the contracts of the listings a rule picks
+    are keyed and joined; the strike totals only when a rule names them."""
 
-    features = join_features(
-        gold("technicals_daily", TECHNICAL_FEATURES, "symbol"),
-        gold("positioning_daily", {**_KEYS, **POSITIONING_FEATURES}, GOLD_SYMBOL),
-        gold("flow_daily", {**_KEYS, **FLOW_FEATURES}, GOLD_SYMBOL),
+    rows = rule_rows(lake, batch, symbols)
+    all_rules = [rule for rules in rule_sets.values() for rule in rules]
+    option_rules = [rule for rule in all_rules if rule.option_type]
+    applies = pl.concat(
+        [rows.lazy().filter(pl.sql_expr(rule.when)).select("symbol") for rule in option_rules]
+        or [pl.LazyFrame(schema={"symbol": pl.String()})]
     )
-    signals = gold(
-        "signals_daily", {"trade_date": pl.Date(), "symbol": pl.String(), **SIGNAL_FEATURES}, "symbol"
-    )
-    rows = with_signals(features, signals).collect().lazy()
-    chains = (
-        _of(lake.scan("silver", "chains", CHAIN_COLUMNS, dates=batch), "underlying", symbols).collect().lazy()
-    )
-    yardsticks = gold(
-        "expiry_levels", {**_KEYS, "expiration": pl.Date(), **YARDSTICK_COLUMNS}, GOLD_SYMBOL
-    ).rename({GOLD_SYMBOL: "underlying"})
+    if named is None:
+        named = pl.DataFrame(schema=_NAMED)
+    underlyings = pl.concat([applies, named.lazy().select("symbol")]).unique().collect()["symbol"]
+    chains = _of(lake.scan("silver", "chains", CHAIN_COLUMNS, dates=batch), "underlying", symbols)
+    if underlyings.is_empty():
+        chains = chains.clear()
+    elif not rows["symbol"].is_in(underlyings.implode()).all():
+        # Silver files are in underlying order: the scan skips the row groups holding none of them.
+        chains = chains.filter(pl.col("underlying").is_in(underlyings.implode()))
+    chains = chains.collect()
+    # The partition column comes in other chunks than the file's columns, and a filter of such a frame by
+    # the per-row masks below copies the whole frame to line them up, on every use: in one chunk (with
+    # masks in one chunk) it does not, and that is a copy of one small column instead of the frame.
+    chains = chains.with_columns(chains.get_column("trade_date").rechunk())
+    listed = listed_chain(chains)
+    expirations = listed.expirations(expiry_yardsticks(lake, batch, symbols)).collect()
+    picked = chosen_listings(rows.lazy(), expirations.lazy(), option_rules).collect()
+    strike_oi = strike_open_interest(pl.LazyFrame(schema=CHAIN_COLUMNS))
+    if {"strike_call_oi", "strike_put_oi"} & rule_columns(all_rules):
+        strike_oi = strike_open_interest(chains.lazy())
     # Built once for every rule set of the batch.
-    contracts = option_chain(chains, strike_open_interest(chains), yardsticks).collect()
+    chain = listed.option_chain(picked, expirations.lazy(), strike_oi.select(_STRIKE_OI).collect().lazy())
     ideas = {
-        name: trade_ideas(rows, contracts, rules).collect(engine="in-memory")
+        name: trade_ideas(rows.lazy(), chain, rules).collect(engine="in-memory")
         for name, rules in rule_sets.items()
     }
-    named = (
-        pl.concat(
-            [*(frame["option_symbol"] for frame in ideas.values()), *([] if named is None else [named])]
-        )
-        .drop_nulls()
-        .unique()
-    )
-    mids = chains.select(list(_MID_COLUMNS)).filter(pl.col("option_symbol").is_in(named.implode())).collect()
-    return ideas, mids
+    return ideas, listed.mids(pl.concat([*map(named_contracts, ideas.values()), named]).unique())
 
 
 def scorecard(ideas: pl.DataFrame, outcomes: pl.DataFrame, sessions: list[date]) -> pl.DataFrame:
@@ -196,14 +259,14 @@ def run_backtest(
         )
     batches = _session_batches(lake, sessions, settings.batch_rows)
     collected: dict[str, list[pl.DataFrame]] = {name: [] for name in rule_sets}
-    named, exit_mids = pl.Series("option_symbol", [], dtype=pl.String), []
+    named, exit_mids = pl.DataFrame(schema=_NAMED), []
     if progress:
         progress(0, len(batches))
     for done, batch in enumerate(batches, 1):
         batch_ideas, batch_mids = session_ideas(lake, batch, rule_sets, symbols, named)
         for name, frame in batch_ideas.items():
             collected[name].append(frame)
-            named = pl.concat([named, frame["option_symbol"].drop_nulls()]).unique()
+            named = pl.concat([named, named_contracts(frame)]).unique()
         exit_mids.append(batch_mids)
         if progress:
             progress(done, len(batches))
@@ -232,23 +295,33 @@ def run_backtest(
     if ungold:
         exit_mids.append(
             lake.scan("silver", "chains", _MID_COLUMNS, dates=ungold)
-            .filter(pl.col("option_symbol").is_in(named.implode()))
+            .filter(pl.col("option_symbol").is_in(named["option_symbol"].implode()))
             .collect()
         )
     mids = pl.concat(exit_mids).lazy()
-    ideas, outcomes, cards = [], [], []
-    for name in rule_sets:
+    keys = ["rule_set", "rule", "direction"]
+
+    def score(name: str) -> tuple[pl.DataFrame, ...]:
         set_ideas = pl.concat(collected[name])
         set_outcomes = idea_outcomes(
             set_ideas.lazy(), bars, sessions[-1], mids, settings.stock_horizon_sessions
         ).collect()
         tag = pl.lit(name).alias("rule_set")
-        ideas.append(set_ideas.with_columns(tag))
-        outcomes.append(set_outcomes.with_columns(tag))
-        cards.append(scorecard(set_ideas, set_outcomes, sessions).with_columns(tag))
+        return (
+            set_ideas.with_columns(tag),
+            set_outcomes.with_columns(tag),
+            scorecard(set_ideas, set_outcomes, sessions).with_columns(tag),
+            mean_r_intervals(set_outcomes.with_columns(tag), keys, seed),
+        )
+
+    # Each rule set on its own thread: the bootstrap (numpy) of one runs beside the other's polars and
+    # DuckDB work. Every interval is seeded by its own rule, so the threads change no figure.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        ideas, outcomes, cards, intervals = (
+            list(part) for part in zip(*pool.map(score, rule_sets), strict=True)
+        )
     ideas_frame, outcomes_frame = pl.concat(ideas), pl.concat(outcomes)
-    keys = ["rule_set", "rule", "direction"]
-    intervals = mean_r_intervals(outcomes_frame, keys, seed)
+    intervals = pl.concat(intervals)
     # Every rule gets its row, in its file's order: one that never fired says so with zeros.
     declared = pl.DataFrame(
         [
