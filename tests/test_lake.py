@@ -165,7 +165,7 @@ def test_a_raw_copy_commits_at_its_content_address_with_its_checksum(tmp_path: P
     landing.write_text("date,symbol,close\n2025-12-29,IWM,249.8\n")
     lake = Lake(tmp_path / "lake")
     staging = Staging(lake, "run-1")
-    copy = staging.stage_raw(landing.read_bytes(), landing.name)
+    copy = staging.stage_raw(landing)
     digest = lake_module.file_sha256(copy)
     final = lake.bronze_file(lake_module.bronze_key("bars", digest, lake_module.raw_suffix(landing.name)))
     staging.keep_raw(copy, final, digest)

@@ -70,7 +70,7 @@ def test_files_whose_status_proves_them_unchanged_are_not_read_again(root: Path,
             stat.st_ino,
         )
     hashed = calls(monkeypatch, files, "file_digest")
-    read = calls(monkeypatch, ingest, "read_landing_bytes")
+    read = calls(monkeypatch, ingest, "land_file")
     again, _ = ingest_and_validate(settings, "run-2")
     assert (again.files_read, again.files_skipped) == (0, 3)
     assert hashed == [] and read == []
@@ -115,7 +115,7 @@ def test_the_read_ahead_hands_the_ingest_its_files_read_once_with_the_same_rows(
     plain = tmp_path_factory.mktemp("plain")
     write_note_landing(plain / "landing")
     ingest_and_validate(settings_of(plain), "run-plain")
-    read = calls(monkeypatch, ingest, "read_landing_bytes")
+    read = calls(monkeypatch, ingest, "land_file")
     settings = settings_of(root)
     start_read_ahead(settings)
     result, _ = ingest_and_validate(settings, "run-1")
@@ -125,10 +125,13 @@ def test_the_read_ahead_hands_the_ingest_its_files_read_once_with_the_same_rows(
         assert silver(root, dataset).equals(silver(plain, dataset)), dataset
     bronze = sorted(p.read_bytes() for p in (Lake(settings.lake).root / "bronze").rglob("*.csv"))
     assert bronze == sorted(p.read_bytes() for p in landing_files(root))
+    assert not (root / "wh" / ".cache" / "read-ahead").exists() or not any(
+        (root / "wh" / ".cache" / "read-ahead").rglob("*.*")
+    )  # every copy it made moved into the run's staging, then bronze
 
 
 def test_a_file_rewritten_after_the_read_ahead_read_it_is_read_again(root: Path, monkeypatch):
-    read = calls(monkeypatch, ingest, "read_landing_bytes")
+    read = calls(monkeypatch, ingest, "land_file")
     settings = settings_of(root)
     start_read_ahead(settings)
     ingest._READ_AHEAD[settings.landing.resolve()]._thread.join()  # it has read all three
@@ -168,7 +171,7 @@ def test_a_file_the_read_ahead_cannot_take_fails_the_ingest_in_its_own_words(roo
 
 def test_the_read_ahead_holds_no_more_than_a_nightlys_rows(root: Path, monkeypatch):
     """A landing folder of many new files is read ahead only up to 2 x batch_rows; the ingest reads the rest."""
-    read = calls(monkeypatch, ingest, "read_landing_bytes")
+    read = calls(monkeypatch, ingest, "land_file")
     settings = replace(settings_of(root), batch_rows=1)  # a budget of 2 rows
     first = root / "landing" / "bars" / f"bars_{NOTE_DATE}.csv"  # the first file in the ingest's order
     assert landing_files(root)[0] == first and len(first.read_text().splitlines()) == 1 + 2  # IWM, SPY

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import os
 import re
 import time
@@ -234,52 +233,21 @@ def landing_digest(path: Path, recorded: dict | None) -> tuple[str, dict[str, in
         return known, {column: recorded[column] for column in IDENTITY_COLUMNS}
     started = time.time()
     digest = file_digest(path)
-    return digest, _held_still(stat, path.stat(), started)
+    return digest, identity_between(stat, path.stat(), started)
 
 
-def _held_still(before: os.stat_result, after: os.stat_result, started: float) -> dict[str, int | None]:
-    """file_identity of a file read between two stats; without ctime and inode when it changed meanwhile."""
+def identity_between(before: os.stat_result, after: os.stat_result, started: float) -> dict[str, int | None]:
+    """file_identity of a file read between two stats, the read begun at `started` (time.time()); without
+    ctime and inode when the file changed meanwhile."""
     identity = file_identity(after, started)
-    if _status(before) != _status(after):
+    if file_status(before) != file_status(after):
         identity |= {"ctime_ns": None, "inode": None}  # written to while read: hashed again next time
     return identity
 
 
-@dataclass
-class LandingBytes:
-    """A landing file read once: the bytes the run parses, hashes and keeps as bronze (so all three
-    are the same bytes, even if the vendor rewrites the file meanwhile), and its status (`file_identity`)."""
-
-    path: Path
-    data: bytes
-    identity: dict[str, int | None]
-    status: tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode after the read
-
-    def unchanged(self) -> bool:
-        """The file on disk is still the one read (its status has not moved since)."""
-        return _status(self.path.stat()) == self.status
-
-
-def _status(stat: os.stat_result) -> tuple[int, int, int, int]:
+def file_status(stat: os.stat_result) -> tuple[int, int, int, int]:
+    """Size, mtime, ctime and inode: equal before and after a read, nothing wrote the file meanwhile."""
     return stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino
-
-
-def read_landing_bytes(path: Path, max_bytes: int | None, shown: Path | None = None) -> LandingBytes:
-    """`path`'s bytes (a plain file over `max_bytes` is refused before it is read) and the file's status;
-    ctime and inode only when the file held still during the read and long before it."""
-    check_size(path, max_bytes, shown)
-    started = time.time()
-    before = path.stat()
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise SourceError(f"{shown or path}: unreadable: {exc}", transient=True, file=shown or path) from None
-    after = path.stat()
-    return LandingBytes(path, data, _held_still(before, after, started), _status(after))
-
-
-def bytes_digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 class TooLargeError(SourceError):
@@ -290,32 +258,24 @@ def check_size(path: Path, max_bytes: int | None, shown: Path | None = None) -> 
     """Refuse a plain (not gzip) file over `max_bytes` before anything reads or copies it."""
     if path.name.lower().endswith(".gz"):
         return
-    _refuse_over(path.stat().st_size, max_bytes, shown or path)
-
-
-def _refuse_over(size: int, max_bytes: int | None, shown: Path) -> None:
+    size = path.stat().st_size
     if max_bytes is not None and size > max_bytes:
         raise TooLargeError(
-            f"{shown}: {size:,} bytes, over the {max_bytes:,}-byte limit per file "
+            f"{shown or path}: {size:,} bytes, over the {max_bytes:,}-byte limit per file "
             "([ingest] max_file_bytes): refused",
-            file=shown,
+            file=shown or path,
         )
 
 
-def _bounded_source(
-    path: Path, max_bytes: int | None, shown: Path | None = None, data: bytes | None = None
-) -> Path | bytes:
-    """What polars reads: the path itself or its `data` (a plain file within the limit), or a gzip
-    file's content, decompressed here a block at a time and refused as soon as it passes `max_bytes`
-    (a gzip bomb never expands in memory beyond the limit)."""
+def _bounded_source(path: Path, max_bytes: int | None, shown: Path | None = None) -> Path | bytes:
+    """What polars reads: the path itself (a plain file within the limit), or a gzip file's content,
+    decompressed here a block at a time and refused as soon as it passes `max_bytes` (a gzip bomb
+    never expands in memory beyond the limit)."""
     if not path.name.lower().endswith(".gz"):
-        if data is None:
-            check_size(path, max_bytes, shown)
-            return path
-        _refuse_over(len(data), max_bytes, shown or path)
-        return data
+        check_size(path, max_bytes, shown)
+        return path
     out = bytearray()
-    with gzip.open(io.BytesIO(data) if data is not None else path, "rb") as stream:
+    with gzip.open(path, "rb") as stream:
         while block := stream.read(1 << 24):
             out += block
             if max_bytes is not None and len(out) > max_bytes:
@@ -339,20 +299,17 @@ def _read_csv_text(path: Path | bytes) -> pl.DataFrame:
         )
 
 
-def read_text_frame(
-    path: Path, max_bytes: int | None = None, shown: Path | None = None, data: bytes | None = None
-) -> pl.DataFrame:
+def read_text_frame(path: Path, max_bytes: int | None = None, shown: Path | None = None) -> pl.DataFrame:
     """The file with every column as text and lower-cased, trimmed header names. `max_bytes`: the
     most (decompressed) bytes the file may hold; a larger one is refused, naming it. `shown`: the name
-    messages give (the landing file, when `path` is its bronze copy). `data`: the file's bytes, already
-    read (`read_landing_bytes`); `path` then names their kind."""
+    messages give (the landing file, when `path` is its bronze copy)."""
     try:
         if path.name.lower().endswith(".parquet"):
-            source = _bounded_source(path, max_bytes, shown, data)
-            frame = pl.read_parquet(io.BytesIO(source) if isinstance(source, bytes) else source, glob=False)
+            _bounded_source(path, max_bytes, shown)
+            frame = pl.read_parquet(path, glob=False)
             frame = frame.with_columns(pl.all().cast(pl.String))
         else:
-            frame = _read_csv_text(_bounded_source(path, max_bytes, shown, data))
+            frame = _read_csv_text(_bounded_source(path, max_bytes, shown))
     except TooLargeError:
         raise
     except Exception as exc:

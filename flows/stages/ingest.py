@@ -4,9 +4,12 @@ non-session quarantined; then silver for the sessions that changed (`ingest_and_
 from __future__ import annotations
 
 import hashlib
+import shutil
 import threading
 import time
+import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -18,14 +21,15 @@ from flows.config import Settings
 from flows.sources.calendar import non_sessions
 from flows.sources.files import (
     IDENTITY_COLUMNS,
-    LandingBytes,
     SourceError,
-    bytes_digest,
+    check_size,
     conform,
+    file_digest,
+    file_status,
+    identity_between,
     landing_digest,
     landing_files,
     now_utc,
-    read_landing_bytes,
     read_text_frame,
 )
 from flows.stages.sessions import StageStats, record_pending_stats
@@ -35,6 +39,7 @@ from flows.storage.lake import (
     Lake,
     Staging,
     bronze_key,
+    copy_file,
     raw_suffix,
     read_manifest,
     split_dates,
@@ -82,37 +87,60 @@ def _settled(paths: list[Path], seconds: float) -> tuple[list[Path], list[Path]]
 
 @dataclass
 class LandedFile:
-    """A landing file read once (`read_landing_bytes`), hashed and conformed to typed bronze rows; not
-    yet staged."""
+    """A landing file copied once (a reflink where the filesystem has them), the copy hashed and
+    conformed to typed bronze rows: bronze keeps exactly the bytes that were parsed, even if the vendor
+    rewrites the file meanwhile."""
 
-    raw: LandingBytes
+    path: Path  # the landing file
+    copy: Path
+    identity: dict[str, int | None]  # the manifest's status columns (file_identity)
+    status: tuple[int, int, int, int]  # the landing file's, right after the copy (file_status)
     sha256: str
     bronze: pl.DataFrame
     fmt: str
     ingested_at: datetime
     explicit_format: str | None
 
+    def unchanged(self) -> bool:
+        """The landing file is still the one copied (its status has not moved since)."""
+        return file_status(self.path.stat()) == self.status
+
 
 def land_file(
-    settings: Settings,
     path: Path,
+    settings: Settings,
     dataset: str,
     ingested_at: datetime,
     explicit_format: str | None,
+    copy_of: Callable[[Path], Path],
     hasher: Executor,
 ) -> LandedFile:
-    """Read, hash (on `hasher`, beside the parse: both mostly GIL-free) and conform one landing file."""
-    raw = read_landing_bytes(path, settings.max_file_bytes)
-    digest = hasher.submit(bytes_digest, raw.data)
+    """Copy (`copy_of`), hash (on `hasher`, beside the parse: both mostly GIL-free) and conform one
+    landing file."""
+    check_size(path, settings.max_file_bytes)
+    started, before = time.time(), path.stat()
+    copy = copy_of(path)
+    after = path.stat()
+    digest = hasher.submit(file_digest, copy)
     bronze, fmt = conform(
-        read_text_frame(path, settings.max_file_bytes, data=raw.data),
+        read_text_frame(copy, settings.max_file_bytes, shown=path),
         dataset,
         path,
         path.relative_to(settings.landing).as_posix(),
         ingested_at,
         explicit_format,
     )
-    return LandedFile(raw, digest.result(), bronze, fmt, ingested_at, explicit_format)
+    return LandedFile(
+        path,
+        copy,
+        identity_between(before, after, started),
+        file_status(after),
+        digest.result(),
+        bronze,
+        fmt,
+        ingested_at,
+        explicit_format,
+    )
 
 
 def _unchanged(previous: dict | None, digest: str) -> bool:
@@ -132,6 +160,10 @@ class ReadAhead:
     def __init__(self, settings: Settings, force: bool = False) -> None:
         self._stop = threading.Event()
         self._landed: dict[Path, LandedFile] = {}
+        # Its copies wait outside the lake's staging (the run sweeps that first); the warehouse lock is
+        # held, so a folder left here is a dead process's.
+        shutil.rmtree(settings.warehouse / READ_AHEAD_FOLDER, ignore_errors=True)
+        self.folder = settings.warehouse / READ_AHEAD_FOLDER / uuid.uuid4().hex
         self._thread = threading.Thread(
             target=self._read, args=(settings, force), name="landing-read-ahead", daemon=True
         )
@@ -153,10 +185,17 @@ class ReadAhead:
                             continue  # still arriving: the ingest waits for it (_settled)
                         if not force and previous and _unchanged(previous, landing_digest(path, previous)[0]):
                             continue
-                        self._landed[path] = land_file(settings, path, dataset, ingested_at, None, hasher)
+                        self._landed[path] = land_file(
+                            path, settings, dataset, ingested_at, None, self._copy, hasher
+                        )
                         held += self._landed[path].bronze.height
         except Exception:  # what is not read ahead the ingest reads, and reports a failure in its context
             return
+
+    def _copy(self, path: Path) -> Path:
+        copy = self.folder / f"{uuid.uuid4().hex}{raw_suffix(path.name)}"
+        copy_file(path, copy)
+        return copy
 
     def take(self, path: Path, explicit_format: str | None) -> LandedFile | None:
         """The file as read ahead, if it was and has not changed since; the read-ahead stops at its first
@@ -164,14 +203,20 @@ class ReadAhead:
         self._stop.set()
         self._thread.join()
         landed = self._landed.pop(path, None)
-        if landed is None or landed.explicit_format != explicit_format or not landed.raw.unchanged():
+        if landed is None or landed.explicit_format != explicit_format or not landed.unchanged():
             return None
         return landed
 
     def close(self) -> None:
+        """Stop; the copies no ingest took are deleted."""
         self._stop.set()
         self._thread.join()
         self._landed.clear()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+READ_AHEAD_FOLDER = Path(".cache") / "read-ahead"
+"""Under the warehouse: the read-ahead's copies until the ingest moves them into its staging."""
 
 
 _READ_AHEAD: dict[Path, ReadAhead] = {}
@@ -226,7 +271,7 @@ def ingest_landing(
                     if landed is None:
                         digest, identity = landing_digest(path, previous)
                     else:
-                        digest, identity = landed.sha256, landed.raw.identity
+                        digest, identity = landed.sha256, landed.identity
                     # A row from before bronze kept raw bytes has no copy: the file is read again, once.
                     if not force and _unchanged(previous, digest):
                         if any(previous[c] != identity[c] for c in IDENTITY_COLUMNS):
@@ -234,15 +279,18 @@ def ingest_landing(
                         skipped += 1
                         continue
                     if landed is None:
-                        landed = land_file(settings, path, dataset, ingested_at, explicit, background)
-                    # The bytes read go to staging on another thread while this one splits the rows.
-                    staged = background.submit(staging.stage_raw, landed.raw.data, path.name)
+                        landed = land_file(
+                            path, settings, dataset, ingested_at, explicit, staging.stage_raw, background
+                        )
+                        copy = landed.copy
+                    else:
+                        copy = staging.adopt_raw(landed.copy)
                     row = _land_rows(
                         settings, staging, dataset, relative, landed, previous, force, touched, warnings
                     )
                     key = bronze_key(dataset, landed.sha256, raw_suffix(path.name))
-                    staging.keep_raw(staged.result(), staging.lake.bronze_file(key), landed.sha256)
-                    new_rows.append({**row, **landed.raw.identity, "bronze": key})
+                    staging.keep_raw(copy, staging.lake.bronze_file(key), landed.sha256)
+                    new_rows.append({**row, **landed.identity, "bronze": key})
                     read += 1
     finally:
         if ahead:
@@ -273,7 +321,7 @@ def _land_rows(
 ) -> dict:
     """Stage a read file's rows by session (non-sessions and undated rows to quarantine); its manifest
     row, without status and bronze key."""
-    path, bronze = landed.raw.path, landed.bronze
+    path, bronze = landed.path, landed.bronze
     part = _part_name(relative)
     dates = sorted(d for d in bronze.get_column("trade_date").unique().to_list() if d is not None)
     undated = (

@@ -19,8 +19,10 @@ old to new in one step.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -43,6 +45,8 @@ from flows.storage.backends import (
 from flows.storage.faults import crash_point, disk_full_point
 
 LAYERS = ("bronze", "silver", "quarantine", "gold")
+# Linux's FICLONE ioctl: a copy sharing the source's blocks until either is written (btrfs, XFS).
+FICLONE = 0x40049409
 # A run's typed copy of the rows it read (scratch, never committed) is written only when it does not fit
 # in memory and is read back once, whole: LZ4 without min/max statistics is the cheapest to write. The
 # layers people keep and query (silver, gold) are zstd with statistics.
@@ -129,12 +133,18 @@ def read_parquet(path: LakePath) -> pl.DataFrame:
         ) from None
 
 
-def write_file_bytes(data: bytes, target: Path) -> None:
-    """`data` at `target`, written under a temporary name and renamed (a reader never sees half)."""
+def copy_file(source: Path, target: Path) -> None:
+    """`source`'s bytes at `target`, written under a temporary name and renamed: a reflink where the
+    filesystem has them, else a copy (the kernel's, without passing through Python). Never a hard link:
+    it would share the inode, so a vendor rewriting a landing file in place would change bronze too."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        tmp.write_bytes(data)
+        try:
+            with open(source, "rb") as src, open(tmp, "wb") as dst:
+                fcntl.ioctl(dst.fileno(), FICLONE, src.fileno())
+        except OSError:  # a filesystem without reflinks, or source and target on two of them
+            shutil.copyfile(source, tmp)
         os.replace(tmp, target)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
@@ -524,12 +534,27 @@ class Staging:
         parts = self.scratch.get((dataset, day), {})
         return [parts[name] for name in sorted(parts)]
 
-    def stage_raw(self, data: bytes, name: str) -> Path:
-        """The bytes the run read of landing file `name` (the bytes it parses and hashes), in the staging
-        folder: bronze holds exactly them even if the vendor rewrites the file meanwhile."""
-        staged = Path(self.root) / "raw" / f"{uuid.uuid4().hex}{raw_suffix(name)}"
+    def stage_raw(self, source: Path) -> Path:
+        """A copy of landing file `source` in the staging folder: what the run parses and hashes, so
+        bronze holds exactly the bytes that were read even if the vendor rewrites the file meanwhile."""
+        staged = Path(self.root) / "raw" / f"{uuid.uuid4().hex}{raw_suffix(source.name)}"
         disk_full_point("write:bronze", staged)
-        write_file_bytes(data, staged)
+        copy_file(source, staged)
+        return staged
+
+    def adopt_raw(self, copy: Path) -> Path:
+        """A landing file's copy made before this run's staging existed (`chainsignals run` reads ahead
+        while Prefect starts), moved into the staging folder as if stage_raw had made it."""
+        staged = Path(self.root) / "raw" / copy.name
+        disk_full_point("write:bronze", staged)
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(copy, staged)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:  # a copy on another filesystem than the staging folder's
+                raise
+            copy_file(copy, staged)
+            copy.unlink()
         return staged
 
     def keep_raw(self, staged: Path, final: LakePath, sha256: str) -> None:
