@@ -7,15 +7,17 @@ stages; the backtest then reads its gold and silver only.
 from __future__ import annotations
 
 import os
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
 from flows.config import DEFAULT_CONFIG, load_rule_file, load_settings
-from flows.stages.backtest import run_backtest
+from flows.stages.backtest import run_backtest, scorecard
 from flows.storage.lake import Lake
 from transforms.outcomes import FINAL_STATUSES, IDEA_OUTCOME_SCHEMA
 from transforms.scorecard import bootstrap_mean_interval, mean_r_intervals
@@ -117,6 +119,66 @@ def test_the_scorecard_is_the_views_definition_and_the_interval_is_seeded(built,
             assert row["hit_rate"] == pytest.approx(row["target_hits"] / row["closed"])
             assert row["mean_r"] == pytest.approx(mine["r_multiple"].mean())
             assert row["mean_r_low"] <= row["mean_r"] <= row["mean_r_high"]
+
+
+def _with_nulls(frame: pl.DataFrame, schema: dict) -> pl.DataFrame:
+    return frame.with_columns(pl.lit(None, t).alias(c) for c, t in schema.items() if c not in frame.columns)
+
+
+def _closed_ideas_in_chunks(n: int, chunks: int) -> tuple[pl.DataFrame, pl.DataFrame, list]:
+    """n closed ideas of one rule, their R spread over six orders of magnitude (a sum that depends on
+    the order it is added in), held in `chunks` chunks as a backtest's batches are."""
+    from transforms.ideas import TRADE_IDEA_SCHEMA
+
+    rng = np.random.default_rng(5)
+    days = [date(2025, 1, 2) + timedelta(days=int(d)) for d in rng.integers(0, 60, n)]
+    ids = [f"idea{i}" for i in range(n)]
+    r = rng.standard_normal(n) * 10.0 ** rng.integers(-3, 3, n)
+    rule = {"idea_id": ids, "rule": "r", "direction": "bullish"}
+    ideas = _with_nulls(pl.DataFrame({**rule, "trade_date": days, "symbol": "SPX"}), TRADE_IDEA_SCHEMA)
+    outcomes = _with_nulls(
+        pl.DataFrame(
+            {
+                **rule,
+                "trade_date": date(2025, 3, 31),
+                "idea_date": days,
+                "status": "stop_hit",
+                "triggered_on": days,
+                "closed_on": days,
+                "r_multiple": r,
+            }
+        ),
+        IDEA_OUTCOME_SCHEMA,
+    )
+    step = n // chunks
+    ideas, outcomes = (
+        pl.concat([frame[i : i + step] for i in range(0, n, step)], rechunk=False)
+        for frame in (ideas, outcomes)
+    )
+    assert ideas.n_chunks() == outcomes.n_chunks() == chunks
+    return ideas, outcomes, sorted(set(days))
+
+
+def test_the_scorecard_is_bit_identical_run_to_run():
+    # Split over many chunks, the ideas are scanned by several DuckDB threads at once, and a parallel avg
+    # adds the rows in the order the threads finish: on more than one thread the mean's last bits vary.
+    ideas, outcomes, sessions = _closed_ideas_in_chunks(20_000, 100)
+    first = scorecard(ideas, outcomes, sessions)
+    assert first["closed"].to_list() == [20_000]
+    assert first["mean_r"][0] == pytest.approx(outcomes["r_multiple"].mean(), rel=1e-9)
+    for _ in range(5):
+        assert_frame_equal(scorecard(ideas, outcomes, sessions), first, check_exact=True)
+
+
+def test_two_backtests_of_the_same_lake_rules_and_seed_are_bit_identical(built, tmp_path):
+    settings, _ = built
+    rule_sets = {"config": settings.rules, "variant": load_rule_file(RULES / "bias_following.toml", settings)}
+    one = run_backtest(settings, rule_sets, seed=11, out=tmp_path / "one.parquet")
+    two = run_backtest(settings, rule_sets, seed=11, out=tmp_path / "two.parquet")
+    assert one.scorecard["closed"].sum() > 20
+    assert_frame_equal(one.scorecard, two.scorecard, check_exact=True)
+    assert_frame_equal(one.ideas, two.ideas, check_exact=True)
+    assert_frame_equal(one.outcomes, two.outcomes, check_exact=True)
 
 
 def test_bootstrap_interval_by_hand():

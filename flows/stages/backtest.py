@@ -212,7 +212,9 @@ def session_ideas(
 
 def scorecard(ideas: pl.DataFrame, outcomes: pl.DataFrame, sessions: list[date]) -> pl.DataFrame:
     """idea_scorecard.sql, the warehouse view's own text, over one rule set's ideas and outcomes."""
-    con = quiet(duckdb.connect())
+    # One thread: a parallel avg or sum adds the rows in the order its threads finish, so mean_r and
+    # expectancy would differ in their last bits from run to run; same ideas, same bits.
+    con = quiet(duckdb.connect(config={"threads": 1}))
     try:
         frames = {
             "trade_ideas": ideas.select(list(TRADE_IDEA_SCHEMA)),
