@@ -1535,7 +1535,8 @@ def _backfill_section(backfill: dict) -> list[str]:
             "runs the backfill flow's stages over every chain session (each stage over all sessions, as the "
             "`backfill` flow does): "
             + ", ".join(f"{k} {v:.0f} s" for k, v in t.items())
-            + f"; process wall {backfill['wall']:.0f} s, peak RSS "
+            + f"; process wall {backfill['wall']:.0f} s "
+            f"({backfill['chain_sessions'] / backfill['wall'] * 60:.1f} sessions a minute), peak RSS "
             f"{backfill['peak_mb']:.0f} MB."
         ),
         (
