@@ -100,3 +100,39 @@ def test_the_temporary_prefect_server_gets_time_to_start_unless_told_otherwise()
         )
         assert done.returncode == 0, done.stderr
         assert f"TIMEOUT={expected}" in done.stdout.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("command", "status", "stdout", "stderr"),
+    [
+        ("pass", 0, "printed, not flushed", ""),
+        ("sys.exit(3)", 3, "printed, not flushed", ""),
+        ("sys.exit('a refusal')", 1, "printed, not flushed", "a refusal\n"),
+    ],
+)
+def test_the_exit_skips_the_teardown_but_not_what_a_normal_exit_does(
+    tmp_path, command, status, stdout, stderr
+):
+    """The console script ends with os._exit, after what a normal exit runs: the threads joined (a
+    non-daemon thread finishes its write), the atexit handlers (Prefect's drains, the temporary server's
+    stop), the streams flushed; the status is sys.exit's."""
+    marker, thread_marker = tmp_path / "atexit", tmp_path / "thread"
+    probe = (
+        "import atexit, sys, threading, time\n"
+        "import flows.cli.app\n"
+        f"atexit.register(lambda: open({str(marker)!r}, 'w').write('ran'))\n"
+        "def command():\n"
+        f"    threading.Thread(target=lambda: (time.sleep(0.3), open({str(thread_marker)!r}, 'w').write('done'))).start()\n"
+        "    sys.stdout.write('printed, not flushed')\n"
+        f"    {command}\n"
+        "flows.cli.app.app = command\n"
+        "sys.argv = ['chainsignals', 'status']\n"
+        "from flows.cli.launcher import main\n"
+        "main()\n"
+        "raise AssertionError('main returned')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (status, stdout, stderr)
+    assert marker.read_text() == "ran" and thread_marker.read_text() == "done"
