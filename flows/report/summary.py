@@ -80,6 +80,6 @@ def day_summary(database: Path, day: date, top: int) -> DaySummary:
     )
 
 
-def shown(title: str, shown: int, total: int, order: str) -> str:
+def shown(title: str, rows: int, total: int, order: str) -> str:
     """A table's title: how many of how many rows, in which order."""
-    return f"{title}: {shown:,} of {total:,}, {order}" if shown < total else f"{title}, {order}"
+    return f"{title}: {rows:,} of {total:,}, {order}" if rows < total else f"{title}, {order}"

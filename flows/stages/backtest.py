@@ -26,6 +26,7 @@ import polars as pl
 
 from flows.config import Settings
 from flows.errors import ChainsignalsError
+from flows.stages.silver import silver_schema
 from flows.storage.lake import Lake
 from flows.storage.warehouse import SQL_DIR, quiet
 from transforms.features import (
@@ -51,19 +52,24 @@ from transforms.yardsticks import YARDSTICK_COLUMNS
 
 SCORECARD_SQL = SQL_DIR / "views" / "idea_scorecard.sql"
 DEFAULT_SEED = 16
+# The silver chain columns a backtest reads (their types are silver's own).
+_SILVER_CHAINS = silver_schema("chains")
 CHAIN_COLUMNS: dict[str, pl.DataType] = {
-    "trade_date": pl.Date(),
-    "underlying": pl.String(),
-    "expiration": pl.Date(),
-    "dte": pl.Int64(),
-    "option_symbol": pl.String(),
-    "option_type": pl.String(),
-    "strike": pl.Float64(),
-    "open_interest": pl.Int64(),
-    "volume": pl.Int64(),
-    "bid": pl.Float64(),
-    "ask": pl.Float64(),
-    "mid": pl.Float64(),
+    column: _SILVER_CHAINS[column]
+    for column in (
+        "trade_date",
+        "underlying",
+        "expiration",
+        "dte",
+        "option_symbol",
+        "option_type",
+        "strike",
+        "open_interest",
+        "volume",
+        "bid",
+        "ask",
+        "mid",
+    )
 }
 # The symbol column of the gold tables keyed by underlying (positioning_daily, flow_daily, expiry_levels).
 GOLD_SYMBOL = "symbol"

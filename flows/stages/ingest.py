@@ -143,19 +143,25 @@ def land_file(
     )
 
 
-def _unchanged(previous: dict | None, digest: str) -> bool:
-    """The manifest's row for a landing file says its bronze copy holds exactly these bytes."""
-    return bool(previous and previous["bronze"] and previous["sha256"] == digest)
+def _in_bronze(path: Path, previous: dict | None, landed: LandedFile | None = None) -> dict | None:
+    """The file's status columns (file_identity) when the manifest's row `previous` says bronze holds
+    exactly its bytes, else None. A new file, or a row from before bronze kept raw bytes, is not hashed
+    here: it is read (and hashed) once, by land_file."""
+    if not (previous and previous["bronze"]):
+        return None
+    digest, identity = (landed.sha256, landed.identity) if landed else landing_digest(path, previous)
+    return identity if digest == previous["sha256"] else None
 
 
 class ReadAhead:
-    """The landing files the next ingest will read, read, hashed and conformed on a background thread
-    while the process waits for something else (`chainsignals run` waits for Prefect's temporary server):
-    reads only, nothing is written. The ingest takes a file's result only while the file is unchanged
-    since (the same status); any other file, or all of them after a failure here, it reads itself as
-    usual, and a failure is then reported in its context. It holds at most about the rows a nightly's
-    ingest keeps in memory (2 x batch_rows): a landing folder of many new files (a week offline, `--force`)
-    is read ahead only up to that, the rest by the ingest itself."""
+    """The landing files the next ingest will read, copied, hashed and conformed on a background thread
+    while the process waits for something else (`chainsignals run` waits for Prefect's temporary
+    server). Its copies wait under <warehouse>/.cache/read-ahead; nothing in the lake is written. The
+    ingest takes a file's result only while the file is unchanged since (the same status); any other
+    file, or all of them after a failure here, it reads itself as usual, and a failure is then reported
+    in its context. It holds at most about the rows a nightly's ingest keeps in memory (2 x batch_rows):
+    a landing folder of many new files (a week offline, `--force`) is read ahead only up to that, the
+    rest by the ingest itself."""
 
     def __init__(self, settings: Settings, force: bool = False) -> None:
         self._stop = threading.Event()
@@ -183,7 +189,7 @@ class ReadAhead:
                         previous = known.get(path.relative_to(settings.landing).as_posix())
                         if path.stat().st_mtime > time.time() - settings.stable_seconds:
                             continue  # still arriving: the ingest waits for it (_settled)
-                        if not force and previous and _unchanged(previous, landing_digest(path, previous)[0]):
+                        if not force and _in_bronze(path, previous) is not None:
                             continue
                         self._landed[path] = land_file(
                             path, settings, dataset, ingested_at, None, self._copy, hasher
@@ -245,8 +251,8 @@ def ingest_landing(
 
     A file is unchanged when its sha256 matches the manifest's, whatever its size and mtime (a
     corrected file extracted from an archive keeps both); the manifest's ctime and inode spare hashing
-    a file that provably did not change (`known_digest`). A file is read once: the run parses, hashes
-    and keeps as bronze the same bytes. A file of several sessions delivered again re-validates only
+    a file that provably did not change (`known_digest`). The run parses and hashes its own copy of the
+    file, so bronze holds exactly the bytes that were read. A file of several sessions delivered again re-validates only
     the sessions whose rows changed (the manifest keeps each session's rows digest). Files still being
     written (see _settled) and hidden files are left out, and listed in the result.
     """
@@ -268,12 +274,8 @@ def ingest_landing(
                     previous = known.get(relative)
                     explicit = (formats or {}).get(dataset)
                     landed = ahead.take(path, explicit) if ahead else None
-                    if landed is None:
-                        digest, identity = landing_digest(path, previous)
-                    else:
-                        digest, identity = landed.sha256, landed.identity
-                    # A row from before bronze kept raw bytes has no copy: the file is read again, once.
-                    if not force and _unchanged(previous, digest):
+                    identity = None if force else _in_bronze(path, previous, landed)
+                    if identity is not None:
                         if any(previous[c] != identity[c] for c in IDENTITY_COLUMNS):
                             new_rows.append({**previous, **identity})
                         skipped += 1
