@@ -136,3 +136,31 @@ def test_the_exit_skips_the_teardown_but_not_what_a_normal_exit_does(
     )
     assert (done.returncode, done.stdout, done.stderr) == (status, stdout, stderr)
     assert marker.read_text() == "ran" and thread_marker.read_text() == "done"
+
+
+def test_python_m_runs_the_launcher_the_cli_finds_its_temporary_server_in():
+    """`python -m flows.cli.launcher run ...` (the console script's module, run as __main__): the server
+    it starts is the one `flows.cli.launcher.temporary_server()` returns to the CLI, which otherwise took
+    it for an operator's server and failed to reach it."""
+    probe = (
+        "import runpy, sys\n"
+        "import flows.cli.app, flows.cli.launcher as launcher\n"
+        "class Fake:\n"
+        "    api_url = 'http://127.0.0.1:9/api'\n"
+        "launcher.TemporaryServer = Fake\n"
+        "flows.cli.app.app = lambda: print('FOUND=' + type(launcher.temporary_server()).__name__)\n"
+        "sys.argv = ['chainsignals', 'run', '--date', '2025-12-31']\n"
+        "runpy.run_module('flows.cli.launcher', run_name='__main__', alter_sys=True)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "FOUND=Fake" in done.stdout.splitlines()

@@ -250,4 +250,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m flows.cli.launcher` runs this file as __main__, a second copy of the module beside the
+    # flows.cli.launcher the CLI imports: the temporary server must be started by, and found in, one
+    # module, or the CLI takes it for an operator's server.
+    from flows.cli.launcher import main as launcher_main
+
+    launcher_main()
