@@ -298,6 +298,8 @@ class ExpiryLevels(GoldModel):
     expiration: pl.Date = pa.Field(description="Expiration date")
     dte: pl.Int64 = pa.Field(ge=0, description="Calendar days from trade_date to expiration (days)")
     contracts: pl.Int64 = pa.Field(ge=0, description="Contracts listed for the expiration (contracts)")
+    call_contracts: pl.Int64 = pa.Field(ge=0, description="Calls listed for the expiration (contracts)")
+    put_contracts: pl.Int64 = pa.Field(ge=0, description="Puts listed for the expiration (contracts)")
     call_oi: pl.Int64 = pa.Field(ge=0, description="Call open interest (contracts)")
     put_oi: pl.Int64 = pa.Field(ge=0, description="Put open interest (contracts)")
     pcr_oi: pl.Float64 = pa.Field(ge=0, nullable=True, description="Put/call open-interest ratio (ratio)")

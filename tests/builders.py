@@ -30,8 +30,8 @@ def _model_schema(model) -> dict[str, pl.DataType]:
 
 BARS_SCHEMA: dict[str, pl.DataType] = _model_schema(Bars)
 TRADES_SCHEMA: dict[str, pl.DataType] = _model_schema(Trades)
-# The chain columns silver validates (schemas.silver.Chains), then the derivation flags, the forward and
-# the row's source file.
+# The chain columns silver validates (schemas.silver.Chains), then the derivation flags, the forward, the
+# strike's open interest and the row's source file.
 CHAIN_MODEL_COLUMNS: list[str] = list(_model_schema(Chains))
 SILVER_CHAIN_SCHEMA: dict[str, pl.DataType] = {
     **_model_schema(Chains),
@@ -41,6 +41,8 @@ SILVER_CHAIN_SCHEMA: dict[str, pl.DataType] = {
     "forward": pl.Float64,
     "forward_source": pl.String,
     "iv_status": pl.String,
+    "strike_call_oi": pl.Int64,
+    "strike_put_oi": pl.Int64,
     "_source_file": pl.String,
 }
 assert list(SILVER_CHAIN_SCHEMA) == [*CHAIN_COLUMNS, LINEAGE_COLUMNS[0]]

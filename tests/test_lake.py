@@ -40,10 +40,10 @@ def test_staged_files_are_written_in_the_background_and_committed_whole(tmp_path
 def test_a_failed_background_write_fails_the_commit_and_changes_nothing(tmp_path: Path, monkeypatch):
     real_write = lake_module.write_atomic
 
-    def failing(data: pl.DataFrame, path: Path, compression: str = "zstd", statistics: bool = True) -> None:
+    def failing(data: pl.DataFrame, path: Path, *args) -> None:
         if "SPY" in data.get_column("symbol").to_list():
             raise OSError("disk full")
-        real_write(data, path, compression, statistics)
+        real_write(data, path, *args)
 
     monkeypatch.setattr(lake_module, "write_atomic", failing)
     staging = Staging(Lake(tmp_path / "lake"), "run-1")
@@ -59,9 +59,9 @@ def test_staging_waits_when_the_writer_falls_behind(tmp_path: Path, monkeypatch)
     release = threading.Event()
     real_write = lake_module.write_atomic
 
-    def slow(data: pl.DataFrame, path: Path, compression: str = "zstd", statistics: bool = True) -> None:
+    def slow(data: pl.DataFrame, path: Path, *args) -> None:
         release.wait(10)
-        real_write(data, path, compression, statistics)
+        real_write(data, path, *args)
 
     monkeypatch.setattr(lake_module, "write_atomic", slow)
     staging = Staging(Lake(tmp_path / "lake"), "run-1")

@@ -15,7 +15,14 @@ from hypothesis import strategies as st
 from flows.nightly import backfill
 from flows.sources.files import SourceError, bronze_schema
 from flows.stages.gold import history_start
-from flows.stages.silver import SILVER_ORDER, RejectedShareError, _in_order, _rows_on
+from flows.stages.silver import (
+    SILVER_CLUSTER,
+    SILVER_ORDER,
+    RejectedShareError,
+    _in_order,
+    _rows_on,
+    _silver_order,
+)
 from flows.storage.lake import Lake
 from flows.storage.warehouse import WarehouseBusy, warehouse_lock
 from schemas.gold import GOLD_TABLES
@@ -581,6 +588,11 @@ def test_silver_order_of_runs_in_any_order_gives_the_sorted_frame(rows, rng):
     shuffled = frame.sample(fraction=1.0, shuffle=True, seed=rng.randrange(1000))
     for candidate in (by_runs, shuffled, pl.concat([by_runs, by_runs.head(1)]).unique(maintain_order=True)):
         assert _in_order(candidate, ["u", "k", "x"]).equals(candidate.sort(["u", "k", "x"]))
+        # Clustered first (a chain's expiration and side lead its written order): the rows move once.
+        clustered = candidate.with_columns((pl.col("k") % 2).alias("e"))
+        assert _in_order(clustered, ["u", "k", "x"], ["e"]).equals(clustered.sort(["e", "u", "k", "x"]))
+        ordered = clustered.sort(["u", "k", "x"])
+        assert _in_order(ordered, ["u", "k", "x"], ["e"]).equals(clustered.sort(["e", "u", "k", "x"]))
 
 
 def test_silver_takes_a_batch_day_by_day_and_a_one_day_batch_as_it_is():
@@ -703,3 +715,6 @@ def test_silver_chains_keep_the_vendors_row_order():
     assert silver.get_column("spot_derived").all() and silver.get_column("underlying_price").eq(100.0).all()
     # Each underlying's contracts come in one run, so the order is settled by a sort on the underlying.
     assert _in_order(silver, SILVER_ORDER["chains"]).equals(silver.sort(SILVER_ORDER["chains"]))
+    # Written clustered by expiration and side, each cluster in that order.
+    written = [*SILVER_CLUSTER["chains"], *SILVER_ORDER["chains"]]
+    assert _silver_order(silver, "chains").equals(silver.sort(written))

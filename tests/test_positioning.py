@@ -20,6 +20,7 @@ from transforms.positioning import (
     positioning_daily,
     strike_levels,
     strike_open_interest,
+    with_strike_open_interest,
 )
 
 D0 = date(2025, 6, 2)  # Monday
@@ -193,6 +194,30 @@ def test_strike_open_interest_sums_live_expirations_per_strike():
     assert frame["call_volume"].to_list() == [0, 0, 0, 10, 55, 70, 40, 0]
 
 
+def test_every_contract_carries_its_strikes_open_interest():
+    # A strike listed only by contracts expiring today (270) has no live open interest to carry.
+    legs = [*IWM_LEGS, ("C", D0, 270, 7_777, 0)]
+    frame = with_strike_open_interest(chain(legs)).collect()
+    totals = {
+        (row["option_type"], row["expiration"], row["strike"]): (row["strike_call_oi"], row["strike_put_oi"])
+        for row in frame.iter_rows(named=True)
+    }
+    assert frame.height == len(legs) and frame.columns[-2:] == ["strike_call_oi", "strike_put_oi"]
+    assert totals[("C", E2, 260.0)] == (600, 0)
+    assert totals[("P", E2, 230.0)] == (0, 300)
+    assert totals[("P", E1, 245.0)] == totals[("P", E2, 245.0)] == (100, 500)  # 400 + 100 puts
+    # Today's expiring 250s carry the live 250 totals (300 + 200 calls, 200 puts), not their own OI.
+    assert totals[("C", D0, 250.0)] == totals[("P", D0, 250.0)] == (500, 200)
+    assert totals[("C", D0, 270.0)] == (None, None)
+    # The same figures as strike_open_interest, on every live contract.
+    by_strike = strike_open_interest(chain(legs)).collect()
+    live = frame.filter(pl.col("expiration") > pl.col("trade_date"))
+    joined = live.join(by_strike, on=["trade_date", "underlying", "strike"])
+    assert joined.height == live.height
+    assert joined["strike_call_oi"].equals(joined["call_oi"], check_names=False)
+    assert joined["strike_put_oi"].equals(joined["put_oi"], check_names=False)
+
+
 # --- walls ----------------------------------------------------------------------------------------------
 
 
@@ -268,6 +293,8 @@ def test_expiry_levels_by_hand():
     assert frame["expiration"].to_list() == [E1, E2]
     assert frame["dte"].to_list() == [4, 18]
     assert frame["contracts"].to_list() == [6, 7]
+    assert frame["call_contracts"].to_list() == [3, 3]
+    assert frame["put_contracts"].to_list() == [3, 4]
     assert frame["call_oi"].to_list() == [900, 1350]
     assert frame["put_oi"].to_list() == [650, 1400]
     assert frame["pcr_oi"].to_list() == pytest.approx([650 / 900, 1400 / 1350], rel=1e-12)

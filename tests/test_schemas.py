@@ -422,7 +422,7 @@ def test_gold_strike_and_expiry_levels():
         validate_gold(strikes.with_columns(side=pl.lit("both"), rank=pl.lit(0, pl.Int64)), StrikeLevels)
     expiries = pl.DataFrame(
         {"trade_date": [QUOTE], "symbol": ["IWM"], "expiration": [EXPIRY], "dte": [15], "contracts": [40],
-         "call_oi": [20_000], "put_oi": [43_600], "pcr_oi": [2.18], "call_volume": [100], "put_volume": [0],
+         "call_contracts": [20], "put_contracts": [20], "call_oi": [20_000], "put_oi": [43_600], "pcr_oi": [2.18], "call_volume": [100], "put_volume": [0],
          "max_pain": [250.0], "net_gex": [4.0e8], "net_dex": [-1.0e7], "atm_iv": [0.2], "forward": [250.4], "forward_source": ["parity"], "expected_move": [6.12],
          "expected_move_pct": [2.45], "rr_25d": [-0.06], "bf_25d": [0.01]}
     )  # fmt: skip

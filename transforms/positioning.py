@@ -50,6 +50,8 @@ EXPIRY_LEVELS_SCHEMA: dict[str, pl.DataType] = {
     "expiration": pl.Date(),
     "dte": pl.Int64(),
     "contracts": pl.Int64(),
+    "call_contracts": pl.Int64(),
+    "put_contracts": pl.Int64(),
     "call_oi": pl.Int64(),
     "put_oi": pl.Int64(),
     "pcr_oi": pl.Float64(),
@@ -156,6 +158,21 @@ def strike_open_interest(chains: pl.LazyFrame) -> pl.LazyFrame:
     """Per trade_date, underlying and strike: call_oi, put_oi, call_volume, put_volume summed over the
     expirations after trade_date."""
     return live_contracts(chains).group_by([*SESSION, "strike"]).agg(_side_totals())
+
+
+def with_strike_open_interest(chains: pl.LazyFrame) -> pl.LazyFrame:
+    """`chains` with strike_call_oi and strike_put_oi on every contract: its strike's call and put open
+    interest over the expirations after trade_date (strike_open_interest), as a rule's contract row
+    reads them. NULL on a strike that only contracts expiring on trade_date list."""
+    totals = strike_open_interest(chains).select(
+        *SESSION,
+        "strike",
+        pl.col("call_oi").alias("strike_call_oi"),
+        pl.col("put_oi").alias("strike_put_oi"),
+    )
+    return chains.drop("strike_call_oi", "strike_put_oi", strict=False).join(
+        totals, on=[*SESSION, "strike"], how="left", maintain_order="left"
+    )
 
 
 def _strongest_strike(strikes: pl.LazyFrame, oi: str, wall: str) -> pl.LazyFrame:
@@ -337,7 +354,12 @@ def expiry_levels(chains: pl.LazyFrame, spot: pl.LazyFrame | None = None) -> pl.
     live = live_contracts(chains)
     per_expiry = (
         live.group_by(EXPIRY)
-        .agg(pl.len().alias("contracts"), *_side_totals())
+        .agg(
+            pl.len().alias("contracts"),
+            _IS_CALL.sum().cast(pl.Int64).alias("call_contracts"),
+            _IS_PUT.sum().cast(pl.Int64).alias("put_contracts"),
+            *_side_totals(),
+        )
         .with_columns(
             dte=(pl.col("expiration") - pl.col("trade_date")).dt.total_days(),
             pcr_oi=_put_call_ratio("put_oi", "call_oi"),

@@ -35,6 +35,8 @@ CHAIN_COLUMNS = [
     "forward",
     "forward_source",
     "iv_status",
+    "strike_call_oi",
+    "strike_put_oi",
 ]
 LINEAGE_COLUMNS = ["_source_file", "_source_row", "_ingested_at", "_parse_errors"]
 
@@ -91,6 +93,9 @@ def silver_chains(bronze: pl.LazyFrame, closes: pl.LazyFrame) -> pl.LazyFrame:
             pl.lit(None, dtype=pl.Float64).alias("forward"),
             pl.lit(None, dtype=pl.String).alias("forward_source"),
             pl.lit(None, dtype=pl.String).alias("iv_status"),
+            # The strike's open interest over the session's chain, once it is de-duplicated.
+            pl.lit(None, dtype=pl.Int64).alias("strike_call_oi"),
+            pl.lit(None, dtype=pl.Int64).alias("strike_put_oi"),
         )
         .select(*CHAIN_COLUMNS, *LINEAGE_COLUMNS)
     )

@@ -27,6 +27,7 @@ from flows.storage.lake import (
 from schemas.quarantine import REASON, split_duplicates, split_valid
 from schemas.silver import Bars, Chains, Trades
 from transforms.greeks import derive_iv_and_greeks
+from transforms.positioning import with_strike_open_interest
 from transforms.silver import (
     BARS_COLUMNS,
     CHAIN_COLUMNS,
@@ -61,6 +62,12 @@ SILVER_ORDER = {
     "chains": ["trade_date", "underlying", "option_symbol", "strike"],
     "trades": ["ts", "_source_file", "_source_row"],
 }
+# Chains are then clustered by expiration and side, with a stable sort that keeps the order above within
+# each: every underlying's calls of one expiration lie together, then its puts, then the next expiration.
+# A listing (underlying, side, expiration) stays one run, and with row groups of SILVER_ROW_GROUP_ROWS a
+# reader of a few listings per session (a backtest's chosen ones) skips the rest by their statistics.
+SILVER_CLUSTER: dict[str, list[str]] = {"chains": ["expiration", "option_type"]}
+SILVER_ROW_GROUP_ROWS: dict[str, int] = {"chains": 65_536}
 
 
 class RejectedShareError(ChainsignalsError):
@@ -82,6 +89,8 @@ def silver_schema(dataset: str) -> dict[str, pl.DataType]:
         "forward": pl.Float64(),
         "forward_source": pl.String(),
         "iv_status": pl.String(),
+        "strike_call_oi": pl.Int64(),
+        "strike_put_oi": pl.Int64(),
     }
     return {c: base.get(c, derived.get(c)) for c in CHAIN_COLUMNS} | {c: base[c] for c in LINEAGE_COLUMNS}
 
@@ -197,7 +206,9 @@ def build_silver(
         else:
             kept, duplicates = valid, valid.clear().with_columns(pl.lit(None, dtype=pl.String).alias(REASON))
         if dataset == "chains":  # IV from the mid and greeks from IV where the vendor left them empty
-            kept = derive_iv_and_greeks(kept.lazy(), settings.risk_free_rate).collect()
+            kept = with_strike_open_interest(
+                derive_iv_and_greeks(kept.lazy(), settings.risk_free_rate)
+            ).collect()
         if dataset == "trades":  # prints on contracts not listed that day, or already expired
             judged = contract_reasons(kept.lazy(), _silver_scan(staging, "chains", batch)).collect()
             flagged = judged.filter(pl.col(REASON).is_not_null())
@@ -223,11 +234,18 @@ def build_silver(
                     dataset=dataset,
                     date=day,
                 )
-            day_rows = _in_order(_rows_on(kept, day).select(list(schema)), SILVER_ORDER[dataset])
+            day_rows = _silver_order(_rows_on(kept, day).select(list(schema)), dataset)
             day_quarantine = _rows_on(quarantine, day)
             # Kept in memory for the next datasets' checks (chains need the bars, prints the chains).
             staging.stage(
-                day_rows, "silver", dataset, day, "part-0", exclusive=True, keep=dataset != "trades"
+                day_rows,
+                "silver",
+                dataset,
+                day,
+                "part-0",
+                exclusive=True,
+                keep=dataset != "trades",
+                row_group_rows=SILVER_ROW_GROUP_ROWS.get(dataset),
             )
             staging.stage(
                 day_quarantine.select(*[c for c in bronze if c in day_quarantine.columns], REASON),
@@ -258,20 +276,27 @@ def _rows_on(frame: pl.DataFrame, day: date) -> pl.DataFrame:
 MIN_ROWS_PER_RUN = 2
 
 
-def _in_order(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
-    """`frame` sorted by `keys` (a unique key), with as little sorting as the rows need.
+def _silver_order(frame: pl.DataFrame, dataset: str) -> pl.DataFrame:
+    """A silver partition's rows in the order it is written: by SILVER_CLUSTER, then SILVER_ORDER."""
+    return _in_order(frame, SILVER_ORDER[dataset], SILVER_CLUSTER.get(dataset, []))
 
-    Rows already in key order (a vendor's prints usually come in time order) are not sorted: one pass
-    that compares neighbours is cheaper. Rows in order within each run of the leading keys, every run a
-    different value (a vendor lists each underlying's contracts in order, the underlyings in its own
-    order), need only a stable sort by those leading keys, a fraction of a sort by all of them."""
+
+def _in_order(frame: pl.DataFrame, keys: list[str], cluster: list[str] | None = None) -> pl.DataFrame:
+    """`frame` sorted by `cluster` then `keys` (a unique key), with as little sorting as the rows need.
+
+    Rows already in key order (a vendor's prints usually come in time order) need no sort by `keys`:
+    one pass that compares neighbours is cheaper. Rows in order within each run of the leading keys,
+    every run a different value (a vendor lists each underlying's contracts in order, the underlyings in
+    its own order), need only a stable sort by those leading keys, a fraction of a sort by all of them.
+    The `cluster` keys lead that one stable sort, so the rows are moved once."""
+    cluster = cluster or []
     if frame.height < 2:
         return frame
     for lead in range(len(keys)):
         if not frame.select(_ordered_within(keys[:lead], keys[lead:])).item():
             continue
         if not lead:
-            return frame
+            return frame.sort(cluster, maintain_order=True) if cluster else frame
         starts = pl.any_horizontal(
             pl.int_range(pl.len()) == 0, *(pl.col(k).ne_missing(pl.col(k).shift(1)) for k in keys[:lead])
         )
@@ -279,8 +304,8 @@ def _in_order(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
         if heads.height > frame.height // MIN_ROWS_PER_RUN:
             break  # runs this short: checking them for repeats costs about what the full sort does
         if not heads.is_duplicated().any():  # a leading value in two runs would need the full sort
-            return frame.sort(keys[:lead], maintain_order=True)
-    return frame.sort(keys)
+            return frame.sort([*cluster, *keys[:lead]], maintain_order=True)
+    return frame.sort([*cluster, *keys])
 
 
 def _ordered_within(lead: list[str], rest: list[str]) -> pl.Expr:

@@ -68,8 +68,16 @@ class Storage(Protocol):
         """A path of this storage from its string form (as a journal records it)."""
         ...
 
-    def write_parquet(self, frame: pl.DataFrame, path: LakePath, compression: str, statistics: bool) -> None:
-        """Write `path` so that a reader or a crash sees the old file or the new one, never half."""
+    def write_parquet(
+        self,
+        frame: pl.DataFrame,
+        path: LakePath,
+        compression: str,
+        statistics: bool,
+        row_group_rows: int | None = None,
+    ) -> None:
+        """Write `path` so that a reader or a crash sees the old file or the new one, never half.
+        `row_group_rows`: rows per row group (None: polars' default)."""
         ...
 
     def sha256(self, path: LakePath) -> str | None:
@@ -153,13 +161,22 @@ class LocalStorage:
     def path(self, text: str) -> Path:
         return Path(text)
 
-    def write_parquet(self, frame: pl.DataFrame, path: Path, compression: str, statistics: bool) -> None:
+    def write_parquet(
+        self,
+        frame: pl.DataFrame,
+        path: Path,
+        compression: str,
+        statistics: bool,
+        row_group_rows: int | None = None,
+    ) -> None:
         """Under a temporary name in the same folder, then renamed over `path`. A full disk raises
         OSError(ENOSPC) naming `path`."""
         tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            frame.write_parquet(tmp, compression=compression, statistics=statistics)
+            frame.write_parquet(
+                tmp, compression=compression, statistics=statistics, row_group_size=row_group_rows
+            )
             os.replace(tmp, path)
         except pl.exceptions.PolarsError as exc:
             # polars reports a full disk as "underlying IO error: No space left on device (os error 28)"
@@ -255,8 +272,17 @@ class ObjectStorage:
     def path(self, text: str) -> UPath:
         return UPath(text.rstrip("/"), use_listings_cache=False)
 
-    def write_parquet(self, frame: pl.DataFrame, path: UPath, compression: str, statistics: bool) -> None:
-        frame.write_parquet(str(path), compression=compression, statistics=statistics)
+    def write_parquet(
+        self,
+        frame: pl.DataFrame,
+        path: UPath,
+        compression: str,
+        statistics: bool,
+        row_group_rows: int | None = None,
+    ) -> None:
+        frame.write_parquet(
+            str(path), compression=compression, statistics=statistics, row_group_size=row_group_rows
+        )
 
     def sha256(self, path: UPath) -> None:
         return None

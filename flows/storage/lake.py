@@ -75,13 +75,17 @@ def uri(path: LakePath) -> str:
 
 
 def write_atomic(
-    frame: pl.DataFrame, path: LakePath, compression: str = "zstd", statistics: bool = True
+    frame: pl.DataFrame,
+    path: LakePath,
+    compression: str = "zstd",
+    statistics: bool = True,
+    row_group_rows: int | None = None,
 ) -> None:
     """Write Parquet so that a reader or a crash sees the old file or the new one, never half (a
     temporary name renamed over `path` on disk, one PUT on object storage). A full disk raises
-    OSError(ENOSPC) naming `path`."""
+    OSError(ENOSPC) naming `path`. `row_group_rows`: rows per row group (None: polars' default)."""
     disk_full_point(f"write:{_layer_of(path)}", path)
-    storage_for(path).write_parquet(frame, path, compression, statistics)
+    storage_for(path).write_parquet(frame, path, compression, statistics, row_group_rows)
 
 
 def _layer_of(path: LakePath) -> str:
@@ -165,9 +169,11 @@ def raw_suffix(name: str) -> str:
     return next((s for s in (".csv.gz", ".csv", ".parquet", ".gz") if lower.endswith(s)), "")
 
 
-def _write_and_hash(frame: pl.DataFrame, path: LakePath, compression: str, statistics: bool) -> str | None:
+def _write_and_hash(
+    frame: pl.DataFrame, path: LakePath, compression: str, statistics: bool, row_group_rows: int | None
+) -> str | None:
     """write_atomic, then the file's sha256 (on the staging writer's thread, beside the parsing)."""
-    write_atomic(frame, path, compression, statistics)
+    write_atomic(frame, path, compression, statistics, row_group_rows)
     return storage_for(path).sha256(path)
 
 
@@ -480,25 +486,36 @@ class Staging:
         part: str,
         exclusive: bool,
         keep: bool = False,
+        row_group_rows: int | None = None,
     ) -> LakePath:
         """Stage one partition file. `exclusive`: on commit it replaces everything in the partition.
-        `keep`: also hold the frame in memory for `read` (within the run's `keep_rows`)."""
+        `keep`: also hold the frame in memory for `read` (within the run's `keep_rows`).
+        `row_group_rows`: rows per row group (None: polars' default)."""
         final = self.lake.partition_dir(layer, dataset, day) / f"{part}.parquet"
         staged = self.root / layer / dataset / final.parent.name / final.name
-        self._submit(_file_columns(frame, layer), staged, "zstd", True)
+        self._submit(_file_columns(frame, layer), staged, "zstd", True, row_group_rows)
         self.moves.append((staged, final, exclusive, (layer, dataset, day)))
         self._moves_by_partition.setdefault((layer, dataset, day), []).append((staged, final, exclusive))
         if keep:
             self._keep(staged, frame)
         return staged
 
-    def _submit(self, frame: pl.DataFrame, staged: LakePath, compression: str, statistics: bool) -> None:
+    def _submit(
+        self,
+        frame: pl.DataFrame,
+        staged: LakePath,
+        compression: str,
+        statistics: bool,
+        row_group_rows: int | None = None,
+    ) -> None:
         self.wait([staged])  # a file staged again replaces the earlier write, never races it
         while len(self.writes) >= MAX_QUEUED_WRITES:  # back-pressure: queued frames are held in memory
             self.wait([next(iter(self.writes))])
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staging-writer")
-        self.writes[staged] = self._writer.submit(_write_and_hash, frame, staged, compression, statistics)
+        self.writes[staged] = self._writer.submit(
+            _write_and_hash, frame, staged, compression, statistics, row_group_rows
+        )
 
     def _keep(self, staged: LakePath, frame: pl.DataFrame) -> bool:
         """Hold `frame` in memory for `read` while the run's frames fit `keep_rows`; False when not."""
