@@ -6,6 +6,7 @@ stages; the backtest then reads its gold and silver only.
 
 from __future__ import annotations
 
+import itertools
 import os
 from datetime import date, timedelta
 from pathlib import Path
@@ -294,7 +295,8 @@ stop = "close * 0.95"
 
 
 def _whole_chain_ideas(lake, dates, rules):
-    """The ideas of trade_ideas over every contract of the sessions' chains (the nightly's way)."""
+    """The ideas of trade_ideas over every contract of the sessions' chains (the nightly's way: the
+    listings and strike totals found in the chain itself)."""
     from flows.stages.backtest import CHAIN_COLUMNS, expiry_yardsticks, rule_rows
     from transforms.ideas import option_chain, trade_ideas
     from transforms.positioning import strike_open_interest
@@ -304,21 +306,21 @@ def _whole_chain_ideas(lake, dates, rules):
     return trade_ideas(rule_rows(lake, dates, None).lazy(), chain, rules).collect(), chains.collect()
 
 
-def test_the_pruned_chain_read_gives_the_whole_chains_ideas_and_mids(built, tmp_path, monkeypatch):
+def test_the_pruned_chain_read_gives_the_whole_chains_ideas_and_exit_mids(built, tmp_path, monkeypatch):
     from flows.stages import backtest
+    from transforms.outcomes import idea_outcomes
 
     settings, dates = built
     lake = Lake(settings.lake)
     (tmp_path / "some.toml").write_text(SOME_RULES)
     rules = load_rule_file(tmp_path / "some.toml", settings)
     read = []
-    listed_chain = backtest.listed_chain
-    monkeypatch.setattr(backtest, "listed_chain", lambda chains: read.append(chains) or listed_chain(chains))
+    read_chain = backtest.read_chain
+    monkeypatch.setattr(backtest, "read_chain", lambda *args: read.append(read_chain(*args)) or read[-1])
 
-    first, later = dates[:8], dates[8:]
-    ideas, mids = backtest.session_ideas(lake, first, {"some": rules}, None)
+    first = dates[:8]
+    got = backtest.session_ideas(lake, first, {"some": rules}, None)["some"]
     expected, chains = _whole_chain_ideas(lake, first, rules)
-    got = ideas["some"]
     assert got.equals(expected)
     calls, puts = got.filter(pl.col("rule") == "call_some"), got.filter(pl.col("rule") == "put_some")
     assert set(calls["symbol"]) == {"IWM", "AAPL"} and set(puts["symbol"]) == {"IWM", "AAPL"}
@@ -326,7 +328,15 @@ def test_the_pruned_chain_read_gives_the_whole_chains_ideas_and_mids(built, tmp_
     aapl_days = set(calls.filter(pl.col("symbol") == "AAPL")["trade_date"])
     assert 0 < len(aapl_days) < len(first)
     assert got.filter(pl.col("symbol") == "SPY")["rule"].unique().to_list() == ["stock_all"]
-    assert set(read[0]["underlying"]) == {"IWM", "AAPL"}
+    # Only the chosen listings were read: each on its own session, a small share of the chain, and every
+    # named contract among them.
+    (rows,) = read
+    listing = ["trade_date", "underlying", "option_type", "expiration"]
+    assert set(rows["underlying"]) == {"IWM", "AAPL"}
+    assert rows.select(listing).unique().height <= 2 * len(first) * 2
+    assert rows.height < chains.height / 4
+    named = got.filter(pl.col("option_symbol").is_not_null()).select("trade_date", "option_symbol")
+    assert named.join(rows, on=["trade_date", "option_symbol"], how="anti").is_empty()
     # The strike totals the rationale quotes: every live call's OI at that strike, summed by hand.
     idea = calls.row(0, named=True)
     calls_at_strike = chains.filter(
@@ -340,26 +350,112 @@ def test_the_pruned_chain_read_gives_the_whole_chains_ideas_and_mids(built, tmp_
     assert idea["rationale"] == (
         f"{idea['symbol']}: the {idea['expiration']} {idea['strike']:.2f} call, {calls_at_strike} calls at the strike"
     )
-    # The mids of the named contracts in these sessions: every one of their chain rows.
-    assert mids.sort("trade_date", "option_symbol").equals(
-        chains.filter(pl.col("option_symbol").is_in(got["option_symbol"].drop_nulls().implode()))
-        .select("trade_date", "option_symbol", "mid")
-        .sort("trade_date", "option_symbol")
+
+    # The exit mids: each option idea's contract on the session it closed, as the whole chain has it.
+    bars = Lake(settings.lake).scan(
+        "silver",
+        "bars",
+        {
+            "trade_date": pl.Date(),
+            "symbol": pl.String(),
+            **dict.fromkeys(("open", "high", "low", "close"), pl.Float64()),
+        },
+    )
+    unpriced = idea_outcomes(got.lazy(), bars, dates[-1], None).collect()
+    mids = backtest.exit_mids(lake, got, unpriced)
+    everything = lake.scan("silver", "chains", backtest.CHAIN_COLUMNS, dates=dates).collect()
+    exits = unpriced.filter(
+        pl.col("status").is_in(["target_hit", "stop_hit", "expired"]) & pl.col("option_symbol").is_not_null()
+    )
+    assert exits.height > 0
+    want = everything.join(
+        exits.select(pl.col("closed_on").alias("trade_date"), "option_symbol").unique(),
+        on=["trade_date", "option_symbol"],
+    ).select("trade_date", "option_symbol", "mid")
+    assert want.height > 0
+    assert mids.sort("trade_date", "option_symbol").equals(want.sort("trade_date", "option_symbol"))
+    # Priced with them, the outcomes are those priced with the whole chain's mids.
+    assert (
+        idea_outcomes(got.lazy(), bars, dates[-1], mids.lazy())
+        .collect()
+        .equals(idea_outcomes(got.lazy(), bars, dates[-1], everything.lazy()).collect())
     )
 
-    # Later sessions with stock rules only: no option rule reads the chain, but the contracts named
-    # before still get their exit mids (their underlyings only are read).
+    # Stock rules alone read no chain row at all.
     stock = tuple(r for r in rules if r.instrument == "stock")
-    named = backtest.named_contracts(got).unique()
-    ideas, mids = backtest.session_ideas(lake, later, {"stock": stock}, None, named)
-    expected, chains = _whole_chain_ideas(lake, later, stock)
-    assert ideas["stock"].equals(expected) and ideas["stock"]["option_symbol"].null_count() == expected.height
-    assert set(read[1]["underlying"]) == {"IWM", "AAPL"}
-    want = chains.filter(pl.col("option_symbol").is_in(named["option_symbol"].implode()))
-    assert want.height > 0
-    assert mids.sort("trade_date", "option_symbol").equals(
-        want.select("trade_date", "option_symbol", "mid").sort("trade_date", "option_symbol")
+    ideas = backtest.session_ideas(lake, dates[8:], {"stock": stock}, None)
+    assert ideas["stock"].equals(_whole_chain_ideas(lake, dates[8:], stock)[0])
+    assert read[-1].height == 0
+
+
+def test_silver_chains_are_clustered_by_expiration_in_small_row_groups(tmp_path, monkeypatch):
+    """What lets the backtest read only the listings rules pick: each silver chain partition is in
+    (expiration, side, underlying, contract) order, in row groups of SILVER_ROW_GROUP_ROWS, so each row
+    group spans few expirations and a filter on them skips the others by their statistics."""
+    import pyarrow.parquet as pq
+
+    from flows.market.simulator import generate_demo_market
+    from flows.stages import silver
+    from flows.stages.backtest import read_chain
+    from flows.stages.ingest import ingest_and_validate
+
+    monkeypatch.setattr(silver, "SILVER_ROW_GROUP_ROWS", {"chains": 500})
+    market = generate_demo_market(tmp_path / "landing", symbols=["SPY", "IWM"], sessions=40, chain_sessions=2)
+    settings = load_settings(warehouse=tmp_path / "wh", landing=tmp_path / "landing")
+    ingest_and_validate(settings, "test", end=market.chain_sessions[-1])
+    lake = Lake(settings.lake)
+    day = market.chain_sessions[-1]
+    (path,) = lake.files("silver", "chains", dates=[day])
+    frame = pl.read_parquet(path, hive_partitioning=False)
+    assert frame.height > 2_000
+    assert frame.equals(frame.sort(["expiration", "option_type", "underlying", "option_symbol", "strike"]))
+    meta = pq.ParquetFile(path).metadata
+    column = meta.schema.to_arrow_schema().get_field_index("expiration")
+    sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+    assert sizes == [500] * (len(sizes) - 1) + [frame.height - 500 * (len(sizes) - 1)]
+    spans = [
+        (meta.row_group(g).column(column).statistics.min, meta.row_group(g).column(column).statistics.max)
+        for g in range(meta.num_row_groups)
+    ]
+    # Consecutive row groups share at most their boundary expiration: one expiration's rows are in
+    # a few neighbouring groups, not spread over all of them.
+    assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(spans))
+    expiration = frame["expiration"].unique().sort()[3]
+    in_groups = sum(low <= expiration <= high for low, high in spans)
+    assert 0 < in_groups < len(spans) / 2
+    # The read of one listing gives exactly its rows.
+    wanted = pl.DataFrame(
+        {"trade_date": [day], "symbol": ["IWM"], "option_type": ["P"], "expiration": [expiration]}
     )
-    # Nothing named and no option rule: no chain row is read at all.
-    backtest.session_ideas(lake, later, {"stock": stock}, None)
-    assert read[2].height == 0
+    got = read_chain(lake, wanted)
+    expected = frame.filter(
+        (pl.col("underlying") == "IWM")
+        & (pl.col("option_type") == "P")
+        & (pl.col("expiration") == expiration)
+    )
+    assert got.height == expected.height > 0
+    assert got["option_symbol"].to_list() == expected["option_symbol"].to_list()
+    assert got["strike_put_oi"].null_count() == 0
+
+
+def test_a_lake_written_before_the_listing_counts_says_how_to_rewrite_it(built, tmp_path):
+    """A gold expiry_levels partition without call_contracts and put_contracts (an older chainsignals)
+    stops the backtest with the sessions to rewrite, instead of finding no listings there."""
+    import shutil
+
+    from flows.stages.backtest import BacktestError
+
+    settings, dates = built
+    copy = tmp_path / "wh"
+    shutil.copytree(settings.warehouse, copy, ignore=shutil.ignore_patterns("*.duckdb*"))
+    old = load_settings(warehouse=copy, landing=settings.landing)
+    lake = Lake(old.lake)
+    (path,) = lake.files("gold", "expiry_levels", dates=[dates[3]])
+    pl.read_parquet(path, hive_partitioning=False).drop("call_contracts", "put_contracts").write_parquet(path)
+    with pytest.raises(BacktestError) as raised:
+        run_backtest(old, {"config": old.rules}, out=tmp_path / "bt.parquet")
+    message = str(raised.value)
+    assert "call_contracts" in message and f"--start {dates[3]} --end {dates[3]} --force" in message
+    # A rule file of stock rules reads no listing, and runs.
+    stock = tuple(rule for rule in old.rules if rule.instrument == "stock")
+    assert run_backtest(old, {"stock": stock}, out=tmp_path / "stock.parquet").ideas.height > 0

@@ -332,23 +332,29 @@ class OptionChain:
     per-contract table is never widened with every feature and expiry column.
 
     expirations: trade_date, symbol, option_type and EXPIRY_FIELDS.
-    contracts: trade_date, symbol, expiration and CONTRACT_FIELDS but the strike totals.
-    strike_oi: trade_date, symbol, strike, strike_call_oi, strike_put_oi (the strike's OI over every
-    live expiration).
+    contracts: trade_date, symbol, expiration and CONTRACT_FIELDS; the strike totals (strike_call_oi,
+    strike_put_oi: the strike's OI over every live expiration) among them only when strike_oi is None.
+    strike_oi: trade_date, symbol, strike and the strike totals, joined to the contracts a rule reads.
     """
 
     expirations: pl.LazyFrame
     contracts: pl.LazyFrame
-    strike_oi: pl.LazyFrame
+    strike_oi: pl.LazyFrame | None
 
     def cache(self) -> OptionChain:
         """The same chain with each part computed once however many rules or rule sets read it."""
-        return OptionChain(self.expirations.cache(), self.contracts.cache(), self.strike_oi.cache())
+        return OptionChain(
+            self.expirations.cache(),
+            self.contracts.cache(),
+            None if self.strike_oi is None else self.strike_oi.cache(),
+        )
 
     def collect(self) -> OptionChain:
         """The same chain held in memory (for several trade_ideas calls over one batch)."""
         return OptionChain(
-            *(part.collect().lazy() for part in (self.expirations, self.contracts, self.strike_oi))
+            self.expirations.collect().lazy(),
+            self.contracts.collect().lazy(),
+            None if self.strike_oi is None else self.strike_oi.collect().lazy(),
         )
 
 
@@ -436,100 +442,67 @@ def option_chain(
     return OptionChain(expirations, live.drop("dte"), _strike_totals(strike_oi))
 
 
-# --- the same chain for many sessions at once (chainsignals backtest): each listing keyed once, not each
-# contract, and only the contracts of the listings some rule picks joined and kept.
+# --- the same chain for many sessions at once (chainsignals backtest): the listings from expiry_levels, and
+# only the contracts of the listings some rule picks read and joined.
 
-_RUN = "_run"
 _LISTED = ["trade_date", "symbol", "option_type", "expiration"]
 
 
-@dataclass(frozen=True)
-class ListedChain:
-    """A chain (silver rows of many sessions) numbered by runs of one listing, and each run's listing.
+def expiry_listings(expiry_rows: pl.LazyFrame) -> pl.LazyFrame:
+    """option_chain(...).expirations from expiry_levels rows instead of the chain: one listing per side
+    with contracts listed (call_contracts, put_contracts), with the flags and yardsticks.
 
-    chains: the chain as given; run: per row of it, a number shared by consecutive rows of one listing.
-    runs: _RUN, _LISTING, trade_date, symbol, option_type, expiration, dte; one row per run, the same
-    _LISTING for every run of a listing of live contracts (NULL for contracts expiring that session).
-    """
-
-    chains: pl.DataFrame
-    run: pl.Series
-    runs: pl.DataFrame
-
-    def expirations(self, yardsticks: pl.LazyFrame | None = None) -> pl.LazyFrame:
-        """option_chain(...).expirations of this chain."""
-        return _expirations(
-            self.runs.lazy()
-            .filter(pl.col(_LISTING).is_not_null())
-            .unique(subset=[_LISTING], maintain_order=True)
-            .select(_LISTING, *_LISTED, "dte"),
-            yardsticks,
-        )
-
-    def option_chain(
-        self, listings: pl.DataFrame, expirations: pl.LazyFrame, strike_oi: pl.LazyFrame
-    ) -> OptionChain:
-        """An OptionChain whose contracts are those of `listings` (_LISTING) only: the same ideas as
-        option_chain over the whole chain for rules that pick among `listings` only (chosen_listings).
-        `expirations` from .expirations(); strike_oi as for option_chain."""
-        runs = self.runs.join(listings.select(_LISTING), on=_LISTING, how="semi").select(_RUN, _LISTING)
-        contracts = (
-            self.chains.with_columns(self.run)
-            .filter(pl.col(_RUN).is_in(runs[_RUN].implode()))
-            .select(
-                "trade_date", pl.col("underlying").alias("symbol"), "expiration", *_CONTRACT_COLUMNS, _RUN
-            )
-            .join(runs, on=_RUN)
-            .drop(_RUN)
-        )
-        return OptionChain(expirations, contracts.lazy(), _strike_totals(strike_oi))
-
-    def mids(self, contracts: pl.DataFrame) -> pl.DataFrame:
-        """trade_date, option_symbol and mid of every row of the chain whose option_symbol is one of
-        `contracts` (symbol, option_type, expiration, option_symbol): only the rows of their listings
-        are compared, a contract's rows being those of its own underlying, side and expiration."""
-        listings = contracts.select("symbol", "option_type", "expiration").unique()
-        runs = self.runs.join(listings, on=["symbol", "option_type", "expiration"], how="semi")[_RUN]
-        return (
-            self.chains.filter(self.run.is_in(runs.implode()))
-            .select("trade_date", "option_symbol", "mid")
-            .filter(pl.col("option_symbol").is_in(contracts["option_symbol"].implode()))
-        )
-
-
-def listed_chain(chains: pl.DataFrame) -> ListedChain:
-    """The chain's listings, each keyed once, and the runs of rows they are in. Silver files are in
-    contract order, so a listing's contracts are mostly one run: finding them is a test of one integer
-    per row, and the listing key is computed per listing, not per contract. Any order gives the same
-    result."""
-    listed = [pl.col(c) for c in ["trade_date", "underlying", "option_type", "expiration"]]
-    starts = chains.select(pl.any_horizontal(c.ne_missing(c.shift()) for c in listed)).to_series().rechunk()
-    run = starts.cum_sum().cast(pl.UInt32).alias(_RUN)
-    firsts = (
-        chains.select("trade_date", pl.col("underlying").alias("symbol"), "option_type", "expiration", "dte")
-        .with_columns(run)
-        .filter(starts)
-        .lazy()
+    expiry_rows: trade_date, symbol, expiration, dte, call_contracts, put_contracts and the keys of
+    YARDSTICK_FIELDS. expiry_levels counts the contracts expiring after the session, the very ones
+    option_chain lists, so both give the same listings; _LISTING is this frame's own numbering."""
+    sides = [
+        expiry_rows.filter(pl.col(f"{side}_contracts") > 0).with_columns(pl.lit(code).alias("option_type"))
+        for side, code in (("call", "C"), ("put", "P"))
+    ]
+    return (
+        pl.concat(sides)
+        .with_columns(_listing_key(), *expiry_flags(pl.col("expiration"), pl.col("dte")))
+        .with_columns(*[pl.col(c).cast(pl.Float64).alias(n) for c, n in YARDSTICK_FIELDS.items()])
+        .select(_LISTING, "trade_date", "symbol", "option_type", *EXPIRY_FIELDS)
     )
-    keys = (
-        firsts.filter(pl.col("expiration") > pl.col("trade_date"))
-        .unique(subset=_LISTED, keep="first", maintain_order=True)
-        .select(*_LISTED, _listing_key())
-    )
-    runs = firsts.join(keys, on=_LISTED, how="left", maintain_order="left").collect()
-    return ListedChain(chains, run, runs.select(_RUN, _LISTING, *_LISTED, "dte"))
 
 
-def _chosen_expiry(rule: Rule, candidates: pl.LazyFrame, expirations: pl.LazyFrame) -> pl.LazyFrame:
-    """Per session and symbol where the option rule applies: the expiration row it picks."""
-    return _first_per(
+def picked_chain(expirations: pl.LazyFrame, picked: pl.DataFrame, chains: pl.LazyFrame) -> OptionChain:
+    """The OptionChain of `expirations` (expiry_listings) whose contracts are those of `picked` (rows of
+    `expirations`: the listings chosen_listings gives) in `chains` (silver rows of at least those
+    listings, with their strike totals strike_call_oi and strike_put_oi): for rules that pick among
+    `picked` only, the same ideas as option_chain over the whole chain."""
+    contracts = chains.select(
+        "trade_date",
+        pl.col("underlying").alias("symbol"),
+        "expiration",
+        *_CONTRACT_COLUMNS,
+        *_STRIKE_TOTALS,
+    ).join(picked.lazy().select(_LISTING, *_LISTED), on=_LISTED)
+    return OptionChain(expirations, contracts, None)
+
+
+def _chosen_expiry(
+    rule: Rule, candidates: pl.LazyFrame, expirations: pl.LazyFrame, with_features: bool = True
+) -> pl.LazyFrame:
+    """Per session and symbol where the option rule applies: the expiration row it picks, with the
+    candidate's feature row (`with_features`). Each listed expiration gets only the features choosing
+    among them reads (expiry_filter, expiry_order); the rest joins the one expiration chosen."""
+    listed = set(expirations.collect_schema())
+    features = [c for c in candidates.collect_schema() if c not in listed]
+    choosing = _named_columns([rule.expiry_filter, *rule.expiry_order])
+    chosen = _first_per(
         expirations.filter(pl.col("option_type") == rule.option_type)
-        .join(candidates, on=_SESSION_KEYS)
+        .join(candidates.select(*_SESSION_KEYS, *[c for c in features if c in choosing]), on=_SESSION_KEYS)
         .filter(pl.sql_expr(rule.expiry_filter)),
         _SESSION_KEYS,
         rule.expiry_order,
         "expiration",
     )
+    if not with_features:
+        return chosen
+    rest = [c for c in features if c not in choosing]
+    return chosen.join(candidates.select(*_SESSION_KEYS, *rest), on=_SESSION_KEYS)
 
 
 def chosen_listings(
@@ -538,7 +511,9 @@ def chosen_listings(
     """The listings (_LISTING) any option rule of `rules` picks: the only ones whose contracts its
     ideas can name."""
     picked = [
-        _chosen_expiry(rule, features.filter(pl.sql_expr(rule.when)), expirations).select(_LISTING)
+        _chosen_expiry(
+            rule, features.filter(pl.sql_expr(rule.when)), expirations, with_features=False
+        ).select(_LISTING)
         for rule in rules
         if rule.option_type
     ]
@@ -547,39 +522,47 @@ def chosen_listings(
     return pl.concat(picked).unique()
 
 
-def rule_columns(rules: tuple[Rule, ...] | list[Rule]) -> set[str]:
-    """Every column the rules' expressions and rationale templates name."""
-    names: set[str] = set()
-    for rule in rules:
-        exprs = [rule.when, rule.trigger, rule.target, rule.stop]
-        if rule.option_type:
-            exprs += [rule.expiry_filter, rule.strike_filter, rule.contract_filter]
-            exprs += [ORDER_KEY.match(k.strip())["expr"] for k in (*rule.expiry_order, *rule.strike_order)]
-        for expr in exprs:
-            names.update(pl.sql_expr(expr).meta.root_names())
-        names.update(field for _, field, _ in _template_parts(rule.rationale) if field)
-    return names
+def _named_columns(exprs: list[str]) -> set[str]:
+    """The columns SQL expressions (or order keys, with their ASC/DESC) name."""
+    return {name for e in exprs for name in pl.sql_expr(ORDER_KEY.match(e.strip())["expr"]).meta.root_names()}
+
+
+def _with_strike_totals(contracts: pl.LazyFrame, strike_oi: pl.LazyFrame | None) -> pl.LazyFrame:
+    if strike_oi is None:  # the contracts carry them
+        return contracts
+    return contracts.join(strike_oi, on=[*_SESSION_KEYS, "strike"], how="left")
 
 
 def _rule_ideas(rule: Rule, features: pl.LazyFrame, chain: OptionChain) -> pl.LazyFrame:
     candidates = features.filter(pl.sql_expr(rule.when))
-    keys = _SESSION_KEYS
     if rule.option_type:
         chosen_expiry = _chosen_expiry(rule, candidates, chain.expirations)
         # The chosen listings' contracts, found by their one integer key (a semi join first: only the
         # few matching contracts are copied). On the left, the contract's columns keep their names:
         # `volume` is the contract's, as in compile_rules' contract row.
         chosen = chosen_expiry.drop("trade_date", "symbol", "expiration", "option_type")
+        # The chosen listings' contracts, found by their one integer key (a semi join first: only the
+        # few matching contracts are copied). Each gets only the columns choosing among them reads
+        # (strike_filter, strike_order); the rest of the feature and expiry row joins the one contract
+        # chosen per session and symbol, not every contract of its listing. The contract's own columns
+        # keep their names: `volume` is the contract's, as in compile_rules' contract row.
+        contract_columns = set(chain.contracts.collect_schema())
+        row_columns = [c for c in chosen.collect_schema() if c not in contract_columns]
+        choosing = _named_columns([rule.strike_filter, *rule.strike_order])
+        early = [c for c in row_columns if c in choosing]
+        late = [c for c in row_columns if c not in choosing]
         rows = (
             _first_per(
                 chain.contracts.join(chosen.select(_LISTING), on=_LISTING, how="semi")
-                .join(chosen, on=_LISTING)
-                .join(chain.strike_oi, on=[*keys, "strike"], how="left")
+                .join(chosen.select(_LISTING, *early), on=_LISTING)
+                .pipe(_with_strike_totals, chain.strike_oi)
                 .filter(pl.sql_expr(rule.strike_filter)),
-                keys,
+                # A rule picks one listing per session and symbol: its key stands for both.
+                [_LISTING],
                 rule.strike_order,
                 "option_symbol",
             )
+            .join(chosen.select(_LISTING, *late), on=_LISTING)
             .filter(pl.sql_expr(rule.contract_filter))
             .with_columns(
                 pl.col("mid").alias("entry_premium"), pl.col("open_interest").alias("contract_open_interest")

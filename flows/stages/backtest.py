@@ -1,10 +1,10 @@
 """`chainsignals backtest`: rule sets over the lake's history, point in time, nothing published.
 
 Each session's ideas come from that session's gold features only (technicals, positioning, block flow,
-signals and the per-expiration yardsticks of expiry_levels, all as the nightly wrote them) and that
-session's silver chain, through the same `trade_ideas` the nightly runs. Their outcomes are
-`idea_outcomes` as of the last session of the range: the very function whose rows the nightly's
-incremental runs add up to. So for the config's rules a backtest gives the nightly's trade_ideas and
+signals, and the listings with their yardsticks of expiry_levels, all as the nightly wrote them) and
+the contracts of that session's silver chain in the listings a rule picks, through the same
+`trade_ideas` the nightly runs. Their outcomes are `idea_outcomes` as of the last session of the range:
+the very function whose rows the nightly's incremental runs add up to. So for the config's rules a backtest gives the nightly's trade_ideas and
 its latest idea_outcomes row per idea, and for a session D the same rows whatever later sessions the
 lake holds (only outcomes still open at the range's end differ from a longer backtest's).
 
@@ -41,12 +41,11 @@ from transforms.ideas import (
     TRADE_IDEA_SCHEMA,
     Rule,
     chosen_listings,
-    listed_chain,
-    rule_columns,
+    expiry_listings,
+    picked_chain,
     trade_ideas,
 )
-from transforms.outcomes import IDEA_OUTCOME_SCHEMA, idea_outcomes
-from transforms.positioning import strike_open_interest
+from transforms.outcomes import IDEA_OUTCOME_SCHEMA, WITH_EXIT, idea_outcomes
 from transforms.scorecard import mean_r_intervals
 from transforms.yardsticks import YARDSTICK_COLUMNS
 
@@ -69,13 +68,22 @@ CHAIN_COLUMNS: dict[str, pl.DataType] = {
         "bid",
         "ask",
         "mid",
+        "strike_call_oi",
+        "strike_put_oi",
     )
 }
 # The symbol column of the gold tables keyed by underlying (positioning_daily, flow_daily, expiry_levels).
 GOLD_SYMBOL = "symbol"
 _KEYS = {"trade_date": pl.Date(), GOLD_SYMBOL: pl.String()}
-# What option_chain reads of strike_open_interest.
-_STRIKE_OI = ["trade_date", "underlying", "strike", "call_oi", "put_oi"]
+# What a backtest reads of expiry_levels: the listings per side, and the yardsticks.
+_EXPIRY_ROWS = {
+    **_KEYS,
+    "expiration": pl.Date(),
+    "dte": pl.Int64(),
+    "call_contracts": pl.Int64(),
+    "put_contracts": pl.Int64(),
+    **YARDSTICK_COLUMNS,
+}
 # The contracts ideas named (their exit mids are looked up in later sessions' chains).
 _NAMED = {
     "symbol": pl.String(),
@@ -84,6 +92,7 @@ _NAMED = {
     "option_symbol": pl.String(),
 }
 _MID_COLUMNS = {"trade_date": pl.Date(), "option_symbol": pl.String(), "mid": pl.Float64()}
+_LISTING_COLUMNS = {"underlying": pl.String(), "option_type": pl.String(), "expiration": pl.Date()}
 
 
 class BacktestError(ChainsignalsError):
@@ -100,19 +109,24 @@ class BacktestResult:
     out: Path | None = None
 
 
-def _session_batches(lake: Lake, sessions: list[date], batch_rows: int) -> list[list[date]]:
-    """Sessions in batches of about `batch_rows` chain rows (the first chain's size stands for all)."""
-    chain_days = [d for d in lake.dates("silver", "chains") if sessions[0] <= d <= sessions[-1]]
-    per_session = 1
-    if chain_days:
-        per_session = max(
-            1,
-            lake.scan("silver", "chains", {"trade_date": pl.Date()}, dates=[chain_days[-1]])
-            .select(pl.len())
+def _session_batches(
+    lake: Lake, sessions: list[date], batch_rows: int, option_rules: int
+) -> list[list[date]]:
+    """Sessions in batches holding at most about `batch_rows` chosen contracts. Each option rule picks
+    at most one listing per symbol and session, so a session holds at most `option_rules` x the largest
+    listing of each symbol (from expiry_levels of the last session, standing for all)."""
+    largest = 1
+    if option_rules:
+        largest = (
+            lake.scan("gold", "expiry_levels", _EXPIRY_ROWS, dates=sessions[-1:])
+            .group_by(GOLD_SYMBOL)
+            .agg(pl.max_horizontal("call_contracts", "put_contracts").max())
+            .select(pl.col("call_contracts").sum())
             .collect()
-            .item(),
+            .item()
+            or 1
         )
-    size = max(1, batch_rows // per_session)
+    size = max(1, batch_rows // (max(1, option_rules) * largest))
     return [sessions[i : i + size] for i in range(0, len(sessions), size)]
 
 
@@ -149,6 +163,59 @@ def expiry_yardsticks(lake: Lake, batch: list[date], symbols: list[str] | None) 
     ).rename({GOLD_SYMBOL: "underlying"})
 
 
+def listings(lake: Lake, batch: list[date], symbols: list[str] | None) -> pl.DataFrame:
+    """Every listing (session, symbol, side, expiration) of the batch with its expiry fields, from
+    expiry_levels (expiry_listings): the chain itself is not read to find them."""
+    rows = _gold(lake, "expiry_levels", _EXPIRY_ROWS, batch, symbols).collect()
+    unknown = rows.filter(pl.col("call_contracts").is_null() | pl.col("put_contracts").is_null())
+    if not unknown.is_empty():
+        raise BacktestError(_older_lake("gold expiry_levels", "call_contracts", unknown["trade_date"]))
+    return expiry_listings(rows.lazy()).collect()
+
+
+def _older_lake(what: str, column: str, days: pl.Series) -> str:
+    first, last = days.min(), days.max()
+    return (
+        f"{what} of {first}..{last} has no {column}: the lake was written by an older chainsignals; "
+        f"rewrite those sessions with `chainsignals backfill --start {first} --end {last} --force`"
+    )
+
+
+def read_chain(
+    lake: Lake, wanted: pl.DataFrame, columns: dict[str, pl.DataType] = CHAIN_COLUMNS
+) -> pl.DataFrame:
+    """The silver chain rows (`columns`) of the listings in `wanted` (trade_date, symbol, option_type,
+    expiration), each on its own session.
+
+    Silver chains are clustered by expiration and side (SILVER_CLUSTER): the row groups holding none of
+    the wanted expirations are skipped by their statistics, and the rest filtered by listing."""
+    if wanted.is_empty():
+        return pl.DataFrame(schema=columns)
+    listed = ["trade_date", "underlying", "option_type", "expiration"]
+    listings = wanted.select(
+        pl.struct("trade_date", pl.col("symbol").alias("underlying"), "option_type", "expiration").alias(
+            "listing"
+        )
+    )
+    chains = (
+        lake.scan(
+            "silver",
+            "chains",
+            columns | {c: CHAIN_COLUMNS[c] for c in listed},
+            dates=wanted["trade_date"].unique().sort(),
+        )
+        .filter(pl.col("expiration").is_in(wanted["expiration"].unique().implode()))
+        .filter(pl.struct(listed).is_in(listings["listing"].unique().implode()))
+        .select(list(columns))
+        .collect()
+    )
+    if "strike_call_oi" in columns:
+        unknown = chains.filter(pl.col("strike_call_oi").is_null())
+        if not unknown.is_empty():
+            raise BacktestError(_older_lake("silver chains", "strike_call_oi", unknown["trade_date"]))
+    return chains
+
+
 def named_contracts(ideas: pl.DataFrame) -> pl.DataFrame:
     """The contracts (_NAMED) that option ideas name."""
     return ideas.filter(pl.col("option_symbol").is_not_null()).select(
@@ -162,58 +229,42 @@ def named_contracts(ideas: pl.DataFrame) -> pl.DataFrame:
 
 
 def session_ideas(
-    lake: Lake,
-    batch: list[date],
-    rule_sets: dict[str, tuple[Rule, ...]],
-    symbols: list[str] | None,
-    named: pl.DataFrame | None = None,
-) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
+    lake: Lake, batch: list[date], rule_sets: dict[str, tuple[Rule, ...]], symbols: list[str] | None
+) -> dict[str, pl.DataFrame]:
     """Every rule set's ideas of the sessions in `batch`, from the gold features and silver chains of
-    those sessions alone; and the batch's chain mids (_MID_COLUMNS) of the contracts an idea names, in
-    this batch or in `named` (_NAMED: the contracts earlier batches' ideas named).
-
-    The mids are every exit mid the outcomes of ideas up to this batch can look up (an idea exits
-    after its own session), taken while the chain is in memory instead of reading every contract's
-    symbol and mid again.
-
-    Only the chain rows of the underlyings an option rule applies to in the batch or a named contract
-    is on are read (none when there are neither), and only the contracts of the listings a rule picks
-    are keyed and joined; the strike totals only when a rule names them."""
-
+    those sessions alone. The listings come from expiry_levels, and of the chain only the listings a
+    rule picks are read: the contracts its ideas can name."""
     rows = rule_rows(lake, batch, symbols)
-    all_rules = [rule for rules in rule_sets.values() for rule in rules]
-    option_rules = [rule for rule in all_rules if rule.option_type]
-    applies = pl.concat(
-        [rows.lazy().filter(pl.sql_expr(rule.when)).select("symbol") for rule in option_rules]
-        or [pl.LazyFrame(schema={"symbol": pl.String()})]
+    option_rules = [rule for rules in rule_sets.values() for rule in rules if rule.option_type]
+    expirations = (
+        listings(lake, batch, symbols)
+        if option_rules
+        else expiry_listings(pl.LazyFrame(schema=_EXPIRY_ROWS)).collect()
     )
-    if named is None:
-        named = pl.DataFrame(schema=_NAMED)
-    underlyings = pl.concat([applies, named.lazy().select("symbol")]).unique().collect()["symbol"]
-    chains = _of(lake.scan("silver", "chains", CHAIN_COLUMNS, dates=batch), "underlying", symbols)
-    if underlyings.is_empty():
-        chains = chains.clear()
-    elif not rows["symbol"].is_in(underlyings.implode()).all():
-        # Silver files are in underlying order: the scan skips the row groups holding none of them.
-        chains = chains.filter(pl.col("underlying").is_in(underlyings.implode()))
-    chains = chains.collect()
-    # The partition column comes in other chunks than the file's columns, and a filter of such a frame by
-    # the per-row masks below copies the whole frame to line them up, on every use: in one chunk (with
-    # masks in one chunk) it does not, and that is a copy of one small column instead of the frame.
-    chains = chains.with_columns(chains.get_column("trade_date").rechunk())
-    listed = listed_chain(chains)
-    expirations = listed.expirations(expiry_yardsticks(lake, batch, symbols)).collect()
     picked = chosen_listings(rows.lazy(), expirations.lazy(), option_rules).collect()
-    strike_oi = strike_open_interest(pl.LazyFrame(schema=CHAIN_COLUMNS))
-    if {"strike_call_oi", "strike_put_oi"} & rule_columns(all_rules):
-        strike_oi = strike_open_interest(chains.lazy())
+    picked = expirations.join(picked, on="_listing", how="semi")
+    chains = read_chain(lake, picked)
     # Built once for every rule set of the batch.
-    chain = listed.option_chain(picked, expirations.lazy(), strike_oi.select(_STRIKE_OI).collect().lazy())
-    ideas = {
+    chain = picked_chain(expirations.lazy(), picked, chains.lazy()).collect()
+    return {
         name: trade_ideas(rows.lazy(), chain, rules).collect(engine="in-memory")
         for name, rules in rule_sets.items()
     }
-    return ideas, listed.mids(pl.concat([*map(named_contracts, ideas.values()), named]).unique())
+
+
+def exit_mids(lake: Lake, ideas: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
+    """The chain mids (_MID_COLUMNS) idea_outcomes looks up for `outcomes` (its rows without mids, of
+    `ideas`): each option idea's contract on the session it closed, read from that session's listing."""
+    exits = (
+        outcomes.filter(pl.col("status").is_in(WITH_EXIT) & pl.col("option_symbol").is_not_null())
+        .select(pl.col("closed_on").alias("trade_date"), "option_symbol")
+        .join(named_contracts(ideas).unique("option_symbol"), on="option_symbol")
+        .unique()
+    )
+    rows = read_chain(lake, exits.drop("option_symbol"), _MID_COLUMNS | _LISTING_COLUMNS)
+    return rows.join(exits.select("trade_date", "option_symbol"), on=["trade_date", "option_symbol"]).select(
+        list(_MID_COLUMNS)
+    )
 
 
 def scorecard(ideas: pl.DataFrame, outcomes: pl.DataFrame, sessions: list[date]) -> pl.DataFrame:
@@ -265,17 +316,14 @@ def run_backtest(
             f"{end or 'the last'}: run `chainsignals backfill` first",
             file=settings.lake,
         )
-    batches = _session_batches(lake, sessions, settings.batch_rows)
+    option_rules = sum(1 for rules in rule_sets.values() for rule in rules if rule.option_type)
+    batches = _session_batches(lake, sessions, settings.batch_rows, option_rules)
     collected: dict[str, list[pl.DataFrame]] = {name: [] for name in rule_sets}
-    named, exit_mids = pl.DataFrame(schema=_NAMED), []
     if progress:
         progress(0, len(batches))
     for done, batch in enumerate(batches, 1):
-        batch_ideas, batch_mids = session_ideas(lake, batch, rule_sets, symbols, named)
-        for name, frame in batch_ideas.items():
+        for name, frame in session_ideas(lake, batch, rule_sets, symbols).items():
             collected[name].append(frame)
-            named = pl.concat([named, named_contracts(frame)]).unique()
-        exit_mids.append(batch_mids)
         if progress:
             progress(done, len(batches))
     bars = (
@@ -297,23 +345,23 @@ def run_backtest(
         .collect()
         .lazy()
     )
-    # A chain session without gold (ingested, not computed) gives no ideas but can hold an exit mid.
-    ungold = sorted(set(lake.dates("silver", "chains")) - set(sessions))
-    ungold = [d for d in ungold if sessions[0] <= d <= sessions[-1]]
-    if ungold:
-        exit_mids.append(
-            lake.scan("silver", "chains", _MID_COLUMNS, dates=ungold)
-            .filter(pl.col("option_symbol").is_in(named["option_symbol"].implode()))
-            .collect()
-        )
-    mids = pl.concat(exit_mids).lazy()
+    horizon = settings.stock_horizon_sessions
+    all_ideas = {name: pl.concat(frames) for name, frames in collected.items()}
+
+    def walk(name: str, mids: pl.LazyFrame | None) -> pl.DataFrame:
+        return idea_outcomes(all_ideas[name].lazy(), bars, sessions[-1], mids, horizon).collect()
+
+    # The exit mids are read once the walks say which contract closed on which session: a first walk
+    # without them gives the exits, the second (idea_outcomes itself) prices them.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        unpriced = dict(zip(rule_sets, pool.map(lambda name: walk(name, None), rule_sets), strict=True))
+    mids = exit_mids(
+        lake, pl.concat(all_ideas.values()), pl.concat(unpriced.values(), how="vertical_relaxed")
+    ).lazy()
     keys = ["rule_set", "rule", "direction"]
 
     def score(name: str) -> tuple[pl.DataFrame, ...]:
-        set_ideas = pl.concat(collected[name])
-        set_outcomes = idea_outcomes(
-            set_ideas.lazy(), bars, sessions[-1], mids, settings.stock_horizon_sessions
-        ).collect()
+        set_ideas, set_outcomes = all_ideas[name], walk(name, mids)
         tag = pl.lit(name).alias("rule_set")
         return (
             set_ideas.with_columns(tag),
