@@ -459,3 +459,17 @@ def test_a_lake_written_before_the_listing_counts_says_how_to_rewrite_it(built, 
     # A rule file of stock rules reads no listing, and runs.
     stock = tuple(rule for rule in old.rules if rule.instrument == "stock")
     assert run_backtest(old, {"stock": stock}, out=tmp_path / "stock.parquet").ideas.height > 0
+
+
+def test_a_backtest_of_some_symbols_gives_their_rows_of_the_whole_backtest(built, tmp_path):
+    """--symbols narrows what is read (rule rows, listings, chain), never what a symbol's ideas and
+    outcomes are: each idea depends on its own symbol's features, chain and bars only."""
+    settings, _ = built
+    rules = {"config": settings.rules}
+    whole = run_backtest(settings, rules, out=tmp_path / "all.parquet")
+    some = run_backtest(settings, rules, symbols=["IWM"], out=tmp_path / "iwm.parquet")
+    iwm = pl.col("symbol") == "IWM"
+    assert some.ideas.height > 0 and some.ideas["symbol"].unique().to_list() == ["IWM"]
+    assert some.ideas["option_symbol"].drop_nulls().len() > 0
+    assert some.ideas.equals(whole.ideas.filter(iwm))
+    assert some.outcomes.equals(whole.outcomes.filter(iwm))
