@@ -450,12 +450,16 @@ def test_a_lake_written_before_the_listing_counts_says_how_to_rewrite_it(built, 
     shutil.copytree(settings.warehouse, copy, ignore=shutil.ignore_patterns("*.duckdb*"))
     old = load_settings(warehouse=copy, landing=settings.landing)
     lake = Lake(old.lake)
-    (path,) = lake.files("gold", "expiry_levels", dates=[dates[3]])
-    pl.read_parquet(path, hive_partitioning=False).drop("call_contracts", "put_contracts").write_parquet(path)
+    for day in (dates[3], dates[-2]):
+        (path,) = lake.files("gold", "expiry_levels", dates=[day])
+        pl.read_parquet(path, hive_partitioning=False).drop("call_contracts", "put_contracts").write_parquet(
+            path
+        )
     with pytest.raises(BacktestError) as raised:
         run_backtest(old, {"config": old.rules}, out=tmp_path / "bt.parquet")
+    # Every session to rewrite is named at once, before any batch runs.
     message = str(raised.value)
-    assert "call_contracts" in message and f"--start {dates[3]} --end {dates[3]} --force" in message
+    assert "call_contracts" in message and f"--start {dates[3]} --end {dates[-2]} --force" in message
     # A rule file of stock rules reads no listing, and runs.
     stock = tuple(rule for rule in old.rules if rule.instrument == "stock")
     assert run_backtest(old, {"stock": stock}, out=tmp_path / "stock.parquet").ideas.height > 0

@@ -166,11 +166,22 @@ def expiry_yardsticks(lake: Lake, batch: list[date], symbols: list[str] | None) 
 def listings(lake: Lake, batch: list[date], symbols: list[str] | None) -> pl.DataFrame:
     """Every listing (session, symbol, side, expiration) of the batch with its expiry fields, from
     expiry_levels (expiry_listings): the chain itself is not read to find them."""
-    rows = _gold(lake, "expiry_levels", _EXPIRY_ROWS, batch, symbols).collect()
-    unknown = rows.filter(pl.col("call_contracts").is_null() | pl.col("put_contracts").is_null())
-    if not unknown.is_empty():
-        raise BacktestError(_older_lake("gold expiry_levels", "call_contracts", unknown["trade_date"]))
-    return expiry_listings(rows.lazy()).collect()
+    return expiry_listings(_gold(lake, "expiry_levels", _EXPIRY_ROWS, batch, symbols)).collect()
+
+
+def _check_listings(lake: Lake, sessions: list[date]) -> None:
+    """Every session's expiry_levels has the listings per side (a lake written before them has not):
+    one column read over the range, so the message names every session to rewrite."""
+    older = (
+        lake.scan(
+            "gold", "expiry_levels", {"trade_date": pl.Date(), "call_contracts": pl.Int64()}, dates=sessions
+        )
+        .filter(pl.col("call_contracts").is_null())
+        .select("trade_date")
+        .collect()["trade_date"]
+    )
+    if not older.is_empty():
+        raise BacktestError(_older_lake("gold expiry_levels", "call_contracts", older))
 
 
 def _older_lake(what: str, column: str, days: pl.Series) -> str:
@@ -317,6 +328,8 @@ def run_backtest(
             file=settings.lake,
         )
     option_rules = sum(1 for rules in rule_sets.values() for rule in rules if rule.option_type)
+    if option_rules:
+        _check_listings(lake, sessions)
     batches = _session_batches(lake, sessions, settings.batch_rows, option_rules)
     collected: dict[str, list[pl.DataFrame]] = {name: [] for name in rule_sets}
     if progress:
