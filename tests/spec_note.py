@@ -8,6 +8,7 @@ and 266 (8,401), put OI peaks at 240 (7,739), 235 (7,321) and 245, and put/call 
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 
@@ -86,6 +87,18 @@ def write_note_landing(landing: Path, *, with_chain: bool = True) -> None:
     if with_chain:
         (landing / "chains").mkdir(parents=True, exist_ok=True)
         note_chain().write_csv(landing / "chains" / f"chains_{NOTE_DATE}.csv")
+
+
+def rewrite_bars_in_place(landing: Path) -> tuple[Path, os.stat_result]:
+    """Change one digit of IWM's volume in the note's bars file, keeping its size and mtime (what a
+    tool that restores timestamps leaves): the file and its status before the rewrite."""
+    bars = landing / "bars" / f"bars_{NOTE_DATE}.csv"
+    before = bars.stat()
+    text = bars.read_text()
+    assert ",30000000" in text
+    bars.write_text(text.replace(",30000000", ",30000001", 1))
+    os.utime(bars, ns=(before.st_atime_ns, before.st_mtime_ns))
+    return bars, before
 
 
 def add_session(landing: Path, day: date, *, oi_bump: int = 0, drift: float = 0.5) -> None:

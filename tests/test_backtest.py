@@ -297,12 +297,15 @@ stop = "close * 0.95"
 def _whole_chain_ideas(lake, dates, rules):
     """The ideas of trade_ideas over every contract of the sessions' chains (the nightly's way: the
     listings and strike totals found in the chain itself)."""
-    from flows.stages.backtest import CHAIN_COLUMNS, expiry_yardsticks, rule_rows
+    from flows.stages.backtest import CHAIN_COLUMNS, rule_rows
     from transforms.ideas import option_chain, trade_ideas
     from transforms.positioning import strike_open_interest
+    from transforms.yardsticks import YARDSTICK_COLUMNS
 
     chains = lake.scan("silver", "chains", CHAIN_COLUMNS, dates=dates).collect().lazy()
-    chain = option_chain(chains, strike_open_interest(chains), expiry_yardsticks(lake, dates, None))
+    keys = {"trade_date": pl.Date(), "symbol": pl.String(), "expiration": pl.Date()}
+    yardsticks = lake.scan("gold", "expiry_levels", keys | YARDSTICK_COLUMNS, dates=dates)
+    chain = option_chain(chains, strike_open_interest(chains), yardsticks.rename({"symbol": "underlying"}))
     return trade_ideas(rule_rows(lake, dates, None).lazy(), chain, rules).collect(), chains.collect()
 
 

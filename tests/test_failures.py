@@ -27,7 +27,15 @@ from flows.storage.lake import Lake, read_manifest
 from flows.storage.warehouse import warehouse_lock
 from schemas.gold import GOLD_TABLES, GoldValidationError, TechnicalsDaily, validate_gold
 from tests.helpers import CHAINSIGNALS, cli, cli_run, config_with, gold_bytes, query, run_nightly
-from tests.spec_note import LAST_DAY, NEXT_DAY, NOTE_DATE, add_session, note_chain, write_note_landing
+from tests.spec_note import (
+    LAST_DAY,
+    NEXT_DAY,
+    NOTE_DATE,
+    add_session,
+    note_chain,
+    rewrite_bars_in_place,
+    write_note_landing,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_api")]
 
@@ -294,12 +302,7 @@ PRINTS = (
 
 def test_a_file_with_new_bytes_but_the_same_size_and_mtime_is_ingested_again(note: Path):
     run_nightly(note, NOTE_DATE)
-    bars = note / "landing" / "bars" / f"bars_{NOTE_DATE}.csv"
-    before = bars.stat()
-    text = bars.read_text()
-    assert ",30000000" in text
-    bars.write_text(text.replace(",30000000", ",30000001", 1))  # IWM's volume, one digit: same size
-    os.utime(bars, ns=(before.st_atime_ns, before.st_mtime_ns))
+    bars, before = rewrite_bars_in_place(note / "landing")
     assert (bars.stat().st_size, bars.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
     summary = run_nightly(note, NOTE_DATE)
     assert summary.files_read == 1

@@ -4,7 +4,6 @@ ingest the files it read, hashed and conformed, unless they changed since."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from flows.sources.files import SourceError
 from flows.stages import ingest
 from flows.stages.ingest import ingest_and_validate, start_read_ahead
 from flows.storage.lake import Lake, read_manifest
-from tests.spec_note import NOTE_DATE, write_note_landing
+from tests.spec_note import NOTE_DATE, rewrite_bars_in_place, write_note_landing
 
 
 @pytest.fixture
@@ -81,12 +80,7 @@ def test_a_rewrite_that_keeps_size_and_mtime_is_still_read(root: Path, monkeypat
     monkeypatch.setattr(files, "RACY_SECONDS", 0.0)  # so the first run records ctime and inode
     settings = settings_of(root)
     ingest_and_validate(settings, "run-1")
-    bars = root / "landing" / "bars" / f"bars_{NOTE_DATE}.csv"
-    before = bars.stat()
-    text = bars.read_text()
-    assert ",30000000" in text
-    bars.write_text(text.replace(",30000000", ",30000001", 1))  # IWM's volume, one digit: same size
-    os.utime(bars, ns=(before.st_atime_ns, before.st_mtime_ns))
+    bars, before = rewrite_bars_in_place(root / "landing")
     assert (bars.stat().st_size, bars.stat().st_mtime_ns, bars.stat().st_ino) == (
         before.st_size,
         before.st_mtime_ns,

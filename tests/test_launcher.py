@@ -34,6 +34,19 @@ def test_an_operators_own_allocator_setting_wins():
     assert allocator_environment(["run"], {ALLOCATOR_VARIABLE: "dirty_decay_ms:0"}) == {}
 
 
+def _probe(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`code` in a fresh interpreter from the project root (the console script's process, stubbed)."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+
+
 def _allocator_seen_by_polars(*argv: str) -> str:
     """The allocator setting polars started with in a fresh `chainsignals ARGV` process."""
     # The CLI stands in as a command that loads polars (flows.cli.app itself does not import it).
@@ -49,15 +62,7 @@ def _allocator_seen_by_polars(*argv: str) -> str:
         "main()\n"
     )
     env = {k: v for k, v in os.environ.items() if k != ALLOCATOR_VARIABLE}
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+    done = _probe(probe, env)
     assert done.returncode == 0, done.stderr
     return next(line for line in done.stdout.splitlines() if line.startswith("CONF=")).removeprefix("CONF=")
 
@@ -89,15 +94,7 @@ def test_the_temporary_prefect_server_gets_time_to_start_unless_told_otherwise()
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"}
     for given, expected in ((None, "120"), ("45", "45")):
         run_env = env if given is None else {**env, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": given}
-        done = subprocess.run(
-            [sys.executable, "-c", probe],
-            capture_output=True,
-            text=True,
-            env=run_env,
-            cwd=ROOT,
-            timeout=120,
-            check=False,
-        )
+        done = _probe(probe, run_env)
         assert done.returncode == 0, done.stderr
         assert f"TIMEOUT={expected}" in done.stdout.splitlines()
 
@@ -131,9 +128,7 @@ def test_the_exit_skips_the_teardown_but_not_what_a_normal_exit_does(
         "main()\n"
         "raise AssertionError('main returned')\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False
-    )
+    done = _probe(probe)
     assert (done.returncode, done.stdout, done.stderr) == (status, stdout, stderr)
     assert marker.read_text() == "ran" and thread_marker.read_text() == "done"
 
@@ -153,14 +148,6 @@ def test_python_m_runs_the_launcher_the_cli_finds_its_temporary_server_in():
         "runpy.run_module('flows.cli.launcher', run_name='__main__', alter_sys=True)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+    done = _probe(probe, env)
     assert done.returncode == 0, done.stderr
     assert "FOUND=Fake" in done.stdout.splitlines()

@@ -84,13 +84,6 @@ _EXPIRY_ROWS = {
     "put_contracts": pl.Int64(),
     **YARDSTICK_COLUMNS,
 }
-# The contracts ideas named (their exit mids are looked up in later sessions' chains).
-_NAMED = {
-    "symbol": pl.String(),
-    "option_type": pl.String(),
-    "expiration": pl.Date(),
-    "option_symbol": pl.String(),
-}
 _MID_COLUMNS = {"trade_date": pl.Date(), "option_symbol": pl.String(), "mid": pl.Float64()}
 _LISTING_COLUMNS = {"underlying": pl.String(), "option_type": pl.String(), "expiration": pl.Date()}
 
@@ -154,13 +147,6 @@ def rule_rows(lake: Lake, batch: list[date], symbols: list[str] | None) -> pl.Da
         symbols,
     )
     return with_signals(features, signals).collect()
-
-
-def expiry_yardsticks(lake: Lake, batch: list[date], symbols: list[str] | None) -> pl.LazyFrame:
-    """expiry_levels' yardsticks of the batch, as option_chain takes them."""
-    return _gold(
-        lake, "expiry_levels", {**_KEYS, "expiration": pl.Date(), **YARDSTICK_COLUMNS}, batch, symbols
-    ).rename({GOLD_SYMBOL: "underlying"})
 
 
 def listings(lake: Lake, batch: list[date], symbols: list[str] | None) -> pl.DataFrame:
@@ -228,7 +214,7 @@ def read_chain(
 
 
 def named_contracts(ideas: pl.DataFrame) -> pl.DataFrame:
-    """The contracts (_NAMED) that option ideas name."""
+    """The contracts option ideas name: symbol, option_type, expiration, option_symbol."""
     return ideas.filter(pl.col("option_symbol").is_not_null()).select(
         "symbol",
         pl.col("instrument")
